@@ -1,0 +1,434 @@
+//! The pure heart of a room: [`decide`] what a command does, as events, without any I/O.
+
+use crate::customer::{Channel, Customer, PersonName, Recipient};
+use crate::event::{DeliveryStatus, DocumentMeta, Event, EventActor, EventData, Seq};
+use crate::id::{AgentId, InviteId, ParticipantId, RoomId, TenantId};
+use crate::policy::Policy;
+use crate::state::{InviteStatus, RoomState, RoomStatus, DEFAULT_ROOM_NAME};
+use crate::time::Timestamp;
+use crate::Error;
+
+/// The longest client idempotency key accepted, in bytes.
+pub const MAX_CLIENT_KEY_LEN: usize = 128;
+
+/// Who is asking. The host authenticates agents; customers hold a session from an invite.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// An agent the host authenticated.
+    Agent {
+        /// The agent's tenant: the agent reaches only its rooms.
+        tenant: TenantId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// A customer, through the session they got by joining with an invite link.
+    Customer {
+        /// The one room the session reaches.
+        room: RoomId,
+        /// The participation the session belongs to.
+        participant: ParticipantId,
+    },
+    /// The library itself: joins through a token, delivery reports, timeout sweeps.
+    System,
+}
+
+/// What an actor asks a room to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Invite (or re-invite) the customer. Agents only.
+    Invite(InviteCommand),
+    /// Revoke an invite: its link stops working. Agents only.
+    RevokeInvite {
+        /// The invite.
+        invite: InviteId,
+    },
+    /// Join through an invite link, creating a participation. The library only.
+    Join {
+        /// The invite whose token was presented.
+        invite: InviteId,
+        /// The new participation.
+        participant: ParticipantId,
+    },
+    /// End a customer's session. Agents only.
+    RevokeSession {
+        /// The participation.
+        participant: ParticipantId,
+    },
+    /// Post a chat message. Agents and the room's customer.
+    PostMessage {
+        /// The text; it is trimmed and must not be empty or longer than the policy allows.
+        text: String,
+        /// An optional key the client chose, so that a retried post can be recognised.
+        client_key: Option<String>,
+    },
+    /// Add a stored document to the timeline. Agents and the room's customer.
+    ShareDocument(DocumentMeta),
+    /// Record news about an invite's delivery. The library only.
+    RecordDelivery {
+        /// The invite.
+        invite: InviteId,
+        /// What the provider reported.
+        status: DeliveryStatus,
+    },
+    /// Time the room out if it has been idle for the policy's period. Agents or the library.
+    TimeOut,
+    /// Close the room for good. Agents only.
+    Close,
+}
+
+/// An invite, as the agent filled in the invite frame.
+///
+/// On a re-invite the locked fields may be left out: the names once the customer is invited, and
+/// the identifier of a channel used before. Given again, they must be equal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InviteCommand {
+    /// The new invite's id.
+    pub invite: InviteId,
+    /// The channel.
+    pub channel: Channel,
+    /// The customer's first name.
+    pub first_name: Option<PersonName>,
+    /// The customer's last name.
+    pub last_name: Option<PersonName>,
+    /// The mobile number (SMS) or email address (email); none for a link.
+    pub recipient: Option<Recipient>,
+}
+
+/// What a decision may depend on besides the room and the command.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// The time of the decision.
+    pub now: Timestamp,
+    /// Who asks.
+    pub actor: &'a Actor,
+    /// The rules in force.
+    pub policy: &'a Policy,
+}
+
+/// The first event of a new room, opened by an agent: a draft named [`DEFAULT_ROOM_NAME`].
+pub fn create_room(room: RoomId, tenant: TenantId, agent: AgentId, now: Timestamp) -> Event {
+    Event {
+        room,
+        seq: Seq::ZERO.next(),
+        at: now,
+        actor: EventActor::Agent(agent.clone()),
+        data: EventData::RoomCreated {
+            tenant,
+            agent,
+            name: DEFAULT_ROOM_NAME.to_owned(),
+        },
+    }
+}
+
+/// Decides what `command` does to the room in `state`: the events to append, in order, or the
+/// reason it is refused. Pure: the same inputs always give the same answer.
+///
+/// An empty list means the command is accepted but changes nothing (a repeated revoke, a delivery
+/// report that is not news, a timeout sweep of a room that is not due).
+///
+/// The crate docs hold the table of what each command does in each status; a test keeps this
+/// function and that table in step.
+pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<Vec<Event>, Error> {
+    let by = authorize(state, command, ctx)?;
+    if state.status() == RoomStatus::Closed {
+        return Err(Error::RoomClosed);
+    }
+    let due = state.is_due_for_timeout(ctx.now, ctx.policy);
+    let timed_out = due || state.status() == RoomStatus::TimedOut;
+    let mut out = Emitter::new(state, ctx.now, by);
+    // The room has been idle past its timeout but no sweep recorded it yet: record it first,
+    // so the log says why the status changed.
+    let record_due_timeout = |out: &mut Emitter| {
+        if due {
+            out.system(EventData::TimedOut);
+        }
+    };
+
+    match command {
+        Command::Invite(invite) => {
+            let data = invite_event(state, invite, ctx)?;
+            let first_invite = state.customer().is_none();
+            record_due_timeout(&mut out);
+            if timed_out {
+                out.push(EventData::Reactivated);
+            }
+            let name = match &data {
+                EventData::CustomerInvited { customer, .. } if first_invite => {
+                    Some(customer.full_name())
+                }
+                _ => None,
+            };
+            out.push(data);
+            if let Some(name) = name {
+                out.push(EventData::RoomRenamed { name });
+            }
+        }
+        Command::RevokeInvite { invite } => {
+            let found = state.invite(*invite).ok_or(Error::NotFound { what: "invite" })?;
+            if found.status != InviteStatus::Revoked {
+                out.push(EventData::InviteRevoked { invite: *invite });
+            }
+        }
+        Command::Join {
+            invite,
+            participant,
+        } => {
+            // Wrong, revoked and expired invites are one error, so a token holder learns nothing.
+            let usable = state.invite(*invite).is_some_and(|i| i.is_usable_at(ctx.now));
+            if !usable {
+                return Err(Error::NotFound { what: "invite" });
+            }
+            if state.participant(*participant).is_some() {
+                return Err(Error::conflict("participant id already in use"));
+            }
+            record_due_timeout(&mut out);
+            out.by = EventActor::Customer(*participant);
+            out.push(EventData::CustomerJoined {
+                invite: *invite,
+                participant: *participant,
+            });
+        }
+        Command::RevokeSession { participant } => {
+            let found = state
+                .participant(*participant)
+                .ok_or(Error::NotFound { what: "participant" })?;
+            if !found.revoked {
+                out.push(EventData::SessionRevoked {
+                    participant: *participant,
+                });
+            }
+        }
+        Command::PostMessage { text, client_key } => {
+            refuse_customer_when_timed_out(ctx.actor, timed_out)?;
+            let text = message_text(text, ctx.policy)?;
+            let client_key = client_key.as_deref().map(checked_client_key).transpose()?;
+            record_due_timeout(&mut out);
+            out.push(EventData::MessagePosted { text, client_key });
+        }
+        Command::ShareDocument(document) => {
+            refuse_customer_when_timed_out(ctx.actor, timed_out)?;
+            record_due_timeout(&mut out);
+            out.push(EventData::DocumentShared(document.clone()));
+        }
+        Command::RecordDelivery { invite, status } => {
+            let found = state.invite(*invite).ok_or(Error::NotFound { what: "invite" })?;
+            if found.status.advances_to(InviteStatus::from(status)) {
+                out.push(EventData::InviteDelivery {
+                    invite: *invite,
+                    status: bounded_delivery_status(status),
+                });
+            }
+        }
+        Command::TimeOut => record_due_timeout(&mut out),
+        Command::Close => out.push(EventData::Closed),
+    }
+    Ok(out.events)
+}
+
+/// Checks that the actor may send this command to this room, and says how events record it.
+///
+/// An agent of another tenant and a customer of another room get the same error as for a room
+/// that does not exist, so that nothing leaks about other rooms.
+fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<EventActor, Error> {
+    let agents_only = matches!(
+        command,
+        Command::Invite(_) | Command::RevokeInvite { .. } | Command::RevokeSession { .. } | Command::Close
+    );
+    let library_only = matches!(command, Command::Join { .. } | Command::RecordDelivery { .. });
+    match ctx.actor {
+        Actor::Agent { tenant, agent } => {
+            if tenant != state.tenant() {
+                return Err(Error::NotFound { what: "room" });
+            }
+            if library_only {
+                return Err(Error::Forbidden);
+            }
+            Ok(EventActor::Agent(agent.clone()))
+        }
+        Actor::Customer { room, participant } => {
+            if *room != state.room() {
+                return Err(Error::NotFound { what: "room" });
+            }
+            let active = state.participant(*participant).is_some_and(|p| !p.revoked);
+            if !active || agents_only || library_only || *command == Command::TimeOut {
+                return Err(Error::Forbidden);
+            }
+            Ok(EventActor::Customer(*participant))
+        }
+        Actor::System => {
+            if library_only || *command == Command::TimeOut {
+                Ok(EventActor::System)
+            } else {
+                Err(Error::Forbidden)
+            }
+        }
+    }
+}
+
+fn refuse_customer_when_timed_out(actor: &Actor, timed_out: bool) -> Result<(), Error> {
+    if timed_out && matches!(actor, Actor::Customer { .. }) {
+        Err(Error::RoomTimedOut)
+    } else {
+        Ok(())
+    }
+}
+
+/// The `CustomerInvited` event for an invite, after checking the re-invite rules.
+fn invite_event(state: &RoomState, cmd: &InviteCommand, ctx: &Context<'_>) -> Result<EventData, Error> {
+    if cmd.channel == Channel::Sms && !ctx.policy.sms_activated() {
+        return Err(Error::SmsNotActivated);
+    }
+    if state.invite(cmd.invite).is_some() {
+        return Err(Error::conflict("invite id already in use"));
+    }
+    let first_name = locked_or_given("first_name", state.customer().map(|c| &c.first_name), &cmd.first_name)?;
+    let last_name = locked_or_given("last_name", state.customer().map(|c| &c.last_name), &cmd.last_name)?;
+    let mut customer = state.customer().cloned().unwrap_or(Customer {
+        first_name,
+        last_name,
+        phone: None,
+        email: None,
+    });
+
+    let recipient = match cmd.channel {
+        Channel::Link => {
+            if cmd.recipient.is_some() {
+                return Err(Error::invalid("recipient", "a link invite has no recipient"));
+            }
+            if ctx.policy.link_requires_prior_invite() && customer.phone.is_none() && customer.email.is_none() {
+                return Err(Error::NotAllowed {
+                    reason: "a link is available once an SMS or email invite has gone out",
+                });
+            }
+            None
+        }
+        Channel::Sms | Channel::Email => {
+            let field = if cmd.channel == Channel::Sms { "phone" } else { "email" };
+            if cmd.recipient.as_ref().is_some_and(|r| r.channel() != cmd.channel) {
+                return Err(Error::invalid(field, format!("a {} invite needs a {field}", cmd.channel)));
+            }
+            let recipient = match (customer.recipient_for(cmd.channel), &cmd.recipient) {
+                (Some(locked), Some(given)) if locked != *given => {
+                    return Err(Error::invalid(
+                        field,
+                        format!("this channel was used with {locked}; re-invites through it keep that {field}"),
+                    ));
+                }
+                (Some(locked), _) => locked,
+                (None, Some(given)) => given.clone(),
+                (None, None) => return Err(Error::invalid(field, "required for this channel")),
+            };
+            match &recipient {
+                Recipient::Phone(number) => customer.phone = Some(number.clone()),
+                Recipient::Email(address) => customer.email = Some(address.clone()),
+            }
+            Some(recipient)
+        }
+    };
+    Ok(EventData::CustomerInvited {
+        invite: cmd.invite,
+        channel: cmd.channel,
+        customer,
+        recipient,
+        expires_at: ctx.now.saturating_add(ctx.policy.invite_ttl()),
+    })
+}
+
+/// A name field: required before the customer is invited, locked after.
+fn locked_or_given(
+    field: &'static str,
+    locked: Option<&PersonName>,
+    given: &Option<PersonName>,
+) -> Result<PersonName, Error> {
+    match (locked, given) {
+        (Some(locked), Some(given)) if locked != given => Err(Error::invalid(
+            field,
+            "the customer's name is locked once invited",
+        )),
+        (Some(locked), _) => Ok(locked.clone()),
+        (None, Some(given)) => Ok(given.clone()),
+        (None, None) => Err(Error::invalid(field, "required for the first invite")),
+    }
+}
+
+fn message_text(text: &str, policy: &Policy) -> Result<String, Error> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Error::invalid("text", "must not be empty"));
+    }
+    if text.chars().count() > policy.max_message_chars() {
+        return Err(Error::invalid(
+            "text",
+            format!("must be at most {} characters", policy.max_message_chars()),
+        ));
+    }
+    if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(Error::invalid("text", "must not contain control characters"));
+    }
+    Ok(text.to_owned())
+}
+
+fn checked_client_key(key: &str) -> Result<String, Error> {
+    if key.is_empty() || key.len() > MAX_CLIENT_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "client_key",
+            "must be 1 to 128 printable ASCII characters",
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+/// The longest provider reason kept in the timeline, in characters.
+const MAX_DELIVERY_REASON_CHARS: usize = 500;
+
+fn bounded_delivery_status(status: &DeliveryStatus) -> DeliveryStatus {
+    match status {
+        DeliveryStatus::Failed { permanent, reason } => DeliveryStatus::Failed {
+            permanent: *permanent,
+            reason: reason.chars().take(MAX_DELIVERY_REASON_CHARS).collect(),
+        },
+        other => other.clone(),
+    }
+}
+
+/// Builds the events of one decision with consecutive sequence numbers.
+struct Emitter {
+    room: RoomId,
+    next: Seq,
+    at: Timestamp,
+    by: EventActor,
+    events: Vec<Event>,
+}
+
+impl Emitter {
+    fn new(state: &RoomState, at: Timestamp, by: EventActor) -> Self {
+        Self {
+            room: state.room(),
+            next: state.seq().next(),
+            at,
+            by,
+            events: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, data: EventData) {
+        let actor = self.by.clone();
+        self.push_as(actor, data);
+    }
+
+    fn system(&mut self, data: EventData) {
+        self.push_as(EventActor::System, data);
+    }
+
+    fn push_as(&mut self, actor: EventActor, data: EventData) {
+        self.events.push(Event {
+            room: self.room,
+            seq: self.next,
+            at: self.at,
+            actor,
+            data,
+        });
+        self.next = self.next.next();
+    }
+}

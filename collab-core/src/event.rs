@@ -1,0 +1,243 @@
+//! The timeline: every change to a room is an [`Event`] with a per-room sequence number.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::blob::{BlobKey, Sha256Digest};
+use crate::customer::{Channel, Customer, Recipient};
+use crate::id::{AgentId, DocumentId, InviteId, ParticipantId, RoomId, TenantId};
+use crate::time::Timestamp;
+
+/// A room's sequence number: the first event is 1, each next one adds 1, with no gaps.
+///
+/// `Seq::ZERO` is "before the first event": the expected sequence number when creating a room.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Seq(u64);
+
+impl Seq {
+    /// Before the first event.
+    pub const ZERO: Seq = Seq(0);
+
+    /// Wraps a raw sequence number.
+    pub const fn new(seq: u64) -> Self {
+        Self(seq)
+    }
+
+    /// The raw sequence number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The sequence number after this one.
+    pub const fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Seq({})", self.0)
+    }
+}
+
+/// Who caused an event, as the timeline records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum EventActor {
+    /// An agent of the room's tenant.
+    Agent(AgentId),
+    /// The customer, through one participation (one used invite).
+    Customer(ParticipantId),
+    /// The library itself: timeouts, delivery reports.
+    System,
+}
+
+/// One change to a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The room it belongs to.
+    pub room: RoomId,
+    /// Its place in the room's timeline.
+    pub seq: Seq,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who caused it.
+    pub actor: EventActor,
+    /// What happened.
+    pub data: EventData,
+}
+
+/// What happened in an [`Event`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventData {
+    /// An agent opened the room. It starts as a draft named [`crate::DEFAULT_ROOM_NAME`].
+    RoomCreated {
+        /// The tenant the room belongs to.
+        tenant: TenantId,
+        /// The agent who opened it.
+        agent: AgentId,
+        /// The room's first name.
+        name: String,
+    },
+    /// The customer was invited (the first time, or again) through a channel.
+    CustomerInvited {
+        /// The new invite.
+        invite: InviteId,
+        /// Its channel.
+        channel: Channel,
+        /// The customer information after this invite.
+        customer: Customer,
+        /// Where it is sent; `None` for a link the agent passes on.
+        recipient: Option<Recipient>,
+        /// When its link stops working.
+        expires_at: Timestamp,
+    },
+    /// The delivery of an invite progressed.
+    InviteDelivery {
+        /// The invite.
+        invite: InviteId,
+        /// Its new delivery status.
+        status: DeliveryStatus,
+    },
+    /// An agent revoked an invite: its link no longer works.
+    InviteRevoked {
+        /// The invite.
+        invite: InviteId,
+    },
+    /// The customer opened an invite link and joined.
+    CustomerJoined {
+        /// The invite that was used.
+        invite: InviteId,
+        /// The customer's participation.
+        participant: ParticipantId,
+    },
+    /// An agent revoked a customer's session.
+    SessionRevoked {
+        /// The participation whose session ends.
+        participant: ParticipantId,
+    },
+    /// A chat message.
+    MessagePosted {
+        /// The text, trimmed.
+        text: String,
+        /// The sender's idempotency key, if it gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_key: Option<String>,
+    },
+    /// A document was shared. Its bytes live in the blob store under `blob`.
+    DocumentShared(DocumentMeta),
+    /// The room's name changed.
+    RoomRenamed {
+        /// The new name.
+        name: String,
+    },
+    /// The room saw no activity for the configured period: read-only for the customer.
+    TimedOut,
+    /// An agent re-invited the customer to a timed-out room.
+    Reactivated,
+    /// An agent closed the room: it accepts nothing more.
+    Closed,
+}
+
+impl EventData {
+    /// The event's type as serialised (`"message_posted"`…).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventData::RoomCreated { .. } => "room_created",
+            EventData::CustomerInvited { .. } => "customer_invited",
+            EventData::InviteDelivery { .. } => "invite_delivery",
+            EventData::InviteRevoked { .. } => "invite_revoked",
+            EventData::CustomerJoined { .. } => "customer_joined",
+            EventData::SessionRevoked { .. } => "session_revoked",
+            EventData::MessagePosted { .. } => "message_posted",
+            EventData::DocumentShared(_) => "document_shared",
+            EventData::RoomRenamed { .. } => "room_renamed",
+            EventData::TimedOut => "timed_out",
+            EventData::Reactivated => "reactivated",
+            EventData::Closed => "closed",
+        }
+    }
+
+    /// Whether the event counts as activity for the inactivity timeout.
+    pub fn is_activity(&self) -> bool {
+        matches!(
+            self,
+            EventData::RoomCreated { .. }
+                | EventData::CustomerInvited { .. }
+                | EventData::CustomerJoined { .. }
+                | EventData::MessagePosted { .. }
+                | EventData::DocumentShared(_)
+                | EventData::Reactivated
+        )
+    }
+}
+
+/// The delivery status a provider or the dispatcher reports for an invite.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// The provider accepted the message.
+    Sent {
+        /// The provider's id for the message, for matching its delivery reports.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider_id: Option<String>,
+    },
+    /// The provider reports the message reached the customer's device or mailbox.
+    Delivered,
+    /// The message could not be delivered.
+    Failed {
+        /// Whether trying again cannot help.
+        permanent: bool,
+        /// The provider's reason, shortened.
+        reason: String,
+    },
+}
+
+/// What kind of document was shared, as the content sniffing found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DocumentKind {
+    /// An image, shown inline.
+    Image {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
+    /// A PDF, readable page by page.
+    Pdf {
+        /// Number of pages.
+        pages: u32,
+    },
+    /// Anything else: opened as a link.
+    Other,
+}
+
+/// A shared document, as the timeline records it. The bytes are in the blob store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentMeta {
+    /// The document.
+    pub id: DocumentId,
+    /// The display name (the client's file name, sanitised; never used as a storage key).
+    pub name: String,
+    /// The media type sniffed from the bytes.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the bytes.
+    pub sha256: Sha256Digest,
+    /// Image, PDF or other.
+    pub kind: DocumentKind,
+    /// Where the bytes are stored.
+    pub blob: BlobKey,
+}

@@ -1,0 +1,261 @@
+//! In-memory stores: the defaults for tests, examples and single-process trials. Nothing
+//! survives the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::{stream, StreamExt};
+
+use crate::blob::{
+    upload_interrupted, BlobInfo, BlobKey, BlobMeta, BlobStore, ByteRange, Download, UploadDigest, UploadStream,
+};
+use crate::event::{Event, Seq};
+use crate::id::{OutboxId, RoomId, TenantId};
+use crate::state::{RoomStatus, RoomSummary};
+use crate::store::{Append, ClaimedOutbox, Credential, OutboxMessage, RoomCursor, RoomPage, RoomQuery, RoomStore};
+use crate::time::Timestamp;
+use crate::token::TokenHash;
+use crate::Error;
+
+/// Locks a mutex; a panic in another holder cannot leave these maps half-written, since every
+/// write path checks first and mutates last.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A [`RoomStore`] in memory.
+#[derive(Debug, Default)]
+pub struct MemoryRoomStore {
+    inner: Mutex<RoomData>,
+}
+
+#[derive(Debug, Default)]
+struct RoomData {
+    rooms: HashMap<RoomId, StoredRoom>,
+    credentials: HashMap<TokenHash, Credential>,
+    outbox: BTreeMap<OutboxId, OutboxRow>,
+}
+
+#[derive(Debug)]
+struct StoredRoom {
+    events: Vec<Event>,
+    summary: RoomSummary,
+}
+
+#[derive(Debug)]
+struct OutboxRow {
+    message: OutboxMessage,
+    attempts: u32,
+    leased_until: Option<Timestamp>,
+}
+
+impl MemoryRoomStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl RoomStore for MemoryRoomStore {
+    async fn append(&self, append: Append) -> Result<(), Error> {
+        append.validate()?;
+        let mut data = lock(&self.inner);
+        let last = data.rooms.get(&append.room).map_or(Seq::ZERO, |r| r.summary.seq);
+        if last != append.expected {
+            return Err(Error::conflict(format!(
+                "room {} is at seq {last}, not {}",
+                append.room, append.expected
+            )));
+        }
+        if append.completed_outbox.iter().any(|id| !data.outbox.contains_key(id)) {
+            return Err(Error::conflict("a completed outbox row is gone"));
+        }
+        if append.credentials.iter().any(|c| data.credentials.contains_key(&c.hash)) {
+            return Err(Error::conflict("a credential with this hash exists"));
+        }
+        let Append {
+            room,
+            events,
+            summary,
+            outbox,
+            completed_outbox,
+            credentials,
+            ..
+        } = append;
+        for id in completed_outbox {
+            data.outbox.remove(&id);
+        }
+        for message in outbox {
+            let row = OutboxRow {
+                message,
+                attempts: 0,
+                leased_until: None,
+            };
+            data.outbox.insert(row.message.id, row);
+        }
+        for credential in credentials {
+            data.credentials.insert(credential.hash, credential);
+        }
+        let stored = data.rooms.entry(room).or_insert_with(|| StoredRoom {
+            events: Vec::new(),
+            summary: summary.clone(),
+        });
+        stored.events.extend(events);
+        stored.summary = summary;
+        Ok(())
+    }
+
+    async fn read_events(&self, room: RoomId, after: Seq, limit: usize) -> Result<Vec<Event>, Error> {
+        let data = lock(&self.inner);
+        let Some(stored) = data.rooms.get(&room) else {
+            return Ok(Vec::new());
+        };
+        // Seq n sits at index n - 1.
+        let start = usize::try_from(after.get()).unwrap_or(usize::MAX);
+        Ok(stored.events.iter().skip(start).take(limit).cloned().collect())
+    }
+
+    async fn latest_events(&self, room: RoomId, limit: usize) -> Result<Vec<Event>, Error> {
+        let data = lock(&self.inner);
+        Ok(data
+            .rooms
+            .get(&room)
+            .map(|r| r.events.iter().rev().take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn room_summary(&self, room: RoomId) -> Result<Option<RoomSummary>, Error> {
+        Ok(lock(&self.inner).rooms.get(&room).map(|r| r.summary.clone()))
+    }
+
+    async fn list_rooms(&self, tenant: &TenantId, query: &RoomQuery) -> Result<RoomPage, Error> {
+        query.validate()?;
+        let data = lock(&self.inner);
+        let mut rooms: Vec<&RoomSummary> = data
+            .rooms
+            .values()
+            .map(|r| &r.summary)
+            .filter(|s| s.tenant == *tenant && query.matches(s))
+            .filter(|s| query.after.is_none_or(|cursor| cursor.precedes(s)))
+            .collect();
+        rooms.sort_by(|a, b| (b.created_at, b.room).cmp(&(a.created_at, a.room)));
+        let more = rooms.len() > query.limit;
+        let rooms: Vec<RoomSummary> = rooms.into_iter().take(query.limit).cloned().collect();
+        let next = if more { rooms.last().map(RoomCursor::after) } else { None };
+        Ok(RoomPage { rooms, next })
+    }
+
+    async fn idle_rooms(&self, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error> {
+        let data = lock(&self.inner);
+        let mut idle: Vec<&RoomSummary> = data
+            .rooms
+            .values()
+            .map(|r| &r.summary)
+            .filter(|s| s.status == RoomStatus::Active && s.last_activity <= idle_since)
+            .collect();
+        idle.sort_by_key(|s| (s.last_activity, s.room));
+        Ok(idle.into_iter().take(limit).map(|s| s.room).collect())
+    }
+
+    async fn find_credential(&self, hash: &TokenHash) -> Result<Option<Credential>, Error> {
+        Ok(lock(&self.inner).credentials.get(hash).copied())
+    }
+
+    async fn claim_outbox(&self, now: Timestamp, lease: Duration, limit: usize) -> Result<Vec<ClaimedOutbox>, Error> {
+        let mut data = lock(&self.inner);
+        let mut due: Vec<&mut OutboxRow> = data
+            .outbox
+            .values_mut()
+            .filter(|row| row.message.not_before <= now && row.leased_until.is_none_or(|until| until <= now))
+            .collect();
+        due.sort_by_key(|row| (row.message.not_before, row.message.id));
+        let leased_until = now.saturating_add(lease);
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .map(|row| {
+                row.attempts += 1;
+                row.leased_until = Some(leased_until);
+                ClaimedOutbox {
+                    message: row.message.clone(),
+                    attempts: row.attempts,
+                }
+            })
+            .collect())
+    }
+
+    async fn reschedule_outbox(&self, id: OutboxId, not_before: Timestamp) -> Result<(), Error> {
+        let mut data = lock(&self.inner);
+        let row = data.outbox.get_mut(&id).ok_or(Error::NotFound { what: "outbox row" })?;
+        row.message.not_before = not_before;
+        row.leased_until = None;
+        Ok(())
+    }
+
+    async fn delete_outbox(&self, id: OutboxId) -> Result<(), Error> {
+        lock(&self.inner)
+            .outbox
+            .remove(&id)
+            .map(|_| ())
+            .ok_or(Error::NotFound { what: "outbox row" })
+    }
+}
+
+/// A [`BlobStore`] in memory.
+#[derive(Debug, Default)]
+pub struct MemoryBlobStore {
+    blobs: Mutex<HashMap<BlobKey, Bytes>>,
+}
+
+impl MemoryBlobStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl BlobStore for MemoryBlobStore {
+    async fn put(&self, key: &BlobKey, mut data: UploadStream, limit: u64) -> Result<BlobInfo, Error> {
+        let mut digest = UploadDigest::new(limit);
+        let mut bytes = BytesMut::new();
+        while let Some(chunk) = data.next().await {
+            let chunk = chunk.map_err(upload_interrupted)?;
+            digest.update(&chunk)?;
+            bytes.extend_from_slice(&chunk);
+        }
+        lock(&self.blobs).insert(key.clone(), bytes.freeze());
+        Ok(digest.finish())
+    }
+
+    async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> Result<Option<Download>, Error> {
+        let Some(bytes) = lock(&self.blobs).get(key).cloned() else {
+            return Ok(None);
+        };
+        let size = bytes.len() as u64;
+        let range = match range {
+            Some(range) => range.resolve(size)?,
+            None => 0..size,
+        };
+        // The range lies within `bytes`, whose length fits in usize.
+        let part = bytes.slice(range.start as usize..range.end as usize);
+        Ok(Some(Download {
+            size,
+            range,
+            stream: Box::pin(stream::iter([Ok(part)])),
+        }))
+    }
+
+    async fn head(&self, key: &BlobKey) -> Result<Option<BlobMeta>, Error> {
+        Ok(lock(&self.blobs).get(key).map(|b| BlobMeta { size: b.len() as u64 }))
+    }
+
+    async fn delete(&self, key: &BlobKey) -> Result<(), Error> {
+        lock(&self.blobs).remove(key);
+        Ok(())
+    }
+}

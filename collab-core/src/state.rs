@@ -1,0 +1,414 @@
+//! A room's state: the fold of its events.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::customer::{Channel, Customer, Recipient};
+use crate::event::{DeliveryStatus, Event, EventData, Seq};
+use crate::id::{AgentId, InviteId, ParticipantId, RoomId, TenantId};
+use crate::policy::Policy;
+use crate::time::Timestamp;
+use crate::Error;
+
+/// The name every new room gets.
+pub const DEFAULT_ROOM_NAME: &str = "Collaboration Room";
+
+/// Where a room is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomStatus {
+    /// Created, no customer invited yet.
+    Draft,
+    /// A customer is invited.
+    Active,
+    /// No activity for the configured period: read-only for the customer until an agent
+    /// re-invites.
+    TimedOut,
+    /// Closed by an agent: accepts nothing.
+    Closed,
+}
+
+impl RoomStatus {
+    /// Every status, in life order.
+    pub const ALL: [RoomStatus; 4] = [
+        RoomStatus::Draft,
+        RoomStatus::Active,
+        RoomStatus::TimedOut,
+        RoomStatus::Closed,
+    ];
+
+    /// The status as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomStatus::Draft => "draft",
+            RoomStatus::Active => "active",
+            RoomStatus::TimedOut => "timed_out",
+            RoomStatus::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for RoomStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an invite is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum InviteStatus {
+    /// Issued; for SMS and email, waiting in the outbox.
+    Requested,
+    /// Accepted by the provider.
+    Sent,
+    /// Reached the customer's device or mailbox.
+    Delivered,
+    /// Could not be delivered.
+    Failed {
+        /// Whether trying again cannot help.
+        permanent: bool,
+    },
+    /// The customer used its link.
+    Opened,
+    /// An agent revoked it.
+    Revoked,
+    /// Its link is past its expiry.
+    Expired,
+}
+
+impl InviteStatus {
+    /// Delivery news only moves an invite forward: a late "sent" never hides "delivered".
+    fn rank(self) -> u8 {
+        match self {
+            InviteStatus::Requested => 0,
+            InviteStatus::Failed { permanent: false } => 1,
+            InviteStatus::Sent => 2,
+            InviteStatus::Delivered | InviteStatus::Failed { permanent: true } => 3,
+            InviteStatus::Opened => 4,
+            InviteStatus::Revoked | InviteStatus::Expired => 5,
+        }
+    }
+
+    /// Whether moving to `next` is progress.
+    pub(crate) fn advances_to(self, next: InviteStatus) -> bool {
+        next.rank() > self.rank()
+    }
+}
+
+impl From<&DeliveryStatus> for InviteStatus {
+    fn from(status: &DeliveryStatus) -> Self {
+        match status {
+            DeliveryStatus::Sent { .. } => InviteStatus::Sent,
+            DeliveryStatus::Delivered => InviteStatus::Delivered,
+            DeliveryStatus::Failed { permanent, .. } => InviteStatus::Failed {
+                permanent: *permanent,
+            },
+        }
+    }
+}
+
+/// One invite of the room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InviteState {
+    /// The invite.
+    pub id: InviteId,
+    /// Its channel.
+    pub channel: Channel,
+    /// Where it was sent; `None` for a link.
+    pub recipient: Option<Recipient>,
+    /// Its recorded status (see [`InviteState::status_at`] for expiry).
+    pub status: InviteStatus,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// When its link stops working.
+    pub expires_at: Timestamp,
+}
+
+impl InviteState {
+    /// The status at `now`: [`InviteStatus::Expired`] once past the expiry, unless revoked.
+    pub fn status_at(&self, now: Timestamp) -> InviteStatus {
+        if self.status != InviteStatus::Revoked && now >= self.expires_at {
+            InviteStatus::Expired
+        } else {
+            self.status
+        }
+    }
+
+    /// Whether its link grants access at `now`.
+    pub fn is_usable_at(&self, now: Timestamp) -> bool {
+        !matches!(self.status_at(now), InviteStatus::Revoked | InviteStatus::Expired)
+    }
+}
+
+/// One participation of the customer: created when an invite link is used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParticipantState {
+    /// The participation.
+    pub id: ParticipantId,
+    /// The invite whose link was used.
+    pub invite: InviteId,
+    /// When the customer joined.
+    pub joined_at: Timestamp,
+    /// Whether an agent revoked its session.
+    pub revoked: bool,
+}
+
+/// The searchable facts of a room: what stores index and list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    /// The room.
+    pub room: RoomId,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// The agent who opened it.
+    pub agent: AgentId,
+    /// Its name.
+    pub name: String,
+    /// Its recorded status.
+    pub status: RoomStatus,
+    /// The customer, once invited.
+    pub customer: Option<Customer>,
+    /// When it was opened.
+    pub created_at: Timestamp,
+    /// When it last saw activity.
+    pub last_activity: Timestamp,
+    /// Its last event.
+    pub seq: Seq,
+}
+
+/// A room: the fold of its events. Build it with [`RoomState::replay`], move it forward with
+/// [`RoomState::apply`], and ask it what a command would do with [`crate::decide`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomState {
+    summary: RoomSummary,
+    invites: Vec<InviteState>,
+    participants: Vec<ParticipantState>,
+}
+
+impl RoomState {
+    /// Folds a room's events, which must start at its `RoomCreated` event (seq 1) and follow one
+    /// another without gaps. An empty list is `Ok(None)`: the room does not exist.
+    pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<Option<Self>, Error> {
+        let mut events = events.into_iter();
+        let Some(first) = events.next() else {
+            return Ok(None);
+        };
+        let mut state = Self::from_created(first)?;
+        for event in events {
+            state.apply_checked(event)?;
+        }
+        Ok(Some(state))
+    }
+
+    /// The state after a room's first event.
+    pub fn from_created(event: &Event) -> Result<Self, Error> {
+        let EventData::RoomCreated {
+            tenant,
+            agent,
+            name,
+        } = &event.data
+        else {
+            return Err(Error::invalid("events", "a room's first event must be room_created"));
+        };
+        if event.seq != Seq::ZERO.next() {
+            return Err(Error::invalid("events", "a room's first event must have seq 1"));
+        }
+        Ok(Self {
+            summary: RoomSummary {
+                room: event.room,
+                tenant: tenant.clone(),
+                agent: agent.clone(),
+                name: name.clone(),
+                status: RoomStatus::Draft,
+                customer: None,
+                created_at: event.at,
+                last_activity: event.at,
+                seq: event.seq,
+            },
+            invites: Vec::new(),
+            participants: Vec::new(),
+        })
+    }
+
+    /// Applies `event` after checking that it is this room's next one.
+    pub fn apply_checked(&mut self, event: &Event) -> Result<(), Error> {
+        if event.room != self.summary.room {
+            return Err(Error::invalid("events", "event of another room"));
+        }
+        if event.seq != self.summary.seq.next() {
+            return Err(Error::invalid(
+                "events",
+                format!(
+                    "expected seq {}, found {}: the log has a gap or a duplicate",
+                    self.summary.seq.next(),
+                    event.seq
+                ),
+            ));
+        }
+        if matches!(event.data, EventData::RoomCreated { .. }) {
+            return Err(Error::invalid("events", "room_created after the first event"));
+        }
+        self.apply(event);
+        Ok(())
+    }
+
+    /// Moves the state past `event`. Events come from [`crate::decide`] or the store, so they
+    /// are trusted here; use [`RoomState::apply_checked`] on a log of unknown origin.
+    pub fn apply(&mut self, event: &Event) {
+        let summary = &mut self.summary;
+        summary.seq = event.seq;
+        if event.data.is_activity() {
+            summary.last_activity = event.at;
+        }
+        match &event.data {
+            EventData::RoomCreated { .. } => {}
+            EventData::CustomerInvited {
+                invite,
+                channel,
+                customer,
+                recipient,
+                expires_at,
+            } => {
+                summary.customer = Some(customer.clone());
+                if summary.status == RoomStatus::Draft {
+                    summary.status = RoomStatus::Active;
+                }
+                self.invites.push(InviteState {
+                    id: *invite,
+                    channel: *channel,
+                    recipient: recipient.clone(),
+                    status: InviteStatus::Requested,
+                    issued_at: event.at,
+                    expires_at: *expires_at,
+                });
+            }
+            EventData::InviteDelivery { invite, status } => {
+                if let Some(invite) = self.invites.iter_mut().find(|i| i.id == *invite) {
+                    let next = InviteStatus::from(status);
+                    if invite.status.advances_to(next) {
+                        invite.status = next;
+                    }
+                }
+            }
+            EventData::InviteRevoked { invite } => {
+                if let Some(invite) = self.invites.iter_mut().find(|i| i.id == *invite) {
+                    invite.status = InviteStatus::Revoked;
+                }
+            }
+            EventData::CustomerJoined {
+                invite,
+                participant,
+            } => {
+                if let Some(invite) = self.invites.iter_mut().find(|i| i.id == *invite)
+                    && invite.status.advances_to(InviteStatus::Opened)
+                {
+                    invite.status = InviteStatus::Opened;
+                }
+                self.participants.push(ParticipantState {
+                    id: *participant,
+                    invite: *invite,
+                    joined_at: event.at,
+                    revoked: false,
+                });
+            }
+            EventData::SessionRevoked { participant } => {
+                if let Some(p) = self.participants.iter_mut().find(|p| p.id == *participant) {
+                    p.revoked = true;
+                }
+            }
+            EventData::MessagePosted { .. } | EventData::DocumentShared(_) => {}
+            EventData::RoomRenamed { name } => summary.name = name.clone(),
+            EventData::TimedOut => summary.status = RoomStatus::TimedOut,
+            EventData::Reactivated => summary.status = RoomStatus::Active,
+            EventData::Closed => summary.status = RoomStatus::Closed,
+        }
+    }
+
+    /// The room.
+    pub fn room(&self) -> RoomId {
+        self.summary.room
+    }
+
+    /// Its tenant.
+    pub fn tenant(&self) -> &TenantId {
+        &self.summary.tenant
+    }
+
+    /// The agent who opened it.
+    pub fn agent(&self) -> &AgentId {
+        &self.summary.agent
+    }
+
+    /// Its name: [`DEFAULT_ROOM_NAME`] until the customer is invited, then theirs.
+    pub fn name(&self) -> &str {
+        &self.summary.name
+    }
+
+    /// Its recorded status. See [`RoomState::status_at`] for the inactivity timeout.
+    pub fn status(&self) -> RoomStatus {
+        self.summary.status
+    }
+
+    /// The status at `now`: an active room past the inactivity timeout counts as timed out even
+    /// before a sweep records it.
+    pub fn status_at(&self, now: Timestamp, policy: &Policy) -> RoomStatus {
+        if self.is_due_for_timeout(now, policy) {
+            RoomStatus::TimedOut
+        } else {
+            self.summary.status
+        }
+    }
+
+    /// Whether the room is active but has been idle for the policy's inactivity timeout.
+    pub fn is_due_for_timeout(&self, now: Timestamp, policy: &Policy) -> bool {
+        self.summary.status == RoomStatus::Active
+            && now.since(self.summary.last_activity) >= policy.inactivity_timeout()
+    }
+
+    /// The customer, once invited.
+    pub fn customer(&self) -> Option<&Customer> {
+        self.summary.customer.as_ref()
+    }
+
+    /// The room's invites, oldest first.
+    pub fn invites(&self) -> &[InviteState] {
+        &self.invites
+    }
+
+    /// One invite.
+    pub fn invite(&self, id: InviteId) -> Option<&InviteState> {
+        self.invites.iter().find(|i| i.id == id)
+    }
+
+    /// The customer's participations, oldest first.
+    pub fn participants(&self) -> &[ParticipantState] {
+        &self.participants
+    }
+
+    /// One participation.
+    pub fn participant(&self, id: ParticipantId) -> Option<&ParticipantState> {
+        self.participants.iter().find(|p| p.id == id)
+    }
+
+    /// When the room was opened.
+    pub fn created_at(&self) -> Timestamp {
+        self.summary.created_at
+    }
+
+    /// When it last saw activity.
+    pub fn last_activity(&self) -> Timestamp {
+        self.summary.last_activity
+    }
+
+    /// Its last event's sequence number.
+    pub fn seq(&self) -> Seq {
+        self.summary.seq
+    }
+
+    /// The searchable facts of the room.
+    pub fn summary(&self) -> &RoomSummary {
+        &self.summary
+    }
+}

@@ -1,0 +1,414 @@
+//! Room persistence: the [`RoomStore`] trait and what it trades in.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::customer::{Channel, EmailAddress, PhoneNumber};
+use crate::event::{Event, Seq};
+use crate::id::{AgentId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
+use crate::state::{RoomState, RoomStatus, RoomSummary};
+use crate::time::Timestamp;
+use crate::token::TokenHash;
+use crate::Error;
+
+/// One atomic write to a room: its next events, with everything that must change with them.
+///
+/// Taken by value because stores hand it to a writer (a thread, a connection) that outlives the
+/// caller's borrow.
+#[derive(Clone, Debug)]
+pub struct Append {
+    /// The room.
+    pub room: RoomId,
+    /// The last sequence number the caller saw ([`Seq::ZERO`] to create the room). If the room's
+    /// last event is any other, the store refuses with [`Error::Conflict`].
+    pub expected: Seq,
+    /// The new events, numbered from `expected + 1` without gaps. At least one.
+    pub events: Vec<Event>,
+    /// The room's summary after the events.
+    pub summary: RoomSummary,
+    /// Deliveries to queue with these events.
+    pub outbox: Vec<OutboxMessage>,
+    /// Deliveries these events complete: removed from the outbox. Each must still be there, or
+    /// the append is refused with [`Error::Conflict`] (another dispatcher finished it).
+    pub completed_outbox: Vec<OutboxId>,
+    /// Tokens (by hash) these events issue. A hash already stored is an [`Error::Conflict`].
+    pub credentials: Vec<Credential>,
+}
+
+impl Append {
+    /// An append of `events` that moves `state` forward; its summary is computed here.
+    pub fn new(state_before: Option<&RoomState>, events: Vec<Event>) -> Result<Self, Error> {
+        let expected = state_before.map_or(Seq::ZERO, RoomState::seq);
+        let mut state = match state_before {
+            Some(s) => s.clone(),
+            None => {
+                let first = events.first().ok_or(Error::invalid("events", "nothing to append"))?;
+                RoomState::from_created(first)?
+            }
+        };
+        // Without a prior state, the first event built the state above.
+        for event in events.iter().skip(usize::from(state_before.is_none())) {
+            state.apply_checked(event)?;
+        }
+        Ok(Self {
+            room: state.room(),
+            expected,
+            events,
+            summary: state.summary().clone(),
+            outbox: Vec::new(),
+            completed_outbox: Vec::new(),
+            credentials: Vec::new(),
+        })
+    }
+
+    /// Checks that the parts agree with one another. Stores call this before writing anything,
+    /// and refuse with its [`Error::Invalid`].
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.events.is_empty() {
+            return Err(Error::invalid("events", "nothing to append"));
+        }
+        let mut seq = self.expected;
+        for event in &self.events {
+            seq = seq.next();
+            if event.room != self.room {
+                return Err(Error::invalid("events", "event of another room"));
+            }
+            if event.seq != seq {
+                return Err(Error::invalid("events", "sequence numbers must follow the expected one without gaps"));
+            }
+        }
+        if self.summary.room != self.room || self.summary.seq != seq {
+            return Err(Error::invalid("summary", "must describe the room after the last event"));
+        }
+        if self.outbox.iter().any(|m| m.room != self.room) || self.credentials.iter().any(|c| c.room != self.room) {
+            return Err(Error::invalid("outbox", "outbox rows and credentials must belong to the room"));
+        }
+        Ok(())
+    }
+}
+
+/// What a token grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// Joining the room through an invite.
+    Invite(InviteId),
+    /// Acting as the customer of a participation.
+    Session(ParticipantId),
+}
+
+/// A stored token: its hash and what it grants in which room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Credential {
+    /// The token's SHA-256. The token itself is never stored.
+    pub hash: TokenHash,
+    /// The room it reaches.
+    pub room: RoomId,
+    /// What it grants there.
+    pub grant: Grant,
+}
+
+/// A delivery waiting to be sent: written with the event that asked for it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// The row.
+    pub id: OutboxId,
+    /// The room.
+    pub room: RoomId,
+    /// The invite being delivered.
+    pub invite: InviteId,
+    /// Its channel.
+    pub channel: Channel,
+    /// What the notifier needs, serialised by the service. It holds the invite link, so it is a
+    /// secret: `Debug` hides it, and it is deleted with the row once delivered.
+    pub payload: String,
+    /// Not to be sent before this time.
+    pub not_before: Timestamp,
+}
+
+impl fmt::Debug for OutboxMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboxMessage")
+            .field("id", &self.id)
+            .field("room", &self.room)
+            .field("invite", &self.invite)
+            .field("channel", &self.channel)
+            .field("payload", &"<redacted>")
+            .field("not_before", &self.not_before)
+            .finish()
+    }
+}
+
+/// An outbox row a dispatcher claimed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimedOutbox {
+    /// The row.
+    pub message: OutboxMessage,
+    /// How many times it has been claimed, this claim included.
+    pub attempts: u32,
+}
+
+/// The largest page of rooms a store returns.
+pub const MAX_ROOM_PAGE: usize = 500;
+
+/// Which of a tenant's rooms to list, newest first. All filters must match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomQuery {
+    /// Rooms opened by this agent.
+    pub agent: Option<AgentId>,
+    /// Rooms whose customer's first name, last name or full name starts with this text, ignoring
+    /// case.
+    pub name_prefix: Option<String>,
+    /// Rooms whose customer has this mobile number.
+    pub phone: Option<PhoneNumber>,
+    /// Rooms whose customer has this email address.
+    pub email: Option<EmailAddress>,
+    /// Rooms with this recorded status.
+    pub status: Option<RoomStatus>,
+    /// At most this many rooms (1 to [`MAX_ROOM_PAGE`]).
+    pub limit: usize,
+    /// Continue after this room, from a previous page's [`RoomPage::next`].
+    pub after: Option<RoomCursor>,
+}
+
+impl Default for RoomQuery {
+    fn default() -> Self {
+        Self {
+            agent: None,
+            name_prefix: None,
+            phone: None,
+            email: None,
+            status: None,
+            limit: 50,
+            after: None,
+        }
+    }
+}
+
+impl RoomQuery {
+    /// Checks the limit and the name prefix; stores call this first.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.limit == 0 || self.limit > MAX_ROOM_PAGE {
+            return Err(Error::invalid("limit", "must be from 1 to 500"));
+        }
+        if self.name_prefix.as_deref().is_some_and(|p| p.trim().is_empty() || p.chars().count() > 201) {
+            return Err(Error::invalid("name_prefix", "must be 1 to 201 characters"));
+        }
+        Ok(())
+    }
+
+    /// The name prefix as stores compare it: trimmed and lower-cased.
+    pub fn normalized_name_prefix(&self) -> Option<String> {
+        self.name_prefix.as_deref().map(|p| p.trim().to_lowercase())
+    }
+
+    /// Whether `room` passes the filters (not the tenant, the order or the cursor). The reference
+    /// for stores that filter in a query language.
+    pub fn matches(&self, room: &RoomSummary) -> bool {
+        let customer = room.customer.as_ref();
+        self.agent.as_ref().is_none_or(|a| *a == room.agent)
+            && self.status.is_none_or(|s| s == room.status)
+            && self.phone.as_ref().is_none_or(|p| customer.and_then(|c| c.phone.as_ref()) == Some(p))
+            && self.email.as_ref().is_none_or(|e| customer.and_then(|c| c.email.as_ref()) == Some(e))
+            && self.normalized_name_prefix().is_none_or(|prefix| {
+                customer.is_some_and(|c| {
+                    [c.first_name.as_str().to_lowercase(), c.last_name.as_str().to_lowercase(), c.full_name().to_lowercase()]
+                        .iter()
+                        .any(|name| name.starts_with(&prefix))
+                })
+            })
+    }
+}
+
+/// A place in the newest-first order of rooms: rooms sort by creation time, then by id, both
+/// descending. Opaque to clients (`Display`/`FromStr`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RoomCursor {
+    /// The creation time of the last room of the page.
+    pub created_at: Timestamp,
+    /// Its id.
+    pub room: RoomId,
+}
+
+impl RoomCursor {
+    /// The cursor just past `room`.
+    pub fn after(room: &RoomSummary) -> Self {
+        Self {
+            created_at: room.created_at,
+            room: room.room,
+        }
+    }
+
+    /// Whether `room` comes after this cursor in newest-first order.
+    pub fn precedes(&self, room: &RoomSummary) -> bool {
+        (room.created_at, room.room) < (self.created_at, self.room)
+    }
+}
+
+impl fmt::Display for RoomCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.created_at.unix_millis(), self.room)
+    }
+}
+
+impl FromStr for RoomCursor {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = || Error::invalid("after", "not a cursor from a previous page");
+        let (millis, room) = s.split_once('.').ok_or_else(bad)?;
+        Ok(Self {
+            created_at: Timestamp::from_unix_millis(millis.parse().map_err(|_| bad())?),
+            room: room.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// A page of rooms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomPage {
+    /// The rooms, newest first.
+    pub rooms: Vec<RoomSummary>,
+    /// Where the next page starts, if there may be one.
+    pub next: Option<RoomCursor>,
+}
+
+/// Stores rooms as event logs, with their summaries, tokens and delivery outbox.
+///
+/// # Contract
+///
+/// - **Append** is all or nothing. [`append`](RoomStore::append) first checks
+///   [`Append::validate`] ([`Error::Invalid`]), then, atomically: the room's last sequence number
+///   must equal `expected`, every completed outbox row must exist and every credential hash must
+///   be new, or it fails with [`Error::Conflict`] and changes nothing; otherwise it stores the
+///   events, the summary, the outbox rows and the credentials and removes the completed rows.
+///   When it returns `Ok`, all of it is durable as the store promises.
+/// - **Order.** A room's events are read in sequence order, which has no gap or duplicate.
+///   [`read_events`](RoomStore::read_events) returns up to `limit` events after `after`,
+///   ascending; [`latest_events`](RoomStore::latest_events) the last `limit`, descending. An
+///   unknown room has no events.
+/// - **Lookups** that find nothing return `Ok(None)`.
+/// - [`list_rooms`](RoomStore::list_rooms) returns a tenant's rooms matching
+///   [`RoomQuery::matches`], newest first ([`RoomCursor`] order), starting after `query.after`,
+///   at most `query.limit`; `next` is set when more may follow. It refuses a query that fails
+///   [`RoomQuery::validate`].
+/// - [`idle_rooms`](RoomStore::idle_rooms): active rooms whose last activity is at or before
+///   `idle_since`, for the timeout sweep.
+/// - **Outbox.** [`claim_outbox`](RoomStore::claim_outbox) returns rows due at `now` that no
+///   live claim holds, oldest `not_before` first, and leases them until `now + lease`, counting
+///   the attempt; a row whose lease ran out (its dispatcher died) is claimable again.
+///   [`reschedule_outbox`](RoomStore::reschedule_outbox) releases a claimed row until
+///   `not_before`; [`delete_outbox`](RoomStore::delete_outbox) drops it. Both return
+///   [`Error::NotFound`] for a missing row.
+///
+/// The conformance kit (`collab_core::testing`, feature `testing`) checks all of this; run it
+/// against your store with one line of `room_store_conformance!`.
+#[async_trait]
+pub trait RoomStore: fmt::Debug + Send + Sync + 'static {
+    /// Writes one room's next events and what goes with them, atomically.
+    async fn append(&self, append: Append) -> Result<(), Error>;
+
+    /// Up to `limit` events of `room` after `after`, ascending.
+    async fn read_events(&self, room: RoomId, after: Seq, limit: usize) -> Result<Vec<Event>, Error>;
+
+    /// The last `limit` events of `room`, newest first.
+    async fn latest_events(&self, room: RoomId, limit: usize) -> Result<Vec<Event>, Error>;
+
+    /// The summary of `room`.
+    async fn room_summary(&self, room: RoomId) -> Result<Option<RoomSummary>, Error>;
+
+    /// A page of `tenant`'s rooms matching `query`, newest first.
+    async fn list_rooms(&self, tenant: &TenantId, query: &RoomQuery) -> Result<RoomPage, Error>;
+
+    /// Up to `limit` active rooms idle since `idle_since` or earlier, of all tenants.
+    async fn idle_rooms(&self, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error>;
+
+    /// The credential stored under `hash`.
+    async fn find_credential(&self, hash: &TokenHash) -> Result<Option<Credential>, Error>;
+
+    /// Claims up to `limit` due outbox rows for `lease`.
+    async fn claim_outbox(&self, now: Timestamp, lease: Duration, limit: usize) -> Result<Vec<ClaimedOutbox>, Error>;
+
+    /// Releases a claimed row, to be claimed again from `not_before`.
+    async fn reschedule_outbox(&self, id: OutboxId, not_before: Timestamp) -> Result<(), Error>;
+
+    /// Removes an outbox row without an event (its room closed, its attempts ran out).
+    async fn delete_outbox(&self, id: OutboxId) -> Result<(), Error>;
+}
+
+macro_rules! forward_room_store {
+    ($wrapper:ty) => {
+        #[async_trait]
+        impl<T: RoomStore + ?Sized> RoomStore for $wrapper {
+            async fn append(&self, append: Append) -> Result<(), Error> {
+                (**self).append(append).await
+            }
+
+            async fn read_events(&self, room: RoomId, after: Seq, limit: usize) -> Result<Vec<Event>, Error> {
+                (**self).read_events(room, after, limit).await
+            }
+
+            async fn latest_events(&self, room: RoomId, limit: usize) -> Result<Vec<Event>, Error> {
+                (**self).latest_events(room, limit).await
+            }
+
+            async fn room_summary(&self, room: RoomId) -> Result<Option<RoomSummary>, Error> {
+                (**self).room_summary(room).await
+            }
+
+            async fn list_rooms(&self, tenant: &TenantId, query: &RoomQuery) -> Result<RoomPage, Error> {
+                (**self).list_rooms(tenant, query).await
+            }
+
+            async fn idle_rooms(&self, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error> {
+                (**self).idle_rooms(idle_since, limit).await
+            }
+
+            async fn find_credential(&self, hash: &TokenHash) -> Result<Option<Credential>, Error> {
+                (**self).find_credential(hash).await
+            }
+
+            async fn claim_outbox(&self, now: Timestamp, lease: Duration, limit: usize) -> Result<Vec<ClaimedOutbox>, Error> {
+                (**self).claim_outbox(now, lease, limit).await
+            }
+
+            async fn reschedule_outbox(&self, id: OutboxId, not_before: Timestamp) -> Result<(), Error> {
+                (**self).reschedule_outbox(id, not_before).await
+            }
+
+            async fn delete_outbox(&self, id: OutboxId) -> Result<(), Error> {
+                (**self).delete_outbox(id).await
+            }
+        }
+    };
+}
+
+forward_room_store!(Arc<T>);
+forward_room_store!(Box<T>);
+
+/// How many events [`RoomStoreExt::load_room`] reads per call.
+const LOAD_PAGE: usize = 1_000;
+
+/// Conveniences on every [`RoomStore`].
+#[async_trait]
+pub trait RoomStoreExt: RoomStore {
+    /// The state of `room`, folded from all its events; `Ok(None)` if it does not exist.
+    async fn load_room(&self, room: RoomId) -> Result<Option<RoomState>, Error> {
+        let mut events = self.read_events(room, Seq::ZERO, LOAD_PAGE).await?;
+        let Some(mut state) = RoomState::replay(&events)? else {
+            return Ok(None);
+        };
+        while events.len() == LOAD_PAGE {
+            events = self.read_events(room, state.seq(), LOAD_PAGE).await?;
+            for event in &events {
+                state.apply_checked(event)?;
+            }
+        }
+        Ok(Some(state))
+    }
+}
+
+impl<T: RoomStore + ?Sized> RoomStoreExt for T {}

@@ -1,0 +1,14 @@
+//! The conformance kit against the in-memory stores.
+
+use collab_core::memory::{MemoryBlobStore, MemoryRoomStore};
+
+async fn room_store() -> MemoryRoomStore {
+    MemoryRoomStore::new()
+}
+
+async fn blob_store() -> MemoryBlobStore {
+    MemoryBlobStore::new()
+}
+
+collab_core::room_store_conformance!(room_store);
+collab_core::blob_store_conformance!(blob_store);
