@@ -1,0 +1,133 @@
+//! Fixtures shared by the core's integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use collab_core::*;
+
+pub const T0: Timestamp = Timestamp::from_unix_millis(1_795_857_000_000);
+pub const HOUR: Duration = Duration::from_secs(3600);
+pub const DAY: Duration = Duration::from_secs(86_400);
+
+pub fn tenant() -> TenantId {
+    TenantId::new("acme").expect("valid")
+}
+
+pub fn agent() -> Actor {
+    Actor::Agent { tenant: tenant(), agent: AgentId::new("ada").expect("valid") }
+}
+
+pub fn name(field: &'static str, value: &str) -> Option<PersonName> {
+    Some(PersonName::parse(field, value).expect("valid name"))
+}
+
+pub fn email(address: &str) -> Option<Recipient> {
+    Some(Recipient::Email(EmailAddress::parse(address).expect("valid email")))
+}
+
+pub fn phone(number: &str) -> Option<Recipient> {
+    Some(Recipient::Phone(PhoneNumber::parse(number).expect("valid phone")))
+}
+
+/// A room and the world around it, moving forward one accepted command at a time.
+pub struct Room {
+    pub state: RoomState,
+    pub log: Vec<Event>,
+    pub now: Timestamp,
+    pub policy: Policy,
+    ids: u128,
+}
+
+impl Room {
+    /// A new draft room at `T0`, SMS activated.
+    pub fn new() -> Self {
+        Self::with_policy(Policy::default().with_sms_activated(true))
+    }
+
+    pub fn with_policy(policy: Policy) -> Self {
+        let created = create_room(RoomId::from_u128(1), tenant(), AgentId::new("ada").expect("valid"), T0);
+        let state = RoomState::replay([&created]).expect("replays").expect("exists");
+        Self { state, log: vec![created], now: T0, policy, ids: 100 }
+    }
+
+    pub fn id(&mut self) -> u128 {
+        self.ids += 1;
+        self.ids
+    }
+
+    pub fn advance(&mut self, by: Duration) {
+        self.now = self.now.saturating_add(by);
+    }
+
+    /// What `command` by `actor` would do now, without applying it.
+    pub fn try_as(&self, actor: &Actor, command: &Command) -> Result<Vec<Event>, Error> {
+        decide(&self.state, command, &Context { now: self.now, actor, policy: &self.policy })
+    }
+
+    /// Runs `command` by `actor` and applies its events if accepted.
+    pub fn run_as(&mut self, actor: &Actor, command: Command) -> Result<Vec<Event>, Error> {
+        let events = self.try_as(actor, &command)?;
+        for event in &events {
+            self.state.apply(event);
+        }
+        self.log.extend(events.iter().cloned());
+        Ok(events)
+    }
+
+    pub fn run(&mut self, command: Command) -> Result<Vec<Event>, Error> {
+        self.run_as(&agent(), command)
+    }
+
+    pub fn invite_cmd(&mut self, channel: Channel, first: Option<&str>, last: Option<&str>, recipient: Option<Recipient>) -> Command {
+        Command::Invite(InviteCommand {
+            invite: InviteId::from_u128(self.id()),
+            channel,
+            first_name: first.and_then(|f| name("first_name", f)),
+            last_name: last.and_then(|l| name("last_name", l)),
+            recipient,
+        })
+    }
+
+    /// Invites Grace Hopper by email; returns the invite.
+    pub fn invite_by_email(&mut self) -> InviteId {
+        let invite = InviteId::from_u128(self.id());
+        let cmd = Command::Invite(InviteCommand {
+            invite,
+            channel: Channel::Email,
+            first_name: name("first_name", "Grace"),
+            last_name: name("last_name", "Hopper"),
+            recipient: email("grace@example.com"),
+        });
+        self.run(cmd).expect("email invite accepted");
+        invite
+    }
+
+    /// Joins with `invite`; returns the customer actor.
+    pub fn join(&mut self, invite: InviteId) -> Actor {
+        let participant = ParticipantId::from_u128(self.id());
+        self.run_as(&Actor::System, Command::Join { invite, participant }).expect("join accepted");
+        Actor::Customer { room: self.state.room(), participant }
+    }
+
+    pub fn post(text: &str) -> Command {
+        Command::PostMessage { text: text.to_owned(), client_key: None }
+    }
+
+    pub fn document(&mut self) -> Command {
+        let id = DocumentId::from_u128(self.id());
+        Command::ShareDocument(DocumentMeta {
+            id,
+            name: "scan.pdf".into(),
+            media_type: "application/pdf".into(),
+            size: 1234,
+            sha256: blob::Sha256Digest::of(b"pdf"),
+            kind: DocumentKind::Pdf { pages: 3 },
+            blob: BlobKey::for_document(&tenant(), self.state.room(), id),
+        })
+    }
+}
+
+/// The name of an error's variant, as the transition table writes it.
+pub fn kind(error: &Error) -> String {
+    format!("{error:?}").chars().take_while(|c| c.is_alphanumeric()).collect()
+}
