@@ -13,9 +13,9 @@ use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::Error;
 use crate::id::{DocumentId, RoomId, TenantId};
 use crate::token::{hex, parse_hex32};
-use crate::Error;
 
 /// The bytes of an upload as they arrive from a client. An `Err` item aborts the upload.
 pub type UploadStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -408,8 +408,14 @@ mod tests {
         assert_eq!(r(9, 10).resolve(10).ok(), Some(9..10));
         assert_eq!(r(5, 100).resolve(10).ok(), Some(5..10));
         assert_eq!(ByteRange::from_start(3).resolve(10).ok(), Some(3..10));
-        assert!(matches!(r(10, 11).resolve(10), Err(Error::RangeNotSatisfiable { size: 10 })));
-        assert!(matches!(ByteRange::from_start(0).resolve(0), Err(Error::RangeNotSatisfiable { size: 0 })));
+        assert!(matches!(
+            r(10, 11).resolve(10),
+            Err(Error::RangeNotSatisfiable { size: 10 })
+        ));
+        assert!(matches!(
+            ByteRange::from_start(0).resolve(0),
+            Err(Error::RangeNotSatisfiable { size: 0 })
+        ));
         assert!(ByteRange::new(4..4).is_err());
     }
 

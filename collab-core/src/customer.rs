@@ -87,8 +87,7 @@ impl PhoneNumber {
                 "must be in international form, starting with + and the country code",
             ));
         }
-        let parsed = phonenumber::parse(None, number)
-            .map_err(|_| Error::invalid("phone", "not a phone number"))?;
+        let parsed = phonenumber::parse(None, number).map_err(|_| Error::invalid("phone", "not a phone number"))?;
         if !parsed.is_valid() {
             return Err(Error::invalid("phone", "not a valid number in its country's plan"));
         }
@@ -283,11 +282,17 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(PersonName::parse("first_name", "  Ada ").map(String::from).ok(), Some("Ada".into()));
+        assert_eq!(
+            PersonName::parse("first_name", "  Ada ").map(String::from).ok(),
+            Some("Ada".into())
+        );
         for bad in ["", "   ", "A\u{0}b", "Ev\u{202E}il", &"x".repeat(101)] {
             assert!(matches!(
                 PersonName::parse("first_name", bad),
-                Err(Error::Invalid { field: "first_name", .. })
+                Err(Error::Invalid {
+                    field: "first_name",
+                    ..
+                })
             ));
         }
         assert!(PersonName::parse("last_name", &"é".repeat(100)).is_ok());
@@ -311,7 +316,14 @@ mod tests {
         let a = EmailAddress::parse(" Ada.L@Example.COM ").map(String::from);
         assert_eq!(a.ok(), Some("Ada.L@example.com".to_owned()));
         let long = format!("{}@example.com", "a".repeat(250));
-        for bad in ["", "ada", "ada@localhost", "ada@[127.0.0.1]", "Ada <ada@example.com>", &long] {
+        for bad in [
+            "",
+            "ada",
+            "ada@localhost",
+            "ada@[127.0.0.1]",
+            "Ada <ada@example.com>",
+            &long,
+        ] {
             assert!(
                 matches!(EmailAddress::parse(bad), Err(Error::Invalid { field: "email", .. })),
                 "{bad:?} was accepted"

@@ -1,12 +1,12 @@
 //! The pure heart of a room: [`decide`] what a command does, as events, without any I/O.
 
+use crate::Error;
 use crate::customer::{Channel, Customer, PersonName, Recipient};
 use crate::event::{DeliveryStatus, DocumentMeta, Event, EventActor, EventData, Seq};
 use crate::id::{AgentId, InviteId, ParticipantId, RoomId, TenantId};
 use crate::policy::Policy;
-use crate::state::{InviteStatus, RoomState, RoomStatus, DEFAULT_ROOM_NAME};
+use crate::state::{DEFAULT_ROOM_NAME, InviteStatus, RoomState, RoomStatus};
 use crate::time::Timestamp;
-use crate::Error;
 
 /// The longest client idempotency key accepted, in bytes.
 pub const MAX_CLIENT_KEY_LEN: usize = 128;
@@ -154,9 +154,7 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
                 out.push(EventData::Reactivated);
             }
             let name = match &data {
-                EventData::CustomerInvited { customer, .. } if first_invite => {
-                    Some(customer.full_name())
-                }
+                EventData::CustomerInvited { customer, .. } if first_invite => Some(customer.full_name()),
                 _ => None,
             };
             out.push(data);
@@ -170,10 +168,7 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
                 out.push(EventData::InviteRevoked { invite: *invite });
             }
         }
-        Command::Join {
-            invite,
-            participant,
-        } => {
+        Command::Join { invite, participant } => {
             // Wrong, revoked and expired invites are one error, so a token holder learns nothing.
             let usable = state.invite(*invite).is_some_and(|i| i.is_usable_at(ctx.now));
             if !usable {
@@ -306,7 +301,10 @@ fn invite_event(state: &RoomState, cmd: &InviteCommand, ctx: &Context<'_>) -> Re
         Channel::Sms | Channel::Email => {
             let field = if cmd.channel == Channel::Sms { "phone" } else { "email" };
             if cmd.recipient.as_ref().is_some_and(|r| r.channel() != cmd.channel) {
-                return Err(Error::invalid(field, format!("a {} invite needs a {field}", cmd.channel)));
+                return Err(Error::invalid(
+                    field,
+                    format!("a {} invite needs a {field}", cmd.channel),
+                ));
             }
             let recipient = match (customer.recipient_for(cmd.channel), &cmd.recipient) {
                 (Some(locked), Some(given)) if locked != *given => {
@@ -342,10 +340,9 @@ fn locked_or_given(
     given: &Option<PersonName>,
 ) -> Result<PersonName, Error> {
     match (locked, given) {
-        (Some(locked), Some(given)) if locked != given => Err(Error::invalid(
-            field,
-            "the customer's name is locked once invited",
-        )),
+        (Some(locked), Some(given)) if locked != given => {
+            Err(Error::invalid(field, "the customer's name is locked once invited"))
+        }
         (Some(locked), _) => Ok(locked.clone()),
         (None, Some(given)) => Ok(given.clone()),
         (None, None) => Err(Error::invalid(field, "required for the first invite")),

@@ -99,9 +99,7 @@ impl Error {
 
     /// An [`Error::Conflict`].
     pub fn conflict(reason: impl Into<Cow<'static, str>>) -> Self {
-        Self::Conflict {
-            reason: reason.into(),
-        }
+        Self::Conflict { reason: reason.into() }
     }
 
     /// An [`Error::Backend`] wrapping `source`.

@@ -61,12 +61,14 @@ mod token;
 
 pub use blob::{BlobKey, BlobStore};
 pub use customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
-pub use decide::{create_room, decide, Actor, Command, Context, InviteCommand, MAX_CLIENT_KEY_LEN};
+pub use decide::{Actor, Command, Context, InviteCommand, MAX_CLIENT_KEY_LEN, create_room, decide};
 pub use error::{BoxError, Error};
 pub use event::{DeliveryStatus, DocumentKind, DocumentMeta, Event, EventActor, EventData, Seq};
-pub use id::{AgentId, DocumentId, IdGenerator, InviteId, OutboxId, ParticipantId, RandomIds, RoomId, SequentialIds, TenantId};
+pub use id::{
+    AgentId, DocumentId, IdGenerator, InviteId, OutboxId, ParticipantId, RandomIds, RoomId, SequentialIds, TenantId,
+};
 pub use policy::Policy;
-pub use state::{InviteState, InviteStatus, ParticipantState, RoomState, RoomStatus, RoomSummary, DEFAULT_ROOM_NAME};
+pub use state::{DEFAULT_ROOM_NAME, InviteState, InviteStatus, ParticipantState, RoomState, RoomStatus, RoomSummary};
 pub use store::{RoomStore, RoomStoreExt};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use token::{Token, TokenHash};

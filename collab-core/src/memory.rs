@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures_util::{stream, StreamExt};
+use futures_util::{StreamExt, stream};
 
+use crate::Error;
 use crate::blob::{
-    upload_interrupted, BlobInfo, BlobKey, BlobMeta, BlobStore, ByteRange, Download, UploadDigest, UploadStream,
+    BlobInfo, BlobKey, BlobMeta, BlobStore, ByteRange, Download, UploadDigest, UploadStream, upload_interrupted,
 };
 use crate::event::{Event, Seq};
 use crate::id::{OutboxId, RoomId, TenantId};
@@ -18,7 +19,6 @@ use crate::state::{RoomStatus, RoomSummary};
 use crate::store::{Append, ClaimedOutbox, Credential, OutboxMessage, RoomCursor, RoomPage, RoomQuery, RoomStore};
 use crate::time::Timestamp;
 use crate::token::TokenHash;
-use crate::Error;
 
 /// Locks a mutex; a panic in another holder cannot leave these maps half-written, since every
 /// write path checks first and mutates last.
@@ -74,7 +74,11 @@ impl RoomStore for MemoryRoomStore {
         if append.completed_outbox.iter().any(|id| !data.outbox.contains_key(id)) {
             return Err(Error::conflict("a completed outbox row is gone"));
         }
-        if append.credentials.iter().any(|c| data.credentials.contains_key(&c.hash)) {
+        if append
+            .credentials
+            .iter()
+            .any(|c| data.credentials.contains_key(&c.hash))
+        {
             return Err(Error::conflict("a credential with this hash exists"));
         }
         let Append {
@@ -142,10 +146,14 @@ impl RoomStore for MemoryRoomStore {
             .filter(|s| s.tenant == *tenant && query.matches(s))
             .filter(|s| query.after.is_none_or(|cursor| cursor.precedes(s)))
             .collect();
-        rooms.sort_by(|a, b| (b.created_at, b.room).cmp(&(a.created_at, a.room)));
+        rooms.sort_by_key(|s| std::cmp::Reverse(RoomCursor::after(s)));
         let more = rooms.len() > query.limit;
         let rooms: Vec<RoomSummary> = rooms.into_iter().take(query.limit).cloned().collect();
-        let next = if more { rooms.last().map(RoomCursor::after) } else { None };
+        let next = if more {
+            rooms.last().map(RoomCursor::after)
+        } else {
+            None
+        };
         Ok(RoomPage { rooms, next })
     }
 

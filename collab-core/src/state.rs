@@ -4,12 +4,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
 use crate::customer::{Channel, Customer, Recipient};
 use crate::event::{DeliveryStatus, Event, EventData, Seq};
 use crate::id::{AgentId, InviteId, ParticipantId, RoomId, TenantId};
 use crate::policy::Policy;
 use crate::time::Timestamp;
-use crate::Error;
 
 /// The name every new room gets.
 pub const DEFAULT_ROOM_NAME: &str = "Collaboration Room";
@@ -102,9 +102,7 @@ impl From<&DeliveryStatus> for InviteStatus {
         match status {
             DeliveryStatus::Sent { .. } => InviteStatus::Sent,
             DeliveryStatus::Delivered => InviteStatus::Delivered,
-            DeliveryStatus::Failed { permanent, .. } => InviteStatus::Failed {
-                permanent: *permanent,
-            },
+            DeliveryStatus::Failed { permanent, .. } => InviteStatus::Failed { permanent: *permanent },
         }
     }
 }
@@ -204,12 +202,7 @@ impl RoomState {
 
     /// The state after a room's first event.
     pub fn from_created(event: &Event) -> Result<Self, Error> {
-        let EventData::RoomCreated {
-            tenant,
-            agent,
-            name,
-        } = &event.data
-        else {
+        let EventData::RoomCreated { tenant, agent, name } = &event.data else {
             return Err(Error::invalid("events", "a room's first event must be room_created"));
         };
         if event.seq != Seq::ZERO.next() {
@@ -297,10 +290,7 @@ impl RoomState {
                     invite.status = InviteStatus::Revoked;
                 }
             }
-            EventData::CustomerJoined {
-                invite,
-                participant,
-            } => {
+            EventData::CustomerJoined { invite, participant } => {
                 if let Some(invite) = self.invites.iter_mut().find(|i| i.id == *invite)
                     && invite.status.advances_to(InviteStatus::Opened)
                 {

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::Error;
 use crate::customer::{Channel, EmailAddress, PhoneNumber};
 use crate::event::{Event, Seq};
 use crate::id::{AgentId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
 use crate::state::{RoomState, RoomStatus, RoomSummary};
 use crate::time::Timestamp;
 use crate::token::TokenHash;
-use crate::Error;
 
 /// One atomic write to a room: its next events, with everything that must change with them.
 ///
@@ -78,14 +78,20 @@ impl Append {
                 return Err(Error::invalid("events", "event of another room"));
             }
             if event.seq != seq {
-                return Err(Error::invalid("events", "sequence numbers must follow the expected one without gaps"));
+                return Err(Error::invalid(
+                    "events",
+                    "sequence numbers must follow the expected one without gaps",
+                ));
             }
         }
         if self.summary.room != self.room || self.summary.seq != seq {
             return Err(Error::invalid("summary", "must describe the room after the last event"));
         }
         if self.outbox.iter().any(|m| m.room != self.room) || self.credentials.iter().any(|c| c.room != self.room) {
-            return Err(Error::invalid("outbox", "outbox rows and credentials must belong to the room"));
+            return Err(Error::invalid(
+                "outbox",
+                "outbox rows and credentials must belong to the room",
+            ));
         }
         Ok(())
     }
@@ -194,7 +200,11 @@ impl RoomQuery {
         if self.limit == 0 || self.limit > MAX_ROOM_PAGE {
             return Err(Error::invalid("limit", "must be from 1 to 500"));
         }
-        if self.name_prefix.as_deref().is_some_and(|p| p.trim().is_empty() || p.chars().count() > 201) {
+        if self
+            .name_prefix
+            .as_deref()
+            .is_some_and(|p| p.trim().is_empty() || p.chars().count() > 201)
+        {
             return Err(Error::invalid("name_prefix", "must be 1 to 201 characters"));
         }
         Ok(())
@@ -211,13 +221,23 @@ impl RoomQuery {
         let customer = room.customer.as_ref();
         self.agent.as_ref().is_none_or(|a| *a == room.agent)
             && self.status.is_none_or(|s| s == room.status)
-            && self.phone.as_ref().is_none_or(|p| customer.and_then(|c| c.phone.as_ref()) == Some(p))
-            && self.email.as_ref().is_none_or(|e| customer.and_then(|c| c.email.as_ref()) == Some(e))
+            && self
+                .phone
+                .as_ref()
+                .is_none_or(|p| customer.and_then(|c| c.phone.as_ref()) == Some(p))
+            && self
+                .email
+                .as_ref()
+                .is_none_or(|e| customer.and_then(|c| c.email.as_ref()) == Some(e))
             && self.normalized_name_prefix().is_none_or(|prefix| {
                 customer.is_some_and(|c| {
-                    [c.first_name.as_str().to_lowercase(), c.last_name.as_str().to_lowercase(), c.full_name().to_lowercase()]
-                        .iter()
-                        .any(|name| name.starts_with(&prefix))
+                    [
+                        c.first_name.as_str().to_lowercase(),
+                        c.last_name.as_str().to_lowercase(),
+                        c.full_name().to_lowercase(),
+                    ]
+                    .iter()
+                    .any(|name| name.starts_with(&prefix))
                 })
             })
     }
@@ -371,7 +391,12 @@ macro_rules! forward_room_store {
                 (**self).find_credential(hash).await
             }
 
-            async fn claim_outbox(&self, now: Timestamp, lease: Duration, limit: usize) -> Result<Vec<ClaimedOutbox>, Error> {
+            async fn claim_outbox(
+                &self,
+                now: Timestamp,
+                lease: Duration,
+                limit: usize,
+            ) -> Result<Vec<ClaimedOutbox>, Error> {
                 (**self).claim_outbox(now, lease, limit).await
             }
 

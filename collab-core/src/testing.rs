@@ -1,4 +1,5 @@
-//! The conformance kit: checks that a [`RoomStore`] or [`BlobStore`] keeps its contract.
+//! The conformance kit: checks that a [`RoomStore`](crate::RoomStore) or [`BlobStore`](crate::BlobStore) keeps
+//! its contract.
 //!
 //! **Not a stable API**: checks are added as contracts are sharpened.
 //!
@@ -7,10 +8,21 @@
 //! failure does not hide the rest. Your crate needs `tokio` (features `macros`, `rt`) as a
 //! dev-dependency.
 //!
-//! ```ignore
-//! async fn store() -> MyStore { MyStore::open_temp().await.unwrap() }
-//! collab_core::room_store_conformance!(store);
-//! collab_core::blob_store_conformance!(store);
+//! ```
+//! // tests/conformance.rs of your adapter crate; here, the in-memory stores.
+//! use collab_core::memory::{MemoryBlobStore, MemoryRoomStore};
+//!
+//! async fn room_store() -> MemoryRoomStore {
+//!     MemoryRoomStore::new()
+//! }
+//!
+//! async fn blob_store() -> MemoryBlobStore {
+//!     MemoryBlobStore::new()
+//! }
+//!
+//! collab_core::room_store_conformance!(room_store);
+//! collab_core::blob_store_conformance!(blob_store);
+//! # fn main() {}
 //! ```
 
 // A test kit reports a broken contract by panicking, like `assert!`.
@@ -20,24 +32,28 @@
 #[macro_export]
 macro_rules! room_store_conformance {
     ($make:path) => {
-        $crate::__conformance_tests!($make, room_store, [
-            append_then_read_in_order,
-            stale_expected_seq_is_a_conflict,
-            malformed_appends_are_refused,
-            a_refused_append_writes_nothing,
-            read_events_pagination_edges,
-            latest_events_are_newest_first,
-            unknown_rooms_read_empty,
-            summary_follows_appends,
-            list_rooms_pages_newest_first,
-            list_rooms_filters,
-            list_rooms_refuses_bad_queries,
-            credentials_are_found_by_hash,
-            outbox_claims_lease_and_reschedule,
-            completing_outbox_rows_is_atomic,
-            idle_rooms_are_active_and_idle,
-            concurrent_appends_have_one_winner,
-        ]);
+        $crate::__conformance_tests!(
+            $make,
+            room_store,
+            [
+                append_then_read_in_order,
+                stale_expected_seq_is_a_conflict,
+                malformed_appends_are_refused,
+                a_refused_append_writes_nothing,
+                read_events_pagination_edges,
+                latest_events_are_newest_first,
+                unknown_rooms_read_empty,
+                summary_follows_appends,
+                list_rooms_pages_newest_first,
+                list_rooms_filters,
+                list_rooms_refuses_bad_queries,
+                credentials_are_found_by_hash,
+                outbox_claims_lease_and_reschedule,
+                completing_outbox_rows_is_atomic,
+                idle_rooms_are_active_and_idle,
+                concurrent_appends_have_one_winner,
+            ]
+        );
     };
 }
 
@@ -45,16 +61,20 @@ macro_rules! room_store_conformance {
 #[macro_export]
 macro_rules! blob_store_conformance {
     ($make:path) => {
-        $crate::__conformance_tests!($make, blob_store, [
-            put_then_get_round_trips,
-            the_size_limit_is_enforced_while_streaming,
-            exactly_the_limit_is_accepted,
-            empty_blobs_round_trip,
-            ranges_at_the_edges,
-            missing_keys_are_none,
-            an_interrupted_upload_leaves_nothing,
-            put_replaces,
-        ]);
+        $crate::__conformance_tests!(
+            $make,
+            blob_store,
+            [
+                put_then_get_round_trips,
+                the_size_limit_is_enforced_while_streaming,
+                exactly_the_limit_is_accepted,
+                empty_blobs_round_trip,
+                ranges_at_the_edges,
+                missing_keys_are_none,
+                an_interrupted_upload_leaves_nothing,
+                put_replaces,
+            ]
+        );
     };
 }
 
@@ -117,7 +137,11 @@ pub mod room_store {
     pub fn run(state: &RoomState, commands: Vec<Command>, at: Timestamp) -> (RoomState, Append) {
         let policy = Policy::default().with_sms_activated(true);
         let actor = agent_of(state);
-        let ctx = Context { now: at, actor: &actor, policy: &policy };
+        let ctx = Context {
+            now: at,
+            actor: &actor,
+            policy: &policy,
+        };
         let mut after = state.clone();
         let mut events = Vec::new();
         for command in &commands {
@@ -189,7 +213,10 @@ pub mod room_store {
     }
 
     async fn all_events(store: &dyn RoomStore, room: RoomId) -> Vec<Event> {
-        store.read_events(room, Seq::ZERO, usize::MAX).await.expect("read events")
+        store
+            .read_events(room, Seq::ZERO, usize::MAX)
+            .await
+            .expect("read events")
     }
 
     /// A room with `n` events (created, then `n - 1` posts), already stored.
@@ -198,7 +225,11 @@ pub mod room_store {
         let mut events = append.events.clone();
         store.append(append).await.expect("create");
         for i in 1..n {
-            let (next, append) = post(&state, &format!("message {i}"), T0.saturating_add(Duration::from_secs(i)));
+            let (next, append) = post(
+                &state,
+                &format!("message {i}"),
+                T0.saturating_add(Duration::from_secs(i)),
+            );
             events.extend(append.events.iter().cloned());
             store.append(append).await.expect("post");
             state = next;
@@ -213,7 +244,14 @@ pub mod room_store {
         let seqs: Vec<u64> = events.iter().map(|e| e.seq.get()).collect();
         assert_eq!(seqs, [1, 2, 3, 4, 5]);
         // Several events in one append.
-        let (state, append) = invite(&state, "Grace", "Hopper", "grace@example.com", None, T0.saturating_add(Duration::from_secs(60)));
+        let (state, append) = invite(
+            &state,
+            "Grace",
+            "Hopper",
+            "grace@example.com",
+            None,
+            T0.saturating_add(Duration::from_secs(60)),
+        );
         assert!(append.events.len() > 1, "an invite records the invite and the rename");
         let expected = append.events.clone();
         store.append(append).await.expect("invite");
@@ -229,14 +267,23 @@ pub mod room_store {
         append.expected = Seq::new(2);
         append.events[0].seq = Seq::new(3);
         append.summary.seq = Seq::new(3);
-        assert!(matches!(store.append(append).await, Err(Error::Conflict { .. })), "stale seq");
+        assert!(
+            matches!(store.append(append).await, Err(Error::Conflict { .. })),
+            "stale seq"
+        );
         let (_, mut ahead) = post(&state, "ahead", T0);
         ahead.expected = Seq::new(7);
         ahead.events[0].seq = Seq::new(8);
         ahead.summary.seq = Seq::new(8);
-        assert!(matches!(store.append(ahead).await, Err(Error::Conflict { .. })), "seq ahead");
+        assert!(
+            matches!(store.append(ahead).await, Err(Error::Conflict { .. })),
+            "seq ahead"
+        );
         let recreate = Append::new(None, vec![events[0].clone()]).expect("valid");
-        assert!(matches!(store.append(recreate).await, Err(Error::Conflict { .. })), "room created twice");
+        assert!(
+            matches!(store.append(recreate).await, Err(Error::Conflict { .. })),
+            "room created twice"
+        );
         assert_eq!(all_events(store, state.room()).await, events, "nothing changed");
     }
 
@@ -255,7 +302,13 @@ pub mod room_store {
         wrong_summary.summary.seq = Seq::new(9);
         let mut foreign_outbox = good.clone();
         foreign_outbox.outbox.push(outbox_row(RoomId::from_u128(new_id()), T0));
-        for (what, bad) in [("empty", empty), ("gap", gap), ("foreign event", foreign), ("summary", wrong_summary), ("foreign outbox", foreign_outbox)] {
+        for (what, bad) in [
+            ("empty", empty),
+            ("gap", gap),
+            ("foreign event", foreign),
+            ("summary", wrong_summary),
+            ("foreign outbox", foreign_outbox),
+        ] {
             let result = store.append(bad).await;
             assert!(matches!(result, Err(Error::Invalid { .. })), "{what}: {result:?}");
         }
@@ -275,8 +328,14 @@ pub mod room_store {
         assert!(matches!(store.append(append).await, Err(Error::Conflict { .. })));
         assert_eq!(all_events(store, state.room()).await, events);
         assert_eq!(store.find_credential(&cred.hash).await.expect("lookup"), None);
-        let claimed = store.claim_outbox(T0, Duration::from_secs(60), 1000).await.expect("claim");
-        assert!(claimed.iter().all(|c| c.message.room != state.room()), "no outbox row of the refused append");
+        let claimed = store
+            .claim_outbox(T0, Duration::from_secs(60), 1000)
+            .await
+            .expect("claim");
+        assert!(
+            claimed.iter().all(|c| c.message.room != state.room()),
+            "no outbox row of the refused append"
+        );
 
         // A credential hash that exists already refuses the whole append too.
         let (_, mut first) = post(&state, "first", T0);
@@ -285,8 +344,14 @@ pub mod room_store {
         store.append(first).await.expect("first credential");
         let (state2, _) = post(&state, "first", T0);
         let (_, mut second) = post(&state2, "second", T0);
-        second.credentials.push(Credential { grant: Grant::Session(ParticipantId::from_u128(new_id())), ..taken });
-        assert!(matches!(store.append(second).await, Err(Error::Conflict { .. })), "duplicate token hash");
+        second.credentials.push(Credential {
+            grant: Grant::Session(ParticipantId::from_u128(new_id())),
+            ..taken
+        });
+        assert!(
+            matches!(store.append(second).await, Err(Error::Conflict { .. })),
+            "duplicate token hash"
+        );
         assert_eq!(all_events(store, state.room()).await.len(), 3);
     }
 
@@ -294,12 +359,27 @@ pub mod room_store {
     pub async fn read_events_pagination_edges(store: &dyn RoomStore) {
         let (state, events) = stored_room(store, 10).await;
         let room = state.room();
-        assert!(store.read_events(room, Seq::new(10), 5).await.expect("read").is_empty(), "after the last");
-        assert!(store.read_events(room, Seq::new(50), 5).await.expect("read").is_empty(), "past the end");
-        assert!(store.read_events(room, Seq::ZERO, 0).await.expect("read").is_empty(), "limit zero");
+        assert!(
+            store.read_events(room, Seq::new(10), 5).await.expect("read").is_empty(),
+            "after the last"
+        );
+        assert!(
+            store.read_events(room, Seq::new(50), 5).await.expect("read").is_empty(),
+            "past the end"
+        );
+        assert!(
+            store.read_events(room, Seq::ZERO, 0).await.expect("read").is_empty(),
+            "limit zero"
+        );
         assert_eq!(store.read_events(room, Seq::ZERO, 3).await.expect("read"), events[..3]);
-        assert_eq!(store.read_events(room, Seq::new(7), 100).await.expect("read"), events[7..]);
-        assert_eq!(store.read_events(room, Seq::new(9), 1).await.expect("read"), events[9..]);
+        assert_eq!(
+            store.read_events(room, Seq::new(7), 100).await.expect("read"),
+            events[7..]
+        );
+        assert_eq!(
+            store.read_events(room, Seq::new(9), 1).await.expect("read"),
+            events[9..]
+        );
         // Paging through gives every event once.
         let mut seen = Vec::new();
         let mut after = Seq::ZERO;
@@ -336,11 +416,25 @@ pub mod room_store {
     /// The stored summary is the one of the last append, and `load_room` folds to the same state.
     pub async fn summary_follows_appends(store: &dyn RoomStore) {
         let (state, _) = stored_room(store, 3).await;
-        assert_eq!(store.room_summary(state.room()).await.expect("summary").as_ref(), Some(state.summary()));
+        assert_eq!(
+            store.room_summary(state.room()).await.expect("summary").as_ref(),
+            Some(state.summary())
+        );
         let later = T0.saturating_add(Duration::from_secs(3600));
-        let (state, append) = invite(&state, "Grace", "Hopper", "grace@example.com", Some("+447911123456"), later);
+        let (state, append) = invite(
+            &state,
+            "Grace",
+            "Hopper",
+            "grace@example.com",
+            Some("+447911123456"),
+            later,
+        );
         store.append(append).await.expect("invite");
-        let summary = store.room_summary(state.room()).await.expect("summary").expect("exists");
+        let summary = store
+            .room_summary(state.room())
+            .await
+            .expect("summary")
+            .expect("exists");
         assert_eq!(&summary, state.summary());
         assert_eq!(summary.name, "Grace Hopper");
         assert_eq!(summary.status, RoomStatus::Active);
@@ -359,18 +453,26 @@ pub mod room_store {
             store.append(append).await.expect("create");
             expected.push(state.summary().clone());
         }
-        expected.sort_by(|a, b| (b.created_at, b.room).cmp(&(a.created_at, a.room)));
+        expected.sort_by_key(|s| std::cmp::Reverse(RoomCursor::after(s)));
         for limit in [1, 5, 23, 100] {
             let mut seen = Vec::new();
             let mut after: Option<RoomCursor> = None;
             loop {
-                let query = RoomQuery { limit, after, ..RoomQuery::default() };
+                let query = RoomQuery {
+                    limit,
+                    after,
+                    ..RoomQuery::default()
+                };
                 let page = store.list_rooms(&tenant, &query).await.expect("list");
                 assert!(page.rooms.len() <= limit);
                 seen.extend(page.rooms.iter().cloned());
                 match page.next {
                     Some(next) => {
-                        assert_eq!(Some(next), page.rooms.last().map(RoomCursor::after), "next points past the page");
+                        assert_eq!(
+                            Some(next),
+                            page.rooms.last().map(RoomCursor::after),
+                            "next points past the page"
+                        );
                         // The cursor survives a round trip through its text form.
                         after = Some(next.to_string().parse().expect("cursor parses"));
                     }
@@ -391,7 +493,14 @@ pub mod room_store {
         store.append(a).await.expect("create");
         let (grace, a) = create(&tenant, "agent-a", at(2));
         store.append(a).await.expect("create");
-        let (grace, a) = invite(&grace, "Grace", "Hopper", "grace@example.com", Some("+447911123456"), at(3));
+        let (grace, a) = invite(
+            &grace,
+            "Grace",
+            "Hopper",
+            "grace@example.com",
+            Some("+447911123456"),
+            at(3),
+        );
         store.append(a).await.expect("invite");
         let (ada, a) = create(&tenant, "agent-b", at(4));
         store.append(a).await.expect("create");
@@ -404,7 +513,14 @@ pub mod room_store {
         // The same customer in another tenant must never show up.
         let (stranger, a) = create(&other_tenant, "agent-a", at(8));
         store.append(a).await.expect("create");
-        let (_, a) = invite(&stranger, "Grace", "Hopper", "grace@example.com", Some("+447911123456"), at(9));
+        let (_, a) = invite(
+            &stranger,
+            "Grace",
+            "Hopper",
+            "grace@example.com",
+            Some("+447911123456"),
+            at(9),
+        );
         store.append(a).await.expect("invite");
 
         let list = |query: RoomQuery| {
@@ -414,31 +530,62 @@ pub mod room_store {
                 page.rooms.into_iter().map(|r| r.room).collect::<Vec<_>>()
             }
         };
-        let by_prefix = |p: &str| RoomQuery { name_prefix: Some(p.to_owned()), ..RoomQuery::default() };
-        assert_eq!(list(RoomQuery::default()).await, [closed.room(), ada.room(), grace.room(), draft.room()]);
+        let by_prefix = |p: &str| RoomQuery {
+            name_prefix: Some(p.to_owned()),
+            ..RoomQuery::default()
+        };
         assert_eq!(
-            list(RoomQuery { agent: Some(agent_id("agent-b")), ..RoomQuery::default() }).await,
+            list(RoomQuery::default()).await,
+            [closed.room(), ada.room(), grace.room(), draft.room()]
+        );
+        assert_eq!(
+            list(RoomQuery {
+                agent: Some(agent_id("agent-b")),
+                ..RoomQuery::default()
+            })
+            .await,
             [closed.room(), ada.room()]
         );
         assert_eq!(list(by_prefix("gra")).await, [grace.room()], "first name prefix");
-        assert_eq!(list(by_prefix("HOP")).await, [grace.room()], "last name prefix, any case");
+        assert_eq!(
+            list(by_prefix("HOP")).await,
+            [grace.room()],
+            "last name prefix, any case"
+        );
         assert_eq!(list(by_prefix("grace h")).await, [grace.room()], "full name prefix");
         assert_eq!(list(by_prefix("  ada ")).await, [ada.room()], "trimmed");
         assert!(list(by_prefix("race")).await.is_empty(), "prefix, not substring");
         assert_eq!(
-            list(RoomQuery { phone: Some(PhoneNumber::parse("+447911123456").expect("valid")), ..RoomQuery::default() }).await,
+            list(RoomQuery {
+                phone: Some(PhoneNumber::parse("+447911123456").expect("valid")),
+                ..RoomQuery::default()
+            })
+            .await,
             [grace.room()]
         );
         assert_eq!(
-            list(RoomQuery { email: Some(EmailAddress::parse("ada@example.org").expect("valid")), ..RoomQuery::default() }).await,
+            list(RoomQuery {
+                email: Some(EmailAddress::parse("ada@example.org").expect("valid")),
+                ..RoomQuery::default()
+            })
+            .await,
             [ada.room()]
         );
         assert_eq!(
-            list(RoomQuery { status: Some(RoomStatus::Draft), ..RoomQuery::default() }).await,
+            list(RoomQuery {
+                status: Some(RoomStatus::Draft),
+                ..RoomQuery::default()
+            })
+            .await,
             [draft.room()]
         );
         assert_eq!(
-            list(RoomQuery { status: Some(RoomStatus::Closed), agent: Some(agent_id("agent-a")), ..RoomQuery::default() }).await,
+            list(RoomQuery {
+                status: Some(RoomStatus::Closed),
+                agent: Some(agent_id("agent-a")),
+                ..RoomQuery::default()
+            })
+            .await,
             Vec::<RoomId>::new(),
             "filters combine"
         );
@@ -448,9 +595,18 @@ pub mod room_store {
     pub async fn list_rooms_refuses_bad_queries(store: &dyn RoomStore) {
         let tenant = fresh_tenant();
         for query in [
-            RoomQuery { limit: 0, ..RoomQuery::default() },
-            RoomQuery { limit: 501, ..RoomQuery::default() },
-            RoomQuery { name_prefix: Some("  ".into()), ..RoomQuery::default() },
+            RoomQuery {
+                limit: 0,
+                ..RoomQuery::default()
+            },
+            RoomQuery {
+                limit: 501,
+                ..RoomQuery::default()
+            },
+            RoomQuery {
+                name_prefix: Some("  ".into()),
+                ..RoomQuery::default()
+            },
         ] {
             let result = store.list_rooms(&tenant, &query).await;
             assert!(matches!(result, Err(Error::Invalid { .. })), "{query:?}: {result:?}");
@@ -462,11 +618,17 @@ pub mod room_store {
         let (state, _) = stored_room(store, 1).await;
         let (_, mut append) = post(&state, "hello", T0);
         let invite = credential(state.room());
-        let session = Credential { grant: Grant::Session(ParticipantId::from_u128(new_id())), ..credential(state.room()) };
+        let session = Credential {
+            grant: Grant::Session(ParticipantId::from_u128(new_id())),
+            ..credential(state.room())
+        };
         append.credentials.extend([invite, session]);
         store.append(append).await.expect("append");
         assert_eq!(store.find_credential(&invite.hash).await.expect("lookup"), Some(invite));
-        assert_eq!(store.find_credential(&session.hash).await.expect("lookup"), Some(session));
+        assert_eq!(
+            store.find_credential(&session.hash).await.expect("lookup"),
+            Some(session)
+        );
     }
 
     /// Outbox rows are claimed when due, held by a lease, counted, rescheduled and deleted.
@@ -487,8 +649,18 @@ pub mod room_store {
         };
 
         let first = mine(store.claim_outbox(now, lease, 100).await.expect("claim"));
-        assert_eq!(first, [ClaimedOutbox { message: due.clone(), attempts: 1 }], "only the due row");
-        assert!(mine(store.claim_outbox(now, lease, 100).await.expect("claim")).is_empty(), "held by its lease");
+        assert_eq!(
+            first,
+            [ClaimedOutbox {
+                message: due.clone(),
+                attempts: 1
+            }],
+            "only the due row"
+        );
+        assert!(
+            mine(store.claim_outbox(now, lease, 100).await.expect("claim")).is_empty(),
+            "held by its lease"
+        );
         let expired = now.saturating_add(lease);
         let second = mine(store.claim_outbox(expired, lease, 100).await.expect("claim"));
         assert_eq!(second.len(), 1, "claimable again once the lease ran out");
@@ -507,7 +679,10 @@ pub mod room_store {
 
         store.delete_outbox(due.id).await.expect("delete");
         assert!(matches!(store.delete_outbox(due.id).await, Err(Error::NotFound { .. })));
-        assert!(matches!(store.reschedule_outbox(due.id, now).await, Err(Error::NotFound { .. })));
+        assert!(matches!(
+            store.reschedule_outbox(due.id, now).await,
+            Err(Error::NotFound { .. })
+        ));
         let far = later.saturating_add(Duration::from_secs(86_400));
         let left = mine(store.claim_outbox(far, lease, 100).await.expect("claim"));
         assert_eq!(left.len(), 1);
@@ -536,7 +711,10 @@ pub mod room_store {
         done.completed_outbox.push(row.id);
         let mut twice = done.clone();
         store.append(done).await.expect("complete");
-        let mine = store.claim_outbox(now, Duration::from_secs(5), 1000).await.expect("claim");
+        let mine = store
+            .claim_outbox(now, Duration::from_secs(5), 1000)
+            .await
+            .expect("claim");
         assert!(mine.iter().all(|c| c.message.id != row.id), "completed rows are gone");
 
         // Completing it again (a second dispatcher) is refused, and its events are not written.
@@ -587,7 +765,11 @@ pub mod room_store {
         let results = join_all(appends.into_iter().map(|a| store.append(a))).await;
         let wins = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(wins, 1, "{results:?}");
-        assert!(results.iter().all(|r| r.is_ok() || matches!(r, Err(Error::Conflict { .. }))));
+        assert!(
+            results
+                .iter()
+                .all(|r| r.is_ok() || matches!(r, Err(Error::Conflict { .. })))
+        );
         let events = all_events(store, state.room()).await;
         let seqs: Vec<u64> = events.iter().map(|e| e.seq.get()).collect();
         assert_eq!(seqs, [1, 2]);
@@ -597,15 +779,15 @@ pub mod room_store {
 /// Checks for [`BlobStore`](crate::BlobStore) adapters.
 pub mod blob_store {
     use std::io;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use bytes::{Bytes, BytesMut};
-    use futures_util::{stream, StreamExt};
+    use futures_util::{StreamExt, stream};
 
+    use crate::Error;
     use crate::blob::{BlobKey, BlobStore, ByteRange, Sha256Digest, UploadStream};
     use crate::id::{DocumentId, IdGenerator, RandomIds, RoomId, TenantId};
-    use crate::Error;
 
     fn fresh_key() -> BlobKey {
         let id = || RandomIds.next_id().expect("os random number generator");
@@ -619,7 +801,10 @@ pub mod blob_store {
     }
 
     fn chunks(bytes: &Bytes, chunk: usize) -> UploadStream {
-        let parts: Vec<io::Result<Bytes>> = bytes.chunks(chunk.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let parts: Vec<io::Result<Bytes>> = bytes
+            .chunks(chunk.max(1))
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
         Box::pin(stream::iter(parts))
     }
 
@@ -631,7 +816,11 @@ pub mod blob_store {
         while let Some(chunk) = download.stream.next().await {
             out.extend_from_slice(&chunk?);
         }
-        assert_eq!(out.len() as u64, download.range.end - download.range.start, "the stream matches its range");
+        assert_eq!(
+            out.len() as u64,
+            download.range.end - download.range.start,
+            "the stream matches its range"
+        );
         Ok(Some(out.freeze()))
     }
 
@@ -663,7 +852,10 @@ pub mod blob_store {
         let result = store.put(&key, Box::pin(endless), 64 * 1024).await;
         assert!(matches!(result, Err(Error::TooLarge { limit: 65_536 })), "{result:?}");
         let read = pulled.load(Ordering::Relaxed);
-        assert!(read <= 64 + 16, "the store read {read} chunks of 1 KiB for a 64 KiB limit");
+        assert!(
+            read <= 64 + 16,
+            "the store read {read} chunks of 1 KiB for a 64 KiB limit"
+        );
         assert_eq!(store.head(&key).await.expect("head"), None);
         assert!(read_all(store, &key, None).await.expect("get").is_none());
     }
@@ -672,7 +864,10 @@ pub mod blob_store {
     pub async fn exactly_the_limit_is_accepted(store: &dyn BlobStore) {
         let key = fresh_key();
         let data = pattern(10_000);
-        assert_eq!(store.put(&key, chunks(&data, 999), 10_000).await.expect("put").size, 10_000);
+        assert_eq!(
+            store.put(&key, chunks(&data, 999), 10_000).await.expect("put").size,
+            10_000
+        );
         let over = fresh_key();
         let result = store.put(&over, chunks(&pattern(10_001), 999), 10_000).await;
         assert!(matches!(result, Err(Error::TooLarge { .. })), "{result:?}");
@@ -688,7 +883,10 @@ pub mod blob_store {
         assert_eq!(store.head(&key).await.expect("head").map(|m| m.size), Some(0));
         assert_eq!(read_all(store, &key, None).await.expect("get"), Some(Bytes::new()));
         let result = store.get(&key, Some(ByteRange::from_start(0))).await;
-        assert!(matches!(result, Err(Error::RangeNotSatisfiable { size: 0 })), "{result:?}");
+        assert!(
+            matches!(result, Err(Error::RangeNotSatisfiable { size: 0 })),
+            "{result:?}"
+        );
     }
 
     /// First byte, last byte, a clamped end, an open end, and a start past the end.
@@ -699,15 +897,30 @@ pub mod blob_store {
         let range = |a, b| Some(ByteRange::new(a..b).expect("non-empty"));
         let get = |r| read_all(store, &key, r);
         assert_eq!(get(range(0, 1)).await.expect("first").as_deref(), Some(&data[..1]));
-        assert_eq!(get(range(69_999, 70_000)).await.expect("last").as_deref(), Some(&data[69_999..]));
-        assert_eq!(get(range(65_000, 90_000)).await.expect("clamped").as_deref(), Some(&data[65_000..]));
-        assert_eq!(get(Some(ByteRange::from_start(12_345))).await.expect("open").as_deref(), Some(&data[12_345..]));
-        assert_eq!(get(range(100, 8_292)).await.expect("middle").as_deref(), Some(&data[100..8_292]));
+        assert_eq!(
+            get(range(69_999, 70_000)).await.expect("last").as_deref(),
+            Some(&data[69_999..])
+        );
+        assert_eq!(
+            get(range(65_000, 90_000)).await.expect("clamped").as_deref(),
+            Some(&data[65_000..])
+        );
+        assert_eq!(
+            get(Some(ByteRange::from_start(12_345))).await.expect("open").as_deref(),
+            Some(&data[12_345..])
+        );
+        assert_eq!(
+            get(range(100, 8_292)).await.expect("middle").as_deref(),
+            Some(&data[100..8_292])
+        );
         let download = store.get(&key, range(10, 20)).await.expect("get").expect("exists");
         assert_eq!((download.size, download.range), (70_000, 10..20));
         for past in [range(70_000, 70_001), Some(ByteRange::from_start(80_000))] {
             let result = store.get(&key, past).await;
-            assert!(matches!(result, Err(Error::RangeNotSatisfiable { size: 70_000 })), "{result:?}");
+            assert!(
+                matches!(result, Err(Error::RangeNotSatisfiable { size: 70_000 })),
+                "{result:?}"
+            );
         }
     }
 
@@ -740,7 +953,10 @@ pub mod blob_store {
     /// A second put under a key replaces the first.
     pub async fn put_replaces(store: &dyn BlobStore) {
         let key = fresh_key();
-        store.put(&key, chunks(&pattern(5_000), 1_000), 1 << 20).await.expect("put");
+        store
+            .put(&key, chunks(&pattern(5_000), 1_000), 1 << 20)
+            .await
+            .expect("put");
         let second = Bytes::from_static(b"second version");
         store.put(&key, chunks(&second, 4), 1 << 20).await.expect("put again");
         assert_eq!(read_all(store, &key, None).await.expect("get"), Some(second));

@@ -147,10 +147,7 @@ mod tests {
             Timestamp::from_unix_millis(1_795_857_000_123).to_string(),
             "2026-11-28T09:10:00.123Z"
         );
-        assert_eq!(
-            Timestamp::from_unix_millis(-1).to_string(),
-            "1969-12-31T23:59:59.999Z"
-        );
+        assert_eq!(Timestamp::from_unix_millis(-1).to_string(), "1969-12-31T23:59:59.999Z");
         assert_eq!(
             Timestamp::from_unix_millis(951_782_400_000).to_string(),
             "2000-02-29T00:00:00.000Z"

@@ -1,5 +1,8 @@
 //! Property tests over random command sequences.
 
+// Tests fail by panicking.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -11,14 +14,36 @@ use proptest::prelude::*;
 /// One step of a random history. Indices pick among the room's invites and participants.
 #[derive(Clone, Debug)]
 enum Step {
-    Invite { channel: u8, names: bool, other_identifier: bool },
-    Join { invite: usize },
-    Post { customer: usize, by_customer: bool, text: String },
-    Share { customer: usize, by_customer: bool },
-    RevokeInvite { invite: usize },
-    RevokeSession { customer: usize },
-    Delivery { invite: usize, status: u8 },
-    Wait { hours: u64 },
+    Invite {
+        channel: u8,
+        names: bool,
+        other_identifier: bool,
+    },
+    Join {
+        invite: usize,
+    },
+    Post {
+        customer: usize,
+        by_customer: bool,
+        text: String,
+    },
+    Share {
+        customer: usize,
+        by_customer: bool,
+    },
+    RevokeInvite {
+        invite: usize,
+    },
+    RevokeSession {
+        customer: usize,
+    },
+    Delivery {
+        invite: usize,
+        status: u8,
+    },
+    Wait {
+        hours: u64,
+    },
     Sweep,
     Close,
 }
@@ -46,9 +71,16 @@ fn pick<T: Copy>(items: &[T], i: usize) -> Option<T> {
 fn command(room: &mut Room, step: &Step) -> Option<(Actor, Command)> {
     let invites: Vec<InviteId> = room.state.invites().iter().map(|i| i.id).collect();
     let customers: Vec<ParticipantId> = room.state.participants().iter().map(|p| p.id).collect();
-    let as_customer = |p: ParticipantId| Actor::Customer { room: room.state.room(), participant: p };
+    let as_customer = |p: ParticipantId| Actor::Customer {
+        room: room.state.room(),
+        participant: p,
+    };
     Some(match step.clone() {
-        Step::Invite { channel, names, other_identifier } => {
+        Step::Invite {
+            channel,
+            names,
+            other_identifier,
+        } => {
             let channel = Channel::ALL[usize::from(channel)];
             let recipient = match (channel, other_identifier) {
                 (Channel::Sms, false) => phone("+447911123456"),
@@ -57,31 +89,75 @@ fn command(room: &mut Room, step: &Step) -> Option<(Actor, Command)> {
                 (Channel::Email, true) => email("other@example.com"),
                 (Channel::Link, _) => None,
             };
-            let (first, last) = if names { (Some("Grace"), Some("Hopper")) } else { (None, None) };
+            let (first, last) = if names {
+                (Some("Grace"), Some("Hopper"))
+            } else {
+                (None, None)
+            };
             (agent(), room.invite_cmd(channel, first, last, recipient))
         }
         Step::Join { invite } => {
             let participant = ParticipantId::from_u128(room.id());
-            (Actor::System, Command::Join { invite: pick(&invites, invite)?, participant })
+            (
+                Actor::System,
+                Command::Join {
+                    invite: pick(&invites, invite)?,
+                    participant,
+                },
+            )
         }
-        Step::Post { customer, by_customer, text } => {
-            let actor = if by_customer { as_customer(pick(&customers, customer)?) } else { agent() };
+        Step::Post {
+            customer,
+            by_customer,
+            text,
+        } => {
+            let actor = if by_customer {
+                as_customer(pick(&customers, customer)?)
+            } else {
+                agent()
+            };
             (actor, Command::PostMessage { text, client_key: None })
         }
         Step::Share { customer, by_customer } => {
-            let actor = if by_customer { as_customer(pick(&customers, customer)?) } else { agent() };
+            let actor = if by_customer {
+                as_customer(pick(&customers, customer)?)
+            } else {
+                agent()
+            };
             (actor, room.document())
         }
-        Step::RevokeInvite { invite } => (agent(), Command::RevokeInvite { invite: pick(&invites, invite)? }),
-        Step::RevokeSession { customer } => (agent(), Command::RevokeSession { participant: pick(&customers, customer)? }),
+        Step::RevokeInvite { invite } => (
+            agent(),
+            Command::RevokeInvite {
+                invite: pick(&invites, invite)?,
+            },
+        ),
+        Step::RevokeSession { customer } => (
+            agent(),
+            Command::RevokeSession {
+                participant: pick(&customers, customer)?,
+            },
+        ),
         Step::Delivery { invite, status } => {
             let status = match status {
                 0 => DeliveryStatus::Sent { provider_id: None },
                 1 => DeliveryStatus::Delivered,
-                2 => DeliveryStatus::Failed { permanent: true, reason: "unreachable".into() },
-                _ => DeliveryStatus::Failed { permanent: false, reason: "busy".into() },
+                2 => DeliveryStatus::Failed {
+                    permanent: true,
+                    reason: "unreachable".into(),
+                },
+                _ => DeliveryStatus::Failed {
+                    permanent: false,
+                    reason: "busy".into(),
+                },
             };
-            (Actor::System, Command::RecordDelivery { invite: pick(&invites, invite)?, status })
+            (
+                Actor::System,
+                Command::RecordDelivery {
+                    invite: pick(&invites, invite)?,
+                    status,
+                },
+            )
         }
         Step::Wait { hours } => {
             room.advance(Duration::from_secs(hours * 3600));
@@ -98,7 +174,12 @@ fn allowed(from: RoomStatus, to: RoomStatus) -> bool {
     from == to
         || matches!(
             (from, to),
-            (Draft, Active) | (Draft, Closed) | (Active, TimedOut) | (Active, Closed) | (TimedOut, Active) | (TimedOut, Closed)
+            (Draft, Active)
+                | (Draft, Closed)
+                | (Active, TimedOut)
+                | (Active, Closed)
+                | (TimedOut, Active)
+                | (TimedOut, Closed)
         )
 }
 
@@ -127,19 +208,16 @@ proptest! {
             {
                 prop_assert!(result.is_err(), "a timed-out room accepted a customer's {:?}", command);
             }
-            match result {
-                Ok(events) => {
-                    // Sequence numbers continue the log without a gap.
-                    for (i, event) in events.iter().enumerate() {
-                        prop_assert_eq!(event.seq.get(), before.seq().get() + 1 + i as u64);
-                        prop_assert_eq!(event.at, room.now);
-                    }
-                    prop_assert!(
-                        allowed(before.status(), room.state.status()),
-                        "{:?} moved {} to {}", command, before.status(), room.state.status()
-                    );
+            if let Ok(events) = result {
+                // Sequence numbers continue the log without a gap.
+                for (i, event) in events.iter().enumerate() {
+                    prop_assert_eq!(event.seq.get(), before.seq().get() + 1 + i as u64);
+                    prop_assert_eq!(event.at, room.now);
                 }
-                Err(_) => {}
+                prop_assert!(
+                    allowed(before.status(), room.state.status()),
+                    "{:?} moved {} to {}", command, before.status(), room.state.status()
+                );
             }
             // The name is the default until the first invite, then the customer's.
             let expected_name = room.state.customer().map_or(DEFAULT_ROOM_NAME.to_owned(), Customer::full_name);

@@ -1,5 +1,8 @@
 //! One test per room rule (DESIGN.md §2 and the core issue).
 
+// Tests fail by panicking.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -24,13 +27,21 @@ fn a_new_room_is_a_draft_named_collaboration_room() {
 #[test]
 fn the_first_invite_renames_the_room_and_activates_it() {
     let mut room = Room::new();
-    let cmd = room.invite_cmd(Channel::Email, Some(" Grace "), Some("Hopper"), email("grace@example.com"));
+    let cmd = room.invite_cmd(
+        Channel::Email,
+        Some(" Grace "),
+        Some("Hopper"),
+        email("grace@example.com"),
+    );
     let events = room.run(cmd).expect("accepted");
     assert_eq!(types(&events), ["customer_invited", "room_renamed"]);
     assert_eq!(room.state.name(), "Grace Hopper");
     assert_eq!(room.state.status(), RoomStatus::Active);
     let customer = room.state.customer().expect("customer");
-    assert_eq!(customer.email.as_ref().map(EmailAddress::as_str), Some("grace@example.com"));
+    assert_eq!(
+        customer.email.as_ref().map(EmailAddress::as_str),
+        Some("grace@example.com")
+    );
     assert_eq!(customer.phone, None);
     // A second invite does not rename again.
     let again = room.invite_cmd(Channel::Email, None, None, None);
@@ -41,7 +52,13 @@ fn the_first_invite_renames_the_room_and_activates_it() {
 fn the_first_invite_needs_both_names() {
     let mut room = Room::new();
     let cmd = room.invite_cmd(Channel::Email, None, Some("Hopper"), email("grace@example.com"));
-    assert!(matches!(room.run(cmd), Err(Error::Invalid { field: "first_name", .. })));
+    assert!(matches!(
+        room.run(cmd),
+        Err(Error::Invalid {
+            field: "first_name",
+            ..
+        })
+    ));
     let cmd = room.invite_cmd(Channel::Email, Some("Grace"), None, email("grace@example.com"));
     assert!(matches!(room.run(cmd), Err(Error::Invalid { field: "last_name", .. })));
     assert_eq!(room.state.seq(), Seq::new(1), "nothing changed");
@@ -56,7 +73,10 @@ fn sms_needs_an_activated_sender() {
     room.policy = room.policy.clone().with_sms_activated(true);
     room.run(cmd).expect("accepted once activated");
     assert_eq!(
-        room.state.customer().and_then(|c| c.phone.as_ref()).map(PhoneNumber::as_str),
+        room.state
+            .customer()
+            .and_then(|c| c.phone.as_ref())
+            .map(PhoneNumber::as_str),
         Some("+447911123456")
     );
 }
@@ -69,7 +89,14 @@ fn get_link_needs_an_sms_or_email_invite_first_by_default() {
     room.invite_by_email();
     let link = room.invite_cmd(Channel::Link, None, None, None);
     let events = room.run(link).expect("a link after an email invite");
-    assert!(matches!(&events[0].data, EventData::CustomerInvited { channel: Channel::Link, recipient: None, .. }));
+    assert!(matches!(
+        &events[0].data,
+        EventData::CustomerInvited {
+            channel: Channel::Link,
+            recipient: None,
+            ..
+        }
+    ));
 
     // With the policy off, a link can be the first invite, and it renames the room.
     let mut room = Room::with_policy(Policy::default().with_link_requires_prior_invite(false));
@@ -122,13 +149,22 @@ fn re_inviting_through_a_new_channel_keeps_the_names_and_needs_the_new_identifie
     let missing = room_invite(&mut room, Channel::Sms, None);
     assert!(matches!(room.run(missing), Err(Error::Invalid { field: "phone", .. })));
     let renamed = room.invite_cmd(Channel::Sms, Some("Amazing"), None, phone("+447911123456"));
-    assert!(matches!(room.run(renamed), Err(Error::Invalid { field: "first_name", .. })));
+    assert!(matches!(
+        room.run(renamed),
+        Err(Error::Invalid {
+            field: "first_name",
+            ..
+        })
+    ));
     let same_names = room.invite_cmd(Channel::Sms, Some("Grace"), Some("Hopper"), phone("+447911123456"));
     room.run(same_names).expect("names equal to the locked ones are fine");
     let customer = room.state.customer().expect("customer");
     assert_eq!(customer.full_name(), "Grace Hopper");
     assert_eq!(customer.phone.as_ref().map(PhoneNumber::as_str), Some("+447911123456"));
-    assert_eq!(customer.email.as_ref().map(EmailAddress::as_str), Some("grace@example.com"));
+    assert_eq!(
+        customer.email.as_ref().map(EmailAddress::as_str),
+        Some("grace@example.com")
+    );
     // The SMS channel is now locked to that number.
     let other = room_invite(&mut room, Channel::Sms, phone("+33612345678"));
     assert!(matches!(room.run(other), Err(Error::Invalid { field: "phone", .. })));
@@ -139,9 +175,18 @@ fn the_inactivity_timeout_defaults_to_90_days_and_is_at_least_3() {
     assert_eq!(Policy::default().inactivity_timeout(), 90 * DAY);
     assert!(matches!(
         Policy::default().with_inactivity_timeout(3 * DAY - Duration::from_secs(1)),
-        Err(Error::Invalid { field: "inactivity_timeout", .. })
+        Err(Error::Invalid {
+            field: "inactivity_timeout",
+            ..
+        })
     ));
-    assert_eq!(Policy::default().with_inactivity_timeout(3 * DAY).map(|p| p.inactivity_timeout()).ok(), Some(3 * DAY));
+    assert_eq!(
+        Policy::default()
+            .with_inactivity_timeout(3 * DAY)
+            .map(|p| p.inactivity_timeout())
+            .ok(),
+        Some(3 * DAY)
+    );
 }
 
 #[test]
@@ -151,14 +196,20 @@ fn an_idle_room_times_out_and_only_an_agent_re_invite_reopens_it() {
     let customer = room.join(invite);
     room.advance(90 * DAY - Duration::from_secs(1));
     assert!(room.run(Command::TimeOut).expect("sweep").is_empty(), "not due yet");
-    room.run_as(&customer, Room::post("still here")).expect("the customer can post");
+    room.run_as(&customer, Room::post("still here"))
+        .expect("the customer can post");
 
     room.advance(90 * DAY);
     // Due but not swept: the customer is refused all the same.
-    assert!(matches!(room.run_as(&customer, Room::post("hello?")), Err(Error::RoomTimedOut)));
+    assert!(matches!(
+        room.run_as(&customer, Room::post("hello?")),
+        Err(Error::RoomTimedOut)
+    ));
     assert_eq!(room.state.status_at(room.now, &room.policy), RoomStatus::TimedOut);
     // An agent's post records the timeout first and leaves the room timed out.
-    let events = room.run(Room::post("we will get back to you")).expect("agents may post");
+    let events = room
+        .run(Room::post("we will get back to you"))
+        .expect("agents may post");
     assert_eq!(types(&events), ["timed_out", "message_posted"]);
     assert_eq!(events[0].actor, EventActor::System);
     assert_eq!(room.state.status(), RoomStatus::TimedOut);
@@ -166,7 +217,10 @@ fn an_idle_room_times_out_and_only_an_agent_re_invite_reopens_it() {
     assert!(matches!(room.run_as(&customer, doc), Err(Error::RoomTimedOut)));
 
     let reinvite = room_invite(&mut room, Channel::Email, None);
-    assert_eq!(types(&room.run(reinvite).expect("accepted")), ["reactivated", "customer_invited"]);
+    assert_eq!(
+        types(&room.run(reinvite).expect("accepted")),
+        ["reactivated", "customer_invited"]
+    );
     assert_eq!(room.state.status(), RoomStatus::Active);
     room.run_as(&customer, Room::post("back")).expect("read-write again");
 }
@@ -177,7 +231,10 @@ fn a_re_invite_of_a_room_due_for_timeout_records_both_steps() {
     room.invite_by_email();
     room.advance(91 * DAY);
     let reinvite = room_invite(&mut room, Channel::Email, None);
-    assert_eq!(types(&room.run(reinvite).expect("accepted")), ["timed_out", "reactivated", "customer_invited"]);
+    assert_eq!(
+        types(&room.run(reinvite).expect("accepted")),
+        ["timed_out", "reactivated", "customer_invited"]
+    );
 }
 
 #[test]
@@ -197,7 +254,13 @@ fn a_closed_room_accepts_nothing() {
         (agent(), Command::Close),
         (Actor::System, Command::TimeOut),
         (Actor::System, Command::Join { invite, participant }),
-        (Actor::System, Command::RecordDelivery { invite, status: DeliveryStatus::Delivered }),
+        (
+            Actor::System,
+            Command::RecordDelivery {
+                invite,
+                status: DeliveryStatus::Delivered,
+            },
+        ),
     ];
     for (actor, command) in attempts {
         let result = room.try_as(&actor, &command);
@@ -212,15 +275,29 @@ fn wrong_expired_and_revoked_invites_fail_the_same_way() {
     room.advance(7 * DAY);
     let revoked = room.invite_by_email();
     room.run(Command::RevokeInvite { invite: revoked }).expect("revoke");
-    assert!(room.run(Command::RevokeInvite { invite: revoked }).expect("again").is_empty(), "revoking twice changes nothing");
+    assert!(
+        room.run(Command::RevokeInvite { invite: revoked })
+            .expect("again")
+            .is_empty(),
+        "revoking twice changes nothing"
+    );
     let wrong = InviteId::from_u128(424_242);
     let mut errors = Vec::new();
     for invite in [wrong, expired, revoked] {
         let participant = ParticipantId::from_u128(room.id());
-        errors.push(room.try_as(&Actor::System, &Command::Join { invite, participant }).map_err(|e| e.to_string()));
+        errors.push(
+            room.try_as(&Actor::System, &Command::Join { invite, participant })
+                .map_err(|e| e.to_string()),
+        );
     }
-    assert!(errors.iter().all(|e| *e == Err("invite not found".to_owned())), "{errors:?}");
-    assert_eq!(room.state.invite(expired).map(|i| i.status_at(room.now)), Some(InviteStatus::Expired));
+    assert!(
+        errors.iter().all(|e| *e == Err("invite not found".to_owned())),
+        "{errors:?}"
+    );
+    assert_eq!(
+        room.state.invite(expired).map(|i| i.status_at(room.now)),
+        Some(InviteStatus::Expired)
+    );
 
     let current = room.invite_by_email();
     room.join(current);
@@ -232,24 +309,53 @@ fn actors_reach_only_their_own_rooms_and_commands() {
     let mut room = Room::new();
     let invite = room.invite_by_email();
     let customer = room.join(invite);
-    let stranger = Actor::Agent { tenant: TenantId::new("other").expect("valid"), agent: AgentId::new("eve").expect("valid") };
-    let other_room = Actor::Customer { room: RoomId::from_u128(77), participant: ParticipantId::from_u128(78) };
+    let stranger = Actor::Agent {
+        tenant: TenantId::new("other").expect("valid"),
+        agent: AgentId::new("eve").expect("valid"),
+    };
+    let other_room = Actor::Customer {
+        room: RoomId::from_u128(77),
+        participant: ParticipantId::from_u128(78),
+    };
     for actor in [&stranger, &other_room] {
         let result = room.try_as(actor, &Room::post("hi"));
-        assert!(matches!(result, Err(Error::NotFound { what: "room" })), "{actor:?}: {result:?}");
+        assert!(
+            matches!(result, Err(Error::NotFound { what: "room" })),
+            "{actor:?}: {result:?}"
+        );
     }
     // Customers cannot do an agent's work; agents cannot act as the library.
     let reinvite = room_invite(&mut room, Channel::Email, None);
-    for command in [reinvite, Command::Close, Command::RevokeInvite { invite }, Command::TimeOut] {
-        assert!(matches!(room.try_as(&customer, &command), Err(Error::Forbidden)), "{command:?}");
+    for command in [
+        reinvite,
+        Command::Close,
+        Command::RevokeInvite { invite },
+        Command::TimeOut,
+    ] {
+        assert!(
+            matches!(room.try_as(&customer, &command), Err(Error::Forbidden)),
+            "{command:?}"
+        );
     }
     let participant = ParticipantId::from_u128(room.id());
-    assert!(matches!(room.try_as(&agent(), &Command::Join { invite, participant }), Err(Error::Forbidden)));
-    assert!(matches!(room.try_as(&Actor::System, &Room::post("hi")), Err(Error::Forbidden)));
+    assert!(matches!(
+        room.try_as(&agent(), &Command::Join { invite, participant }),
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        room.try_as(&Actor::System, &Room::post("hi")),
+        Err(Error::Forbidden)
+    ));
     // A revoked session is refused.
-    let Actor::Customer { participant, .. } = customer else { unreachable!() };
-    room.run(Command::RevokeSession { participant }).expect("revoke session");
-    assert!(matches!(room.try_as(&customer, &Room::post("hi")), Err(Error::Forbidden)));
+    let Actor::Customer { participant, .. } = customer else {
+        unreachable!()
+    };
+    room.run(Command::RevokeSession { participant })
+        .expect("revoke session");
+    assert!(matches!(
+        room.try_as(&customer, &Room::post("hi")),
+        Err(Error::Forbidden)
+    ));
     // Events record who acted.
     let posted = room.run(Room::post("from the agent")).expect("post");
     assert_eq!(posted[0].actor, EventActor::Agent(AgentId::new("ada").expect("valid")));
@@ -260,14 +366,30 @@ fn messages_are_trimmed_non_empty_and_bounded() {
     let mut room = Room::with_policy(Policy::default().with_max_message_chars(10).expect("valid"));
     let events = room.run(Room::post("  hello \n")).expect("accepted");
     assert!(matches!(&events[0].data, EventData::MessagePosted { text, .. } if text == "hello"));
-    room.run(Room::post(&"é".repeat(10))).expect("exactly the limit, in characters");
+    room.run(Room::post(&"é".repeat(10)))
+        .expect("exactly the limit, in characters");
     for bad in ["", "   \n\t", &"x".repeat(11), "bell\u{7}"] {
-        assert!(matches!(room.run(Room::post(bad)), Err(Error::Invalid { field: "text", .. })), "{bad:?}");
+        assert!(
+            matches!(room.run(Room::post(bad)), Err(Error::Invalid { field: "text", .. })),
+            "{bad:?}"
+        );
     }
     assert_eq!(Policy::default().max_message_chars(), 4_000);
     for bad in ["", "has space", &"k".repeat(129)] {
-        let cmd = Command::PostMessage { text: "hi".into(), client_key: Some(bad.to_owned()) };
-        assert!(matches!(room.run(cmd), Err(Error::Invalid { field: "client_key", .. })), "{bad:?}");
+        let cmd = Command::PostMessage {
+            text: "hi".into(),
+            client_key: Some(bad.to_owned()),
+        };
+        assert!(
+            matches!(
+                room.run(cmd),
+                Err(Error::Invalid {
+                    field: "client_key",
+                    ..
+                })
+            ),
+            "{bad:?}"
+        );
     }
 }
 
@@ -276,22 +398,65 @@ fn delivery_news_only_moves_forward() {
     let mut room = Room::new();
     let invite = room.invite_by_email();
     let record = |room: &mut Room, status: DeliveryStatus| {
-        room.run_as(&Actor::System, Command::RecordDelivery { invite, status }).expect("accepted").len()
+        room.run_as(&Actor::System, Command::RecordDelivery { invite, status })
+            .expect("accepted")
+            .len()
     };
-    assert_eq!(record(&mut room, DeliveryStatus::Failed { permanent: false, reason: "busy".into() }), 1);
-    assert_eq!(record(&mut room, DeliveryStatus::Sent { provider_id: Some("SM1".into()) }), 1);
+    assert_eq!(
+        record(
+            &mut room,
+            DeliveryStatus::Failed {
+                permanent: false,
+                reason: "busy".into()
+            }
+        ),
+        1
+    );
+    assert_eq!(
+        record(
+            &mut room,
+            DeliveryStatus::Sent {
+                provider_id: Some("SM1".into())
+            }
+        ),
+        1
+    );
     assert_eq!(record(&mut room, DeliveryStatus::Delivered), 1);
-    assert_eq!(record(&mut room, DeliveryStatus::Sent { provider_id: None }), 0, "a late 'sent' is not news");
-    assert_eq!(room.state.invite(invite).map(|i| i.status), Some(InviteStatus::Delivered));
+    assert_eq!(
+        record(&mut room, DeliveryStatus::Sent { provider_id: None }),
+        0,
+        "a late 'sent' is not news"
+    );
+    assert_eq!(
+        room.state.invite(invite).map(|i| i.status),
+        Some(InviteStatus::Delivered)
+    );
 
     let other = room.invite_by_email();
     let long = "x".repeat(5_000);
     let events = room
-        .run_as(&Actor::System, Command::RecordDelivery { invite: other, status: DeliveryStatus::Failed { permanent: true, reason: long } })
+        .run_as(
+            &Actor::System,
+            Command::RecordDelivery {
+                invite: other,
+                status: DeliveryStatus::Failed {
+                    permanent: true,
+                    reason: long,
+                },
+            },
+        )
         .expect("accepted");
-    assert!(matches!(&events[0].data, EventData::InviteDelivery { status: DeliveryStatus::Failed { reason, .. }, .. } if reason.len() == 500));
+    assert!(
+        matches!(&events[0].data, EventData::InviteDelivery { status: DeliveryStatus::Failed { reason, .. }, .. } if reason.len() == 500)
+    );
     let unknown = InviteId::from_u128(5);
-    let result = room.run_as(&Actor::System, Command::RecordDelivery { invite: unknown, status: DeliveryStatus::Delivered });
+    let result = room.run_as(
+        &Actor::System,
+        Command::RecordDelivery {
+            invite: unknown,
+            status: DeliveryStatus::Delivered,
+        },
+    );
     assert!(matches!(result, Err(Error::NotFound { what: "invite" })));
 }
 
@@ -307,11 +472,20 @@ fn replay_rebuilds_the_state_and_refuses_broken_logs() {
 
     let mut gap = room.log.clone();
     gap.remove(2);
-    assert!(matches!(RoomState::replay(&gap), Err(Error::Invalid { field: "events", .. })));
+    assert!(matches!(
+        RoomState::replay(&gap),
+        Err(Error::Invalid { field: "events", .. })
+    ));
     let mut duplicate = room.log.clone();
     duplicate.insert(2, duplicate[2].clone());
-    assert!(matches!(RoomState::replay(&duplicate), Err(Error::Invalid { field: "events", .. })));
-    assert!(matches!(RoomState::replay(&room.log[1..]), Err(Error::Invalid { field: "events", .. })));
+    assert!(matches!(
+        RoomState::replay(&duplicate),
+        Err(Error::Invalid { field: "events", .. })
+    ));
+    assert!(matches!(
+        RoomState::replay(&room.log[1..]),
+        Err(Error::Invalid { field: "events", .. })
+    ));
 }
 
 #[test]

@@ -1,5 +1,8 @@
 //! Keeps `decide` and the transition table in the crate docs (`src/transitions.md`) in step.
 
+// Tests fail by panicking.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -62,24 +65,45 @@ fn outcome(label: &str, status: RoomStatus) -> String {
         .expect("valid policy");
     let (mut room, customer, invite) = room_in(status, &base);
     let some_invite = invite.unwrap_or(InviteId::from_u128(999));
-    let customer = customer.unwrap_or(Actor::Customer { room: room.state.room(), participant: ParticipantId::from_u128(998) });
+    let customer = customer.unwrap_or(Actor::Customer {
+        room: room.state.room(),
+        participant: ParticipantId::from_u128(998),
+    });
     let session = match &customer {
         Actor::Customer { participant, .. } => *participant,
         _ => unreachable!("customers are customers"),
     };
     let (actor, command) = match label {
-        "invite by email (agent)" => {
-            (agent(), room.invite_cmd(Channel::Email, Some("Grace"), Some("Hopper"), email("grace@example.com")))
-        }
+        "invite by email (agent)" => (
+            agent(),
+            room.invite_cmd(
+                Channel::Email,
+                Some("Grace"),
+                Some("Hopper"),
+                email("grace@example.com"),
+            ),
+        ),
         "invite by SMS, SMS not activated (agent)" => {
             room.policy = room.policy.clone().with_sms_activated(false);
-            (agent(), room.invite_cmd(Channel::Sms, Some("Grace"), Some("Hopper"), phone("+447911123456")))
+            (
+                agent(),
+                room.invite_cmd(Channel::Sms, Some("Grace"), Some("Hopper"), phone("+447911123456")),
+            )
         }
-        "get link (agent)" => (agent(), room.invite_cmd(Channel::Link, Some("Grace"), Some("Hopper"), None)),
+        "get link (agent)" => (
+            agent(),
+            room.invite_cmd(Channel::Link, Some("Grace"), Some("Hopper"), None),
+        ),
         "revoke invite (agent)" => (agent(), Command::RevokeInvite { invite: some_invite }),
         "join with an invite (library)" => {
             let participant = ParticipantId::from_u128(room.id());
-            (Actor::System, Command::Join { invite: some_invite, participant })
+            (
+                Actor::System,
+                Command::Join {
+                    invite: some_invite,
+                    participant,
+                },
+            )
         }
         "revoke session (agent)" => (agent(), Command::RevokeSession { participant: session }),
         "post message (agent)" => (agent(), Room::post("hello")),
@@ -88,7 +112,10 @@ fn outcome(label: &str, status: RoomStatus) -> String {
         "share document (customer)" => (customer, room.document()),
         "record delivery (library)" => (
             Actor::System,
-            Command::RecordDelivery { invite: some_invite, status: DeliveryStatus::Sent { provider_id: None } },
+            Command::RecordDelivery {
+                invite: some_invite,
+                status: DeliveryStatus::Sent { provider_id: None },
+            },
         ),
         "time out when idle (library)" => {
             room.advance(room.policy.inactivity_timeout());
@@ -113,7 +140,9 @@ fn decide_follows_the_transition_table() {
         for (status, cell) in RoomStatus::ALL.iter().zip(cells) {
             let actual = outcome(label, *status);
             if actual != *cell {
-                mismatches.push(format!("{label} in {status}: table says {cell:?}, decide says {actual:?}"));
+                mismatches.push(format!(
+                    "{label} in {status}: table says {cell:?}, decide says {actual:?}"
+                ));
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Fixtures shared by the core's integration tests.
-#![allow(dead_code, unreachable_pub)]
+// Fixtures panic on a broken set-up, like assertions; not every test file uses every fixture.
+#![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used)]
 
 use std::time::Duration;
 
@@ -14,7 +15,10 @@ pub fn tenant() -> TenantId {
 }
 
 pub fn agent() -> Actor {
-    Actor::Agent { tenant: tenant(), agent: AgentId::new("ada").expect("valid") }
+    Actor::Agent {
+        tenant: tenant(),
+        agent: AgentId::new("ada").expect("valid"),
+    }
 }
 
 pub fn name(field: &'static str, value: &str) -> Option<PersonName> {
@@ -47,7 +51,13 @@ impl Room {
     pub fn with_policy(policy: Policy) -> Self {
         let created = create_room(RoomId::from_u128(1), tenant(), AgentId::new("ada").expect("valid"), T0);
         let state = RoomState::replay([&created]).expect("replays").expect("exists");
-        Self { state, log: vec![created], now: T0, policy, ids: 100 }
+        Self {
+            state,
+            log: vec![created],
+            now: T0,
+            policy,
+            ids: 100,
+        }
     }
 
     pub fn id(&mut self) -> u128 {
@@ -61,7 +71,15 @@ impl Room {
 
     /// What `command` by `actor` would do now, without applying it.
     pub fn try_as(&self, actor: &Actor, command: &Command) -> Result<Vec<Event>, Error> {
-        decide(&self.state, command, &Context { now: self.now, actor, policy: &self.policy })
+        decide(
+            &self.state,
+            command,
+            &Context {
+                now: self.now,
+                actor,
+                policy: &self.policy,
+            },
+        )
     }
 
     /// Runs `command` by `actor` and applies its events if accepted.
@@ -78,7 +96,13 @@ impl Room {
         self.run_as(&agent(), command)
     }
 
-    pub fn invite_cmd(&mut self, channel: Channel, first: Option<&str>, last: Option<&str>, recipient: Option<Recipient>) -> Command {
+    pub fn invite_cmd(
+        &mut self,
+        channel: Channel,
+        first: Option<&str>,
+        last: Option<&str>,
+        recipient: Option<Recipient>,
+    ) -> Command {
         Command::Invite(InviteCommand {
             invite: InviteId::from_u128(self.id()),
             channel,
@@ -105,12 +129,19 @@ impl Room {
     /// Joins with `invite`; returns the customer actor.
     pub fn join(&mut self, invite: InviteId) -> Actor {
         let participant = ParticipantId::from_u128(self.id());
-        self.run_as(&Actor::System, Command::Join { invite, participant }).expect("join accepted");
-        Actor::Customer { room: self.state.room(), participant }
+        self.run_as(&Actor::System, Command::Join { invite, participant })
+            .expect("join accepted");
+        Actor::Customer {
+            room: self.state.room(),
+            participant,
+        }
     }
 
     pub fn post(text: &str) -> Command {
-        Command::PostMessage { text: text.to_owned(), client_key: None }
+        Command::PostMessage {
+            text: text.to_owned(),
+            client_key: None,
+        }
     }
 
     pub fn document(&mut self) -> Command {
@@ -129,5 +160,8 @@ impl Room {
 
 /// The name of an error's variant, as the transition table writes it.
 pub fn kind(error: &Error) -> String {
-    format!("{error:?}").chars().take_while(|c| c.is_alphanumeric()).collect()
+    format!("{error:?}")
+        .chars()
+        .take_while(|c| c.is_alphanumeric())
+        .collect()
 }
