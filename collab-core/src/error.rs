@@ -57,6 +57,12 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The content's type, sniffed from its bytes, is not accepted (415). Nothing was kept.
+    #[error("documents of type {media_type} are not accepted")]
+    UnsupportedMediaType {
+        /// The media type the bytes revealed.
+        media_type: String,
+    },
     /// A byte range starts at or past the end of the content (416).
     #[error("range not satisfiable: the content has {size} bytes")]
     RangeNotSatisfiable {
