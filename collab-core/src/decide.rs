@@ -131,6 +131,14 @@ pub fn create_room(room: RoomId, tenant: TenantId, agent: AgentId, now: Timestam
 /// function and that table in step.
 pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<Vec<Event>, Error> {
     let by = authorize(state, command, ctx)?;
+    if let Command::PostMessage {
+        client_key: Some(key), ..
+    } = command
+        && state.message_with_client_key(&by, key).is_some()
+    {
+        // A retried post: it is recorded already.
+        return Ok(Vec::new());
+    }
     if state.status() == RoomStatus::Closed {
         return Err(Error::RoomClosed);
     }
@@ -226,27 +234,21 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
 /// An agent of another tenant and a customer of another room get the same error as for a room
 /// that does not exist, so that nothing leaks about other rooms.
 fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<EventActor, Error> {
+    authorize_read(state, ctx.actor)?;
     let agents_only = matches!(
         command,
         Command::Invite(_) | Command::RevokeInvite { .. } | Command::RevokeSession { .. } | Command::Close
     );
     let library_only = matches!(command, Command::Join { .. } | Command::RecordDelivery { .. });
     match ctx.actor {
-        Actor::Agent { tenant, agent } => {
-            if tenant != state.tenant() {
-                return Err(Error::NotFound { what: "room" });
-            }
+        Actor::Agent { agent, .. } => {
             if library_only {
                 return Err(Error::Forbidden);
             }
             Ok(EventActor::Agent(agent.clone()))
         }
-        Actor::Customer { room, participant } => {
-            if *room != state.room() {
-                return Err(Error::NotFound { what: "room" });
-            }
-            let active = state.participant(*participant).is_some_and(|p| !p.revoked);
-            if !active || agents_only || library_only || *command == Command::TimeOut {
+        Actor::Customer { participant, .. } => {
+            if agents_only || library_only || *command == Command::TimeOut {
                 return Err(Error::Forbidden);
             }
             Ok(EventActor::Customer(*participant))
@@ -258,6 +260,22 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
                 Err(Error::Forbidden)
             }
         }
+    }
+}
+
+/// Checks that `actor` may read the room: an agent of its tenant, its customer with a session
+/// that is not revoked, or the library.
+///
+/// An agent of another tenant and a customer of another room get the same error as for a room
+/// that does not exist; a revoked session gets [`Error::Forbidden`].
+pub fn authorize_read(state: &RoomState, actor: &Actor) -> Result<(), Error> {
+    match actor {
+        Actor::Agent { tenant, .. } if tenant != state.tenant() => Err(Error::NotFound { what: "room" }),
+        Actor::Customer { room, .. } if *room != state.room() => Err(Error::NotFound { what: "room" }),
+        Actor::Customer { participant, .. } if !state.participant(*participant).is_some_and(|p| !p.revoked) => {
+            Err(Error::Forbidden)
+        }
+        _ => Ok(()),
     }
 }
 

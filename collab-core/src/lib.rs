@@ -51,6 +51,7 @@ mod error;
 pub mod event;
 pub mod id;
 pub mod memory;
+pub mod notify;
 mod policy;
 mod state;
 pub mod store;
@@ -58,17 +59,18 @@ pub mod store;
 pub mod testing;
 mod time;
 mod token;
+pub mod transport;
 
 pub use blob::{BlobKey, BlobStore};
 pub use customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
-pub use decide::{Actor, Command, Context, InviteCommand, MAX_CLIENT_KEY_LEN, create_room, decide};
+pub use decide::{Actor, Command, Context, InviteCommand, MAX_CLIENT_KEY_LEN, authorize_read, create_room, decide};
 pub use error::{BoxError, Error};
 pub use event::{DeliveryStatus, DocumentKind, DocumentMeta, Event, EventActor, EventData, Seq};
 pub use id::{
     AgentId, DocumentId, IdGenerator, InviteId, OutboxId, ParticipantId, RandomIds, RoomId, SequentialIds, TenantId,
 };
 pub use policy::Policy;
-pub use state::{DEFAULT_ROOM_NAME, InviteState, InviteStatus, ParticipantState, RoomState, RoomStatus, RoomSummary};
+pub use state::{CLIENT_KEY_WINDOW, DEFAULT_ROOM_NAME, InviteState, InviteStatus, ParticipantState, RoomState, RoomStatus, RoomSummary};
 pub use store::{RoomStore, RoomStoreExt};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use token::{Token, TokenHash};

@@ -1,12 +1,14 @@
 //! A room's state: the fold of its events.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::customer::{Channel, Customer, Recipient};
-use crate::event::{DeliveryStatus, Event, EventData, Seq};
+use crate::event::{DeliveryStatus, DocumentMeta, Event, EventActor, EventData, Seq};
+use crate::id::DocumentId;
 use crate::id::{AgentId, InviteId, ParticipantId, RoomId, TenantId};
 use crate::policy::Policy;
 use crate::time::Timestamp;
@@ -183,7 +185,20 @@ pub struct RoomState {
     summary: RoomSummary,
     invites: Vec<InviteState>,
     participants: Vec<ParticipantState>,
+    documents: Vec<DocumentMeta>,
+    recent_client_keys: VecDeque<ClientKey>,
 }
+
+/// A message posted with a client idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ClientKey {
+    actor: EventActor,
+    key: String,
+    seq: Seq,
+}
+
+/// How many keyed messages a room remembers for recognising retried posts.
+pub const CLIENT_KEY_WINDOW: usize = 256;
 
 impl RoomState {
     /// Folds a room's events, which must start at its `RoomCreated` event (seq 1) and follow one
@@ -222,6 +237,8 @@ impl RoomState {
             },
             invites: Vec::new(),
             participants: Vec::new(),
+            documents: Vec::new(),
+            recent_client_keys: VecDeque::new(),
         })
     }
 
@@ -308,7 +325,20 @@ impl RoomState {
                     p.revoked = true;
                 }
             }
-            EventData::MessagePosted { .. } | EventData::DocumentShared(_) => {}
+            EventData::MessagePosted {
+                client_key: Some(key), ..
+            } => {
+                if self.recent_client_keys.len() == CLIENT_KEY_WINDOW {
+                    self.recent_client_keys.pop_front();
+                }
+                self.recent_client_keys.push_back(ClientKey {
+                    actor: event.actor.clone(),
+                    key: key.clone(),
+                    seq: event.seq,
+                });
+            }
+            EventData::MessagePosted { client_key: None, .. } => {}
+            EventData::DocumentShared(document) => self.documents.push(document.clone()),
             EventData::RoomRenamed { name } => summary.name = name.clone(),
             EventData::TimedOut => summary.status = RoomStatus::TimedOut,
             EventData::Reactivated => summary.status = RoomStatus::Active,
@@ -380,6 +410,26 @@ impl RoomState {
     /// One participation.
     pub fn participant(&self, id: ParticipantId) -> Option<&ParticipantState> {
         self.participants.iter().find(|p| p.id == id)
+    }
+
+    /// The room's documents, oldest first.
+    pub fn documents(&self) -> &[DocumentMeta] {
+        &self.documents
+    }
+
+    /// One document.
+    pub fn document(&self, id: DocumentId) -> Option<&DocumentMeta> {
+        self.documents.iter().find(|d| d.id == id)
+    }
+
+    /// The message `actor` posted with client key `key`, if it is among the room's last
+    /// [`CLIENT_KEY_WINDOW`] keyed messages.
+    pub fn message_with_client_key(&self, actor: &EventActor, key: &str) -> Option<Seq> {
+        self.recent_client_keys
+            .iter()
+            .rev()
+            .find(|k| k.actor == *actor && k.key == key)
+            .map(|k| k.seq)
     }
 
     /// When the room was opened.

@@ -1,0 +1,165 @@
+//! Live events: the [`Transport`] that carries a room's new events to its subscribers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use futures_core::Stream;
+use futures_util::stream;
+use tokio::sync::broadcast;
+
+use crate::event::{Event, Seq};
+use crate::id::RoomId;
+use crate::Error;
+
+/// What a subscriber hears from a [`Transport`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Live {
+    /// A new event.
+    Event(Arc<Event>),
+    /// The room has events up to `seq`; read the ones you lack from the store. Transports that
+    /// carry only wake-ups (a database's notifications) send this.
+    Wake {
+        /// The room's last sequence number when the wake-up was sent.
+        seq: Seq,
+    },
+    /// Some events were dropped for this subscriber (it fell behind); read the store to catch up.
+    Lagged,
+}
+
+/// A subscriber's stream of [`Live`] news about one room.
+pub type LiveStream = Pin<Box<dyn Stream<Item = Live> + Send>>;
+
+/// Carries new events from the process that appended them to every subscriber of the room.
+///
+/// # Contract
+///
+/// - It is a *hint*, not the source of truth: subscriptions read the store for anything they
+///   miss, so a transport may drop, repeat or reorder news. It must never invent events.
+/// - [`publish`](Transport::publish) is called after each successful append, with the events in
+///   order. A failure is logged by the caller, never returned to the writer: the events are
+///   stored already.
+/// - [`subscribe`](Transport::subscribe) starts hearing news from the moment it returns.
+///
+/// # Implement your own
+///
+/// ```
+/// use std::sync::Arc;
+/// use async_trait::async_trait;
+/// use collab_core::transport::{Live, LiveStream, Transport};
+/// use collab_core::{Error, Event, RoomId};
+///
+/// /// A transport for a single process that never hears anything: subscribers still work, by
+/// /// reading the store when they start (useful for batch jobs).
+/// #[derive(Debug)]
+/// struct Silent;
+///
+/// #[async_trait]
+/// impl Transport for Silent {
+///     async fn publish(&self, _room: RoomId, _events: &[Arc<Event>]) -> Result<(), Error> {
+///         Ok(())
+///     }
+///
+///     fn subscribe(&self, _room: RoomId) -> LiveStream {
+///         Box::pin(futures_util::stream::pending::<Live>())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Transport: fmt::Debug + Send + Sync + 'static {
+    /// Announces events just appended to `room`.
+    async fn publish(&self, room: RoomId, events: &[Arc<Event>]) -> Result<(), Error>;
+
+    /// News about `room` from now on.
+    fn subscribe(&self, room: RoomId) -> LiveStream;
+}
+
+#[async_trait]
+impl<T: Transport + ?Sized> Transport for Arc<T> {
+    async fn publish(&self, room: RoomId, events: &[Arc<Event>]) -> Result<(), Error> {
+        (**self).publish(room, events).await
+    }
+
+    fn subscribe(&self, room: RoomId) -> LiveStream {
+        (**self).subscribe(room)
+    }
+}
+
+#[async_trait]
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    async fn publish(&self, room: RoomId, events: &[Arc<Event>]) -> Result<(), Error> {
+        (**self).publish(room, events).await
+    }
+
+    fn subscribe(&self, room: RoomId) -> LiveStream {
+        (**self).subscribe(room)
+    }
+}
+
+/// A [`Transport`] within one process, on a `tokio::sync::broadcast` channel per room.
+#[derive(Debug)]
+pub struct InProcessTransport {
+    capacity: usize,
+    rooms: Mutex<HashMap<RoomId, broadcast::Sender<Arc<Event>>>>,
+}
+
+impl Default for InProcessTransport {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_CAPACITY)
+    }
+}
+
+impl InProcessTransport {
+    /// Events buffered per room for slow subscribers before they lag: 1,024.
+    pub const DEFAULT_CAPACITY: usize = 1_024;
+
+    /// A transport that buffers `capacity` events per room (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            rooms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn rooms(&self) -> MutexGuard<'_, HashMap<RoomId, broadcast::Sender<Arc<Event>>>> {
+        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl Transport for InProcessTransport {
+    async fn publish(&self, room: RoomId, events: &[Arc<Event>]) -> Result<(), Error> {
+        let mut rooms = self.rooms();
+        let Some(sender) = rooms.get(&room) else {
+            return Ok(());
+        };
+        if sender.receiver_count() == 0 {
+            // Nobody listens any more: forget the channel.
+            rooms.remove(&room);
+            return Ok(());
+        }
+        for event in events {
+            // An error means every receiver left meanwhile; nothing to deliver then.
+            let _ = sender.send(event.clone());
+        }
+        Ok(())
+    }
+
+    fn subscribe(&self, room: RoomId) -> LiveStream {
+        let receiver = self
+            .rooms()
+            .entry(room)
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe();
+        Box::pin(stream::unfold(receiver, |mut receiver| async move {
+            let live = match receiver.recv().await {
+                Ok(event) => Live::Event(event),
+                Err(broadcast::error::RecvError::Lagged(_)) => Live::Lagged,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((live, receiver))
+        }))
+    }
+}
