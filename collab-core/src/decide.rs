@@ -32,6 +32,17 @@ pub enum Actor {
     System,
 }
 
+impl Actor {
+    /// How the timeline records this actor.
+    pub fn event_actor(&self) -> EventActor {
+        match self {
+            Actor::Agent { agent, .. } => EventActor::Agent(agent.clone()),
+            Actor::Customer { participant, .. } => EventActor::Customer(*participant),
+            Actor::System => EventActor::System,
+        }
+    }
+}
+
 /// What an actor asks a room to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -240,27 +251,12 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
         Command::Invite(_) | Command::RevokeInvite { .. } | Command::RevokeSession { .. } | Command::Close
     );
     let library_only = matches!(command, Command::Join { .. } | Command::RecordDelivery { .. });
-    match ctx.actor {
-        Actor::Agent { agent, .. } => {
-            if library_only {
-                return Err(Error::Forbidden);
-            }
-            Ok(EventActor::Agent(agent.clone()))
-        }
-        Actor::Customer { participant, .. } => {
-            if agents_only || library_only || *command == Command::TimeOut {
-                return Err(Error::Forbidden);
-            }
-            Ok(EventActor::Customer(*participant))
-        }
-        Actor::System => {
-            if library_only || *command == Command::TimeOut {
-                Ok(EventActor::System)
-            } else {
-                Err(Error::Forbidden)
-            }
-        }
-    }
+    let allowed = match ctx.actor {
+        Actor::Agent { .. } => !library_only,
+        Actor::Customer { .. } => !(agents_only || library_only || *command == Command::TimeOut),
+        Actor::System => library_only || *command == Command::TimeOut,
+    };
+    if allowed { Ok(ctx.actor.event_actor()) } else { Err(Error::Forbidden) }
 }
 
 /// Checks that `actor` may read the room: an agent of its tenant, its customer with a session

@@ -53,6 +53,7 @@ pub mod id;
 pub mod memory;
 pub mod notify;
 mod policy;
+pub mod rooms;
 mod state;
 pub mod store;
 #[cfg(feature = "testing")]

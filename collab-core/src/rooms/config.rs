@@ -1,0 +1,209 @@
+//! The settings of a [`Rooms`](super::Rooms) service, with their defaults and bounds.
+
+use std::time::Duration;
+
+use crate::notify::InviteTemplates;
+use crate::policy::Policy;
+use crate::Error;
+
+/// Everything a deployment tunes. Start from [`RoomsConfig::default`] (links on
+/// `http://127.0.0.1:8080`) and change what you need; methods that take a bound check it.
+///
+/// ```
+/// use collab_core::rooms::RoomsConfig;
+///
+/// let config = RoomsConfig::default()
+///     .with_base_url("https://rooms.example.com")?
+///     .with_max_document_bytes(10 * 1024 * 1024)?;
+/// assert_eq!(config.invite_link("abc"), "https://rooms.example.com/join/abc");
+/// # Ok::<(), collab_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct RoomsConfig {
+    base_url: String,
+    join_path: String,
+    pub(crate) policy: Policy,
+    pub(crate) templates: InviteTemplates,
+    pub(crate) max_document_bytes: u64,
+    pub(crate) delivery: DeliveryConfig,
+    pub(crate) max_conflict_retries: u32,
+    pub(crate) state_cache_rooms: usize,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:8080".to_owned(),
+            join_path: "/join/".to_owned(),
+            policy: Policy::default(),
+            templates: InviteTemplates::default(),
+            max_document_bytes: Self::DEFAULT_MAX_DOCUMENT_BYTES,
+            delivery: DeliveryConfig::default(),
+            max_conflict_retries: 8,
+            state_cache_rooms: 4_096,
+        }
+    }
+}
+
+impl RoomsConfig {
+    /// 25 MiB.
+    pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 25 * 1024 * 1024;
+
+    /// Where links point: `http(s)://host[:port][/prefix]`, without a trailing slash.
+    pub fn with_base_url(mut self, url: &str) -> Result<Self, Error> {
+        let url = url.trim().trim_end_matches('/');
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+        let valid = rest.is_some_and(|r| {
+            !r.is_empty() && !r.starts_with('/') && r.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#'))
+        });
+        if !valid {
+            return Err(Error::invalid(
+                "base_url",
+                "must be an http:// or https:// URL without query or fragment",
+            ));
+        }
+        self.base_url = url.to_owned();
+        Ok(self)
+    }
+
+    /// The path between the base URL and the token: `/join/` by default.
+    pub fn with_join_path(mut self, path: &str) -> Result<Self, Error> {
+        let safe = path.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+        if !path.starts_with('/') || !path.ends_with('/') || !safe || path.contains("//") {
+            return Err(Error::invalid(
+                "join_path",
+                "must start and end with / and hold only letters, digits and -_.",
+            ));
+        }
+        self.join_path = path.to_owned();
+        Ok(self)
+    }
+
+    /// The room rules (timeouts, invite lifetime, message length, Get Link policy). Whether SMS
+    /// is activated is not taken from here: it is, exactly when an SMS notifier is configured.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The invite texts.
+    pub fn with_templates(mut self, templates: InviteTemplates) -> Self {
+        self.templates = templates;
+        self
+    }
+
+    /// The largest document accepted: 1 byte to 1 GiB, 25 MiB by default.
+    pub fn with_max_document_bytes(mut self, max: u64) -> Result<Self, Error> {
+        if max == 0 || max > 1 << 30 {
+            return Err(Error::invalid("max_document_bytes", "must be from 1 byte to 1 GiB"));
+        }
+        self.max_document_bytes = max;
+        Ok(self)
+    }
+
+    /// How invites are delivered and retried.
+    pub fn with_delivery(mut self, delivery: DeliveryConfig) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// How many times a command is decided again when another writer got to the room first:
+    /// 1 to 100, 8 by default.
+    pub fn with_max_conflict_retries(mut self, retries: u32) -> Result<Self, Error> {
+        if retries == 0 || retries > 100 {
+            return Err(Error::invalid("max_conflict_retries", "must be from 1 to 100"));
+        }
+        self.max_conflict_retries = retries;
+        Ok(self)
+    }
+
+    /// How many rooms' states are kept in memory between commands (0 turns the cache off):
+    /// 4,096 by default. A cached state is always brought up to date from the store before use.
+    pub fn with_state_cache_rooms(mut self, rooms: usize) -> Self {
+        self.state_cache_rooms = rooms;
+        self
+    }
+
+    /// The invite link for `token`.
+    pub fn invite_link(&self, token: &str) -> String {
+        format!("{}{}{token}", self.base_url, self.join_path)
+    }
+
+    /// The room rules.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The largest document accepted, in bytes.
+    pub fn max_document_bytes(&self) -> u64 {
+        self.max_document_bytes
+    }
+}
+
+/// How the dispatcher delivers invites from the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    pub(crate) max_attempts: u32,
+    pub(crate) first_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) batch: usize,
+    pub(crate) poll_interval: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            first_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(30 * 60),
+            lease: Duration::from_secs(60),
+            batch: 32,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// Attempts per invite before it is recorded as failed: 1 to 20, 5 by default. An attempt
+    /// whose outcome is ambiguous counts, so this also bounds duplicate sends.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Result<Self, Error> {
+        if attempts == 0 || attempts > 20 {
+            return Err(Error::invalid("max_attempts", "must be from 1 to 20"));
+        }
+        self.max_attempts = attempts;
+        Ok(self)
+    }
+
+    /// The wait after the first transient failure, doubling after each next one up to
+    /// `max`, with up to 25% random jitter added: 10 s and 30 min by default.
+    pub fn with_backoff(mut self, first: Duration, max: Duration) -> Result<Self, Error> {
+        if first.is_zero() || first > max {
+            return Err(Error::invalid("backoff", "first must be positive and at most max"));
+        }
+        self.first_backoff = first;
+        self.max_backoff = max;
+        Ok(self)
+    }
+
+    /// How long a dispatcher holds a claimed invite before another may take it over (it must
+    /// exceed a provider call's timeout): at least 5 s, 60 s by default.
+    pub fn with_lease(mut self, lease: Duration) -> Result<Self, Error> {
+        if lease < Duration::from_secs(5) {
+            return Err(Error::invalid("lease", "must be at least 5 seconds"));
+        }
+        self.lease = lease;
+        Ok(self)
+    }
+
+    /// Invites claimed per pass (1 to 1,000, 32 by default) and the pause between passes when
+    /// the outbox is empty (1 s by default).
+    pub fn with_batch(mut self, batch: usize, poll_interval: Duration) -> Result<Self, Error> {
+        if batch == 0 || batch > 1_000 {
+            return Err(Error::invalid("batch", "must be from 1 to 1000"));
+        }
+        self.batch = batch;
+        self.poll_interval = poll_interval;
+        Ok(self)
+    }
+}

@@ -1,0 +1,790 @@
+//! The service a host calls: [`Rooms`].
+
+mod config;
+mod dispatch;
+mod subscribe;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+pub use config::{DeliveryConfig, RoomsConfig};
+pub use dispatch::DispatchReport;
+pub use subscribe::EventStream;
+
+use crate::blob::BlobStore;
+use crate::customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
+use crate::decide::{Actor, Command, Context, InviteCommand, authorize_read, create_room, decide};
+use crate::event::{DeliveryStatus, Event, EventData, Seq};
+use crate::id::{IdGenerator, InviteId, OutboxId, ParticipantId, RandomIds, RoomId};
+use crate::memory::{MemoryBlobStore, MemoryRoomStore};
+use crate::notify::{Notification, Notifier, sms_segments};
+use crate::policy::Policy;
+use crate::state::{RoomState, RoomSummary};
+use crate::store::{Append, Credential, Grant, OutboxMessage, RoomPage, RoomQuery, RoomStore, RoomStoreExt};
+use crate::time::{Clock, SystemClock};
+use crate::token::Token;
+use crate::transport::{InProcessTransport, Transport};
+use crate::Error;
+
+/// What an agent is about to do, for an [`AccessHook`] to allow or refuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Open a room.
+    CreateRoom,
+    /// Invite or re-invite the customer, or get a link.
+    Invite,
+    /// Revoke an invite.
+    RevokeInvite,
+    /// End a customer's session.
+    RevokeSession,
+    /// Post a chat message.
+    PostMessage,
+    /// Share a document.
+    ShareDocument,
+    /// Read the room: its timeline, documents, customer information, live events.
+    Read,
+    /// List and search the tenant's rooms.
+    ListRooms,
+    /// Close a room.
+    CloseRoom,
+}
+
+/// Refines what agents may do, beyond "agents act within their tenant". Optional: without a
+/// hook, every agent of a tenant may do everything in its rooms.
+///
+/// ```
+/// use collab_core::rooms::{AccessHook, Operation};
+/// use collab_core::{AgentId, RoomSummary, TenantId};
+///
+/// /// Agents may work only in the rooms they opened.
+/// #[derive(Debug)]
+/// struct OwnRoomsOnly;
+///
+/// impl AccessHook for OwnRoomsOnly {
+///     fn allow(&self, _tenant: &TenantId, agent: &AgentId, _op: Operation, room: Option<&RoomSummary>) -> bool {
+///         room.is_none_or(|room| room.agent == *agent)
+///     }
+/// }
+/// ```
+pub trait AccessHook: fmt::Debug + Send + Sync + 'static {
+    /// Whether `agent` may do `operation`, in `room` when there is one. A refusal is
+    /// [`Error::Forbidden`].
+    fn allow(
+        &self,
+        tenant: &crate::TenantId,
+        agent: &crate::AgentId,
+        operation: Operation,
+        room: Option<&RoomSummary>,
+    ) -> bool;
+}
+
+/// Builds a [`Rooms`]. Every part has a default: the in-memory stores, the in-process transport,
+/// the system clock, random ids, no notifiers (so SMS and email invites are refused) and
+/// [`RoomsConfig::default`].
+#[derive(Debug, Default)]
+pub struct RoomsBuilder {
+    store: Option<Arc<dyn RoomStore>>,
+    blobs: Option<Arc<dyn BlobStore>>,
+    sms: Option<Arc<dyn Notifier>>,
+    email: Option<Arc<dyn Notifier>>,
+    transport: Option<Arc<dyn Transport>>,
+    clock: Option<Arc<dyn Clock>>,
+    ids: Option<Arc<dyn IdGenerator>>,
+    access: Option<Arc<dyn AccessHook>>,
+    config: RoomsConfig,
+}
+
+impl RoomsBuilder {
+    /// Where rooms are stored.
+    pub fn room_store(mut self, store: impl RoomStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Where document bytes are stored.
+    pub fn blob_store(mut self, blobs: impl BlobStore) -> Self {
+        self.blobs = Some(Arc::new(blobs));
+        self
+    }
+
+    /// Sends SMS invites. Configuring one is what activates SMS.
+    pub fn sms(mut self, notifier: impl Notifier) -> Self {
+        self.sms = Some(Arc::new(notifier));
+        self
+    }
+
+    /// Sends email invites.
+    pub fn email(mut self, notifier: impl Notifier) -> Self {
+        self.email = Some(Arc::new(notifier));
+        self
+    }
+
+    /// Carries live events to subscribers.
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// Tells the time.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Makes ids.
+    pub fn ids(mut self, ids: impl IdGenerator) -> Self {
+        self.ids = Some(Arc::new(ids));
+        self
+    }
+
+    /// Refines what agents may do.
+    pub fn access_hook(mut self, hook: impl AccessHook) -> Self {
+        self.access = Some(Arc::new(hook));
+        self
+    }
+
+    /// The settings.
+    pub fn config(mut self, config: RoomsConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The service.
+    pub fn build(self) -> Rooms {
+        let mut config = self.config;
+        config.policy = config.policy.with_sms_activated(self.sms.is_some());
+        Rooms {
+            inner: Arc::new(Inner {
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryRoomStore::new())),
+                blobs: self.blobs.unwrap_or_else(|| Arc::new(MemoryBlobStore::new())),
+                sms: self.sms,
+                email: self.email,
+                transport: self.transport.unwrap_or_else(|| Arc::new(InProcessTransport::default())),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                ids: self.ids.unwrap_or_else(|| Arc::new(RandomIds)),
+                access: self.access,
+                config,
+                states: Mutex::new(HashMap::new()),
+                outbox_added: Notify::new(),
+            }),
+        }
+    }
+}
+
+/// Collaboration rooms as a service: every operation a host offers agents and customers.
+///
+/// Cheap to clone (one `Arc`); share one instance across the host's handlers. Every operation
+/// names its [`Actor`]: an agent the host authenticated, a customer session from
+/// [`Rooms::customer_session`], or [`Actor::System`] for the library's own work.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// use collab_core::rooms::{InviteRequest, Rooms};
+/// use collab_core::notify::RecordingNotifier;
+/// use collab_core::*;
+///
+/// let rooms = Rooms::builder().email(RecordingNotifier::new()).build();
+/// let agent = Actor::Agent { tenant: TenantId::new("acme")?, agent: AgentId::new("ada")? };
+/// let room = rooms.create_room(&agent).await?;
+/// rooms.invite(&agent, room.room, InviteRequest::email("Grace", "Hopper", "grace@example.com")).await?;
+/// let link = rooms.get_link(&agent, room.room).await?.link.ok_or(Error::NotFound { what: "link" })?;
+///
+/// // The customer opens the link.
+/// let session = rooms.join(link.token()).await?;
+/// let customer = rooms.customer_session(session.token.expose()).await?;
+/// rooms.post_message(&customer, room.room, "Hello!", None).await?;
+/// # Ok::<(), Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Rooms {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Rooms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rooms")
+            .field("store", &self.inner.store)
+            .field("blobs", &self.inner.blobs)
+            .field("sms", &self.inner.sms)
+            .field("email", &self.inner.email)
+            .field("transport", &self.inner.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    store: Arc<dyn RoomStore>,
+    blobs: Arc<dyn BlobStore>,
+    sms: Option<Arc<dyn Notifier>>,
+    email: Option<Arc<dyn Notifier>>,
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    access: Option<Arc<dyn AccessHook>>,
+    config: RoomsConfig,
+    /// Recently used room states, brought up to date from the store before each use.
+    states: Mutex<HashMap<RoomId, RoomState>>,
+    /// Wakes the dispatcher when an append queued deliveries.
+    outbox_added: Notify,
+}
+
+/// An invite as the agent fills in the invite frame. Strings are checked here, and a bad one is
+/// an [`Error::Invalid`] naming its field (`first_name`, `last_name`, `phone`, `email`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InviteRequest {
+    /// The channel.
+    pub channel: Channel,
+    /// The first name; locked (leave it out, or repeat it) once the customer is invited.
+    pub first_name: Option<String>,
+    /// The last name; locked likewise.
+    pub last_name: Option<String>,
+    /// The mobile number (international form) for SMS, the address for email, none for a link.
+    /// Locked once a channel was used: leave it out to reuse it.
+    pub identifier: Option<String>,
+}
+
+impl InviteRequest {
+    /// A first invite by SMS.
+    pub fn sms(first_name: &str, last_name: &str, phone: &str) -> Self {
+        Self::first(Channel::Sms, first_name, last_name, Some(phone))
+    }
+
+    /// A first invite by email.
+    pub fn email(first_name: &str, last_name: &str, address: &str) -> Self {
+        Self::first(Channel::Email, first_name, last_name, Some(address))
+    }
+
+    /// A re-invite through `channel`, with the identifier for a channel not used before.
+    pub fn again(channel: Channel, identifier: Option<&str>) -> Self {
+        Self {
+            channel,
+            first_name: None,
+            last_name: None,
+            identifier: identifier.map(str::to_owned),
+        }
+    }
+
+    fn first(channel: Channel, first_name: &str, last_name: &str, identifier: Option<&str>) -> Self {
+        Self {
+            channel,
+            first_name: Some(first_name.to_owned()),
+            last_name: Some(last_name.to_owned()),
+            identifier: identifier.map(str::to_owned),
+        }
+    }
+}
+
+/// A link that grants entry to a room: a bearer secret, hidden from `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InviteLink {
+    url: String,
+    token: Token,
+}
+
+impl InviteLink {
+    /// The whole URL, to show to the agent or send to the customer.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The token alone, as [`Rooms::join`] takes it.
+    pub fn token(&self) -> &str {
+        self.token.expose()
+    }
+}
+
+impl fmt::Debug for InviteLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InviteLink(<redacted>)")
+    }
+}
+
+/// An invite that was issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InviteIssued {
+    /// The invite.
+    pub invite: InviteId,
+    /// Its channel.
+    pub channel: Channel,
+    /// The link, for a [`Channel::Link`] invite ("Get Link"). SMS and email invites travel
+    /// through the outbox instead.
+    pub link: Option<InviteLink>,
+}
+
+/// What [`Rooms::join`] gives the customer: a session for the one room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomerSession {
+    /// The room.
+    pub room: RoomId,
+    /// The customer's participation.
+    pub participant: ParticipantId,
+    /// The session's bearer token (keep it in an `HttpOnly` cookie); only its hash is stored.
+    pub token: Token,
+}
+
+/// Which part of a timeline to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimelineQuery {
+    /// Up to `limit` events after `seq`, oldest first.
+    After {
+        /// The last event the reader has.
+        seq: Seq,
+        /// At most this many (1 to [`MAX_TIMELINE_PAGE`]).
+        limit: usize,
+    },
+    /// The last `limit` events, newest first.
+    Latest {
+        /// At most this many (1 to [`MAX_TIMELINE_PAGE`]).
+        limit: usize,
+    },
+}
+
+/// The largest timeline page.
+pub const MAX_TIMELINE_PAGE: usize = 1_000;
+
+/// What an accepted command left behind.
+struct Executed {
+    state: RoomState,
+    events: Vec<Event>,
+}
+
+/// What goes into an append besides the events.
+#[derive(Default)]
+struct Extras {
+    outbox: Vec<OutboxMessage>,
+    completed_outbox: Vec<OutboxId>,
+    credentials: Vec<Credential>,
+}
+
+impl Rooms {
+    /// A builder with every part at its default.
+    pub fn builder() -> RoomsBuilder {
+        RoomsBuilder::default()
+    }
+
+    /// The settings in force (SMS activated when an SMS notifier is configured).
+    pub fn config(&self) -> &RoomsConfig {
+        &self.inner.config
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.inner.config.policy
+    }
+
+    fn check_hook(&self, actor: &Actor, operation: Operation, room: Option<&RoomSummary>) -> Result<(), Error> {
+        if let (Actor::Agent { tenant, agent }, Some(hook)) = (actor, &self.inner.access)
+            && !hook.allow(tenant, agent, operation, room)
+        {
+            return Err(Error::Forbidden);
+        }
+        Ok(())
+    }
+
+    fn states(&self) -> MutexGuard<'_, HashMap<RoomId, RoomState>> {
+        self.inner.states.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The room's state, brought up to date from the store.
+    async fn load(&self, room: RoomId) -> Result<RoomState, Error> {
+        const PAGE: usize = 1_000;
+        let cached = self.states().get(&room).cloned();
+        let mut state = match cached {
+            Some(state) => state,
+            None => self.inner.store.load_room(room).await?.ok_or(Error::NotFound { what: "room" })?,
+        };
+        loop {
+            let newer = self.inner.store.read_events(room, state.seq(), PAGE).await?;
+            for event in &newer {
+                state.apply_checked(event)?;
+            }
+            if newer.len() < PAGE {
+                break;
+            }
+        }
+        self.remember(&state);
+        Ok(state)
+    }
+
+    fn remember(&self, state: &RoomState) {
+        let capacity = self.inner.config.state_cache_rooms;
+        if capacity == 0 {
+            return;
+        }
+        let mut states = self.states();
+        if states.len() >= capacity && !states.contains_key(&state.room()) {
+            // Crude but bounded: start over rather than track recency on every read.
+            states.clear();
+        }
+        states.insert(state.room(), state.clone());
+    }
+
+    /// Loads the room and checks that `actor` may read it (and, for agents, the hook).
+    async fn readable(&self, actor: &Actor, room: RoomId, operation: Operation) -> Result<RoomState, Error> {
+        let state = self.load(room).await?;
+        authorize_read(&state, actor)?;
+        self.check_hook(actor, operation, Some(state.summary()))?;
+        Ok(state)
+    }
+
+    /// Decides `command` and appends its events with `extras`, deciding again on a conflict.
+    async fn execute(
+        &self,
+        actor: &Actor,
+        room: RoomId,
+        operation: Operation,
+        command: &Command,
+        extras: impl Fn(&RoomState, &[Event]) -> Result<Extras, Error>,
+    ) -> Result<Executed, Error> {
+        let mut attempt = 0;
+        loop {
+            let state = self.load(room).await?;
+            self.check_hook(actor, operation, Some(state.summary()))?;
+            let ctx = Context {
+                now: self.inner.clock.now(),
+                actor,
+                policy: self.policy(),
+            };
+            let events = decide(&state, command, &ctx)?;
+            if events.is_empty() {
+                return Ok(Executed { state, events });
+            }
+            let extra = extras(&state, &events)?;
+            let queued = !extra.outbox.is_empty();
+            let mut append = Append::new(Some(&state), events)?;
+            append.outbox = extra.outbox;
+            append.completed_outbox = extra.completed_outbox;
+            append.credentials = extra.credentials;
+            let events = append.events.clone();
+            match self.inner.store.append(append).await {
+                Ok(()) => {
+                    let mut after = state;
+                    for event in &events {
+                        after.apply(event);
+                    }
+                    self.remember(&after);
+                    if queued {
+                        self.inner.outbox_added.notify_one();
+                    }
+                    self.publish(room, &events).await;
+                    return Ok(Executed { state: after, events });
+                }
+                Err(Error::Conflict { .. }) if attempt < self.inner.config.max_conflict_retries => {
+                    attempt += 1;
+                    tracing::debug!(%room, attempt, "room changed meanwhile; deciding again");
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn publish(&self, room: RoomId, events: &[Event]) {
+        let events: Vec<Arc<Event>> = events.iter().cloned().map(Arc::new).collect();
+        if let Err(e) = self.inner.transport.publish(room, &events).await {
+            // Stored already: subscribers catch up from the store.
+            tracing::warn!(%room, error = %e, "live transport failed to publish");
+        }
+    }
+
+    /// Opens a room: a draft named "Collaboration Room". Agents only.
+    pub async fn create_room(&self, actor: &Actor) -> Result<RoomSummary, Error> {
+        let Actor::Agent { tenant, agent } = actor else {
+            return Err(Error::Forbidden);
+        };
+        self.check_hook(actor, Operation::CreateRoom, None)?;
+        let room = RoomId::generate(self.inner.ids.as_ref())?;
+        let event = create_room(room, tenant.clone(), agent.clone(), self.inner.clock.now());
+        let append = Append::new(None, vec![event])?;
+        let summary = append.summary.clone();
+        let events = append.events.clone();
+        self.inner.store.append(append).await?;
+        self.publish(room, &events).await;
+        tracing::info!(%room, %tenant, "room created");
+        Ok(summary)
+    }
+
+    /// Invites (or re-invites) the customer through a channel, following the room rules. An
+    /// SMS or email invite is queued in the outbox with the invite event, atomically; the
+    /// dispatcher sends it. A link invite returns its link.
+    pub async fn invite(&self, actor: &Actor, room: RoomId, request: InviteRequest) -> Result<InviteIssued, Error> {
+        let first_name = request.first_name.as_deref().map(|n| PersonName::parse("first_name", n)).transpose()?;
+        let last_name = request.last_name.as_deref().map(|n| PersonName::parse("last_name", n)).transpose()?;
+        let recipient = match (request.channel, request.identifier.as_deref()) {
+            (_, None) => None,
+            (Channel::Sms, Some(phone)) => Some(Recipient::Phone(PhoneNumber::parse(phone)?)),
+            (Channel::Email, Some(address)) => Some(Recipient::Email(EmailAddress::parse(address)?)),
+            (Channel::Link, Some(_)) => return Err(Error::invalid("identifier", "a link invite has no recipient")),
+        };
+        let invite = InviteId::generate(self.inner.ids.as_ref())?;
+        let outbox_id = OutboxId::generate(self.inner.ids.as_ref())?;
+        let token = Token::generate()?;
+        let link = self.inner.config.invite_link(token.expose());
+        let command = Command::Invite(InviteCommand {
+            invite,
+            channel: request.channel,
+            first_name,
+            last_name,
+            recipient,
+        });
+        let now = self.inner.clock.now();
+        self.execute(actor, room, Operation::Invite, &command, |_, events| {
+            let mut extras = Extras {
+                credentials: vec![Credential {
+                    hash: token.hash(),
+                    room,
+                    grant: Grant::Invite(invite),
+                }],
+                ..Extras::default()
+            };
+            let invited = events.iter().find_map(|e| match &e.data {
+                EventData::CustomerInvited {
+                    customer,
+                    recipient: Some(recipient),
+                    ..
+                } => Some((customer, recipient)),
+                _ => None,
+            });
+            if let Some((customer, recipient)) = invited {
+                let notification = self.notification(room, invite, customer, recipient, &link);
+                extras.outbox.push(OutboxMessage {
+                    id: outbox_id,
+                    room,
+                    invite,
+                    channel: recipient.channel(),
+                    payload: serde_json::to_string(&notification).map_err(|e| Error::backend("outbox payload", e))?,
+                    not_before: now,
+                });
+            }
+            Ok(extras)
+        })
+        .await?;
+        tracing::info!(%room, %invite, channel = %request.channel, "customer invited");
+        let link = (request.channel == Channel::Link).then(|| InviteLink { url: link, token });
+        Ok(InviteIssued {
+            invite,
+            channel: request.channel,
+            link,
+        })
+    }
+
+    fn notification(
+        &self,
+        room: RoomId,
+        invite: InviteId,
+        customer: &Customer,
+        recipient: &Recipient,
+        link: &str,
+    ) -> Notification {
+        let templates = &self.inner.config.templates;
+        let first_name = customer.first_name.as_str();
+        let (subject, text) = match recipient {
+            Recipient::Phone(_) => {
+                let text = templates.sms_text(first_name, link);
+                let segments = sms_segments(&text);
+                if segments > 1 {
+                    tracing::warn!(%room, %invite, segments, "the SMS invite takes more than one segment");
+                }
+                (None, text)
+            }
+            Recipient::Email(_) => (
+                Some(templates.email_subject(first_name)),
+                templates.email_text(first_name, link),
+            ),
+        };
+        Notification {
+            room,
+            invite,
+            recipient: recipient.clone(),
+            first_name: first_name.to_owned(),
+            subject,
+            text,
+            link: link.to_owned(),
+        }
+    }
+
+    /// "Get Link": a link invite the agent copies. By default it needs an SMS or email invite
+    /// first (see [`Policy::with_link_requires_prior_invite`]).
+    pub async fn get_link(&self, actor: &Actor, room: RoomId) -> Result<InviteIssued, Error> {
+        self.invite(actor, room, InviteRequest::again(Channel::Link, None)).await
+    }
+
+    /// Revokes an invite: its link stops working. Agents only.
+    pub async fn revoke_invite(&self, actor: &Actor, room: RoomId, invite: InviteId) -> Result<(), Error> {
+        let command = Command::RevokeInvite { invite };
+        self.execute(actor, room, Operation::RevokeInvite, &command, no_extras).await?;
+        Ok(())
+    }
+
+    /// The customer opens an invite link: a session for the room. A wrong, expired or revoked
+    /// token is one and the same error ([`Error::NotFound`] of "invite").
+    pub async fn join(&self, token: &str) -> Result<CustomerSession, Error> {
+        let not_found = || Error::NotFound { what: "invite" };
+        let token = Token::parse(token).map_err(|_| not_found())?;
+        let Some(Credential {
+            room,
+            grant: Grant::Invite(invite),
+            ..
+        }) = self.inner.store.find_credential(&token.hash()).await?
+        else {
+            return Err(not_found());
+        };
+        let participant = ParticipantId::generate(self.inner.ids.as_ref())?;
+        let session = Token::generate()?;
+        let command = Command::Join { invite, participant };
+        let credential = Credential {
+            hash: session.hash(),
+            room,
+            grant: Grant::Session(participant),
+        };
+        self.execute(&Actor::System, room, Operation::Read, &command, |_, _| {
+            Ok(Extras {
+                credentials: vec![credential],
+                ..Extras::default()
+            })
+        })
+        .await
+        .map_err(|e| match e {
+            Error::NotFound { .. } => not_found(),
+            other => other,
+        })?;
+        tracing::info!(%room, %participant, "customer joined");
+        Ok(CustomerSession {
+            room,
+            participant,
+            token: session,
+        })
+    }
+
+    /// The actor of a customer session token (from [`Rooms::join`]). An unknown or revoked
+    /// session is [`Error::Forbidden`].
+    pub async fn customer_session(&self, token: &str) -> Result<Actor, Error> {
+        let token = Token::parse(token).map_err(|_| Error::Forbidden)?;
+        let Some(Credential {
+            room,
+            grant: Grant::Session(participant),
+            ..
+        }) = self.inner.store.find_credential(&token.hash()).await?
+        else {
+            return Err(Error::Forbidden);
+        };
+        let state = self.load(room).await?;
+        let actor = Actor::Customer { room, participant };
+        authorize_read(&state, &actor)?;
+        Ok(actor)
+    }
+
+    /// Ends a customer's session. Agents only.
+    pub async fn revoke_session(&self, actor: &Actor, room: RoomId, participant: ParticipantId) -> Result<(), Error> {
+        let command = Command::RevokeSession { participant };
+        self.execute(actor, room, Operation::RevokeSession, &command, no_extras).await?;
+        Ok(())
+    }
+
+    /// Posts a chat message. With a `client_key`, a retried post returns the message it
+    /// recorded the first time instead of posting it again.
+    pub async fn post_message(
+        &self,
+        actor: &Actor,
+        room: RoomId,
+        text: &str,
+        client_key: Option<&str>,
+    ) -> Result<Event, Error> {
+        let command = Command::PostMessage {
+            text: text.to_owned(),
+            client_key: client_key.map(str::to_owned),
+        };
+        let done = self.execute(actor, room, Operation::PostMessage, &command, no_extras).await?;
+        if let Some(event) = done.events.into_iter().next_back() {
+            return Ok(event);
+        }
+        // Nothing new: a retry of a keyed post. Return the original.
+        let seq = client_key
+            .and_then(|key| done.state.message_with_client_key(&actor.event_actor(), key))
+            .ok_or(Error::NotFound { what: "message" })?;
+        let before = Seq::new(seq.get().saturating_sub(1));
+        let mut found = self.inner.store.read_events(room, before, 1).await?;
+        found.pop().ok_or(Error::NotFound { what: "message" })
+    }
+
+    /// A page of the room's timeline.
+    pub async fn timeline(&self, actor: &Actor, room: RoomId, query: TimelineQuery) -> Result<Vec<Event>, Error> {
+        let (TimelineQuery::After { limit, .. } | TimelineQuery::Latest { limit }) = query;
+        if limit == 0 || limit > MAX_TIMELINE_PAGE {
+            return Err(Error::invalid("limit", "must be from 1 to 1000"));
+        }
+        self.readable(actor, room, Operation::Read).await?;
+        match query {
+            TimelineQuery::After { seq, limit } => self.inner.store.read_events(room, seq, limit).await,
+            TimelineQuery::Latest { limit } => self.inner.store.latest_events(room, limit).await,
+        }
+    }
+
+    /// The room as `actor` may see it: name, status, customer information, invites, documents.
+    pub async fn room(&self, actor: &Actor, room: RoomId) -> Result<RoomState, Error> {
+        self.readable(actor, room, Operation::Read).await
+    }
+
+    /// The customer information of the room: name and identifiers, once invited.
+    pub async fn customer_info(&self, actor: &Actor, room: RoomId) -> Result<Option<Customer>, Error> {
+        Ok(self.readable(actor, room, Operation::Read).await?.customer().cloned())
+    }
+
+    /// Lists and searches the agent's tenant's rooms, newest first. Agents only.
+    pub async fn list_rooms(&self, actor: &Actor, query: &RoomQuery) -> Result<RoomPage, Error> {
+        let Actor::Agent { tenant, .. } = actor else {
+            return Err(Error::Forbidden);
+        };
+        self.check_hook(actor, Operation::ListRooms, None)?;
+        self.inner.store.list_rooms(tenant, query).await
+    }
+
+    /// Closes the room for good. Agents only.
+    pub async fn close_room(&self, actor: &Actor, room: RoomId) -> Result<(), Error> {
+        self.execute(actor, room, Operation::CloseRoom, &Command::Close, no_extras).await?;
+        tracing::info!(%room, "room closed");
+        Ok(())
+    }
+
+    /// Records a provider's delivery report for an invite (e.g. from a status callback).
+    /// News that does not move the invite forward is accepted and records nothing.
+    pub async fn record_delivery(&self, room: RoomId, invite: InviteId, status: DeliveryStatus) -> Result<(), Error> {
+        let command = Command::RecordDelivery { invite, status };
+        self.execute(&Actor::System, room, Operation::Read, &command, no_extras).await?;
+        Ok(())
+    }
+
+    /// Times out every active room idle for longer than the policy allows; returns how many.
+    /// Schedule it (hourly is plenty): rooms also count as timed out on access before a sweep.
+    pub async fn sweep_timeouts(&self) -> Result<usize, Error> {
+        const BATCH: usize = 100;
+        let cutoff = self.inner.clock.now().saturating_sub(self.policy().inactivity_timeout());
+        let mut timed_out = 0;
+        loop {
+            let idle = self.inner.store.idle_rooms(cutoff, BATCH).await?;
+            let mut progress = 0;
+            for room in &idle {
+                let done = self.execute(&Actor::System, *room, Operation::Read, &Command::TimeOut, no_extras).await?;
+                progress += usize::from(!done.events.is_empty());
+            }
+            timed_out += progress;
+            // Stop when the list ran out, or when nothing in it could be timed out (a clock that
+            // moved back would otherwise return the same rooms for ever).
+            if idle.len() < BATCH || progress == 0 {
+                break;
+            }
+        }
+        if timed_out > 0 {
+            tracing::info!(timed_out, "rooms timed out");
+        }
+        Ok(timed_out)
+    }
+}
+
+fn no_extras(_: &RoomState, _: &[Event]) -> Result<Extras, Error> {
+    Ok(Extras::default())
+}
