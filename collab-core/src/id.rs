@@ -170,6 +170,12 @@ pub trait IdGenerator: fmt::Debug + Send + Sync + 'static {
     fn next_id(&self) -> Result<u128, Error>;
 }
 
+impl<T: IdGenerator + ?Sized> IdGenerator for std::sync::Arc<T> {
+    fn next_id(&self) -> Result<u128, Error> {
+        (**self).next_id()
+    }
+}
+
 /// Random version-4 UUIDs from the operating system's random number generator.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RandomIds;

@@ -165,3 +165,46 @@ pub fn kind(error: &Error) -> String {
         .take_while(|c| c.is_alphanumeric())
         .collect()
 }
+
+/// A `Rooms` service on the memory stores with a manual clock and recording notifiers.
+pub struct World {
+    pub rooms: rooms::Rooms,
+    pub store: std::sync::Arc<memory::MemoryRoomStore>,
+    pub clock: std::sync::Arc<ManualClock>,
+    pub sms: std::sync::Arc<notify::RecordingNotifier>,
+    pub email: std::sync::Arc<notify::RecordingNotifier>,
+}
+
+impl World {
+    pub fn new() -> Self {
+        Self::with(|builder| builder)
+    }
+
+    /// A world whose builder `customize` may change before it is built.
+    pub fn with(customize: impl FnOnce(rooms::RoomsBuilder) -> rooms::RoomsBuilder) -> Self {
+        let store = std::sync::Arc::new(memory::MemoryRoomStore::new());
+        let clock = std::sync::Arc::new(ManualClock::new(T0));
+        let sms = std::sync::Arc::new(notify::RecordingNotifier::new());
+        let email = std::sync::Arc::new(notify::RecordingNotifier::new());
+        let builder = rooms::Rooms::builder()
+            .room_store(store.clone())
+            .clock(clock.clone())
+            .sms(sms.clone())
+            .email(email.clone());
+        let rooms = customize(builder).build();
+        Self { rooms, store, clock, sms, email }
+    }
+
+    /// A room opened by `agent()` with Grace invited by email, and her customer actor.
+    pub async fn room_with_customer(&self) -> (RoomId, Actor, rooms::CustomerSession) {
+        let room = self.rooms.create_room(&agent()).await.expect("create").room;
+        self.rooms
+            .invite(&agent(), room, rooms::InviteRequest::email("Grace", "Hopper", "grace@example.com"))
+            .await
+            .expect("invite");
+        let link = self.rooms.get_link(&agent(), room).await.expect("link").link.expect("a link");
+        let session = self.rooms.join(link.token()).await.expect("join");
+        let customer = self.rooms.customer_session(session.token.expose()).await.expect("session");
+        (room, customer, session)
+    }
+}
