@@ -256,7 +256,11 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
         Actor::Customer { .. } => !(agents_only || library_only || *command == Command::TimeOut),
         Actor::System => library_only || *command == Command::TimeOut,
     };
-    if allowed { Ok(ctx.actor.event_actor()) } else { Err(Error::Forbidden) }
+    if allowed {
+        Ok(ctx.actor.event_actor())
+    } else {
+        Err(Error::Forbidden)
+    }
 }
 
 /// Checks that `actor` may read the room: an agent of its tenant, its customer with a session
@@ -268,7 +272,7 @@ pub fn authorize_read(state: &RoomState, actor: &Actor) -> Result<(), Error> {
     match actor {
         Actor::Agent { tenant, .. } if tenant != state.tenant() => Err(Error::NotFound { what: "room" }),
         Actor::Customer { room, .. } if *room != state.room() => Err(Error::NotFound { what: "room" }),
-        Actor::Customer { participant, .. } if !state.participant(*participant).is_some_and(|p| !p.revoked) => {
+        Actor::Customer { participant, .. } if state.participant(*participant).is_none_or(|p| p.revoked) => {
             Err(Error::Forbidden)
         }
         _ => Ok(()),

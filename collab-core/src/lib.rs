@@ -71,7 +71,10 @@ pub use id::{
     AgentId, DocumentId, IdGenerator, InviteId, OutboxId, ParticipantId, RandomIds, RoomId, SequentialIds, TenantId,
 };
 pub use policy::Policy;
-pub use state::{CLIENT_KEY_WINDOW, DEFAULT_ROOM_NAME, InviteState, InviteStatus, ParticipantState, RoomState, RoomStatus, RoomSummary};
+pub use state::{
+    CLIENT_KEY_WINDOW, DEFAULT_ROOM_NAME, InviteState, InviteStatus, ParticipantState, RoomState, RoomStatus,
+    RoomSummary,
+};
 pub use store::{RoomStore, RoomStoreExt};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use token::{Token, TokenHash};

@@ -297,7 +297,9 @@ impl InviteTemplates {
 fn render(template: &str, first_name: &str, link: &str, needs_link: bool) -> String {
     // The name goes in first, so a name that spells "{link}" stays text.
     let has_link = template.contains("{link}");
-    let mut text = template.replace("{link}", "\u{0}link\u{0}").replace("{first_name}", first_name);
+    let mut text = template
+        .replace("{link}", "\u{0}link\u{0}")
+        .replace("{first_name}", first_name);
     text = text.replace("\u{0}link\u{0}", link);
     if needs_link && !has_link {
         if !text.ends_with(char::is_whitespace) {
@@ -327,7 +329,11 @@ pub fn sms_segments(text: &str) -> usize {
             gsm = false;
         }
     }
-    let (units, single, multi) = if gsm { (gsm_units, 160, 153) } else { (ucs2_units, 70, 67) };
+    let (units, single, multi) = if gsm {
+        (gsm_units, 160, 153)
+    } else {
+        (ucs2_units, 70, 67)
+    };
     if units <= single { 1 } else { units.div_ceil(multi) }
 }
 
@@ -338,10 +344,17 @@ mod tests {
     #[test]
     fn templates_fill_in_and_append_the_link() {
         let t = InviteTemplates::default();
-        assert_eq!(t.sms_text("Grace", "https://x/join/t"), "Hi Grace, join your collaboration room: https://x/join/t");
+        assert_eq!(
+            t.sms_text("Grace", "https://x/join/t"),
+            "Hi Grace, join your collaboration room: https://x/join/t"
+        );
         let t = t.with_sms("Hello {first_name}!").expect("valid");
         assert_eq!(t.sms_text("Grace", "https://x/join/t"), "Hello Grace! https://x/join/t");
-        assert_eq!(t.sms_text("{link}", "L"), "Hello {link}! L", "a name is never a placeholder");
+        assert_eq!(
+            t.sms_text("{link}", "L"),
+            "Hello {link}! L",
+            "a name is never a placeholder"
+        );
         assert!(InviteTemplates::default().with_email_subject("a\nb").is_err());
         assert!(InviteTemplates::default().with_sms("  ").is_err());
     }

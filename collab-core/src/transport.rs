@@ -10,9 +10,9 @@ use futures_core::Stream;
 use futures_util::stream;
 use tokio::sync::broadcast;
 
+use crate::Error;
 use crate::event::{Event, Seq};
 use crate::id::RoomId;
-use crate::Error;
 
 /// What a subscriber hears from a [`Transport`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,7 +17,10 @@ use common::*;
 use futures_util::future::join_all;
 
 fn stranger() -> Actor {
-    Actor::Agent { tenant: TenantId::new("globex").expect("valid"), agent: AgentId::new("eve").expect("valid") }
+    Actor::Agent {
+        tenant: TenantId::new("globex").expect("valid"),
+        agent: AgentId::new("eve").expect("valid"),
+    }
 }
 
 /// How an operation ended, as the access matrix writes it.
@@ -32,7 +35,11 @@ fn outcome<T>(result: Result<T, Error>) -> String {
 async fn operate(world: &World, op: &str, actor: &Actor, room: RoomId) -> String {
     let rooms = &world.rooms;
     match op {
-        "invite" => outcome(rooms.invite(actor, room, InviteRequest::again(Channel::Email, None)).await),
+        "invite" => outcome(
+            rooms
+                .invite(actor, room, InviteRequest::again(Channel::Email, None))
+                .await,
+        ),
         "get_link" => outcome(rooms.get_link(actor, room).await),
         "revoke_invite" => {
             let invite = world.store.load_room(room).await.unwrap().unwrap().invites()[0].id;
@@ -59,8 +66,14 @@ async fn the_access_matrix_holds_for_every_operation() {
     let matrix = [
         ("invite", ["ok", "NotFound", "Forbidden", "NotFound", "Forbidden"]),
         ("get_link", ["ok", "NotFound", "Forbidden", "NotFound", "Forbidden"]),
-        ("revoke_invite", ["ok", "NotFound", "Forbidden", "NotFound", "Forbidden"]),
-        ("revoke_session", ["ok", "NotFound", "Forbidden", "NotFound", "Forbidden"]),
+        (
+            "revoke_invite",
+            ["ok", "NotFound", "Forbidden", "NotFound", "Forbidden"],
+        ),
+        (
+            "revoke_session",
+            ["ok", "NotFound", "Forbidden", "NotFound", "Forbidden"],
+        ),
         ("close", ["ok", "NotFound", "Forbidden", "NotFound", "Forbidden"]),
         ("post", ["ok", "NotFound", "ok", "NotFound", "Forbidden"]),
         ("timeline", ["ok", "NotFound", "ok", "NotFound", "Forbidden"]),
@@ -83,8 +96,14 @@ async fn the_access_matrix_holds_for_every_operation() {
                 3 => other_customer,
                 _ => {
                     let (revoked_room, revoked, _) = world.room_with_customer().await;
-                    let Actor::Customer { participant, .. } = revoked else { unreachable!() };
-                    world.rooms.revoke_session(&agent(), revoked_room, participant).await.expect("revoke");
+                    let Actor::Customer { participant, .. } = revoked else {
+                        unreachable!()
+                    };
+                    world
+                        .rooms
+                        .revoke_session(&agent(), revoked_room, participant)
+                        .await
+                        .expect("revoke");
                     // The revoked customer tries its own room, which the op targets below.
                     let got = operate(&world, op, &revoked, revoked_room).await;
                     if got != *want {
@@ -107,20 +126,45 @@ async fn other_rooms_are_indistinguishable_from_missing_ones() {
     let world = World::new();
     let (room, _, _) = world.room_with_customer().await;
     let missing = RoomId::from_u128(0xdead);
-    let theirs = world.rooms.post_message(&stranger(), room, "hi", None).await.unwrap_err().to_string();
-    let nowhere = world.rooms.post_message(&stranger(), missing, "hi", None).await.unwrap_err().to_string();
+    let theirs = world
+        .rooms
+        .post_message(&stranger(), room, "hi", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    let nowhere = world
+        .rooms
+        .post_message(&stranger(), missing, "hi", None)
+        .await
+        .unwrap_err()
+        .to_string();
     assert_eq!(theirs, nowhere);
     let (_, other_customer, _) = world.room_with_customer().await;
-    let theirs = world.rooms.timeline(&other_customer, room, TimelineQuery::Latest { limit: 5 }).await.unwrap_err();
+    let theirs = world
+        .rooms
+        .timeline(&other_customer, room, TimelineQuery::Latest { limit: 5 })
+        .await
+        .unwrap_err();
     assert_eq!(theirs.to_string(), nowhere);
     // Listing shows a tenant only its own rooms.
-    let page = world.rooms.list_rooms(&stranger(), &RoomQuery::default()).await.expect("list");
+    let page = world
+        .rooms
+        .list_rooms(&stranger(), &RoomQuery::default())
+        .await
+        .expect("list");
     assert!(page.rooms.is_empty());
-    let page = world.rooms.list_rooms(&agent(), &RoomQuery::default()).await.expect("list");
+    let page = world
+        .rooms
+        .list_rooms(&agent(), &RoomQuery::default())
+        .await
+        .expect("list");
     assert_eq!(page.rooms.len(), 2);
     let customer_list = world.rooms.list_rooms(&other_customer, &RoomQuery::default()).await;
     assert!(matches!(customer_list, Err(Error::Forbidden)));
-    assert!(matches!(world.rooms.create_room(&other_customer).await, Err(Error::Forbidden)));
+    assert!(matches!(
+        world.rooms.create_room(&other_customer).await,
+        Err(Error::Forbidden)
+    ));
 }
 
 #[derive(Debug)]
@@ -136,33 +180,67 @@ impl rooms::AccessHook for OwnRoomsOnly {
 async fn an_access_hook_refines_agent_permissions() {
     let world = World::with(|b| b.access_hook(OwnRoomsOnly));
     let (room, customer, _) = world.room_with_customer().await;
-    let colleague = Actor::Agent { tenant: tenant(), agent: AgentId::new("bob").expect("valid") };
-    assert!(matches!(world.rooms.post_message(&colleague, room, "hi", None).await, Err(Error::Forbidden)));
-    world.rooms.post_message(&agent(), room, "hi", None).await.expect("the owner may");
-    world.rooms.post_message(&customer, room, "hi", None).await.expect("customers are not agents");
+    let colleague = Actor::Agent {
+        tenant: tenant(),
+        agent: AgentId::new("bob").expect("valid"),
+    };
+    assert!(matches!(
+        world.rooms.post_message(&colleague, room, "hi", None).await,
+        Err(Error::Forbidden)
+    ));
+    world
+        .rooms
+        .post_message(&agent(), room, "hi", None)
+        .await
+        .expect("the owner may");
+    world
+        .rooms
+        .post_message(&customer, room, "hi", None)
+        .await
+        .expect("customers are not agents");
 }
 
 #[tokio::test]
 async fn wrong_expired_and_revoked_tokens_give_one_error() {
     let world = World::new();
     let room = world.rooms.create_room(&agent()).await.expect("create").room;
-    world.rooms.invite(&agent(), room, InviteRequest::email("Grace", "Hopper", "grace@example.com")).await.unwrap();
+    world
+        .rooms
+        .invite(
+            &agent(),
+            room,
+            InviteRequest::email("Grace", "Hopper", "grace@example.com"),
+        )
+        .await
+        .unwrap();
     let expired = world.rooms.get_link(&agent(), room).await.unwrap().link.unwrap();
     world.clock.advance(7 * DAY);
     let revoked = world.rooms.get_link(&agent(), room).await.unwrap();
-    world.rooms.revoke_invite(&agent(), room, revoked.invite).await.expect("revoke");
+    world
+        .rooms
+        .revoke_invite(&agent(), room, revoked.invite)
+        .await
+        .expect("revoke");
     let good = world.rooms.get_link(&agent(), room).await.unwrap().link.unwrap();
     let unknown = Token::generate().unwrap();
 
     let mut errors = Vec::new();
-    for token in ["not a token", unknown.expose(), expired.token(), revoked.link.as_ref().unwrap().token()] {
+    for token in [
+        "not a token",
+        unknown.expose(),
+        expired.token(),
+        revoked.link.as_ref().unwrap().token(),
+    ] {
         errors.push(world.rooms.join(token).await.unwrap_err().to_string());
     }
     assert!(errors.iter().all(|e| e == "invite not found"), "{errors:?}");
     let session = world.rooms.join(good.token()).await.expect("a current link works");
     assert_eq!(session.room, room);
     assert!(good.url().starts_with("http://127.0.0.1:8080/join/"));
-    assert!(!format!("{good:?}{session:?}").contains(good.token()), "Debug hides secrets");
+    assert!(
+        !format!("{good:?}{session:?}").contains(good.token()),
+        "Debug hides secrets"
+    );
 }
 
 #[tokio::test]
@@ -175,10 +253,22 @@ async fn sessions_are_bearer_tokens_stored_only_as_hashes_and_revocable() {
     let log = serde_json::to_string(&world.store.read_events(room, Seq::ZERO, 1000).await.unwrap()).unwrap();
     assert!(!log.contains(session.token.expose()), "no token in the timeline");
     // Revoking ends it.
-    let Actor::Customer { participant, .. } = customer else { unreachable!() };
-    world.rooms.revoke_session(&agent(), room, participant).await.expect("revoke");
-    assert!(matches!(world.rooms.customer_session(session.token.expose()).await, Err(Error::Forbidden)));
-    assert!(matches!(world.rooms.customer_session("garbage").await, Err(Error::Forbidden)));
+    let Actor::Customer { participant, .. } = customer else {
+        unreachable!()
+    };
+    world
+        .rooms
+        .revoke_session(&agent(), room, participant)
+        .await
+        .expect("revoke");
+    assert!(matches!(
+        world.rooms.customer_session(session.token.expose()).await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        world.rooms.customer_session("garbage").await,
+        Err(Error::Forbidden)
+    ));
 }
 
 #[tokio::test]
@@ -190,7 +280,10 @@ async fn invite_input_errors_name_the_field() {
         (InviteRequest::email("Grace", "", "grace@example.com"), "last_name"),
         (InviteRequest::email("Grace", "Hopper", "grace@"), "email"),
         (InviteRequest::sms("Grace", "Hopper", "+1 555"), "phone"),
-        (InviteRequest::again(Channel::Link, Some("grace@example.com")), "identifier"),
+        (
+            InviteRequest::again(Channel::Link, Some("grace@example.com")),
+            "identifier",
+        ),
     ];
     for (request, field) in cases {
         match world.rooms.invite(&agent(), room, request).await {
@@ -207,7 +300,9 @@ async fn sms_is_refused_without_an_sms_notifier() {
     let email = Arc::new(notify::RecordingNotifier::new());
     let rooms = rooms::Rooms::builder().email(email).build();
     let room = rooms.create_room(&agent()).await.expect("create").room;
-    let result = rooms.invite(&agent(), room, InviteRequest::sms("Grace", "Hopper", "+447911123456")).await;
+    let result = rooms
+        .invite(&agent(), room, InviteRequest::sms("Grace", "Hopper", "+447911123456"))
+        .await;
     assert!(matches!(result, Err(Error::SmsNotActivated)));
     assert!(!rooms.config().policy().sms_activated());
 }
@@ -216,11 +311,23 @@ async fn sms_is_refused_without_an_sms_notifier() {
 async fn invites_queue_their_delivery_with_the_rendered_template() {
     let world = World::new();
     let room = world.rooms.create_room(&agent()).await.expect("create").room;
-    world.rooms.invite(&agent(), room, InviteRequest::sms("Grace", "Hopper", "+447911123456")).await.unwrap();
-    let claimed: Vec<ClaimedOutbox> = world.store.claim_outbox(world.clock.now(), Duration::from_secs(5), 10).await.unwrap();
+    world
+        .rooms
+        .invite(&agent(), room, InviteRequest::sms("Grace", "Hopper", "+447911123456"))
+        .await
+        .unwrap();
+    let claimed: Vec<ClaimedOutbox> = world
+        .store
+        .claim_outbox(world.clock.now(), Duration::from_secs(5), 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     let payload: notify::Notification = serde_json::from_str(&claimed[0].message.payload).unwrap();
-    assert!(payload.text.starts_with("Hi Grace, join your collaboration room: http://127.0.0.1:8080/join/"));
+    assert!(
+        payload
+            .text
+            .starts_with("Hi Grace, join your collaboration room: http://127.0.0.1:8080/join/")
+    );
     assert!(payload.text.ends_with(&payload.link));
     let token = payload.link.rsplit('/').next().unwrap();
     assert_eq!(world.rooms.join(token).await.expect("the sent link works").room, room);
@@ -230,15 +337,41 @@ async fn invites_queue_their_delivery_with_the_rendered_template() {
 async fn a_retried_post_with_its_key_returns_the_original() {
     let world = World::new();
     let (room, customer, _) = world.room_with_customer().await;
-    let first = world.rooms.post_message(&customer, room, "Here it is", Some("k-1")).await.expect("post");
+    let first = world
+        .rooms
+        .post_message(&customer, room, "Here it is", Some("k-1"))
+        .await
+        .expect("post");
     world.clock.advance(Duration::from_secs(5));
-    let again = world.rooms.post_message(&customer, room, "Here it is", Some("k-1")).await.expect("retry");
+    let again = world
+        .rooms
+        .post_message(&customer, room, "Here it is", Some("k-1"))
+        .await
+        .expect("retry");
     assert_eq!(again, first);
     // The same key from someone else is their own message.
-    let agents = world.rooms.post_message(&agent(), room, "Thanks", Some("k-1")).await.expect("post");
+    let agents = world
+        .rooms
+        .post_message(&agent(), room, "Thanks", Some("k-1"))
+        .await
+        .expect("post");
     assert_ne!(agents.seq, first.seq);
-    let timeline = world.rooms.timeline(&agent(), room, TimelineQuery::After { seq: Seq::ZERO, limit: 100 }).await.unwrap();
-    let messages = timeline.iter().filter(|e| matches!(e.data, EventData::MessagePosted { .. })).count();
+    let timeline = world
+        .rooms
+        .timeline(
+            &agent(),
+            room,
+            TimelineQuery::After {
+                seq: Seq::ZERO,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    let messages = timeline
+        .iter()
+        .filter(|e| matches!(e.data, EventData::MessagePosted { .. }))
+        .count();
     assert_eq!(messages, 2);
 }
 
@@ -291,7 +424,10 @@ impl RoomStore for Interleaving {
 
 #[tokio::test]
 async fn concurrent_posters_all_land_through_conflict_retries() {
-    let store = Arc::new(Interleaving { inner: memory::MemoryRoomStore::new(), conflicts: AtomicUsize::new(0) });
+    let store = Arc::new(Interleaving {
+        inner: memory::MemoryRoomStore::new(),
+        conflicts: AtomicUsize::new(0),
+    });
     let config = rooms::RoomsConfig::default().with_max_conflict_retries(100).unwrap();
     let rooms = rooms::Rooms::builder().room_store(store.clone()).config(config).build();
     let room = rooms.create_room(&agent()).await.expect("create").room;
@@ -323,26 +459,64 @@ async fn the_sweep_times_out_idle_rooms_and_a_reinvite_reopens_them() {
     let (room, customer, _) = world.room_with_customer().await;
     let (busy, _, _) = world.room_with_customer().await;
     world.clock.advance(89 * DAY);
-    world.rooms.post_message(&agent(), busy, "still with us", None).await.unwrap();
+    world
+        .rooms
+        .post_message(&agent(), busy, "still with us", None)
+        .await
+        .unwrap();
     world.clock.advance(2 * DAY);
     assert_eq!(world.rooms.sweep_timeouts().await.expect("sweep"), 1);
-    assert_eq!(world.rooms.room(&agent(), room).await.unwrap().status(), RoomStatus::TimedOut);
-    assert_eq!(world.rooms.room(&agent(), busy).await.unwrap().status(), RoomStatus::Active);
+    assert_eq!(
+        world.rooms.room(&agent(), room).await.unwrap().status(),
+        RoomStatus::TimedOut
+    );
+    assert_eq!(
+        world.rooms.room(&agent(), busy).await.unwrap().status(),
+        RoomStatus::Active
+    );
     assert_eq!(world.rooms.sweep_timeouts().await.expect("sweep"), 0, "nothing twice");
-    assert!(matches!(world.rooms.post_message(&customer, room, "hello?", None).await, Err(Error::RoomTimedOut)));
-    world.rooms.timeline(&customer, room, TimelineQuery::Latest { limit: 5 }).await.expect("still readable");
-    world.rooms.invite(&agent(), room, InviteRequest::again(Channel::Email, None)).await.expect("re-invite");
-    world.rooms.post_message(&customer, room, "back", None).await.expect("writable again");
+    assert!(matches!(
+        world.rooms.post_message(&customer, room, "hello?", None).await,
+        Err(Error::RoomTimedOut)
+    ));
+    world
+        .rooms
+        .timeline(&customer, room, TimelineQuery::Latest { limit: 5 })
+        .await
+        .expect("still readable");
+    world
+        .rooms
+        .invite(&agent(), room, InviteRequest::again(Channel::Email, None))
+        .await
+        .expect("re-invite");
+    world
+        .rooms
+        .post_message(&customer, room, "back", None)
+        .await
+        .expect("writable again");
 }
 
 #[tokio::test]
 async fn delivery_reports_move_invites_forward_only() {
     let world = World::new();
     let room = world.rooms.create_room(&agent()).await.unwrap().room;
-    let invite = world.rooms.invite(&agent(), room, InviteRequest::email("Grace", "Hopper", "g@example.com")).await.unwrap().invite;
-    world.rooms.record_delivery(room, invite, DeliveryStatus::Delivered).await.expect("delivered");
+    let invite = world
+        .rooms
+        .invite(&agent(), room, InviteRequest::email("Grace", "Hopper", "g@example.com"))
+        .await
+        .unwrap()
+        .invite;
+    world
+        .rooms
+        .record_delivery(room, invite, DeliveryStatus::Delivered)
+        .await
+        .expect("delivered");
     let seq = world.rooms.room(&agent(), room).await.unwrap().seq();
-    world.rooms.record_delivery(room, invite, DeliveryStatus::Sent { provider_id: None }).await.expect("late sent");
+    world
+        .rooms
+        .record_delivery(room, invite, DeliveryStatus::Sent { provider_id: None })
+        .await
+        .expect("late sent");
     let state = world.rooms.room(&agent(), room).await.unwrap();
     assert_eq!(state.seq(), seq, "a late 'sent' records nothing");
     assert_eq!(state.invite(invite).map(|i| i.status), Some(InviteStatus::Delivered));
@@ -353,14 +527,36 @@ async fn timeline_pages_are_bounded_and_ordered() {
     let world = World::new();
     let (room, customer, _) = world.room_with_customer().await;
     for i in 0..5 {
-        world.rooms.post_message(&customer, room, &format!("m{i}"), None).await.unwrap();
+        world
+            .rooms
+            .post_message(&customer, room, &format!("m{i}"), None)
+            .await
+            .unwrap();
     }
-    let latest = world.rooms.timeline(&agent(), room, TimelineQuery::Latest { limit: 2 }).await.unwrap();
+    let latest = world
+        .rooms
+        .timeline(&agent(), room, TimelineQuery::Latest { limit: 2 })
+        .await
+        .unwrap();
     assert!(latest[0].seq > latest[1].seq);
-    let after = world.rooms.timeline(&agent(), room, TimelineQuery::After { seq: latest[1].seq, limit: 10 }).await.unwrap();
+    let after = world
+        .rooms
+        .timeline(
+            &agent(),
+            room,
+            TimelineQuery::After {
+                seq: latest[1].seq,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(after.len(), 1);
     for limit in [0, 1001] {
-        let result = world.rooms.timeline(&agent(), room, TimelineQuery::Latest { limit }).await;
+        let result = world
+            .rooms
+            .timeline(&agent(), room, TimelineQuery::Latest { limit })
+            .await;
         assert!(matches!(result, Err(Error::Invalid { field: "limit", .. })));
     }
 }

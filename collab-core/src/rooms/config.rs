@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use crate::Error;
 use crate::notify::InviteTemplates;
 use crate::policy::Policy;
-use crate::Error;
 
 /// Everything a deployment tunes. Start from [`RoomsConfig::default`] (links on
 /// `http://127.0.0.1:8080`) and change what you need; methods that take a bound check it.
@@ -68,7 +68,9 @@ impl RoomsConfig {
 
     /// The path between the base URL and the token: `/join/` by default.
     pub fn with_join_path(mut self, path: &str) -> Result<Self, Error> {
-        let safe = path.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+        let safe = path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
         if !path.starts_with('/') || !path.ends_with('/') || !safe || path.contains("//") {
             return Err(Error::invalid(
                 "join_path",

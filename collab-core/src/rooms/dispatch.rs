@@ -5,12 +5,12 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{Extras, Operation, Rooms};
+use crate::Error;
 use crate::customer::Channel;
 use crate::decide::{Actor, Command};
 use crate::event::DeliveryStatus;
 use crate::notify::{Notification, NotifyError};
 use crate::store::ClaimedOutbox;
-use crate::Error;
 
 /// What one pass of the dispatcher did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,7 +47,11 @@ impl Rooms {
     pub async fn dispatch_due(&self) -> Result<DispatchReport, Error> {
         let delivery = &self.inner.config.delivery;
         let now = self.inner.clock.now();
-        let claimed = self.inner.store.claim_outbox(now, delivery.lease, delivery.batch).await?;
+        let claimed = self
+            .inner
+            .store
+            .claim_outbox(now, delivery.lease, delivery.batch)
+            .await?;
         let mut report = DispatchReport {
             claimed: claimed.len(),
             ..DispatchReport::default()
@@ -89,13 +93,29 @@ impl Rooms {
         };
         let Some(notifier) = notifier else {
             let reason = format!("no {} notifier is configured", message.channel);
-            return self.finish(&row, DeliveryStatus::Failed { permanent: true, reason }).await;
+            return self
+                .finish(
+                    &row,
+                    DeliveryStatus::Failed {
+                        permanent: true,
+                        reason,
+                    },
+                )
+                .await;
         };
         let notification: Notification = match serde_json::from_str(&message.payload) {
             Ok(notification) => notification,
             Err(e) => {
                 let reason = format!("unreadable outbox payload: {e}");
-                return self.finish(&row, DeliveryStatus::Failed { permanent: true, reason }).await;
+                return self
+                    .finish(
+                        &row,
+                        DeliveryStatus::Failed {
+                            permanent: true,
+                            reason,
+                        },
+                    )
+                    .await;
             }
         };
         let max_attempts = self.inner.config.delivery.max_attempts;
@@ -109,12 +129,26 @@ impl Rooms {
             Err(NotifyError::Permanent { source }) => {
                 tracing::warn!(room = %message.room, invite = %message.invite, error = %source, "invite delivery failed");
                 let reason = source.to_string();
-                self.finish(&row, DeliveryStatus::Failed { permanent: true, reason }).await
+                self.finish(
+                    &row,
+                    DeliveryStatus::Failed {
+                        permanent: true,
+                        reason,
+                    },
+                )
+                .await
             }
             Err(e) if row.attempts >= max_attempts => {
                 tracing::warn!(room = %message.room, invite = %message.invite, error = %e, "invite delivery gave up");
                 let reason = format!("gave up after {} attempts: {e}", row.attempts);
-                self.finish(&row, DeliveryStatus::Failed { permanent: false, reason }).await
+                self.finish(
+                    &row,
+                    DeliveryStatus::Failed {
+                        permanent: false,
+                        reason,
+                    },
+                )
+                .await
             }
             Err(e) => {
                 let retry_after = match &e {
@@ -140,7 +174,10 @@ impl Rooms {
     fn backoff(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
         let delivery = &self.inner.config.delivery;
         let doublings = attempts.saturating_sub(1).min(30);
-        let wait = delivery.first_backoff.saturating_mul(1 << doublings).min(delivery.max_backoff);
+        let wait = delivery
+            .first_backoff
+            .saturating_mul(1 << doublings)
+            .min(delivery.max_backoff);
         // Up to 25% more, so that retries of many invites do not arrive together.
         let permille = self.inner.ids.next_id().map_or(0, |r| (r % 250) as u32);
         let wait = wait.saturating_add(wait * permille / 1000);

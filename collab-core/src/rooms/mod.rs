@@ -14,6 +14,7 @@ pub use config::{DeliveryConfig, RoomsConfig};
 pub use dispatch::DispatchReport;
 pub use subscribe::EventStream;
 
+use crate::Error;
 use crate::blob::BlobStore;
 use crate::customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
 use crate::decide::{Actor, Command, Context, InviteCommand, authorize_read, create_room, decide};
@@ -27,7 +28,6 @@ use crate::store::{Append, Credential, Grant, OutboxMessage, RoomPage, RoomQuery
 use crate::time::{Clock, SystemClock};
 use crate::token::Token;
 use crate::transport::{InProcessTransport, Transport};
-use crate::Error;
 
 /// What an agent is about to do, for an [`AccessHook`] to allow or refuse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -163,7 +163,9 @@ impl RoomsBuilder {
                 blobs: self.blobs.unwrap_or_else(|| Arc::new(MemoryBlobStore::new())),
                 sms: self.sms,
                 email: self.email,
-                transport: self.transport.unwrap_or_else(|| Arc::new(InProcessTransport::default())),
+                transport: self
+                    .transport
+                    .unwrap_or_else(|| Arc::new(InProcessTransport::default())),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 ids: self.ids.unwrap_or_else(|| Arc::new(RandomIds)),
                 access: self.access,
@@ -386,7 +388,10 @@ impl Rooms {
     }
 
     fn states(&self) -> MutexGuard<'_, HashMap<RoomId, RoomState>> {
-        self.inner.states.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .states
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The room's state, brought up to date from the store.
@@ -395,7 +400,12 @@ impl Rooms {
         let cached = self.states().get(&room).cloned();
         let mut state = match cached {
             Some(state) => state,
-            None => self.inner.store.load_room(room).await?.ok_or(Error::NotFound { what: "room" })?,
+            None => self
+                .inner
+                .store
+                .load_room(room)
+                .await?
+                .ok_or(Error::NotFound { what: "room" })?,
         };
         loop {
             let newer = self.inner.store.read_events(room, state.seq(), PAGE).await?;
@@ -512,8 +522,16 @@ impl Rooms {
     /// SMS or email invite is queued in the outbox with the invite event, atomically; the
     /// dispatcher sends it. A link invite returns its link.
     pub async fn invite(&self, actor: &Actor, room: RoomId, request: InviteRequest) -> Result<InviteIssued, Error> {
-        let first_name = request.first_name.as_deref().map(|n| PersonName::parse("first_name", n)).transpose()?;
-        let last_name = request.last_name.as_deref().map(|n| PersonName::parse("last_name", n)).transpose()?;
+        let first_name = request
+            .first_name
+            .as_deref()
+            .map(|n| PersonName::parse("first_name", n))
+            .transpose()?;
+        let last_name = request
+            .last_name
+            .as_deref()
+            .map(|n| PersonName::parse("last_name", n))
+            .transpose()?;
         let recipient = match (request.channel, request.identifier.as_deref()) {
             (_, None) => None,
             (Channel::Sms, Some(phone)) => Some(Recipient::Phone(PhoneNumber::parse(phone)?)),
@@ -564,7 +582,7 @@ impl Rooms {
         })
         .await?;
         tracing::info!(%room, %invite, channel = %request.channel, "customer invited");
-        let link = (request.channel == Channel::Link).then(|| InviteLink { url: link, token });
+        let link = (request.channel == Channel::Link).then_some(InviteLink { url: link, token });
         Ok(InviteIssued {
             invite,
             channel: request.channel,
@@ -610,13 +628,15 @@ impl Rooms {
     /// "Get Link": a link invite the agent copies. By default it needs an SMS or email invite
     /// first (see [`Policy::with_link_requires_prior_invite`]).
     pub async fn get_link(&self, actor: &Actor, room: RoomId) -> Result<InviteIssued, Error> {
-        self.invite(actor, room, InviteRequest::again(Channel::Link, None)).await
+        self.invite(actor, room, InviteRequest::again(Channel::Link, None))
+            .await
     }
 
     /// Revokes an invite: its link stops working. Agents only.
     pub async fn revoke_invite(&self, actor: &Actor, room: RoomId, invite: InviteId) -> Result<(), Error> {
         let command = Command::RevokeInvite { invite };
-        self.execute(actor, room, Operation::RevokeInvite, &command, no_extras).await?;
+        self.execute(actor, room, Operation::RevokeInvite, &command, no_extras)
+            .await?;
         Ok(())
     }
 
@@ -681,7 +701,8 @@ impl Rooms {
     /// Ends a customer's session. Agents only.
     pub async fn revoke_session(&self, actor: &Actor, room: RoomId, participant: ParticipantId) -> Result<(), Error> {
         let command = Command::RevokeSession { participant };
-        self.execute(actor, room, Operation::RevokeSession, &command, no_extras).await?;
+        self.execute(actor, room, Operation::RevokeSession, &command, no_extras)
+            .await?;
         Ok(())
     }
 
@@ -698,7 +719,9 @@ impl Rooms {
             text: text.to_owned(),
             client_key: client_key.map(str::to_owned),
         };
-        let done = self.execute(actor, room, Operation::PostMessage, &command, no_extras).await?;
+        let done = self
+            .execute(actor, room, Operation::PostMessage, &command, no_extras)
+            .await?;
         if let Some(event) = done.events.into_iter().next_back() {
             return Ok(event);
         }
@@ -745,7 +768,8 @@ impl Rooms {
 
     /// Closes the room for good. Agents only.
     pub async fn close_room(&self, actor: &Actor, room: RoomId) -> Result<(), Error> {
-        self.execute(actor, room, Operation::CloseRoom, &Command::Close, no_extras).await?;
+        self.execute(actor, room, Operation::CloseRoom, &Command::Close, no_extras)
+            .await?;
         tracing::info!(%room, "room closed");
         Ok(())
     }
@@ -754,7 +778,8 @@ impl Rooms {
     /// News that does not move the invite forward is accepted and records nothing.
     pub async fn record_delivery(&self, room: RoomId, invite: InviteId, status: DeliveryStatus) -> Result<(), Error> {
         let command = Command::RecordDelivery { invite, status };
-        self.execute(&Actor::System, room, Operation::Read, &command, no_extras).await?;
+        self.execute(&Actor::System, room, Operation::Read, &command, no_extras)
+            .await?;
         Ok(())
     }
 
@@ -762,13 +787,19 @@ impl Rooms {
     /// Schedule it (hourly is plenty): rooms also count as timed out on access before a sweep.
     pub async fn sweep_timeouts(&self) -> Result<usize, Error> {
         const BATCH: usize = 100;
-        let cutoff = self.inner.clock.now().saturating_sub(self.policy().inactivity_timeout());
+        let cutoff = self
+            .inner
+            .clock
+            .now()
+            .saturating_sub(self.policy().inactivity_timeout());
         let mut timed_out = 0;
         loop {
             let idle = self.inner.store.idle_rooms(cutoff, BATCH).await?;
             let mut progress = 0;
             for room in &idle {
-                let done = self.execute(&Actor::System, *room, Operation::Read, &Command::TimeOut, no_extras).await?;
+                let done = self
+                    .execute(&Actor::System, *room, Operation::Read, &Command::TimeOut, no_extras)
+                    .await?;
                 progress += usize::from(!done.events.is_empty());
             }
             timed_out += progress;

@@ -8,12 +8,12 @@ use futures_core::Stream;
 use futures_util::{StreamExt, stream};
 
 use super::{Operation, Rooms};
+use crate::Error;
 use crate::decide::Actor;
 use crate::event::{Event, Seq};
 use crate::id::RoomId;
 use crate::store::RoomStore;
 use crate::transport::{Live, LiveStream};
-use crate::Error;
 
 /// A room's events in order: the stored ones after a sequence number, then live ones.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<Arc<Event>, Error>> + Send>>;

@@ -192,19 +192,39 @@ impl World {
             .sms(sms.clone())
             .email(email.clone());
         let rooms = customize(builder).build();
-        Self { rooms, store, clock, sms, email }
+        Self {
+            rooms,
+            store,
+            clock,
+            sms,
+            email,
+        }
     }
 
     /// A room opened by `agent()` with Grace invited by email, and her customer actor.
     pub async fn room_with_customer(&self) -> (RoomId, Actor, rooms::CustomerSession) {
         let room = self.rooms.create_room(&agent()).await.expect("create").room;
         self.rooms
-            .invite(&agent(), room, rooms::InviteRequest::email("Grace", "Hopper", "grace@example.com"))
+            .invite(
+                &agent(),
+                room,
+                rooms::InviteRequest::email("Grace", "Hopper", "grace@example.com"),
+            )
             .await
             .expect("invite");
-        let link = self.rooms.get_link(&agent(), room).await.expect("link").link.expect("a link");
+        let link = self
+            .rooms
+            .get_link(&agent(), room)
+            .await
+            .expect("link")
+            .link
+            .expect("a link");
         let session = self.rooms.join(link.token()).await.expect("join");
-        let customer = self.rooms.customer_session(session.token.expose()).await.expect("session");
+        let customer = self
+            .rooms
+            .customer_session(session.token.expose())
+            .await
+            .expect("session");
         (room, customer, session)
     }
 }

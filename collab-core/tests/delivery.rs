@@ -1,0 +1,338 @@
+//! Invite delivery through the outbox: retries, failures, crash and resume.
+
+// Tests fail by panicking.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use collab_core::notify::{Notification, Notifier, NotifyError, Receipt, RecordingNotifier};
+use collab_core::rooms::{DeliveryConfig, InviteRequest, Rooms, RoomsConfig};
+use collab_core::*;
+use common::*;
+
+async fn invite_by_email(world: &World) -> (RoomId, InviteId) {
+    let room = world.rooms.create_room(&agent()).await.expect("create").room;
+    let issued = world
+        .rooms
+        .invite(
+            &agent(),
+            room,
+            InviteRequest::email("Grace", "Hopper", "grace@example.com"),
+        )
+        .await
+        .expect("invite");
+    (room, issued.invite)
+}
+
+async fn invite_status(world: &World, room: RoomId, invite: InviteId) -> InviteStatus {
+    world
+        .rooms
+        .room(&agent(), room)
+        .await
+        .unwrap()
+        .invite(invite)
+        .unwrap()
+        .status
+}
+
+#[tokio::test]
+async fn a_sent_invite_is_recorded_with_the_provider_id() {
+    let world = World::new();
+    let (room, invite) = invite_by_email(&world).await;
+    let report = world.rooms.dispatch_due().await.expect("pass");
+    assert_eq!((report.claimed, report.sent), (1, 1));
+    let sent = world.email.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].recipient.to_string(), "grace@example.com");
+    assert_eq!(sent[0].subject.as_deref(), Some("Your collaboration room"));
+    let events = world
+        .rooms
+        .timeline(&agent(), room, rooms::TimelineQuery::Latest { limit: 1 })
+        .await
+        .unwrap();
+    assert!(matches!(
+        &events[0].data,
+        EventData::InviteDelivery { status: DeliveryStatus::Sent { provider_id: Some(id) }, .. } if id == "recorded-1"
+    ));
+    assert_eq!(invite_status(&world, room, invite).await, InviteStatus::Sent);
+    // The row is gone: nothing is sent twice.
+    world.clock.advance(Duration::from_secs(3600));
+    assert_eq!(world.rooms.dispatch_due().await.unwrap().claimed, 0);
+    assert_eq!(world.email.attempts(), 1);
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_after_a_backoff_then_succeeds() {
+    let world = World::new();
+    let (room, invite) = invite_by_email(&world).await;
+    world.email.fail_next(NotifyError::transient("provider busy"));
+    let report = world.rooms.dispatch_due().await.unwrap();
+    assert_eq!(report.retried, 1);
+    assert_eq!(invite_status(&world, room, invite).await, InviteStatus::Requested);
+    // The first backoff is 10 s plus up to 25% jitter: not due after 9 s, due after 13 s.
+    world.clock.advance(Duration::from_secs(9));
+    assert_eq!(world.rooms.dispatch_due().await.unwrap().claimed, 0);
+    world.clock.advance(Duration::from_secs(4));
+    assert_eq!(world.rooms.dispatch_due().await.unwrap().sent, 1);
+    assert_eq!(world.email.attempts(), 2);
+    assert_eq!(world.email.sent().len(), 1);
+    assert_eq!(invite_status(&world, room, invite).await, InviteStatus::Sent);
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_recorded_at_once() {
+    let world = World::new();
+    let (room, invite) = invite_by_email(&world).await;
+    world.email.fail_next(NotifyError::permanent("mailbox does not exist"));
+    assert_eq!(world.rooms.dispatch_due().await.unwrap().failed, 1);
+    assert_eq!(
+        invite_status(&world, room, invite).await,
+        InviteStatus::Failed { permanent: true }
+    );
+    world.clock.advance(Duration::from_secs(86_400));
+    assert_eq!(world.rooms.dispatch_due().await.unwrap().claimed, 0, "no retry");
+    let events = world
+        .rooms
+        .timeline(&agent(), room, rooms::TimelineQuery::Latest { limit: 1 })
+        .await
+        .unwrap();
+    assert!(matches!(
+        &events[0].data,
+        EventData::InviteDelivery { status: DeliveryStatus::Failed { permanent: true, reason }, .. }
+            if reason.contains("mailbox does not exist")
+    ));
+}
+
+#[tokio::test]
+async fn attempts_are_capped() {
+    let delivery = DeliveryConfig::default().with_max_attempts(3).unwrap();
+    let world = World::with(|b| b.config(RoomsConfig::default().with_delivery(delivery)));
+    let (room, invite) = invite_by_email(&world).await;
+    for _ in 0..3 {
+        world.email.fail_next(NotifyError::ambiguous("timed out after sending"));
+    }
+    for _ in 0..6 {
+        world.rooms.dispatch_due().await.unwrap();
+        world.clock.advance(Duration::from_secs(3600));
+    }
+    assert_eq!(world.email.attempts(), 3);
+    assert_eq!(
+        invite_status(&world, room, invite).await,
+        InviteStatus::Failed { permanent: false }
+    );
+}
+
+#[tokio::test]
+async fn closing_the_room_drops_its_pending_invites() {
+    let world = World::new();
+    let (room, _) = invite_by_email(&world).await;
+    world.rooms.close_room(&agent(), room).await.unwrap();
+    world.rooms.dispatch_due().await.unwrap();
+    world.clock.advance(Duration::from_secs(3600));
+    assert_eq!(world.rooms.dispatch_due().await.unwrap().claimed, 0, "the row is gone");
+}
+
+/// A provider call that never returns: the process dies while it hangs.
+#[derive(Debug, Default)]
+struct Hanging {
+    calls: Mutex<usize>,
+}
+
+#[async_trait]
+impl Notifier for Hanging {
+    async fn send(&self, _: &Notification) -> Result<Receipt, NotifyError> {
+        *self.calls.lock().unwrap() += 1;
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn after_a_crash_mid_delivery_a_new_service_delivers_exactly_once() {
+    let store = Arc::new(memory::MemoryRoomStore::new());
+    let clock = Arc::new(ManualClock::new(T0));
+    let hanging = Arc::new(Hanging::default());
+    let crashed = Rooms::builder()
+        .room_store(store.clone())
+        .clock(clock.clone())
+        .email(hanging.clone())
+        .build();
+    let room = crashed.create_room(&agent()).await.unwrap().room;
+    let invite = crashed
+        .invite(
+            &agent(),
+            room,
+            InviteRequest::email("Grace", "Hopper", "grace@example.com"),
+        )
+        .await
+        .unwrap()
+        .invite;
+    let pass = tokio::spawn({
+        let crashed = crashed.clone();
+        async move { crashed.dispatch_due().await }
+    });
+    while *hanging.calls.lock().unwrap() == 0 {
+        tokio::task::yield_now().await;
+    }
+    pass.abort(); // the process dies mid-call
+    drop(crashed);
+
+    let recording = Arc::new(RecordingNotifier::new());
+    let restarted = Rooms::builder()
+        .room_store(store.clone())
+        .clock(clock.clone())
+        .email(recording.clone())
+        .build();
+    assert_eq!(
+        restarted.dispatch_due().await.unwrap().claimed,
+        0,
+        "the dead dispatcher's lease holds"
+    );
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        restarted.dispatch_due().await.unwrap().sent,
+        1,
+        "resumed after the lease"
+    );
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(restarted.dispatch_due().await.unwrap().claimed, 0);
+    assert_eq!(recording.sent().len(), 1, "exactly one delivery by the new service");
+    let state = restarted.room(&agent(), room).await.unwrap();
+    assert_eq!(state.invite(invite).map(|i| i.status), Some(InviteStatus::Sent));
+}
+
+#[tokio::test]
+async fn a_stalled_provider_does_not_block_chat() {
+    let hanging = Arc::new(Hanging::default());
+    let rooms = Rooms::builder().email(hanging.clone()).build();
+    let room = rooms.create_room(&agent()).await.unwrap().room;
+    rooms
+        .invite(&agent(), room, InviteRequest::email("Grace", "Hopper", "g@example.com"))
+        .await
+        .unwrap();
+    let dispatcher = tokio::spawn({
+        let rooms = rooms.clone();
+        async move { rooms.run_dispatcher().await }
+    });
+    while *hanging.calls.lock().unwrap() == 0 {
+        tokio::task::yield_now().await;
+    }
+    rooms
+        .post_message(&agent(), room, "still chatting", None)
+        .await
+        .expect("chat goes on");
+    dispatcher.abort();
+}
+
+mockall::mock! {
+    Provider {}
+    #[async_trait]
+    impl Notifier for Provider {
+        async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError>;
+    }
+}
+
+impl std::fmt::Debug for MockProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MockProvider")
+    }
+}
+
+/// The tokio clock as a `Clock`, so that timestamps follow a paused runtime's time.
+#[derive(Debug)]
+struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        T0.saturating_add(self.start.elapsed())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_dispatcher_backs_off_exponentially_and_honours_retry_after() {
+    let calls: Arc<Mutex<Vec<tokio::time::Instant>>> = Arc::default();
+    let mut provider = MockProvider::new();
+    let mut sequence = mockall::Sequence::new();
+    let record = |calls: &Arc<Mutex<Vec<tokio::time::Instant>>>| {
+        let calls = calls.clone();
+        move || calls.lock().unwrap().push(tokio::time::Instant::now())
+    };
+    let first = record(&calls);
+    provider
+        .expect_send()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .returning(move |_| {
+            first();
+            Err(NotifyError::transient("busy"))
+        });
+    let second = record(&calls);
+    provider
+        .expect_send()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .returning(move |_| {
+            second();
+            Err(NotifyError::transient("busy"))
+        });
+    let third = record(&calls);
+    provider
+        .expect_send()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .returning(move |_| {
+            third();
+            Err(NotifyError::Transient {
+                retry_after: Some(Duration::from_secs(300)),
+                source: "rate limited".into(),
+            })
+        });
+    let fourth = record(&calls);
+    provider
+        .expect_send()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .returning(move |_| {
+            fourth();
+            Ok(Receipt {
+                provider_id: Some("SM123".into()),
+            })
+        });
+
+    let rooms = Rooms::builder()
+        .clock(TokioClock {
+            start: tokio::time::Instant::now(),
+        })
+        .email(provider)
+        .build();
+    let room = rooms.create_room(&agent()).await.unwrap().room;
+    let invite = rooms
+        .invite(&agent(), room, InviteRequest::email("Grace", "Hopper", "g@example.com"))
+        .await
+        .unwrap()
+        .invite;
+    let dispatcher = tokio::spawn({
+        let rooms = rooms.clone();
+        async move { rooms.run_dispatcher().await }
+    });
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    dispatcher.abort();
+
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 4);
+    let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1] - w[0]).collect();
+    // 10 s, then 20 s, each with up to 25% jitter (and up to one 1 s poll interval);
+    // then the provider's 300 s, which exceeds the 40 s backoff.
+    let within =
+        |gap: Duration, low: u64, high: u64| gap >= Duration::from_secs(low) && gap <= Duration::from_secs(high);
+    assert!(within(gaps[0], 10, 14), "{gaps:?}");
+    assert!(within(gaps[1], 20, 26), "{gaps:?}");
+    assert!(within(gaps[2], 300, 302), "{gaps:?}");
+    let state = rooms.room(&agent(), room).await.unwrap();
+    assert_eq!(state.invite(invite).map(|i| i.status), Some(InviteStatus::Sent));
+}

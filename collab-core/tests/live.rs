@@ -1,0 +1,141 @@
+//! Live subscriptions: stored events, then live ones, without gaps or duplicates.
+
+// Tests fail by panicking.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use collab_core::rooms::Rooms;
+use collab_core::transport::InProcessTransport;
+use collab_core::*;
+use common::*;
+use futures_util::StreamExt;
+
+async fn take(stream: &mut rooms::EventStream, n: usize) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    while seqs.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("an event in time");
+        seqs.push(next.expect("the stream goes on").expect("no error").seq.get());
+    }
+    seqs
+}
+
+#[tokio::test]
+async fn stored_events_then_live_ones_in_order() {
+    let world = World::new();
+    let (room, customer, _) = world.room_with_customer().await;
+    let stored = world.rooms.room(&agent(), room).await.unwrap().seq().get();
+    let mut stream = world
+        .rooms
+        .subscribe(&customer, room, Seq::ZERO)
+        .await
+        .expect("subscribe");
+    let writer = tokio::spawn({
+        let rooms = world.rooms.clone();
+        async move {
+            for i in 0..50 {
+                rooms
+                    .post_message(&agent(), room, &format!("m{i}"), None)
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let seqs = take(&mut stream, stored as usize + 50).await;
+    writer.await.unwrap();
+    assert_eq!(seqs, (1..=stored + 50).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_subscriber_that_lags_behind_the_buffer_catches_up_from_the_store() {
+    // A buffer of 4 events: the subscriber below falls far behind it.
+    let world = World::with(|b| b.transport(InProcessTransport::new(4)));
+    let (room, _, _) = world.room_with_customer().await;
+    let start = world.rooms.room(&agent(), room).await.unwrap().seq();
+    let mut stream = world.rooms.subscribe(&agent(), room, start).await.unwrap();
+    for i in 0..200 {
+        world
+            .rooms
+            .post_message(&agent(), room, &format!("m{i}"), None)
+            .await
+            .unwrap();
+    }
+    let seqs = take(&mut stream, 200).await;
+    assert_eq!(seqs, (start.get() + 1..=start.get() + 200).collect::<Vec<_>>());
+    // And it goes on live afterwards.
+    world.rooms.post_message(&agent(), room, "after", None).await.unwrap();
+    assert_eq!(take(&mut stream, 1).await, [start.get() + 201]);
+}
+
+#[tokio::test]
+async fn a_reconnecting_subscriber_resumes_without_gap_or_duplicate() {
+    let world = World::new();
+    let (room, customer, _) = world.room_with_customer().await;
+    let mut stream = world.rooms.subscribe(&customer, room, Seq::ZERO).await.unwrap();
+    for i in 0..10 {
+        world
+            .rooms
+            .post_message(&agent(), room, &format!("m{i}"), None)
+            .await
+            .unwrap();
+    }
+    let total = world.rooms.room(&agent(), room).await.unwrap().seq().get();
+    let first = take(&mut stream, 7).await;
+    drop(stream); // the connection drops
+    for i in 0..5 {
+        world
+            .rooms
+            .post_message(&agent(), room, &format!("n{i}"), None)
+            .await
+            .unwrap();
+    }
+    let last_seen = Seq::new(*first.last().unwrap());
+    let mut resumed = world.rooms.subscribe(&customer, room, last_seen).await.unwrap();
+    let rest = take(&mut resumed, (total + 5 - last_seen.get()) as usize).await;
+    let all: Vec<u64> = first.into_iter().chain(rest).collect();
+    assert_eq!(all, (1..=total + 5).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn many_subscribers_each_see_every_event_once() {
+    let world = World::new();
+    let (room, customer, _) = world.room_with_customer().await;
+    let start = world.rooms.room(&agent(), room).await.unwrap().seq().get();
+    let mut streams = Vec::new();
+    for _ in 0..50 {
+        streams.push(world.rooms.subscribe(&customer, room, Seq::new(start)).await.unwrap());
+    }
+    for i in 0..20 {
+        world
+            .rooms
+            .post_message(&customer, room, &format!("m{i}"), None)
+            .await
+            .unwrap();
+    }
+    for stream in &mut streams {
+        assert_eq!(take(stream, 20).await, (start + 1..=start + 20).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn subscribing_checks_access() {
+    let world = World::new();
+    let (room, _, _) = world.room_with_customer().await;
+    let stranger = Actor::Agent {
+        tenant: TenantId::new("globex").unwrap(),
+        agent: AgentId::new("eve").unwrap(),
+    };
+    assert!(matches!(
+        world.rooms.subscribe(&stranger, room, Seq::ZERO).await,
+        Err(Error::NotFound { .. })
+    ));
+    let rooms = Rooms::builder().build();
+    assert!(matches!(
+        rooms.subscribe(&agent(), room, Seq::ZERO).await,
+        Err(Error::NotFound { .. })
+    ));
+}
