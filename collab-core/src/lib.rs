@@ -3,8 +3,8 @@
 //!
 //! This crate is the core, free of I/O: the room state machine ([`decide`] and
 //! [`RoomState::apply`]), the storage traits ([`RoomStore`], [`BlobStore`]) and their in-memory
-//! implementations. Adapters live in their own crates (`collab-store-sqlite`,
-//! `collab-store-s3`, `collab-notify`).
+//! implementations, and [`document`], which tells what an upload is from its bytes. Adapters
+//! live in their own crates (`collab-store-sqlite`, `collab-store-s3`, `collab-notify`).
 //!
 //! # A room in a few lines
 //!
@@ -47,6 +47,7 @@
 pub mod blob;
 pub mod customer;
 mod decide;
+pub mod document;
 mod error;
 pub mod event;
 pub mod id;

@@ -1,0 +1,620 @@
+//! Document inspection: sniffing, image and PDF limits, display names and download headers.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{Cursor, Write};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use collab_core::document::*;
+use collab_core::{DocumentKind, Error};
+
+// ---- files built by hand -------------------------------------------------------------------
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn adler32(bytes: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in bytes {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    (b << 16) | a
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
+    let start = out.len();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let crc = crc32(&out[start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// An RGB PNG, every pixel black. The IDAT holds the real rows only for small images; for huge
+/// claimed sizes it holds one row, which is enough for a header check.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    let rows = if u64::from(width) * u64::from(height) <= 10_000 {
+        height
+    } else {
+        1
+    };
+    let raw = vec![0u8; (1 + 3 * width.min(100) as usize) * rows as usize];
+    // zlib with one stored (uncompressed) block.
+    let mut idat = vec![0x78, 0x01, 0x01];
+    let len = u16::try_from(raw.len()).unwrap();
+    idat.extend_from_slice(&len.to_le_bytes());
+    idat.extend_from_slice(&(!len).to_le_bytes());
+    idat.extend_from_slice(&raw);
+    idat.extend_from_slice(&adler32(&raw).to_be_bytes());
+    png_chunk(&mut out, b"IDAT", &idat);
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// A baseline JPEG header (SOI, JFIF APP0, SOF0) and EOI: enough for sniffing and dimensions.
+fn jpeg(width: u16, height: u16) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xD8];
+    out.extend_from_slice(&[0xFF, 0xE0, 0x00, 0x10]);
+    out.extend_from_slice(b"JFIF\0\x01\x01\x00\x00\x01\x00\x01\x00\x00");
+    out.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08]);
+    out.extend_from_slice(&height.to_be_bytes());
+    out.extend_from_slice(&width.to_be_bytes());
+    out.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    out
+}
+
+/// A GIF89a with one 1-bit-per-pixel image of the full size.
+fn gif(width: u16, height: u16) -> Vec<u8> {
+    let mut out = b"GIF89a".to_vec();
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF]);
+    out.push(0x2C);
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&[0, 2, 2, 0x4C, 0x01, 0, 0x3B]);
+    out
+}
+
+/// A WebP container with a VP8X chunk, which carries the canvas size.
+fn webp(width: u32, height: u32) -> Vec<u8> {
+    let mut chunk = b"VP8X".to_vec();
+    chunk.extend_from_slice(&10u32.to_le_bytes());
+    chunk.extend_from_slice(&[0, 0, 0, 0]);
+    chunk.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+    chunk.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&u32::try_from(4 + chunk.len()).unwrap().to_le_bytes());
+    out.extend_from_slice(b"WEBP");
+    out.extend_from_slice(&chunk);
+    out
+}
+
+/// A ZIP local file header for `name` holding `content` stored: how OOXML and ODF files start.
+fn zip_entry(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut out = b"PK\x03\x04".to_vec();
+    out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&crc32(content).to_le_bytes());
+    let len = u32::try_from(content.len()).unwrap().to_le_bytes();
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&u16::try_from(name.len()).unwrap().to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(content);
+    out
+}
+
+/// A PDF of the given objects (numbered from 1, the first being the catalog) with a correct
+/// cross-reference table.
+fn pdf(objects: &[String]) -> Vec<u8> {
+    let mut out = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        write!(out, "{} 0 obj\n{object}\nendobj\n", i + 1).unwrap();
+    }
+    let xref = out.len();
+    write!(out, "xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).unwrap();
+    for offset in offsets {
+        writeln!(out, "{offset:010} 00000 n ").unwrap();
+    }
+    write!(
+        out,
+        "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+        objects.len() + 1
+    )
+    .unwrap();
+    out
+}
+
+fn stream(content: &str) -> String {
+    format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len())
+}
+
+/// A PDF of `pages` pages in one flat page tree.
+fn pdf_with_pages(pages: usize) -> Vec<u8> {
+    let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", i + 3)).collect();
+    let mut objects = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        format!("<< /Type /Pages /Kids [{}] /Count {pages} >>", kids.join(" ")),
+    ];
+    for _ in 0..pages {
+        objects.push("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>".to_owned());
+    }
+    pdf(&objects)
+}
+
+fn policy() -> DocumentPolicy {
+    DocumentPolicy::default()
+}
+
+fn is_invalid_file(result: &Result<impl std::fmt::Debug, Error>, words: &str) -> bool {
+    matches!(result, Err(Error::Invalid { field: "file", reason }) if reason.contains(words))
+}
+
+fn unsupported(result: Result<Inspection, Error>) -> String {
+    match result {
+        Err(Error::UnsupportedMediaType { media_type }) => media_type,
+        other => panic!("expected UnsupportedMediaType, got {other:?}"),
+    }
+}
+
+// ---- sniffing ------------------------------------------------------------------------------
+
+#[test]
+fn images_are_sniffed_with_their_dimensions() {
+    let cases = [
+        (png(3, 2), "image/png", 3, 2),
+        (jpeg(640, 480), "image/jpeg", 640, 480),
+        (gif(17, 9), "image/gif", 17, 9),
+        (webp(800, 600), "image/webp", 800, 600),
+    ];
+    for (bytes, media_type, width, height) in cases {
+        let inspection = inspect(&bytes, &policy()).unwrap();
+        assert_eq!(inspection.media_type, media_type);
+        assert_eq!(inspection.kind, DocumentKind::Image { width, height }, "{media_type}");
+    }
+}
+
+#[test]
+fn the_hand_built_png_is_well_formed() {
+    let bytes = png(3, 2);
+    // IHDR's CRC covers its type and data.
+    assert_eq!(&bytes[12..16], b"IHDR");
+    assert_eq!(
+        u32::from_be_bytes(bytes[29..33].try_into().unwrap()),
+        crc32(&bytes[12..29])
+    );
+    assert!(bytes.ends_with(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]));
+}
+
+#[test]
+fn an_image_over_the_pixel_limit_is_refused() {
+    let bomb = inspect(&png(100_000, 100_000), &policy());
+    assert!(is_invalid_file(&bomb, "pixels"), "{bomb:?}");
+
+    let small = policy().with_max_image_pixels(100).unwrap();
+    assert!(inspect(&png(10, 10), &small).is_ok());
+    assert!(is_invalid_file(&inspect(&png(10, 11), &small), "pixels"));
+    assert!(is_invalid_file(&inspect(&gif(101, 1), &small), "pixels"));
+}
+
+#[test]
+fn an_image_whose_header_has_no_dimensions_is_refused() {
+    let truncated = &png(3, 2)[..12];
+    let result = inspect(truncated, &policy());
+    assert!(is_invalid_file(&result, "dimensions"), "{result:?}");
+}
+
+#[test]
+fn pdf_and_office_documents_are_sniffed() {
+    let inspection = inspect(&pdf_with_pages(3), &policy()).unwrap();
+    assert_eq!(inspection.media_type, "application/pdf");
+    assert_eq!(inspection.kind, DocumentKind::Pdf { pages: 0 });
+
+    let docx = zip_entry("word/document.xml", b"<w:document/>");
+    let inspection = inspect(&docx, &policy()).unwrap();
+    assert_eq!(
+        inspection.media_type,
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    );
+    assert_eq!(inspection.kind, DocumentKind::Other);
+
+    let odt = zip_entry("mimetype", b"application/vnd.oasis.opendocument.text");
+    assert_eq!(
+        inspect(&odt, &policy()).unwrap().media_type,
+        "application/vnd.oasis.opendocument.text"
+    );
+}
+
+/// A legacy Word file (an OLE compound file with Word's class id) larger than the head.
+fn legacy_doc() -> Vec<u8> {
+    let mut file = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+    let word = "00020906-0000-0000-c000-000000000046".parse().unwrap();
+    file.set_storage_clsid("/", word).unwrap();
+    let mut stream = file.create_stream("/WordDocument").unwrap();
+    stream.write_all(&vec![7u8; 3 * HEAD_LEN]).unwrap();
+    drop(stream);
+    file.flush().unwrap();
+    file.into_inner().into_inner()
+}
+
+#[test]
+fn a_legacy_word_file_is_sniffed_from_its_head() {
+    let doc = legacy_doc();
+    assert!(doc.len() > HEAD_LEN);
+    assert_eq!(inspect(&doc, &policy()).unwrap().media_type, "application/msword");
+    assert_eq!(
+        inspect(&doc[..HEAD_LEN], &policy()).unwrap().media_type,
+        "application/msword"
+    );
+}
+
+#[test]
+fn plain_text_is_text_even_when_the_head_cuts_a_character() {
+    assert_eq!(
+        inspect("Grüße\n".as_bytes(), &policy()).unwrap().media_type,
+        "text/plain"
+    );
+
+    // 'é' is two bytes: a head of odd length ends in half of one.
+    let text = format!("a{}", "é".repeat(HEAD_LEN));
+    let full_head = &text.as_bytes()[..HEAD_LEN];
+    assert_eq!(full_head.last(), Some(&0xC3));
+    assert_eq!(inspect(full_head, &policy()).unwrap().media_type, "text/plain");
+    // A whole file (shorter than the head) that ends in half a character is not UTF-8.
+    assert_eq!(
+        unsupported(inspect(&full_head[..100], &policy())),
+        "application/octet-stream"
+    );
+    // Longer input is only looked at up to HEAD_LEN.
+    let mut longer = full_head.to_vec();
+    longer.extend_from_slice(&[0xA9, 0, 0, 0]);
+    assert_eq!(inspect(&longer, &policy()).unwrap().media_type, "text/plain");
+}
+
+#[test]
+fn html_is_refused_whatever_the_name() {
+    // An "image.jpg" whose bytes are HTML.
+    let html = b"<!DOCTYPE html><html><body><img src=x onerror=alert(1)></body></html>";
+    assert_eq!(unsupported(inspect(html, &policy())), "text/html");
+    // Markup deep in the head, in any case, still counts.
+    let mut sneaky = "harmless words\n".repeat(1000).into_bytes();
+    sneaky.extend_from_slice(b"<ScRiPt>alert(1)</script>");
+    assert_eq!(unsupported(inspect(&sneaky, &policy())), "text/html");
+    // Not UTF-8 (Latin-1), still HTML.
+    assert_eq!(unsupported(inspect(b"<html>caf\xE9</html>", &policy())), "text/html");
+    // A policy that allows it gets the honest type.
+    let lax = policy().with_allowed_media_types(["text/html"]).unwrap();
+    assert_eq!(inspect(html, &lax).unwrap().media_type, "text/html");
+}
+
+#[test]
+fn svg_and_xml_are_refused() {
+    let svg = br#"<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#;
+    assert_eq!(unsupported(inspect(svg, &policy())), "image/svg+xml");
+    assert_eq!(
+        unsupported(inspect(b"<?xml version=\"1.0\"?><a/>", &policy())),
+        "text/xml"
+    );
+}
+
+#[test]
+fn executables_and_unknown_binaries_are_refused() {
+    let mut exe = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xFF\xFF".to_vec();
+    exe.resize(256, 0);
+    exe[0x3C] = 0x80;
+    exe[0x80..0x84].copy_from_slice(b"PE\0\0");
+    assert_eq!(
+        unsupported(inspect(&exe, &policy())),
+        "application/vnd.microsoft.portable-executable"
+    );
+    assert_eq!(
+        unsupported(inspect(&[0x00, 0x13, 0x37, 0xFE, 0x00], &policy())),
+        "application/octet-stream"
+    );
+    assert_eq!(
+        unsupported(inspect(b"#!/bin/sh\nrm -rf /\n", &policy())),
+        "text/x-shellscript"
+    );
+}
+
+#[test]
+fn empty_files_are_refused() {
+    let result = inspect(b"", &policy());
+    assert!(is_invalid_file(&result, "empty"), "{result:?}");
+}
+
+#[test]
+fn the_allow_list_decides() {
+    let only_pdf = policy().with_allowed_media_types(["application/pdf"]).unwrap();
+    assert!(inspect(&pdf_with_pages(1), &only_pdf).is_ok());
+    assert_eq!(unsupported(inspect(&png(1, 1), &only_pdf)), "image/png");
+    assert!(policy().with_allowed_media_types(["Image/PNG"]).is_err());
+    assert!(
+        policy()
+            .with_allowed_media_types(["text/plain; charset=utf-8"])
+            .is_err()
+    );
+}
+
+#[test]
+fn policy_bounds_name_their_field() {
+    let field = |r: Result<DocumentPolicy, Error>| match r {
+        Err(Error::Invalid { field, .. }) => field,
+        other => panic!("expected Invalid, got {other:?}"),
+    };
+    assert_eq!(field(policy().with_max_image_pixels(0)), "max_image_pixels");
+    assert_eq!(field(policy().with_max_pdf_bytes(0)), "max_pdf_bytes");
+    assert_eq!(field(policy().with_pdf_timeout(Duration::ZERO)), "pdf_timeout");
+    assert_eq!(field(policy().with_max_name_chars(5)), "max_name_chars");
+    assert_eq!(
+        field(policy().with_allowed_media_types(["nope"])),
+        "allowed_media_types"
+    );
+    let p = policy()
+        .with_max_name_chars(40)
+        .unwrap()
+        .with_max_pdf_bytes(1000)
+        .unwrap();
+    assert_eq!((p.max_name_chars(), p.max_pdf_bytes()), (40, 1000));
+}
+
+// ---- PDF pages -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_three_page_pdf_has_three_pages() {
+    assert_eq!(pdf_page_count(pdf_with_pages(3).into(), &policy()).await.unwrap(), 3);
+    assert_eq!(pdf_page_count(pdf_with_pages(1).into(), &policy()).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn brackets_inside_streams_and_strings_are_not_nesting() {
+    let content = format!("BT ({}) Tj ET % {}", "[".repeat(1000), "[".repeat(1000));
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 /Title (a [[[ ( nested ) string) >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>".to_owned(),
+        stream(&"[".repeat(5000)),
+        stream(&content),
+    ];
+    assert_eq!(pdf_page_count(pdf(&objects).into(), &policy()).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn malformed_pdfs_are_invalid() {
+    let whole = pdf_with_pages(3);
+    for bad in [
+        whole[..40].to_vec(),
+        b"%PDF-1.7\n\x00\xFF garbage \x13\x37 trailer".to_vec(),
+        b"%PDF-".to_vec(),
+        b"not a pdf at all".to_vec(),
+    ] {
+        let result = pdf_page_count(bad.into(), &policy()).await;
+        assert!(is_invalid_file(&result, "not a readable PDF"), "{result:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_pdf_without_pages_is_invalid() {
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [] /Count 0 >>".to_owned(),
+    ];
+    let result = pdf_page_count(pdf(&objects).into(), &policy()).await;
+    assert!(is_invalid_file(&result, "no pages"), "{result:?}");
+}
+
+#[tokio::test]
+async fn deep_nesting_is_refused_before_parsing() {
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        format!("<< /Type /Page /Parent 2 0 R /Junk {deep} >>"),
+    ];
+    let result = pdf_page_count(pdf(&objects).into(), &policy()).await;
+    assert!(is_invalid_file(&result, "nested"), "{result:?}");
+
+    let dicts = format!("{}{}", "<< /A ".repeat(300), ">>".repeat(300));
+    let result = pdf_page_count(pdf(&[dicts]).into(), &policy()).await;
+    assert!(is_invalid_file(&result, "nested"), "{result:?}");
+
+    // Just under the limit is left to the parser.
+    let ok = format!("{}{}", "[".repeat(MAX_PDF_NESTING - 1), "]".repeat(MAX_PDF_NESTING - 1));
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        format!("<< /Type /Page /Parent 2 0 R /Junk {ok} >>"),
+    ];
+    let result = pdf_page_count(pdf(&objects).into(), &policy()).await;
+    assert!(!is_invalid_file(&result, "nested"), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_pdf_over_the_size_limit_is_refused() {
+    let bytes = pdf_with_pages(3);
+    let small = policy().with_max_pdf_bytes(100).unwrap();
+    let result = pdf_page_count(bytes.clone().into(), &small).await;
+    assert!(matches!(result, Err(Error::TooLarge { limit: 100 })), "{result:?}");
+    let exact = policy().with_max_pdf_bytes(bytes.len() as u64).unwrap();
+    assert_eq!(pdf_page_count(bytes.into(), &exact).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_page_tree_that_refers_to_itself_ends() {
+    let started = Instant::now();
+    let itself = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [2 0 R] /Count 1 >>".to_owned(),
+    ];
+    let result = pdf_page_count(pdf(&itself).into(), &policy()).await;
+    assert!(is_invalid_file(&result, "no pages"), "{result:?}");
+
+    // A loop through a child, beside a real page.
+    let through_child = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>".to_owned(),
+        "<< /Type /Pages /Parent 2 0 R /Kids [2 0 R] /Count 1 >>".to_owned(),
+    ];
+    let pages = pdf_page_count(pdf(&through_child).into(), &policy()).await.unwrap();
+    assert!((1..=4).contains(&pages), "{pages} pages");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_slow_pdf_times_out() {
+    let bytes = Bytes::from(pdf_with_pages(50_000));
+    let hurried = policy().with_pdf_timeout(Duration::from_millis(1)).unwrap();
+    let started = Instant::now();
+    let result = pdf_page_count(bytes.clone(), &hurried).await;
+    assert!(is_invalid_file(&result, "longer than"), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // With the default timeout the same file counts.
+    assert_eq!(pdf_page_count(bytes, &policy()).await.unwrap(), 50_000);
+}
+
+// ---- names and headers ---------------------------------------------------------------------
+
+#[test]
+fn display_names_keep_only_the_visible_last_part() {
+    let name = |raw: &str| display_name(raw, &policy());
+    assert_eq!(name("../../etc/passwd"), "passwd");
+    assert_eq!(name("..\\..\\Windows\\system.ini"), "system.ini");
+    assert_eq!(name("C:\\Users\\ada/report.pdf"), "report.pdf");
+    assert_eq!(name("dir/sub/"), "sub");
+    assert_eq!(name("evil.pdf\0.exe"), "evil.pdf.exe");
+    assert_eq!(name("line\r\nbreak\t.txt"), "linebreak.txt");
+    assert_eq!(name("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
+    assert_eq!(name("zero\u{200B}width\u{FEFF}.txt"), "zerowidth.txt");
+    assert_eq!(name("  ..hidden.txt  "), "hidden.txt");
+    assert_eq!(name(".bashrc"), "bashrc");
+    assert_eq!(name("trailing.exe. . "), "trailing.exe");
+    assert_eq!(name("Überweisung März.pdf"), "Überweisung März.pdf");
+}
+
+#[test]
+fn names_with_nothing_visible_become_document() {
+    for raw in [
+        "",
+        "   ",
+        "..",
+        "../",
+        "..\\..",
+        "\0\r\n",
+        "\u{202E}\u{2066}",
+        "/",
+        "....",
+    ] {
+        assert_eq!(display_name(raw, &policy()), FALLBACK_NAME, "{raw:?}");
+    }
+}
+
+#[test]
+fn long_names_are_shortened_keeping_the_extension() {
+    let long = format!("{}.pdf", "x".repeat(5000));
+    let name = display_name(&long, &policy());
+    assert_eq!(name.chars().count(), 255);
+    assert!(name.ends_with("x.pdf"));
+
+    let multibyte = "é".repeat(5000);
+    let name = display_name(&multibyte, &policy());
+    assert_eq!(name.chars().count(), 255);
+
+    // An "extension" too long to be one is cut like the rest.
+    let dotted = format!("a.{}", "b".repeat(5000));
+    assert_eq!(display_name(&dotted, &policy()).chars().count(), 255);
+
+    let short = policy().with_max_name_chars(32).unwrap();
+    assert_eq!(
+        display_name(&format!("{}.docx", "y".repeat(100)), &short),
+        format!("{}.docx", "y".repeat(27))
+    );
+}
+
+#[test]
+fn content_disposition_cannot_be_broken_out_of() {
+    let header = content_disposition_header(Disposition::Attachment, "a\"b\\c\r\nSet-Cookie: x=1;.txt");
+    assert!(!header.contains(['\r', '\n']), "{header}");
+    assert_eq!(
+        header,
+        "attachment; filename=\"a_b_c_Set-Cookie: x=1;.txt\"; filename*=UTF-8''a%22b%5Cc%0D%0ASet-Cookie%3A%20x%3D1%3B.txt"
+    );
+    // Exactly two quotes: the ones around the fallback name.
+    assert_eq!(header.matches('"').count(), 2);
+}
+
+#[test]
+fn content_disposition_carries_non_ascii_names() {
+    let header = content_disposition_header(Disposition::Inline, "Zoë 日本.pdf");
+    assert_eq!(
+        header,
+        "inline; filename=\"Zo_ _.pdf\"; filename*=UTF-8''Zo%C3%AB%20%E6%97%A5%E6%9C%AC.pdf"
+    );
+    assert!(header.is_ascii());
+    let empty = content_disposition_header(Disposition::Attachment, "");
+    assert_eq!(empty, "attachment; filename=\"document\"; filename*=UTF-8''document");
+    let percent = content_disposition_header(Disposition::Attachment, "100%.txt");
+    assert_eq!(
+        percent,
+        "attachment; filename=\"100_.txt\"; filename*=UTF-8''100%25.txt"
+    );
+}
+
+#[test]
+fn only_safe_images_and_pdfs_are_inline() {
+    for inline in [
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "Image/PNG",
+    ] {
+        assert_eq!(disposition(inline), Disposition::Inline, "{inline}");
+    }
+    for attachment in [
+        "image/svg+xml",
+        "text/html",
+        "text/plain",
+        "application/msword",
+        "application/octet-stream",
+        "image/bmp",
+        "",
+    ] {
+        assert_eq!(disposition(attachment), Disposition::Attachment, "{attachment}");
+    }
+    assert_eq!(disposition("application/pdf; x=y"), Disposition::Inline);
+}
+
+#[test]
+fn inspection_and_headers_work_together() {
+    let bytes = gif(2, 2);
+    let inspection = inspect(&bytes, &policy()).unwrap();
+    let name = display_name("../pics/cat\u{202E}gif.exe", &policy());
+    let header = content_disposition_header(disposition(&inspection.media_type), &name);
+    assert_eq!(header, "inline; filename=\"catgif.exe\"; filename*=UTF-8''catgif.exe");
+}
