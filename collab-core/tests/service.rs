@@ -31,6 +31,14 @@ fn outcome<T>(result: Result<T, Error>) -> String {
     }
 }
 
+fn text_upload() -> rooms::Upload {
+    let data = futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"a note"))]);
+    rooms::Upload {
+        file_name: "note.txt".into(),
+        data: Box::pin(data),
+    }
+}
+
 /// Runs the named operation as `actor` on `room`; fresh invite ids and texts each time.
 async fn operate(world: &World, op: &str, actor: &Actor, room: RoomId) -> String {
     let rooms = &world.rooms;
@@ -55,6 +63,17 @@ async fn operate(world: &World, op: &str, actor: &Actor, room: RoomId) -> String
         "room" => outcome(rooms.room(actor, room).await),
         "customer_info" => outcome(rooms.customer_info(actor, room).await),
         "subscribe" => outcome(rooms.subscribe(actor, room, Seq::ZERO).await),
+        "share" => outcome(rooms.share_document(actor, room, text_upload()).await),
+        "open" => {
+            let event = rooms
+                .share_document(&agent(), room, text_upload())
+                .await
+                .expect("the agent shares");
+            let EventData::DocumentShared(meta) = event.data else {
+                unreachable!()
+            };
+            outcome(rooms.open_document(actor, room, meta.id, None).await)
+        }
         other => panic!("unknown operation {other}"),
     }
 }
@@ -80,6 +99,8 @@ async fn the_access_matrix_holds_for_every_operation() {
         ("room", ["ok", "NotFound", "ok", "NotFound", "Forbidden"]),
         ("customer_info", ["ok", "NotFound", "ok", "NotFound", "Forbidden"]),
         ("subscribe", ["ok", "NotFound", "ok", "NotFound", "Forbidden"]),
+        ("share", ["ok", "NotFound", "ok", "NotFound", "Forbidden"]),
+        ("open", ["ok", "NotFound", "ok", "NotFound", "Forbidden"]),
     ];
     let mut mismatches = Vec::new();
     for (op, expected) in matrix {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::Error;
+use crate::document::DocumentPolicy;
 use crate::notify::InviteTemplates;
 use crate::policy::Policy;
 
@@ -25,6 +26,8 @@ pub struct RoomsConfig {
     pub(crate) policy: Policy,
     pub(crate) templates: InviteTemplates,
     pub(crate) max_document_bytes: u64,
+    pub(crate) documents: DocumentPolicy,
+    pub(crate) pdf_concurrency: usize,
     pub(crate) delivery: DeliveryConfig,
     pub(crate) max_conflict_retries: u32,
     pub(crate) state_cache_rooms: usize,
@@ -38,6 +41,8 @@ impl Default for RoomsConfig {
             policy: Policy::default(),
             templates: InviteTemplates::default(),
             max_document_bytes: Self::DEFAULT_MAX_DOCUMENT_BYTES,
+            documents: DocumentPolicy::default(),
+            pdf_concurrency: 2,
             delivery: DeliveryConfig::default(),
             max_conflict_retries: 8,
             state_cache_rooms: 4_096,
@@ -100,6 +105,21 @@ impl RoomsConfig {
             return Err(Error::invalid("max_document_bytes", "must be from 1 byte to 1 GiB"));
         }
         self.max_document_bytes = max;
+        Ok(self)
+    }
+
+    /// What documents are accepted (types, image and PDF limits, display names).
+    pub fn with_documents(mut self, documents: DocumentPolicy) -> Self {
+        self.documents = documents;
+        self
+    }
+
+    /// How many PDFs are parsed for their page count at once: 1 to 64, 2 by default.
+    pub fn with_pdf_concurrency(mut self, parses: usize) -> Result<Self, Error> {
+        if parses == 0 || parses > 64 {
+            return Err(Error::invalid("pdf_concurrency", "must be from 1 to 64"));
+        }
+        self.pdf_concurrency = parses;
         Ok(self)
     }
 

@@ -2,16 +2,18 @@
 
 mod config;
 mod dispatch;
+mod documents;
 mod subscribe;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 pub use config::{DeliveryConfig, RoomsConfig};
 pub use dispatch::DispatchReport;
+pub use documents::{DocumentDownload, Upload};
 pub use subscribe::EventStream;
 
 use crate::Error;
@@ -169,9 +171,10 @@ impl RoomsBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 ids: self.ids.unwrap_or_else(|| Arc::new(RandomIds)),
                 access: self.access,
-                config,
                 states: Mutex::new(HashMap::new()),
                 outbox_added: Notify::new(),
+                pdf_permits: Semaphore::new(config.pdf_concurrency),
+                config,
             }),
         }
     }
@@ -233,6 +236,8 @@ struct Inner {
     states: Mutex<HashMap<RoomId, RoomState>>,
     /// Wakes the dispatcher when an append queued deliveries.
     outbox_added: Notify,
+    /// Bounds the PDF parses running at once.
+    pdf_permits: Semaphore,
 }
 
 /// An invite as the agent fills in the invite frame. Strings are checked here, and a bad one is

@@ -1,0 +1,211 @@
+//! Sharing and opening documents.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use super::{Operation, Rooms, no_extras};
+use crate::Error;
+use crate::blob::{BlobInfo, BlobKey, ByteRange, DownloadStream, Sha256Digest, UploadStream};
+use crate::decide::{Actor, Command};
+use crate::document::{self, Disposition, HEAD_LEN, Inspection};
+use crate::event::{DocumentKind, DocumentMeta, Event};
+use crate::id::{DocumentId, RoomId};
+
+/// An upload as it arrives from a client.
+pub struct Upload {
+    /// The client's file name: only a display name, sanitised; never part of a storage key.
+    pub file_name: String,
+    /// The bytes.
+    pub data: UploadStream,
+}
+
+impl fmt::Debug for Upload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upload")
+            .field("file_name", &self.file_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A document being opened: its bytes and how a web host should serve them.
+pub struct DocumentDownload {
+    /// The document as the timeline records it.
+    pub meta: DocumentMeta,
+    /// Inline only for images and PDFs; everything else downloads as an attachment.
+    pub disposition: Disposition,
+    /// The `Content-Disposition` header value to send, with the display name safely quoted.
+    pub content_disposition: String,
+    /// The bytes the stream yields, within the whole document.
+    pub range: Range<u64>,
+    /// The bytes.
+    pub stream: DownloadStream,
+}
+
+impl fmt::Debug for DocumentDownload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DocumentDownload")
+            .field("meta", &self.meta)
+            .field("disposition", &self.disposition)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rooms {
+    /// Shares a document in the room: the bytes stream into the blob store under a generated
+    /// key, with the size limit enforced while they arrive; the type is sniffed from the bytes;
+    /// images must have readable dimensions within the pixel limit and PDFs a page count. Then
+    /// one `DocumentShared` event records it. Whatever fails, nothing is kept.
+    pub async fn share_document(&self, actor: &Actor, room: RoomId, upload: Upload) -> Result<Event, Error> {
+        let state = self.load(room).await?;
+        let id = DocumentId::generate(self.inner.ids.as_ref())?;
+        let blob = BlobKey::for_document(state.tenant(), room, id);
+        let policy = &self.inner.config.documents;
+        let placeholder = DocumentMeta {
+            id,
+            name: document::display_name(&upload.file_name, policy),
+            media_type: String::new(),
+            size: 0,
+            sha256: Sha256Digest::of(b""),
+            kind: DocumentKind::Other,
+            blob: blob.clone(),
+        };
+        // Refuse before any byte is stored when the actor could not share here anyway.
+        let ctx = crate::decide::Context {
+            now: self.inner.clock.now(),
+            actor,
+            policy: self.policy(),
+        };
+        crate::decide::decide(&state, &Command::ShareDocument(placeholder.clone()), &ctx)?;
+        self.check_hook(actor, Operation::ShareDocument, Some(state.summary()))?;
+
+        let head = Arc::new(Mutex::new(Vec::with_capacity(HEAD_LEN)));
+        let captured = head.clone();
+        let data: UploadStream = Box::pin(upload.data.inspect(move |chunk| {
+            if let Ok(chunk) = chunk {
+                let mut head = captured.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let room_left = HEAD_LEN.saturating_sub(head.len());
+                head.extend_from_slice(&chunk[..room_left.min(chunk.len())]);
+            }
+        }));
+        let info = self
+            .inner
+            .blobs
+            .put(&blob, data, self.inner.config.max_document_bytes)
+            .await?;
+        let head = std::mem::take(&mut *head.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+
+        let shared = async {
+            let inspection = self.inspect_stored(&blob, &head, &info).await?;
+            let meta = DocumentMeta {
+                media_type: inspection.media_type,
+                size: info.size,
+                sha256: info.sha256,
+                kind: inspection.kind,
+                ..placeholder
+            };
+            let done = self
+                .execute(
+                    actor,
+                    room,
+                    Operation::ShareDocument,
+                    &Command::ShareDocument(meta),
+                    no_extras,
+                )
+                .await?;
+            done.events
+                .into_iter()
+                .next_back()
+                .ok_or(Error::NotFound { what: "document" })
+        }
+        .await;
+        if shared.is_err() {
+            // Never leave bytes that no event refers to.
+            if let Err(e) = self.inner.blobs.delete(&blob).await {
+                tracing::warn!(%room, blob = %blob, error = %e, "could not delete a refused upload");
+            }
+        }
+        shared
+    }
+
+    /// What the stored bytes are. The head decides, unless it was too short to tell (a legacy
+    /// Office file whose directory lies further in, a JPEG with large metadata): then the whole
+    /// document, within the upload limit. PDFs get their page count.
+    async fn inspect_stored(&self, blob: &BlobKey, head: &[u8], info: &BlobInfo) -> Result<Inspection, Error> {
+        let policy = &self.inner.config.documents;
+        let mut whole: Option<Bytes> = None;
+        let mut inspection = match document::inspect(head, policy) {
+            Ok(inspection) => inspection,
+            Err(_) if info.size > head.len() as u64 => {
+                let bytes = self.read_whole(blob).await?;
+                let inspection = document::inspect(&bytes, policy)?;
+                whole = Some(bytes);
+                inspection
+            }
+            Err(e) => return Err(e),
+        };
+        if let DocumentKind::Pdf { .. } = inspection.kind {
+            let bytes = match whole {
+                Some(bytes) => bytes,
+                None => self.read_whole(blob).await?,
+            };
+            // Parsing is CPU- and memory-heavy: a few at a time.
+            let _permit = self
+                .inner
+                .pdf_permits
+                .acquire()
+                .await
+                .map_err(|e| Error::backend("pdf parsing", e))?;
+            let pages = document::pdf_page_count(bytes, policy).await?;
+            inspection.kind = DocumentKind::Pdf { pages };
+        }
+        Ok(inspection)
+    }
+
+    async fn read_whole(&self, blob: &BlobKey) -> Result<Bytes, Error> {
+        let mut download = self
+            .inner
+            .blobs
+            .get(blob, None)
+            .await?
+            .ok_or(Error::NotFound { what: "document" })?;
+        let mut bytes = BytesMut::with_capacity(usize::try_from(download.size).unwrap_or(0));
+        while let Some(chunk) = download.stream.next().await {
+            bytes.extend_from_slice(&chunk?);
+        }
+        Ok(bytes.freeze())
+    }
+
+    /// Opens a document of the room, or a byte range of it (for PDF viewers that fetch ranges).
+    pub async fn open_document(
+        &self,
+        actor: &Actor,
+        room: RoomId,
+        document: DocumentId,
+        range: Option<ByteRange>,
+    ) -> Result<DocumentDownload, Error> {
+        let state = self.readable(actor, room, Operation::Read).await?;
+        let meta = state
+            .document(document)
+            .cloned()
+            .ok_or(Error::NotFound { what: "document" })?;
+        let download = self
+            .inner
+            .blobs
+            .get(&meta.blob, range)
+            .await?
+            .ok_or(Error::NotFound { what: "document" })?;
+        let disposition = document::disposition(&meta.media_type);
+        Ok(DocumentDownload {
+            content_disposition: document::content_disposition_header(disposition, &meta.name),
+            disposition,
+            range: download.range,
+            stream: download.stream,
+            meta,
+        })
+    }
+}

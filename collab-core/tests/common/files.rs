@@ -1,0 +1,162 @@
+//! Small real files built by hand for the document tests: PNG, JPEG, GIF, WebP, ZIP entries,
+//! PDFs.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+pub fn adler32(bytes: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in bytes {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    (b << 16) | a
+}
+
+pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
+    let start = out.len();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let crc = crc32(&out[start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// An RGB PNG, every pixel black. The IDAT holds the real rows only for small images; for huge
+/// claimed sizes it holds one row, which is enough for a header check.
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    let rows = if u64::from(width) * u64::from(height) <= 10_000 {
+        height
+    } else {
+        1
+    };
+    let raw = vec![0u8; (1 + 3 * width.min(100) as usize) * rows as usize];
+    // zlib with one stored (uncompressed) block.
+    let mut idat = vec![0x78, 0x01, 0x01];
+    let len = u16::try_from(raw.len()).unwrap();
+    idat.extend_from_slice(&len.to_le_bytes());
+    idat.extend_from_slice(&(!len).to_le_bytes());
+    idat.extend_from_slice(&raw);
+    idat.extend_from_slice(&adler32(&raw).to_be_bytes());
+    png_chunk(&mut out, b"IDAT", &idat);
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// A baseline JPEG header (SOI, JFIF APP0, SOF0) and EOI: enough for sniffing and dimensions.
+pub fn jpeg(width: u16, height: u16) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xD8];
+    out.extend_from_slice(&[0xFF, 0xE0, 0x00, 0x10]);
+    out.extend_from_slice(b"JFIF\0\x01\x01\x00\x00\x01\x00\x01\x00\x00");
+    out.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08]);
+    out.extend_from_slice(&height.to_be_bytes());
+    out.extend_from_slice(&width.to_be_bytes());
+    out.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    out
+}
+
+/// A GIF89a with one 1-bit-per-pixel image of the full size.
+pub fn gif(width: u16, height: u16) -> Vec<u8> {
+    let mut out = b"GIF89a".to_vec();
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF]);
+    out.push(0x2C);
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&width.to_le_bytes());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&[0, 2, 2, 0x4C, 0x01, 0, 0x3B]);
+    out
+}
+
+/// A WebP container with a VP8X chunk, which carries the canvas size.
+pub fn webp(width: u32, height: u32) -> Vec<u8> {
+    let mut chunk = b"VP8X".to_vec();
+    chunk.extend_from_slice(&10u32.to_le_bytes());
+    chunk.extend_from_slice(&[0, 0, 0, 0]);
+    chunk.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+    chunk.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&u32::try_from(4 + chunk.len()).unwrap().to_le_bytes());
+    out.extend_from_slice(b"WEBP");
+    out.extend_from_slice(&chunk);
+    out
+}
+
+/// A ZIP local file header for `name` holding `content` stored: how OOXML and ODF files start.
+pub fn zip_entry(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut out = b"PK\x03\x04".to_vec();
+    out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&crc32(content).to_le_bytes());
+    let len = u32::try_from(content.len()).unwrap().to_le_bytes();
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&u16::try_from(name.len()).unwrap().to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(content);
+    out
+}
+
+/// A PDF of the given objects (numbered from 1, the first being the catalog) with a correct
+/// cross-reference table.
+pub fn pdf(objects: &[String]) -> Vec<u8> {
+    let mut out = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        write!(out, "{} 0 obj\n{object}\nendobj\n", i + 1).unwrap();
+    }
+    let xref = out.len();
+    write!(out, "xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).unwrap();
+    for offset in offsets {
+        writeln!(out, "{offset:010} 00000 n ").unwrap();
+    }
+    write!(
+        out,
+        "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+        objects.len() + 1
+    )
+    .unwrap();
+    out
+}
+
+pub fn stream(content: &str) -> String {
+    format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len())
+}
+
+/// A PDF of `pages` pages in one flat page tree.
+pub fn pdf_with_pages(pages: usize) -> Vec<u8> {
+    let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", i + 3)).collect();
+    let mut objects = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        format!("<< /Type /Pages /Kids [{}] /Count {pages} >>", kids.join(" ")),
+    ];
+    for _ in 0..pages {
+        objects.push("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>".to_owned());
+    }
+    pdf(&objects)
+}
