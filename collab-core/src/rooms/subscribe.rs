@@ -3,9 +3,10 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, ready};
 
 use futures_core::Stream;
-use futures_util::{StreamExt, stream};
+use futures_util::StreamExt;
 
 use super::{Operation, Rooms};
 use crate::Error;
@@ -36,19 +37,19 @@ impl Rooms {
         self.readable(actor, room, Operation::Read).await?;
         // Listen before reading the store, so that nothing can fall between the two.
         let live = self.inner.transport.subscribe(room);
-        let follow = Follow {
+        Ok(Box::pin(Follow {
             store: self.inner.store.clone(),
             room,
             last: after,
             live,
             backlog: VecDeque::new(),
-            catch_up: true,
-            failed: false,
-        };
-        Ok(Box::pin(stream::unfold(follow, Follow::next)))
+            phase: Phase::CatchUp,
+        }))
     }
 }
 
+/// The state of one subscription. A hand-written stream: fan-out to thousands of subscribers
+/// polls this once per event each, so it must not move itself around as an `async fn` would.
 struct Follow {
     store: Arc<dyn RoomStore>,
     room: RoomId,
@@ -56,43 +57,64 @@ struct Follow {
     last: Seq,
     live: LiveStream,
     backlog: VecDeque<Arc<Event>>,
-    /// Whether the store may hold events after `last` that were not yielded.
-    catch_up: bool,
-    failed: bool,
+    phase: Phase,
 }
 
-impl Follow {
-    async fn next(mut self) -> Option<(Result<Arc<Event>, Error>, Self)> {
+enum Phase {
+    /// The store may hold events after `last` that were not yielded: read them.
+    CatchUp,
+    Reading(ReadEvents),
+    Live,
+    Failed,
+}
+
+type ReadEvents = Pin<Box<dyn Future<Output = Result<Vec<Event>, Error>> + Send>>;
+
+impl Stream for Follow {
+    type Item = Result<Arc<Event>, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
         loop {
-            if self.failed {
-                return None;
+            if let Some(event) = this.backlog.pop_front() {
+                this.last = event.seq;
+                return Poll::Ready(Some(Ok(event)));
             }
-            if let Some(event) = self.backlog.pop_front() {
-                self.last = event.seq;
-                return Some((Ok(event), self));
-            }
-            if self.catch_up {
-                match self.store.read_events(self.room, self.last, CATCH_UP_PAGE).await {
+            match &mut this.phase {
+                Phase::Failed => return Poll::Ready(None),
+                Phase::CatchUp => {
+                    let (store, room, after) = (this.store.clone(), this.room, this.last);
+                    this.phase =
+                        Phase::Reading(Box::pin(
+                            async move { store.read_events(room, after, CATCH_UP_PAGE).await },
+                        ));
+                }
+                Phase::Reading(read) => match ready!(read.as_mut().poll(cx)) {
                     Ok(events) => {
-                        self.catch_up = events.len() == CATCH_UP_PAGE;
-                        self.backlog.extend(events.into_iter().map(Arc::new));
+                        this.phase = if events.len() == CATCH_UP_PAGE {
+                            Phase::CatchUp
+                        } else {
+                            Phase::Live
+                        };
+                        this.backlog.extend(events.into_iter().map(Arc::new));
                     }
                     Err(e) => {
-                        self.failed = true;
-                        return Some((Err(e), self));
+                        this.phase = Phase::Failed;
+                        return Poll::Ready(Some(Err(e)));
                     }
-                }
-                continue;
-            }
-            match self.live.next().await? {
-                Live::Event(event) if event.seq <= self.last => {}
-                Live::Event(event) if event.seq == self.last.next() => {
-                    self.last = event.seq;
-                    return Some((Ok(event), self));
-                }
-                // Ahead of us: something was missed. Read it from the store.
-                Live::Event(_) | Live::Lagged => self.catch_up = true,
-                Live::Wake { seq } => self.catch_up = seq > self.last,
+                },
+                Phase::Live => match ready!(this.live.poll_next_unpin(cx)) {
+                    None => return Poll::Ready(None),
+                    Some(Live::Event(event)) if event.seq <= this.last => {}
+                    Some(Live::Event(event)) if event.seq == this.last.next() => {
+                        this.last = event.seq;
+                        return Poll::Ready(Some(Ok(event)));
+                    }
+                    // Ahead of us: something was missed. Read it from the store.
+                    Some(Live::Event(_) | Live::Lagged) => this.phase = Phase::CatchUp,
+                    Some(Live::Wake { seq }) if seq > this.last => this.phase = Phase::CatchUp,
+                    Some(Live::Wake { .. }) => {}
+                },
             }
         }
     }
