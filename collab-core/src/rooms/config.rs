@@ -27,7 +27,7 @@ pub struct RoomsConfig {
     pub(crate) templates: InviteTemplates,
     pub(crate) max_document_bytes: u64,
     pub(crate) documents: DocumentPolicy,
-    pub(crate) pdf_concurrency: usize,
+    pub(crate) whole_inspections: usize,
     pub(crate) delivery: DeliveryConfig,
     pub(crate) max_conflict_retries: u32,
     pub(crate) state_cache_rooms: usize,
@@ -42,7 +42,7 @@ impl Default for RoomsConfig {
             templates: InviteTemplates::default(),
             max_document_bytes: Self::DEFAULT_MAX_DOCUMENT_BYTES,
             documents: DocumentPolicy::default(),
-            pdf_concurrency: 2,
+            whole_inspections: 2,
             delivery: DeliveryConfig::default(),
             max_conflict_retries: 8,
             state_cache_rooms: 4_096,
@@ -114,12 +114,14 @@ impl RoomsConfig {
         self
     }
 
-    /// How many PDFs are parsed for their page count at once: 1 to 64, 2 by default.
-    pub fn with_pdf_concurrency(mut self, parses: usize) -> Result<Self, Error> {
+    /// How many uploads are inspected whole at once (PDFs for their page count, documents whose
+    /// first 64 KiB did not tell their type): 1 to 64, 2 by default. Each holds up to
+    /// [`RoomsConfig::max_document_bytes`] in memory meanwhile.
+    pub fn with_whole_inspections(mut self, parses: usize) -> Result<Self, Error> {
         if parses == 0 || parses > 64 {
-            return Err(Error::invalid("pdf_concurrency", "must be from 1 to 64"));
+            return Err(Error::invalid("whole_inspections", "must be from 1 to 64"));
         }
-        self.pdf_concurrency = parses;
+        self.whole_inspections = parses;
         Ok(self)
     }
 

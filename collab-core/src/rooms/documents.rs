@@ -134,32 +134,31 @@ impl Rooms {
 
     /// What the stored bytes are. The head decides, unless it was too short to tell (a legacy
     /// Office file whose directory lies further in, a JPEG with large metadata): then the whole
-    /// document, within the upload limit. PDFs get their page count.
+    /// document does, within the upload limit. PDFs get their page count.
     async fn inspect_stored(&self, blob: &BlobKey, head: &[u8], info: &BlobInfo) -> Result<Inspection, Error> {
         let policy = &self.inner.config.documents;
-        let mut whole: Option<Bytes> = None;
-        let mut inspection = match document::inspect(head, policy) {
-            Ok(inspection) => inspection,
-            Err(_) if info.size > head.len() as u64 => {
-                let bytes = self.read_whole(blob).await?;
-                let inspection = document::inspect(&bytes, policy)?;
-                whole = Some(bytes);
-                inspection
-            }
-            Err(e) => return Err(e),
+        let needs_whole = |inspection: &Result<Inspection, Error>| match inspection {
+            Ok(inspection) => matches!(inspection.kind, DocumentKind::Pdf { .. }),
+            Err(_) => info.size > head.len() as u64,
         };
+        let mut inspection = document::inspect(head, policy);
+        if !needs_whole(&inspection) {
+            return inspection;
+        }
+        // Whole documents are held in memory and PDFs parsed: a few at a time, so that hostile
+        // uploads cannot add up to exhaust memory or CPU.
+        let _permit = self
+            .inner
+            .inspection_permits
+            .acquire()
+            .await
+            .map_err(|e| Error::backend("document inspection", e))?;
+        let bytes = self.read_whole(blob).await?;
+        if inspection.is_err() {
+            inspection = document::inspect(&bytes, policy);
+        }
+        let mut inspection = inspection?;
         if let DocumentKind::Pdf { .. } = inspection.kind {
-            let bytes = match whole {
-                Some(bytes) => bytes,
-                None => self.read_whole(blob).await?,
-            };
-            // Parsing is CPU- and memory-heavy: a few at a time.
-            let _permit = self
-                .inner
-                .pdf_permits
-                .acquire()
-                .await
-                .map_err(|e| Error::backend("pdf parsing", e))?;
             let pages = document::pdf_page_count(bytes, policy).await?;
             inspection.kind = DocumentKind::Pdf { pages };
         }

@@ -173,7 +173,7 @@ impl RoomsBuilder {
                 access: self.access,
                 states: Mutex::new(HashMap::new()),
                 outbox_added: Notify::new(),
-                pdf_permits: Semaphore::new(config.pdf_concurrency),
+                inspection_permits: Semaphore::new(config.whole_inspections),
                 config,
             }),
         }
@@ -236,8 +236,8 @@ struct Inner {
     states: Mutex<HashMap<RoomId, RoomState>>,
     /// Wakes the dispatcher when an append queued deliveries.
     outbox_added: Notify,
-    /// Bounds the PDF parses running at once.
-    pdf_permits: Semaphore,
+    /// Bounds the uploads inspected whole (PDFs, unclear heads) at once.
+    inspection_permits: Semaphore,
 }
 
 /// An invite as the agent fills in the invite frame. Strings are checked here, and a bad one is
