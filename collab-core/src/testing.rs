@@ -6,18 +6,19 @@
 //! Each check is a plain async function taking the store; a failed check panics with what went
 //! wrong. The macros turn the whole list into one `#[tokio::test]` per check, so the first
 //! failure does not hide the rest. Your crate needs `tokio` (features `macros`, `rt`) as a
-//! dev-dependency.
+//! dev-dependency. The fixture returns anything that dereferences to the store, so that a store
+//! on disk can keep its temp dir alive for the length of the check.
 //!
 //! ```
 //! // tests/conformance.rs of your adapter crate; here, the in-memory stores.
 //! use collab_core::memory::{MemoryBlobStore, MemoryRoomStore};
 //!
-//! async fn room_store() -> MemoryRoomStore {
-//!     MemoryRoomStore::new()
+//! async fn room_store() -> Box<MemoryRoomStore> {
+//!     Box::new(MemoryRoomStore::new())
 //! }
 //!
-//! async fn blob_store() -> MemoryBlobStore {
-//!     MemoryBlobStore::new()
+//! async fn blob_store() -> Box<MemoryBlobStore> {
+//!     Box::new(MemoryBlobStore::new())
 //! }
 //!
 //! collab_core::room_store_conformance!(room_store);
@@ -28,7 +29,8 @@
 // A test kit reports a broken contract by panicking, like `assert!`.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-/// Emits one `#[tokio::test]` per [`room_store`] check, each on a store from `$make().await`.
+/// Emits one `#[tokio::test]` per [`room_store`] check, each on a store from `$make().await`:
+/// anything that dereferences to the store (a `Box`, or a guard that also owns its temp dir).
 #[macro_export]
 macro_rules! room_store_conformance {
     ($make:path) => {
@@ -57,7 +59,8 @@ macro_rules! room_store_conformance {
     };
 }
 
-/// Emits one `#[tokio::test]` per [`blob_store`] check, each on a store from `$make().await`.
+/// Emits one `#[tokio::test]` per [`blob_store`] check, each on a store from `$make().await`:
+/// anything that dereferences to the store.
 #[macro_export]
 macro_rules! blob_store_conformance {
     ($make:path) => {
@@ -86,7 +89,7 @@ macro_rules! __conformance_tests {
             #[tokio::test]
             async fn $check() {
                 let store = $make().await;
-                $crate::testing::$module::$check(&store).await;
+                $crate::testing::$module::$check(&*store).await;
             }
         )*
     };

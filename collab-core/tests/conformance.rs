@@ -2,12 +2,12 @@
 
 use collab_core::memory::{MemoryBlobStore, MemoryRoomStore};
 
-async fn room_store() -> MemoryRoomStore {
-    MemoryRoomStore::new()
+async fn room_store() -> Box<MemoryRoomStore> {
+    Box::new(MemoryRoomStore::new())
 }
 
-async fn blob_store() -> MemoryBlobStore {
-    MemoryBlobStore::new()
+async fn blob_store() -> Box<MemoryBlobStore> {
+    Box::new(MemoryBlobStore::new())
 }
 
 collab_core::room_store_conformance!(room_store);

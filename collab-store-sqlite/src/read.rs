@@ -1,0 +1,240 @@
+//! Read connections and the queries that only read.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use collab_core::store::{Credential, Grant, RoomCursor, RoomPage, RoomQuery};
+use collab_core::{
+    Channel, Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use crate::{SqliteConfig, SqliteError, schema, sqlite};
+
+/// A small pool of read connections, used from tokio's blocking threads.
+#[derive(Clone)]
+pub(crate) struct Readers {
+    shared: Arc<Pool>,
+}
+
+struct Pool {
+    path: PathBuf,
+    config: SqliteConfig,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    pub(crate) fn new(path: PathBuf, config: SqliteConfig) -> Self {
+        Self {
+            shared: Arc::new(Pool {
+                path,
+                config,
+                idle: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Runs `query` on a read connection, off the async threads.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let pool = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match pool.idle().pop() {
+                Some(conn) => conn,
+                None => {
+                    let conn = schema::connect(&pool.path, &pool.config)?;
+                    conn.execute_batch("PRAGMA query_only = ON").map_err(sqlite)?;
+                    conn
+                }
+            };
+            let result = query(&conn);
+            let mut idle = pool.idle();
+            if idle.len() < pool.config.readers {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| Error::backend("sqlite", e))?
+    }
+}
+
+impl Pool {
+    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A UUID as stored: 16 big-endian bytes, so that byte order is id order.
+pub(crate) fn id_bytes(id: u128) -> [u8; 16] {
+    id.to_be_bytes()
+}
+
+pub(crate) fn uuid_from(bytes: &[u8]) -> Result<u128, Error> {
+    let bytes: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| SqliteError::Corrupt(format!("an id of {} bytes", bytes.len())))?;
+    Ok(u128::from_be_bytes(bytes))
+}
+
+pub(crate) fn channel_from(name: &str) -> Result<Channel, Error> {
+    Channel::ALL
+        .into_iter()
+        .find(|c| c.as_str() == name)
+        .ok_or_else(|| SqliteError::Corrupt(format!("channel {name:?}")).into())
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|e| SqliteError::Corrupt(e.to_string()).into())
+}
+
+fn limit_value(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn collect_json<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>, Error> {
+    let mut statement = conn.prepare_cached(sql).map_err(sqlite)?;
+    let rows = statement
+        .query_map(params, |row| row.get::<_, String>(0))
+        .map_err(sqlite)?;
+    rows.map(|row| json(&row.map_err(sqlite)?)).collect()
+}
+
+pub(crate) fn events_after(conn: &Connection, room: RoomId, after: Seq, limit: usize) -> Result<Vec<Event>, Error> {
+    let after = i64::try_from(after.get()).unwrap_or(i64::MAX);
+    collect_json(
+        conn,
+        "SELECT data FROM events WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        params![id_bytes(room.as_u128()), after, limit_value(limit)],
+    )
+}
+
+pub(crate) fn latest_events(conn: &Connection, room: RoomId, limit: usize) -> Result<Vec<Event>, Error> {
+    collect_json(
+        conn,
+        "SELECT data FROM events WHERE room = ?1 ORDER BY seq DESC LIMIT ?2",
+        params![id_bytes(room.as_u128()), limit_value(limit)],
+    )
+}
+
+pub(crate) fn summary(conn: &Connection, room: RoomId) -> Result<Option<RoomSummary>, Error> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT summary FROM rooms WHERE room = ?1")
+        .and_then(|mut s| s.query_row([id_bytes(room.as_u128())], |row| row.get(0)).optional())
+        .map_err(sqlite)?;
+    text.map(|t| json(&t)).transpose()
+}
+
+/// The first text after every text that starts with `prefix`, in SQLite's byte order: the
+/// prefix followed by the highest code point.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+pub(crate) fn list_rooms(conn: &Connection, tenant: &TenantId, query: &RoomQuery) -> Result<RoomPage, Error> {
+    let mut sql = String::from("SELECT summary FROM rooms WHERE tenant = ?");
+    let mut values: Vec<Value> = vec![Value::Text(tenant.as_str().to_owned())];
+    if let Some(agent) = &query.agent {
+        sql.push_str(" AND agent = ?");
+        values.push(Value::Text(agent.as_str().to_owned()));
+    }
+    if let Some(status) = query.status {
+        sql.push_str(" AND status = ?");
+        values.push(Value::Text(status.as_str().to_owned()));
+    }
+    if let Some(phone) = &query.phone {
+        sql.push_str(" AND phone = ?");
+        values.push(Value::Text(phone.as_str().to_owned()));
+    }
+    if let Some(email) = &query.email {
+        sql.push_str(" AND email = ?");
+        values.push(Value::Text(email.as_str().to_owned()));
+    }
+    if let Some(prefix) = query.normalized_name_prefix() {
+        sql.push_str(
+            " AND ((first_lc >= ? AND first_lc < ?) OR (last_lc >= ? AND last_lc < ?) \
+                   OR (full_lc >= ? AND full_lc < ?))",
+        );
+        for _ in 0..3 {
+            values.push(Value::Text(prefix.clone()));
+            values.push(Value::Text(prefix_end(&prefix)));
+        }
+    }
+    if let Some(after) = query.after {
+        sql.push_str(" AND (created_at, room) < (?, ?)");
+        values.push(Value::Integer(after.created_at.unix_millis()));
+        values.push(Value::Blob(id_bytes(after.room.as_u128()).to_vec()));
+    }
+    sql.push_str(" ORDER BY created_at DESC, room DESC LIMIT ?");
+    // One more than asked, to know whether a next page exists.
+    values.push(Value::Integer(limit_value(query.limit.saturating_add(1))));
+    let mut rooms: Vec<RoomSummary> = collect_json(conn, &sql, params_from_iter(values))?;
+    let more = rooms.len() > query.limit;
+    rooms.truncate(query.limit);
+    let next = if more {
+        rooms.last().map(RoomCursor::after)
+    } else {
+        None
+    };
+    Ok(RoomPage { rooms, next })
+}
+
+pub(crate) fn idle_rooms(conn: &Connection, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT room FROM rooms WHERE status = 'active' AND last_activity <= ?1 \
+             ORDER BY last_activity, room LIMIT ?2",
+        )
+        .map_err(sqlite)?;
+    let rows = statement
+        .query_map(params![idle_since.unix_millis(), limit_value(limit)], |row| {
+            row.get::<_, Vec<u8>>(0)
+        })
+        .map_err(sqlite)?;
+    rows.map(|row| Ok(RoomId::from_u128(uuid_from(&row.map_err(sqlite)?)?)))
+        .collect()
+}
+
+pub(crate) fn credential(conn: &Connection, hash: &TokenHash) -> Result<Option<Credential>, Error> {
+    let row: Option<(Vec<u8>, String, Vec<u8>)> = conn
+        .prepare_cached("SELECT room, grant_kind, grant_id FROM credentials WHERE hash = ?1")
+        .and_then(|mut s| {
+            s.query_row([&hash.as_bytes()[..]], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()
+        })
+        .map_err(sqlite)?;
+    let Some((room, kind, id)) = row else {
+        return Ok(None);
+    };
+    let id = uuid_from(&id)?;
+    let grant = match kind.as_str() {
+        "invite" => Grant::Invite(InviteId::from_u128(id)),
+        "session" => Grant::Session(ParticipantId::from_u128(id)),
+        other => return Err(SqliteError::Corrupt(format!("grant kind {other:?}")).into()),
+    };
+    Ok(Some(Credential {
+        hash: *hash,
+        room: RoomId::from_u128(uuid_from(&room)?),
+        grant,
+    }))
+}
+
+pub(crate) fn integrity_check(conn: &Connection) -> Result<(), Error> {
+    let report: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .map_err(sqlite)?;
+    if report == "ok" {
+        Ok(())
+    } else {
+        Err(SqliteError::Corrupt(format!("integrity check: {report}")).into())
+    }
+}

@@ -1,0 +1,349 @@
+//! The writer thread, group commit, and the statements that change the database.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use collab_core::store::{Append, ClaimedOutbox, OutboxMessage};
+use collab_core::{Error, InviteId, OutboxId, RoomId, Timestamp};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::read::{channel_from, id_bytes, uuid_from};
+use crate::{SqliteConfig, SqliteError, schema, sqlite};
+
+/// A write waiting for the writer thread. It runs in its own savepoint (or is told why it
+/// cannot run), and learns after the commit whether its result stands.
+struct Job(Box<dyn FnOnce(Connected<'_>) -> Pending + Send>);
+
+/// The connection a job runs on, or why it cannot run (the transaction did not begin).
+type Connected<'a> = Result<&'a Connection, &'a str>;
+
+/// Answers a job's caller, given the commit's failure if there was one.
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// What a job left to do once the transaction is over.
+struct Pending {
+    succeeded: bool,
+    answer: Answer,
+}
+
+/// The handle to the writer thread. Dropping the last one stops the thread after the queued
+/// writes.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Group commits between two nudges of the checkpointer.
+const COMMITS_PER_CHECKPOINT: u32 = 64;
+
+impl Writer {
+    pub(crate) fn start(conn: Connection, path: &Path, config: &SqliteConfig) -> Result<Self, Error> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (nudge, nudges) = mpsc::sync_channel::<()>(1);
+        let max_batch = config.max_batch;
+        thread::Builder::new()
+            .name("collab-sqlite-writer".into())
+            .spawn(move || write_loop(&conn, &queue, max_batch, &nudge))
+            .map_err(|e| Error::backend("sqlite writer thread", e))?;
+        let checkpoints = schema::connect(path, config)?;
+        thread::Builder::new()
+            .name("collab-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpoints, &nudges))
+            .map_err(|e| Error::backend("sqlite checkpoint thread", e))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `work` on the writer thread in the next group commit.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job(Box::new(move |conn: Connected<'_>| {
+            let result = match conn {
+                Ok(conn) => work(conn),
+                Err(reason) => Err(SqliteError::Commit(reason.to_owned()).into()),
+            };
+            Pending {
+                succeeded: result.is_ok(),
+                answer: Box::new(move |commit_failure| {
+                    let result = match commit_failure {
+                        Some(reason) if result.is_ok() => Err(SqliteError::Commit(reason.to_owned()).into()),
+                        _ => result,
+                    };
+                    let _ = reply.send(result);
+                }),
+            }
+        }));
+        self.jobs.send(job).map_err(|_| Error::from(SqliteError::WriterGone))?;
+        answer.await.map_err(|_| Error::from(SqliteError::WriterGone))?
+    }
+}
+
+fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>, max_batch: usize, nudge: &mpsc::SyncSender<()>) {
+    let mut commits = 0u32;
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(conn, batch);
+        commits += 1;
+        if commits.is_multiple_of(COMMITS_PER_CHECKPOINT) {
+            // Full means one is pending already.
+            let _ = nudge.try_send(());
+        }
+    }
+}
+
+/// Runs `batch` in one transaction, each job in its own savepoint, and answers every job.
+fn commit_batch(conn: &Connection, batch: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let reason = e.to_string();
+        tracing::error!(error = %reason, "sqlite writer could not begin a transaction");
+        for Job(job) in batch {
+            (job(Err(&reason)).answer)(None);
+        }
+        return;
+    }
+    let mut answers = Vec::with_capacity(batch.len());
+    for Job(job) in batch {
+        let pending = match conn.execute_batch("SAVEPOINT job") {
+            Ok(()) => {
+                let pending = job(Ok(conn));
+                let end = if pending.succeeded {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
+                if let Err(e) = conn.execute_batch(end) {
+                    tracing::error!(error = %e, "sqlite could not end a savepoint");
+                }
+                pending
+            }
+            Err(e) => job(Err(&e.to_string())),
+        };
+        answers.push(pending.answer);
+    }
+    let failure = conn.execute_batch("COMMIT").err().map(|e| e.to_string());
+    if failure.is_some() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for answer in answers {
+        answer(failure.as_deref());
+    }
+}
+
+fn checkpoint_loop(conn: &Connection, nudges: &mpsc::Receiver<()>) {
+    loop {
+        match nudges.recv_timeout(Duration::from_secs(5)) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {
+                // PASSIVE never blocks writers or readers; what it cannot copy now waits for the
+                // next round.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "sqlite checkpoint failed");
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Whether `e` is a constraint violation: a key that exists already.
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// Maps a constraint violation to `Conflict { reason }`, anything else to a backend error.
+fn conflict_on_duplicate(reason: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| {
+        if is_constraint(&e) {
+            Error::conflict(reason)
+        } else {
+            sqlite(e)
+        }
+    }
+}
+
+pub(crate) fn append(conn: &Connection, append: &Append) -> Result<(), Error> {
+    let room = id_bytes(append.room.as_u128());
+    let current: i64 = conn
+        .prepare_cached("SELECT seq FROM rooms WHERE room = ?1")
+        .and_then(|mut s| s.query_row([&room], |row| row.get(0)).optional())
+        .map_err(sqlite)?
+        .unwrap_or(0);
+    if u64::try_from(current).ok() != Some(append.expected.get()) {
+        return Err(Error::conflict(format!(
+            "room {} is at seq {current}, not {}",
+            append.room, append.expected
+        )));
+    }
+    for id in &append.completed_outbox {
+        let removed = conn
+            .prepare_cached("DELETE FROM outbox WHERE id = ?1")
+            .and_then(|mut s| s.execute([id_bytes(id.as_u128())]))
+            .map_err(sqlite)?;
+        if removed == 0 {
+            return Err(Error::conflict("a completed outbox row is gone"));
+        }
+    }
+    for credential in &append.credentials {
+        let (kind, id) = match credential.grant {
+            collab_core::store::Grant::Invite(invite) => ("invite", invite.as_u128()),
+            collab_core::store::Grant::Session(participant) => ("session", participant.as_u128()),
+        };
+        conn.prepare_cached("INSERT INTO credentials (hash, room, grant_kind, grant_id) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| s.execute(params![&credential.hash.as_bytes()[..], &room, kind, id_bytes(id)]))
+            .map_err(conflict_on_duplicate("a credential with this hash exists"))?;
+    }
+    {
+        let mut insert = conn
+            .prepare_cached("INSERT INTO events (room, seq, data) VALUES (?1, ?2, ?3)")
+            .map_err(sqlite)?;
+        for event in &append.events {
+            let data = serde_json::to_string(event).map_err(|e| Error::backend("sqlite", e))?;
+            insert
+                .execute(params![&room, seq_value(event.seq.get())?, data])
+                .map_err(conflict_on_duplicate("an event with this seq exists"))?;
+        }
+    }
+    upsert_room(conn, &room, &append.summary)?;
+    for message in &append.outbox {
+        insert_outbox(conn, message)?;
+    }
+    Ok(())
+}
+
+fn seq_value(seq: u64) -> Result<i64, Error> {
+    i64::try_from(seq).map_err(|_| Error::invalid("seq", "too large"))
+}
+
+fn upsert_room(conn: &Connection, room: &[u8; 16], summary: &collab_core::RoomSummary) -> Result<(), Error> {
+    let customer = summary.customer.as_ref();
+    let lower = |s: &str| s.to_lowercase();
+    let json = serde_json::to_string(summary).map_err(|e| Error::backend("sqlite", e))?;
+    conn.prepare_cached(
+        "INSERT INTO rooms (room, tenant, agent, status, seq, created_at, last_activity, \
+                            first_lc, last_lc, full_lc, phone, email, summary) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+         ON CONFLICT (room) DO UPDATE SET \
+            status = excluded.status, seq = excluded.seq, last_activity = excluded.last_activity, \
+            first_lc = excluded.first_lc, last_lc = excluded.last_lc, full_lc = excluded.full_lc, \
+            phone = excluded.phone, email = excluded.email, summary = excluded.summary",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            &room[..],
+            summary.tenant.as_str(),
+            summary.agent.as_str(),
+            summary.status.as_str(),
+            i64::try_from(summary.seq.get()).unwrap_or(i64::MAX),
+            summary.created_at.unix_millis(),
+            summary.last_activity.unix_millis(),
+            customer.map(|c| lower(c.first_name.as_str())),
+            customer.map(|c| lower(c.last_name.as_str())),
+            customer.map(|c| lower(&c.full_name())),
+            customer.and_then(|c| c.phone.as_ref()).map(|p| p.as_str()),
+            customer.and_then(|c| c.email.as_ref()).map(|e| e.as_str()),
+            json,
+        ])
+    })
+    .map_err(sqlite)?;
+    Ok(())
+}
+
+fn insert_outbox(conn: &Connection, message: &OutboxMessage) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (id, room, invite, channel, payload, not_before) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id_bytes(message.id.as_u128()),
+            id_bytes(message.room.as_u128()),
+            id_bytes(message.invite.as_u128()),
+            message.channel.as_str(),
+            message.payload,
+            message.not_before.unix_millis(),
+        ])
+    })
+    .map_err(conflict_on_duplicate("an outbox row with this id exists"))?;
+    Ok(())
+}
+
+pub(crate) fn claim_outbox(
+    conn: &Connection,
+    now: Timestamp,
+    lease: Duration,
+    limit: usize,
+) -> Result<Vec<ClaimedOutbox>, Error> {
+    let until = now.saturating_add(lease).unix_millis();
+    let mut claim = conn
+        .prepare_cached(
+            "UPDATE outbox SET attempts = attempts + 1, leased_until = ?2 \
+             WHERE id IN (SELECT id FROM outbox \
+                          WHERE not_before <= ?1 AND (leased_until IS NULL OR leased_until <= ?1) \
+                          ORDER BY not_before, id LIMIT ?3) \
+             RETURNING id, room, invite, channel, payload, not_before, attempts",
+        )
+        .map_err(sqlite)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = claim
+        .query_map(params![now.unix_millis(), until, limit], |row| {
+            Ok((
+                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, i64>(5)?,
+                row.get::<_, i64>(6)?,
+            ))
+        })
+        .map_err(sqlite)?;
+    let mut claimed = Vec::new();
+    for row in rows {
+        let (id, room, invite, channel, payload, not_before, attempts) = row.map_err(sqlite)?;
+        claimed.push(ClaimedOutbox {
+            message: OutboxMessage {
+                id: OutboxId::from_u128(uuid_from(&id)?),
+                room: RoomId::from_u128(uuid_from(&room)?),
+                invite: InviteId::from_u128(uuid_from(&invite)?),
+                channel: channel_from(&channel)?,
+                payload,
+                not_before: Timestamp::from_unix_millis(not_before),
+            },
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        });
+    }
+    // RETURNING gives no order.
+    claimed.sort_by_key(|c| (c.message.not_before, c.message.id));
+    Ok(claimed)
+}
+
+pub(crate) fn reschedule_outbox(conn: &Connection, id: OutboxId, not_before: Timestamp) -> Result<(), Error> {
+    let changed = conn
+        .prepare_cached("UPDATE outbox SET not_before = ?2, leased_until = NULL WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![id_bytes(id.as_u128()), not_before.unix_millis()]))
+        .map_err(sqlite)?;
+    if changed == 0 {
+        return Err(Error::NotFound { what: "outbox row" });
+    }
+    Ok(())
+}
+
+pub(crate) fn delete_outbox(conn: &Connection, id: OutboxId) -> Result<(), Error> {
+    let removed = conn
+        .prepare_cached("DELETE FROM outbox WHERE id = ?1")
+        .and_then(|mut s| s.execute([id_bytes(id.as_u128())]))
+        .map_err(sqlite)?;
+    if removed == 0 {
+        return Err(Error::NotFound { what: "outbox row" });
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! What is particular to SQLite: group commit, migrations, bad files, two stores on one file,
+//! and what the file holds.
+
+// Tests fail by panicking.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::Path;
+
+use collab_core::store::Append;
+use collab_core::testing::room_store::{T0, create, fresh_tenant, post};
+use collab_core::*;
+use collab_store_sqlite::{SqliteConfig, SqliteRoomStore};
+use futures_util::future::join_all;
+
+async fn open(path: &Path) -> SqliteRoomStore {
+    SqliteRoomStore::open(path).await.expect("open")
+}
+
+/// `append` renumbered as if its writer had seen one event fewer: always stale.
+fn stale(mut append: Append) -> Append {
+    let behind = Seq::new(append.expected.get().saturating_sub(1));
+    append.expected = behind;
+    append.events[0].seq = behind.next();
+    append.summary.seq = behind.next();
+    append
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_answers_each_writer_with_its_own_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("rooms.db")).await;
+    let tenant = fresh_tenant();
+    let mut rooms = Vec::new();
+    for _ in 0..16 {
+        let (state, append) = create(&tenant, "agent", T0);
+        store.append(append).await.expect("create");
+        rooms.push(state);
+    }
+    for round in 0..5 {
+        // Per room: two racing valid appends (one must win) and two stale ones (both must lose).
+        let mut appends = Vec::new();
+        for (i, state) in rooms.iter().enumerate() {
+            let first = post(state, &format!("round {round} first"), T0).1;
+            let second = post(state, &format!("round {round} second"), T0).1;
+            appends.push((i, true, first.clone()));
+            appends.push((i, true, second));
+            appends.push((i, false, stale(first.clone())));
+            appends.push((i, false, stale(first)));
+        }
+        let results = join_all(appends.iter().map(|(_, _, a)| store.append(a.clone()))).await;
+        for (room, state) in rooms.iter_mut().enumerate() {
+            let mine: Vec<(bool, &Result<(), Error>)> = appends
+                .iter()
+                .zip(&results)
+                .filter(|((i, _, _), _)| *i == room)
+                .map(|((_, valid, _), r)| (*valid, r))
+                .collect();
+            let valid_wins = mine.iter().filter(|(valid, r)| *valid && r.is_ok()).count();
+            assert_eq!(valid_wins, 1, "round {round} room {room}: {mine:?}");
+            for (valid, result) in &mine {
+                if !valid {
+                    assert!(
+                        matches!(result, Err(Error::Conflict { .. })),
+                        "a stale append: {result:?}"
+                    );
+                }
+            }
+            *state = store.load_room(state.room()).await.unwrap().unwrap();
+        }
+    }
+    for state in &rooms {
+        let events = store.read_events(state.room(), Seq::ZERO, 100).await.unwrap();
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq.get()).collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6], "nothing lost, nothing doubled");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_file_is_migrated_and_reopening_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.db");
+    std::fs::write(&path, b"").unwrap();
+    let store = open(&path).await;
+    let (state, append) = create(&fresh_tenant(), "agent", T0);
+    store.append(append).await.unwrap();
+    drop(store);
+    let store = open(&path).await;
+    assert_eq!(
+        store.room_summary(state.room()).await.unwrap().as_ref(),
+        Some(state.summary())
+    );
+    store.integrity_check().await.expect("a sound file");
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("newer.db");
+    drop(open(&path).await);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let error = SqliteRoomStore::open(&path).await.unwrap_err();
+    assert!(matches!(error, Error::Backend { .. }));
+    let message = format!("{error}");
+    assert!(message.contains("newer version") && message.contains("99"), "{message}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.db");
+    std::fs::write(&path, "this is a text file, not a database\n".repeat(200)).unwrap();
+    let error = SqliteRoomStore::open(&path).await.unwrap_err();
+    let message = format!("{error}");
+    assert!(message.contains("not a SQLite database"), "{message}");
+    // A directory where the file should be.
+    let error = SqliteRoomStore::open(dir.path()).await.unwrap_err();
+    assert!(matches!(error, Error::Backend { .. }), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_take_turns_without_locking_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let a = open(&path).await;
+    let b = open(&path).await;
+    let tenant = fresh_tenant();
+    let write = |store: SqliteRoomStore| {
+        let tenant = tenant.clone();
+        async move {
+            let (mut state, append) = create(&tenant, "agent", T0);
+            store.append(append).await?;
+            for i in 0..100 {
+                let (next, append) = post(&state, &format!("m{i}"), T0);
+                store.append(append).await?;
+                state = next;
+            }
+            Ok::<RoomState, Error>(state)
+        }
+    };
+    let (from_a, from_b) = tokio::join!(tokio::spawn(write(a.clone())), tokio::spawn(write(b.clone())));
+    let (from_a, from_b) = (
+        from_a.unwrap().expect("a's writes"),
+        from_b.unwrap().expect("b's writes"),
+    );
+    // Each sees the other's writes.
+    assert_eq!(a.load_room(from_b.room()).await.unwrap(), Some(from_b));
+    assert_eq!(b.load_room(from_a.room()).await.unwrap(), Some(from_a));
+}
+
+#[tokio::test]
+async fn settings_are_checked() {
+    assert!(SqliteConfig::default().with_max_batch(0).is_err());
+    assert!(SqliteConfig::default().with_readers(65).is_err());
+    assert!(
+        SqliteConfig::default()
+            .with_busy_timeout(std::time::Duration::from_secs(3600))
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_holds_token_hashes_never_link_or_session_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rooms.db");
+    let rooms = rooms::Rooms::builder()
+        .room_store(open(&path).await)
+        .email(notify::RecordingNotifier::new())
+        .build();
+    let agent = Actor::Agent {
+        tenant: TenantId::new("acme").unwrap(),
+        agent: AgentId::new("ada").unwrap(),
+    };
+    let room = rooms.create_room(&agent).await.unwrap().room;
+    rooms
+        .invite(
+            &agent,
+            room,
+            rooms::InviteRequest::email("Grace", "Hopper", "grace@example.com"),
+        )
+        .await
+        .unwrap();
+    let link = rooms.get_link(&agent, room).await.unwrap().link.unwrap();
+    let session = rooms.join(link.token()).await.unwrap();
+    drop(rooms);
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let contains = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(!contains(link.token()), "the link's token is in the file");
+    assert!(!contains(session.token.expose()), "the session token is in the file");
+    assert!(contains("grace@example.com"), "the check reads the real file");
+}
