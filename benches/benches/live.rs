@@ -15,8 +15,8 @@ use collab_core::rooms::Rooms;
 use collab_core::store::Append;
 use collab_core::transport::{InProcessTransport, Transport};
 use collab_core::{
-    Actor, AgentId, Clock, Command, Context, Event, Policy, RoomId, RoomState, RoomStore, RoomStoreExt, Seq,
-    SystemClock, TenantId, create_room, decide,
+    Actor, AgentId, Clock, Command, Context, Event, Policy, RoomId, RoomState, RoomStore, Seq, SystemClock, TenantId,
+    create_room, decide,
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::StreamExt;

@@ -8,6 +8,10 @@ use crate::policy::Policy;
 use crate::state::{DEFAULT_ROOM_NAME, InviteStatus, RoomState, RoomStatus};
 use crate::time::Timestamp;
 
+/// The most customer sessions a room may have opened, so that one link opened in a loop cannot
+/// grow the room without bound.
+pub const MAX_PARTICIPANTS: usize = 100;
+
 /// The longest client idempotency key accepted, in bytes.
 pub const MAX_CLIENT_KEY_LEN: usize = 128;
 
@@ -186,6 +190,16 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             if found.status != InviteStatus::Revoked {
                 out.push(EventData::InviteRevoked { invite: *invite });
             }
+            // The link is dead, and so is every session it opened.
+            for participant in state
+                .participants()
+                .iter()
+                .filter(|p| p.invite == *invite && !p.revoked)
+            {
+                out.push(EventData::SessionRevoked {
+                    participant: participant.id,
+                });
+            }
         }
         Command::Join { invite, participant } => {
             // Wrong, revoked and expired invites are one error, so a token holder learns nothing.
@@ -195,6 +209,11 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             }
             if state.participant(*participant).is_some() {
                 return Err(Error::conflict("participant id already in use"));
+            }
+            if state.participants().len() >= MAX_PARTICIPANTS {
+                return Err(Error::NotAllowed {
+                    reason: "the room has as many customer sessions as it may have",
+                });
             }
             record_due_timeout(&mut out);
             out.by = EventActor::Customer(*participant);
@@ -211,6 +230,13 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
                 out.push(EventData::SessionRevoked {
                     participant: *participant,
                 });
+            }
+            // Otherwise the same link would simply open a new session.
+            if state
+                .invite(found.invite)
+                .is_some_and(|i| i.status != InviteStatus::Revoked)
+            {
+                out.push(EventData::InviteRevoked { invite: found.invite });
             }
         }
         Command::PostMessage { text, client_key } => {
@@ -264,7 +290,7 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
 }
 
 /// Checks that `actor` may read the room: an agent of its tenant, its customer with a session
-/// that is not revoked, or the library.
+/// that is not revoked while the room is not closed, or the library.
 ///
 /// An agent of another tenant and a customer of another room get the same error as for a room
 /// that does not exist; a revoked session gets [`Error::Forbidden`].
@@ -275,6 +301,8 @@ pub fn authorize_read(state: &RoomState, actor: &Actor) -> Result<(), Error> {
         Actor::Customer { participant, .. } if state.participant(*participant).is_none_or(|p| p.revoked) => {
             Err(Error::Forbidden)
         }
+        // Closing a room ends the customer's access to it.
+        Actor::Customer { .. } if state.status() == RoomStatus::Closed => Err(Error::RoomClosed),
         _ => Ok(()),
     }
 }
@@ -309,7 +337,14 @@ fn invite_event(state: &RoomState, cmd: &InviteCommand, ctx: &Context<'_>) -> Re
             if cmd.recipient.is_some() {
                 return Err(Error::invalid("recipient", "a link invite has no recipient"));
             }
-            if ctx.policy.link_requires_prior_invite() && customer.phone.is_none() && customer.email.is_none() {
+            let gone_out = state.invites().iter().any(|i| {
+                i.channel != Channel::Link
+                    && !matches!(
+                        i.status,
+                        InviteStatus::Revoked | InviteStatus::Failed { permanent: true }
+                    )
+            });
+            if ctx.policy.link_requires_prior_invite() && !gone_out {
                 return Err(Error::NotAllowed {
                     reason: "a link is available once an SMS or email invite has gone out",
                 });
@@ -396,6 +431,8 @@ fn checked_client_key(key: &str) -> Result<String, Error> {
 
 /// The longest provider reason kept in the timeline, in characters.
 const MAX_DELIVERY_REASON_CHARS: usize = 500;
+/// The longest provider message id kept, in characters.
+const MAX_PROVIDER_ID_CHARS: usize = 200;
 
 fn bounded_delivery_status(status: &DeliveryStatus) -> DeliveryStatus {
     match status {
@@ -403,7 +440,12 @@ fn bounded_delivery_status(status: &DeliveryStatus) -> DeliveryStatus {
             permanent: *permanent,
             reason: reason.chars().take(MAX_DELIVERY_REASON_CHARS).collect(),
         },
-        other => other.clone(),
+        DeliveryStatus::Sent { provider_id } => DeliveryStatus::Sent {
+            provider_id: provider_id
+                .as_ref()
+                .map(|id| id.chars().take(MAX_PROVIDER_ID_CHARS).collect()),
+        },
+        DeliveryStatus::Delivered => DeliveryStatus::Delivered,
     }
 }
 

@@ -487,6 +487,16 @@ fn too_many_pixels(policy: &DocumentPolicy) -> Error {
 ///
 /// Outside a Tokio runtime with the time driver enabled, as [`tokio::time::timeout`] does.
 pub async fn pdf_page_count(bytes: Bytes, policy: &DocumentPolicy) -> Result<u32, Error> {
+    pdf_page_count_holding(bytes, policy, ()).await
+}
+
+/// [`pdf_page_count`], with `guard` kept alive until the parse thread ends, even after a
+/// timeout: a semaphore permit passed here keeps counting a parse that outlived its caller.
+pub async fn pdf_page_count_holding(
+    bytes: Bytes,
+    policy: &DocumentPolicy,
+    guard: impl Send + 'static,
+) -> Result<u32, Error> {
     if bytes.len() as u64 > policy.max_pdf_bytes {
         return Err(Error::TooLarge {
             limit: policy.max_pdf_bytes,
@@ -502,6 +512,7 @@ pub async fn pdf_page_count(bytes: Bytes, policy: &DocumentPolicy) -> Result<u32
                 .unwrap_or_else(|_| Err(unreadable_pdf("the parser failed")));
             // After a timeout nobody listens any more; the result is dropped.
             let _ = sender.send(counted);
+            drop(guard);
         })
         .map_err(|e| Error::backend("pdf thread", e))?;
     // On timeout the thread cannot be stopped: it runs the parse to its end, bounded by the

@@ -65,7 +65,9 @@ pub mod transport;
 
 pub use blob::{BlobKey, BlobStore};
 pub use customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
-pub use decide::{Actor, Command, Context, InviteCommand, MAX_CLIENT_KEY_LEN, authorize_read, create_room, decide};
+pub use decide::{
+    Actor, Command, Context, InviteCommand, MAX_CLIENT_KEY_LEN, MAX_PARTICIPANTS, authorize_read, create_room, decide,
+};
 pub use error::{BoxError, Error};
 pub use event::{DeliveryStatus, DocumentKind, DocumentMeta, Event, EventActor, EventData, Seq};
 pub use id::{
@@ -76,7 +78,7 @@ pub use state::{
     CLIENT_KEY_WINDOW, DEFAULT_ROOM_NAME, InviteState, InviteStatus, ParticipantState, RoomState, RoomStatus,
     RoomSummary,
 };
-pub use store::{RoomStore, RoomStoreExt};
+pub use store::RoomStore;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use token::{Token, TokenHash};
 

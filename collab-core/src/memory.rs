@@ -27,25 +27,34 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A [`RoomStore`] in memory.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryRoomStore {
     inner: Mutex<RoomData>,
 }
 
-#[derive(Debug, Default)]
+/// Counts only: the content is customers' messages and tokens' hashes, not for logs.
+impl std::fmt::Debug for MemoryRoomStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let data = lock(&self.inner);
+        f.debug_struct("MemoryRoomStore")
+            .field("rooms", &data.rooms.len())
+            .field("outbox", &data.outbox.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
 struct RoomData {
     rooms: HashMap<RoomId, StoredRoom>,
     credentials: HashMap<TokenHash, Credential>,
     outbox: BTreeMap<OutboxId, OutboxRow>,
 }
 
-#[derive(Debug)]
 struct StoredRoom {
     events: Vec<Event>,
     summary: RoomSummary,
 }
 
-#[derive(Debug)]
 struct OutboxRow {
     message: OutboxMessage,
     attempts: u32,
@@ -204,6 +213,15 @@ impl RoomStore for MemoryRoomStore {
         Ok(())
     }
 
+    async fn add_credential(&self, credential: Credential) -> Result<(), Error> {
+        let mut data = lock(&self.inner);
+        if data.credentials.contains_key(&credential.hash) {
+            return Err(Error::conflict("a credential with this hash exists"));
+        }
+        data.credentials.insert(credential.hash, credential);
+        Ok(())
+    }
+
     async fn delete_outbox(&self, id: OutboxId) -> Result<(), Error> {
         lock(&self.inner)
             .outbox
@@ -214,9 +232,18 @@ impl RoomStore for MemoryRoomStore {
 }
 
 /// A [`BlobStore`] in memory.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryBlobStore {
     blobs: Mutex<HashMap<BlobKey, Bytes>>,
+}
+
+/// Counts only: the content is customers' documents.
+impl std::fmt::Debug for MemoryBlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBlobStore")
+            .field("blobs", &lock(&self.blobs).len())
+            .finish()
+    }
 }
 
 impl MemoryBlobStore {

@@ -311,6 +311,8 @@ pub struct RoomPage {
 ///   ascending; [`latest_events`](RoomStore::latest_events) the last `limit`, descending. An
 ///   unknown room has no events.
 /// - **Lookups** that find nothing return `Ok(None)`.
+/// - [`add_credential`](RoomStore::add_credential) stores one credential, refusing a hash that
+///   exists with [`Error::Conflict`].
 /// - [`list_rooms`](RoomStore::list_rooms) returns a tenant's rooms matching
 ///   [`RoomQuery::matches`], newest first ([`RoomCursor`] order), starting after `query.after`,
 ///   at most `query.limit`; `next` is set when more may follow. It refuses a query that fails
@@ -357,7 +359,32 @@ pub trait RoomStore: fmt::Debug + Send + Sync + 'static {
 
     /// Removes an outbox row without an event (its room closed, its attempts ran out).
     async fn delete_outbox(&self, id: OutboxId) -> Result<(), Error>;
+
+    /// Stores a credential on its own: the token of an invite minted by the dispatcher just
+    /// before it sends it. A hash already stored is an [`Error::Conflict`].
+    async fn add_credential(&self, credential: Credential) -> Result<(), Error>;
+
+    /// The state of `room`, folded from all its events; `Ok(None)` if it does not exist.
+    ///
+    /// Provided; a store may override it with snapshots, as long as the state it returns is the
+    /// fold of the stored events.
+    async fn load_room(&self, room: RoomId) -> Result<Option<RoomState>, Error> {
+        let mut events = self.read_events(room, Seq::ZERO, LOAD_PAGE).await?;
+        let Some(mut state) = RoomState::replay(&events)? else {
+            return Ok(None);
+        };
+        while events.len() == LOAD_PAGE {
+            events = self.read_events(room, state.seq(), LOAD_PAGE).await?;
+            for event in &events {
+                state.apply_checked(event)?;
+            }
+        }
+        Ok(Some(state))
+    }
 }
+
+/// How many events [`RoomStore::load_room`] reads per call.
+const LOAD_PAGE: usize = 1_000;
 
 macro_rules! forward_room_store {
     ($wrapper:ty) => {
@@ -407,33 +434,17 @@ macro_rules! forward_room_store {
             async fn delete_outbox(&self, id: OutboxId) -> Result<(), Error> {
                 (**self).delete_outbox(id).await
             }
+
+            async fn add_credential(&self, credential: Credential) -> Result<(), Error> {
+                (**self).add_credential(credential).await
+            }
+
+            async fn load_room(&self, room: RoomId) -> Result<Option<RoomState>, Error> {
+                (**self).load_room(room).await
+            }
         }
     };
 }
 
 forward_room_store!(Arc<T>);
 forward_room_store!(Box<T>);
-
-/// How many events [`RoomStoreExt::load_room`] reads per call.
-const LOAD_PAGE: usize = 1_000;
-
-/// Conveniences on every [`RoomStore`].
-#[async_trait]
-pub trait RoomStoreExt: RoomStore {
-    /// The state of `room`, folded from all its events; `Ok(None)` if it does not exist.
-    async fn load_room(&self, room: RoomId) -> Result<Option<RoomState>, Error> {
-        let mut events = self.read_events(room, Seq::ZERO, LOAD_PAGE).await?;
-        let Some(mut state) = RoomState::replay(&events)? else {
-            return Ok(None);
-        };
-        while events.len() == LOAD_PAGE {
-            events = self.read_events(room, state.seq(), LOAD_PAGE).await?;
-            for event in &events {
-                state.apply_checked(event)?;
-            }
-        }
-        Ok(Some(state))
-    }
-}
-
-impl<T: RoomStore + ?Sized> RoomStoreExt for T {}

@@ -50,6 +50,7 @@ macro_rules! room_store_conformance {
                 list_rooms_filters,
                 list_rooms_refuses_bad_queries,
                 credentials_are_found_by_hash,
+                credentials_can_be_added_alone,
                 outbox_claims_lease_and_reschedule,
                 completing_outbox_rows_is_atomic,
                 idle_rooms_are_active_and_idle,
@@ -631,6 +632,26 @@ pub mod room_store {
         assert_eq!(
             store.find_credential(&session.hash).await.expect("lookup"),
             Some(session)
+        );
+    }
+
+    /// A credential added on its own is found, and a taken hash is refused.
+    pub async fn credentials_can_be_added_alone(store: &dyn RoomStore) {
+        let (state, _) = stored_room(store, 1).await;
+        let credential = credential(state.room());
+        store.add_credential(credential).await.expect("add");
+        assert_eq!(
+            store.find_credential(&credential.hash).await.expect("lookup"),
+            Some(credential)
+        );
+        let again = Credential {
+            grant: Grant::Session(ParticipantId::from_u128(new_id())),
+            ..credential
+        };
+        assert!(matches!(store.add_credential(again).await, Err(Error::Conflict { .. })));
+        assert_eq!(
+            store.find_credential(&credential.hash).await.expect("lookup"),
+            Some(credential)
         );
     }
 

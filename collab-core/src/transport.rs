@@ -102,7 +102,14 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 #[derive(Debug)]
 pub struct InProcessTransport {
     capacity: usize,
-    rooms: Mutex<HashMap<RoomId, broadcast::Sender<Arc<Event>>>>,
+    channels: Mutex<Channels>,
+}
+
+#[derive(Debug, Default)]
+struct Channels {
+    rooms: HashMap<RoomId, broadcast::Sender<Arc<Event>>>,
+    /// When the map reaches this size, rooms nobody listens to any more are dropped.
+    sweep_at: usize,
 }
 
 impl Default for InProcessTransport {
@@ -119,25 +126,30 @@ impl InProcessTransport {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
-            rooms: Mutex::new(HashMap::new()),
+            channels: Mutex::default(),
         }
     }
 
-    fn rooms(&self) -> MutexGuard<'_, HashMap<RoomId, broadcast::Sender<Arc<Event>>>> {
-        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn channels(&self) -> MutexGuard<'_, Channels> {
+        self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How many rooms have a channel (for tests and metrics).
+    pub fn open_channels(&self) -> usize {
+        self.channels().rooms.len()
     }
 }
 
 #[async_trait]
 impl Transport for InProcessTransport {
     async fn publish(&self, room: RoomId, events: &[Arc<Event>]) -> Result<(), Error> {
-        let mut rooms = self.rooms();
-        let Some(sender) = rooms.get(&room) else {
+        let mut channels = self.channels();
+        let Some(sender) = channels.rooms.get(&room) else {
             return Ok(());
         };
         if sender.receiver_count() == 0 {
             // Nobody listens any more: forget the channel.
-            rooms.remove(&room);
+            channels.rooms.remove(&room);
             return Ok(());
         }
         for event in events {
@@ -148,11 +160,18 @@ impl Transport for InProcessTransport {
     }
 
     fn subscribe(&self, room: RoomId) -> LiveStream {
-        let receiver = self
-            .rooms()
+        let mut channels = self.channels();
+        if channels.rooms.len() >= channels.sweep_at {
+            // Amortised: rooms whose subscribers all left, and that saw no publish since.
+            channels.rooms.retain(|_, sender| sender.receiver_count() > 0);
+            channels.sweep_at = (channels.rooms.len() * 2).max(64);
+        }
+        let receiver = channels
+            .rooms
             .entry(room)
             .or_insert_with(|| broadcast::channel(self.capacity).0)
             .subscribe();
+        drop(channels);
         Box::pin(stream::unfold(receiver, |mut receiver| async move {
             let live = match receiver.recv().await {
                 Ok(event) => Live::Event(event),

@@ -84,6 +84,37 @@ async fn a_transient_failure_is_retried_after_a_backoff_then_succeeds() {
 }
 
 #[tokio::test]
+async fn provider_errors_never_carry_the_token_into_the_timeline() {
+    #[derive(Debug)]
+    struct Echoing;
+    #[async_trait]
+    impl Notifier for Echoing {
+        async fn send(&self, n: &Notification) -> Result<Receipt, NotifyError> {
+            Err(NotifyError::permanent(format!("rejected body: {}", n.text)))
+        }
+    }
+    let rooms = Rooms::builder().email(Echoing).build();
+    let room = rooms.create_room(&agent()).await.unwrap().room;
+    rooms
+        .invite(&agent(), room, InviteRequest::email("Grace", "Hopper", "g@example.com"))
+        .await
+        .unwrap();
+    rooms.dispatch_due().await.unwrap();
+    let events = rooms
+        .timeline(&agent(), room, rooms::TimelineQuery::Latest { limit: 1 })
+        .await
+        .unwrap();
+    let EventData::InviteDelivery {
+        status: DeliveryStatus::Failed { reason, .. },
+        ..
+    } = &events[0].data
+    else {
+        panic!("{events:?}")
+    };
+    assert!(reason.contains("/join/<token>"), "{reason}");
+}
+
+#[tokio::test]
 async fn a_permanent_failure_is_recorded_at_once() {
     let world = World::new();
     let (room, invite) = invite_by_email(&world).await;
@@ -127,13 +158,53 @@ async fn attempts_are_capped() {
 }
 
 #[tokio::test]
-async fn closing_the_room_drops_its_pending_invites() {
+async fn a_closed_room_or_a_revoked_invite_is_never_sent() {
     let world = World::new();
-    let (room, _) = invite_by_email(&world).await;
-    world.rooms.close_room(&agent(), room).await.unwrap();
+    let (closed, _) = invite_by_email(&world).await;
+    world.rooms.close_room(&agent(), closed).await.unwrap();
+    let (room, revoked) = invite_by_email(&world).await;
+    world.rooms.revoke_invite(&agent(), room, revoked).await.unwrap();
     world.rooms.dispatch_due().await.unwrap();
+    assert_eq!(world.email.attempts(), 0, "nothing reached the provider");
     world.clock.advance(Duration::from_secs(3600));
-    assert_eq!(world.rooms.dispatch_due().await.unwrap().claimed, 0, "the row is gone");
+    assert_eq!(
+        world.rooms.dispatch_due().await.unwrap().claimed,
+        0,
+        "the rows are gone"
+    );
+    // An invite that expired while waiting for its retry is not sent either.
+    let (room, expired) = invite_by_email(&world).await;
+    world.email.fail_next(NotifyError::transient("busy"));
+    world.rooms.dispatch_due().await.unwrap();
+    world.clock.advance(8 * DAY);
+    world.rooms.dispatch_due().await.unwrap();
+    assert_eq!(world.email.sent().len(), 0);
+    assert_eq!(
+        invite_status(&world, room, expired).await,
+        InviteStatus::Failed { permanent: true }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_that_hangs_is_given_up_before_the_lease_ends() {
+    let hanging = Arc::new(Hanging::default());
+    let delivery = DeliveryConfig::default().with_lease(Duration::from_secs(8)).unwrap();
+    let rooms = Rooms::builder()
+        .clock(TokioClock {
+            start: tokio::time::Instant::now(),
+        })
+        .email(hanging.clone())
+        .config(RoomsConfig::default().with_delivery(delivery))
+        .build();
+    let room = rooms.create_room(&agent()).await.unwrap().room;
+    rooms
+        .invite(&agent(), room, InviteRequest::email("Grace", "Hopper", "g@example.com"))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let report = rooms.dispatch_due().await.unwrap();
+    assert_eq!(report.retried, 1, "an ambiguous outcome, retried later");
+    assert!(started.elapsed() <= Duration::from_secs(6), "{:?}", started.elapsed());
 }
 
 /// A provider call that never returns: the process dies while it hangs.

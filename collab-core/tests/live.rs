@@ -55,8 +55,12 @@ async fn a_subscriber_that_lags_behind_the_buffer_catches_up_from_the_store() {
     // A buffer of 4 events: the subscriber below falls far behind it.
     let world = World::with(|b| b.transport(InProcessTransport::new(4)));
     let (room, _, _) = world.room_with_customer().await;
-    let start = world.rooms.room(&agent(), room).await.unwrap().seq();
-    let mut stream = world.rooms.subscribe(&agent(), room, start).await.unwrap();
+    let before = world.rooms.room(&agent(), room).await.unwrap().seq();
+    let mut stream = world.rooms.subscribe(&agent(), room, before).await.unwrap();
+    // Into the live phase first, so that what follows overflows the live buffer.
+    world.rooms.post_message(&agent(), room, "first", None).await.unwrap();
+    assert_eq!(take(&mut stream, 1).await, [before.get() + 1]);
+    let start = before.next();
     for i in 0..200 {
         world
             .rooms
@@ -119,6 +123,34 @@ async fn many_subscribers_each_see_every_event_once() {
     for stream in &mut streams {
         assert_eq!(take(stream, 20).await, (start + 1..=start + 20).collect::<Vec<_>>());
     }
+}
+
+#[tokio::test]
+async fn a_customer_stream_ends_with_the_end_of_access() {
+    let world = World::new();
+    let (room, customer, _) = world.room_with_customer().await;
+    let Actor::Customer { participant, .. } = customer else {
+        unreachable!()
+    };
+    let at = world.rooms.room(&agent(), room).await.unwrap().seq();
+    let mut revoked = world.rooms.subscribe(&customer, room, at).await.unwrap();
+    let mut watching = world.rooms.subscribe(&agent(), room, at).await.unwrap();
+    world.rooms.revoke_session(&agent(), room, participant).await.unwrap();
+    world
+        .rooms
+        .post_message(&agent(), room, "after the revocation", None)
+        .await
+        .unwrap();
+    let mut heard = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(5), revoked.next())
+        .await
+        .expect("in time")
+    {
+        heard.push(event.unwrap().data.type_name());
+    }
+    assert_eq!(heard.last(), Some(&"session_revoked"), "{heard:?}");
+    assert!(!heard.contains(&"message_posted"), "nothing after the end of access");
+    assert_eq!(take(&mut watching, 3).await.len(), 3, "agents keep listening");
 }
 
 #[tokio::test]

@@ -202,11 +202,18 @@ proptest! {
                     "a closed room accepted {:?}: {:?}", command, result
                 );
             }
+            let active_session = match &actor {
+                Actor::Customer { participant, .. } => before.participant(*participant).is_some_and(|p| !p.revoked),
+                _ => false,
+            };
             if effective == RoomStatus::TimedOut
-                && matches!(actor, Actor::Customer { .. })
+                && active_session
                 && matches!(command, Command::PostMessage { .. } | Command::ShareDocument(_))
             {
-                prop_assert!(result.is_err(), "a timed-out room accepted a customer's {:?}", command);
+                prop_assert!(
+                    matches!(result, Err(Error::RoomTimedOut)),
+                    "a timed-out room answered a customer's {:?} with {:?}", command, result
+                );
             }
             if let Ok(events) = result {
                 // Sequence numbers continue the log without a gap.

@@ -222,6 +222,107 @@ async fn an_access_hook_refines_agent_permissions() {
 }
 
 #[tokio::test]
+async fn the_hook_never_sees_nor_reveals_another_tenants_room() {
+    let world = World::with(|b| b.access_hook(OwnRoomsOnly));
+    let (room, _, _) = world.room_with_customer().await;
+    let theirs = world
+        .rooms
+        .post_message(&stranger(), room, "hi", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    let missing = world
+        .rooms
+        .post_message(&stranger(), RoomId::from_u128(0xdead), "hi", None)
+        .await;
+    assert_eq!(theirs, missing.unwrap_err().to_string());
+}
+
+#[tokio::test]
+async fn revoking_a_session_kills_its_link_and_revoking_a_link_kills_its_sessions() {
+    let world = World::new();
+    let room = world.rooms.create_room(&agent()).await.unwrap().room;
+    world
+        .rooms
+        .invite(&agent(), room, InviteRequest::email("Grace", "Hopper", "g@example.com"))
+        .await
+        .unwrap();
+    let link = world.rooms.get_link(&agent(), room).await.unwrap();
+    let token = link.link.as_ref().unwrap().token().to_owned();
+    let session = world.rooms.join(&token).await.unwrap();
+    world
+        .rooms
+        .revoke_session(&agent(), room, session.participant)
+        .await
+        .unwrap();
+    assert!(
+        matches!(world.rooms.join(&token).await, Err(Error::NotFound { what: "invite" })),
+        "no way back in"
+    );
+
+    let again = world.rooms.get_link(&agent(), room).await.unwrap();
+    let token = again.link.as_ref().unwrap().token().to_owned();
+    let first = world.rooms.join(&token).await.unwrap();
+    let second = world.rooms.join(&token).await.unwrap();
+    world.rooms.revoke_invite(&agent(), room, again.invite).await.unwrap();
+    for session in [first, second] {
+        let result = world.rooms.customer_session(session.token.expose()).await;
+        assert!(
+            matches!(result, Err(Error::Forbidden)),
+            "a session of a revoked link: {result:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn closing_a_room_ends_customer_access() {
+    let world = World::new();
+    let (room, customer, session) = world.room_with_customer().await;
+    world.rooms.close_room(&agent(), room).await.unwrap();
+    let read = world
+        .rooms
+        .timeline(&customer, room, TimelineQuery::Latest { limit: 5 })
+        .await;
+    assert!(matches!(read, Err(Error::RoomClosed)));
+    assert!(matches!(
+        world.rooms.customer_session(session.token.expose()).await,
+        Err(Error::RoomClosed)
+    ));
+    world
+        .rooms
+        .timeline(&agent(), room, TimelineQuery::Latest { limit: 5 })
+        .await
+        .expect("agents still read");
+}
+
+#[tokio::test]
+async fn the_library_actor_is_no_reader() {
+    let world = World::new();
+    let (room, _, _) = world.room_with_customer().await;
+    let read = world
+        .rooms
+        .timeline(&Actor::System, room, TimelineQuery::Latest { limit: 5 })
+        .await;
+    assert!(matches!(read, Err(Error::Forbidden)));
+}
+
+#[tokio::test]
+async fn debug_output_shows_no_room_content() {
+    let world = World::new();
+    let (room, customer, _) = world.room_with_customer().await;
+    world
+        .rooms
+        .post_message(&customer, room, "my card number is 4111", None)
+        .await
+        .unwrap();
+    let debug = format!("{:?} {:?}", world.rooms, world.store);
+    assert!(
+        !debug.contains("4111") && !debug.contains("grace@example.com"),
+        "{debug}"
+    );
+}
+
+#[tokio::test]
 async fn wrong_expired_and_revoked_tokens_give_one_error() {
     let world = World::new();
     let room = world.rooms.create_room(&agent()).await.expect("create").room;
@@ -329,29 +430,49 @@ async fn sms_is_refused_without_an_sms_notifier() {
 }
 
 #[tokio::test]
-async fn invites_queue_their_delivery_with_the_rendered_template() {
+async fn a_queued_invite_holds_no_token_and_its_link_is_minted_when_sent() {
     let world = World::new();
     let room = world.rooms.create_room(&agent()).await.expect("create").room;
-    world
+    let issued = world
         .rooms
         .invite(&agent(), room, InviteRequest::sms("Grace", "Hopper", "+447911123456"))
         .await
         .unwrap();
-    let claimed: Vec<ClaimedOutbox> = world
-        .store
-        .claim_outbox(world.clock.now(), Duration::from_secs(5), 10)
-        .await
-        .unwrap();
+    assert_eq!(issued.sms_segments, Some(1));
+    assert!(issued.link.is_none());
+    // Peek at the queued row, then put it back.
+    let now = world.clock.now();
+    let claimed: Vec<ClaimedOutbox> = world.store.claim_outbox(now, Duration::from_secs(5), 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
-    let payload: notify::Notification = serde_json::from_str(&claimed[0].message.payload).unwrap();
+    let payload = &claimed[0].message.payload;
+    assert!(!payload.contains("/join/"), "no link waits in the outbox: {payload}");
+    world.store.reschedule_outbox(claimed[0].message.id, now).await.unwrap();
+
+    assert_eq!(world.rooms.dispatch_due().await.unwrap().sent, 1);
+    let sent = world.sms.sent();
     assert!(
-        payload
+        sent[0]
             .text
             .starts_with("Hi Grace, join your collaboration room: http://127.0.0.1:8080/join/")
     );
-    assert!(payload.text.ends_with(&payload.link));
-    let token = payload.link.rsplit('/').next().unwrap();
+    assert!(sent[0].text.ends_with(&sent[0].link));
+    let token = sent[0].link.rsplit('/').next().unwrap();
     assert_eq!(world.rooms.join(token).await.expect("the sent link works").room, room);
+}
+
+#[tokio::test]
+async fn a_long_sms_template_reports_its_segments() {
+    let templates = notify::InviteTemplates::default()
+        .with_sms(format!("{} {{link}}", "x".repeat(150)))
+        .unwrap();
+    let world = World::with(|b| b.config(rooms::RoomsConfig::default().with_templates(templates)));
+    let room = world.rooms.create_room(&agent()).await.unwrap().room;
+    let issued = world
+        .rooms
+        .invite(&agent(), room, InviteRequest::sms("Grace", "Hopper", "+447911123456"))
+        .await
+        .unwrap();
+    assert_eq!(issued.sms_segments, Some(2));
 }
 
 #[tokio::test]
@@ -402,6 +523,8 @@ async fn a_retried_post_with_its_key_returns_the_original() {
 struct Interleaving {
     inner: memory::MemoryRoomStore,
     conflicts: AtomicUsize,
+    /// Whether idle_rooms names a room that does not exist before the real ones.
+    ghost_idle_room: bool,
 }
 
 #[async_trait]
@@ -427,7 +550,11 @@ impl RoomStore for Interleaving {
         self.inner.list_rooms(tenant, query).await
     }
     async fn idle_rooms(&self, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error> {
-        self.inner.idle_rooms(idle_since, limit).await
+        let mut idle = self.inner.idle_rooms(idle_since, limit).await?;
+        if self.ghost_idle_room {
+            idle.insert(0, RoomId::from_u128(0x6057));
+        }
+        Ok(idle)
     }
     async fn find_credential(&self, hash: &TokenHash) -> Result<Option<Credential>, Error> {
         self.inner.find_credential(hash).await
@@ -441,6 +568,9 @@ impl RoomStore for Interleaving {
     async fn delete_outbox(&self, id: OutboxId) -> Result<(), Error> {
         self.inner.delete_outbox(id).await
     }
+    async fn add_credential(&self, credential: Credential) -> Result<(), Error> {
+        self.inner.add_credential(credential).await
+    }
 }
 
 #[tokio::test]
@@ -448,6 +578,7 @@ async fn concurrent_posters_all_land_through_conflict_retries() {
     let store = Arc::new(Interleaving {
         inner: memory::MemoryRoomStore::new(),
         conflicts: AtomicUsize::new(0),
+        ghost_idle_room: false,
     });
     let config = rooms::RoomsConfig::default().with_max_conflict_retries(100).unwrap();
     let rooms = rooms::Rooms::builder().room_store(store.clone()).config(config).build();
@@ -515,6 +646,33 @@ async fn the_sweep_times_out_idle_rooms_and_a_reinvite_reopens_them() {
         .post_message(&customer, room, "back", None)
         .await
         .expect("writable again");
+}
+
+#[tokio::test]
+async fn one_failing_room_does_not_stop_the_sweep() {
+    let store = Arc::new(Interleaving {
+        inner: memory::MemoryRoomStore::new(),
+        conflicts: AtomicUsize::new(0),
+        ghost_idle_room: true,
+    });
+    let clock = Arc::new(ManualClock::new(T0));
+    let rooms = rooms::Rooms::builder()
+        .room_store(store.clone())
+        .clock(clock.clone())
+        .email(notify::RecordingNotifier::new())
+        .build();
+    let room = rooms.create_room(&agent()).await.unwrap().room;
+    rooms
+        .invite(&agent(), room, InviteRequest::email("Grace", "Hopper", "g@example.com"))
+        .await
+        .unwrap();
+    clock.advance(91 * DAY);
+    assert_eq!(
+        rooms.sweep_timeouts().await.expect("sweep"),
+        1,
+        "the real room timed out after the ghost failed"
+    );
+    assert_eq!(rooms.room(&agent(), room).await.unwrap().status(), RoomStatus::TimedOut);
 }
 
 #[tokio::test]

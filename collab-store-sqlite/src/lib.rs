@@ -219,6 +219,12 @@ impl RoomStore for SqliteRoomStore {
     async fn delete_outbox(&self, id: OutboxId) -> Result<(), Error> {
         self.writer.run(move |conn| write::delete_outbox(conn, id)).await
     }
+
+    async fn add_credential(&self, credential: Credential) -> Result<(), Error> {
+        self.writer
+            .run(move |conn| write::insert_credential(conn, &credential))
+            .await
+    }
 }
 
 /// The store's private errors, kept as sources of [`Error::Backend`].

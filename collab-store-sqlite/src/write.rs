@@ -5,8 +5,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use collab_core::store::{Append, ClaimedOutbox, OutboxMessage};
-use collab_core::{Error, InviteId, OutboxId, RoomId, Timestamp};
+use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage};
+use collab_core::{Error, EventData, InviteId, OutboxId, RoomId, RoomSummary, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
@@ -194,13 +194,7 @@ pub(crate) fn append(conn: &Connection, append: &Append) -> Result<(), Error> {
         }
     }
     for credential in &append.credentials {
-        let (kind, id) = match credential.grant {
-            collab_core::store::Grant::Invite(invite) => ("invite", invite.as_u128()),
-            collab_core::store::Grant::Session(participant) => ("session", participant.as_u128()),
-        };
-        conn.prepare_cached("INSERT INTO credentials (hash, room, grant_kind, grant_id) VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut s| s.execute(params![&credential.hash.as_bytes()[..], &room, kind, id_bytes(id)]))
-            .map_err(conflict_on_duplicate("a credential with this hash exists"))?;
+        insert_credential(conn, credential)?;
     }
     {
         let mut insert = conn
@@ -213,10 +207,32 @@ pub(crate) fn append(conn: &Connection, append: &Append) -> Result<(), Error> {
                 .map_err(conflict_on_duplicate("an event with this seq exists"))?;
         }
     }
-    upsert_room(conn, &room, &append.summary)?;
+    let customer_changed = append
+        .events
+        .iter()
+        .any(|e| matches!(e.data, EventData::CustomerInvited { .. }));
+    upsert_room(conn, &room, &append.summary, customer_changed)?;
     for message in &append.outbox {
         insert_outbox(conn, message)?;
     }
+    Ok(())
+}
+
+pub(crate) fn insert_credential(conn: &Connection, credential: &Credential) -> Result<(), Error> {
+    let (kind, id) = match credential.grant {
+        Grant::Invite(invite) => ("invite", invite.as_u128()),
+        Grant::Session(participant) => ("session", participant.as_u128()),
+    };
+    conn.prepare_cached("INSERT INTO credentials (hash, room, grant_kind, grant_id) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| {
+            s.execute(params![
+                &credential.hash.as_bytes()[..],
+                id_bytes(credential.room.as_u128()),
+                kind,
+                id_bytes(id)
+            ])
+        })
+        .map_err(conflict_on_duplicate("a credential with this hash exists"))?;
     Ok(())
 }
 
@@ -224,37 +240,63 @@ fn seq_value(seq: u64) -> Result<i64, Error> {
     i64::try_from(seq).map_err(|_| Error::invalid("seq", "too large"))
 }
 
-fn upsert_room(conn: &Connection, room: &[u8; 16], summary: &collab_core::RoomSummary) -> Result<(), Error> {
+/// Writes the room's row. The customer's columns are indexed for search; they change only with
+/// an invite, so other appends leave them (and their indexes) alone.
+fn upsert_room(conn: &Connection, room: &[u8; 16], summary: &RoomSummary, customer_changed: bool) -> Result<(), Error> {
+    let json = serde_json::to_string(summary).map_err(|e| Error::backend("sqlite", e))?;
+    let seq = seq_value(summary.seq.get())?;
+    let updated = conn
+        .prepare_cached("UPDATE rooms SET status = ?2, seq = ?3, last_activity = ?4, summary = ?5 WHERE room = ?1")
+        .and_then(|mut s| {
+            s.execute(params![
+                &room[..],
+                summary.status.as_str(),
+                seq,
+                summary.last_activity.unix_millis(),
+                json
+            ])
+        })
+        .map_err(sqlite)?;
     let customer = summary.customer.as_ref();
     let lower = |s: &str| s.to_lowercase();
-    let json = serde_json::to_string(summary).map_err(|e| Error::backend("sqlite", e))?;
-    conn.prepare_cached(
-        "INSERT INTO rooms (room, tenant, agent, status, seq, created_at, last_activity, \
-                            first_lc, last_lc, full_lc, phone, email, summary) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-         ON CONFLICT (room) DO UPDATE SET \
-            status = excluded.status, seq = excluded.seq, last_activity = excluded.last_activity, \
-            first_lc = excluded.first_lc, last_lc = excluded.last_lc, full_lc = excluded.full_lc, \
-            phone = excluded.phone, email = excluded.email, summary = excluded.summary",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            &room[..],
-            summary.tenant.as_str(),
-            summary.agent.as_str(),
-            summary.status.as_str(),
-            i64::try_from(summary.seq.get()).unwrap_or(i64::MAX),
-            summary.created_at.unix_millis(),
-            summary.last_activity.unix_millis(),
-            customer.map(|c| lower(c.first_name.as_str())),
-            customer.map(|c| lower(c.last_name.as_str())),
-            customer.map(|c| lower(&c.full_name())),
-            customer.and_then(|c| c.phone.as_ref()).map(|p| p.as_str()),
-            customer.and_then(|c| c.email.as_ref()).map(|e| e.as_str()),
-            json,
-        ])
-    })
-    .map_err(sqlite)?;
+    let (first, last, full) = (
+        customer.map(|c| lower(c.first_name.as_str())),
+        customer.map(|c| lower(c.last_name.as_str())),
+        customer.map(|c| lower(&c.full_name())),
+    );
+    let phone = customer.and_then(|c| c.phone.as_ref()).map(|p| p.as_str());
+    let email = customer.and_then(|c| c.email.as_ref()).map(|e| e.as_str());
+    if updated == 0 {
+        conn.prepare_cached(
+            "INSERT INTO rooms (room, tenant, agent, status, seq, created_at, last_activity, \
+                                first_lc, last_lc, full_lc, phone, email, summary) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                &room[..],
+                summary.tenant.as_str(),
+                summary.agent.as_str(),
+                summary.status.as_str(),
+                seq,
+                summary.created_at.unix_millis(),
+                summary.last_activity.unix_millis(),
+                first,
+                last,
+                full,
+                phone,
+                email,
+                json,
+            ])
+        })
+        .map_err(sqlite)?;
+    } else if customer_changed {
+        conn.prepare_cached(
+            "UPDATE rooms SET first_lc = ?2, last_lc = ?3, full_lc = ?4, phone = ?5, email = ?6 WHERE room = ?1",
+        )
+        .and_then(|mut s| s.execute(params![&room[..], first, last, full, phone, email]))
+        .map_err(sqlite)?;
+    }
     Ok(())
 }
 

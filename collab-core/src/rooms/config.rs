@@ -200,10 +200,13 @@ impl DeliveryConfig {
     }
 
     /// The wait after the first transient failure, doubling after each next one up to
-    /// `max`, with up to 25% random jitter added: 10 s and 30 min by default.
+    /// `max` (at most a day), with up to 25% random jitter added: 10 s and 30 min by default.
     pub fn with_backoff(mut self, first: Duration, max: Duration) -> Result<Self, Error> {
-        if first.is_zero() || first > max {
-            return Err(Error::invalid("backoff", "first must be positive and at most max"));
+        if first.is_zero() || first > max || max > Duration::from_secs(24 * 60 * 60) {
+            return Err(Error::invalid(
+                "backoff",
+                "first must be positive, at most max, and max at most a day",
+            ));
         }
         self.first_backoff = first;
         self.max_backoff = max;
@@ -221,10 +224,13 @@ impl DeliveryConfig {
     }
 
     /// Invites claimed per pass (1 to 1,000, 32 by default) and the pause between passes when
-    /// the outbox is empty (1 s by default).
+    /// the outbox is empty (10 ms to 1 hour, 1 s by default).
     pub fn with_batch(mut self, batch: usize, poll_interval: Duration) -> Result<Self, Error> {
         if batch == 0 || batch > 1_000 {
             return Err(Error::invalid("batch", "must be from 1 to 1000"));
+        }
+        if poll_interval < Duration::from_millis(10) || poll_interval > Duration::from_secs(3600) {
+            return Err(Error::invalid("poll_interval", "must be from 10 ms to 1 hour"));
         }
         self.batch = batch;
         self.poll_interval = poll_interval;

@@ -3,14 +3,47 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
 
 use super::{Extras, Operation, Rooms};
 use crate::Error;
-use crate::customer::Channel;
+use crate::customer::{Channel, Recipient};
 use crate::decide::{Actor, Command};
-use crate::event::DeliveryStatus;
-use crate::notify::{Notification, NotifyError};
-use crate::store::ClaimedOutbox;
+use crate::event::{DeliveryStatus, Event, EventData};
+use crate::id::{InviteId, RoomId};
+use crate::notify::NotifyError;
+use crate::state::RoomStatus;
+use crate::store::{ClaimedOutbox, Credential, Grant};
+use crate::token::Token;
+
+/// An outbox row's payload: who to invite where. No link: its token is minted when sending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Delivery {
+    pub(super) room: RoomId,
+    pub(super) invite: InviteId,
+    pub(super) recipient: Recipient,
+    pub(super) first_name: String,
+}
+
+impl Delivery {
+    /// The delivery an invite's events ask for, if they invite through SMS or email.
+    pub(super) fn of(events: &[Event]) -> Option<Self> {
+        events.iter().find_map(|e| match &e.data {
+            EventData::CustomerInvited {
+                invite,
+                customer,
+                recipient: Some(recipient),
+                ..
+            } => Some(Self {
+                room: e.room,
+                invite: *invite,
+                recipient: recipient.clone(),
+                first_name: customer.first_name.as_str().to_owned(),
+            }),
+            _ => None,
+        })
+    }
+}
 
 /// What one pass of the dispatcher did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -86,6 +119,10 @@ impl Rooms {
 
     async fn deliver(&self, row: ClaimedOutbox) -> Outcome {
         let message = &row.message;
+        let failed = |reason: String| DeliveryStatus::Failed {
+            permanent: true,
+            reason,
+        };
         let notifier = match message.channel {
             Channel::Sms => self.inner.sms.clone(),
             Channel::Email => self.inner.email.clone(),
@@ -93,33 +130,63 @@ impl Rooms {
         };
         let Some(notifier) = notifier else {
             let reason = format!("no {} notifier is configured", message.channel);
-            return self
-                .finish(
-                    &row,
-                    DeliveryStatus::Failed {
-                        permanent: true,
-                        reason,
-                    },
-                )
-                .await;
+            return self.finish(&row, failed(reason)).await;
         };
-        let notification: Notification = match serde_json::from_str(&message.payload) {
-            Ok(notification) => notification,
+        let delivery: Delivery = match serde_json::from_str(&message.payload) {
+            Ok(delivery) => delivery,
             Err(e) => {
-                let reason = format!("unreadable outbox payload: {e}");
                 return self
-                    .finish(
-                        &row,
-                        DeliveryStatus::Failed {
-                            permanent: true,
-                            reason,
-                        },
-                    )
+                    .finish(&row, failed(format!("unreadable outbox payload: {e}")))
                     .await;
             }
         };
+        // Never send what can no longer be used: a closed room, a revoked or expired invite.
+        let state = match self.load(message.room).await {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(room = %message.room, error = %e, "could not load the room of an invite");
+                return Outcome::Unrecorded;
+            }
+        };
+        let usable = state
+            .invite(message.invite)
+            .is_some_and(|i| i.is_usable_at(self.inner.clock.now()));
+        if state.status() == RoomStatus::Closed || !usable {
+            let reason = "the invite was revoked, expired or its room closed before it was sent".to_owned();
+            return self.finish(&row, failed(reason)).await;
+        }
+        // The link's token exists from here on, and is stored only as its hash.
+        let token = match Token::generate() {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::warn!(room = %message.room, error = %e, "could not mint an invite token");
+                return Outcome::Unrecorded;
+            }
+        };
+        let credential = Credential {
+            hash: token.hash(),
+            room: message.room,
+            grant: Grant::Invite(message.invite),
+        };
+        if let Err(e) = self.inner.store.add_credential(credential).await {
+            tracing::warn!(room = %message.room, error = %e, "could not store an invite token");
+            return Outcome::Unrecorded;
+        }
+        let notification = self.notification(&delivery, &self.inner.config.invite_link(token.expose()));
+        // A provider call that hangs must end before the lease does, or another dispatcher would
+        // take the row over and send it again.
+        let send_timeout = self.inner.config.delivery.lease * 3 / 4;
+        let sent = match tokio::time::timeout(send_timeout, notifier.send(&notification)).await {
+            Ok(sent) => sent,
+            Err(_) => Err(NotifyError::ambiguous(format!(
+                "no answer within {} s",
+                send_timeout.as_secs()
+            ))),
+        };
+        // A provider's error text may quote the request; keep the token out of logs and timeline.
+        let scrub = |e: &dyn std::fmt::Display| e.to_string().replace(token.expose(), "<token>");
         let max_attempts = self.inner.config.delivery.max_attempts;
-        match notifier.send(&notification).await {
+        match sent {
             Ok(receipt) => {
                 let status = DeliveryStatus::Sent {
                     provider_id: receipt.provider_id,
@@ -127,20 +194,13 @@ impl Rooms {
                 self.finish(&row, status).await
             }
             Err(NotifyError::Permanent { source }) => {
-                tracing::warn!(room = %message.room, invite = %message.invite, error = %source, "invite delivery failed");
-                let reason = source.to_string();
-                self.finish(
-                    &row,
-                    DeliveryStatus::Failed {
-                        permanent: true,
-                        reason,
-                    },
-                )
-                .await
+                let reason = scrub(&source);
+                tracing::warn!(room = %message.room, invite = %message.invite, error = %reason, "invite delivery failed");
+                self.finish(&row, failed(reason)).await
             }
             Err(e) if row.attempts >= max_attempts => {
-                tracing::warn!(room = %message.room, invite = %message.invite, error = %e, "invite delivery gave up");
-                let reason = format!("gave up after {} attempts: {e}", row.attempts);
+                let reason = format!("gave up after {} attempts: {}", row.attempts, scrub(&e));
+                tracing::warn!(room = %message.room, invite = %message.invite, error = %reason, "invite delivery gave up");
                 self.finish(
                     &row,
                     DeliveryStatus::Failed {
@@ -156,7 +216,7 @@ impl Rooms {
                     _ => None,
                 };
                 let wait = self.backoff(row.attempts, retry_after);
-                tracing::info!(room = %message.room, invite = %message.invite, error = %e, ?wait, "invite delivery will be retried");
+                tracing::info!(room = %message.room, invite = %message.invite, error = %scrub(&e), ?wait, "invite delivery will be retried");
                 let not_before = self.inner.clock.now().saturating_add(wait);
                 match self.inner.store.reschedule_outbox(message.id, not_before).await {
                     Ok(()) => Outcome::Retried,
@@ -180,7 +240,7 @@ impl Rooms {
             .min(delivery.max_backoff);
         // Up to 25% more, so that retries of many invites do not arrive together.
         let permille = self.inner.ids.next_id().map_or(0, |r| (r % 250) as u32);
-        let wait = wait.saturating_add(wait * permille / 1000);
+        let wait = wait.saturating_add(wait / 1000 * permille);
         wait.max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER))
     }
 

@@ -45,6 +45,21 @@ pub struct DocumentDownload {
     pub stream: DownloadStream,
 }
 
+impl DocumentDownload {
+    /// The response headers a web host should send with the bytes: the sniffed type, the
+    /// disposition, and headers that keep a browser from running anything in the document.
+    pub fn headers(&self) -> [(&'static str, String); 6] {
+        [
+            ("Content-Type", self.meta.media_type.clone()),
+            ("Content-Disposition", self.content_disposition.clone()),
+            ("X-Content-Type-Options", "nosniff".to_owned()),
+            ("Content-Security-Policy", "default-src 'none'; sandbox".to_owned()),
+            ("Cross-Origin-Resource-Policy", "same-origin".to_owned()),
+            ("Cache-Control", "private, no-cache".to_owned()),
+        ]
+    }
+}
+
 impl fmt::Debug for DocumentDownload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DocumentDownload")
@@ -147,10 +162,11 @@ impl Rooms {
         }
         // Whole documents are held in memory and PDFs parsed: a few at a time, so that hostile
         // uploads cannot add up to exhaust memory or CPU.
-        let _permit = self
+        let permit = self
             .inner
             .inspection_permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|e| Error::backend("document inspection", e))?;
         let bytes = self.read_whole(blob).await?;
@@ -159,7 +175,8 @@ impl Rooms {
         }
         let mut inspection = inspection?;
         if let DocumentKind::Pdf { .. } = inspection.kind {
-            let pages = document::pdf_page_count(bytes, policy).await?;
+            // The permit goes with the parse: a parse that times out still counts until it ends.
+            let pages = document::pdf_page_count_holding(bytes, policy, permit).await?;
             inspection.kind = DocumentKind::Pdf { pages };
         }
         Ok(inspection)

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, Semaphore};
 
 pub use config::{DeliveryConfig, RoomsConfig};
+use dispatch::Delivery;
 pub use dispatch::DispatchReport;
 pub use documents::{DocumentDownload, Upload};
 pub use subscribe::EventStream;
@@ -20,13 +21,13 @@ use crate::Error;
 use crate::blob::BlobStore;
 use crate::customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
 use crate::decide::{Actor, Command, Context, InviteCommand, authorize_read, create_room, decide};
-use crate::event::{DeliveryStatus, Event, EventData, Seq};
+use crate::event::{DeliveryStatus, Event, Seq};
 use crate::id::{IdGenerator, InviteId, OutboxId, ParticipantId, RandomIds, RoomId};
 use crate::memory::{MemoryBlobStore, MemoryRoomStore};
 use crate::notify::{Notification, Notifier, sms_segments};
 use crate::policy::Policy;
 use crate::state::{RoomState, RoomSummary};
-use crate::store::{Append, Credential, Grant, OutboxMessage, RoomPage, RoomQuery, RoomStore, RoomStoreExt};
+use crate::store::{Append, Credential, Grant, OutboxMessage, RoomPage, RoomQuery, RoomStore};
 use crate::time::{Clock, SystemClock};
 use crate::token::Token;
 use crate::transport::{InProcessTransport, Transport};
@@ -173,7 +174,7 @@ impl RoomsBuilder {
                 access: self.access,
                 states: Mutex::new(HashMap::new()),
                 outbox_added: Notify::new(),
-                inspection_permits: Semaphore::new(config.whole_inspections),
+                inspection_permits: Arc::new(Semaphore::new(config.whole_inspections)),
                 config,
             }),
         }
@@ -237,7 +238,7 @@ struct Inner {
     /// Wakes the dispatcher when an append queued deliveries.
     outbox_added: Notify,
     /// Bounds the uploads inspected whole (PDFs, unclear heads) at once.
-    inspection_permits: Semaphore,
+    inspection_permits: Arc<Semaphore>,
 }
 
 /// An invite as the agent fills in the invite frame. Strings are checked here, and a bad one is
@@ -321,6 +322,9 @@ pub struct InviteIssued {
     /// The link, for a [`Channel::Link`] invite ("Get Link"). SMS and email invites travel
     /// through the outbox instead.
     pub link: Option<InviteLink>,
+    /// For an SMS invite, how many segments its text takes (more than one costs more and may
+    /// arrive split).
+    pub sms_segments: Option<usize>,
 }
 
 /// What [`Rooms::join`] gives the customer: a session for the one room.
@@ -439,7 +443,11 @@ impl Rooms {
     }
 
     /// Loads the room and checks that `actor` may read it (and, for agents, the hook).
+    /// [`Actor::System`] is the library's own actor, never a reader.
     async fn readable(&self, actor: &Actor, room: RoomId, operation: Operation) -> Result<RoomState, Error> {
+        if *actor == Actor::System {
+            return Err(Error::Forbidden);
+        }
         let state = self.load(room).await?;
         authorize_read(&state, actor)?;
         self.check_hook(actor, operation, Some(state.summary()))?;
@@ -458,6 +466,8 @@ impl Rooms {
         let mut attempt = 0;
         loop {
             let state = self.load(room).await?;
+            // Tenant and room first: the hook must not learn of, or reveal, other tenants' rooms.
+            authorize_read(&state, actor)?;
             self.check_hook(actor, operation, Some(state.summary()))?;
             let ctx = Context {
                 now: self.inner.clock.now(),
@@ -523,9 +533,11 @@ impl Rooms {
         Ok(summary)
     }
 
-    /// Invites (or re-invites) the customer through a channel, following the room rules. An
-    /// SMS or email invite is queued in the outbox with the invite event, atomically; the
-    /// dispatcher sends it. A link invite returns its link.
+    /// Invites (or re-invites) the customer through a channel, following the room rules.
+    ///
+    /// An SMS or email invite is queued in the outbox with the invite event, atomically; the
+    /// dispatcher mints its link token just before sending, so no token waits anywhere in clear.
+    /// A link invite ("Get Link") returns its link; only the token's hash is stored.
     pub async fn invite(&self, actor: &Actor, room: RoomId, request: InviteRequest) -> Result<InviteIssued, Error> {
         let first_name = request
             .first_name
@@ -545,8 +557,10 @@ impl Rooms {
         };
         let invite = InviteId::generate(self.inner.ids.as_ref())?;
         let outbox_id = OutboxId::generate(self.inner.ids.as_ref())?;
-        let token = Token::generate()?;
-        let link = self.inner.config.invite_link(token.expose());
+        let link_token = match request.channel {
+            Channel::Link => Some(Token::generate()?),
+            Channel::Sms | Channel::Email => None,
+        };
         let command = Command::Invite(InviteCommand {
             invite,
             channel: request.channel,
@@ -555,74 +569,67 @@ impl Rooms {
             recipient,
         });
         let now = self.inner.clock.now();
-        self.execute(actor, room, Operation::Invite, &command, |_, events| {
-            let mut extras = Extras {
-                credentials: vec![Credential {
-                    hash: token.hash(),
-                    room,
-                    grant: Grant::Invite(invite),
-                }],
-                ..Extras::default()
-            };
-            let invited = events.iter().find_map(|e| match &e.data {
-                EventData::CustomerInvited {
-                    customer,
-                    recipient: Some(recipient),
-                    ..
-                } => Some((customer, recipient)),
-                _ => None,
-            });
-            if let Some((customer, recipient)) = invited {
-                let notification = self.notification(room, invite, customer, recipient, &link);
-                extras.outbox.push(OutboxMessage {
-                    id: outbox_id,
-                    room,
-                    invite,
-                    channel: recipient.channel(),
-                    payload: serde_json::to_string(&notification).map_err(|e| Error::backend("outbox payload", e))?,
-                    not_before: now,
-                });
-            }
-            Ok(extras)
-        })
-        .await?;
+        let done = self
+            .execute(actor, room, Operation::Invite, &command, |_, events| {
+                let mut extras = Extras::default();
+                if let Some(token) = &link_token {
+                    extras.credentials.push(Credential {
+                        hash: token.hash(),
+                        room,
+                        grant: Grant::Invite(invite),
+                    });
+                }
+                if let Some(delivery) = Delivery::of(events) {
+                    extras.outbox.push(OutboxMessage {
+                        id: outbox_id,
+                        room,
+                        invite,
+                        channel: delivery.recipient.channel(),
+                        payload: serde_json::to_string(&delivery).map_err(|e| Error::backend("outbox payload", e))?,
+                        not_before: now,
+                    });
+                }
+                Ok(extras)
+            })
+            .await?;
         tracing::info!(%room, %invite, channel = %request.channel, "customer invited");
-        let link = (request.channel == Channel::Link).then_some(InviteLink { url: link, token });
-        Ok(InviteIssued {
-            invite,
-            channel: request.channel,
-            link,
-        })
-    }
-
-    fn notification(
-        &self,
-        room: RoomId,
-        invite: InviteId,
-        customer: &Customer,
-        recipient: &Recipient,
-        link: &str,
-    ) -> Notification {
-        let templates = &self.inner.config.templates;
-        let first_name = customer.first_name.as_str();
-        let (subject, text) = match recipient {
-            Recipient::Phone(_) => {
-                let text = templates.sms_text(first_name, link);
-                let segments = sms_segments(&text);
+        // What the SMS will weigh: the link's length is known before its token exists.
+        let sms_segments = Delivery::of(&done.events)
+            .filter(|d| matches!(d.recipient, Recipient::Phone(_)))
+            .map(|d| {
+                let sample_link = self.inner.config.invite_link(&"0".repeat(64));
+                let segments = sms_segments(&self.inner.config.templates.sms_text(&d.first_name, &sample_link));
                 if segments > 1 {
                     tracing::warn!(%room, %invite, segments, "the SMS invite takes more than one segment");
                 }
-                (None, text)
-            }
+                segments
+            });
+        Ok(InviteIssued {
+            invite,
+            channel: request.channel,
+            link: link_token.map(|token| InviteLink {
+                url: self.inner.config.invite_link(token.expose()),
+                token,
+            }),
+            sms_segments,
+        })
+    }
+
+    /// The message for a delivery, with its link.
+    fn notification(&self, delivery: &Delivery, link: &str) -> Notification {
+        let templates = &self.inner.config.templates;
+        let first_name = delivery.first_name.as_str();
+        let (subject, text) = match delivery.recipient {
+            Recipient::Phone(_) => (None, templates.sms_text(first_name, link)),
             Recipient::Email(_) => (
                 Some(templates.email_subject(first_name)),
                 templates.email_text(first_name, link),
             ),
         };
         Notification {
-            room,
-            invite,
-            recipient: recipient.clone(),
+            room: delivery.room,
+            invite: delivery.invite,
+            recipient: delivery.recipient.clone(),
             first_name: first_name.to_owned(),
             subject,
             text,
@@ -802,14 +809,18 @@ impl Rooms {
             let idle = self.inner.store.idle_rooms(cutoff, BATCH).await?;
             let mut progress = 0;
             for room in &idle {
-                let done = self
+                // One room's trouble (closed meanwhile, a backend error) must not stop the rest.
+                match self
                     .execute(&Actor::System, *room, Operation::Read, &Command::TimeOut, no_extras)
-                    .await?;
-                progress += usize::from(!done.events.is_empty());
+                    .await
+                {
+                    Ok(done) => progress += usize::from(!done.events.is_empty()),
+                    Err(e) => tracing::warn!(%room, error = %e, "could not time out a room"),
+                }
             }
             timed_out += progress;
-            // Stop when the list ran out, or when nothing in it could be timed out (a clock that
-            // moved back would otherwise return the same rooms for ever).
+            // Stop when the list ran out, or when nothing in it could be timed out (failing rooms,
+            // or a clock that moved back, would otherwise come back for ever).
             if idle.len() < BATCH || progress == 0 {
                 break;
             }

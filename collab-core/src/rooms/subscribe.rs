@@ -11,8 +11,8 @@ use futures_util::StreamExt;
 use super::{Operation, Rooms};
 use crate::Error;
 use crate::decide::Actor;
-use crate::event::{Event, Seq};
-use crate::id::RoomId;
+use crate::event::{Event, EventData, Seq};
+use crate::id::{ParticipantId, RoomId};
 use crate::store::RoomStore;
 use crate::transport::{Live, LiveStream};
 
@@ -31,15 +31,20 @@ impl Rooms {
     /// reconnecting subscriber never loses or repeats an event. A store error ends the stream
     /// after yielding the error; resubscribe from the last event received.
     ///
-    /// Access is checked when subscribing; a session revoked later is refused at the next
-    /// subscribe, not mid-stream.
+    /// Access is checked when subscribing. A customer's stream ends after the event that ends
+    /// their access: their session revoked, or the room closed.
     pub async fn subscribe(&self, actor: &Actor, room: RoomId, after: Seq) -> Result<EventStream, Error> {
         self.readable(actor, room, Operation::Read).await?;
         // Listen before reading the store, so that nothing can fall between the two.
         let live = self.inner.transport.subscribe(room);
+        let customer = match actor {
+            Actor::Customer { participant, .. } => Some(*participant),
+            _ => None,
+        };
         Ok(Box::pin(Follow {
             store: self.inner.store.clone(),
             room,
+            customer,
             last: after,
             live,
             backlog: VecDeque::new(),
@@ -53,6 +58,8 @@ impl Rooms {
 struct Follow {
     store: Arc<dyn RoomStore>,
     room: RoomId,
+    /// The subscriber's participation, when a customer subscribes.
+    customer: Option<ParticipantId>,
     /// The last event yielded.
     last: Seq,
     live: LiveStream,
@@ -65,10 +72,28 @@ enum Phase {
     CatchUp,
     Reading(ReadEvents),
     Live,
-    Failed,
+    /// After a store error, or once the subscriber's access ended.
+    Ended,
 }
 
 type ReadEvents = Pin<Box<dyn Future<Output = Result<Vec<Event>, Error>> + Send>>;
+
+impl Follow {
+    /// Notes `event` as yielded, and ends the stream after it if it ends the subscriber's access.
+    fn yielded(&mut self, event: Arc<Event>) -> Arc<Event> {
+        self.last = event.seq;
+        let ends_access = match &event.data {
+            EventData::Closed => self.customer.is_some(),
+            EventData::SessionRevoked { participant } => self.customer == Some(*participant),
+            _ => false,
+        };
+        if ends_access {
+            self.phase = Phase::Ended;
+            self.backlog.clear();
+        }
+        event
+    }
+}
 
 impl Stream for Follow {
     type Item = Result<Arc<Event>, Error>;
@@ -77,11 +102,10 @@ impl Stream for Follow {
         let this = &mut *self;
         loop {
             if let Some(event) = this.backlog.pop_front() {
-                this.last = event.seq;
-                return Poll::Ready(Some(Ok(event)));
+                return Poll::Ready(Some(Ok(this.yielded(event))));
             }
             match &mut this.phase {
-                Phase::Failed => return Poll::Ready(None),
+                Phase::Ended => return Poll::Ready(None),
                 Phase::CatchUp => {
                     let (store, room, after) = (this.store.clone(), this.room, this.last);
                     this.phase =
@@ -99,7 +123,7 @@ impl Stream for Follow {
                         this.backlog.extend(events.into_iter().map(Arc::new));
                     }
                     Err(e) => {
-                        this.phase = Phase::Failed;
+                        this.phase = Phase::Ended;
                         return Poll::Ready(Some(Err(e)));
                     }
                 },
@@ -107,8 +131,7 @@ impl Stream for Follow {
                     None => return Poll::Ready(None),
                     Some(Live::Event(event)) if event.seq <= this.last => {}
                     Some(Live::Event(event)) if event.seq == this.last.next() => {
-                        this.last = event.seq;
-                        return Poll::Ready(Some(Ok(event)));
+                        return Poll::Ready(Some(Ok(this.yielded(event))));
                     }
                     // Ahead of us: something was missed. Read it from the store.
                     Some(Live::Event(_) | Live::Lagged) => this.phase = Phase::CatchUp,
