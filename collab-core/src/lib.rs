@@ -50,6 +50,7 @@ mod decide;
 pub mod document;
 mod error;
 pub mod event;
+pub mod guard;
 pub mod id;
 pub mod memory;
 pub mod notify;

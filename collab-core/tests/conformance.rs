@@ -1,5 +1,6 @@
 //! The conformance kit against the in-memory stores.
 
+use collab_core::guard::MemoryCounterStore;
 use collab_core::memory::{MemoryBlobStore, MemoryRoomStore};
 
 async fn room_store() -> Box<MemoryRoomStore> {
@@ -12,3 +13,9 @@ async fn blob_store() -> Box<MemoryBlobStore> {
 
 collab_core::room_store_conformance!(room_store);
 collab_core::blob_store_conformance!(blob_store);
+
+async fn counter_store() -> Box<MemoryCounterStore> {
+    Box::new(MemoryCounterStore::new())
+}
+
+collab_core::counter_store_conformance!(counter_store);

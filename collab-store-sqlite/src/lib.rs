@@ -43,6 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use collab_core::guard::{CounterStore, Hit};
 use collab_core::store::{Append, ClaimedOutbox, Credential, RoomPage, RoomQuery, RoomStore};
 use collab_core::{Error, Event, OutboxId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash};
 
@@ -224,6 +225,21 @@ impl RoomStore for SqliteRoomStore {
         self.writer
             .run(move |conn| write::insert_credential(conn, &credential))
             .await
+    }
+}
+
+#[async_trait]
+impl CounterStore for SqliteRoomStore {
+    async fn hit(&self, key: &str, now: Timestamp, window: Duration, limit: u32) -> Result<Hit, Error> {
+        let key = key.to_owned();
+        self.writer
+            .run(move |conn| write::hit(conn, &key, now, window, limit))
+            .await
+    }
+
+    async fn recent(&self, key: &str, since: Timestamp) -> Result<Vec<Timestamp>, Error> {
+        let key = key.to_owned();
+        self.readers.run(move |conn| read::recent_hits(conn, &key, since)).await
     }
 }
 

@@ -238,3 +238,14 @@ pub(crate) fn integrity_check(conn: &Connection) -> Result<(), Error> {
         Err(SqliteError::Corrupt(format!("integrity check: {report}")).into())
     }
 }
+
+pub(crate) fn recent_hits(conn: &Connection, key: &str, since: Timestamp) -> Result<Vec<Timestamp>, Error> {
+    let mut statement = conn
+        .prepare_cached("SELECT at FROM counter_hits WHERE key = ?1 AND at > ?2 ORDER BY at")
+        .map_err(sqlite)?;
+    let rows = statement
+        .query_map(params![key, since.unix_millis()], |row| row.get::<_, i64>(0))
+        .map_err(sqlite)?;
+    rows.map(|row| Ok(Timestamp::from_unix_millis(row.map_err(sqlite)?)))
+        .collect()
+}

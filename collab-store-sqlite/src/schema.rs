@@ -9,7 +9,10 @@ use crate::{SqliteConfig, SqliteError, Synchronous};
 use collab_core::Error;
 
 /// The schema, one numbered file per version. Never edit a released file: add the next one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_counters.sql"),
+];
 
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())

@@ -5,6 +5,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use collab_core::guard::{Hit, MAX_COUNTER_WINDOW};
 use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage};
 use collab_core::{Error, EventData, InviteId, OutboxId, RoomId, RoomSummary, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -388,4 +389,28 @@ pub(crate) fn delete_outbox(conn: &Connection, id: OutboxId) -> Result<(), Error
         return Err(Error::NotFound { what: "outbox row" });
     }
     Ok(())
+}
+
+pub(crate) fn hit(conn: &Connection, key: &str, now: Timestamp, window: Duration, limit: u32) -> Result<Hit, Error> {
+    let forget = now.saturating_sub(MAX_COUNTER_WINDOW).unix_millis();
+    conn.prepare_cached("DELETE FROM counter_hits WHERE key = ?1 AND at <= ?2")
+        .and_then(|mut s| s.execute(params![key, forget]))
+        .map_err(sqlite)?;
+    let start = now.saturating_sub(window).unix_millis();
+    let (count, oldest): (i64, Option<i64>) = conn
+        .prepare_cached("SELECT count(*), min(at) FROM counter_hits WHERE key = ?1 AND at > ?2")
+        .and_then(|mut s| s.query_row(params![key, start], |row| Ok((row.get(0)?, row.get(1)?))))
+        .map_err(sqlite)?;
+    if count >= i64::from(limit) {
+        let oldest = Timestamp::from_unix_millis(oldest.unwrap_or(now.unix_millis()));
+        return Ok(Hit::Refused {
+            retry_after: oldest.saturating_add(window).since(now),
+        });
+    }
+    conn.prepare_cached("INSERT INTO counter_hits (key, at) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![key, now.unix_millis()]))
+        .map_err(sqlite)?;
+    Ok(Hit::Counted {
+        count: u32::try_from(count + 1).unwrap_or(u32::MAX),
+    })
 }

@@ -28,3 +28,4 @@ async fn store() -> TempStore {
 }
 
 collab_core::room_store_conformance!(store);
+collab_core::counter_store_conformance!(store);

@@ -22,6 +22,7 @@ use crate::blob::BlobStore;
 use crate::customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
 use crate::decide::{Actor, Command, Context, InviteCommand, authorize_read, create_room, decide};
 use crate::event::{DeliveryStatus, Event, Seq};
+use crate::guard::{InviteAttempt, InviteGuard};
 use crate::id::{IdGenerator, InviteId, OutboxId, ParticipantId, RandomIds, RoomId};
 use crate::memory::{MemoryBlobStore, MemoryRoomStore};
 use crate::notify::{Notification, Notifier, sms_segments};
@@ -98,6 +99,7 @@ pub struct RoomsBuilder {
     clock: Option<Arc<dyn Clock>>,
     ids: Option<Arc<dyn IdGenerator>>,
     access: Option<Arc<dyn AccessHook>>,
+    guard: Option<Arc<dyn InviteGuard>>,
     config: RoomsConfig,
 }
 
@@ -150,6 +152,12 @@ impl RoomsBuilder {
         self
     }
 
+    /// Admits or refuses SMS and email invites before they are recorded (rate limits…).
+    pub fn invite_guard(mut self, guard: impl InviteGuard) -> Self {
+        self.guard = Some(Arc::new(guard));
+        self
+    }
+
     /// The settings.
     pub fn config(mut self, config: RoomsConfig) -> Self {
         self.config = config;
@@ -172,6 +180,7 @@ impl RoomsBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 ids: self.ids.unwrap_or_else(|| Arc::new(RandomIds)),
                 access: self.access,
+                guard: self.guard,
                 states: Mutex::new(HashMap::new()),
                 outbox_added: Notify::new(),
                 inspection_permits: Arc::new(Semaphore::new(config.whole_inspections)),
@@ -232,6 +241,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     access: Option<Arc<dyn AccessHook>>,
+    guard: Option<Arc<dyn InviteGuard>>,
     config: RoomsConfig,
     /// Recently used room states, brought up to date from the store before each use.
     states: Mutex<HashMap<RoomId, RoomState>>,
@@ -555,6 +565,28 @@ impl Rooms {
             (Channel::Email, Some(address)) => Some(Recipient::Email(EmailAddress::parse(address)?)),
             (Channel::Link, Some(_)) => return Err(Error::invalid("identifier", "a link invite has no recipient")),
         };
+        let sendable = match request.channel {
+            Channel::Sms => self.policy().sms_activated(),
+            Channel::Email => true,
+            Channel::Link => false,
+        };
+        if let (true, Some(guard), Actor::Agent { tenant, agent }) = (sendable, &self.inner.guard, actor) {
+            let state = self.readable(actor, room, Operation::Invite).await?;
+            // A re-invite through a used channel goes to the locked identifier.
+            let target = recipient
+                .clone()
+                .or_else(|| state.customer().and_then(|c| c.recipient_for(request.channel)));
+            if let Some(target) = &target {
+                let attempt = InviteAttempt {
+                    tenant,
+                    agent,
+                    room,
+                    recipient: target,
+                    now: self.inner.clock.now(),
+                };
+                guard.admit(&attempt).await?;
+            }
+        }
         let invite = InviteId::generate(self.inner.ids.as_ref())?;
         let outbox_id = OutboxId::generate(self.inner.ids.as_ref())?;
         let link_token = match request.channel {
@@ -685,6 +717,11 @@ impl Rooms {
             other => other,
         })?;
         tracing::info!(%room, %participant, "customer joined");
+        if let Some(guard) = &self.inner.guard
+            && let Ok(state) = self.load(room).await
+        {
+            guard.joined(state.tenant(), room).await;
+        }
         Ok(CustomerSession {
             room,
             participant,
