@@ -35,3 +35,22 @@ pub fn rss_bytes() -> Option<u64> {
     let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(resident_pages * 4096)
 }
+
+/// A multi-threaded tokio runtime on the machine's two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    fixture(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::backend("tokio", e)),
+    )
+}
+
+/// The `p`-th percentile (0 to 100) of sorted `values`.
+pub fn percentile(sorted: &[std::time::Duration], p: usize) -> std::time::Duration {
+    if sorted.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    sorted[(sorted.len() - 1) * p / 100]
+}
