@@ -157,8 +157,11 @@ fn append_throughput(c: &mut Criterion) {
     let (store, states) = rt.block_on(store_with_rooms(&dir.path().join("ours.db")));
     let states = Arc::new(std::sync::Mutex::new(Some(states)));
     let row = sample_row();
-    let raw = raw_connection(&dir.path().join("raw.db"));
-    let mut next_seq = vec![1i64; ROOMS];
+    // Each raw baseline on a file of its own, so that neither runs on the other's leftovers.
+    let raw_single = raw_connection(&dir.path().join("raw-1.db"));
+    let raw_batched = raw_connection(&dir.path().join("raw-64.db"));
+    let mut single_seq = vec![1i64; ROOMS];
+    let mut batched_seq = vec![1i64; ROOMS];
     let total = WRITERS * PER_WRITER;
 
     let mut group = c.benchmark_group("sqlite_append");
@@ -168,14 +171,14 @@ fn append_throughput(c: &mut Criterion) {
     group.bench_function("raw_1_row_per_transaction", |b| {
         b.iter_custom(|iters| {
             (0..iters)
-                .map(|_| raw_inserts(&raw, &mut next_seq, &row, total, 1))
+                .map(|_| raw_inserts(&raw_single, &mut single_seq, &row, total, 1))
                 .sum()
         })
     });
     group.bench_function("raw_64_rows_per_transaction", |b| {
         b.iter_custom(|iters| {
             (0..iters)
-                .map(|_| raw_inserts(&raw, &mut next_seq, &row, total, 64))
+                .map(|_| raw_inserts(&raw_batched, &mut batched_seq, &row, total, 64))
                 .sum()
         })
     });

@@ -49,11 +49,18 @@ impl DocumentDownload {
     /// The response headers a web host should send with the bytes: the sniffed type, the
     /// disposition, and headers that keep a browser from running anything in the document.
     pub fn headers(&self) -> [(&'static str, String); 6] {
+        // A sandbox would also stop the browser's PDF viewer; PDFs may only be framed by the
+        // host's own pages.
+        let csp = if self.meta.media_type == "application/pdf" {
+            "default-src 'none'; frame-ancestors 'self'"
+        } else {
+            "default-src 'none'; frame-ancestors 'self'; sandbox"
+        };
         [
             ("Content-Type", self.meta.media_type.clone()),
             ("Content-Disposition", self.content_disposition.clone()),
             ("X-Content-Type-Options", "nosniff".to_owned()),
-            ("Content-Security-Policy", "default-src 'none'; sandbox".to_owned()),
+            ("Content-Security-Policy", csp.to_owned()),
             ("Cross-Origin-Resource-Policy", "same-origin".to_owned()),
             ("Cache-Control", "private, no-cache".to_owned()),
         ]

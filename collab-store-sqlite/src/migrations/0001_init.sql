@@ -1,6 +1,8 @@
 -- Rooms: one row per room, the summary the service keeps up to date with each append.
+-- Rowid tables throughout: rows are larger than WITHOUT ROWID tables handle well, and the events
+-- table then grows at its end whatever room an event belongs to.
 CREATE TABLE rooms (
-    room          BLOB PRIMARY KEY,          -- 16 bytes, big-endian UUID
+    room          BLOB NOT NULL UNIQUE,      -- 16 bytes, big-endian UUID
     tenant        TEXT NOT NULL,
     agent         TEXT NOT NULL,
     status        TEXT NOT NULL,
@@ -13,7 +15,7 @@ CREATE TABLE rooms (
     phone         TEXT,
     email         TEXT,
     summary       TEXT NOT NULL              -- the RoomSummary as JSON
-) WITHOUT ROWID;
+);
 
 CREATE INDEX rooms_by_tenant ON rooms (tenant, created_at DESC, room DESC);
 CREATE INDEX rooms_by_agent ON rooms (tenant, agent, created_at DESC, room DESC);
@@ -29,8 +31,8 @@ CREATE TABLE events (
     room BLOB NOT NULL,
     seq  INTEGER NOT NULL,
     data TEXT NOT NULL,                      -- the Event as JSON
-    PRIMARY KEY (room, seq)
-) WITHOUT ROWID;
+    UNIQUE (room, seq)
+);
 
 -- Token hashes (never the tokens) and what they grant.
 CREATE TABLE credentials (
@@ -42,7 +44,7 @@ CREATE TABLE credentials (
 
 -- Deliveries waiting to be sent, written with the events that asked for them.
 CREATE TABLE outbox (
-    id           BLOB PRIMARY KEY,
+    id           BLOB NOT NULL UNIQUE,
     room         BLOB NOT NULL,
     invite       BLOB NOT NULL,
     channel      TEXT NOT NULL,
@@ -50,6 +52,6 @@ CREATE TABLE outbox (
     not_before   INTEGER NOT NULL,
     attempts     INTEGER NOT NULL DEFAULT 0,
     leased_until INTEGER
-) WITHOUT ROWID;
+);
 
 CREATE INDEX outbox_due ON outbox (not_before, id);

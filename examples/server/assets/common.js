@@ -1,0 +1,114 @@
+// Shared by the agent console and the customer page.
+"use strict";
+
+async function api(method, path, body) {
+  const options = { method, headers: {} };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, options);
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = new Error((data && data.error && data.error.message) || response.statusText);
+    error.code = data && data.error && data.error.code;
+    error.field = data && data.error && data.error.field;
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+function el(tag, attributes, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes || {})) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+function showLightbox(url, name) {
+  const box = document.getElementById("lightbox");
+  const img = document.getElementById("lightbox-image");
+  img.src = url;
+  img.alt = name;
+  box.classList.remove("hidden");
+}
+
+function setupLightbox() {
+  const box = document.getElementById("lightbox");
+  box.addEventListener("click", () => box.classList.add("hidden"));
+}
+
+// One item of the content area. `me` is "agent" or "customer"; `openPdf` shows a PDF.
+function renderEvent(event, me, openPdf) {
+  if (event.type === "message_posted") {
+    return el("div", { class: "item" + (event.by === me ? " mine" : ""), "data-seq": event.seq },
+      el("div", { class: "who" }, event.by), el("div", { class: "text" }, event.text));
+  }
+  if (event.type === "document_shared") {
+    const doc = event.document;
+    let body;
+    if (doc.kind === "image") {
+      body = el("img", { class: "thumb", src: doc.url, alt: doc.name, title: doc.name,
+        onclick: () => showLightbox(doc.url, doc.name) });
+    } else if (doc.kind === "pdf") {
+      body = el("a", { href: doc.url, target: "_blank", rel: "noopener", class: "pdf-link",
+        onclick: (e) => { if (openPdf) { e.preventDefault(); openPdf(doc); } } },
+        `${doc.name} (PDF, ${doc.pages} page${doc.pages === 1 ? "" : "s"})`);
+    } else {
+      body = el("a", { href: doc.url, target: "_blank", rel: "noopener", class: "doc-link" }, doc.name);
+    }
+    return el("div", { class: "item document" + (event.by === me ? " mine" : ""), "data-seq": event.seq },
+      el("div", { class: "who" }, event.by), body);
+  }
+  if (event.text) {
+    return el("div", { class: "item system", "data-seq": event.seq }, event.text);
+  }
+  return null;
+}
+
+// Loads the timeline, then follows it live; calls `onEvent` once per event, in order.
+async function follow(roomId, onEvent) {
+  let last = 0;
+  const deliver = (event) => {
+    if (event.seq <= last) return;
+    last = event.seq;
+    onEvent(event);
+  };
+  for (;;) {
+    const page = await api("GET", `/api/rooms/${roomId}/events?after=${last}&limit=1000`);
+    page.forEach(deliver);
+    if (page.length < 1000) break;
+  }
+  // EventSource reconnects by itself, resuming with Last-Event-ID: no gap, no duplicate.
+  const source = new EventSource(`/api/rooms/${roomId}/live?after=${last}`);
+  source.addEventListener("timeline", (message) => deliver(JSON.parse(message.data)));
+  return source;
+}
+
+// Uploads `file` with a progress bar; resolves with the event or rejects with the API error.
+function uploadFile(roomId, file, progress) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("POST", `/api/rooms/${roomId}/documents?name=${encodeURIComponent(file.name)}`);
+    request.setRequestHeader("Content-Type", "application/octet-stream");
+    progress.classList.remove("hidden");
+    progress.value = 0;
+    request.upload.onprogress = (e) => { if (e.lengthComputable) progress.value = e.loaded / e.total; };
+    request.onload = () => {
+      progress.classList.add("hidden");
+      const data = JSON.parse(request.responseText || "null");
+      if (request.status >= 200 && request.status < 300) resolve(data);
+      else reject(new Error((data && data.error && data.error.message) || request.statusText));
+    };
+    request.onerror = () => { progress.classList.add("hidden"); reject(new Error("the upload failed")); };
+    request.send(file);
+  });
+}

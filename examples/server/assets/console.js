@@ -1,0 +1,233 @@
+// The agent console: rooms list, room view, invites, documents, chat, dev inbox.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let current = null;      // the open room's view
+let source = null;       // its live EventSource
+let inviteChannel = "email";
+
+async function start() {
+  setupLightbox();
+  try {
+    const me = await api("GET", "/api/me");
+    if (me.role !== "agent") throw new Error("not an agent");
+    showConsole(me.agent);
+  } catch (_) {
+    $("signin").classList.remove("hidden");
+  }
+}
+
+$("signin").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    await api("POST", "/api/session", { agent: $("agent").value, password: $("password").value });
+    $("signin").classList.add("hidden");
+    showConsole($("agent").value);
+  } catch (error) {
+    $("signin-error").textContent = "Sign-in failed: check the agent id and password.";
+  }
+});
+
+$("signout").addEventListener("click", async () => {
+  await api("DELETE", "/api/session");
+  location.reload();
+});
+
+function showConsole(agent) {
+  $("console").classList.remove("hidden");
+  $("me").textContent = agent;
+  loadRooms();
+  const match = location.hash.match(/room=([0-9a-f-]+)/);
+  if (match) openRoom(match[1]);
+}
+
+async function loadRooms() {
+  const q = $("search").value.trim();
+  let query = "";
+  if (q.startsWith("+")) query = `phone=${encodeURIComponent(q)}`;
+  else if (q.includes("@")) query = `email=${encodeURIComponent(q)}`;
+  else if (q) query = `name=${encodeURIComponent(q)}`;
+  const list = $("rooms");
+  try {
+    const page = await api("GET", `/api/rooms?${query}`);
+    list.replaceChildren(...page.rooms.map((room) => el("li", {
+      class: current && current.id === room.id ? "selected" : "",
+      "data-room": room.id,
+      onclick: () => openRoom(room.id),
+    }, room.name, el("small", {}, customerLine(room.customer) || room.status))));
+  } catch (error) {
+    list.replaceChildren(el("li", { class: "error" }, error.message));
+  }
+}
+
+let searchTimer = null;
+$("search").addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(loadRooms, 250);
+});
+
+$("new-room").addEventListener("click", async () => {
+  const room = await api("POST", "/api/rooms");
+  await loadRooms();
+  openRoom(room.id);
+});
+
+function customerLine(customer) {
+  if (!customer) return "";
+  const id = customer.phone || customer.email || "";
+  return `${customer.first_name} ${customer.last_name}${id ? " · " + id : ""}`;
+}
+
+function showRoom(room) {
+  current = room;
+  $("room-name").textContent = room.name;
+  $("room-status").textContent = room.status.replace("_", " ");
+  $("customer-info").textContent = customerLine(room.customer);
+  $("invite-button").textContent = room.customer ? "Re Invite" : "Invite";
+}
+
+async function openRoom(id) {
+  if (source) source.close();
+  location.hash = `room=${id}`;
+  $("no-room").classList.add("hidden");
+  $("room").classList.remove("hidden");
+  $("content").replaceChildren();
+  showRoom(await api("GET", `/api/rooms/${id}`));
+  loadRooms();
+  source = await follow(id, async (event) => {
+    const item = renderEvent(event, "agent", null);
+    if (item) {
+      $("content").append(item);
+      $("content").scrollTop = $("content").scrollHeight;
+    }
+    if (["room_renamed", "customer_invited", "timed_out", "reactivated", "closed"].includes(event.type)) {
+      showRoom(await api("GET", `/api/rooms/${id}`));
+      loadRooms();
+    }
+  });
+}
+
+$("chat").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const text = $("chat-input").value;
+  if (!text.trim() || !current) return;
+  $("chat-input").value = "";
+  try {
+    await api("POST", `/api/rooms/${current.id}/messages`, { text, client_key: crypto.randomUUID() });
+  } catch (error) {
+    $("chat-input").value = text;
+    alert(error.message);
+  }
+});
+
+// The invite frame: a used channel shows its details locked; a new one locks only the names.
+function selectChannel(channel) {
+  inviteChannel = channel;
+  for (const c of ["sms", "email", "link"]) $(`channel-${c}`).classList.toggle("active", c === channel);
+  const customer = current.customer;
+  const used = current.channels_used.includes(channel);
+  $("first-name").value = customer ? customer.first_name : "";
+  $("last-name").value = customer ? customer.last_name : "";
+  $("first-name").disabled = $("last-name").disabled = Boolean(customer);
+  const locked = channel === "sms" ? customer && customer.phone : channel === "email" ? customer && customer.email : null;
+  $("identifier").classList.toggle("hidden", channel === "link");
+  $("identifier").placeholder = channel === "sms" ? "Mobile number, e.g. +447911123456" : "Email address";
+  $("identifier").value = used && locked ? locked : "";
+  $("identifier").disabled = Boolean(used && locked);
+  $("link-box").classList.add("hidden");
+  $("invite-send").textContent = channel === "link" ? "Get Link" : "Send";
+  $("invite-message").textContent = "";
+  $("invite-message").className = "";
+  if (channel === "sms" && !current.sms_activated) {
+    $("invite-message").className = "error";
+    $("invite-message").textContent = "SMS is not activated: no sender number is configured.";
+  }
+}
+
+for (const c of ["sms", "email", "link"]) $(`channel-${c}`).addEventListener("click", () => selectChannel(c));
+
+$("invite-button").addEventListener("click", () => {
+  $("invite-title").textContent = current.customer ? "Re Invite" : "Invite the customer";
+  $("invite-frame").classList.remove("hidden");
+  selectChannel(current.customer && current.customer.phone && !current.customer.email ? "sms" : "email");
+});
+$("invite-cancel").addEventListener("click", () => $("invite-frame").classList.add("hidden"));
+
+$("invite-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const body = { channel: inviteChannel };
+  if (!current.customer) {
+    body.first_name = $("first-name").value;
+    body.last_name = $("last-name").value;
+  }
+  if (inviteChannel !== "link" && !$("identifier").disabled) body.identifier = $("identifier").value;
+  try {
+    const answer = await api("POST", `/api/rooms/${current.id}/invites`, body);
+    if (answer.link) {
+      $("link-output").value = answer.link;
+      $("link-box").classList.remove("hidden");
+      $("invite-message").className = "notice";
+      $("invite-message").textContent = "Copy the link and send it to the customer.";
+    } else {
+      $("invite-message").className = "notice";
+      $("invite-message").textContent = inviteChannel === "sms" ? "The SMS is on its way." : "The email is on its way.";
+    }
+    showRoom(await api("GET", `/api/rooms/${current.id}`));
+  } catch (error) {
+    $("invite-message").className = "error";
+    $("invite-message").textContent = error.code === "sms_not_activated"
+      ? "SMS is not activated: no sender number is configured."
+      : error.message;
+  }
+});
+
+$("copy-link").addEventListener("click", async () => {
+  $("link-output").select();
+  try { await navigator.clipboard.writeText($("link-output").value); } catch (_) { document.execCommand("copy"); }
+  $("invite-message").textContent = "Copied.";
+});
+
+// Share Docs: drop zone or "Choose your document", with progress and a confirmation.
+$("share-button").addEventListener("click", () => {
+  $("upload-message").textContent = "";
+  $("share-frame").classList.remove("hidden");
+});
+$("share-close").addEventListener("click", () => $("share-frame").classList.add("hidden"));
+
+async function share(file) {
+  $("upload-message").className = "";
+  $("upload-message").textContent = `Uploading ${file.name}…`;
+  try {
+    await uploadFile(current.id, file, $("upload-progress"));
+    $("upload-message").className = "notice";
+    $("upload-message").textContent = `${file.name} was shared.`;
+  } catch (error) {
+    $("upload-message").className = "error";
+    $("upload-message").textContent = error.message;
+  }
+}
+
+$("file-input").addEventListener("change", () => {
+  if ($("file-input").files.length) share($("file-input").files[0]);
+  $("file-input").value = "";
+});
+const zone = $("drop-zone");
+zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+zone.addEventListener("drop", (e) => {
+  e.preventDefault();
+  zone.classList.remove("over");
+  if (e.dataTransfer.files.length) share(e.dataTransfer.files[0]);
+});
+
+// The dev inbox: what the development notifiers "sent", with clickable links.
+$("inbox-button").addEventListener("click", async () => {
+  const messages = await api("GET", "/api/dev/inbox");
+  $("inbox-list").replaceChildren(...messages.reverse().map((m) => el("li", {},
+    el("div", {}, el("strong", {}, m.to), m.subject ? ` — ${m.subject}` : ""),
+    el("a", { href: m.link, target: "_blank", rel: "noopener", class: "inbox-link" }, m.link))));
+  $("inbox").classList.remove("hidden");
+});
+$("inbox-close").addEventListener("click", () => $("inbox").classList.add("hidden"));
+
+start();

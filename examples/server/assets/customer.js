@@ -1,0 +1,101 @@
+// The customer page: opened from the invite link, then the room.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let roomId = null;
+
+async function start() {
+  setupLightbox();
+  const match = location.pathname.match(/^\/join\/([0-9a-f]+)$/);
+  try {
+    if (match) {
+      const joined = await api("POST", "/api/join", { token: match[1] });
+      roomId = joined.room;
+      // Keep the token out of the history and of any later referrer.
+      history.replaceState(null, "", "/room");
+    } else {
+      const me = await api("GET", "/api/me");
+      roomId = me.room;
+    }
+  } catch (error) {
+    $("join-error").textContent = "This link does not work: it may have expired or been revoked. Ask your agent for a new one.";
+    $("join-error").classList.remove("hidden");
+    $("chat").classList.add("hidden");
+    return;
+  }
+  await refresh();
+  await follow(roomId, async (event) => {
+    const item = renderEvent(event, "customer", openPdf);
+    if (item) {
+      $("content").append(item);
+      $("content").scrollTop = $("content").scrollHeight;
+    }
+    if (["room_renamed", "timed_out", "reactivated", "closed"].includes(event.type)) refresh();
+  });
+}
+
+async function refresh() {
+  const room = await api("GET", `/api/rooms/${roomId}`);
+  $("room-name").textContent = room.name;
+  document.title = room.name;
+  $("room-status").textContent = room.status.replace("_", " ");
+  const readOnly = room.status === "timed_out";
+  $("readonly-notice").classList.toggle("hidden", !readOnly);
+  for (const id of ["chat-input", "send", "upload-button"]) $(id).disabled = readOnly;
+}
+
+$("chat").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const text = $("chat-input").value;
+  if (!text.trim()) return;
+  $("chat-input").value = "";
+  try {
+    await api("POST", `/api/rooms/${roomId}/messages`, { text, client_key: crypto.randomUUID() });
+  } catch (error) {
+    $("chat-input").value = text;
+    $("upload-message").className = "error";
+    $("upload-message").textContent = error.message;
+    if (error.code === "room_timed_out") refresh();
+  }
+});
+
+$("upload-button").addEventListener("click", () => $("file-input").click());
+$("file-input").addEventListener("change", async () => {
+  const file = $("file-input").files[0];
+  $("file-input").value = "";
+  if (!file) return;
+  $("upload-message").className = "";
+  $("upload-message").textContent = `Uploading ${file.name}…`;
+  try {
+    await uploadFile(roomId, file, $("upload-progress"));
+    $("upload-message").className = "notice";
+    $("upload-message").textContent = `${file.name} was shared.`;
+  } catch (error) {
+    $("upload-message").className = "error";
+    $("upload-message").textContent = error.message;
+  }
+});
+
+// The PDF viewer inside the page: the browser's own viewer in a frame, scrolled with #page=.
+let pdf = null;
+function openPdf(doc) {
+  pdf = doc;
+  $("pdf-name").textContent = doc.name;
+  $("pdf-pages").textContent = `of ${doc.pages}`;
+  $("pdf-page").max = doc.pages;
+  $("pdf-page").value = 1;
+  $("pdf-frame").src = `${doc.url}#page=1`;
+  $("pdf-viewer").classList.remove("hidden");
+}
+$("pdf-go").addEventListener("click", () => {
+  const page = Math.min(Math.max(1, Number($("pdf-page").value) || 1), pdf.pages);
+  $("pdf-page").value = page;
+  // A new fragment on the same document: the viewer scrolls to the page.
+  $("pdf-frame").src = `${pdf.url}#page=${page}`;
+});
+$("pdf-done").addEventListener("click", () => {
+  $("pdf-viewer").classList.add("hidden");
+  $("pdf-frame").src = "about:blank";
+});
+
+start();

@@ -1,0 +1,106 @@
+//! Who is asking. **This is the place where a real host plugs in its own authentication**: the
+//! example keeps agents in its configuration and signs them in with a password; customers are
+//! signed in only through invite links, by the library.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::http::HeaderMap;
+use axum::http::header::COOKIE;
+use collab_core::rooms::Rooms;
+use collab_core::{Actor, AgentId, TenantId, Token, TokenHash};
+
+use crate::error::ApiError;
+
+/// The cookie that holds an agent's sign-in.
+pub const AGENT_COOKIE: &str = "collab_agent";
+/// The cookie that holds a customer's session.
+pub const CUSTOMER_COOKIE: &str = "collab_customer";
+
+/// The example's agents, all of one tenant, and their signed-in sessions.
+#[derive(Debug)]
+pub struct Agents {
+    tenant: TenantId,
+    passwords: HashMap<String, String>,
+    /// Sign-in tokens by hash: the tokens themselves live only in the browsers' cookies.
+    sessions: Mutex<HashMap<TokenHash, AgentId>>,
+}
+
+impl Agents {
+    /// Agents of `tenant` with their passwords.
+    pub fn new(tenant: TenantId, passwords: HashMap<String, String>) -> Self {
+        Self {
+            tenant,
+            passwords,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks a password and opens a session; the token goes into the agent's cookie.
+    pub fn sign_in(&self, agent: &str, password: &str) -> Result<(AgentId, Token), ApiError> {
+        // Compare every byte whatever the first difference, so timing tells nothing.
+        let matches = self.passwords.get(agent).is_some_and(|expected| {
+            expected.len() == password.len() && expected.bytes().zip(password.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+        });
+        if !matches {
+            return Err(ApiError::Unauthenticated);
+        }
+        let agent = AgentId::new(agent)?;
+        let token = Token::generate()?;
+        self.lock().insert(token.hash(), agent.clone());
+        Ok((agent, token))
+    }
+
+    /// Ends the session of `token`.
+    pub fn sign_out(&self, token: &str) {
+        if let Ok(token) = Token::parse(token) {
+            self.lock().remove(&token.hash());
+        }
+    }
+
+    fn agent(&self, token: &str) -> Option<Actor> {
+        let token = Token::parse(token).ok()?;
+        let agent = self.lock().get(&token.hash())?.clone();
+        Some(Actor::Agent {
+            tenant: self.tenant.clone(),
+            agent,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, AgentId>> {
+        self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The value of cookie `name` in the request.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(key, value)| (key == name).then_some(value))
+}
+
+/// The actor of a request: a signed-in agent, else a customer session, else nobody.
+pub async fn actor(agents: &Agents, rooms: &Rooms, headers: &HeaderMap) -> Result<Actor, ApiError> {
+    if let Some(agent) = cookie(headers, AGENT_COOKIE).and_then(|token| agents.agent(token)) {
+        return Ok(agent);
+    }
+    match cookie(headers, CUSTOMER_COOKIE) {
+        Some(token) => Ok(rooms.customer_session(token).await?),
+        None => Err(ApiError::Unauthenticated),
+    }
+}
+
+/// A `Set-Cookie` value for a session cookie: script-proof, same-site only.
+pub fn session_cookie(name: &str, token: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={token}; HttpOnly; SameSite=Strict; Path=/{secure}")
+}
+
+/// A `Set-Cookie` value that removes cookie `name`.
+pub fn expired_cookie(name: &str) -> String {
+    format!("{name}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+}

@@ -1,0 +1,138 @@
+//! `cargo run -p collab-server`: the example host on 127.0.0.1:8080, with its data in
+//! `./collab-data` (SQLite for rooms, files for documents). Settings come from flags or the
+//! environment; `--help` lists them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use collab_core::notify::RecordingNotifier;
+use collab_core::rooms::{Rooms, RoomsConfig};
+use collab_core::{Error, TenantId};
+use collab_server::auth::Agents;
+use collab_server::{AppState, Shared, app};
+use collab_store_sqlite::SqliteRoomStore;
+
+const HELP: &str = "\
+collab-server: the collab example host
+
+Flags (or environment variables):
+  --addr ADDR        where to listen (COLLAB_ADDR), default 127.0.0.1:8080
+  --data DIR         where rooms and documents are kept (COLLAB_DATA), default ./collab-data
+  --base-url URL     the public URL in invite links (COLLAB_BASE_URL), default http://ADDR
+  --agents LIST      agents as id:password,id:password (COLLAB_AGENTS),
+                     default one dev agent: agent@example.com:dev
+";
+
+/// The settings, from flags first, then the environment, then the defaults.
+struct Settings {
+    addr: String,
+    data: PathBuf,
+    base_url: Option<String>,
+    agents: String,
+}
+
+fn settings() -> Result<Settings, String> {
+    let mut args = std::env::args().skip(1);
+    let env = |name: &str| std::env::var(name).ok();
+    let mut settings = Settings {
+        addr: env("COLLAB_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+        data: env("COLLAB_DATA").map_or_else(|| PathBuf::from("collab-data"), PathBuf::from),
+        base_url: env("COLLAB_BASE_URL"),
+        agents: env("COLLAB_AGENTS").unwrap_or_else(|| "agent@example.com:dev".to_owned()),
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--addr" => settings.addr = value()?,
+            "--data" => settings.data = PathBuf::from(value()?),
+            "--base-url" => settings.base_url = Some(value()?),
+            "--agents" => settings.agents = value()?,
+            "-h" | "--help" => return Err(HELP.to_owned()),
+            other => return Err(format!("unknown flag {other}\n\n{HELP}")),
+        }
+    }
+    Ok(settings)
+}
+
+fn parse_agents(list: &str) -> Result<HashMap<String, String>, String> {
+    list.split(',')
+        .filter(|entry| !entry.trim().is_empty())
+        .map(|entry| {
+            entry
+                .split_once(':')
+                .map(|(id, password)| (id.trim().to_owned(), password.to_owned()))
+                .ok_or_else(|| format!("agents: {entry:?} is not id:password"))
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    if let Err(message) = run().await {
+        eprintln!("{message}");
+        std::process::exit(2);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let settings = settings()?;
+    let fail = |what: &str| move |e: Error| format!("{what}: {e}");
+    std::fs::create_dir_all(&settings.data).map_err(|e| format!("data folder {}: {e}", settings.data.display()))?;
+    let listener = tokio::net::TcpListener::bind(&settings.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let base_url = settings.base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let store = SqliteRoomStore::open(settings.data.join("rooms.db")).await.map_err(fail("rooms database"))?;
+    let inbox = Arc::new(RecordingNotifier::new());
+    let config = RoomsConfig::default().with_base_url(&base_url).map_err(fail("base URL"))?;
+    let rooms = Rooms::builder()
+        .room_store(store)
+        .email(inbox.clone())
+        .config(config)
+        .build();
+    let agents = parse_agents(&settings.agents)?;
+    let first_agent = agents.iter().next().map(|(id, password)| (id.clone(), password.clone()));
+    let state = AppState::new(Shared {
+        rooms: rooms.clone(),
+        agents: Agents::new(TenantId::new("example").map_err(fail("tenant"))?, agents),
+        inbox,
+        secure_cookies: base_url.starts_with("https://"),
+        origin: base_url.trim_end_matches('/').to_owned(),
+    });
+
+    tokio::spawn({
+        let rooms = rooms.clone();
+        async move { rooms.run_dispatcher().await }
+    });
+    tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            hourly.tick().await;
+            if let Err(e) = rooms.sweep_timeouts().await {
+                tracing::warn!(error = %e, "timeout sweep failed");
+            }
+        }
+    });
+
+    println!("collab example server on {base_url}");
+    println!("  agent console: {base_url}/");
+    if let Some((id, password)) = first_agent {
+        println!("  sign in as {id} with password {password:?} (set --agents to change)");
+    }
+    println!("  data in {}", settings.data.display());
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| format!("server: {e}"))
+}

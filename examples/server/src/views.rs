@@ -1,0 +1,195 @@
+//! What the API sends: the core's types, shaped for a browser and for the reader's role.
+
+use collab_core::{Customer, DocumentKind, Event, EventActor, EventData, RoomId, RoomState, RoomStatus, RoomSummary};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Who reads: customers see less than agents (no recipients, no provider messages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    /// An agent of the tenant.
+    Agent,
+    /// The room's customer.
+    Customer,
+}
+
+/// A room as the console and the customer page show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomView {
+    /// The room's id.
+    pub id: String,
+    /// Its name: "Collaboration Room", then the customer's.
+    pub name: String,
+    /// `draft`, `active`, `timed_out` or `closed`, as of now.
+    pub status: String,
+    /// The customer, once invited.
+    pub customer: Option<CustomerView>,
+    /// Channels invites went through already (their identifiers are locked): `sms`, `email`, `link`.
+    pub channels_used: Vec<String>,
+    /// Whether SMS invites can be sent (a sender number is configured).
+    pub sms_activated: bool,
+    /// The last event's sequence number.
+    pub seq: u64,
+}
+
+/// The customer information area.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerView {
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Mobile number, if invited by SMS.
+    pub phone: Option<String>,
+    /// Email address, if invited by email.
+    pub email: Option<String>,
+}
+
+impl From<&Customer> for CustomerView {
+    fn from(c: &Customer) -> Self {
+        Self {
+            first_name: c.first_name.to_string(),
+            last_name: c.last_name.to_string(),
+            phone: c.phone.as_ref().map(ToString::to_string),
+            email: c.email.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+impl RoomView {
+    /// The view of `state` at its effective `status`.
+    pub fn new(state: &RoomState, status: RoomStatus, sms_activated: bool) -> Self {
+        let mut channels_used: Vec<String> = state.invites().iter().map(|i| i.channel.as_str().to_owned()).collect();
+        channels_used.sort();
+        channels_used.dedup();
+        Self {
+            id: state.room().to_string(),
+            name: state.name().to_owned(),
+            status: status.as_str().to_owned(),
+            customer: state.customer().map(CustomerView::from),
+            channels_used,
+            sms_activated,
+            seq: state.seq().get(),
+        }
+    }
+}
+
+/// A row of the rooms list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomRow {
+    /// The room's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its recorded status.
+    pub status: String,
+    /// The customer, once invited.
+    pub customer: Option<CustomerView>,
+    /// When it was opened (RFC 3339).
+    pub created_at: String,
+}
+
+impl From<&RoomSummary> for RoomRow {
+    fn from(s: &RoomSummary) -> Self {
+        Self {
+            id: s.room.to_string(),
+            name: s.name.clone(),
+            status: s.status.as_str().to_owned(),
+            customer: s.customer.as_ref().map(CustomerView::from),
+            created_at: s.created_at.to_string(),
+        }
+    }
+}
+
+/// One item of the content area.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// Its place in the timeline.
+    pub seq: u64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// `agent`, `customer` or `system`.
+    pub by: &'static str,
+    /// The event type: `message_posted`, `document_shared`, `customer_invited`…
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// A message's text, or a short description of other events.
+    pub text: Option<String>,
+    /// A shared document.
+    pub document: Option<DocumentView>,
+}
+
+/// A shared document, with where to fetch it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentView {
+    /// The document's id.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+    /// The type sniffed from its bytes.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// `image`, `pdf` or `other`.
+    pub kind: &'static str,
+    /// A PDF's page count.
+    pub pages: Option<u32>,
+    /// An image's width.
+    pub width: Option<u32>,
+    /// An image's height.
+    pub height: Option<u32>,
+    /// Where to fetch it (same origin, with the reader's cookie).
+    pub url: String,
+}
+
+impl EventView {
+    /// `event` as `reader` may see it.
+    pub fn new(room: RoomId, event: &Event, reader: Reader) -> Self {
+        let by = match event.actor {
+            EventActor::Agent(_) => "agent",
+            EventActor::Customer(_) => "customer",
+            EventActor::System => "system",
+        };
+        let mut document = None;
+        let text = match &event.data {
+            EventData::MessagePosted { text, .. } => Some(text.clone()),
+            EventData::RoomRenamed { name } => Some(format!("The room is now named {name}")),
+            EventData::CustomerInvited { channel, recipient, .. } => Some(match (reader, recipient) {
+                (Reader::Agent, Some(to)) => format!("Invited by {channel} to {to}"),
+                _ => format!("Invited by {channel}"),
+            }),
+            EventData::DocumentShared(meta) => {
+                let (kind, pages, width, height) = match meta.kind {
+                    DocumentKind::Image { width, height } => ("image", None, Some(width), Some(height)),
+                    DocumentKind::Pdf { pages } => ("pdf", Some(pages), None, None),
+                    DocumentKind::Other => ("other", None, None, None),
+                };
+                document = Some(DocumentView {
+                    id: meta.id.to_string(),
+                    name: meta.name.clone(),
+                    media_type: meta.media_type.clone(),
+                    size: meta.size,
+                    kind,
+                    pages,
+                    width,
+                    height,
+                    url: format!("/api/rooms/{room}/documents/{}", meta.id),
+                });
+                None
+            }
+            EventData::TimedOut => Some("The room timed out".to_owned()),
+            EventData::Reactivated => Some("The room is active again".to_owned()),
+            EventData::Closed => Some("The room was closed".to_owned()),
+            EventData::CustomerJoined { .. } => Some("The customer joined".to_owned()),
+            _ => None,
+        };
+        Self {
+            seq: event.seq.get(),
+            at: event.at.to_string(),
+            by,
+            kind: event.data.type_name(),
+            text,
+            document,
+        }
+    }
+}
