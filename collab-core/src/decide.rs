@@ -323,6 +323,20 @@ fn invite_event(state: &RoomState, cmd: &InviteCommand, ctx: &Context<'_>) -> Re
     if state.invite(cmd.invite).is_some() {
         return Err(Error::conflict("invite id already in use"));
     }
+    if cmd.channel == Channel::Link && ctx.policy.link_requires_prior_invite() {
+        let gone_out = state.invites().iter().any(|i| {
+            i.channel != Channel::Link
+                && !matches!(
+                    i.status,
+                    InviteStatus::Revoked | InviteStatus::Failed { permanent: true }
+                )
+        });
+        if !gone_out {
+            return Err(Error::NotAllowed {
+                reason: "a link is available once an SMS or email invite has gone out",
+            });
+        }
+    }
     let first_name = locked_or_given("first_name", state.customer().map(|c| &c.first_name), &cmd.first_name)?;
     let last_name = locked_or_given("last_name", state.customer().map(|c| &c.last_name), &cmd.last_name)?;
     let mut customer = state.customer().cloned().unwrap_or(Customer {
@@ -336,18 +350,6 @@ fn invite_event(state: &RoomState, cmd: &InviteCommand, ctx: &Context<'_>) -> Re
         Channel::Link => {
             if cmd.recipient.is_some() {
                 return Err(Error::invalid("recipient", "a link invite has no recipient"));
-            }
-            let gone_out = state.invites().iter().any(|i| {
-                i.channel != Channel::Link
-                    && !matches!(
-                        i.status,
-                        InviteStatus::Revoked | InviteStatus::Failed { permanent: true }
-                    )
-            });
-            if ctx.policy.link_requires_prior_invite() && !gone_out {
-                return Err(Error::NotAllowed {
-                    reason: "a link is available once an SMS or email invite has gone out",
-                });
             }
             None
         }

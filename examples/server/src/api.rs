@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use collab_core::blob::ByteRange;
 use collab_core::rooms::{InviteRequest, TimelineQuery, Upload};
 use collab_core::store::{RoomCursor, RoomQuery};
-use collab_core::{Actor, Channel, DocumentId, EmailAddress, Error, PhoneNumber, RoomId, Seq, SystemClock, Clock};
+use collab_core::{Actor, Channel, Clock, DocumentId, EmailAddress, Error, PhoneNumber, RoomId, Seq, SystemClock};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -34,7 +34,8 @@ fn reader(actor: &Actor) -> Reader {
 
 fn room_id(raw: &str) -> ApiResult<RoomId> {
     // A malformed id is as unknown as a missing room.
-    raw.parse().map_err(|_| ApiError::Core(Error::NotFound { what: "room" }))
+    raw.parse()
+        .map_err(|_| ApiError::Core(Error::NotFound { what: "room" }))
 }
 
 async fn who(state: &AppState, headers: &HeaderMap) -> ApiResult<Actor> {
@@ -92,8 +93,16 @@ pub struct Me {
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Me>> {
     Ok(Json(match who(&state, &headers).await? {
-        Actor::Agent { agent, .. } => Me { role: "agent", agent: Some(agent.to_string()), room: None },
-        Actor::Customer { room, .. } => Me { role: "customer", agent: None, room: Some(room.to_string()) },
+        Actor::Agent { agent, .. } => Me {
+            role: "agent",
+            agent: Some(agent.to_string()),
+            room: None,
+        },
+        Actor::Customer { room, .. } => Me {
+            role: "customer",
+            agent: None,
+            room: Some(room.to_string()),
+        },
         Actor::System => return Err(ApiError::Unauthenticated),
     }))
 }
@@ -150,7 +159,11 @@ pub async fn list_rooms(
 async fn room_view(state: &AppState, actor: &Actor, room: RoomId) -> ApiResult<RoomView> {
     let room_state = state.rooms.room(actor, room).await?;
     let status = room_state.status_at(SystemClock.now(), state.rooms.config().policy());
-    Ok(RoomView::new(&room_state, status, state.rooms.config().policy().sms_activated()))
+    Ok(RoomView::new(
+        &room_state,
+        status,
+        state.rooms.config().policy().sms_activated(),
+    ))
 }
 
 /// Opens a room: a draft named "Collaboration Room".
@@ -159,13 +172,20 @@ async fn room_view(state: &AppState, actor: &Actor, room: RoomId) -> ApiResult<R
 pub async fn create_room(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<(StatusCode, Json<RoomView>)> {
     let actor = who(&state, &headers).await?;
     let summary = state.rooms.create_room(&actor).await?;
-    Ok((StatusCode::CREATED, Json(room_view(&state, &actor, summary.room).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(room_view(&state, &actor, summary.room).await?),
+    ))
 }
 
 /// A room: name, status, customer information.
 #[utoipa::path(get, path = "/api/rooms/{room}", params(("room" = String, Path)), tag = "rooms",
     responses((status = 200, body = RoomView), (status = 404, body = ErrorBody)))]
-pub async fn get_room(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> ApiResult<Json<RoomView>> {
+pub async fn get_room(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> ApiResult<Json<RoomView>> {
     let actor = who(&state, &headers).await?;
     Ok(Json(room_view(&state, &actor, room_id(&room)?).await?))
 }
@@ -229,7 +249,11 @@ pub async fn invite(
 /// Closes a room for good.
 #[utoipa::path(post, path = "/api/rooms/{room}/close", params(("room" = String, Path)), tag = "rooms",
     responses((status = 204, description = "closed"), (status = 409, body = ErrorBody)))]
-pub async fn close_room(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> ApiResult<StatusCode> {
+pub async fn close_room(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> ApiResult<StatusCode> {
     let actor = who(&state, &headers).await?;
     state.rooms.close_room(&actor, room_id(&room)?).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -260,7 +284,9 @@ pub async fn events(
         limit: query.limit.unwrap_or(200),
     };
     let events = state.rooms.timeline(&actor, room, page).await?;
-    Ok(Json(events.iter().map(|e| EventView::new(room, e, reader(&actor))).collect()))
+    Ok(Json(
+        events.iter().map(|e| EventView::new(room, e, reader(&actor))).collect(),
+    ))
 }
 
 /// Where live events resume.
@@ -290,18 +316,24 @@ pub async fn live(
         .unwrap_or(0);
     let role = reader(&actor);
     let stream = state.rooms.subscribe(&actor, room, Seq::new(resume)).await?;
-    let events = stream.map_while(move |item| match item {
-        Ok(event) => {
-            let view = EventView::new(room, &event, role);
-            let data = serde_json::to_string(&view).unwrap_or_default();
-            Some(Ok(SseEvent::default().id(event.seq.to_string()).event("timeline").data(data)))
-        }
-        // The client reconnects with Last-Event-ID and resumes where it was.
-        Err(e) => {
-            tracing::warn!(%room, error = %e, "live stream ended");
-            None
-        }
-    });
+    let events = stream
+        .inspect(move |item| {
+            if let Err(e) = item {
+                // The client reconnects with Last-Event-ID and resumes where it was.
+                tracing::warn!(%room, error = %e, "live stream ended");
+            }
+        })
+        .take_while(|item| std::future::ready(item.is_ok()))
+        .filter_map(move |item| {
+            std::future::ready(item.ok().map(|event| {
+                let view = EventView::new(room, &event, role);
+                let data = serde_json::to_string(&view).unwrap_or_default();
+                Ok(SseEvent::default()
+                    .id(event.seq.to_string())
+                    .event("timeline")
+                    .data(data))
+            }))
+        });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
@@ -325,7 +357,10 @@ pub async fn post_message(
 ) -> ApiResult<(StatusCode, Json<EventView>)> {
     let actor = who(&state, &headers).await?;
     let room = room_id(&room)?;
-    let event = state.rooms.post_message(&actor, room, &body.text, body.client_key.as_deref()).await?;
+    let event = state
+        .rooms
+        .post_message(&actor, room, &body.text, body.client_key.as_deref())
+        .await?;
     Ok((StatusCode::CREATED, Json(EventView::new(room, &event, reader(&actor)))))
 }
 
@@ -373,7 +408,9 @@ fn parse_range(headers: &HeaderMap) -> ApiResult<Option<ByteRange>> {
     match end.trim() {
         "" => Ok(Some(ByteRange::from_start(start))),
         end => {
-            let end: u64 = end.parse().map_err(|_| ApiError::BadRequest("range", "not a byte range".into()))?;
+            let end: u64 = end
+                .parse()
+                .map_err(|_| ApiError::BadRequest("range", "not a byte range".into()))?;
             Ok(Some(ByteRange::new(start..end.saturating_add(1))?))
         }
     }
@@ -391,7 +428,9 @@ pub async fn download(
 ) -> ApiResult<Response> {
     let actor = who(&state, &headers).await?;
     let room = room_id(&room)?;
-    let document: DocumentId = document.parse().map_err(|_| ApiError::Core(Error::NotFound { what: "document" }))?;
+    let document: DocumentId = document
+        .parse()
+        .map_err(|_| ApiError::Core(Error::NotFound { what: "document" }))?;
     let range = parse_range(&headers)?;
     let download = state.rooms.open_document(&actor, room, document, range).await?;
     let partial = range.is_some();
@@ -438,7 +477,10 @@ pub struct Joined {
 pub async fn join(State(state): State<AppState>, Json(body): Json<JoinBody>) -> ApiResult<Response> {
     let session = state.rooms.join(&body.token).await?;
     let cookie = session_cookie(CUSTOMER_COOKIE, session.token.expose(), state.secure_cookies);
-    let response = Json(Joined { room: session.room.to_string() }).into_response();
+    let response = Json(Joined {
+        room: session.room.to_string(),
+    })
+    .into_response();
     Ok(with_cookie(response, &cookie))
 }
 

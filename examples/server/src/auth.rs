@@ -40,7 +40,12 @@ impl Agents {
     pub fn sign_in(&self, agent: &str, password: &str) -> Result<(AgentId, Token), ApiError> {
         // Compare every byte whatever the first difference, so timing tells nothing.
         let matches = self.passwords.get(agent).is_some_and(|expected| {
-            expected.len() == password.len() && expected.bytes().zip(password.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+            expected.len() == password.len()
+                && expected
+                    .bytes()
+                    .zip(password.bytes())
+                    .fold(0, |acc, (a, b)| acc | (a ^ b))
+                    == 0
         });
         if !matches {
             return Err(ApiError::Unauthenticated);

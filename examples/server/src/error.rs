@@ -46,29 +46,51 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, field, retry_after) = match self {
-            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first".to_owned(), None, None),
-            ApiError::BadRequest(field, message) => (StatusCode::BAD_REQUEST, "bad_request", message, Some(field), None),
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "sign in first".to_owned(),
+                None,
+                None,
+            ),
+            ApiError::BadRequest(field, message) => {
+                (StatusCode::BAD_REQUEST, "bad_request", message, Some(field), None)
+            }
             ApiError::Core(e) => {
                 let message = e.to_string();
                 match e {
                     Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", message, None, None),
                     Error::Forbidden => (StatusCode::FORBIDDEN, "forbidden", message, None, None),
-                    Error::Invalid { field, .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", message, Some(field), None),
+                    Error::Invalid { field, .. } => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, "invalid", message, Some(field), None)
+                    }
                     Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict", message, None, None),
                     Error::SmsNotActivated => (StatusCode::CONFLICT, "sms_not_activated", message, None, None),
                     Error::NotAllowed { .. } => (StatusCode::CONFLICT, "not_allowed", message, None, None),
                     Error::RoomTimedOut => (StatusCode::CONFLICT, "room_timed_out", message, None, None),
                     Error::RoomClosed => (StatusCode::CONFLICT, "room_closed", message, None, None),
                     Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", message, None, None),
-                    Error::UnsupportedMediaType { .. } => {
-                        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message, None, None)
-                    }
-                    Error::RangeNotSatisfiable { .. } => {
-                        (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", message, None, None)
-                    }
-                    Error::RateLimited { retry_after } => {
-                        (StatusCode::TOO_MANY_REQUESTS, "rate_limited", message, None, Some(retry_after))
-                    }
+                    Error::UnsupportedMediaType { .. } => (
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported_media_type",
+                        message,
+                        None,
+                        None,
+                    ),
+                    Error::RangeNotSatisfiable { .. } => (
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "range_not_satisfiable",
+                        message,
+                        None,
+                        None,
+                    ),
+                    Error::RateLimited { retry_after } => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited",
+                        message,
+                        None,
+                        Some(retry_after),
+                    ),
                     Error::Unsupported { .. } => (StatusCode::NOT_IMPLEMENTED, "unsupported", message, None, None),
                     other => {
                         // The detail is for the operator's log, not for the client.

@@ -46,7 +46,7 @@ impl Inbox for RecordingNotifier {
 }
 
 /// Everything the handlers share.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AppState {
     inner: Arc<Shared>,
 }
@@ -65,6 +65,15 @@ pub struct Shared {
     pub origin: String,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("rooms", &self.rooms)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::ops::Deref for AppState {
     type Target = Shared;
 
@@ -76,12 +85,17 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Shares `shared` between handlers.
     pub fn new(shared: Shared) -> Self {
-        Self { inner: Arc::new(shared) }
+        Self {
+            inner: Arc::new(shared),
+        }
     }
 }
 
 #[derive(OpenApi)]
-#[openapi(info(title = "collab example server", description = "The JSON API of the agent console and the customer page."))]
+#[openapi(info(
+    title = "collab example server",
+    description = "The JSON API of the agent console and the customer page."
+))]
 struct ApiDoc;
 
 /// The API's routes and their OpenAPI document, built together so that they cannot differ.
@@ -112,9 +126,18 @@ pub fn app(state: AppState) -> Router {
         .route("/join/{token}", get(|| async { Html(CUSTOMER_HTML) }))
         .route("/room", get(|| async { Html(CUSTOMER_HTML) }))
         .route("/assets/app.css", get(|| async { asset("text/css", APP_CSS) }))
-        .route("/assets/common.js", get(|| async { asset("text/javascript", COMMON_JS) }))
-        .route("/assets/console.js", get(|| async { asset("text/javascript", CONSOLE_JS) }))
-        .route("/assets/customer.js", get(|| async { asset("text/javascript", CUSTOMER_JS) }))
+        .route(
+            "/assets/common.js",
+            get(|| async { asset("text/javascript", COMMON_JS) }),
+        )
+        .route(
+            "/assets/console.js",
+            get(|| async { asset("text/javascript", CONSOLE_JS) }),
+        )
+        .route(
+            "/assets/customer.js",
+            get(|| async { asset("text/javascript", CUSTOMER_JS) }),
+        )
         .route(
             "/api/openapi.json",
             get(move || {

@@ -84,23 +84,32 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let settings = settings()?;
-    let fail = |what: &str| move |e: Error| format!("{what}: {e}");
+    fn fail(what: &'static str) -> impl Fn(Error) -> String {
+        move |e| format!("{what}: {e}")
+    }
     std::fs::create_dir_all(&settings.data).map_err(|e| format!("data folder {}: {e}", settings.data.display()))?;
     let listener = tokio::net::TcpListener::bind(&settings.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let base_url = settings.base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-    let store = SqliteRoomStore::open(settings.data.join("rooms.db")).await.map_err(fail("rooms database"))?;
+    let store = SqliteRoomStore::open(settings.data.join("rooms.db"))
+        .await
+        .map_err(fail("rooms database"))?;
     let inbox = Arc::new(RecordingNotifier::new());
-    let config = RoomsConfig::default().with_base_url(&base_url).map_err(fail("base URL"))?;
+    let config = RoomsConfig::default()
+        .with_base_url(&base_url)
+        .map_err(fail("base URL"))?;
     let rooms = Rooms::builder()
         .room_store(store)
         .email(inbox.clone())
         .config(config)
         .build();
     let agents = parse_agents(&settings.agents)?;
-    let first_agent = agents.iter().next().map(|(id, password)| (id.clone(), password.clone()));
+    let first_agent = agents
+        .iter()
+        .next()
+        .map(|(id, password)| (id.clone(), password.clone()));
     let state = AppState::new(Shared {
         rooms: rooms.clone(),
         agents: Agents::new(TenantId::new("example").map_err(fail("tenant"))?, agents),

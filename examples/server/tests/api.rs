@@ -1,0 +1,545 @@
+//! The JSON API in-process: every route, the error statuses, and access across rooms.
+
+// Tests fail by panicking.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use collab_core::guard::{InviteAttempt, InviteGuard};
+use collab_core::notify::RecordingNotifier;
+use collab_core::rooms::Rooms;
+use collab_core::{Error, TenantId};
+use collab_server::auth::Agents;
+use collab_server::{AppState, Shared, app};
+use collab_store_sqlite::SqliteRoomStore;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const ORIGIN: &str = "http://127.0.0.1:8080";
+
+struct Server {
+    app: Router,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+struct RefuseAll;
+
+#[async_trait]
+impl InviteGuard for RefuseAll {
+    async fn admit(&self, _: &InviteAttempt<'_>) -> Result<(), Error> {
+        Err(Error::RateLimited {
+            retry_after: Duration::from_secs(120),
+        })
+    }
+}
+
+async fn server_with(guard: Option<RefuseAll>) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteRoomStore::open(dir.path().join("rooms.db")).await.unwrap();
+    let inbox = Arc::new(RecordingNotifier::new());
+    let mut builder = Rooms::builder().room_store(store).email(inbox.clone());
+    if let Some(guard) = guard {
+        builder = builder.invite_guard(guard);
+    }
+    let rooms = builder.build();
+    let agents = HashMap::from([
+        ("ada".to_owned(), "secret".to_owned()),
+        ("bob".to_owned(), "hunter2".to_owned()),
+    ]);
+    let state = AppState::new(Shared {
+        rooms: rooms.clone(),
+        agents: Agents::new(TenantId::new("example").unwrap(), agents),
+        inbox,
+        secure_cookies: false,
+        origin: ORIGIN.to_owned(),
+    });
+    tokio::spawn(async move { rooms.run_dispatcher().await });
+    Server {
+        app: app(state),
+        _dir: dir,
+    }
+}
+
+async fn server() -> Server {
+    server_with(None).await
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    fn code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+    }
+    fn cookie(&self) -> String {
+        let set = self.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+        set.split(';').next().unwrap().to_owned()
+    }
+}
+
+impl Server {
+    async fn send(&self, method: &str, uri: &str, cookie: Option<&str>, body: Body, content_type: &str) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, content_type);
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 64 << 20)
+            .await
+            .unwrap()
+            .to_vec();
+        Reply { status, headers, body }
+    }
+
+    async fn call(&self, method: &str, uri: &str, cookie: Option<&str>, body: Option<Value>) -> Reply {
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        self.send(method, uri, cookie, body, "application/json").await
+    }
+
+    async fn agent(&self, name: &str, password: &str) -> String {
+        let reply = self
+            .call(
+                "POST",
+                "/api/session",
+                None,
+                Some(json!({"agent": name, "password": password})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        let cookie = reply.cookie();
+        let set = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+        cookie
+    }
+
+    /// A room with Grace invited by email, and her customer cookie.
+    async fn room_with_customer(&self, agent: &str) -> (String, String) {
+        let room = self.call("POST", "/api/rooms", Some(agent), None).await.json()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let invite = json!({"channel": "email", "first_name": "Grace", "last_name": "Hopper", "identifier": "grace@example.com"});
+        let reply = self
+            .call("POST", &format!("/api/rooms/{room}/invites"), Some(agent), Some(invite))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
+        let link = self
+            .call(
+                "POST",
+                &format!("/api/rooms/{room}/invites"),
+                Some(agent),
+                Some(json!({"channel": "link"})),
+            )
+            .await;
+        let url = link.json()["link"].as_str().unwrap().to_owned();
+        let token = url.rsplit('/').next().unwrap();
+        let joined = self
+            .call("POST", "/api/join", None, Some(json!({"token": token})))
+            .await;
+        assert_eq!(joined.status, StatusCode::OK);
+        (room, joined.cookie())
+    }
+}
+
+#[tokio::test]
+async fn every_documented_route_exists_and_answers_json() {
+    let server = server().await;
+    let doc = server.call("GET", "/api/openapi.json", None, None).await.json();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 12, "{paths:?}");
+    let placeholder = "00000000-0000-0000-0000-000000000001";
+    for (path, methods) in paths {
+        for method in methods.as_object().unwrap().keys() {
+            let uri = path.replace("{room}", placeholder).replace("{document}", placeholder);
+            let uri = if uri.ends_with("/documents") {
+                format!("{uri}?name=x.txt")
+            } else {
+                uri
+            };
+            let reply = server.call(&method.to_uppercase(), &uri, None, Some(json!({}))).await;
+            // A route the router does not know answers 404/405 with no JSON body.
+            assert!(
+                !reply.body.is_empty() || reply.status.is_success(),
+                "{method} {path}: {} with an empty body, so no such route",
+                reply.status
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn sign_in_is_required_and_checked() {
+    let server = server().await;
+    assert_eq!(
+        server.call("GET", "/api/rooms", None, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong = server
+        .call(
+            "POST",
+            "/api/session",
+            None,
+            Some(json!({"agent": "ada", "password": "nope"})),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let cookie = server.agent("ada", "secret").await;
+    assert_eq!(
+        server.call("GET", "/api/me", Some(&cookie), None).await.json()["role"],
+        "agent"
+    );
+    server.call("DELETE", "/api/session", Some(&cookie), None).await;
+    assert_eq!(
+        server.call("GET", "/api/me", Some(&cookie), None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn rooms_invites_and_errors_map_to_statuses() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let created = server.call("POST", "/api/rooms", Some(&agent), None).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.json()["name"], "Collaboration Room");
+    let room = created.json()["id"].as_str().unwrap().to_owned();
+    let invites = format!("/api/rooms/{room}/invites");
+
+    let bad_email = json!({"channel": "email", "first_name": "Ada", "last_name": "Lovelace", "identifier": "ada@"});
+    let reply = server.call("POST", &invites, Some(&agent), Some(bad_email)).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid".to_owned())
+    );
+    assert_eq!(reply.json()["error"]["field"], "email");
+
+    let early_link = server
+        .call("POST", &invites, Some(&agent), Some(json!({"channel": "link"})))
+        .await;
+    assert_eq!(
+        (early_link.status, early_link.code()),
+        (StatusCode::CONFLICT, "not_allowed".to_owned())
+    );
+
+    let sms = json!({"channel": "sms", "first_name": "Ada", "last_name": "Lovelace", "identifier": "+447911123456"});
+    let reply = server.call("POST", &invites, Some(&agent), Some(sms)).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::CONFLICT, "sms_not_activated".to_owned())
+    );
+
+    let email =
+        json!({"channel": "email", "first_name": "Ada", "last_name": "Lovelace", "identifier": "ada@example.com"});
+    assert_eq!(
+        server.call("POST", &invites, Some(&agent), Some(email)).await.status,
+        StatusCode::CREATED
+    );
+    let view = server
+        .call("GET", &format!("/api/rooms/{room}"), Some(&agent), None)
+        .await
+        .json();
+    assert_eq!(view["name"], "Ada Lovelace");
+    assert_eq!(view["customer"]["email"], "ada@example.com");
+
+    let list = server
+        .call("GET", "/api/rooms?name=ada", Some(&agent), None)
+        .await
+        .json();
+    assert_eq!(list["rooms"][0]["id"], room.as_str());
+    let bad_search = server.call("GET", "/api/rooms?phone=12", Some(&agent), None).await;
+    assert_eq!(bad_search.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let unknown = server.call("GET", "/api/rooms/not-a-room", Some(&agent), None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    assert_eq!(
+        server
+            .call("POST", &format!("/api/rooms/{room}/close"), Some(&agent), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let closed = server
+        .call(
+            "POST",
+            &format!("/api/rooms/{room}/messages"),
+            Some(&agent),
+            Some(json!({"text": "hi"})),
+        )
+        .await;
+    assert_eq!(
+        (closed.status, closed.code()),
+        (StatusCode::CONFLICT, "room_closed".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let server = server_with(Some(RefuseAll)).await;
+    let agent = server.agent("ada", "secret").await;
+    let room = server.call("POST", "/api/rooms", Some(&agent), None).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let email =
+        json!({"channel": "email", "first_name": "Ada", "last_name": "Lovelace", "identifier": "ada@example.com"});
+    let reply = server
+        .call("POST", &format!("/api/rooms/{room}/invites"), Some(&agent), Some(email))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited".to_owned())
+    );
+    assert_eq!(reply.headers.get(header::RETRY_AFTER).unwrap(), "120");
+}
+
+#[tokio::test]
+async fn customers_reach_only_their_room_and_its_documents() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let (room, customer) = server.room_with_customer(&agent).await;
+    let (other_room, other_customer) = server.room_with_customer(&agent).await;
+
+    let posted = server
+        .call(
+            "POST",
+            &format!("/api/rooms/{room}/messages"),
+            Some(&customer),
+            Some(json!({"text": "hello"})),
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::CREATED);
+    assert_eq!(posted.json()["by"], "customer");
+    assert_eq!(
+        server.call("GET", "/api/rooms", Some(&customer), None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        server
+            .call("GET", &format!("/api/rooms/{other_room}/events"), Some(&customer), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let invite = server
+        .call(
+            "POST",
+            &format!("/api/rooms/{room}/invites"),
+            Some(&customer),
+            Some(json!({"channel": "link"})),
+        )
+        .await;
+    assert_eq!(invite.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        server.call("GET", "/api/dev/inbox", Some(&customer), None).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // A document of room A, asked for through room B by B's customer, and directly by B's customer.
+    let uploaded = server
+        .send(
+            "POST",
+            &format!("/api/rooms/{room}/documents?name=note.txt"),
+            Some(&customer),
+            Body::from("a note"),
+            "application/octet-stream",
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{:?}", uploaded.json());
+    let url = uploaded.json()["document"]["url"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server.call("GET", &url, Some(&other_customer), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let id = url.rsplit('/').next().unwrap();
+    let through_b = server
+        .call(
+            "GET",
+            &format!("/api/rooms/{other_room}/documents/{id}"),
+            Some(&other_customer),
+            None,
+        )
+        .await;
+    assert_eq!(through_b.status, StatusCode::NOT_FOUND);
+    let own = server.call("GET", &url, Some(&customer), None).await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert_eq!(own.body, b"a note");
+    assert_eq!(own.headers.get("x-content-type-options").unwrap(), "nosniff");
+    assert!(
+        own.headers
+            .get(header::CONTENT_DISPOSITION)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert!(
+        own.headers
+            .get(header::CONTENT_SECURITY_POLICY)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+}
+
+#[tokio::test]
+async fn uploads_are_sniffed_limited_and_served_by_range() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let (room, customer) = server.room_with_customer(&agent).await;
+    let upload = |name: &str, bytes: Vec<u8>| {
+        let uri = format!("/api/rooms/{room}/documents?name={name}");
+        let customer = customer.clone();
+        let server = &server;
+        async move {
+            server
+                .send(
+                    "POST",
+                    &uri,
+                    Some(&customer),
+                    Body::from(bytes),
+                    "application/octet-stream",
+                )
+                .await
+        }
+    };
+    let html = upload("photo.jpg", b"<html><script>alert(1)</script></html>".to_vec()).await;
+    assert_eq!(
+        (html.status, html.code()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".to_owned())
+    );
+    let big = upload("big.txt", vec![b'a'; 25 * 1024 * 1024 + 1]).await;
+    assert_eq!(
+        (big.status, big.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large".to_owned())
+    );
+    let empty = upload("empty.txt", Vec::new()).await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let text = upload("notes.txt", b"0123456789".to_vec()).await;
+    let url = text.json()["document"]["url"].as_str().unwrap().to_owned();
+    let ranged = server
+        .send("GET", &url, Some(&customer), Body::empty(), "text/plain")
+        .await;
+    assert_eq!(ranged.status, StatusCode::OK);
+    let mut request = Request::builder()
+        .uri(&url)
+        .header(header::COOKIE, &customer)
+        .header(header::RANGE, "bytes=2-4");
+    request = request.header(header::CONTENT_TYPE, "text/plain");
+    let response = server
+        .app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(response.headers().get(header::CONTENT_RANGE).unwrap(), "bytes 2-4/10");
+    let body = axum::body::to_bytes(response.into_body(), 100).await.unwrap();
+    assert_eq!(&body[..], b"234");
+    let past = Request::builder()
+        .uri(&url)
+        .header(header::COOKIE, &customer)
+        .header(header::RANGE, "bytes=10-")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        server.app.clone().oneshot(past).await.unwrap().status(),
+        StatusCode::RANGE_NOT_SATISFIABLE
+    );
+}
+
+#[tokio::test]
+async fn cross_origin_state_changes_are_refused() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/rooms")
+        .header(header::COOKIE, &agent)
+        .header(header::ORIGIN, "https://evil.example")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        server.app.clone().oneshot(request).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let same = Request::builder()
+        .method("POST")
+        .uri("/api/rooms")
+        .header(header::COOKIE, &agent)
+        .header(header::ORIGIN, ORIGIN)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        server.app.clone().oneshot(same).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn live_events_resume_from_last_event_id_without_gap_or_duplicate() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let (room, customer) = server.room_with_customer(&agent).await;
+    for i in 0..5 {
+        let body = json!({"text": format!("m{i}")});
+        server
+            .call("POST", &format!("/api/rooms/{room}/messages"), Some(&agent), Some(body))
+            .await;
+    }
+    let events = server
+        .call("GET", &format!("/api/rooms/{room}/events"), Some(&customer), None)
+        .await
+        .json();
+    let last = events.as_array().unwrap().last().unwrap()["seq"].as_u64().unwrap();
+    let resume_from = last - 3;
+    let request = Request::builder()
+        .uri(format!("/api/rooms/{room}/live"))
+        .header(header::COOKIE, &customer)
+        .header("last-event-id", resume_from.to_string())
+        .body(Body::empty())
+        .unwrap();
+    let response = server.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(
+        response.headers().get(header::CONTENT_TYPE).unwrap(),
+        "text/event-stream"
+    );
+    let mut body = response.into_body().into_data_stream();
+    let mut text = String::new();
+    let mut ids = Vec::new();
+    while ids.len() < 3 {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        ids = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("id: "))
+            .map(|id| id.parse::<u64>().unwrap())
+            .collect();
+    }
+    assert_eq!(ids, (resume_from + 1..=last).collect::<Vec<_>>());
+    assert!(!text.contains("ada@example"), "customers see no recipients");
+}
