@@ -29,6 +29,9 @@
 // A test kit reports a broken contract by panicking, like `assert!`.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+#[path = "test_files.rs"]
+pub mod files;
+
 /// Emits one `#[tokio::test]` per [`room_store`] check, each on a store from `$make().await`:
 /// anything that dereferences to the store (a `Box`, or a guard that also owns its temp dir).
 #[macro_export]

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use collab_core::document::*;
+use collab_core::testing::files::*;
 use collab_core::{DocumentKind, Error};
-use common::files::*;
 
 mod common;
 

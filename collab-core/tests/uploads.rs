@@ -15,8 +15,8 @@ use collab_core::blob::{BlobInfo, BlobMeta, ByteRange, Download, UploadStream};
 use collab_core::document::Disposition;
 use collab_core::memory::MemoryBlobStore;
 use collab_core::rooms::{RoomsConfig, Upload};
+use collab_core::testing::files::*;
 use collab_core::*;
-use common::files::*;
 use common::*;
 use futures_util::{StreamExt, stream};
 

@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use collab_core::*;
 
-pub mod files;
-
 pub const T0: Timestamp = Timestamp::from_unix_millis(1_795_857_000_000);
 pub const HOUR: Duration = Duration::from_secs(3600);
 pub const DAY: Duration = Duration::from_secs(86_400);

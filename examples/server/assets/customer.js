@@ -84,18 +84,22 @@ function openPdf(doc) {
   $("pdf-pages").textContent = `of ${doc.pages}`;
   $("pdf-page").max = doc.pages;
   $("pdf-page").value = 1;
-  $("pdf-frame").src = `${doc.url}#page=1`;
+  showPage(1);
   $("pdf-viewer").classList.remove("hidden");
 }
+// The viewer reads #page= when it loads the document: a fresh frame opens it at that page.
+function showPage(page) {
+  $("pdf-frame").replaceWith(el("iframe", { id: "pdf-frame", title: "PDF document", src: `${pdf.url}#page=${page}` }));
+}
+
 $("pdf-go").addEventListener("click", () => {
   const page = Math.min(Math.max(1, Number($("pdf-page").value) || 1), pdf.pages);
   $("pdf-page").value = page;
-  // A new fragment on the same document: the viewer scrolls to the page.
-  $("pdf-frame").src = `${pdf.url}#page=${page}`;
+  showPage(page);
 });
 $("pdf-done").addEventListener("click", () => {
   $("pdf-viewer").classList.add("hidden");
-  $("pdf-frame").src = "about:blank";
+  $("pdf-frame").replaceWith(el("iframe", { id: "pdf-frame", title: "PDF document" }));
 });
 
 start();

@@ -1,10 +1,9 @@
-//! Small real files built by hand for the document tests: PNG, JPEG, GIF, WebP, ZIP entries,
-//! PDFs.
-
-#![allow(clippy::unwrap_used)]
+//! Small real files built by hand, for tests of uploads: PNG, JPEG, GIF, WebP, ZIP entries,
+//! PDFs. Each is well-formed enough for the sniffing, dimension and page-count checks.
 
 use std::io::Write;
 
+/// The CRC-32 PNG chunks carry.
 pub fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in bytes {
@@ -20,6 +19,7 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
+/// The Adler-32 checksum that ends a zlib stream.
 pub fn adler32(bytes: &[u8]) -> u32 {
     let (mut a, mut b) = (1u32, 0u32);
     for &x in bytes {
@@ -29,8 +29,13 @@ pub fn adler32(bytes: &[u8]) -> u32 {
     (b << 16) | a
 }
 
+/// Appends a PNG chunk with its length and CRC.
 pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(data.len())
+            .expect("writing to a Vec cannot fail")
+            .to_be_bytes(),
+    );
     let start = out.len();
     out.extend_from_slice(kind);
     out.extend_from_slice(data);
@@ -40,6 +45,7 @@ pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 
 /// An RGB PNG, every pixel black. The IDAT holds the real rows only for small images; for huge
 /// claimed sizes it holds one row, which is enough for a header check.
+/// A PNG of `width` × `height` pixels (the header claims them; the data is minimal).
 pub fn png(width: u32, height: u32) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     let mut ihdr = Vec::new();
@@ -55,7 +61,7 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
     let raw = vec![0u8; (1 + 3 * width.min(100) as usize) * rows as usize];
     // zlib with one stored (uncompressed) block.
     let mut idat = vec![0x78, 0x01, 0x01];
-    let len = u16::try_from(raw.len()).unwrap();
+    let len = u16::try_from(raw.len()).expect("writing to a Vec cannot fail");
     idat.extend_from_slice(&len.to_le_bytes());
     idat.extend_from_slice(&(!len).to_le_bytes());
     idat.extend_from_slice(&raw);
@@ -66,6 +72,7 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
 }
 
 /// A baseline JPEG header (SOI, JFIF APP0, SOF0) and EOI: enough for sniffing and dimensions.
+/// The start of a JPEG of `width` × `height` pixels.
 pub fn jpeg(width: u16, height: u16) -> Vec<u8> {
     let mut out = vec![0xFF, 0xD8];
     out.extend_from_slice(&[0xFF, 0xE0, 0x00, 0x10]);
@@ -79,6 +86,7 @@ pub fn jpeg(width: u16, height: u16) -> Vec<u8> {
 }
 
 /// A GIF89a with one 1-bit-per-pixel image of the full size.
+/// A GIF header of `width` × `height` pixels.
 pub fn gif(width: u16, height: u16) -> Vec<u8> {
     let mut out = b"GIF89a".to_vec();
     out.extend_from_slice(&width.to_le_bytes());
@@ -93,6 +101,7 @@ pub fn gif(width: u16, height: u16) -> Vec<u8> {
 }
 
 /// A WebP container with a VP8X chunk, which carries the canvas size.
+/// A WebP header of `width` × `height` pixels.
 pub fn webp(width: u32, height: u32) -> Vec<u8> {
     let mut chunk = b"VP8X".to_vec();
     chunk.extend_from_slice(&10u32.to_le_bytes());
@@ -100,21 +109,32 @@ pub fn webp(width: u32, height: u32) -> Vec<u8> {
     chunk.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
     chunk.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
     let mut out = b"RIFF".to_vec();
-    out.extend_from_slice(&u32::try_from(4 + chunk.len()).unwrap().to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(4 + chunk.len())
+            .expect("writing to a Vec cannot fail")
+            .to_le_bytes(),
+    );
     out.extend_from_slice(b"WEBP");
     out.extend_from_slice(&chunk);
     out
 }
 
 /// A ZIP local file header for `name` holding `content` stored: how OOXML and ODF files start.
+/// A ZIP local file entry named `name`, as Office documents start.
 pub fn zip_entry(name: &str, content: &[u8]) -> Vec<u8> {
     let mut out = b"PK\x03\x04".to_vec();
     out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     out.extend_from_slice(&crc32(content).to_le_bytes());
-    let len = u32::try_from(content.len()).unwrap().to_le_bytes();
+    let len = u32::try_from(content.len())
+        .expect("writing to a Vec cannot fail")
+        .to_le_bytes();
     out.extend_from_slice(&len);
     out.extend_from_slice(&len);
-    out.extend_from_slice(&u16::try_from(name.len()).unwrap().to_le_bytes());
+    out.extend_from_slice(
+        &u16::try_from(name.len())
+            .expect("writing to a Vec cannot fail")
+            .to_le_bytes(),
+    );
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(content);
@@ -123,40 +143,55 @@ pub fn zip_entry(name: &str, content: &[u8]) -> Vec<u8> {
 
 /// A PDF of the given objects (numbered from 1, the first being the catalog) with a correct
 /// cross-reference table.
+/// A PDF of the given objects, with a correct cross-reference table.
 pub fn pdf(objects: &[String]) -> Vec<u8> {
     let mut out = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n".to_vec();
     let mut offsets = Vec::new();
     for (i, object) in objects.iter().enumerate() {
         offsets.push(out.len());
-        write!(out, "{} 0 obj\n{object}\nendobj\n", i + 1).unwrap();
+        write!(out, "{} 0 obj\n{object}\nendobj\n", i + 1).expect("writing to a Vec cannot fail");
     }
     let xref = out.len();
-    write!(out, "xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).unwrap();
+    write!(out, "xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).expect("writing to a Vec cannot fail");
     for offset in offsets {
-        writeln!(out, "{offset:010} 00000 n ").unwrap();
+        writeln!(out, "{offset:010} 00000 n ").expect("writing to a Vec cannot fail");
     }
     write!(
         out,
         "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
         objects.len() + 1
     )
-    .unwrap();
+    .expect("writing to a Vec cannot fail");
     out
 }
 
+/// A PDF stream object holding `content`.
 pub fn stream(content: &str) -> String {
     format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len())
 }
 
 /// A PDF of `pages` pages in one flat page tree.
+/// A valid PDF with `pages` pages.
 pub fn pdf_with_pages(pages: usize) -> Vec<u8> {
-    let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", i + 3)).collect();
+    // Objects: 1 catalog, 2 page tree, then the pages, their contents, and one font.
+    let page = |i: usize| i + 3;
+    let contents = |i: usize| pages + i + 3;
+    let font = 2 * pages + 3;
+    let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", page(i))).collect();
     let mut objects = vec![
         "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
         format!("<< /Type /Pages /Kids [{}] /Count {pages} >>", kids.join(" ")),
     ];
-    for _ in 0..pages {
-        objects.push("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>".to_owned());
+    for i in 0..pages {
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R \
+             /Resources << /Font << /F1 {font} 0 R >> >> >>",
+            contents(i)
+        ));
     }
+    for i in 0..pages {
+        objects.push(stream(&format!("BT /F1 64 Tf 72 650 Td (Page {}) Tj ET", i + 1)));
+    }
+    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned());
     pdf(&objects)
 }
