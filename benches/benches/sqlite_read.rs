@@ -146,6 +146,26 @@ fn latest_50(c: &mut Criterion) {
             rows.count()
         })
     });
+    group.bench_function("raw_query_and_decode", |b| {
+        b.iter(|| {
+            let mut statement = fixture(
+                raw.prepare_cached("SELECT data FROM events WHERE room = ?1 ORDER BY seq DESC LIMIT 50")
+                    .map_err(|e| Error::backend("sqlite", e)),
+            );
+            let rows = fixture(
+                statement
+                    .query_map([room.as_u128().to_be_bytes()], |row| row.get::<_, String>(0))
+                    .map_err(|e| Error::backend("sqlite", e)),
+            );
+            rows.map(|row| {
+                fixture(
+                    serde_json::from_str::<collab_core::Event>(&fixture(row.map_err(|e| Error::backend("sqlite", e))))
+                        .map_err(|e| Error::backend("json", e)),
+                )
+            })
+            .count()
+        })
+    });
     group.bench_function("store_latest_events", |b| {
         b.iter(|| rt.block_on(async { fixture(store.latest_events(room, 50).await).len() }))
     });

@@ -41,28 +41,37 @@ impl Readers {
         query: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let pool = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = match pool.idle().pop() {
-                Some(conn) => conn,
-                None => {
-                    let conn = schema::connect(&pool.path, &pool.config)?;
-                    conn.execute_batch("PRAGMA query_only = ON").map_err(sqlite)?;
-                    conn
-                }
-            };
-            let result = query(&conn);
-            let mut idle = pool.idle();
-            if idle.len() < pool.config.readers {
-                idle.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(|e| Error::backend("sqlite", e))?
+        tokio::task::spawn_blocking(move || pool.with_connection(query))
+            .await
+            .map_err(|e| Error::backend("sqlite", e))?
+    }
+
+    /// Runs `query` right here, on the calling task's thread. Only for indexed lookups that
+    /// read a bounded handful of rows (tens of microseconds): handing those to a blocking thread
+    /// costs more than the query itself.
+    pub(crate) fn run_inline<T>(&self, query: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        self.shared.with_connection(query)
     }
 }
 
 impl Pool {
+    fn with_connection<T>(&self, query: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        let conn = match self.idle().pop() {
+            Some(conn) => conn,
+            None => {
+                let conn = schema::connect(&self.path, &self.config)?;
+                conn.execute_batch("PRAGMA query_only = ON").map_err(sqlite)?;
+                conn
+            }
+        };
+        let result = query(&conn);
+        let mut idle = self.idle();
+        if idle.len() < self.config.readers {
+            idle.push(conn);
+        }
+        result
+    }
+
     fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
         self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -158,14 +167,19 @@ pub(crate) fn list_rooms(conn: &Connection, tenant: &TenantId, query: &RoomQuery
         values.push(Value::Text(email.as_str().to_owned()));
     }
     if let Some(prefix) = query.normalized_name_prefix() {
-        sql.push_str(
-            " AND ((first_lc >= ? AND first_lc < ?) OR (last_lc >= ? AND last_lc < ?) \
-                   OR (full_lc >= ? AND full_lc < ?))",
-        );
-        for _ in 0..3 {
+        // One indexed range per name column; an OR of the three would let the planner walk
+        // the whole tenant in date order instead, which is slow when few names match.
+        sql.push_str(" AND rowid IN (");
+        for (i, column) in ["first_lc", "last_lc", "full_lc"].into_iter().enumerate() {
+            if i > 0 {
+                sql.push_str(" UNION ");
+            }
+            sql.push_str(&format!("SELECT rowid FROM rooms WHERE tenant = ? AND {column} >= ? AND {column} < ?"));
+            values.push(Value::Text(tenant.as_str().to_owned()));
             values.push(Value::Text(prefix.clone()));
             values.push(Value::Text(prefix_end(&prefix)));
         }
+        sql.push(')');
     }
     if let Some(after) = query.after {
         sql.push_str(" AND (created_at, room) < (?, ?)");
