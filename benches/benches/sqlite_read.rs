@@ -163,7 +163,8 @@ fn latest_50(c: &mut Criterion) {
                         .map_err(|e| Error::backend("json", e)),
                 )
             })
-            .count()
+            .collect::<Vec<_>>()
+            .len()
         })
     });
     group.bench_function("store_latest_events", |b| {

@@ -175,19 +175,27 @@ impl RoomStore for SqliteRoomStore {
     }
 
     async fn read_events(&self, room: RoomId, after: Seq, limit: usize) -> Result<Vec<Event>, Error> {
+        if limit <= INLINE_READ_LIMIT {
+            return self
+                .readers
+                .run_inline(|conn| read::events_after(conn, room, after, limit));
+        }
         self.readers
             .run(move |conn| read::events_after(conn, room, after, limit))
             .await
     }
 
     async fn latest_events(&self, room: RoomId, limit: usize) -> Result<Vec<Event>, Error> {
+        if limit <= INLINE_READ_LIMIT {
+            return self.readers.run_inline(|conn| read::latest_events(conn, room, limit));
+        }
         self.readers
             .run(move |conn| read::latest_events(conn, room, limit))
             .await
     }
 
     async fn room_summary(&self, room: RoomId) -> Result<Option<RoomSummary>, Error> {
-        self.readers.run(move |conn| read::summary(conn, room)).await
+        self.readers.run_inline(|conn| read::summary(conn, room))
     }
 
     async fn list_rooms(&self, tenant: &TenantId, query: &RoomQuery) -> Result<RoomPage, Error> {

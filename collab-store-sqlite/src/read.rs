@@ -148,8 +148,29 @@ fn prefix_end(prefix: &str) -> String {
 }
 
 pub(crate) fn list_rooms(conn: &Connection, tenant: &TenantId, query: &RoomQuery) -> Result<RoomPage, Error> {
-    let mut sql = String::from("SELECT summary FROM rooms WHERE tenant = ?");
-    let mut values: Vec<Value> = vec![Value::Text(tenant.as_str().to_owned())];
+    let mut values: Vec<Value> = Vec::new();
+    let mut sql = String::new();
+    if let Some(prefix) = query.normalized_name_prefix() {
+        // The rooms whose names match first, one indexed range per name column, and only then
+        // the date order: an OR of the three would let the planner walk the whole tenant in
+        // date order, which is slow when few names match. CROSS JOIN keeps that order.
+        sql.push_str("WITH matches (id) AS (");
+        for (i, column) in ["first_lc", "last_lc", "full_lc"].into_iter().enumerate() {
+            if i > 0 {
+                sql.push_str(" UNION ");
+            }
+            sql.push_str(&format!(
+                "SELECT rowid FROM rooms WHERE tenant = ? AND {column} >= ? AND {column} < ?"
+            ));
+            values.push(Value::Text(tenant.as_str().to_owned()));
+            values.push(Value::Text(prefix.clone()));
+            values.push(Value::Text(prefix_end(&prefix)));
+        }
+        sql.push_str(") SELECT summary FROM matches CROSS JOIN rooms ON rooms.rowid = matches.id WHERE tenant = ?");
+    } else {
+        sql.push_str("SELECT summary FROM rooms WHERE tenant = ?");
+    }
+    values.push(Value::Text(tenant.as_str().to_owned()));
     if let Some(agent) = &query.agent {
         sql.push_str(" AND agent = ?");
         values.push(Value::Text(agent.as_str().to_owned()));
@@ -165,21 +186,6 @@ pub(crate) fn list_rooms(conn: &Connection, tenant: &TenantId, query: &RoomQuery
     if let Some(email) = &query.email {
         sql.push_str(" AND email = ?");
         values.push(Value::Text(email.as_str().to_owned()));
-    }
-    if let Some(prefix) = query.normalized_name_prefix() {
-        // One indexed range per name column; an OR of the three would let the planner walk
-        // the whole tenant in date order instead, which is slow when few names match.
-        sql.push_str(" AND rowid IN (");
-        for (i, column) in ["first_lc", "last_lc", "full_lc"].into_iter().enumerate() {
-            if i > 0 {
-                sql.push_str(" UNION ");
-            }
-            sql.push_str(&format!("SELECT rowid FROM rooms WHERE tenant = ? AND {column} >= ? AND {column} < ?"));
-            values.push(Value::Text(tenant.as_str().to_owned()));
-            values.push(Value::Text(prefix.clone()));
-            values.push(Value::Text(prefix_end(&prefix)));
-        }
-        sql.push(')');
     }
     if let Some(after) = query.after {
         sql.push_str(" AND (created_at, room) < (?, ?)");
