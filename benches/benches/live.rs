@@ -9,15 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use collab_benches::{agent, fixture, service_with_room};
+use collab_benches::{agent, fixture, messages_after, new_room, service_with_room};
 use collab_core::memory::MemoryRoomStore;
 use collab_core::rooms::Rooms;
 use collab_core::store::Append;
 use collab_core::transport::{InProcessTransport, Transport};
-use collab_core::{
-    Actor, AgentId, Clock, Command, Context, Event, Policy, RoomId, RoomState, RoomStore, Seq, SystemClock, TenantId,
-    create_room, decide,
-};
+use collab_core::{Actor, Event, RoomId, RoomStore, Seq};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::StreamExt;
 use tokio::sync::{Notify, broadcast};
@@ -34,33 +31,10 @@ fn runtime() -> tokio::runtime::Runtime {
     )
 }
 
-/// `count` chat messages that follow `state`, decided but not stored.
-fn messages_after(mut state: RoomState, count: usize) -> Vec<Event> {
-    let policy = Policy::default();
-    let actor = agent();
-    let mut events = Vec::new();
-    for i in 0..count {
-        let command = Command::PostMessage {
-            text: format!("message {i}"),
-            client_key: None,
-        };
-        let ctx = Context {
-            now: SystemClock.now(),
-            actor: &actor,
-            policy: &policy,
-        };
-        for event in fixture(decide(&state, &command, &ctx)) {
-            state.apply(&event);
-            events.push(event);
-        }
-    }
-    events
-}
-
 /// Stores `count` more messages in `room` and returns them.
 async fn store_messages(store: &MemoryRoomStore, room: RoomId, count: usize) -> Vec<Event> {
     let state = fixture(store.load_room(room).await).unwrap_or_else(|| panic!("the room exists"));
-    let events = messages_after(state.clone(), count);
+    let events = messages_after(&mut state.clone(), count);
     fixture(store.append(fixture(Append::new(Some(&state), events.clone()))).await);
     events
 }
@@ -147,14 +121,8 @@ async fn raw(receivers: usize) -> Duration {
     while ready.load(Ordering::Relaxed) < receivers {
         tokio::task::yield_now().await;
     }
-    let created = create_room(
-        RoomId::from_u128(1),
-        fixture(TenantId::new("bench")),
-        fixture(AgentId::new("agent")),
-        SystemClock.now(),
-    );
-    let state = fixture(RoomState::replay([&created])).unwrap_or_else(|| panic!("the room exists"));
-    let events: Vec<Arc<Event>> = messages_after(state, EVENTS).into_iter().map(Arc::new).collect();
+    let (_, mut state) = new_room(1);
+    let events: Vec<Arc<Event>> = messages_after(&mut state, EVENTS).into_iter().map(Arc::new).collect();
     let started = Instant::now();
     for event in &events {
         let _ = sender.send(event.clone());

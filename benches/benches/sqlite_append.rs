@@ -9,12 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use collab_benches::{agent, fixture, percentile, runtime};
+use collab_benches::{fixture, messages_after, new_room, percentile, runtime};
 use collab_core::store::Append;
-use collab_core::{
-    AgentId, Clock, Command, Context, Error, Event, Policy, RoomId, RoomState, RoomStore, SystemClock, TenantId,
-    create_room, decide,
-};
+use collab_core::{Error, Event, RoomState, RoomStore};
 use collab_store_sqlite::SqliteRoomStore;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -23,19 +20,10 @@ const WRITERS: usize = 64;
 /// Appends per writer per measured iteration.
 const PER_WRITER: usize = 50;
 
-fn message(state: &RoomState, i: usize) -> Append {
-    let policy = Policy::default();
-    let actor = agent();
-    let command = Command::PostMessage {
-        text: format!("Message number {i}: could you please send me the signed form?"),
-        client_key: None,
-    };
-    let ctx = Context {
-        now: SystemClock.now(),
-        actor: &actor,
-        policy: &policy,
-    };
-    fixture(Append::new(Some(state), fixture(decide(state, &command, &ctx))))
+/// The append of one message after `state`.
+fn message(state: &RoomState) -> Append {
+    let events = messages_after(&mut state.clone(), 1);
+    fixture(Append::new(Some(state), events))
 }
 
 /// A store with `ROOMS` rooms, and their states.
@@ -43,15 +31,9 @@ async fn store_with_rooms(path: &std::path::Path) -> (SqliteRoomStore, Vec<RoomS
     let store = fixture(SqliteRoomStore::open(path).await);
     let mut states = Vec::with_capacity(ROOMS);
     for i in 0..ROOMS {
-        let created = create_room(
-            RoomId::from_u128(i as u128 + 1),
-            fixture(TenantId::new("bench")),
-            fixture(AgentId::new("agent")),
-            SystemClock.now(),
-        );
-        let append = fixture(Append::new(None, vec![created]));
-        fixture(store.append(append.clone()).await);
-        states.push(fixture(RoomState::replay(&append.events)).unwrap_or_else(|| panic!("room exists")));
+        let (created, state) = new_room(i as u128 + 1);
+        fixture(store.append(fixture(Append::new(None, vec![created]))).await);
+        states.push(state);
     }
     (store, states)
 }
@@ -72,7 +54,7 @@ async fn appends(store: &SqliteRoomStore, states: Vec<RoomState>) -> (Vec<RoomSt
                 let mut latencies = Vec::with_capacity(PER_WRITER);
                 for i in 0..PER_WRITER {
                     let slot = i % share.len();
-                    let append = message(&share[slot], i);
+                    let append = message(&share[slot]);
                     let sent = Instant::now();
                     fixture(store.append(append.clone()).await);
                     latencies.push(sent.elapsed());
@@ -140,14 +122,8 @@ fn raw_inserts(
 
 /// One event row as our store writes it.
 fn sample_row() -> String {
-    let created = create_room(
-        RoomId::from_u128(1),
-        fixture(TenantId::new("bench")),
-        fixture(AgentId::new("agent")),
-        SystemClock.now(),
-    );
-    let state = fixture(RoomState::replay([&created])).unwrap_or_else(|| panic!("room exists"));
-    let event: &Event = &message(&state, 7).events[0];
+    let (_, state) = new_room(1);
+    let event: &Event = &message(&state).events[0];
     fixture(serde_json::to_string(event).map_err(|e| Error::backend("json", e)))
 }
 

@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use collab_benches::{agent, fixture, percentile, runtime};
+use collab_benches::{agent, fixture, messages_after, new_room, percentile, runtime};
 use collab_core::store::{Append, RoomQuery};
 use collab_core::{
-    AgentId, Channel, Clock, Command, Context, EmailAddress, Error, InviteCommand, InviteId, PersonName, Policy,
-    Recipient, RoomId, RoomState, RoomStore, SystemClock, TenantId, create_room, decide,
+    Channel, Clock, Command, Context, EmailAddress, Error, InviteCommand, InviteId, PersonName, Policy, Recipient,
+    RoomId, RoomStore, SystemClock, TenantId, decide,
 };
 use collab_store_sqlite::SqliteRoomStore;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -24,48 +24,17 @@ fn tenant() -> TenantId {
     fixture(TenantId::new("bench"))
 }
 
-fn new_room(id: u128) -> RoomState {
-    let created = create_room(
-        RoomId::from_u128(id),
-        tenant(),
-        fixture(AgentId::new("agent")),
-        SystemClock.now(),
-    );
-    fixture(RoomState::replay([&created])).unwrap_or_else(|| panic!("room exists"))
-}
-
 /// A new room with `messages` chat messages, in one append.
 fn room_with_messages(id: u128, messages: usize) -> Append {
-    let mut state = new_room(id);
-    let mut events = vec![create_room(
-        state.room(),
-        tenant(),
-        fixture(AgentId::new("agent")),
-        state.created_at(),
-    )];
-    let policy = Policy::default();
-    let actor = agent();
-    for i in 0..messages {
-        let command = Command::PostMessage {
-            text: format!("Message {i} with a little text in it"),
-            client_key: None,
-        };
-        let ctx = Context {
-            now: SystemClock.now(),
-            actor: &actor,
-            policy: &policy,
-        };
-        for event in fixture(decide(&state, &command, &ctx)) {
-            state.apply(&event);
-            events.push(event);
-        }
-    }
+    let (created, mut state) = new_room(id);
+    let mut events = vec![created];
+    events.extend(messages_after(&mut state, messages));
     fixture(Append::new(None, events))
 }
 
 /// A room created and its customer invited by email, in one append.
 fn room_with_customer(id: u128, first: &str, last: &str) -> Append {
-    let state = new_room(id);
+    let (created, state) = new_room(id);
     let policy = Policy::default();
     let actor = agent();
     let invite = Command::Invite(InviteCommand {
@@ -82,12 +51,7 @@ fn room_with_customer(id: u128, first: &str, last: &str) -> Append {
         actor: &actor,
         policy: &policy,
     };
-    let mut events = vec![create_room(
-        state.room(),
-        tenant(),
-        fixture(AgentId::new("agent")),
-        state.created_at(),
-    )];
+    let mut events = vec![created];
     events.extend(fixture(decide(&state, &invite, &ctx)));
     fixture(Append::new(None, events))
 }

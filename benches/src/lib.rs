@@ -54,3 +54,40 @@ pub fn percentile(sorted: &[std::time::Duration], p: usize) -> std::time::Durati
     }
     sorted[(sorted.len() - 1) * p / 100]
 }
+
+/// The first event of bench room `id`, opened by [`agent`] now, and the room's state.
+pub fn new_room(id: u128) -> (collab_core::Event, collab_core::RoomState) {
+    use collab_core::Clock;
+    let created = collab_core::create_room(
+        RoomId::from_u128(id),
+        fixture(TenantId::new("bench")),
+        fixture(AgentId::new("agent")),
+        collab_core::SystemClock.now(),
+    );
+    let state = fixture(collab_core::RoomState::replay([&created])).unwrap_or_else(|| panic!("the room exists"));
+    (created, state)
+}
+
+/// `count` chat messages by [`agent`] after `state`, decided and applied to it (not stored).
+pub fn messages_after(state: &mut collab_core::RoomState, count: usize) -> Vec<collab_core::Event> {
+    use collab_core::Clock;
+    let policy = collab_core::Policy::default();
+    let actor = agent();
+    let mut events = Vec::with_capacity(count);
+    for i in 0..count {
+        let command = collab_core::Command::PostMessage {
+            text: format!("Message {i}: could you please send me the signed form?"),
+            client_key: None,
+        };
+        let ctx = collab_core::Context {
+            now: collab_core::SystemClock.now(),
+            actor: &actor,
+            policy: &policy,
+        };
+        for event in fixture(collab_core::decide(state, &command, &ctx)) {
+            state.apply(&event);
+            events.push(event);
+        }
+    }
+    events
+}

@@ -329,51 +329,33 @@ async fn the_dispatcher_backs_off_exponentially_and_honours_retry_after() {
     let calls: Arc<Mutex<Vec<tokio::time::Instant>>> = Arc::default();
     let mut provider = MockProvider::new();
     let mut sequence = mockall::Sequence::new();
-    let record = |calls: &Arc<Mutex<Vec<tokio::time::Instant>>>| {
-        let calls = calls.clone();
-        move || calls.lock().unwrap().push(tokio::time::Instant::now())
-    };
-    let first = record(&calls);
-    provider
-        .expect_send()
-        .times(1)
-        .in_sequence(&mut sequence)
-        .returning(move |_| {
-            first();
-            Err(NotifyError::transient("busy"))
-        });
-    let second = record(&calls);
-    provider
-        .expect_send()
-        .times(1)
-        .in_sequence(&mut sequence)
-        .returning(move |_| {
-            second();
-            Err(NotifyError::transient("busy"))
-        });
-    let third = record(&calls);
-    provider
-        .expect_send()
-        .times(1)
-        .in_sequence(&mut sequence)
-        .returning(move |_| {
-            third();
+    // The provider's answers, in order: busy, busy, rate limited for 300 s, accepted.
+    let answers: [fn() -> Result<Receipt, NotifyError>; 4] = [
+        || Err(NotifyError::transient("busy")),
+        || Err(NotifyError::transient("busy")),
+        || {
             Err(NotifyError::Transient {
                 retry_after: Some(Duration::from_secs(300)),
                 source: "rate limited".into(),
             })
-        });
-    let fourth = record(&calls);
-    provider
-        .expect_send()
-        .times(1)
-        .in_sequence(&mut sequence)
-        .returning(move |_| {
-            fourth();
+        },
+        || {
             Ok(Receipt {
                 provider_id: Some("SM123".into()),
             })
-        });
+        },
+    ];
+    for answer in answers {
+        let calls = calls.clone();
+        provider
+            .expect_send()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(move |_| {
+                calls.lock().unwrap().push(tokio::time::Instant::now());
+                answer()
+            });
+    }
 
     let rooms = Rooms::builder()
         .clock(TokioClock {

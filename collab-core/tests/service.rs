@@ -573,13 +573,19 @@ impl RoomStore for Interleaving {
     }
 }
 
+impl Interleaving {
+    fn new(ghost_idle_room: bool) -> Arc<Self> {
+        Arc::new(Self {
+            inner: memory::MemoryRoomStore::new(),
+            conflicts: AtomicUsize::new(0),
+            ghost_idle_room,
+        })
+    }
+}
+
 #[tokio::test]
 async fn concurrent_posters_all_land_through_conflict_retries() {
-    let store = Arc::new(Interleaving {
-        inner: memory::MemoryRoomStore::new(),
-        conflicts: AtomicUsize::new(0),
-        ghost_idle_room: false,
-    });
+    let store = Interleaving::new(false);
     let config = rooms::RoomsConfig::default().with_max_conflict_retries(100).unwrap();
     let rooms = rooms::Rooms::builder().room_store(store.clone()).config(config).build();
     let room = rooms.create_room(&agent()).await.expect("create").room;
@@ -650,11 +656,7 @@ async fn the_sweep_times_out_idle_rooms_and_a_reinvite_reopens_them() {
 
 #[tokio::test]
 async fn one_failing_room_does_not_stop_the_sweep() {
-    let store = Arc::new(Interleaving {
-        inner: memory::MemoryRoomStore::new(),
-        conflicts: AtomicUsize::new(0),
-        ghost_idle_room: true,
-    });
+    let store = Interleaving::new(true);
     let clock = Arc::new(ManualClock::new(T0));
     let rooms = rooms::Rooms::builder()
         .room_store(store.clone())
