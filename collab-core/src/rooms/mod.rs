@@ -796,6 +796,12 @@ impl Rooms {
         }
     }
 
+    /// The status of `state` now: an active room past its inactivity timeout counts as timed out
+    /// before any sweep records it (the state's own `status()` is the recorded one).
+    pub fn current_status(&self, state: &RoomState) -> crate::RoomStatus {
+        state.status_at(self.inner.clock.now(), self.policy())
+    }
+
     /// The room as `actor` may see it: name, status, customer information, invites, documents.
     pub async fn room(&self, actor: &Actor, room: RoomId) -> Result<RoomState, Error> {
         self.readable(actor, room, Operation::Read).await

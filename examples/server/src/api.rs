@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use collab_core::blob::ByteRange;
 use collab_core::rooms::{InviteRequest, TimelineQuery, Upload};
 use collab_core::store::{RoomCursor, RoomQuery};
-use collab_core::{Actor, Channel, Clock, DocumentId, EmailAddress, Error, PhoneNumber, RoomId, Seq, SystemClock};
+use collab_core::{Actor, Channel, DocumentId, EmailAddress, Error, PhoneNumber, RoomId, Seq};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -158,7 +158,7 @@ pub async fn list_rooms(
 
 async fn room_view(state: &AppState, actor: &Actor, room: RoomId) -> ApiResult<RoomView> {
     let room_state = state.rooms.room(actor, room).await?;
-    let status = room_state.status_at(SystemClock.now(), state.rooms.config().policy());
+    let status = state.rooms.current_status(&room_state);
     Ok(RoomView::new(
         &room_state,
         status,

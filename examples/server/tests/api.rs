@@ -14,7 +14,7 @@ use axum::http::{Request, StatusCode, header};
 use collab_core::guard::{InviteAttempt, InviteGuard};
 use collab_core::notify::RecordingNotifier;
 use collab_core::rooms::Rooms;
-use collab_core::{Error, TenantId};
+use collab_core::{Error, ManualClock, TenantId, Timestamp};
 use collab_server::auth::Agents;
 use collab_server::{AppState, Shared, app};
 use collab_store_sqlite::SqliteRoomStore;
@@ -42,10 +42,18 @@ impl InviteGuard for RefuseAll {
 }
 
 async fn server_with(guard: Option<RefuseAll>) -> Server {
+    server_on(
+        guard,
+        Arc::new(ManualClock::new(Timestamp::from(std::time::SystemTime::now()))),
+    )
+    .await
+}
+
+async fn server_on(guard: Option<RefuseAll>, clock: Arc<ManualClock>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteRoomStore::open(dir.path().join("rooms.db")).await.unwrap();
     let inbox = Arc::new(RecordingNotifier::new());
-    let mut builder = Rooms::builder().room_store(store).email(inbox.clone());
+    let mut builder = Rooms::builder().room_store(store).email(inbox.clone()).clock(clock);
     if let Some(guard) = guard {
         builder = builder.invite_guard(guard);
     }
@@ -542,4 +550,34 @@ async fn live_events_resume_from_last_event_id_without_gap_or_duplicate() {
     }
     assert_eq!(ids, (resume_from + 1..=last).collect::<Vec<_>>());
     assert!(!text.contains("ada@example"), "customers see no recipients");
+}
+
+#[tokio::test]
+async fn a_timed_out_room_is_read_only_for_the_customer() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from(std::time::SystemTime::now())));
+    let server = server_on(None, clock.clone()).await;
+    let agent = server.agent("ada", "secret").await;
+    let (room, customer) = server.room_with_customer(&agent).await;
+    clock.advance(Duration::from_secs(91 * 24 * 3600));
+    let view = server
+        .call("GET", &format!("/api/rooms/{room}"), Some(&customer), None)
+        .await
+        .json();
+    assert_eq!(view["status"], "timed_out");
+    let post = server
+        .call(
+            "POST",
+            &format!("/api/rooms/{room}/messages"),
+            Some(&customer),
+            Some(json!({"text": "hello?"})),
+        )
+        .await;
+    assert_eq!(
+        (post.status, post.code()),
+        (StatusCode::CONFLICT, "room_timed_out".to_owned())
+    );
+    let events = server
+        .call("GET", &format!("/api/rooms/{room}/events"), Some(&customer), None)
+        .await;
+    assert_eq!(events.status, StatusCode::OK, "still readable");
 }
