@@ -228,6 +228,8 @@ impl S3Config {
 }
 
 #[cfg(test)]
+// Tests fail by panicking.
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
