@@ -91,3 +91,66 @@ pub fn messages_after(state: &mut collab_core::RoomState, count: usize) -> Vec<c
     }
     events
 }
+
+/// Blob store fixtures: the stores the blob benches compare, and upload streams.
+pub mod blobs {
+    use bytes::Bytes;
+    use collab_core::blob::{BlobKey, UploadStream};
+    use collab_core::{DocumentId, RoomId, TenantId};
+    use collab_store_s3::test_server::TestS3Server;
+    use collab_store_s3::{Durability, ObjectBlobStore};
+    use futures_util::stream;
+
+    use super::fixture;
+
+    /// The size of the chunks an upload stream yields, like the frames of an HTTP body.
+    pub const CHUNK: usize = 64 * 1024;
+
+    /// A store on local files in a temp dir (the default durability: each upload fsynced).
+    pub fn local_store() -> (ObjectBlobStore, tempfile::TempDir) {
+        let dir = fixture(tempfile::tempdir().map_err(|e| collab_core::Error::backend("temp dir", e)));
+        let store = fixture(fixture(ObjectBlobStore::local(dir.path(), Durability::Synced)).build());
+        (store, dir)
+    }
+
+    /// A store on an S3 server started in this process over a temp dir.
+    pub async fn s3_store() -> (ObjectBlobStore, TestS3Server, tempfile::TempDir) {
+        let dir = fixture(tempfile::tempdir().map_err(|e| collab_core::Error::backend("temp dir", e)));
+        let server = fixture(
+            TestS3Server::start(dir.path())
+                .await
+                .map_err(|e| collab_core::Error::backend("S3 server", e)),
+        );
+        let store = fixture(fixture(ObjectBlobStore::s3(&server.config())).build());
+        (store, server, dir)
+    }
+
+    /// The key of document `n` in the benches' room.
+    pub fn key(n: u128) -> BlobKey {
+        BlobKey::for_document(
+            &fixture(TenantId::new("bench")),
+            RoomId::from_u128(1),
+            DocumentId::from_u128(n),
+        )
+    }
+
+    /// `data` as an upload stream of [`CHUNK`]-byte slices (no copy).
+    pub fn slices(data: &Bytes) -> UploadStream {
+        let data = data.clone();
+        let chunks = (0..data.len().div_ceil(CHUNK)).map(move |i| {
+            let end = ((i + 1) * CHUNK).min(data.len());
+            Ok(data.slice(i * CHUNK..end))
+        });
+        Box::pin(stream::iter(chunks))
+    }
+
+    /// `len` bytes as an upload stream of freshly allocated [`CHUNK`]-byte chunks, as a
+    /// server reading a request body would make them.
+    pub fn fresh_chunks(len: usize) -> UploadStream {
+        let chunks = (0..len.div_ceil(CHUNK)).map(move |i| {
+            let size = CHUNK.min(len - i * CHUNK);
+            Ok(Bytes::from(vec![(i % 251) as u8; size]))
+        });
+        Box::pin(stream::iter(chunks))
+    }
+}

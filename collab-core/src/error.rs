@@ -83,6 +83,16 @@ pub enum Error {
         /// What it cannot do.
         capability: &'static str,
     },
+    /// A backend refused the library's own credentials: wrong, expired, or lacking a permission
+    /// (500/503). A fault of the deployment, not of the caller: tell an operator, not the user.
+    #[error("{backend} refused the configured credentials: {source}")]
+    BackendCredentials {
+        /// The backend that refused them.
+        backend: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: BoxError,
+    },
     /// A backend (database, object store, network) failed (500/503).
     #[error("{backend} failed: {source}")]
     Backend {
