@@ -1,5 +1,5 @@
 //! `cargo run -p collab-server`: the example host on 127.0.0.1:8080, with its data in
-//! `./collab-data` (SQLite for rooms, files for documents). Settings come from flags or the
+//! `./collab-data` (SQLite for rooms, `documents/` for documents). Settings come from flags or the
 //! environment; `--help` lists them.
 
 use std::collections::HashMap;
@@ -12,6 +12,7 @@ use collab_core::rooms::{Rooms, RoomsConfig};
 use collab_core::{Error, TenantId};
 use collab_server::auth::Agents;
 use collab_server::{AppState, Shared, app};
+use collab_store_s3::{Durability, ObjectBlobStore};
 use collab_store_sqlite::SqliteRoomStore;
 
 const HELP: &str = "\
@@ -21,6 +22,8 @@ Flags (or environment variables):
   --addr ADDR        where to listen (COLLAB_ADDR), default 127.0.0.1:8080
   --data DIR         where rooms and documents are kept (COLLAB_DATA), default ./collab-data
   --base-url URL     the public URL in invite links (COLLAB_BASE_URL), default http://ADDR
+  --documents URL    where documents go (COLLAB_DOCUMENTS): file:///path, s3://bucket/prefix
+                     (settings from AWS_* variables), memory://; default DIR/documents
   --agents LIST      agents as id:password,id:password (COLLAB_AGENTS),
                      default one dev agent: agent@example.com:dev
 ";
@@ -30,6 +33,7 @@ struct Settings {
     addr: String,
     data: PathBuf,
     base_url: Option<String>,
+    documents: Option<String>,
     agents: String,
 }
 
@@ -40,6 +44,7 @@ fn settings() -> Result<Settings, String> {
         addr: env("COLLAB_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
         data: env("COLLAB_DATA").map_or_else(|| PathBuf::from("collab-data"), PathBuf::from),
         base_url: env("COLLAB_BASE_URL"),
+        documents: env("COLLAB_DOCUMENTS"),
         agents: env("COLLAB_AGENTS").unwrap_or_else(|| "agent@example.com:dev".to_owned()),
     };
     while let Some(flag) = args.next() {
@@ -48,6 +53,7 @@ fn settings() -> Result<Settings, String> {
             "--addr" => settings.addr = value()?,
             "--data" => settings.data = PathBuf::from(value()?),
             "--base-url" => settings.base_url = Some(value()?),
+            "--documents" => settings.documents = Some(value()?),
             "--agents" => settings.agents = value()?,
             "-h" | "--help" => return Err(HELP.to_owned()),
             other => return Err(format!("unknown flag {other}\n\n{HELP}")),
@@ -96,12 +102,21 @@ async fn run() -> Result<(), String> {
     let store = SqliteRoomStore::open(settings.data.join("rooms.db"))
         .await
         .map_err(fail("rooms database"))?;
+    let documents = match &settings.documents {
+        Some(url) => ObjectBlobStore::from_url(url).map_err(fail("documents"))?,
+        None => {
+            ObjectBlobStore::local(settings.data.join("documents"), Durability::Synced).map_err(fail("documents"))?
+        }
+    }
+    .build()
+    .map_err(fail("documents"))?;
     let inbox = Arc::new(RecordingNotifier::new());
     let config = RoomsConfig::default()
         .with_base_url(&base_url)
         .map_err(fail("base URL"))?;
     let rooms = Rooms::builder()
         .room_store(store)
+        .blob_store(documents)
         .email(inbox.clone())
         .config(config)
         .build();
@@ -138,6 +153,10 @@ async fn run() -> Result<(), String> {
         println!("  sign in as {id} with password {password:?} (set --agents to change)");
     }
     println!("  data in {}", settings.data.display());
+    println!(
+        "  documents in {}",
+        settings.documents.as_deref().unwrap_or("the data folder's documents/")
+    );
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -21,6 +21,7 @@ use collab_core::rooms::{Rooms, RoomsConfig};
 use collab_core::testing::files::{pdf_with_pages, png};
 use collab_server::auth::Agents;
 use collab_server::{AppState, Shared, app};
+use collab_store_s3::{Durability, ObjectBlobStore};
 use collab_store_sqlite::SqliteRoomStore;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
@@ -157,8 +158,13 @@ async fn the_product_end_to_end_in_chromium() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let store = SqliteRoomStore::open(dir.path().join("rooms.db")).await.unwrap();
     let inbox = Arc::new(RecordingNotifier::new());
+    let documents = ObjectBlobStore::local(dir.path().join("documents"), Durability::Synced)
+        .unwrap()
+        .build()
+        .unwrap();
     let rooms = Rooms::builder()
         .room_store(store)
+        .blob_store(documents)
         .email(inbox.clone())
         .config(RoomsConfig::default().with_base_url(&base).unwrap())
         .build();
