@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use collab_benches::blobs::{fresh_chunks, key, local_store, s3_store};
 use collab_benches::{fixture, rss_bytes};
 use collab_core::BlobStore;
-use collab_store_s3::ObjectBlobStore;
+use collab_store_s3::{Durability, ObjectBlobStore};
 
 const MIB: u64 = 1024 * 1024;
 const SIZE: u64 = 256 * MIB;
@@ -49,7 +49,7 @@ fn main() {
             .map_err(|e| collab_core::Error::backend("tokio", e)),
     );
     rt.block_on(async {
-        let (local, _dir) = local_store();
+        let (local, _dir) = local_store(Durability::Synced);
         let (s3, _server, _s3_dir) = s3_store().await;
         println!(
             "one streamed upload of {} MiB (64 KiB chunks, 8 MiB parts, 2 in flight)",

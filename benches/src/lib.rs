@@ -106,10 +106,11 @@ pub mod blobs {
     /// The size of the chunks an upload stream yields, like the frames of an HTTP body.
     pub const CHUNK: usize = 64 * 1024;
 
-    /// A store on local files in a temp dir (the default durability: each upload fsynced).
-    pub fn local_store() -> (ObjectBlobStore, tempfile::TempDir) {
+    /// A store on local files in a temp dir, with the given durability (the default,
+    /// `Synced`, fsyncs each upload).
+    pub fn local_store(durability: Durability) -> (ObjectBlobStore, tempfile::TempDir) {
         let dir = fixture(tempfile::tempdir().map_err(|e| collab_core::Error::backend("temp dir", e)));
-        let store = fixture(fixture(ObjectBlobStore::local(dir.path(), Durability::Synced)).build());
+        let store = fixture(fixture(ObjectBlobStore::local(dir.path(), durability)).build());
         (store, dir)
     }
 

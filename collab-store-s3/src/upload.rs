@@ -1,12 +1,16 @@
 //! Streaming uploads: one put for a small document, a multipart upload with a bounded number
 //! of parts in flight for a large one.
+//!
+//! The size limit is checked as each chunk arrives, so an oversized upload stops at once. The
+//! SHA-256 of a part is computed while the store writes that part: hashing (≈1.7 GB/s here)
+//! then overlaps the I/O instead of adding to it.
 
 use bytes::Bytes;
 use collab_core::Error;
 use collab_core::blob::{BlobInfo, UploadDigest, UploadStream, upload_interrupted};
 use futures_util::StreamExt;
 use object_store::path::Path;
-use object_store::{MultipartUpload, ObjectStore, PutMultipartOptions, PutOptions, PutPayloadMut};
+use object_store::{MultipartUpload, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutPayloadMut};
 use tokio::task::JoinSet;
 
 use crate::error::StoreError;
@@ -20,6 +24,51 @@ pub(crate) struct PartPlan {
     pub(crate) parts_in_flight: usize,
 }
 
+/// Counts bytes as they arrive and refuses the chunk that passes the limit, with the error
+/// [`UploadDigest`] gives, which hashes later (and so never sees more than the limit).
+struct Limit {
+    limit: u64,
+    size: u64,
+}
+
+impl Limit {
+    fn take(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        let size = self.size.saturating_add(chunk.len() as u64);
+        if size > self.limit {
+            return Err(Error::TooLarge { limit: self.limit });
+        }
+        self.size = size;
+        Ok(())
+    }
+}
+
+/// Bytes hashed between two yields to the runtime (≈0.6 ms of work).
+const HASH_SLICE: usize = 1024 * 1024;
+
+/// Feeds a payload's bytes to the digest, yielding now and then: the part's upload task,
+/// just spawned on this worker, starts, and the worker is never held for long.
+async fn hash(digest: &mut UploadDigest, payload: &PutPayload) -> Result<(), Error> {
+    for bytes in payload.iter() {
+        for slice in bytes.chunks(HASH_SLICE) {
+            tokio::task::yield_now().await;
+            digest.update(slice)?;
+        }
+    }
+    Ok(())
+}
+
+/// The next non-empty chunk of `data`, counted against `limit`; `None` at the end.
+async fn next_chunk(data: &mut UploadStream, limit: &mut Limit) -> Result<Option<Bytes>, Error> {
+    while let Some(chunk) = data.next().await {
+        let chunk = chunk.map_err(upload_interrupted)?;
+        limit.take(&chunk)?;
+        if !chunk.is_empty() {
+            return Ok(Some(chunk));
+        }
+    }
+    Ok(None)
+}
+
 /// Reads `data` into `location`, enforcing `limit` as the bytes arrive.
 pub(crate) async fn upload(
     store: &dyn ObjectStore,
@@ -28,44 +77,31 @@ pub(crate) async fn upload(
     limit: u64,
     plan: PartPlan,
 ) -> Result<BlobInfo, Error> {
-    let mut digest = UploadDigest::new(limit);
+    let mut limit = Limit { limit, size: 0 };
+    let mut digest = UploadDigest::new(limit.limit);
+    // The first part decides: a stream that ends within it is stored with one put.
     let mut part = PutPayloadMut::new();
-    // The first part decides: a stream that ends within it is stored with one put. `pending`
-    // holds bytes already counted by the digest but not yet placed in a part.
-    let mut pending = None;
-    while let Some(chunk) = data.next().await {
-        let mut chunk = chunk.map_err(upload_interrupted)?;
-        digest.update(&chunk)?;
+    let mut pending = Bytes::new();
+    while let Some(mut chunk) = next_chunk(&mut data, &mut limit).await? {
         let room = plan.part_size - part.content_length();
         if chunk.len() >= room {
             part.push(chunk.split_to(room));
-            pending = Some(chunk);
+            pending = chunk;
             break;
         }
         part.push(chunk);
     }
-    let pending = match pending {
-        Some(rest) if !rest.is_empty() => rest,
-        // The first part is exactly full: only more bytes make it a multipart upload.
-        Some(_) => loop {
-            match data.next().await {
-                Some(next) => {
-                    let next = next.map_err(upload_interrupted)?;
-                    digest.update(&next)?;
-                    if !next.is_empty() {
-                        break next;
-                    }
-                }
-                None => break Bytes::new(),
-            }
-        },
-        None => Bytes::new(),
-    };
+    // A first part exactly full: only more bytes make it a multipart upload.
+    if pending.is_empty() && part.content_length() == plan.part_size {
+        pending = next_chunk(&mut data, &mut limit).await?.unwrap_or_default();
+    }
     if pending.is_empty() {
-        store
-            .put_opts(location, part.freeze(), PutOptions::default())
-            .await
-            .map_err(StoreError::store("put"))?;
+        let payload = part.freeze();
+        let put = store.put_opts(location, payload.clone(), PutOptions::default());
+        // `join` polls the put first, so the write is under way before the hashing starts.
+        let (stored, hashed) = futures_util::future::join(put, hash(&mut digest, &payload)).await;
+        stored.map_err(StoreError::store("put"))?;
+        hashed?;
         return Ok(digest.finish());
     }
     let upload = store
@@ -77,7 +113,7 @@ pub(crate) async fn upload(
         in_flight: JoinSet::new(),
         plan,
     };
-    match parts.run(part, pending, data, &mut digest).await {
+    match parts.run(part, pending, data, &mut limit, &mut digest).await {
         Ok(()) => {
             parts.complete().await?;
             Ok(digest.finish())
@@ -99,16 +135,17 @@ struct Parts {
 }
 
 impl Parts {
-    /// Sends `first`, then cuts `pending` and the rest of `data` into parts and sends them,
-    /// never more than `parts_in_flight` at once.
+    /// Sends `first` (a full part), then cuts `pending` (counted, not yet placed) and the rest
+    /// of `data` into parts and sends them, never more than `parts_in_flight` at once.
     async fn run(
         &mut self,
         first: PutPayloadMut,
         mut pending: Bytes,
         mut data: UploadStream,
+        limit: &mut Limit,
         digest: &mut UploadDigest,
     ) -> Result<(), Error> {
-        self.send(first).await?;
+        self.send(first, digest).await?;
         let mut part = PutPayloadMut::new();
         loop {
             while !pending.is_empty() {
@@ -117,21 +154,18 @@ impl Parts {
                     part.push(std::mem::take(&mut pending));
                 } else {
                     part.push(pending.split_to(room));
-                    self.send(std::mem::take(&mut part)).await?;
+                    self.send(std::mem::take(&mut part), digest).await?;
                 }
             }
             // Surface a failed part early instead of reading the whole document first.
             self.reap_finished()?;
-            match data.next().await {
-                Some(chunk) => {
-                    pending = chunk.map_err(upload_interrupted)?;
-                    digest.update(&pending)?;
-                }
+            match next_chunk(&mut data, limit).await? {
+                Some(chunk) => pending = chunk,
                 None => break,
             }
         }
         if part.content_length() > 0 {
-            self.send(part).await?;
+            self.send(part, digest).await?;
         }
         while let Some(done) = self.in_flight.join_next().await {
             done.map_err(StoreError::from)?
@@ -140,18 +174,20 @@ impl Parts {
         Ok(())
     }
 
-    /// Starts uploading `part` once fewer than `parts_in_flight` parts are under way.
-    async fn send(&mut self, part: PutPayloadMut) -> Result<(), Error> {
+    /// Starts uploading `part` once fewer than `parts_in_flight` parts are under way, and
+    /// hashes it while it uploads.
+    async fn send(&mut self, part: PutPayloadMut, digest: &mut UploadDigest) -> Result<(), Error> {
         while self.in_flight.len() >= self.plan.parts_in_flight {
             if let Some(done) = self.in_flight.join_next().await {
                 done.map_err(StoreError::from)?
                     .map_err(StoreError::store("upload part"))?;
             }
         }
+        let payload = part.freeze();
         if let Some(upload) = self.upload.as_mut() {
-            self.in_flight.spawn(upload.put_part(part.freeze()));
+            self.in_flight.spawn(upload.put_part(payload.clone()));
         }
-        Ok(())
+        hash(digest, &payload).await
     }
 
     /// Collects the parts that have finished, failing on the first that failed.
@@ -204,6 +240,22 @@ impl Drop for Parts {
                     tracing::warn!(error = %e, "could not abort a cancelled multipart upload");
                 }
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_matches_the_digest() {
+        let mut limit = Limit { limit: 5, size: 0 };
+        let mut digest = UploadDigest::new(5);
+        for chunk in [&b"abc"[..], b"de", b"", b"f"] {
+            let ours = limit.take(chunk).map_err(|e| e.to_string());
+            let core = digest.update(chunk).map_err(|e| e.to_string());
+            assert_eq!(ours, core, "{chunk:?}");
         }
     }
 }
