@@ -190,6 +190,16 @@ impl ByteRange {
         Self { start, end: None }
     }
 
+    /// The first byte.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// The byte after the last, or `None` for "to the end".
+    pub fn end(&self) -> Option<u64> {
+        self.end
+    }
+
     /// The bytes this range selects of a blob of `size` bytes: the end is clamped to the size;
     /// a start at or past the end is [`Error::RangeNotSatisfiable`].
     pub fn resolve(self, size: u64) -> Result<Range<u64>, Error> {
