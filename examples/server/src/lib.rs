@@ -31,6 +31,23 @@ pub trait Inbox: Send + Sync + 'static {
     fn messages(&self) -> Vec<InboxMessage>;
 }
 
+impl Inbox for collab_notify::DevInbox {
+    fn messages(&self) -> Vec<InboxMessage> {
+        // The dev inbox holds the newest first.
+        let mut messages: Vec<InboxMessage> = collab_notify::DevInbox::messages(self)
+            .into_iter()
+            .map(|m| InboxMessage {
+                to: m.recipient.to_string(),
+                subject: m.subject,
+                text: m.text,
+                link: m.link,
+            })
+            .collect();
+        messages.reverse();
+        messages
+    }
+}
+
 impl Inbox for RecordingNotifier {
     fn messages(&self) -> Vec<InboxMessage> {
         self.sent()
@@ -63,6 +80,8 @@ pub struct Shared {
     pub secure_cookies: bool,
     /// The origin browsers send on state-changing requests (`http://127.0.0.1:8080`).
     pub origin: String,
+    /// Checks Twilio's status callbacks, when SMS goes through Twilio.
+    pub twilio: Option<collab_notify::TwilioWebhook>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -114,6 +133,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::download))
         .routes(routes!(api::join))
         .routes(routes!(api::dev_inbox))
+        .routes(routes!(api::twilio_callback))
         .split_for_parts()
 }
 

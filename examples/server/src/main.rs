@@ -7,9 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use collab_core::notify::RecordingNotifier;
+use collab_core::notify::Notifier;
 use collab_core::rooms::{Rooms, RoomsConfig};
 use collab_core::{Error, TenantId};
+use collab_notify::{
+    DevInbox, SecretString, SmtpConfig, SmtpEmail, SmtpSecurity, TwilioAuth, TwilioConfig, TwilioSender, TwilioSms,
+    TwilioWebhook, VonageConfig, VonageSms,
+};
 use collab_server::auth::Agents;
 use collab_server::{AppState, Shared, app};
 use collab_store_s3::{Durability, ObjectBlobStore};
@@ -26,6 +30,16 @@ Flags (or environment variables):
                      (settings from AWS_* variables), memory://; default DIR/documents
   --agents LIST      agents as id:password,id:password (COLLAB_AGENTS),
                      default one dev agent: agent@example.com:dev
+
+Notifiers (environment only; without them invites go to the Dev inbox):
+  COLLAB_SMS=dev                         activate SMS through the Dev inbox (no account needed)
+  TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, COLLAB_SMS_FROM
+                                         SMS through Twilio (status callbacks on
+                                         BASE_URL/api/callbacks/twilio)
+  VONAGE_API_KEY, VONAGE_API_SECRET, COLLAB_SMS_FROM
+                                         SMS through Vonage
+  COLLAB_SMTP_HOST, COLLAB_EMAIL_FROM [, COLLAB_SMTP_PORT, COLLAB_SMTP_USER, COLLAB_SMTP_PASSWORD]
+                                         email over SMTP with STARTTLS
 ";
 
 /// The settings, from flags first, then the environment, then the defaults.
@@ -74,6 +88,62 @@ fn parse_agents(list: &str) -> Result<HashMap<String, String>, String> {
         .collect()
 }
 
+/// The notifiers the environment asks for.
+struct Notifiers {
+    sms: Option<Arc<dyn Notifier>>,
+    email: Arc<dyn Notifier>,
+    twilio: Option<TwilioWebhook>,
+}
+
+fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
+    fn fail(what: &'static str) -> impl Fn(Error) -> String {
+        move |e| format!("{what}: {e}")
+    }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let dev: Arc<dyn Notifier> = Arc::new(inbox.clone());
+    let mut twilio = None;
+    let sms: Option<Arc<dyn Notifier>> = match (env("TWILIO_ACCOUNT_SID"), env("VONAGE_API_KEY"), env("COLLAB_SMS")) {
+        (Some(sid), _, _) => {
+            let token = env("TWILIO_AUTH_TOKEN").ok_or("TWILIO_AUTH_TOKEN is missing")?;
+            let from = env("COLLAB_SMS_FROM").ok_or("COLLAB_SMS_FROM (the sender number) is missing")?;
+            let config = TwilioConfig::new(
+                &sid,
+                TwilioAuth::AuthToken(SecretString::from(token.clone())),
+                TwilioSender::From(from),
+            )
+            .and_then(|c| c.with_status_callback(&format!("{base_url}/api/callbacks/twilio")))
+            .map_err(fail("Twilio"))?;
+            twilio = Some(TwilioWebhook::new(SecretString::from(token)));
+            Some(Arc::new(TwilioSms::new(config).map_err(fail("Twilio"))?))
+        }
+        (None, Some(key), _) => {
+            let secret = env("VONAGE_API_SECRET").ok_or("VONAGE_API_SECRET is missing")?;
+            let from = env("COLLAB_SMS_FROM").ok_or("COLLAB_SMS_FROM (the sender) is missing")?;
+            let config = VonageConfig::new(&key, SecretString::from(secret), &from).map_err(fail("Vonage"))?;
+            Some(Arc::new(VonageSms::new(config).map_err(fail("Vonage"))?))
+        }
+        (None, None, Some(mode)) if mode == "dev" => Some(dev.clone()),
+        _ => None,
+    };
+    let email: Arc<dyn Notifier> = match env("COLLAB_SMTP_HOST") {
+        Some(host) => {
+            let from = env("COLLAB_EMAIL_FROM").ok_or("COLLAB_EMAIL_FROM is missing")?;
+            let mut config = SmtpConfig::new(&host, SmtpSecurity::StartTls, &from).map_err(fail("SMTP"))?;
+            if let Some(port) = env("COLLAB_SMTP_PORT") {
+                config = config.with_port(port.parse().map_err(|_| "COLLAB_SMTP_PORT is not a port")?);
+            }
+            if let (Some(user), Some(password)) = (env("COLLAB_SMTP_USER"), env("COLLAB_SMTP_PASSWORD")) {
+                config = config
+                    .with_credentials(&user, SecretString::from(password))
+                    .map_err(fail("SMTP"))?;
+            }
+            Arc::new(SmtpEmail::new(config).map_err(fail("SMTP"))?)
+        }
+        None => dev,
+    };
+    Ok(Notifiers { sms, email, twilio })
+}
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -110,16 +180,16 @@ async fn run() -> Result<(), String> {
     }
     .build()
     .map_err(fail("documents"))?;
-    let inbox = Arc::new(RecordingNotifier::new());
+    let inbox = DevInbox::new(100);
     let config = RoomsConfig::default()
         .with_base_url(&base_url)
         .map_err(fail("base URL"))?;
-    let rooms = Rooms::builder()
-        .room_store(store)
-        .blob_store(documents)
-        .email(inbox.clone())
-        .config(config)
-        .build();
+    let notifiers = notifiers(&base_url, &inbox)?;
+    let mut builder = Rooms::builder().room_store(store).blob_store(documents).config(config);
+    if let Some(sms) = notifiers.sms {
+        builder = builder.sms(sms);
+    }
+    let rooms = builder.email(notifiers.email).build();
     let agents = parse_agents(&settings.agents)?;
     let first_agent = agents
         .iter()
@@ -128,9 +198,10 @@ async fn run() -> Result<(), String> {
     let state = AppState::new(Shared {
         rooms: rooms.clone(),
         agents: Agents::new(TenantId::new("example").map_err(fail("tenant"))?, agents),
-        inbox,
+        inbox: Arc::new(inbox),
         secure_cookies: base_url.starts_with("https://"),
         origin: base_url.trim_end_matches('/').to_owned(),
+        twilio: notifiers.twilio,
     });
 
     tokio::spawn({

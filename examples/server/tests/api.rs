@@ -68,6 +68,9 @@ async fn server_on(guard: Option<RefuseAll>, clock: Arc<ManualClock>) -> Server 
         inbox,
         secure_cookies: false,
         origin: ORIGIN.to_owned(),
+        twilio: Some(collab_notify::TwilioWebhook::new(collab_notify::SecretString::from(
+            "twilio-token",
+        ))),
     });
     tokio::spawn(async move { rooms.run_dispatcher().await });
     Server {
@@ -580,4 +583,57 @@ async fn a_timed_out_room_is_read_only_for_the_customer() {
         .call("GET", &format!("/api/rooms/{room}/events"), Some(&customer), None)
         .await;
     assert_eq!(events.status, StatusCode::OK, "still readable");
+}
+
+#[tokio::test]
+async fn twilio_callbacks_are_verified_then_recorded() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let room = server.call("POST", "/api/rooms", Some(&agent), None).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let email =
+        json!({"channel": "email", "first_name": "Ada", "last_name": "Lovelace", "identifier": "ada@example.com"});
+    let invite = server
+        .call("POST", &format!("/api/rooms/{room}/invites"), Some(&agent), Some(email))
+        .await
+        .json()["invite"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/callbacks/twilio?room={room}&invite={invite}");
+    let params = vec![
+        ("MessageSid".to_owned(), "SM1".to_owned()),
+        ("MessageStatus".to_owned(), "delivered".to_owned()),
+    ];
+    let webhook = collab_notify::TwilioWebhook::new(collab_notify::SecretString::from("twilio-token"));
+    let signature = webhook.signature(&format!("{ORIGIN}{path}"), &params).unwrap();
+    let post = |signature: String, body: &'static str| {
+        let request = Request::builder()
+            .method("POST")
+            .uri(&path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", signature)
+            .body(Body::from(body))
+            .unwrap();
+        server.app.clone().oneshot(request)
+    };
+    let tampered = post(signature.clone(), "MessageSid=SM1&MessageStatus=failed")
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), StatusCode::FORBIDDEN);
+    let good = post(signature, "MessageSid=SM1&MessageStatus=delivered").await.unwrap();
+    assert_eq!(good.status(), StatusCode::NO_CONTENT);
+    let events = server
+        .call("GET", &format!("/api/rooms/{room}/events"), Some(&agent), None)
+        .await
+        .json();
+    let types: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"invite_delivery"), "{types:?}");
 }

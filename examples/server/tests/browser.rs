@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use collab_core::TenantId;
-use collab_core::notify::RecordingNotifier;
 use collab_core::rooms::{Rooms, RoomsConfig};
 use collab_core::testing::files::{pdf_with_pages, png};
 use collab_server::auth::Agents;
@@ -157,7 +156,8 @@ async fn the_product_end_to_end_in_chromium() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let store = SqliteRoomStore::open(dir.path().join("rooms.db")).await.unwrap();
-    let inbox = Arc::new(RecordingNotifier::new());
+    // The development notifier the server uses by default: its Dev inbox shows the invites.
+    let inbox = collab_notify::DevInbox::new(100);
     let documents = ObjectBlobStore::local(dir.path().join("documents"), Durability::Synced)
         .unwrap()
         .build()
@@ -174,9 +174,10 @@ async fn the_product_end_to_end_in_chromium() {
             TenantId::new("example").unwrap(),
             HashMap::from([("agent@example.com".into(), "dev".into())]),
         ),
-        inbox,
+        inbox: Arc::new(inbox),
         secure_cookies: false,
         origin: base.clone(),
+        twilio: None,
     });
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
     tokio::spawn(async move { rooms.run_dispatcher().await });
