@@ -74,23 +74,39 @@ function renderEvent(event, me, openPdf) {
   return null;
 }
 
-// Loads the timeline, then follows it live; calls `onEvent` once per event, in order.
-async function follow(roomId, onEvent) {
+// Loads the timeline, then follows it live; calls `onEvent` once per event, in order, and
+// `onFail` when the room cannot be read any more (signed out, closed, revoked).
+async function follow(roomId, onEvent, onFail) {
   let last = 0;
+  let source = null;
+  let stopped = false;
   const deliver = (event) => {
-    if (event.seq <= last) return;
+    if (stopped || event.seq <= last) return;
     last = event.seq;
     onEvent(event);
   };
-  for (;;) {
-    const page = await api("GET", `/api/rooms/${roomId}/events?after=${last}&limit=1000`);
-    page.forEach(deliver);
-    if (page.length < 1000) break;
+  async function connect() {
+    try {
+      for (;;) {
+        const page = await api("GET", `/api/rooms/${roomId}/events?after=${last}&limit=1000`);
+        page.forEach(deliver);
+        if (page.length < 1000) break;
+      }
+    } catch (error) {
+      if (!stopped && onFail) onFail(error);
+      return;
+    }
+    if (stopped) return;
+    // EventSource reconnects by itself after a network error, resuming with Last-Event-ID;
+    // an error answer closes it for good: then read the timeline again and start over.
+    source = new EventSource(`/api/rooms/${roomId}/live?after=${last}`);
+    source.addEventListener("timeline", (message) => deliver(JSON.parse(message.data)));
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED && !stopped) setTimeout(connect, 2000);
+    };
   }
-  // EventSource reconnects by itself, resuming with Last-Event-ID: no gap, no duplicate.
-  const source = new EventSource(`/api/rooms/${roomId}/live?after=${last}`);
-  source.addEventListener("timeline", (message) => deliver(JSON.parse(message.data)));
-  return source;
+  await connect();
+  return { close() { stopped = true; if (source) source.close(); } };
 }
 
 // Uploads `file` with a progress bar; resolves with the event or rejects with the API error.
@@ -104,9 +120,14 @@ function uploadFile(roomId, file, progress) {
     request.upload.onprogress = (e) => { if (e.lengthComputable) progress.value = e.loaded / e.total; };
     request.onload = () => {
       progress.classList.add("hidden");
-      const data = JSON.parse(request.responseText || "null");
+      let data = null;
+      try { data = JSON.parse(request.responseText || "null"); } catch (_) { /* not JSON */ }
       if (request.status >= 200 && request.status < 300) resolve(data);
-      else reject(new Error((data && data.error && data.error.message) || request.statusText));
+      else {
+        const error = new Error((data && data.error && data.error.message) || request.statusText || "the upload failed");
+        error.code = data && data.error && data.error.code;
+        reject(error);
+      }
     };
     request.onerror = () => { progress.classList.add("hidden"); reject(new Error("the upload failed")); };
     request.send(file);

@@ -3,7 +3,8 @@
 
 const $ = (id) => document.getElementById(id);
 let current = null;      // the open room's view
-let source = null;       // its live EventSource
+let source = null;       // its live timeline
+let opening = 0;         // which openRoom call is the latest
 let inviteChannel = "email";
 
 async function start() {
@@ -86,15 +87,31 @@ function showRoom(room) {
   $("invite-button").textContent = room.customer ? "Re Invite" : "Invite";
 }
 
+function signedOut() {
+  $("console").classList.add("hidden");
+  $("signin").classList.remove("hidden");
+}
+
 async function openRoom(id) {
+  const mine = ++opening;
   if (source) source.close();
+  source = null;
   location.hash = `room=${id}`;
   $("no-room").classList.add("hidden");
   $("room").classList.remove("hidden");
   $("content").replaceChildren();
-  showRoom(await api("GET", `/api/rooms/${id}`));
+  try {
+    const room = await api("GET", `/api/rooms/${id}`);
+    if (mine !== opening) return;
+    showRoom(room);
+  } catch (error) {
+    if (error.status === 401) return signedOut();
+    $("content").append(el("div", { class: "item system error" }, error.message));
+    return;
+  }
   loadRooms();
-  source = await follow(id, async (event) => {
+  const followed = await follow(id, async (event) => {
+    if (mine !== opening) return;
     const item = renderEvent(event, "agent", null);
     if (item) {
       $("content").append(item);
@@ -104,7 +121,12 @@ async function openRoom(id) {
       showRoom(await api("GET", `/api/rooms/${id}`));
       loadRooms();
     }
+  }, (error) => {
+    if (error.status === 401) signedOut();
   });
+  // A later click opened another room meanwhile: this one is not shown any more.
+  if (mine === opening) source = followed;
+  else followed.close();
 }
 
 $("chat").addEventListener("submit", async (e) => {
@@ -175,9 +197,7 @@ $("invite-form").addEventListener("submit", async (e) => {
     showRoom(await api("GET", `/api/rooms/${current.id}`));
   } catch (error) {
     $("invite-message").className = "error";
-    $("invite-message").textContent = error.code === "sms_not_activated"
-      ? "SMS is not activated: no sender number is configured."
-      : error.message;
+    $("invite-message").textContent = error.message;
   }
 });
 

@@ -30,12 +30,26 @@ async function start() {
       $("content").append(item);
       $("content").scrollTop = $("content").scrollHeight;
     }
-    if (["room_renamed", "timed_out", "reactivated", "closed"].includes(event.type)) refresh();
-  });
+    if (["room_renamed", "timed_out", "reactivated", "closed", "session_revoked"].includes(event.type)) refresh();
+  }, () => refresh());
+}
+
+function noAccess(message) {
+  $("join-error").textContent = message;
+  $("join-error").classList.remove("hidden");
+  for (const id of ["chat-input", "send", "upload-button"]) $(id).disabled = true;
 }
 
 async function refresh() {
-  const room = await api("GET", `/api/rooms/${roomId}`);
+  let room;
+  try {
+    room = await api("GET", `/api/rooms/${roomId}`);
+  } catch (error) {
+    noAccess(error.code === "room_closed"
+      ? "This room is closed."
+      : "You cannot reach this room any more. Ask your agent for a new link.");
+    return;
+  }
   $("room-name").textContent = room.name;
   document.title = room.name;
   $("room-status").textContent = room.status.replace("_", " ");
@@ -73,6 +87,7 @@ $("file-input").addEventListener("change", async () => {
   } catch (error) {
     $("upload-message").className = "error";
     $("upload-message").textContent = error.message;
+    if (error.code === "room_timed_out" || error.code === "room_closed") refresh();
   }
 });
 

@@ -18,12 +18,21 @@ pub const AGENT_COOKIE: &str = "collab_agent";
 pub const CUSTOMER_COOKIE: &str = "collab_customer";
 
 /// The example's agents, all of one tenant, and their signed-in sessions.
-#[derive(Debug)]
 pub struct Agents {
     tenant: TenantId,
     passwords: HashMap<String, String>,
     /// Sign-in tokens by hash: the tokens themselves live only in the browsers' cookies.
     sessions: Mutex<HashMap<TokenHash, AgentId>>,
+}
+
+/// Never the passwords, never the sessions.
+impl std::fmt::Debug for Agents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agents")
+            .field("tenant", &self.tenant)
+            .field("agents", &self.passwords.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Agents {

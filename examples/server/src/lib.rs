@@ -82,6 +82,9 @@ pub struct Shared {
     pub origin: String,
     /// Checks Twilio's status callbacks, when SMS goes through Twilio.
     pub twilio: Option<collab_notify::TwilioWebhook>,
+    /// The `Host` values the server answers to (`127.0.0.1:8080`): anything else is refused, so
+    /// that a rebound DNS name cannot pass for this origin.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -172,6 +175,37 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"))
+}
+
+async fn json_error(response: Response) -> Response {
+    let status = response.status();
+    let text = axum::body::to_bytes(response.into_body(), 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = String::from_utf8_lossy(&text).trim().to_owned();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        _ => "bad_request",
+    };
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        message
+    };
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
+}
+
 const CONSOLE_HTML: &str = include_str!("../assets/console.html");
 const CUSTOMER_HTML: &str = include_str!("../assets/customer.html");
 const APP_CSS: &str = include_str!("../assets/app.css");
@@ -188,22 +222,46 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 const PAGE_CSP: &str = "default-src 'self'; img-src 'self' blob: data:; frame-src 'self'; object-src 'none'; \
                         base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Refuses cross-origin state changes and adds the security headers to every response.
-async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if changes_state && let Some(origin) = request.headers().get(header::ORIGIN) {
-        let host_origin = request
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(|host| format!("http://{host}"));
-        let origin = origin.to_str().unwrap_or_default();
-        if origin != state.origin && Some(origin) != host_origin.as_deref() {
-            return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
-        }
+/// The origin (`scheme://host[:port]`) of a URL.
+pub fn origin_of(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or_default()),
+        None => url.to_owned(),
     }
-    let is_document = request.uri().path().contains("/documents/");
+}
+
+fn refused(code: &'static str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
+}
+
+/// Refuses unknown hosts and cross-origin state changes, gives every API error a JSON body, and
+/// adds the security headers to every response.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    if host.is_some_and(|host| {
+        !state
+            .allowed_hosts
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(host))
+    }) {
+        return refused("unknown_host", "this server does not answer to that host name");
+    }
+    let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes_state
+        && let Some(origin) = request.headers().get(header::ORIGIN)
+        && origin.to_str().ok() != Some(state.origin.as_str())
+    {
+        return refused("cross_origin", "cross-origin request refused");
+    }
+    let path = request.uri().path().to_owned();
+    let is_document = path.starts_with("/api/rooms/") && path.contains("/documents/");
     let mut response = next.run(request).await;
+    if path.starts_with("/api/") && !response.status().is_success() && !is_json(&response) {
+        // Rejections by axum's extractors and unknown routes come as plain text: restate them.
+        response = json_error(response).await;
+    }
     let headers = response.headers_mut();
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     // Invite links carry tokens: never send them on as a referrer.

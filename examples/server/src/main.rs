@@ -42,6 +42,9 @@ Notifiers (environment only; without them invites go to the Dev inbox):
                                          email over SMTP with STARTTLS
 ";
 
+/// The development agent, when none is configured.
+const DEV_AGENT: &str = "agent@example.com:dev";
+
 /// The settings, from flags first, then the environment, then the defaults.
 struct Settings {
     addr: String,
@@ -59,7 +62,7 @@ fn settings() -> Result<Settings, String> {
         data: env("COLLAB_DATA").map_or_else(|| PathBuf::from("collab-data"), PathBuf::from),
         base_url: env("COLLAB_BASE_URL"),
         documents: env("COLLAB_DOCUMENTS"),
-        agents: env("COLLAB_AGENTS").unwrap_or_else(|| "agent@example.com:dev".to_owned()),
+        agents: env("COLLAB_AGENTS").unwrap_or_else(|| DEV_AGENT.to_owned()),
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -168,7 +171,18 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let base_url = settings.base_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let base_url = settings
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let origin = collab_server::origin_of(&base_url);
+    let public_host = origin
+        .split_once("://")
+        .map_or(origin.as_str(), |(_, host)| host)
+        .to_owned();
+    let allowed_hosts = vec![public_host, addr.to_string(), format!("localhost:{}", addr.port())];
     let store = SqliteRoomStore::open(settings.data.join("rooms.db"))
         .await
         .map_err(fail("rooms database"))?;
@@ -191,17 +205,20 @@ async fn run() -> Result<(), String> {
     }
     let rooms = builder.email(notifiers.email).build();
     let agents = parse_agents(&settings.agents)?;
-    let first_agent = agents
-        .iter()
-        .next()
-        .map(|(id, password)| (id.clone(), password.clone()));
+    let dev_agent = settings.agents == DEV_AGENT;
+    if dev_agent && !addr.ip().is_loopback() {
+        return Err(
+            "the dev agent (agent@example.com:dev) may only sign in on a loopback address: set --agents".into(),
+        );
+    }
     let state = AppState::new(Shared {
         rooms: rooms.clone(),
         agents: Agents::new(TenantId::new("example").map_err(fail("tenant"))?, agents),
         inbox: Arc::new(inbox),
         secure_cookies: base_url.starts_with("https://"),
-        origin: base_url.trim_end_matches('/').to_owned(),
+        origin,
         twilio: notifiers.twilio,
+        allowed_hosts,
     });
 
     tokio::spawn({
@@ -220,8 +237,8 @@ async fn run() -> Result<(), String> {
 
     println!("collab example server on {base_url}");
     println!("  agent console: {base_url}/");
-    if let Some((id, password)) = first_agent {
-        println!("  sign in as {id} with password {password:?} (set --agents to change)");
+    if dev_agent {
+        println!("  sign in as agent@example.com with password \"dev\" (set --agents to change)");
     }
     println!("  data in {}", settings.data.display());
     println!(

@@ -71,6 +71,7 @@ async fn server_on(guard: Option<RefuseAll>, clock: Arc<ManualClock>) -> Server 
         twilio: Some(collab_notify::TwilioWebhook::new(collab_notify::SecretString::from(
             "twilio-token",
         ))),
+        allowed_hosts: vec!["127.0.0.1:8080".to_owned()],
     });
     tokio::spawn(async move { rooms.run_dispatcher().await });
     Server {
@@ -636,4 +637,48 @@ async fn twilio_callbacks_are_verified_then_recorded() {
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert!(types.contains(&"invite_delivery"), "{types:?}");
+}
+
+#[tokio::test]
+async fn a_rebound_host_name_is_refused() {
+    let server = server().await;
+    let sign_in = |host: &'static str| {
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/session")
+            .header(header::HOST, host)
+            .header(header::ORIGIN, format!("http://{host}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"agent":"ada","password":"secret"}"#))
+            .unwrap();
+        server.app.clone().oneshot(request)
+    };
+    let evil = sign_in("evil.test:8080").await.unwrap();
+    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        sign_in("127.0.0.1:8080").await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_get_json_errors_too() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let bad = server
+        .send(
+            "POST",
+            "/api/rooms/x/messages",
+            Some(&agent),
+            Body::from("{not json"),
+            "application/json",
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.code(), "bad_request");
+    let nowhere = server.call("GET", "/api/no/such/route", Some(&agent), None).await;
+    assert_eq!(
+        (nowhere.status, nowhere.code()),
+        (StatusCode::NOT_FOUND, "not_found".to_owned())
+    );
 }

@@ -178,6 +178,7 @@ async fn the_product_end_to_end_in_chromium() {
         secure_cookies: false,
         origin: base.clone(),
         twilio: None,
+        allowed_hosts: vec![base.trim_start_matches("http://").to_owned()],
     });
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
     tokio::spawn(async move { rooms.run_dispatcher().await });
@@ -310,9 +311,11 @@ async fn the_product_end_to_end_in_chromium() {
     // 7. An SMS re-invite without an activated sender shows the error.
     click(&agent, "#invite-button").await;
     click(&agent, "#channel-sms").await;
+    wait_text(&agent, "#invite-message", |t| t.contains("SMS is not activated")).await;
     type_into(&agent, "#identifier", "+447911123456").await;
     click(&agent, "#invite-send").await;
-    wait_text(&agent, "#invite-message", |t| t.contains("SMS is not activated")).await;
+    // The server's own refusal, not only the console's warning.
+    wait_text(&agent, "#invite-message", |t| t.contains("configure a sender number")).await;
     shot(&agent, "09-agent-sms-not-activated").await;
 
     // 8. Get Link shows a link that works.
@@ -333,6 +336,22 @@ async fn the_product_end_to_end_in_chromium() {
     third.goto(&copied).await.unwrap();
     wait_text(&third, "#room-name", |t| t == "Ada Lovelace").await;
     wait_text(&third, "#content", |t| t.contains("I have a photo of the damage.")).await;
+
+    // 9. The customer page on a phone-sized screen: everything fits its width.
+    customer.set_window_size(390, 844).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let overflow = customer
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "the page is wider than the phone: {overflow}"
+    );
+    shot(&customer, "11-customer-phone").await;
 
     for client in [agent, customer, third] {
         client.close().await.unwrap();
