@@ -394,25 +394,15 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(EventView::new(room, &event, reader(&actor)))))
 }
 
-/// `bytes=a-b` or `bytes=a-`: one range; anything else is ignored (the whole document).
-fn parse_range(headers: &HeaderMap) -> ApiResult<Option<ByteRange>> {
-    let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
-        return Ok(None);
-    };
-    let Some((start, end)) = value.strip_prefix("bytes=").and_then(|r| r.split_once('-')) else {
-        return Ok(None);
-    };
-    let Ok(start) = start.trim().parse::<u64>() else {
-        return Ok(None);
-    };
+/// `bytes=a-b` or `bytes=a-`: one range. Anything else (several ranges, `b < a`, garbage) is
+/// ignored and the whole document is sent, as RFC 9110 allows.
+fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
+    let value = headers.get(header::RANGE)?.to_str().ok()?;
+    let (start, end) = value.strip_prefix("bytes=")?.split_once('-')?;
+    let start: u64 = start.trim().parse().ok()?;
     match end.trim() {
-        "" => Ok(Some(ByteRange::from_start(start))),
-        end => {
-            let end: u64 = end
-                .parse()
-                .map_err(|_| ApiError::BadRequest("range", "not a byte range".into()))?;
-            Ok(Some(ByteRange::new(start..end.saturating_add(1))?))
-        }
+        "" => Some(ByteRange::from_start(start)),
+        end => ByteRange::new(start..end.parse::<u64>().ok()?.checked_add(1)?).ok(),
     }
 }
 
@@ -431,7 +421,7 @@ pub async fn download(
     let document: DocumentId = document
         .parse()
         .map_err(|_| ApiError::Core(Error::NotFound { what: "document" }))?;
-    let range = parse_range(&headers)?;
+    let range = parse_range(&headers);
     let download = state.rooms.open_document(&actor, room, document, range).await?;
     let partial = range.is_some();
     let (size, range) = (download.meta.size, download.range.clone());

@@ -45,6 +45,10 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let unsatisfiable = match &self {
+            ApiError::Core(Error::RangeNotSatisfiable { size }) => Some(*size),
+            _ => None,
+        };
         let (status, code, message, field, retry_after) = match self {
             ApiError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
@@ -105,6 +109,11 @@ impl IntoResponse for ApiError {
             error: ErrorDetail { code, message, field },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let Some(size) = unsatisfiable
+            && let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}"))
+        {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
         if let Some(wait) = retry_after
             && let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
         {
