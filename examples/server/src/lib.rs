@@ -120,8 +120,56 @@ impl AppState {
 ))]
 struct ApiDoc;
 
+/// Adds the answers every route can give (a malformed request, no sign-in, a refused host or
+/// origin, a server failure) to each operation that does not list them, with the error body.
+fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    let common = [
+        ("400", "malformed request"),
+        ("401", "not signed in"),
+        ("403", "refused: another host or origin, or not allowed"),
+        ("404", "not found"),
+        ("500", "the server failed"),
+    ];
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, description) in common {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description).into());
+            }
+        }
+    }
+}
+
 /// The API's routes and their OpenAPI document, built together so that they cannot differ.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = api_routes();
+    add_common_responses(&mut openapi);
+    (router, openapi)
+}
+
+fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(api::sign_in, api::sign_out))
         .routes(routes!(api::me))

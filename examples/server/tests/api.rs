@@ -178,9 +178,19 @@ async fn every_documented_route_exists_and_answers_json() {
     let doc = server.call("GET", "/api/openapi.json", None, None).await.json();
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 12, "{paths:?}");
+    assert!(
+        doc["components"]["schemas"]["ErrorBody"].is_object(),
+        "the error body is described"
+    );
     let placeholder = "00000000-0000-0000-0000-000000000001";
     for (path, methods) in paths {
-        for method in methods.as_object().unwrap().keys() {
+        for (method, operation) in methods.as_object().unwrap() {
+            for status in ["400", "401", "500"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{method} {path} does not list {status}"
+                );
+            }
             let uri = path.replace("{room}", placeholder).replace("{document}", placeholder);
             let uri = if uri.ends_with("/documents") {
                 format!("{uri}?name=x.txt")
