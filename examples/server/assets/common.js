@@ -1,8 +1,13 @@
 // Shared by the agent console and the customer page.
 "use strict";
 
+// The customer page says so on every request, so that a browser signed in as an agent too
+// still acts as the customer there.
+const asCustomer = () => document.body.dataset.role === "customer";
+
 async function api(method, path, body) {
   const options = { method, headers: {} };
+  if (asCustomer()) options.headers["x-collab-as"] = "customer";
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
@@ -99,7 +104,7 @@ async function follow(roomId, onEvent, onFail) {
     if (stopped) return;
     // EventSource reconnects by itself after a network error, resuming with Last-Event-ID;
     // an error answer closes it for good: then read the timeline again and start over.
-    source = new EventSource(`/api/rooms/${roomId}/live?after=${last}`);
+    source = new EventSource(`/api/rooms/${roomId}/live?after=${last}${asCustomer() ? "&as=customer" : ""}`);
     source.addEventListener("timeline", (message) => deliver(JSON.parse(message.data)));
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED && !stopped) setTimeout(connect, 2000);
@@ -115,6 +120,7 @@ function uploadFile(roomId, file, progress) {
     const request = new XMLHttpRequest();
     request.open("POST", `/api/rooms/${roomId}/documents?name=${encodeURIComponent(file.name)}`);
     request.setRequestHeader("Content-Type", "application/octet-stream");
+    if (asCustomer()) request.setRequestHeader("x-collab-as", "customer");
     progress.classList.remove("hidden");
     progress.value = 0;
     request.upload.onprogress = (e) => { if (e.lengthComputable) progress.value = e.loaded / e.total; };

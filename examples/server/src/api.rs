@@ -39,7 +39,7 @@ fn room_id(raw: &str) -> ApiResult<RoomId> {
 }
 
 async fn who(state: &AppState, headers: &HeaderMap) -> ApiResult<Actor> {
-    actor(&state.agents, &state.rooms, headers).await
+    actor(&state.agents, &state.rooms, headers, false).await
 }
 
 /// An agent signs in.
@@ -294,6 +294,9 @@ pub async fn events(
 pub struct LiveQuery {
     /// The last sequence number the client has (the `Last-Event-ID` header wins).
     pub after: Option<u64>,
+    /// `customer` on the customer page (an EventSource cannot send the `x-collab-as` header).
+    #[serde(rename = "as")]
+    pub as_role: Option<String>,
 }
 
 /// Live events as server-sent events (`id` = sequence number): resumable without gap or
@@ -306,7 +309,8 @@ pub async fn live(
     Path(room): Path<String>,
     Query(query): Query<LiveQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let actor = who(&state, &headers).await?;
+    let as_customer = query.as_role.as_deref() == Some("customer");
+    let actor = actor(&state.agents, &state.rooms, &headers, as_customer).await?;
     let room = room_id(&room)?;
     let resume = headers
         .get("last-event-id")

@@ -97,9 +97,16 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find_map(|(key, value)| (key == name).then_some(value))
 }
 
-/// The actor of a request: a signed-in agent, else a customer session, else nobody.
-pub async fn actor(agents: &Agents, rooms: &Rooms, headers: &HeaderMap) -> Result<Actor, ApiError> {
-    if let Some(agent) = cookie(headers, AGENT_COOKIE).and_then(|token| agents.agent(token)) {
+/// The header the customer page sends, so that a browser signed in as an agent too (a
+/// developer opening an invite from the Dev inbox) still acts as the customer there.
+pub const AS_CUSTOMER_HEADER: &str = "x-collab-as";
+
+/// The actor of a request: a signed-in agent, else a customer session, else nobody; the
+/// customer first when the page asks (`as_customer`).
+pub async fn actor(agents: &Agents, rooms: &Rooms, headers: &HeaderMap, as_customer: bool) -> Result<Actor, ApiError> {
+    let as_customer = as_customer || headers.get(AS_CUSTOMER_HEADER).is_some_and(|v| v == "customer");
+    let agent = cookie(headers, AGENT_COOKIE).and_then(|token| agents.agent(token));
+    if let Some(agent) = agent.filter(|_| !as_customer) {
         return Ok(agent);
     }
     match cookie(headers, CUSTOMER_COOKIE) {

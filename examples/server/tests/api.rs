@@ -702,3 +702,37 @@ async fn malformed_requests_get_json_errors_too() {
         (StatusCode::NOT_FOUND, "not_found".to_owned())
     );
 }
+
+#[tokio::test]
+async fn the_customer_page_acts_as_the_customer_in_a_browser_signed_in_as_an_agent_too() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let (room, customer) = server.room_with_customer(&agent).await;
+    let both = format!("{agent}; {customer}");
+    let request = Request::builder()
+        .method("POST")
+        .uri(format!("/api/rooms/{room}/messages"))
+        .header(header::COOKIE, &both)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-collab-as", "customer")
+        .body(Body::from(r#"{"text":"from the customer page"}"#))
+        .unwrap();
+    let response = server.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value =
+        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap()).unwrap();
+    assert_eq!(body["by"], "customer");
+    let plain = server
+        .call(
+            "POST",
+            &format!("/api/rooms/{room}/messages"),
+            Some(&both),
+            Some(json!({"text": "console"})),
+        )
+        .await;
+    assert_eq!(
+        plain.json()["by"],
+        "agent",
+        "without the header the agent's cookie counts"
+    );
+}
