@@ -77,6 +77,21 @@ async fn fill(store: &SqliteRoomStore, appends: Vec<Append>) {
     }
 }
 
+/// The raw query the store's `latest_events` runs: the stored JSON of the last 50 events.
+fn raw_latest_50(raw: &rusqlite::Connection, room: RoomId) -> Vec<String> {
+    let sqlite = |e| Error::backend("sqlite", e);
+    let mut statement = fixture(
+        raw.prepare_cached("SELECT data FROM events WHERE room = ?1 ORDER BY seq DESC LIMIT 50")
+            .map_err(sqlite),
+    );
+    let rows = fixture(
+        statement
+            .query_map([room.as_u128().to_be_bytes()], |row| row.get::<_, String>(0))
+            .map_err(sqlite),
+    );
+    rows.map(|row| fixture(row.map_err(sqlite))).collect()
+}
+
 fn latest_50(c: &mut Criterion) {
     let rt = runtime();
     let dir = fixture(tempfile::tempdir().map_err(|e| Error::backend("tempdir", e)));
@@ -96,39 +111,15 @@ fn latest_50(c: &mut Criterion) {
     let raw = fixture(rusqlite::Connection::open(&path).map_err(|e| Error::backend("sqlite", e)));
 
     let mut group = c.benchmark_group("latest_50_of_1m_events");
-    group.bench_function("raw_query", |b| {
-        b.iter(|| {
-            let mut statement = fixture(
-                raw.prepare_cached("SELECT data FROM events WHERE room = ?1 ORDER BY seq DESC LIMIT 50")
-                    .map_err(|e| Error::backend("sqlite", e)),
-            );
-            let rows = fixture(
-                statement
-                    .query_map([room.as_u128().to_be_bytes()], |row| row.get::<_, String>(0))
-                    .map_err(|e| Error::backend("sqlite", e)),
-            );
-            rows.count()
-        })
-    });
+    group.bench_function("raw_query", |b| b.iter(|| raw_latest_50(&raw, room).len()));
     group.bench_function("raw_query_and_decode", |b| {
         b.iter(|| {
-            let mut statement = fixture(
-                raw.prepare_cached("SELECT data FROM events WHERE room = ?1 ORDER BY seq DESC LIMIT 50")
-                    .map_err(|e| Error::backend("sqlite", e)),
-            );
-            let rows = fixture(
-                statement
-                    .query_map([room.as_u128().to_be_bytes()], |row| row.get::<_, String>(0))
-                    .map_err(|e| Error::backend("sqlite", e)),
-            );
-            rows.map(|row| {
-                fixture(
-                    serde_json::from_str::<collab_core::Event>(&fixture(row.map_err(|e| Error::backend("sqlite", e))))
-                        .map_err(|e| Error::backend("json", e)),
-                )
-            })
-            .collect::<Vec<_>>()
-            .len()
+            let rows = raw_latest_50(&raw, room);
+            let events: Vec<collab_core::Event> = rows
+                .iter()
+                .map(|row| fixture(serde_json::from_str(row).map_err(|e| Error::backend("json", e))))
+                .collect();
+            events.len()
         })
     });
     group.bench_function("store_latest_events", |b| {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use collab_core::guard::{Hit, MAX_COUNTER_WINDOW};
 use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage};
-use collab_core::{Error, EventData, InviteId, OutboxId, RoomId, RoomSummary, Timestamp};
+use collab_core::{Error, EventData, InviteId, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
@@ -208,11 +208,18 @@ pub(crate) fn append(conn: &Connection, append: &Append) -> Result<(), Error> {
                 .map_err(conflict_on_duplicate("an event with this seq exists"))?;
         }
     }
-    let customer_changed = append
-        .events
-        .iter()
-        .any(|e| matches!(e.data, EventData::CustomerInvited { .. }));
-    upsert_room(conn, &room, &append.summary, customer_changed)?;
+    // The expected-seq check above tells whether the room exists already.
+    let row = if append.expected == Seq::ZERO {
+        RoomRow::New
+    } else {
+        RoomRow::Existing {
+            customer_changed: append
+                .events
+                .iter()
+                .any(|e| matches!(e.data, EventData::CustomerInvited { .. })),
+        }
+    };
+    write_room(conn, &room, &append.summary, row)?;
     for message in &append.outbox {
         insert_outbox(conn, message)?;
     }
@@ -241,13 +248,58 @@ fn seq_value(seq: u64) -> Result<i64, Error> {
     i64::try_from(seq).map_err(|_| Error::invalid("seq", "too large"))
 }
 
-/// Writes the room's row. The customer's columns are indexed for search; they change only with
-/// an invite, so other appends leave them (and their indexes) alone.
-fn upsert_room(conn: &Connection, room: &[u8; 16], summary: &RoomSummary, customer_changed: bool) -> Result<(), Error> {
+/// Where a room's row stands before an append.
+enum RoomRow {
+    /// The append creates the room.
+    New,
+    /// The room exists; `customer_changed` when the append invites (the customer's columns are
+    /// indexed for search, so other appends leave them, and their indexes, alone).
+    Existing { customer_changed: bool },
+}
+
+/// Writes the room's row.
+fn write_room(conn: &Connection, room: &[u8; 16], summary: &RoomSummary, row: RoomRow) -> Result<(), Error> {
     let json = serde_json::to_string(summary).map_err(|e| Error::backend("sqlite", e))?;
     let seq = seq_value(summary.seq.get())?;
-    let updated = conn
-        .prepare_cached("UPDATE rooms SET status = ?2, seq = ?3, last_activity = ?4, summary = ?5 WHERE room = ?1")
+    let customer = summary.customer.as_ref();
+    let lower = |s: &str| s.to_lowercase();
+    let (first, last, full) = (
+        customer.map(|c| lower(c.first_name.as_str())),
+        customer.map(|c| lower(c.last_name.as_str())),
+        customer.map(|c| lower(&c.full_name())),
+    );
+    let phone = customer.and_then(|c| c.phone.as_ref()).map(|p| p.as_str());
+    let email = customer.and_then(|c| c.email.as_ref()).map(|e| e.as_str());
+    let customer_changed = match row {
+        RoomRow::New => {
+            conn.prepare_cached(
+                "INSERT INTO rooms (room, tenant, agent, status, seq, created_at, last_activity, \
+                                    first_lc, last_lc, full_lc, phone, email, summary) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    &room[..],
+                    summary.tenant.as_str(),
+                    summary.agent.as_str(),
+                    summary.status.as_str(),
+                    seq,
+                    summary.created_at.unix_millis(),
+                    summary.last_activity.unix_millis(),
+                    first,
+                    last,
+                    full,
+                    phone,
+                    email,
+                    json,
+                ])
+            })
+            .map_err(sqlite)?;
+            return Ok(());
+        }
+        RoomRow::Existing { customer_changed } => customer_changed,
+    };
+    conn.prepare_cached("UPDATE rooms SET status = ?2, seq = ?3, last_activity = ?4, summary = ?5 WHERE room = ?1")
         .and_then(|mut s| {
             s.execute(params![
                 &room[..],
@@ -258,40 +310,7 @@ fn upsert_room(conn: &Connection, room: &[u8; 16], summary: &RoomSummary, custom
             ])
         })
         .map_err(sqlite)?;
-    let customer = summary.customer.as_ref();
-    let lower = |s: &str| s.to_lowercase();
-    let (first, last, full) = (
-        customer.map(|c| lower(c.first_name.as_str())),
-        customer.map(|c| lower(c.last_name.as_str())),
-        customer.map(|c| lower(&c.full_name())),
-    );
-    let phone = customer.and_then(|c| c.phone.as_ref()).map(|p| p.as_str());
-    let email = customer.and_then(|c| c.email.as_ref()).map(|e| e.as_str());
-    if updated == 0 {
-        conn.prepare_cached(
-            "INSERT INTO rooms (room, tenant, agent, status, seq, created_at, last_activity, \
-                                first_lc, last_lc, full_lc, phone, email, summary) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                &room[..],
-                summary.tenant.as_str(),
-                summary.agent.as_str(),
-                summary.status.as_str(),
-                seq,
-                summary.created_at.unix_millis(),
-                summary.last_activity.unix_millis(),
-                first,
-                last,
-                full,
-                phone,
-                email,
-                json,
-            ])
-        })
-        .map_err(sqlite)?;
-    } else if customer_changed {
+    if customer_changed {
         conn.prepare_cached(
             "UPDATE rooms SET first_lc = ?2, last_lc = ?3, full_lc = ?4, phone = ?5, email = ?6 WHERE room = ?1",
         )

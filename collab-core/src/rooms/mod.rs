@@ -705,22 +705,21 @@ impl Rooms {
             room,
             grant: Grant::Session(participant),
         };
-        self.execute(&Actor::System, room, Operation::Read, &command, |_, _| {
-            Ok(Extras {
-                credentials: vec![credential],
-                ..Extras::default()
+        let joined = self
+            .execute(&Actor::System, room, Operation::Read, &command, |_, _| {
+                Ok(Extras {
+                    credentials: vec![credential],
+                    ..Extras::default()
+                })
             })
-        })
-        .await
-        .map_err(|e| match e {
-            Error::NotFound { .. } => not_found(),
-            other => other,
-        })?;
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => not_found(),
+                other => other,
+            })?;
         tracing::info!(%room, %participant, "customer joined");
-        if let Some(guard) = &self.inner.guard
-            && let Ok(state) = self.load(room).await
-        {
-            guard.joined(state.tenant(), room).await;
+        if let Some(guard) = &self.inner.guard {
+            guard.joined(joined.state.tenant(), room).await;
         }
         Ok(CustomerSession {
             room,

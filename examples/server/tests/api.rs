@@ -105,12 +105,16 @@ impl Reply {
 
 impl Server {
     async fn send(&self, method: &str, uri: &str, cookie: Option<&str>, body: Body, content_type: &str) -> Reply {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::CONTENT_TYPE, content_type);
-        if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, cookie);
+        let mut headers = vec![(header::CONTENT_TYPE.as_str(), content_type)];
+        headers.extend(cookie.map(|cookie| (header::COOKIE.as_str(), cookie)));
+        self.send_with(method, uri, &headers, body).await
+    }
+
+    /// A request with any headers.
+    async fn send_with(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: Body) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
         let status = response.status();
@@ -463,69 +467,42 @@ async fn uploads_are_sniffed_limited_and_served_by_range() {
         .send("GET", &url, Some(&customer), Body::empty(), "text/plain")
         .await;
     assert_eq!(ranged.status, StatusCode::OK);
-    let mut request = Request::builder()
-        .uri(&url)
-        .header(header::COOKIE, &customer)
-        .header(header::RANGE, "bytes=2-4");
-    request = request.header(header::CONTENT_TYPE, "text/plain");
-    let response = server
-        .app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(response.headers().get(header::CONTENT_RANGE).unwrap(), "bytes 2-4/10");
-    let body = axum::body::to_bytes(response.into_body(), 100).await.unwrap();
-    assert_eq!(&body[..], b"234");
-    let backwards = Request::builder()
-        .uri(&url)
-        .header(header::COOKIE, &customer)
-        .header(header::RANGE, "bytes=5-2")
-        .body(Body::empty())
-        .unwrap();
+    let range = |range: &'static str| {
+        let headers = [("cookie", customer.as_str()), ("range", range)];
+        let server = &server;
+        let url = url.clone();
+        async move { server.send_with("GET", &url, &headers, Body::empty()).await }
+    };
+    let part = range("bytes=2-4").await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.headers.get(header::CONTENT_RANGE).unwrap(), "bytes 2-4/10");
+    assert_eq!(part.body, b"234");
     assert_eq!(
-        server.app.clone().oneshot(backwards).await.unwrap().status(),
+        range("bytes=5-2").await.status,
         StatusCode::OK,
         "an invalid range is ignored"
     );
-    let past = Request::builder()
-        .uri(&url)
-        .header(header::COOKIE, &customer)
-        .header(header::RANGE, "bytes=10-")
-        .body(Body::empty())
-        .unwrap();
-    let past = server.app.clone().oneshot(past).await.unwrap();
-    assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-    assert_eq!(past.headers().get(header::CONTENT_RANGE).unwrap(), "bytes */10");
+    let past = range("bytes=10-").await;
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(past.headers.get(header::CONTENT_RANGE).unwrap(), "bytes */10");
 }
 
 #[tokio::test]
 async fn cross_origin_state_changes_are_refused() {
     let server = server().await;
     let agent = server.agent("ada", "secret").await;
-    let request = Request::builder()
-        .method("POST")
-        .uri("/api/rooms")
-        .header(header::COOKIE, &agent)
-        .header(header::ORIGIN, "https://evil.example")
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(
-        server.app.clone().oneshot(request).await.unwrap().status(),
-        StatusCode::FORBIDDEN
-    );
-    let same = Request::builder()
-        .method("POST")
-        .uri("/api/rooms")
-        .header(header::COOKIE, &agent)
-        .header(header::ORIGIN, ORIGIN)
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(
-        server.app.clone().oneshot(same).await.unwrap().status(),
-        StatusCode::CREATED
-    );
+    let create_from = |origin: &'static str| {
+        let headers = [("cookie", agent.as_str()), ("origin", origin)];
+        let server = &server;
+        async move {
+            server
+                .send_with("POST", "/api/rooms", &headers, Body::empty())
+                .await
+                .status
+        }
+    };
+    assert_eq!(create_from("https://evil.example").await, StatusCode::FORBIDDEN);
+    assert_eq!(create_from(ORIGIN).await, StatusCode::CREATED);
 }
 
 #[tokio::test]
@@ -630,22 +607,23 @@ async fn twilio_callbacks_are_verified_then_recorded() {
     ];
     let webhook = collab_notify::TwilioWebhook::new(collab_notify::SecretString::from("twilio-token"));
     let signature = webhook.signature(&format!("{ORIGIN}{path}"), &params).unwrap();
-    let post = |signature: String, body: &'static str| {
-        let request = Request::builder()
-            .method("POST")
-            .uri(&path)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", signature)
-            .body(Body::from(body))
-            .unwrap();
-        server.app.clone().oneshot(request)
+    let post = |body: &'static str| {
+        let headers = [
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-twilio-signature", signature.as_str()),
+        ];
+        let (server, path) = (&server, path.clone());
+        async move { server.send_with("POST", &path, &headers, Body::from(body)).await.status }
     };
-    let tampered = post(signature.clone(), "MessageSid=SM1&MessageStatus=failed")
-        .await
-        .unwrap();
-    assert_eq!(tampered.status(), StatusCode::FORBIDDEN);
-    let good = post(signature, "MessageSid=SM1&MessageStatus=delivered").await.unwrap();
-    assert_eq!(good.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        post("MessageSid=SM1&MessageStatus=failed").await,
+        StatusCode::FORBIDDEN,
+        "tampered"
+    );
+    assert_eq!(
+        post("MessageSid=SM1&MessageStatus=delivered").await,
+        StatusCode::NO_CONTENT
+    );
     let events = server
         .call("GET", &format!("/api/rooms/{room}/events"), Some(&agent), None)
         .await
@@ -663,22 +641,20 @@ async fn twilio_callbacks_are_verified_then_recorded() {
 async fn a_rebound_host_name_is_refused() {
     let server = server().await;
     let sign_in = |host: &'static str| {
-        let request = Request::builder()
-            .method("POST")
-            .uri("/api/session")
-            .header(header::HOST, host)
-            .header(header::ORIGIN, format!("http://{host}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(r#"{"agent":"ada","password":"secret"}"#))
-            .unwrap();
-        server.app.clone().oneshot(request)
+        let origin = format!("http://{host}");
+        let server = &server;
+        async move {
+            let headers = [
+                ("host", host),
+                ("origin", origin.as_str()),
+                ("content-type", "application/json"),
+            ];
+            let body = Body::from(r#"{"agent":"ada","password":"secret"}"#);
+            server.send_with("POST", "/api/session", &headers, body).await.status
+        }
     };
-    let evil = sign_in("evil.test:8080").await.unwrap();
-    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
-    assert_eq!(
-        sign_in("127.0.0.1:8080").await.unwrap().status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(sign_in("evil.test:8080").await, StatusCode::FORBIDDEN);
+    assert_eq!(sign_in("127.0.0.1:8080").await, StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]
@@ -709,19 +685,17 @@ async fn the_customer_page_acts_as_the_customer_in_a_browser_signed_in_as_an_age
     let agent = server.agent("ada", "secret").await;
     let (room, customer) = server.room_with_customer(&agent).await;
     let both = format!("{agent}; {customer}");
-    let request = Request::builder()
-        .method("POST")
-        .uri(format!("/api/rooms/{room}/messages"))
-        .header(header::COOKIE, &both)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("x-collab-as", "customer")
-        .body(Body::from(r#"{"text":"from the customer page"}"#))
-        .unwrap();
-    let response = server.app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let body: Value =
-        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap()).unwrap();
-    assert_eq!(body["by"], "customer");
+    let headers = [
+        ("cookie", both.as_str()),
+        ("content-type", "application/json"),
+        ("x-collab-as", "customer"),
+    ];
+    let body = Body::from(r#"{"text":"from the customer page"}"#);
+    let posted = server
+        .send_with("POST", &format!("/api/rooms/{room}/messages"), &headers, body)
+        .await;
+    assert_eq!(posted.status, StatusCode::CREATED);
+    assert_eq!(posted.json()["by"], "customer");
     let plain = server
         .call(
             "POST",
