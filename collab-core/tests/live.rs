@@ -171,3 +171,20 @@ async fn subscribing_checks_access() {
         Err(Error::NotFound { .. })
     ));
 }
+
+#[tokio::test]
+async fn channels_of_rooms_nobody_listens_to_are_dropped() {
+    use collab_core::transport::Transport;
+    let transport = InProcessTransport::default();
+    let kept = transport.subscribe(RoomId::from_u128(1));
+    for i in 2..=200u128 {
+        drop(transport.subscribe(RoomId::from_u128(i)));
+    }
+    // The sweep runs as the map grows: abandoned rooms do not pile up.
+    assert!(
+        transport.open_channels() < 70,
+        "{} channels held",
+        transport.open_channels()
+    );
+    drop(kept);
+}
