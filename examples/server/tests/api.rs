@@ -3,31 +3,19 @@
 // Tests fail by panicking.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::collections::HashMap;
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use collab_core::Error;
 use collab_core::guard::{InviteAttempt, InviteGuard};
-use collab_core::notify::RecordingNotifier;
-use collab_core::rooms::Rooms;
-use collab_core::{Error, ManualClock, TenantId, Timestamp};
-use collab_server::auth::Agents;
-use collab_server::{AppState, Shared, app};
-use collab_store_sqlite::SqliteRoomStore;
+use common::{ORIGIN, Server, TWILIO_TOKEN, agents};
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use tower::ServiceExt;
-
-const ORIGIN: &str = "http://127.0.0.1:8080";
-
-struct Server {
-    app: Router,
-    _dir: tempfile::TempDir,
-}
 
 #[derive(Debug)]
 struct RefuseAll;
@@ -41,139 +29,8 @@ impl InviteGuard for RefuseAll {
     }
 }
 
-async fn server_with(guard: Option<RefuseAll>) -> Server {
-    server_on(
-        guard,
-        Arc::new(ManualClock::new(Timestamp::from(std::time::SystemTime::now()))),
-    )
-    .await
-}
-
-async fn server_on(guard: Option<RefuseAll>, clock: Arc<ManualClock>) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteRoomStore::open(dir.path().join("rooms.db")).await.unwrap();
-    let inbox = Arc::new(RecordingNotifier::new());
-    let mut builder = Rooms::builder().room_store(store).email(inbox.clone()).clock(clock);
-    if let Some(guard) = guard {
-        builder = builder.invite_guard(guard);
-    }
-    let rooms = builder.build();
-    let agents = HashMap::from([
-        ("ada".to_owned(), "secret".to_owned()),
-        ("bob".to_owned(), "hunter2".to_owned()),
-    ]);
-    let state = AppState::new(Shared {
-        rooms: rooms.clone(),
-        agents: Agents::new(TenantId::new("example").unwrap(), agents),
-        inbox,
-        secure_cookies: false,
-        origin: ORIGIN.to_owned(),
-        twilio: Some(collab_notify::TwilioWebhook::new(collab_notify::SecretString::from(
-            "twilio-token",
-        ))),
-        allowed_hosts: vec!["127.0.0.1:8080".to_owned()],
-    });
-    tokio::spawn(async move { rooms.run_dispatcher().await });
-    Server {
-        app: app(state),
-        _dir: dir,
-    }
-}
-
 async fn server() -> Server {
-    server_with(None).await
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-    fn code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
-    }
-    fn cookie(&self) -> String {
-        let set = self.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
-        set.split(';').next().unwrap().to_owned()
-    }
-}
-
-impl Server {
-    async fn send(&self, method: &str, uri: &str, cookie: Option<&str>, body: Body, content_type: &str) -> Reply {
-        let mut headers = vec![(header::CONTENT_TYPE.as_str(), content_type)];
-        headers.extend(cookie.map(|cookie| (header::COOKIE.as_str(), cookie)));
-        self.send_with(method, uri, &headers, body).await
-    }
-
-    /// A request with any headers.
-    async fn send_with(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: Body) -> Reply {
-        let mut request = Request::builder().method(method).uri(uri);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = axum::body::to_bytes(response.into_body(), 64 << 20)
-            .await
-            .unwrap()
-            .to_vec();
-        Reply { status, headers, body }
-    }
-
-    async fn call(&self, method: &str, uri: &str, cookie: Option<&str>, body: Option<Value>) -> Reply {
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-        self.send(method, uri, cookie, body, "application/json").await
-    }
-
-    async fn agent(&self, name: &str, password: &str) -> String {
-        let reply = self
-            .call(
-                "POST",
-                "/api/session",
-                None,
-                Some(json!({"agent": name, "password": password})),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::NO_CONTENT);
-        let cookie = reply.cookie();
-        let set = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
-        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
-        cookie
-    }
-
-    /// A room with Grace invited by email, and her customer cookie.
-    async fn room_with_customer(&self, agent: &str) -> (String, String) {
-        let room = self.call("POST", "/api/rooms", Some(agent), None).await.json()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let invite = json!({"channel": "email", "first_name": "Grace", "last_name": "Hopper", "identifier": "grace@example.com"});
-        let reply = self
-            .call("POST", &format!("/api/rooms/{room}/invites"), Some(agent), Some(invite))
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
-        let link = self
-            .call(
-                "POST",
-                &format!("/api/rooms/{room}/invites"),
-                Some(agent),
-                Some(json!({"channel": "link"})),
-            )
-            .await;
-        let url = link.json()["link"].as_str().unwrap().to_owned();
-        let token = url.rsplit('/').next().unwrap();
-        let joined = self
-            .call("POST", "/api/join", None, Some(json!({"token": token})))
-            .await;
-        assert_eq!(joined.status, StatusCode::OK);
-        (room, joined.cookie())
-    }
+    Server::start().await
 }
 
 #[tokio::test]
@@ -319,7 +176,7 @@ async fn rooms_invites_and_errors_map_to_statuses() {
 
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {
-    let server = server_with(Some(RefuseAll)).await;
+    let server = Server::start_with(agents(), |b| b.invite_guard(RefuseAll)).await;
     let agent = server.agent("ada", "secret").await;
     let room = server.call("POST", "/api/rooms", Some(&agent), None).await.json()["id"]
         .as_str()
@@ -555,8 +412,8 @@ async fn live_events_resume_from_last_event_id_without_gap_or_duplicate() {
 
 #[tokio::test]
 async fn a_timed_out_room_is_read_only_for_the_customer() {
-    let clock = Arc::new(ManualClock::new(Timestamp::from(std::time::SystemTime::now())));
-    let server = server_on(None, clock.clone()).await;
+    let server = server().await;
+    let clock = server.clock.clone();
     let agent = server.agent("ada", "secret").await;
     let (room, customer) = server.room_with_customer(&agent).await;
     clock.advance(Duration::from_secs(91 * 24 * 3600));
@@ -605,7 +462,7 @@ async fn twilio_callbacks_are_verified_then_recorded() {
         ("MessageSid".to_owned(), "SM1".to_owned()),
         ("MessageStatus".to_owned(), "delivered".to_owned()),
     ];
-    let webhook = collab_notify::TwilioWebhook::new(collab_notify::SecretString::from("twilio-token"));
+    let webhook = collab_notify::TwilioWebhook::new(collab_notify::SecretString::from(TWILIO_TOKEN));
     let signature = webhook.signature(&format!("{ORIGIN}{path}"), &params).unwrap();
     let post = |body: &'static str| {
         let headers = [

@@ -1,0 +1,261 @@
+//! The example server in-process for the API tests: a real SQLite file and local-file documents
+//! in a temp dir, a manual clock, a recording notifier, and a request helper.
+// Fixtures panic on a broken set-up, like assertions; not every test file uses every fixture.
+#![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use collab_core::notify::RecordingNotifier;
+use collab_core::rooms::{Rooms, RoomsBuilder};
+use collab_core::{ManualClock, TenantId, Timestamp};
+use collab_server::auth::Agents;
+use collab_server::{AppState, Shared, app};
+use collab_store_s3::{Durability, ObjectBlobStore};
+use collab_store_sqlite::SqliteRoomStore;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// The origin the test server believes it has.
+pub const ORIGIN: &str = "http://127.0.0.1:8080";
+
+/// The Twilio auth token the test server checks callbacks with: 32 hex digits, as Twilio's are.
+pub const TWILIO_TOKEN: &str = "9f86d081884c7d659a2feaa0c55ad015";
+
+/// The example's agents in the tests: `ada` (password `secret`) and `bob` (`hunter2`), both of
+/// tenant `example`.
+pub fn agents() -> Agents {
+    let passwords = HashMap::from([
+        ("ada".to_owned(), "secret".to_owned()),
+        ("bob".to_owned(), "hunter2".to_owned()),
+    ]);
+    Agents::new(TenantId::new("example").unwrap(), passwords)
+}
+
+/// The server and what a test may reach behind it.
+pub struct Server {
+    pub app: Router,
+    pub state: AppState,
+    pub rooms: Rooms,
+    pub clock: Arc<ManualClock>,
+    pub inbox: Arc<RecordingNotifier>,
+    pub dir: tempfile::TempDir,
+}
+
+/// One answer, read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+    }
+    pub fn cookie(&self) -> String {
+        let set = self.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+        set.split(';').next().unwrap().to_owned()
+    }
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap_or_default())
+    }
+}
+
+impl Server {
+    /// The server with [`agents`] and the default settings.
+    pub async fn start() -> Server {
+        Self::start_with(agents(), |builder| builder).await
+    }
+
+    /// The server with `agents`; `customize` may change the service's parts and settings.
+    pub async fn start_with(agents: Agents, customize: impl FnOnce(RoomsBuilder) -> RoomsBuilder) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteRoomStore::open(dir.path().join("rooms.db")).await.unwrap();
+        let documents = ObjectBlobStore::local(dir.path().join("documents"), Durability::Synced)
+            .unwrap()
+            .build()
+            .unwrap();
+        let clock = Arc::new(ManualClock::new(Timestamp::from(std::time::SystemTime::now())));
+        let inbox = Arc::new(RecordingNotifier::new());
+        let builder = Rooms::builder()
+            .room_store(store)
+            .blob_store(documents)
+            .email(inbox.clone())
+            .clock(clock.clone());
+        let rooms = customize(builder).build();
+        let state = AppState::new(Shared {
+            rooms: rooms.clone(),
+            agents,
+            inbox: inbox.clone(),
+            secure_cookies: false,
+            origin: ORIGIN.to_owned(),
+            twilio: Some(collab_notify::TwilioWebhook::new(collab_notify::SecretString::from(
+                TWILIO_TOKEN,
+            ))),
+            allowed_hosts: vec!["127.0.0.1:8080".to_owned()],
+        });
+        tokio::spawn({
+            let rooms = rooms.clone();
+            async move { rooms.run_dispatcher().await }
+        });
+        Server {
+            app: app(state.clone()),
+            state,
+            rooms,
+            clock,
+            inbox,
+            dir,
+        }
+    }
+
+    /// The files under the documents folder: what uploads left on disk.
+    pub fn stored_documents(&self) -> usize {
+        fn count(path: &std::path::Path) -> usize {
+            std::fs::read_dir(path).map_or(0, |entries| {
+                entries
+                    .flatten()
+                    .map(|e| if e.path().is_dir() { count(&e.path()) } else { 1 })
+                    .sum()
+            })
+        }
+        count(&self.dir.path().join("documents"))
+    }
+
+    /// A request with a content type and maybe a cookie.
+    pub async fn send(&self, method: &str, uri: &str, cookie: Option<&str>, body: Body, content_type: &str) -> Reply {
+        let mut headers = vec![(header::CONTENT_TYPE.as_str(), content_type)];
+        headers.extend(cookie.map(|cookie| (header::COOKIE.as_str(), cookie)));
+        self.send_with(method, uri, &headers, body).await
+    }
+
+    /// A request with any headers.
+    pub async fn send_with(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: Body) -> Reply {
+        self.send_within(method, uri, headers, body, None).await
+    }
+
+    /// A request with any headers; with `within`, the body is read until then only (for streams
+    /// that never end, like live events).
+    pub async fn send_within(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+        within: Option<Duration>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match within {
+            None => axum::body::to_bytes(response.into_body(), 64 << 20)
+                .await
+                .unwrap()
+                .to_vec(),
+            Some(within) => {
+                let mut stream = response.into_body().into_data_stream();
+                let mut body = Vec::new();
+                let deadline = tokio::time::Instant::now() + within;
+                while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, stream.next()).await {
+                    body.extend_from_slice(&chunk);
+                }
+                body
+            }
+        };
+        Reply { status, headers, body }
+    }
+
+    /// A JSON request.
+    pub async fn call(&self, method: &str, uri: &str, cookie: Option<&str>, body: Option<Value>) -> Reply {
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        self.send(method, uri, cookie, body, "application/json").await
+    }
+
+    /// Signs `name` in: the agent's cookie (`collab_agent=…`).
+    pub async fn agent(&self, name: &str, password: &str) -> String {
+        let reply = self
+            .call(
+                "POST",
+                "/api/session",
+                None,
+                Some(json!({"agent": name, "password": password})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        let cookie = reply.cookie();
+        let set = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+        cookie
+    }
+
+    /// A new room of `agent`'s tenant.
+    pub async fn create_room(&self, agent: &str) -> String {
+        let reply = self.call("POST", "/api/rooms", Some(agent), None).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
+        reply.json()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Invites a customer to `room` through `channel`; the answer's JSON.
+    pub async fn invite(&self, agent: &str, room: &str, invite: Value) -> Value {
+        let reply = self
+            .call("POST", &format!("/api/rooms/{room}/invites"), Some(agent), Some(invite))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
+        reply.json()
+    }
+
+    /// A fresh "Get Link" token of `room`.
+    pub async fn link_token(&self, agent: &str, room: &str) -> String {
+        let link = self.invite(agent, room, json!({"channel": "link"})).await;
+        link["link"].as_str().unwrap().rsplit('/').next().unwrap().to_owned()
+    }
+
+    /// Joins through an invite token: the customer's cookie (`collab_customer=…`).
+    pub async fn join(&self, token: &str) -> String {
+        let joined = self
+            .call("POST", "/api/join", None, Some(json!({"token": token})))
+            .await;
+        assert_eq!(joined.status, StatusCode::OK, "{:?}", joined.json());
+        joined.cookie()
+    }
+
+    /// A room with `first last` invited by email, and the customer's cookie.
+    pub async fn room_for(&self, agent: &str, first: &str, last: &str) -> (String, String) {
+        let room = self.create_room(agent).await;
+        let email = format!("{}@example.com", first.to_lowercase());
+        let invite = json!({"channel": "email", "first_name": first, "last_name": last, "identifier": email});
+        self.invite(agent, &room, invite).await;
+        let token = self.link_token(agent, &room).await;
+        (room, self.join(&token).await)
+    }
+
+    /// A room with Grace invited by email, and her customer cookie.
+    pub async fn room_with_customer(&self, agent: &str) -> (String, String) {
+        self.room_for(agent, "Grace", "Hopper").await
+    }
+
+    /// Uploads `bytes` as `name` (already URL-encoded) to `room`.
+    pub async fn upload(&self, room: &str, cookie: &str, name: &str, bytes: Vec<u8>) -> Reply {
+        let uri = format!("/api/rooms/{room}/documents?name={name}");
+        self.send(
+            "POST",
+            &uri,
+            Some(cookie),
+            Body::from(bytes),
+            "application/octet-stream",
+        )
+        .await
+    }
+}
