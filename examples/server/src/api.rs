@@ -111,14 +111,17 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
     /// Customer name prefix (first, last or full name; any case).
+    #[param(max_length = 201)]
     pub name: Option<String>,
     /// Customer mobile number, international form.
     pub phone: Option<String>,
     /// Customer email address.
     pub email: Option<String>,
-    /// The `next` of a previous page.
+    /// The `next` of a previous page (blank: the first page).
+    #[param(pattern = r"^([0-9]{1,15}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$")]
     pub after: Option<String>,
     /// At most this many rooms (1 to 500, 50 by default).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
 }
 
@@ -194,6 +197,7 @@ pub async fn get_room(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct InviteBody {
     /// `sms`, `email` or `link`.
+    #[schema(pattern = "^(sms|email|link)$")]
     pub channel: String,
     /// First name (locked once invited: leave out or repeat).
     pub first_name: Option<String>,
@@ -259,18 +263,28 @@ pub async fn close_room(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A sequence number from the query: 0 up to the largest a store keeps (`i64::MAX`), so that
+/// the document's `int64` and the server agree.
+fn seq_param(after: Option<i64>) -> ApiResult<Seq> {
+    u64::try_from(after.unwrap_or(0))
+        .map(Seq::new)
+        .map_err(|_| ApiError::Core(Error::invalid("after", "must be 0 or more")))
+}
+
 /// Which events to read.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct EventsQuery {
     /// Events after this sequence number (0 for all).
-    pub after: Option<u64>,
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
     /// At most this many (1 to 1000, 200 by default).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
 /// The room's timeline, oldest first.
 #[utoipa::path(get, path = "/api/rooms/{room}/events", params(("room" = String, Path), EventsQuery), tag = "rooms",
-    responses((status = 200, body = Vec<EventView>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<EventView>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -280,7 +294,7 @@ pub async fn events(
     let actor = who(&state, &headers).await?;
     let room = room_id(&room)?;
     let page = TimelineQuery::After {
-        seq: Seq::new(query.after.unwrap_or(0)),
+        seq: seq_param(query.after)?,
         limit: query.limit.unwrap_or(200),
     };
     let events = state.rooms.timeline(&actor, room, page).await?;
@@ -293,7 +307,8 @@ pub async fn events(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct LiveQuery {
     /// The last sequence number the client has (the `Last-Event-ID` header wins).
-    pub after: Option<u64>,
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
     /// `customer` on the customer page (an EventSource cannot send the `x-collab-as` header).
     #[serde(rename = "as")]
     pub as_role: Option<String>,
@@ -302,7 +317,8 @@ pub struct LiveQuery {
 /// Live events as server-sent events (`id` = sequence number): resumable without gap or
 /// duplicate through `Last-Event-ID` or `after`.
 #[utoipa::path(get, path = "/api/rooms/{room}/live", params(("room" = String, Path), LiveQuery), tag = "rooms",
-    responses((status = 200, description = "text/event-stream of EventView"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "text/event-stream of EventView"), (status = 404, body = ErrorBody),
+    (status = 422, body = ErrorBody)))]
 pub async fn live(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -312,14 +328,16 @@ pub async fn live(
     let as_customer = query.as_role.as_deref() == Some("customer");
     let actor = actor(&state.agents, &state.rooms, &headers, as_customer).await?;
     let room = room_id(&room)?;
-    let resume = headers
+    let resume = match headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-        .or(query.after)
-        .unwrap_or(0);
+    {
+        Some(seq) => Seq::new(seq),
+        None => seq_param(query.after)?,
+    };
     let role = reader(&actor);
-    let stream = state.rooms.subscribe(&actor, room, Seq::new(resume)).await?;
+    let stream = state.rooms.subscribe(&actor, room, resume).await?;
     let events = stream
         .inspect(move |item| {
             if let Err(e) = item {
@@ -345,8 +363,10 @@ pub async fn live(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MessageBody {
     /// The text (trimmed; 1 to 4,000 characters).
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     pub text: String,
-    /// A key the client chose, so that a retried send is not posted twice.
+    /// A key the client chose, so that a retried send is not posted twice (at most 128 bytes).
+    #[schema(max_length = 128)]
     pub client_key: Option<String>,
 }
 
@@ -455,6 +475,7 @@ pub async fn download(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct JoinBody {
     /// The token from the link's path.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub token: String,
 }
 

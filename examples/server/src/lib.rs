@@ -121,7 +121,9 @@ impl AppState {
 struct ApiDoc;
 
 /// Adds the answers every route can give (a malformed request, no sign-in, a refused host or
-/// origin, a server failure) to each operation that does not list them, with the error body.
+/// origin, a closed or timed-out room, a server failure) to each operation that does not list
+/// them, with the error body; and to each operation with a body, the answers to a body of
+/// another type or shape.
 fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let error = |description: &str| {
@@ -140,7 +142,13 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         ("401", "not signed in"),
         ("403", "refused: another host or origin, or not allowed"),
         ("404", "not found"),
+        // A customer's cookie counts on every route, and their room may have closed.
+        ("409", "the room is closed or timed out, or changed meanwhile"),
         ("500", "the server failed"),
+    ];
+    let with_body = [
+        ("415", "the body is not of the documented type"),
+        ("422", "the body does not fit the schema, or a field breaks a rule"),
     ];
     for item in openapi.paths.paths.values_mut() {
         let operations = [
@@ -151,7 +159,13 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
             &mut item.patch,
         ];
         for operation in operations.into_iter().flatten() {
-            for (status, description) in common {
+            let body = operation
+                .request_body
+                .is_some()
+                .then_some(with_body)
+                .into_iter()
+                .flatten();
+            for (status, description) in common.into_iter().chain(body) {
                 operation
                     .responses
                     .responses

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# schemathesis against the example server's OpenAPI document (/api/openapi.json): once signed in
+# as an agent, once as a customer of a room. Fails on any 5xx or any answer that does not match
+# the document (every check of the pinned version, `--checks all`).
+#
+#   examples/server/schemathesis.sh [path/to/collab-server]   (default: build it, debug)
+#
+# MAX_EXAMPLES (default 50) bounds the examples per operation and phase. The pinned version is
+# installed into a venv under ~/.cache when missing (Python 3.11 or later).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SCHEMATHESIS_VERSION=4.32.5
+MAX_EXAMPLES="${MAX_EXAMPLES:-50}"
+VENV="$HOME/.cache/collab-schemathesis-$SCHEMATHESIS_VERSION"
+if [ ! -x "$VENV/bin/schemathesis" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+server="${1:-}"
+if [ -z "$server" ]; then
+  cargo build --quiet --locked -p collab-server
+  server="${CARGO_TARGET_DIR:-target}/debug/collab-server"
+fi
+
+work="$(mktemp -d)"
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+base="http://127.0.0.1:$port"
+password="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+COLLAB_AGENTS="schema@example.com:$password" "$server" --addr "127.0.0.1:$port" --data "$work/data" \
+  >"$work/server.log" 2>&1 &
+server_pid=$!
+stop() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap stop EXIT
+
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null "$base/api/openapi.json" 2>/dev/null && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; echo "the server stopped" >&2; exit 1; }
+  sleep 0.1
+done
+
+# The value of cookie $2 that the answer headers in file $1 set.
+cookie() { sed -n "s/^set-cookie: \($2=[^;]*\).*/\1/Ip" "$1" | head -n 1; }
+# Field $1 of the JSON on standard input.
+field() { python3 -c "import json, sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
+post() { curl -fsS -H 'content-type: application/json' "$@"; }
+
+# An agent; a room with a customer invited by email, its link, and the customer's session.
+post -D "$work/agent.h" -o /dev/null -d "{\"agent\":\"schema@example.com\",\"password\":\"$password\"}" "$base/api/session"
+agent="$(cookie "$work/agent.h" collab_agent)"
+room="$(post -H "cookie: $agent" -X POST "$base/api/rooms" | field id)"
+post -H "cookie: $agent" -o /dev/null \
+  -d '{"channel":"email","first_name":"Grace","last_name":"Hopper","identifier":"grace@example.com"}' \
+  "$base/api/rooms/$room/invites"
+link="$(post -H "cookie: $agent" -d '{"channel":"link"}' "$base/api/rooms/$room/invites" | field link)"
+post -D "$work/customer.h" -o /dev/null -d "{\"token\":\"${link##*/}\"}" "$base/api/join"
+customer="$(cookie "$work/customer.h" collab_customer)"
+[ -n "$agent" ] && [ -n "$customer" ] || { echo "could not sign in or join" >&2; exit 1; }
+
+total=0
+run() {
+  local who="$1"
+  shift
+  echo "--- schemathesis as $who $*"
+  "$VENV/bin/schemathesis" --config-file examples/server/schemathesis.toml --no-color \
+    run "$base/api/openapi.json" \
+    --checks all --max-examples "$MAX_EXAMPLES" --seed 1 --workers 2 \
+    --exclude-path '/api/rooms/{room}/live' "$@" | tee "$work/$who.out"
+}
+count() {
+  # Test cases run, from the summary: "Test cases:" then "  N generated, N passed".
+  sed -n '/^Test cases:/{n;s/^ *\([0-9][0-9]*\) generated.*/\1/p;}' "$work/$1.out" | tail -n 1
+}
+
+# Live events are an endless stream (server-sent events): a request-response check would only
+# time out on it; tests/api.rs checks the stream. Signing out ends the session the other
+# operations use: it runs last, on its own.
+run agent -H "cookie: $agent" --exclude-method DELETE
+run agent-sign-out -H "cookie: $agent" --include-method DELETE
+run customer -H "cookie: $customer" -H "x-collab-as: customer" --exclude-method DELETE
+for who in agent agent-sign-out customer; do
+  total=$((total + $(count "$who")))
+done
+echo "schemathesis: $total test cases, no failure"
