@@ -1,5 +1,6 @@
 //! The JSON API: everything the console and the customer page do.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::time::Duration;
@@ -502,6 +503,8 @@ pub async fn join(State(state): State<AppState>, Json(body): Json<JoinBody>) -> 
 /// A message the dev notifiers "sent".
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InboxMessage {
+    /// The room the invite is for.
+    pub room: String,
     /// The recipient.
     pub to: String,
     /// The subject, for email.
@@ -512,13 +515,42 @@ pub struct InboxMessage {
     pub link: String,
 }
 
-/// What the development notifiers "sent" (signed-in agents only).
+/// What the development notifiers "sent" for the agent's tenant (signed-in agents only).
 #[utoipa::path(get, path = "/api/dev/inbox", tag = "dev",
     responses((status = 200, body = Vec<InboxMessage>), (status = 401, body = ErrorBody)))]
 pub async fn dev_inbox(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Vec<InboxMessage>>> {
-    match who(&state, &headers).await? {
-        Actor::Agent { .. } => Ok(Json(state.inbox.messages())),
-        _ => Err(ApiError::Core(Error::Forbidden)),
+    let actor = who(&state, &headers).await?;
+    if !matches!(actor, Actor::Agent { .. }) {
+        return Err(ApiError::Core(Error::Forbidden));
+    }
+    // One inbox serves every tenant: show only invites to rooms this agent may read.
+    let mut readable: HashMap<String, bool> = HashMap::new();
+    let mut shown = Vec::new();
+    for message in state.inbox.messages() {
+        let visible = match readable.get(&message.room) {
+            Some(visible) => *visible,
+            None => {
+                let visible = may_read(&state, &actor, &message.room).await?;
+                readable.insert(message.room.clone(), visible);
+                visible
+            }
+        };
+        if visible {
+            shown.push(message);
+        }
+    }
+    Ok(Json(shown))
+}
+
+/// Whether `actor` may read `room`; a failing store is an error, not a "no".
+async fn may_read(state: &AppState, actor: &Actor, room: &str) -> ApiResult<bool> {
+    let Ok(room) = room_id(room) else {
+        return Ok(false);
+    };
+    match state.rooms.room(actor, room).await {
+        Ok(_) => Ok(true),
+        Err(Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -17,38 +17,59 @@ pub const AGENT_COOKIE: &str = "collab_agent";
 /// The cookie that holds a customer's session.
 pub const CUSTOMER_COOKIE: &str = "collab_customer";
 
-/// The example's agents, all of one tenant, and their signed-in sessions.
+/// The example's agents, each of a tenant, and their signed-in sessions. A tenant's agents see
+/// only that tenant's rooms; several tenants let one server show that separation.
 pub struct Agents {
-    tenant: TenantId,
-    passwords: HashMap<String, String>,
+    accounts: HashMap<String, Account>,
     /// Sign-in tokens by hash: the tokens themselves live only in the browsers' cookies.
-    sessions: Mutex<HashMap<TokenHash, AgentId>>,
+    sessions: Mutex<HashMap<TokenHash, Actor>>,
+}
+
+struct Account {
+    tenant: TenantId,
+    password: String,
 }
 
 /// Never the passwords, never the sessions.
 impl std::fmt::Debug for Agents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut agents: Vec<String> = self
+            .accounts
+            .iter()
+            .map(|(agent, account)| format!("{}/{agent}", account.tenant))
+            .collect();
+        agents.sort();
         f.debug_struct("Agents")
-            .field("tenant", &self.tenant)
-            .field("agents", &self.passwords.keys().collect::<Vec<_>>())
+            .field("agents", &agents)
             .finish_non_exhaustive()
     }
 }
 
 impl Agents {
-    /// Agents of `tenant` with their passwords.
+    /// Agents of `tenant` with their passwords, by agent id.
     pub fn new(tenant: TenantId, passwords: HashMap<String, String>) -> Self {
         Self {
-            tenant,
-            passwords,
+            accounts: HashMap::new(),
             sessions: Mutex::new(HashMap::new()),
         }
+        .with_tenant(tenant, passwords)
+    }
+
+    /// Adds the agents of another tenant. An agent id names one agent: a later entry with the
+    /// same id replaces the earlier one.
+    pub fn with_tenant(mut self, tenant: TenantId, passwords: HashMap<String, String>) -> Self {
+        for (agent, password) in passwords {
+            let tenant = tenant.clone();
+            self.accounts.insert(agent, Account { tenant, password });
+        }
+        self
     }
 
     /// Checks a password and opens a session; the token goes into the agent's cookie.
     pub fn sign_in(&self, agent: &str, password: &str) -> Result<(AgentId, Token), ApiError> {
         // Compare every byte whatever the first difference, so timing tells nothing.
-        let matches = self.passwords.get(agent).is_some_and(|expected| {
+        let account = self.accounts.get(agent).filter(|account| {
+            let expected = &account.password;
             expected.len() == password.len()
                 && expected
                     .bytes()
@@ -56,12 +77,16 @@ impl Agents {
                     .fold(0, |acc, (a, b)| acc | (a ^ b))
                     == 0
         });
-        if !matches {
+        let Some(account) = account else {
             return Err(ApiError::Unauthenticated);
-        }
+        };
         let agent = AgentId::new(agent)?;
         let token = Token::generate()?;
-        self.lock().insert(token.hash(), agent.clone());
+        let actor = Actor::Agent {
+            tenant: account.tenant.clone(),
+            agent: agent.clone(),
+        };
+        self.lock().insert(token.hash(), actor);
         Ok((agent, token))
     }
 
@@ -74,14 +99,10 @@ impl Agents {
 
     fn agent(&self, token: &str) -> Option<Actor> {
         let token = Token::parse(token).ok()?;
-        let agent = self.lock().get(&token.hash())?.clone();
-        Some(Actor::Agent {
-            tenant: self.tenant.clone(),
-            agent,
-        })
+        self.lock().get(&token.hash()).cloned()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, AgentId>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, Actor>> {
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -37,6 +37,7 @@ impl Inbox for collab_notify::DevInbox {
         let mut messages: Vec<InboxMessage> = collab_notify::DevInbox::messages(self)
             .into_iter()
             .map(|m| InboxMessage {
+                room: m.room.to_string(),
                 to: m.recipient.to_string(),
                 subject: m.subject,
                 text: m.text,
@@ -53,6 +54,7 @@ impl Inbox for RecordingNotifier {
         self.sent()
             .into_iter()
             .map(|n| InboxMessage {
+                room: n.room.to_string(),
                 to: n.recipient.to_string(),
                 subject: n.subject,
                 text: n.text,

@@ -2,7 +2,7 @@
 //! `./collab-data` (SQLite for rooms, `documents/` for documents). Settings come from flags or the
 //! environment; `--help` lists them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +28,8 @@ Flags (or environment variables):
   --base-url URL     the public URL in invite links (COLLAB_BASE_URL), default http://ADDR
   --documents URL    where documents go (COLLAB_DOCUMENTS): file:///path, s3://bucket/prefix
                      (settings from AWS_* variables), memory://; default DIR/documents
-  --agents LIST      agents as id:password,id:password (COLLAB_AGENTS),
+  --agents LIST      agents as [tenant/]id:password,... (COLLAB_AGENTS); an agent sees
+                     only its tenant's rooms (without one: tenant example);
                      default one dev agent: agent@example.com:dev
 
 Notifiers (environment only; without them invites go to the Dev inbox):
@@ -79,16 +80,28 @@ fn settings() -> Result<Settings, String> {
     Ok(settings)
 }
 
-fn parse_agents(list: &str) -> Result<HashMap<String, String>, String> {
-    list.split(',')
-        .filter(|entry| !entry.trim().is_empty())
-        .map(|entry| {
-            entry
-                .split_once(':')
-                .map(|(id, password)| (id.trim().to_owned(), password.to_owned()))
-                .ok_or_else(|| format!("agents: {entry:?} is not id:password"))
-        })
-        .collect()
+/// The tenant of agents listed without one.
+const DEFAULT_TENANT: &str = "example";
+
+/// `[tenant/]id:password,...`: the password is everything after the first `:`.
+fn parse_agents(list: &str) -> Result<Agents, String> {
+    let tenant = |name: &str| TenantId::new(name).map_err(|e| format!("agents: {e}"));
+    let mut agents = Agents::new(tenant(DEFAULT_TENANT)?, HashMap::new());
+    let mut seen = HashSet::new();
+    for (n, entry) in list.split(',').filter(|entry| !entry.trim().is_empty()).enumerate() {
+        // Never echo an entry: it may hold a password.
+        let (who, password) = entry
+            .split_once(':')
+            .ok_or_else(|| format!("agents: entry {} is not [tenant/]id:password", n + 1))?;
+        let who = who.trim();
+        let (tenant_name, id) = who.split_once('/').unwrap_or((DEFAULT_TENANT, who));
+        if !seen.insert(id.to_owned()) {
+            return Err(format!("agents: {id} is listed twice"));
+        }
+        let passwords = HashMap::from([(id.to_owned(), password.to_owned())]);
+        agents = agents.with_tenant(tenant(tenant_name)?, passwords);
+    }
+    Ok(agents)
 }
 
 /// The notifiers the environment asks for.
@@ -213,7 +226,7 @@ async fn run() -> Result<(), String> {
     }
     let state = AppState::new(Shared {
         rooms: rooms.clone(),
-        agents: Agents::new(TenantId::new("example").map_err(fail("tenant"))?, agents),
+        agents,
         inbox: Arc::new(inbox),
         secure_cookies: base_url.starts_with("https://"),
         origin,
