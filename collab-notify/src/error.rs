@@ -52,6 +52,26 @@ impl ProviderError {
         }
     }
 
+    /// An error of `provider` whose `message` comes from the provider's answer, with each of
+    /// `secrets` (the credentials the request carried, in every form it carried them) blanked
+    /// out before the message is cut: an answer may quote the request back, and this text goes
+    /// to logs and onto the timeline.
+    ///
+    /// ```
+    /// use collab_notify::ProviderError;
+    ///
+    /// let echoed = "bad request: api_key=k1&api_secret=s3cr3t&to=447911123456";
+    /// let error = ProviderError::quoting("acme-sms", echoed, &["s3cr3t"]);
+    /// assert_eq!(error.message, "bad request: api_key=k1&api_secret=<redacted>&to=447911123456");
+    /// ```
+    pub fn quoting(provider: &'static str, message: impl Into<String>, secrets: &[&str]) -> Self {
+        let mut message: String = message.into();
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            message = message.replace(secret, "<redacted>");
+        }
+        Self::new(provider, message)
+    }
+
     /// With the HTTP status or SMTP reply code.
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);

@@ -265,7 +265,9 @@ impl Notifier for TwilioSms {
             (false, Some(m)) => m,
             (false, None) => format!("HTTP {status}"),
         };
-        let mut error = ProviderError::new(PROVIDER, message).with_status(status.as_u16());
+        // The answer may quote the request, Authorization header and all.
+        let basic = BASE64.encode(format!("{user}:{password}"));
+        let mut error = ProviderError::quoting(PROVIDER, message, &[password, &basic]).with_status(status.as_u16());
         if let Some(code) = refusal.code {
             error = error.with_code(code.to_string());
         }

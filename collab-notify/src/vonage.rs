@@ -186,7 +186,10 @@ impl Notifier for VonageSms {
             return Ok(Receipt { provider_id });
         };
         let message = refused.error_text.clone().unwrap_or_else(|| "refused".to_owned());
-        let error = ProviderError::new(PROVIDER, message)
+        // The answer may quote the request, whose form carries the secret.
+        let secret = self.config.api_secret.expose_secret();
+        let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let error = ProviderError::quoting(PROVIDER, message, &[secret, &encoded])
             .with_status(status.as_u16())
             .with_code(refused.status.clone());
         if parts.iter().any(|p| p.status == "0") {
