@@ -149,12 +149,8 @@ fn zeros_zlib(len: usize) -> Vec<u8> {
 /// A real decompression bomb: an RGB PNG of `width` × `height` black pixels whose pixel data
 /// inflates to `height × (1 + 3 × width)` bytes.
 fn bomb_png(width: u32, height: u32) -> Vec<u8> {
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    png_chunk(&mut out, b"IHDR", &ihdr);
+    // The signature and the header chunk of a plain PNG of that size: its first 33 bytes.
+    let mut out = png(width, height)[..33].to_vec();
     let raw = height as usize * (1 + 3 * width as usize);
     png_chunk(&mut out, b"IDAT", &zeros_zlib(raw));
     png_chunk(&mut out, b"IEND", &[]);

@@ -308,10 +308,10 @@ async fn no_secret_reaches_a_log_or_debug_output() {
         .upload(&room, &customer, "form.txt", b"name: Grace".to_vec())
         .await;
     assert_eq!(uploaded.status, StatusCode::CREATED);
-    let invites = server
+    let view = server
         .call("GET", &format!("/api/rooms/{room}"), Some(&agent), None)
         .await;
-    assert_eq!(invites.status, StatusCode::OK);
+    assert_eq!(view.status, StatusCode::OK);
     let state = server
         .rooms
         .room(
