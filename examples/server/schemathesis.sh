@@ -63,14 +63,16 @@ customer="$(cookie "$work/customer.h" collab_customer)"
 [ -n "$agent" ] && [ -n "$customer" ] || { echo "could not sign in or join" >&2; exit 1; }
 
 total=0
+config="$PWD/examples/server/schemathesis.toml"
 run() {
   local who="$1"
   shift
   echo "--- schemathesis as $who $*"
-  "$VENV/bin/schemathesis" --config-file examples/server/schemathesis.toml --no-color \
+  # From the temp folder: schemathesis keeps a cache of crashes in the current one.
+  (cd "$work" && "$VENV/bin/schemathesis" --config-file "$config" --no-color \
     run "$base/api/openapi.json" \
     --checks all --max-examples "$MAX_EXAMPLES" --seed 1 --workers 2 --generation-database none \
-    --exclude-path '/api/rooms/{room}/live' "$@" | tee "$work/$who.out"
+    --exclude-path '/api/rooms/{room}/live' "$@") | tee "$work/$who.out"
 }
 count() {
   # Test cases run, from the summary: "Test cases:" then "  N generated, N passed".
@@ -84,6 +86,7 @@ run agent -H "cookie: $agent" --exclude-method DELETE
 run agent-sign-out -H "cookie: $agent" --include-method DELETE
 run customer -H "cookie: $customer" -H "x-collab-as: customer" --exclude-method DELETE
 for who in agent agent-sign-out customer; do
-  total=$((total + $(count "$who")))
+  total=$((total + $(count "$who" || true)))
 done
+[ "$total" -gt 0 ] || { echo "schemathesis ran no test case" >&2; exit 1; }
 echo "schemathesis: $total test cases, no failure"
