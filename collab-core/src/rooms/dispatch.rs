@@ -66,6 +66,11 @@ enum Outcome {
     Unrecorded,
 }
 
+/// How many more times an outcome is recorded after a store failure. The provider is not
+/// called again for these: a record that cannot be written would mean a second send after
+/// the lease. Short pauses (50, 100, 200 ms) keep them well within the lease's last quarter.
+const RECORD_RETRIES: u32 = 3;
+
 /// The longest wait a provider's retry-after may impose.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -256,14 +261,25 @@ impl Rooms {
             status,
         };
         let completed = message.id;
-        let recorded = self
-            .execute(&Actor::System, message.room, Operation::Read, &command, |_, _| {
-                Ok(Extras {
-                    completed_outbox: vec![completed],
-                    ..Extras::default()
+        let mut retries = 0;
+        let recorded = loop {
+            let recorded = self
+                .execute(&Actor::System, message.room, Operation::Read, &command, |_, _| {
+                    Ok(Extras {
+                        completed_outbox: vec![completed],
+                        ..Extras::default()
+                    })
                 })
-            })
-            .await;
+                .await;
+            match recorded {
+                // A record whose answer was lost is found recorded the next time: nothing twice.
+                Err(Error::Backend { .. }) if retries < RECORD_RETRIES => {
+                    tokio::time::sleep(Duration::from_millis(50 << retries)).await;
+                    retries += 1;
+                }
+                recorded => break recorded,
+            }
+        };
         let drop_row = match recorded {
             Ok(done) => done.events.is_empty(),
             // The room closed, or the invite is gone: nothing left to record.
