@@ -669,3 +669,48 @@ async fn a_stalled_provider_does_not_block_chat_and_is_given_up_in_time() {
         .unwrap();
     assert_eq!(sent_records(&log), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_provider_holds_up_only_its_own_invites() {
+    let faults = Faults::new();
+    let gate = Gate::new(); // never released: the SMS provider hangs
+    faults.plan(Method::Send, 1, Fault::Stall(gate.clone()));
+    let sms = Arc::new(FaultyNotifier::new(RecordingNotifier::new(), faults.clone()));
+    let email = Arc::new(RecordingNotifier::new());
+    let rooms = Rooms::builder()
+        .clock(TokioClock {
+            start: tokio::time::Instant::now(),
+        })
+        .sms(sms.clone())
+        .email(email.clone())
+        .build();
+    let dispatcher = tokio::spawn({
+        let rooms = rooms.clone();
+        async move { rooms.run_dispatcher().await }
+    });
+    let first = rooms.create_room(&agent()).await.unwrap().room;
+    rooms
+        .invite(&agent(), first, InviteRequest::sms("Grace", "Hopper", "+447911123456"))
+        .await
+        .unwrap();
+    gate.arrivals(1).await;
+    let queued = tokio::time::Instant::now();
+    let second = rooms.create_room(&agent()).await.unwrap().room;
+    rooms
+        .invite(
+            &agent(),
+            second,
+            InviteRequest::email("Ada", "Lovelace", "ada@example.com"),
+        )
+        .await
+        .unwrap();
+    while email.sent().is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        queued.elapsed() <= Duration::from_secs(1),
+        "the email waited {:?} for the hung SMS",
+        queued.elapsed()
+    );
+    dispatcher.abort();
+}
