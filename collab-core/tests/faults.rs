@@ -238,21 +238,6 @@ async fn a_post_whose_answer_was_lost_is_recorded_once_when_retried_with_its_key
 
 // ---- deliveries: failures and crashes around the send ----------------------------------------
 
-async fn invite_grace(world: &Faulty) -> (RoomId, InviteId) {
-    let room = world.rooms.create_room(&agent()).await.unwrap().room;
-    let invite = world
-        .rooms
-        .invite(
-            &agent(),
-            room,
-            InviteRequest::email("Grace", "Hopper", "grace@example.com"),
-        )
-        .await
-        .unwrap()
-        .invite;
-    (room, invite)
-}
-
 fn sent_records(log: &[Event]) -> usize {
     log.iter()
         .filter(|e| {
@@ -271,7 +256,7 @@ fn sent_records(log: &[Event]) -> usize {
 async fn a_failed_record_is_written_again_without_sending_again() {
     for fault in [Fault::Fail, Fault::LoseAnswer] {
         let world = Faulty::new();
-        let (room, invite) = invite_grace(&world).await;
+        let (room, invite) = email_invite(&world.rooms).await;
         // The dispatcher's first append is the record of the send.
         world.faults.plan_next(Method::Append, fault.clone());
         assert_eq!(world.rooms.dispatch_due().await.unwrap().sent, 1, "{fault:?}");
@@ -290,7 +275,7 @@ async fn a_failed_record_is_written_again_without_sending_again() {
 async fn a_record_that_cannot_be_written_means_one_more_send_after_the_lease() {
     let delivery = DeliveryConfig::default().with_max_attempts(3).unwrap();
     let world = Faulty::with(|b| b.config(RoomsConfig::default().with_delivery(delivery)));
-    let (room, invite) = invite_grace(&world).await;
+    let (room, invite) = email_invite(&world.rooms).await;
     world.faults.plan_always(Method::Append, Fault::Fail);
     assert_eq!(world.rooms.dispatch_due().await.unwrap().sent, 0, "sent, not recorded");
     world.faults.clear();
@@ -331,7 +316,7 @@ async fn a_process_that_dies_at_any_step_of_a_delivery_sends_once_but_between_se
     ];
     for (method, sends, moment) in steps {
         let world = Faulty::new();
-        let (room, invite) = invite_grace(&world).await;
+        let (room, invite) = email_invite(&world.rooms).await;
         let gate = Gate::new();
         world.faults.plan_next(method, Fault::Stall(gate.clone()));
         let pass = tokio::spawn({
@@ -384,18 +369,7 @@ async fn bytes_of(world: &Faulty, key: &BlobKey) -> Option<Bytes> {
 #[tokio::test]
 async fn a_failed_or_timed_out_put_records_nothing() {
     let world = Faulty::new();
-    let (room, customer, _) = {
-        let w = &world;
-        let room = w.rooms.create_room(&agent()).await.unwrap().room;
-        w.rooms
-            .invite(&agent(), room, InviteRequest::email("Grace", "Hopper", "g@example.com"))
-            .await
-            .unwrap();
-        let link = w.rooms.get_link(&agent(), room).await.unwrap().link.unwrap();
-        let session = w.rooms.join(link.token()).await.unwrap();
-        let customer = w.rooms.customer_session(session.token.expose()).await.unwrap();
-        (room, customer, session)
-    };
+    let (room, customer, _) = room_with_customer(&world.rooms).await;
     let log = world.log(room).await;
     for fault in [
         Fault::Fail,
@@ -593,18 +567,6 @@ async fn no_event_names_a_missing_blob_under_random_faults() {
 }
 
 // ---- a stalled provider ----------------------------------------------------------------------
-
-/// The tokio clock as a `Clock`, so that timestamps follow a paused runtime's time.
-#[derive(Debug)]
-struct TokioClock {
-    start: tokio::time::Instant,
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> Timestamp {
-        T0.saturating_add(self.start.elapsed())
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_stalled_provider_does_not_block_chat_and_is_given_up_in_time() {

@@ -354,24 +354,35 @@ fn retryable(status: StatusCode) -> bool {
     status == StatusCode::CONFLICT || status.is_server_error()
 }
 
+/// What a load task works with: one room, its customer, the shared acknowledgements.
+#[derive(Clone)]
+struct Worker {
+    client: Client,
+    room: String,
+    customer: String,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Acked>>,
+}
+
 /// Posts with a client key each, retried with the same key until answered: every key ends up
 /// in the timeline once, acknowledged or not.
-async fn poster(client: Client, room: String, customer: String, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
+async fn poster(worker: Worker) {
     let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    while !worker.stop.load(Ordering::Relaxed) {
         n += 1;
         let key = format!("post-{n}");
         let who = if n.is_multiple_of(2) {
-            As::Customer(&customer)
+            As::Customer(&worker.customer)
         } else {
             As::Agent
         };
         let body = json!({ "text": format!("message {n}"), "client_key": key }).to_string();
-        let path = format!("/api/rooms/{room}/messages");
-        let (status, event) = client.call(&who, reqwest::Method::POST, &path, Some(body)).await;
+        let path = format!("/api/rooms/{}/messages", worker.room);
+        let (status, event) = worker.client.call(&who, reqwest::Method::POST, &path, Some(body)).await;
         if status == StatusCode::CREATED {
             let seq = event["seq"].as_u64().unwrap();
-            acked.lock().unwrap().posts.insert((room.clone(), key), seq);
+            let posts = &mut worker.acked.lock().unwrap().posts;
+            posts.insert((worker.room.clone(), key), seq);
         } else {
             // Busy (a conflict past the retries) or failing: it may be recorded; never twice.
             assert!(retryable(status), "post {n}: {status} {event}");
@@ -381,9 +392,12 @@ async fn poster(client: Client, room: String, customer: String, stop: Arc<Atomic
 }
 
 /// Uploads text and PDF documents; an upload whose answer never came is not retried.
-async fn uploader(client: Client, room: String, customer: String, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
+async fn uploader(worker: Worker) {
+    let Worker {
+        client, room, customer, ..
+    } = &worker;
     let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    while !worker.stop.load(Ordering::Relaxed) {
         n += 1;
         let (name, bytes) = if n.is_multiple_of(4) {
             (format!("scan-{n}.pdf"), pdf_with_pages(1 + (n as usize % 3)))
@@ -395,12 +409,13 @@ async fn uploader(client: Client, room: String, customer: String, stop: Arc<Atom
         let digest = Sha256Digest::of(&bytes);
         let path = format!("/api/rooms/{room}/documents?name={name}");
         match client
-            .once(&As::Customer(&customer), &path, "application/octet-stream", bytes)
+            .once(&As::Customer(customer), &path, "application/octet-stream", bytes)
             .await
         {
             Some((StatusCode::CREATED, event)) => {
                 let document = event["document"]["id"].as_str().unwrap().to_owned();
-                acked.lock().unwrap().uploads.insert((room.clone(), document), digest);
+                let uploads = &mut worker.acked.lock().unwrap().uploads;
+                uploads.insert((room.clone(), document), digest);
             }
             Some((status, event)) => assert!(retryable(status), "upload {n}: {status} {event}"),
             None => tokio::time::sleep(Duration::from_millis(30)).await,
@@ -549,22 +564,15 @@ async fn sigkill_under_load_loses_nothing_acknowledged_and_sends_each_invite_onc
     let mut readers = Vec::new();
     let live_http = collab_notify::http::client(Duration::from_secs(600)).unwrap();
     for (room, customer) in &rooms {
-        let args = (
-            client.clone(),
-            room.clone(),
-            customer.clone(),
-            stop.clone(),
-            acked.clone(),
-        );
-        load.push(tokio::spawn(poster(args.0, args.1, args.2, args.3, args.4)));
-        let args = (
-            client.clone(),
-            room.clone(),
-            customer.clone(),
-            stop.clone(),
-            acked.clone(),
-        );
-        load.push(tokio::spawn(uploader(args.0, args.1, args.2, args.3, args.4)));
+        let worker = Worker {
+            client: client.clone(),
+            room: room.clone(),
+            customer: customer.clone(),
+            stop: stop.clone(),
+            acked: acked.clone(),
+        };
+        load.push(tokio::spawn(poster(worker.clone())));
+        load.push(tokio::spawn(uploader(worker)));
         let seen = Arc::new(Mutex::new(Seen::default()));
         let reader = tokio::spawn(live_reader(
             live_http.clone(),
