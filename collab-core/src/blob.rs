@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Error;
 use crate::id::{DocumentId, RoomId, TenantId};
+use crate::time::Timestamp;
 use crate::token::{hex, parse_hex32};
 
 /// The bytes of an upload as they arrive from a client. An `Err` item aborts the upload.
@@ -22,6 +23,9 @@ pub type UploadStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
 /// The bytes of a download, read from the store as the consumer pulls them.
 pub type DownloadStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
+
+/// Blobs as [`BlobStore::list`] finds them, read from the store as the consumer pulls them.
+pub type BlobListing = Pin<Box<dyn Stream<Item = Result<StoredBlob, Error>> + Send>>;
 
 /// The longest blob key accepted, in bytes.
 pub const MAX_BLOB_KEY_LEN: usize = 512;
@@ -37,16 +41,20 @@ impl BlobKey {
     /// the document, joined by `/`.
     pub fn for_document(tenant: &TenantId, room: RoomId, document: DocumentId) -> Self {
         use fmt::Write;
-        let mut key = String::with_capacity(tenant.as_str().len() + 80);
-        for byte in tenant.as_str().bytes() {
-            if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
-                key.push(char::from(byte));
-            } else {
-                let _ = write!(key, "%{byte:02X}");
-            }
-        }
-        let _ = write!(key, "/{room}/{document}");
+        let mut key = BlobPrefix::room(tenant, room).0;
+        let _ = write!(key, "/{document}");
         Self(key)
+    }
+
+    /// The room and document of a key made by [`BlobKey::for_document`]; `None` for a key of
+    /// another shape.
+    pub fn document_ids(&self) -> Option<(RoomId, DocumentId)> {
+        let mut segments = self.0.split('/');
+        let (_tenant, room, document) = (segments.next()?, segments.next()?, segments.next()?);
+        if segments.next().is_some() {
+            return None;
+        }
+        Some((room.parse().ok()?, document.parse().ok()?))
     }
 
     /// Checks a key read back from elsewhere: `/`-separated segments of `[A-Za-z0-9_.%-]`, none
@@ -106,6 +114,60 @@ impl From<BlobKey> for String {
     fn from(key: BlobKey) -> String {
         key.0
     }
+}
+
+/// Which blobs [`BlobStore::list`] lists: all of them, or a room's (the keys that start with
+/// `{tenant}/{room}/`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BlobPrefix(String);
+
+impl BlobPrefix {
+    /// Every blob of the store.
+    pub fn everything() -> Self {
+        Self(String::new())
+    }
+
+    /// The documents of `room`: the prefix its [`BlobKey::for_document`] keys share.
+    pub fn room(tenant: &TenantId, room: RoomId) -> Self {
+        use fmt::Write;
+        let mut prefix = String::with_capacity(tenant.as_str().len() + 40);
+        for byte in tenant.as_str().bytes() {
+            if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
+                prefix.push(char::from(byte));
+            } else {
+                let _ = write!(prefix, "%{byte:02X}");
+            }
+        }
+        let _ = write!(prefix, "/{room}");
+        Self(prefix)
+    }
+
+    /// The prefix as text: empty for everything, else whole `/`-separated segments without a
+    /// trailing `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `key` lies under this prefix (segment by segment: `a/b` holds `a/b/c`, not
+    /// `a/bc`).
+    pub fn contains(&self, key: &BlobKey) -> bool {
+        self.0.is_empty()
+            || key
+                .as_str()
+                .strip_prefix(self.0.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+/// A blob as [`BlobStore::list`] finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// Its key.
+    pub key: BlobKey,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written, by the store's clock.
+    pub modified: Timestamp,
 }
 
 /// A SHA-256 digest, written as 64 lowercase hex digits.
@@ -303,6 +365,10 @@ pub fn upload_interrupted(source: io::Error) -> Error {
 ///   [`ByteRange::resolve`]; a missing key is `Ok(None)`.
 /// - [`head`](BlobStore::head) returns the size; a missing key is `Ok(None)`.
 /// - [`delete`](BlobStore::delete) removes the key; deleting a missing key succeeds.
+/// - [`list`](BlobStore::list) yields every stored blob under the [`BlobPrefix`] (in any order),
+///   with its size and the time it was written; a blob whose upload has not completed is not
+///   listed. It is optional: the provided method yields one [`Error::Unsupported`], and
+///   [`Rooms::sweep_orphan_documents`](crate::rooms::Rooms::sweep_orphan_documents) needs it.
 ///
 /// The conformance kit (`collab_core::testing`, feature `testing`) checks all of this.
 ///
@@ -368,6 +434,16 @@ pub trait BlobStore: fmt::Debug + Send + Sync + 'static {
 
     /// Removes the blob under `key`, if any.
     async fn delete(&self, key: &BlobKey) -> Result<(), Error>;
+
+    /// The blobs under `prefix`, for the sweep of orphan documents. Optional: by default, one
+    /// [`Error::Unsupported`].
+    fn list(&self, prefix: &BlobPrefix) -> BlobListing {
+        let _ = prefix;
+        Box::pin(futures_util::stream::iter([Err(Error::Unsupported {
+            backend: "this blob store",
+            capability: "listing",
+        })]))
+    }
 }
 
 macro_rules! forward_blob_store {
@@ -389,6 +465,10 @@ macro_rules! forward_blob_store {
             async fn delete(&self, key: &BlobKey) -> Result<(), Error> {
                 (**self).delete(key).await
             }
+
+            fn list(&self, prefix: &BlobPrefix) -> BlobListing {
+                (**self).list(prefix)
+            }
         }
     };
 }
@@ -408,6 +488,27 @@ mod tests {
         assert_eq!(BlobKey::parse(key.as_str()).ok(), Some(key));
         for bad in ["", "a//b", "a/../b", "./a", "a/b c", "a\\b", "a/\u{0}"] {
             assert!(BlobKey::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn prefixes_hold_whole_segments() {
+        let tenant = TenantId::new("acme/x").expect("valid tenant");
+        let (room, document) = (RoomId::from_u128(1), DocumentId::from_u128(2));
+        let key = BlobKey::for_document(&tenant, room, document);
+        assert_eq!(key.document_ids(), Some((room, document)));
+        assert!(BlobPrefix::room(&tenant, room).contains(&key));
+        assert!(BlobPrefix::everything().contains(&key));
+        assert!(!BlobPrefix::room(&tenant, RoomId::from_u128(3)).contains(&key));
+        let other_tenant = TenantId::new("acme").expect("valid tenant");
+        assert!(!BlobPrefix::room(&other_tenant, room).contains(&key));
+        let longer = BlobKey::parse(&format!("{}0/x", BlobPrefix::room(&tenant, room).as_str())).expect("valid");
+        assert!(
+            !BlobPrefix::room(&tenant, room).contains(&longer),
+            "whole segments only"
+        );
+        for other in ["a/b", "a/b/c/d", "a/not-a-uuid/00000000-0000-0000-0000-000000000002"] {
+            assert_eq!(BlobKey::parse(other).expect("valid").document_ids(), None, "{other}");
         }
     }
 

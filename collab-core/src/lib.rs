@@ -42,7 +42,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `testing` | [`testing`]: the conformance kit for store adapters (not a stable API) |
+//! | `testing` | [`testing`]: the conformance kit for store adapters and fault-injecting wrappers (not a stable API) |
 
 pub mod blob;
 pub mod customer;

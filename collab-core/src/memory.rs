@@ -2,7 +2,7 @@
 //! survives the process.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,13 +11,14 @@ use futures_util::{StreamExt, stream};
 
 use crate::Error;
 use crate::blob::{
-    BlobInfo, BlobKey, BlobMeta, BlobStore, ByteRange, Download, UploadDigest, UploadStream, upload_interrupted,
+    BlobInfo, BlobKey, BlobListing, BlobMeta, BlobPrefix, BlobStore, ByteRange, Download, StoredBlob, UploadDigest,
+    UploadStream, upload_interrupted,
 };
 use crate::event::{Event, Seq};
 use crate::id::{OutboxId, RoomId, TenantId};
 use crate::state::{RoomStatus, RoomSummary};
 use crate::store::{Append, ClaimedOutbox, Credential, OutboxMessage, RoomCursor, RoomPage, RoomQuery, RoomStore};
-use crate::time::Timestamp;
+use crate::time::{Clock, SystemClock, Timestamp};
 use crate::token::TokenHash;
 
 /// Locks a mutex; a panic in another holder cannot leave these maps half-written, since every
@@ -231,10 +232,17 @@ impl RoomStore for MemoryRoomStore {
     }
 }
 
-/// A [`BlobStore`] in memory.
-#[derive(Default)]
+/// A [`BlobStore`] in memory. Its [`list`](BlobStore::list) dates blobs by its clock (the
+/// system's, unless [`MemoryBlobStore::with_clock`] sets another).
 pub struct MemoryBlobStore {
-    blobs: Mutex<HashMap<BlobKey, Bytes>>,
+    blobs: Mutex<HashMap<BlobKey, (Bytes, Timestamp)>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryBlobStore {
+    fn default() -> Self {
+        Self::with_clock(SystemClock)
+    }
 }
 
 /// Counts only: the content is customers' documents.
@@ -251,6 +259,15 @@ impl MemoryBlobStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// An empty store that dates the blobs it stores by `clock` (share the clock of the
+    /// [`Rooms`](crate::rooms::Rooms) under test).
+    pub fn with_clock(clock: impl Clock) -> Self {
+        Self {
+            blobs: Mutex::new(HashMap::new()),
+            clock: Arc::new(clock),
+        }
+    }
 }
 
 #[async_trait]
@@ -263,12 +280,12 @@ impl BlobStore for MemoryBlobStore {
             digest.update(&chunk)?;
             bytes.extend_from_slice(&chunk);
         }
-        lock(&self.blobs).insert(key.clone(), bytes.freeze());
+        lock(&self.blobs).insert(key.clone(), (bytes.freeze(), self.clock.now()));
         Ok(digest.finish())
     }
 
     async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> Result<Option<Download>, Error> {
-        let Some(bytes) = lock(&self.blobs).get(key).cloned() else {
+        let Some((bytes, _)) = lock(&self.blobs).get(key).cloned() else {
             return Ok(None);
         };
         let size = bytes.len() as u64;
@@ -286,11 +303,28 @@ impl BlobStore for MemoryBlobStore {
     }
 
     async fn head(&self, key: &BlobKey) -> Result<Option<BlobMeta>, Error> {
-        Ok(lock(&self.blobs).get(key).map(|b| BlobMeta { size: b.len() as u64 }))
+        Ok(lock(&self.blobs)
+            .get(key)
+            .map(|(b, _)| BlobMeta { size: b.len() as u64 }))
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<(), Error> {
         lock(&self.blobs).remove(key);
         Ok(())
+    }
+
+    fn list(&self, prefix: &BlobPrefix) -> BlobListing {
+        let found: Vec<Result<StoredBlob, Error>> = lock(&self.blobs)
+            .iter()
+            .filter(|(key, _)| prefix.contains(key))
+            .map(|(key, (bytes, modified))| {
+                Ok(StoredBlob {
+                    key: key.clone(),
+                    size: bytes.len() as u64,
+                    modified: *modified,
+                })
+            })
+            .collect();
+        Box::pin(stream::iter(found))
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! **Not a stable API**: checks are added as contracts are sharpened.
 //!
+//! [`faults`] wraps stores and notifiers to fail, stall or time out on chosen calls.
+//!
 //! Each check is a plain async function taking the store; a failed check panics with what went
 //! wrong. The macros turn the whole list into one `#[tokio::test]` per check, so the first
 //! failure does not hide the rest. Your crate needs `tokio` (features `macros`, `rt`) as a
@@ -29,6 +31,8 @@
 // A test kit reports a broken contract by panicking, like `assert!`.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+#[path = "test_faults.rs"]
+pub mod faults;
 #[path = "test_files.rs"]
 pub mod files;
 
@@ -80,6 +84,8 @@ macro_rules! blob_store_conformance {
                 missing_keys_are_none,
                 an_interrupted_upload_leaves_nothing,
                 put_replaces,
+                listing_finds_what_is_stored,
+                uploads_under_way_are_not_listed,
             ]
         );
     };
@@ -826,17 +832,33 @@ pub mod blob_store {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use std::time::{Duration, SystemTime};
+
     use bytes::{Bytes, BytesMut};
-    use futures_util::{StreamExt, stream};
+    use futures_util::future::{Either, select};
+    use futures_util::{StreamExt, TryStreamExt, stream};
 
     use crate::Error;
-    use crate::blob::{BlobKey, BlobStore, ByteRange, Sha256Digest, UploadStream};
+    use crate::blob::{BlobKey, BlobPrefix, BlobStore, ByteRange, Sha256Digest, StoredBlob, UploadStream};
     use crate::id::{DocumentId, IdGenerator, RandomIds, RoomId, TenantId};
+    use crate::time::Timestamp;
+
+    fn new_id() -> u128 {
+        RandomIds.next_id().expect("os random number generator")
+    }
+
+    fn tenant() -> TenantId {
+        TenantId::new("conformance").expect("valid tenant")
+    }
 
     fn fresh_key() -> BlobKey {
-        let id = || RandomIds.next_id().expect("os random number generator");
-        let tenant = TenantId::new("conformance").expect("valid tenant");
-        BlobKey::for_document(&tenant, RoomId::from_u128(id()), DocumentId::from_u128(id()))
+        BlobKey::for_document(&tenant(), RoomId::from_u128(new_id()), DocumentId::from_u128(new_id()))
+    }
+
+    async fn listed(store: &dyn BlobStore, prefix: &BlobPrefix) -> Vec<StoredBlob> {
+        let mut blobs: Vec<StoredBlob> = store.list(prefix).try_collect().await.expect("list");
+        blobs.sort_by(|a, b| a.key.cmp(&b.key));
+        blobs
     }
 
     /// `len` bytes of a repeating pattern, so that misplaced ranges show.
@@ -992,6 +1014,88 @@ pub mod blob_store {
         let result = store.put(&key, Box::pin(stream::iter(parts)), 1 << 20).await;
         assert!(matches!(result, Err(Error::Backend { .. })), "{result:?}");
         assert_eq!(store.head(&key).await.expect("head"), None);
+    }
+
+    /// A room's listing holds exactly its blobs, with their sizes and recent write times;
+    /// deleted blobs and other rooms' are not in it; the listing of everything holds them all.
+    pub async fn listing_finds_what_is_stored(store: &dyn BlobStore) {
+        let room = RoomId::from_u128(new_id());
+        let mut keys: Vec<BlobKey> = (0..3)
+            .map(|_| BlobKey::for_document(&tenant(), room, DocumentId::from_u128(new_id())))
+            .collect();
+        keys.sort();
+        for (i, key) in keys.iter().enumerate() {
+            store
+                .put(key, chunks(&pattern(100 * i), 33), 1 << 20)
+                .await
+                .expect("put");
+        }
+        let elsewhere = fresh_key();
+        store.put(&elsewhere, chunks(&pattern(5), 5), 100).await.expect("put");
+
+        let found = listed(store, &BlobPrefix::room(&tenant(), room)).await;
+        let names: Vec<&BlobKey> = found.iter().map(|b| &b.key).collect();
+        assert_eq!(names, keys.iter().collect::<Vec<_>>(), "exactly the room's blobs");
+        let sizes: Vec<u64> = found.iter().map(|b| b.size).collect();
+        assert_eq!(sizes, [0, 100, 200]);
+        // Stores date blobs by their own clock: allow for some skew, not for a missing date.
+        let now = Timestamp::from(SystemTime::now());
+        for blob in &found {
+            let skew = if blob.modified > now {
+                blob.modified.since(now)
+            } else {
+                now.since(blob.modified)
+            };
+            assert!(skew < Duration::from_secs(3600), "{blob:?} written at {now}?");
+        }
+
+        store.delete(&keys[1]).await.expect("delete");
+        let found = listed(store, &BlobPrefix::room(&tenant(), room)).await;
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.iter().all(|b| b.key != keys[1]), "deleted blobs are not listed");
+        let empty = BlobPrefix::room(&tenant(), RoomId::from_u128(new_id()));
+        assert!(listed(store, &empty).await.is_empty(), "a room without blobs");
+        let everything = listed(store, &BlobPrefix::everything()).await;
+        for key in [&keys[0], &keys[2], &elsewhere] {
+            assert!(everything.iter().any(|b| b.key == *key), "{key} is missing");
+        }
+    }
+
+    /// Neither an upload under way nor a failed one is listed.
+    pub async fn uploads_under_way_are_not_listed(store: &dyn BlobStore) {
+        let key = fresh_key();
+        let room = BlobPrefix::room(&tenant(), key.document_ids().expect("a document key").0);
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let first: Vec<std::io::Result<Bytes>> = vec![Ok(pattern(4096)), Ok(pattern(4096))];
+        let rest = stream::once(async move {
+            let _ = released.await;
+            Ok(pattern(10))
+        });
+        let data: UploadStream = Box::pin(stream::iter(first).chain(rest));
+        let put = Box::pin(store.put(&key, data, 1 << 20));
+        let look = Box::pin(async {
+            // Let the upload take its first chunks.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            listed(store, &room).await
+        });
+        let (during, put) = match select(put, look).await {
+            Either::Left((result, _)) => panic!("the upload ended before its last chunk: {result:?}"),
+            Either::Right((during, put)) => (during, put),
+        };
+        assert!(during.is_empty(), "an upload under way is listed: {during:?}");
+        drop(release);
+        let info = put.await.expect("put");
+        assert_eq!(info.size, 8192 + 10);
+        assert_eq!(listed(store, &room).await.len(), 1);
+
+        let failed = BlobKey::for_document(
+            &tenant(),
+            key.document_ids().expect("a document key").0,
+            DocumentId::from_u128(new_id()),
+        );
+        let result = store.put(&failed, chunks(&pattern(2_000), 100), 1_000).await;
+        assert!(matches!(result, Err(Error::TooLarge { .. })), "{result:?}");
+        assert_eq!(listed(store, &room).await.len(), 1, "a refused upload is not listed");
     }
 
     /// A second put under a key replaces the first.

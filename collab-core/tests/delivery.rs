@@ -15,17 +15,7 @@ use collab_core::*;
 use common::*;
 
 async fn invite_by_email(world: &World) -> (RoomId, InviteId) {
-    let room = world.rooms.create_room(&agent()).await.expect("create").room;
-    let issued = world
-        .rooms
-        .invite(
-            &agent(),
-            room,
-            InviteRequest::email("Grace", "Hopper", "grace@example.com"),
-        )
-        .await
-        .expect("invite");
-    (room, issued.invite)
+    email_invite(&world.rooms).await
 }
 
 async fn invite_status(world: &World, room: RoomId, invite: InviteId) -> InviteStatus {
@@ -309,18 +299,6 @@ mockall::mock! {
 impl std::fmt::Debug for MockProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MockProvider")
-    }
-}
-
-/// The tokio clock as a `Clock`, so that timestamps follow a paused runtime's time.
-#[derive(Debug)]
-struct TokioClock {
-    start: tokio::time::Instant,
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> Timestamp {
-        T0.saturating_add(self.start.elapsed())
     }
 }
 

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use collab_core::blob::{BlobInfo, BlobKey, BlobMeta, BlobStore, ByteRange, Download, UploadStream};
-use collab_core::{DocumentId, Error, RoomId, TenantId};
+use collab_core::blob::{
+    BlobInfo, BlobKey, BlobListing, BlobMeta, BlobPrefix, BlobStore, ByteRange, Download, StoredBlob, UploadStream,
+};
+use collab_core::{Error, RoomId, TenantId, Timestamp};
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 use object_store::signer::{Method, SignedUrlOptions, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use url::Url;
@@ -193,14 +195,21 @@ impl ObjectBlobStore {
         }
     }
 
-    /// The folder that holds the documents of `room`: `{prefix}/{tenant}/{room}`.
-    fn room_location(&self, tenant: &TenantId, room: RoomId) -> Path {
-        // Tenants are encoded by BlobKey; take its first two segments, the document's is last.
-        let any = BlobKey::for_document(tenant, room, DocumentId::from_u128(0));
-        let location = self.location(&any);
+    /// The folder that holds the blobs under `prefix`: `{prefix}/{blob prefix}`.
+    fn prefix_location(&self, prefix: &BlobPrefix) -> Option<Path> {
+        // A BlobPrefix is empty or whole key segments: valid path parts as they are.
+        let own = self.prefix.iter().flat_map(Path::parts);
+        let below = prefix.as_str().split('/').filter(|s| !s.is_empty()).map(PathPart::from);
+        let location: Path = own.chain(below).collect();
+        (location.parts().next().is_some()).then_some(location)
+    }
+
+    /// The key of the blob at `location`, if it lies under this store's prefix and is a key.
+    fn key_of(&self, location: &Path) -> Option<BlobKey> {
         let parts: Vec<_> = location.parts().collect();
-        let folder = parts.len().saturating_sub(1);
-        parts.into_iter().take(folder).collect()
+        let own = self.prefix.as_ref().map_or(0, |p| p.parts().count());
+        let key: Vec<&str> = parts.get(own..)?.iter().map(AsRef::as_ref).collect();
+        BlobKey::parse(&key.join("/")).ok()
     }
 
     /// Deletes every document of `room` (for retention) and returns how many there were.
@@ -209,8 +218,8 @@ impl ObjectBlobStore {
     /// A multipart upload still running in the room is not stopped; started after this call,
     /// it stores its document.
     pub async fn delete_room(&self, tenant: &TenantId, room: RoomId) -> Result<u64, Error> {
-        let folder = self.room_location(tenant, room);
-        let locations = self.store.list(Some(&folder)).map_ok(|meta| meta.location).boxed();
+        let folder = self.prefix_location(&BlobPrefix::room(tenant, room));
+        let locations = self.store.list(folder.as_ref()).map_ok(|meta| meta.location).boxed();
         let mut deleted = self.store.delete_stream(locations);
         let mut count = 0u64;
         while let Some(result) = deleted.next().await {
@@ -405,6 +414,27 @@ impl BlobStore for ObjectBlobStore {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(StoreError::store("delete")(e).into()),
         }
+    }
+
+    /// Objects under the prefix whose names are not blob keys (written by something else) are
+    /// left out. Incomplete multipart uploads and local staging files are never listed.
+    fn list(&self, prefix: &BlobPrefix) -> BlobListing {
+        let this = self.clone();
+        let folder = self.prefix_location(prefix);
+        let listing = self.store.list(folder.as_ref()).filter_map(move |meta| {
+            let blob = match meta {
+                Ok(meta) => this.key_of(&meta.location).map(|key| {
+                    Ok(StoredBlob {
+                        key,
+                        size: meta.size,
+                        modified: Timestamp::from_unix_millis(meta.last_modified.timestamp_millis()),
+                    })
+                }),
+                Err(e) => Some(Err(StoreError::store("list")(e).into())),
+            };
+            std::future::ready(blob)
+        });
+        Box::pin(listing)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Large uploads, faults and the store's own features, against a real S3 server in the process
 //! and local files: multipart round trips, a limit overflow at part 3, a server stopped mid-upload,
-//! a cancelled upload, wrong credentials, ranges across parts, presigned URLs, room deletion.
+//! a cancelled upload, wrong credentials, ranges across parts, presigned URLs, room deletion, and
+//! the sweep of documents an upload left without their event.
 
 // Tests fail by panicking.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -426,4 +427,81 @@ fn urls_name_stores() {
         .build()
         .unwrap();
     assert!(format!("{s3:?}").contains("collab/v1"));
+}
+
+/// A store under the prefix `documents`, on local files and on the S3 server.
+async fn prefixed_stores(dir: &tempfile::TempDir) -> (ObjectBlobStore, ObjectBlobStore, TestS3Server) {
+    let local = ObjectBlobStore::local(dir.path().join("local"), Durability::Synced)
+        .unwrap()
+        .prefix("documents")
+        .build()
+        .unwrap();
+    let server = TestS3Server::start(dir.path().join("s3")).await.unwrap();
+    let s3 = ObjectBlobStore::s3(&server.config())
+        .unwrap()
+        .prefix("documents")
+        .build()
+        .unwrap();
+    (local, s3, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_left_without_its_event_is_swept_from_local_files_and_s3() {
+    use collab_core::rooms::{Rooms, Upload};
+    use collab_core::testing::faults::{Fault, Faults, FaultyBlobStore, FaultyRoomStore, Method};
+    use collab_core::{Actor, AgentId, EventData, ManualClock, Timestamp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (local, s3, _server) = prefixed_stores(&dir).await;
+    for store in [local, s3] {
+        let faults = Faults::new();
+        let clock = Arc::new(ManualClock::new(Timestamp::from(std::time::SystemTime::now())));
+        let rooms = Rooms::builder()
+            .room_store(FaultyRoomStore::new(
+                collab_core::memory::MemoryRoomStore::new(),
+                faults.clone(),
+            ))
+            .blob_store(FaultyBlobStore::new(store.clone(), faults.clone()))
+            .clock(clock.clone())
+            .build();
+        let agent = Actor::Agent {
+            tenant: TenantId::new("acme").unwrap(),
+            agent: AgentId::new("ada").unwrap(),
+        };
+        let room = rooms.create_room(&agent).await.unwrap().room;
+        let text = |t: &'static str| Upload {
+            file_name: "notes.txt".into(),
+            data: Box::pin(stream::iter([Ok(Bytes::from_static(t.as_bytes()))])),
+        };
+        let kept = rooms
+            .share_document(&agent, room, text("kept, with its event"))
+            .await
+            .unwrap();
+        let EventData::DocumentShared(kept) = kept.data else {
+            panic!("{kept:?}")
+        };
+        faults.plan_next(Method::Append, Fault::Fail);
+        faults.plan_next(Method::Delete, Fault::Fail);
+        assert!(rooms.share_document(&agent, room, text("orphaned")).await.is_err());
+        // Objects that are not this service's documents: another name, outside the prefix.
+        let raw = store.object_store();
+        raw.put(&"documents/acme/notes.txt".into(), "x".into()).await.unwrap();
+        raw.put(&"elsewhere/acme/a/b".into(), "x".into()).await.unwrap();
+        let before = listed(&store).await;
+        assert_eq!(before.len(), 4, "{before:?}");
+
+        assert_eq!(rooms.sweep_orphan_documents().await.unwrap().orphans, 0, "too young");
+        clock.advance(Duration::from_secs(2 * 3600));
+        let sweep = rooms.sweep_orphan_documents().await.unwrap();
+        assert_eq!((sweep.examined, sweep.orphans, sweep.deleted), (3, 1, 1), "{store:?}");
+        let mut after = listed(&store).await;
+        after.sort();
+        let mut expected = vec![
+            store.location(&kept.blob).to_string(),
+            "documents/acme/notes.txt".to_owned(),
+            "elsewhere/acme/a/b".to_owned(),
+        ];
+        expected.sort();
+        assert_eq!(after, expected, "{store:?}");
+    }
 }

@@ -198,3 +198,46 @@ async fn the_file_holds_token_hashes_never_link_or_session_tokens() {
     assert!(!contains(session.token.expose()), "the session token is in the file");
     assert!(contains("grace@example.com"), "the check reads the real file");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_committed_but_unanswered_is_recorded_once_when_retried_and_after_reopening() {
+    use collab_core::rooms::Rooms;
+    use collab_core::testing::faults::{Fault, Faults, FaultyRoomStore, Method};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rooms.db");
+    let agent = Actor::Agent {
+        tenant: TenantId::new("acme").unwrap(),
+        agent: AgentId::new("ada").unwrap(),
+    };
+    let faults = Faults::new();
+    let rooms = Rooms::builder()
+        .room_store(FaultyRoomStore::new(open(&path).await, faults.clone()))
+        .build();
+    let room = rooms.create_room(&agent).await.unwrap().room;
+    // SQLite commits; the answer is lost on the way back (a dropped connection, a timeout).
+    faults.plan_next(Method::Append, Fault::LoseAnswer);
+    assert!(rooms.post_message(&agent, room, "hello", Some("key-1")).await.is_err());
+    let retried = rooms.post_message(&agent, room, "hello", Some("key-1")).await.unwrap();
+    assert_eq!(retried.seq, Seq::new(2), "the committed post, not a second one");
+    drop(rooms);
+
+    let reopened = Rooms::builder().room_store(open(&path).await).build();
+    let again = reopened
+        .post_message(&agent, room, "hello", Some("key-1"))
+        .await
+        .unwrap();
+    assert_eq!(again, retried, "the key survives the restart");
+    let query = collab_core::rooms::TimelineQuery::After {
+        seq: Seq::ZERO,
+        limit: 100,
+    };
+    let posts = reopened
+        .timeline(&agent, room, query)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.data, EventData::MessagePosted { .. }))
+        .count();
+    assert_eq!(posts, 1);
+}

@@ -31,6 +31,7 @@ pub struct RoomsConfig {
     pub(crate) delivery: DeliveryConfig,
     pub(crate) max_conflict_retries: u32,
     pub(crate) state_cache_rooms: usize,
+    pub(crate) orphan_grace: Duration,
 }
 
 impl Default for RoomsConfig {
@@ -46,6 +47,7 @@ impl Default for RoomsConfig {
             delivery: DeliveryConfig::default(),
             max_conflict_retries: 8,
             state_cache_rooms: 4_096,
+            orphan_grace: Duration::from_secs(3600),
         }
     }
 }
@@ -146,6 +148,19 @@ impl RoomsConfig {
     pub fn with_state_cache_rooms(mut self, rooms: usize) -> Self {
         self.state_cache_rooms = rooms;
         self
+    }
+
+    /// How old a stored document that no event names must be before
+    /// [`Rooms::sweep_orphan_documents`](super::Rooms::sweep_orphan_documents) deletes it:
+    /// 1 minute to 7 days, 1 hour by default. An upload is recorded only if its bytes were
+    /// stored less than half of this ago, so that the sweep never races an upload under way;
+    /// keep it well above the time an upload takes from its last byte to its event.
+    pub fn with_orphan_grace(mut self, grace: Duration) -> Result<Self, Error> {
+        if grace < Duration::from_secs(60) || grace > Duration::from_secs(7 * 24 * 3600) {
+            return Err(Error::invalid("orphan_grace", "must be from 1 minute to 7 days"));
+        }
+        self.orphan_grace = grace;
+        Ok(self)
     }
 
     /// The invite link for `token`.

@@ -66,6 +66,11 @@ enum Outcome {
     Unrecorded,
 }
 
+/// How many more times an outcome is recorded after a store failure. The provider is not
+/// called again for these: a record that cannot be written would mean a second send after
+/// the lease. Short pauses (50, 100, 200 ms) keep them well within the lease's last quarter.
+const RECORD_RETRIES: u32 = 3;
+
 /// The longest wait a provider's retry-after may impose.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -100,20 +105,49 @@ impl Rooms {
         Ok(report)
     }
 
-    /// Delivers invites until the future is dropped: a pass whenever an invite is queued by
-    /// this process, and at least every poll interval (for other processes' invites and for
-    /// retries). Spawn it once per process: `tokio::spawn(async move { rooms.run_dispatcher().await })`.
+    /// Delivers invites until the future is dropped: claims whenever an invite is queued by
+    /// this process, at least every poll interval (for other processes' invites and for
+    /// retries), and whenever a delivery ends. Each delivery runs as its own task, so that a
+    /// provider that hangs holds up only its own invites, up to 4 batches at once. Spawn it once
+    /// per process: `tokio::spawn(async move { rooms.run_dispatcher().await })`.
     pub async fn run_dispatcher(&self) {
         let delivery = self.inner.config.delivery.clone();
+        let most = delivery.batch.saturating_mul(4);
+        // Dropped with this future: the deliveries under way stop with it.
+        let mut running = tokio::task::JoinSet::new();
         loop {
-            match self.dispatch_due().await {
-                // A full batch: there may be more waiting.
-                Ok(report) if report.claimed == delivery.batch => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "dispatcher pass failed"),
+            while running.try_join_next().is_some() {}
+            let room = most.saturating_sub(running.len()).min(delivery.batch);
+            let mut more = false;
+            if room > 0 {
+                let now = self.inner.clock.now();
+                match self.inner.store.claim_outbox(now, delivery.lease, room).await {
+                    Ok(rows) => {
+                        // A full batch: there may be more waiting.
+                        more = rows.len() == room;
+                        for row in rows {
+                            let rooms = self.clone();
+                            running.spawn(async move { rooms.deliver(row).await });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "dispatcher pass failed"),
+                }
             }
-            // Woken early when this process queues an invite; a timeout is the normal case.
-            let _ = tokio::time::timeout(delivery.poll_interval, self.inner.outbox_added.notified()).await;
+            if more {
+                continue;
+            }
+            // Woken early when this process queues an invite or a delivery ends; a timeout is
+            // the normal case.
+            let queued = std::pin::pin!(tokio::time::timeout(
+                delivery.poll_interval,
+                self.inner.outbox_added.notified()
+            ));
+            if running.is_empty() {
+                let _ = queued.await;
+            } else {
+                let ended = std::pin::pin!(running.join_next());
+                let _ = futures_util::future::select(queued, ended).await;
+            }
         }
     }
 
@@ -256,14 +290,25 @@ impl Rooms {
             status,
         };
         let completed = message.id;
-        let recorded = self
-            .execute(&Actor::System, message.room, Operation::Read, &command, |_, _| {
-                Ok(Extras {
-                    completed_outbox: vec![completed],
-                    ..Extras::default()
+        let mut retries = 0;
+        let recorded = loop {
+            let recorded = self
+                .execute(&Actor::System, message.room, Operation::Read, &command, |_, _| {
+                    Ok(Extras {
+                        completed_outbox: vec![completed],
+                        ..Extras::default()
+                    })
                 })
-            })
-            .await;
+                .await;
+            match recorded {
+                // A record whose answer was lost is found recorded the next time: nothing twice.
+                Err(Error::Backend { .. }) if retries < RECORD_RETRIES => {
+                    tokio::time::sleep(Duration::from_millis(50 << retries)).await;
+                    retries += 1;
+                }
+                recorded => break recorded,
+            }
+        };
         let drop_row = match recorded {
             Ok(done) => done.events.is_empty(),
             // The room closed, or the invite is gone: nothing left to record.

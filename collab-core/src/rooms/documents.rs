@@ -9,11 +9,22 @@ use futures_util::StreamExt;
 
 use super::{Operation, Rooms, no_extras};
 use crate::Error;
-use crate::blob::{BlobInfo, BlobKey, ByteRange, DownloadStream, Sha256Digest, UploadStream};
+use crate::blob::{BlobInfo, BlobKey, BlobPrefix, ByteRange, DownloadStream, Sha256Digest, UploadStream};
 use crate::decide::{Actor, Command};
 use crate::document::{self, Disposition, HEAD_LEN, Inspection};
 use crate::event::{DocumentKind, DocumentMeta, Event};
 use crate::id::{DocumentId, RoomId};
+
+/// What [`Rooms::sweep_orphan_documents`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OrphanSweep {
+    /// Stored blobs looked at.
+    pub examined: usize,
+    /// Documents no event names, older than the grace period.
+    pub orphans: usize,
+    /// Of those, how many were deleted (the others are logged, and left for the next sweep).
+    pub deleted: usize,
+}
 
 /// An upload as it arrives from a client.
 pub struct Upload {
@@ -81,7 +92,10 @@ impl Rooms {
     /// Shares a document in the room: the bytes stream into the blob store under a generated
     /// key, with the size limit enforced while they arrive; the type is sniffed from the bytes;
     /// images must have readable dimensions within the pixel limit and PDFs a page count. Then
-    /// one `DocumentShared` event records it. Whatever fails, nothing is kept.
+    /// one `DocumentShared` event records it. Whatever fails, nothing is kept: the bytes are
+    /// deleted, and should that fail too (or the process die first),
+    /// [`Rooms::sweep_orphan_documents`] deletes them later. An event never names bytes that
+    /// were not stored: they are stored first.
     pub async fn share_document(&self, actor: &Actor, room: RoomId, upload: Upload) -> Result<Event, Error> {
         let state = self.load(room).await?;
         let id = DocumentId::generate(self.inner.ids.as_ref())?;
@@ -114,11 +128,22 @@ impl Rooms {
                 head.extend_from_slice(&chunk[..room_left.min(chunk.len())]);
             }
         }));
-        let info = self
+        let put = self
             .inner
             .blobs
             .put(&blob, data, self.inner.config.max_document_bytes)
-            .await?;
+            .await;
+        let info = match put {
+            Ok(info) => info,
+            Err(e) => {
+                // The bytes may be stored all the same (a put whose answer was lost).
+                if let Err(e) = self.inner.blobs.delete(&blob).await {
+                    tracing::warn!(%room, blob = %blob, error = %e, "could not delete a failed upload");
+                }
+                return Err(e);
+            }
+        };
+        let stored_at = self.inner.clock.now();
         let head = std::mem::take(&mut *head.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
 
         let shared = async {
@@ -130,6 +155,13 @@ impl Rooms {
                 kind: inspection.kind,
                 ..placeholder
             };
+            // Past half the grace, the orphan sweep may soon take the bytes: do not name them.
+            if self.inner.clock.now().since(stored_at) > self.inner.config.orphan_grace / 2 {
+                return Err(Error::backend(
+                    "documents",
+                    "the upload took too long between storing and recording; try again",
+                ));
+            }
             let done = self
                 .execute(
                     actor,
@@ -146,12 +178,73 @@ impl Rooms {
         }
         .await;
         if shared.is_err() {
-            // Never leave bytes that no event refers to.
-            if let Err(e) = self.inner.blobs.delete(&blob).await {
-                tracing::warn!(%room, blob = %blob, error = %e, "could not delete a refused upload");
-            }
+            self.discard_unrecorded(room, id, &blob).await;
         }
         shared
+    }
+
+    /// Deletes the bytes of a share that failed, unless its event was written after all (an
+    /// append whose answer was lost): an event must never name missing bytes. When that cannot
+    /// be told, or the delete fails, the bytes stay for [`Rooms::sweep_orphan_documents`].
+    async fn discard_unrecorded(&self, room: RoomId, document: DocumentId, blob: &BlobKey) {
+        match self.load(room).await {
+            Ok(state) if state.document(document).is_some() => {
+                tracing::warn!(%room, %document, "a document was recorded although its append failed");
+            }
+            Ok(_) => {
+                if let Err(e) = self.inner.blobs.delete(blob).await {
+                    tracing::warn!(%room, blob = %blob, error = %e, "could not delete a refused upload");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%room, blob = %blob, error = %e, "could not tell whether a failed upload was recorded");
+            }
+        }
+    }
+
+    /// Deletes stored documents that no event names (their upload failed and the clean-up did
+    /// not happen: a failed delete, a process that died) once they are older than the grace
+    /// period ([`RoomsConfig::with_orphan_grace`](super::RoomsConfig::with_orphan_grace), by the
+    /// blob store's dates), so that uploads under way are left alone. Blobs whose key is not a
+    /// document of an existing room of this service are not touched. Needs a blob store that
+    /// can [`list`](crate::BlobStore::list).
+    ///
+    /// Schedule it (hourly is plenty). A failed delete is logged and tried again next time.
+    pub async fn sweep_orphan_documents(&self) -> Result<OrphanSweep, Error> {
+        let cutoff = self.inner.clock.now().saturating_sub(self.inner.config.orphan_grace);
+        let mut listing = self.inner.blobs.list(&BlobPrefix::everything());
+        let mut report = OrphanSweep::default();
+        // Stores list a room's blobs together (but for memory): load each room once in a row.
+        let mut room_state: Option<crate::RoomState> = None;
+        while let Some(blob) = listing.next().await {
+            let blob = blob?;
+            report.examined += 1;
+            let Some((room, document)) = blob.key.document_ids() else {
+                continue;
+            };
+            if blob.modified > cutoff {
+                continue;
+            }
+            if room_state.as_ref().is_none_or(|s| s.room() != room) {
+                room_state = self.inner.store.load_room(room).await?;
+            }
+            let Some(state) = &room_state else {
+                continue;
+            };
+            let ours = BlobKey::for_document(state.tenant(), room, document) == blob.key;
+            if !ours || state.document(document).is_some() {
+                continue;
+            }
+            report.orphans += 1;
+            match self.inner.blobs.delete(&blob.key).await {
+                Ok(()) => {
+                    report.deleted += 1;
+                    tracing::info!(%room, blob = %blob.key, "deleted a document no event names");
+                }
+                Err(e) => tracing::warn!(%room, blob = %blob.key, error = %e, "could not delete an orphan document"),
+            }
+        }
+        Ok(report)
     }
 
     /// What the stored bytes are. The head decides, unless it was too short to tell (a legacy

@@ -14,7 +14,7 @@ use tokio::sync::{Notify, Semaphore};
 pub use config::{DeliveryConfig, RoomsConfig};
 use dispatch::Delivery;
 pub use dispatch::DispatchReport;
-pub use documents::{DocumentDownload, Upload};
+pub use documents::{DocumentDownload, OrphanSweep, Upload};
 pub use subscribe::EventStream;
 
 use crate::Error;

@@ -203,28 +203,48 @@ impl World {
 
     /// A room opened by `agent()` with Grace invited by email, and her customer actor.
     pub async fn room_with_customer(&self) -> (RoomId, Actor, rooms::CustomerSession) {
-        let room = self.rooms.create_room(&agent()).await.expect("create").room;
-        self.rooms
-            .invite(
-                &agent(),
-                room,
-                rooms::InviteRequest::email("Grace", "Hopper", "grace@example.com"),
-            )
-            .await
-            .expect("invite");
-        let link = self
-            .rooms
-            .get_link(&agent(), room)
-            .await
-            .expect("link")
-            .link
-            .expect("a link");
-        let session = self.rooms.join(link.token()).await.expect("join");
-        let customer = self
-            .rooms
-            .customer_session(session.token.expose())
-            .await
-            .expect("session");
-        (room, customer, session)
+        room_with_customer(&self.rooms).await
+    }
+}
+
+/// A room opened by `agent()` with Grace invited by email: the room and the invite.
+pub async fn email_invite(rooms: &rooms::Rooms) -> (RoomId, InviteId) {
+    let room = rooms.create_room(&agent()).await.expect("create").room;
+    let invite = rooms
+        .invite(
+            &agent(),
+            room,
+            rooms::InviteRequest::email("Grace", "Hopper", "grace@example.com"),
+        )
+        .await
+        .expect("invite")
+        .invite;
+    (room, invite)
+}
+
+/// A room opened by `agent()` with Grace invited by email and joined: the room, her customer
+/// actor and her session.
+pub async fn room_with_customer(rooms: &rooms::Rooms) -> (RoomId, Actor, rooms::CustomerSession) {
+    let (room, _) = email_invite(rooms).await;
+    let link = rooms
+        .get_link(&agent(), room)
+        .await
+        .expect("link")
+        .link
+        .expect("a link");
+    let session = rooms.join(link.token()).await.expect("join");
+    let customer = rooms.customer_session(session.token.expose()).await.expect("session");
+    (room, customer, session)
+}
+
+/// The tokio clock as a `Clock`, so that timestamps follow a paused runtime's time.
+#[derive(Debug)]
+pub struct TokioClock {
+    pub start: tokio::time::Instant,
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        T0.saturating_add(self.start.elapsed())
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use collab_core::notify::Notifier;
-use collab_core::rooms::{Rooms, RoomsConfig};
+use collab_core::rooms::{DeliveryConfig, Rooms, RoomsConfig};
 use collab_core::{Error, TenantId};
 use collab_notify::{
     DevInbox, SecretString, SmtpConfig, SmtpEmail, SmtpSecurity, TwilioAuth, TwilioConfig, TwilioSender, TwilioSms,
@@ -31,12 +31,15 @@ Flags (or environment variables):
   --agents LIST      agents as [tenant/]id:password,... (COLLAB_AGENTS); an agent sees
                      only its tenant's rooms (without one: tenant example);
                      default one dev agent: agent@example.com:dev
+  --lease SECONDS    how long a dispatcher holds an invite it is sending before another
+                     process may take it over (COLLAB_DELIVERY_LEASE), at least 5, default 60
 
 Notifiers (environment only; without them invites go to the Dev inbox):
   COLLAB_SMS=dev                         activate SMS through the Dev inbox (no account needed)
-  TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, COLLAB_SMS_FROM
+  TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, COLLAB_SMS_FROM [, TWILIO_BASE_URL]
                                          SMS through Twilio (status callbacks on
-                                         BASE_URL/api/callbacks/twilio)
+                                         BASE_URL/api/callbacks/twilio; TWILIO_BASE_URL
+                                         for a regional edge or a test server)
   VONAGE_API_KEY, VONAGE_API_SECRET, COLLAB_SMS_FROM
                                          SMS through Vonage
   COLLAB_SMTP_HOST, COLLAB_EMAIL_FROM [, COLLAB_SMTP_PORT, COLLAB_SMTP_USER, COLLAB_SMTP_PASSWORD]
@@ -53,6 +56,7 @@ struct Settings {
     base_url: Option<String>,
     documents: Option<String>,
     agents: String,
+    lease: Option<String>,
 }
 
 fn settings() -> Result<Settings, String> {
@@ -64,6 +68,7 @@ fn settings() -> Result<Settings, String> {
         base_url: env("COLLAB_BASE_URL"),
         documents: env("COLLAB_DOCUMENTS"),
         agents: env("COLLAB_AGENTS").unwrap_or_else(|| DEV_AGENT.to_owned()),
+        lease: env("COLLAB_DELIVERY_LEASE"),
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -73,6 +78,7 @@ fn settings() -> Result<Settings, String> {
             "--base-url" => settings.base_url = Some(value()?),
             "--documents" => settings.documents = Some(value()?),
             "--agents" => settings.agents = value()?,
+            "--lease" => settings.lease = Some(value()?),
             "-h" | "--help" => return Err(HELP.to_owned()),
             other => return Err(format!("unknown flag {other}\n\n{HELP}")),
         }
@@ -128,6 +134,10 @@ fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
                 TwilioSender::From(from),
             )
             .and_then(|c| c.with_status_callback(&format!("{base_url}/api/callbacks/twilio")))
+            .and_then(|c| match env("TWILIO_BASE_URL") {
+                Some(url) => c.with_base_url(&url),
+                None => Ok(c),
+            })
             .map_err(fail("Twilio"))?;
             twilio = Some(TwilioWebhook::new(SecretString::from(token)));
             Some(Arc::new(TwilioSms::new(config).map_err(fail("Twilio"))?))
@@ -208,9 +218,17 @@ async fn run() -> Result<(), String> {
     .build()
     .map_err(fail("documents"))?;
     let inbox = DevInbox::new(100);
+    let mut delivery = DeliveryConfig::default();
+    if let Some(lease) = &settings.lease {
+        let seconds = lease.parse().map_err(|_| "the lease is a number of seconds")?;
+        delivery = delivery
+            .with_lease(Duration::from_secs(seconds))
+            .map_err(fail("lease"))?;
+    }
     let config = RoomsConfig::default()
         .with_base_url(&base_url)
-        .map_err(fail("base URL"))?;
+        .map_err(fail("base URL"))?
+        .with_delivery(delivery);
     let notifiers = notifiers(&base_url, &inbox)?;
     let mut builder = Rooms::builder().room_store(store).blob_store(documents).config(config);
     if let Some(sms) = notifiers.sms {
@@ -244,6 +262,12 @@ async fn run() -> Result<(), String> {
             hourly.tick().await;
             if let Err(e) = rooms.sweep_timeouts().await {
                 tracing::warn!(error = %e, "timeout sweep failed");
+            }
+            // Documents whose upload died before its event (a crash, a failed clean-up).
+            match rooms.sweep_orphan_documents().await {
+                Ok(sweep) if sweep.orphans > 0 => tracing::info!(?sweep, "orphan documents swept"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "orphan document sweep failed"),
             }
         }
     });
