@@ -10,6 +10,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::fmt;
+use std::io::Write;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,7 +44,8 @@ pub fn skip(test: &str, what: &str) {
     if in_ci() {
         panic!("{test}: {what} (CI=true: a missing database fails the run)");
     }
-    eprintln!("\n*** SKIPPED {test}: {what} ***\n");
+    // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests.
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {what} ***\n");
 }
 
 /// A fresh schema on the test database; dropped, with everything in it, when this is dropped.
@@ -71,9 +73,10 @@ impl TestSchema {
         let client = match connect(url).await {
             Ok(client) => client,
             Err(e) => {
+                let at = describe(url);
                 skip(
                     test,
-                    &format!("PostgreSQL at {url} is unreachable ({e}); set {DATABASE_URL_VAR}"),
+                    &format!("PostgreSQL at {at} is unreachable ({e}); set {DATABASE_URL_VAR}"),
                 );
                 return None;
             }
@@ -201,6 +204,30 @@ impl Deref for TestStore {
     }
 }
 
+/// Where `url` points, without its password.
+fn describe(url: &str) -> String {
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(config) => {
+            let hosts: Vec<String> = config
+                .get_hosts()
+                .iter()
+                .map(|host| match host {
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .collect();
+            let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+            format!(
+                "{}:{}/{}",
+                hosts.join(","),
+                ports.join(","),
+                config.get_dbname().unwrap_or_default()
+            )
+        }
+        Err(_) => "an unreadable URL".to_owned(),
+    }
+}
+
 /// A plain connection to `url`, its connection driven on a task of its own.
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
@@ -225,13 +252,20 @@ fn random_u64() -> u64 {
 }
 
 /// A PostgreSQL server of its own, in a temp folder on a free port, that a test may stop (as a
-/// crash would) and start again without disturbing anything else.
+/// crash would) and start again without disturbing anything else. Stopped and removed when
+/// dropped.
 #[derive(Debug)]
 pub struct PrivateServer {
+    cluster: Cluster,
+}
+
+/// Where a private server lives and how to run its programs.
+#[derive(Clone, Debug)]
+struct Cluster {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
-    /// Running the server's tools as the `postgres` user: PostgreSQL refuses to run as root.
+    /// Running the server's programs as the `postgres` user: PostgreSQL refuses to run as root.
     as_postgres: bool,
 }
 
@@ -244,7 +278,7 @@ impl PrivateServer {
             return None;
         };
         let test = test.to_owned();
-        let server = tokio::task::spawn_blocking(move || {
+        let cluster = tokio::task::spawn_blocking(move || {
             let as_postgres = run_text("id", &["-u"]).trim() == "0";
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -252,64 +286,69 @@ impl PrivateServer {
                 .port();
             let dir = std::env::temp_dir().join(format!("collab-pg-{}-{:x}", std::process::id(), random_u64()));
             std::fs::create_dir_all(&dir).expect("server folder");
-            let server = Self {
+            let cluster = Cluster {
                 bin,
                 dir,
                 port,
                 as_postgres,
             };
             if as_postgres {
-                run_text("chown", &["postgres:postgres", &server.dir.display().to_string()]);
+                run_text("chown", &["postgres:postgres", &cluster.dir.display().to_string()]);
             }
-            let data = server.data().display().to_string();
-            server.tool(
+            let data = cluster.data().display().to_string();
+            cluster.run(
                 "initdb",
                 &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
             );
-            server.start_again_blocking();
-            eprintln!("{test}: private PostgreSQL on port {}", server.port);
-            server
+            cluster.start();
+            eprintln!("{test}: private PostgreSQL on port {}", cluster.port);
+            cluster
         })
         .await
         .expect("start the private server");
-        Some(server)
+        Some(Self { cluster })
     }
 
     /// Its URL.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.cluster.port)
     }
 
     /// Kills the server the way a crash would (`pg_ctl stop -m immediate`).
     pub async fn crash(&self) {
-        let this = self.clone_paths();
-        tokio::task::spawn_blocking(move || this.stop_blocking())
+        let cluster = self.cluster.clone();
+        tokio::task::spawn_blocking(move || cluster.stop())
             .await
             .expect("stop the private server");
     }
 
     /// Starts the server again on the same port and data.
     pub async fn start_again(&self) {
-        let this = self.clone_paths();
-        tokio::task::spawn_blocking(move || this.start_again_blocking())
+        let cluster = self.cluster.clone();
+        tokio::task::spawn_blocking(move || cluster.start())
             .await
             .expect("start the private server");
     }
+}
 
-    fn clone_paths(&self) -> Self {
-        Self {
-            bin: self.bin.clone(),
-            dir: self.dir.clone(),
-            port: self.port,
-            as_postgres: self.as_postgres,
-        }
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let data = self.cluster.data().display().to_string();
+        // Quietly: the server may be stopped already.
+        let _ = self
+            .cluster
+            .command("pg_ctl", &["-D", &data, "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.cluster.dir);
     }
+}
 
+impl Cluster {
     fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
 
-    fn start_again_blocking(&self) {
+    fn start(&self) {
         let data = self.data().display().to_string();
         let log = self.dir.join("server.log").display().to_string();
         let options = format!(
@@ -317,50 +356,42 @@ impl PrivateServer {
             self.port,
             self.dir.display()
         );
-        self.tool(
+        self.run(
             "pg_ctl",
             &["-D", &data, "-l", &log, "-o", &options, "-w", "-t", "60", "start"],
         );
     }
 
-    fn stop_blocking(&self) {
+    fn stop(&self) {
         let data = self.data().display().to_string();
-        self.tool("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+        self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
     }
 
-    /// Runs one of the server's programs, as the `postgres` user when this process is root.
-    fn tool(&self, program: &str, args: &[&str]) {
-        let path = self.bin.join(program).display().to_string();
-        let output = if self.as_postgres {
-            let mut all = vec!["-u", "postgres", "--", path.as_str()];
-            all.extend_from_slice(args);
-            Command::new("runuser").args(&all).output()
+    /// One of the server's programs, as the `postgres` user when this process is root.
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let path = self.bin.join(program);
+        let mut command = if self.as_postgres {
+            let mut runuser = Command::new("runuser");
+            runuser.args(["-u", "postgres", "--"]).arg(path);
+            runuser
         } else {
-            Command::new(&path).args(args).output()
-        }
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
+            Command::new(path)
+        };
+        command.args(args);
+        command
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self
+            .command(program, args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
         assert!(
             output.status.success(),
             "{program} {args:?} failed: {}{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-    }
-}
-
-impl Drop for PrivateServer {
-    fn drop(&mut self) {
-        let data = self.data().display().to_string();
-        let path = self.bin.join("pg_ctl").display().to_string();
-        let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", &path]);
-            c
-        } else {
-            Command::new(&path)
-        };
-        let _ = command.args(["-D", &data, "-m", "immediate", "stop"]).output();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
