@@ -99,6 +99,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 }
 
 /// A [`Transport`] within one process, on a `tokio::sync::broadcast` channel per room.
+///
+/// It is also the local half of a transport between processes: such a transport hands what it
+/// hears from the others to [`announce`](InProcessTransport::announce) (a wake-up) and, after it
+/// may have missed something, to [`announce_to_all`](InProcessTransport::announce_to_all).
 #[derive(Debug)]
 pub struct InProcessTransport {
     capacity: usize,
@@ -107,7 +111,7 @@ pub struct InProcessTransport {
 
 #[derive(Debug, Default)]
 struct Channels {
-    rooms: HashMap<RoomId, broadcast::Sender<Arc<Event>>>,
+    rooms: HashMap<RoomId, broadcast::Sender<Live>>,
     /// When the map reaches this size, rooms nobody listens to any more are dropped.
     sweep_at: usize,
 }
@@ -138,24 +142,41 @@ impl InProcessTransport {
     pub fn open_channels(&self) -> usize {
         self.channels().rooms.len()
     }
+
+    /// Tells the subscribers of `room` in this process `news`, if it has any.
+    pub fn announce(&self, room: RoomId, news: Live) {
+        self.send(room, [news]);
+    }
+
+    fn send(&self, room: RoomId, news: impl IntoIterator<Item = Live>) {
+        let mut channels = self.channels();
+        let Some(sender) = channels.rooms.get(&room) else {
+            return;
+        };
+        if sender.receiver_count() == 0 {
+            // Nobody listens any more: forget the channel.
+            channels.rooms.remove(&room);
+            return;
+        }
+        for news in news {
+            // An error means every receiver left meanwhile; nothing to deliver then.
+            let _ = sender.send(news);
+        }
+    }
+
+    /// Tells every subscriber in this process `news`: [`Live::Lagged`] after news may have been
+    /// lost, so that each catches up from the store.
+    pub fn announce_to_all(&self, news: Live) {
+        for sender in self.channels().rooms.values() {
+            let _ = sender.send(news.clone());
+        }
+    }
 }
 
 #[async_trait]
 impl Transport for InProcessTransport {
     async fn publish(&self, room: RoomId, events: &[Arc<Event>]) -> Result<(), Error> {
-        let mut channels = self.channels();
-        let Some(sender) = channels.rooms.get(&room) else {
-            return Ok(());
-        };
-        if sender.receiver_count() == 0 {
-            // Nobody listens any more: forget the channel.
-            channels.rooms.remove(&room);
-            return Ok(());
-        }
-        for event in events {
-            // An error means every receiver left meanwhile; nothing to deliver then.
-            let _ = sender.send(event.clone());
-        }
+        self.send(room, events.iter().map(|event| Live::Event(event.clone())));
         Ok(())
     }
 
@@ -174,7 +195,7 @@ impl Transport for InProcessTransport {
         drop(channels);
         Box::pin(stream::unfold(receiver, |mut receiver| async move {
             let live = match receiver.recv().await {
-                Ok(event) => Live::Event(event),
+                Ok(news) => news,
                 Err(broadcast::error::RecvError::Lagged(_)) => Live::Lagged,
                 Err(broadcast::error::RecvError::Closed) => return None,
             };

@@ -188,3 +188,41 @@ async fn channels_of_rooms_nobody_listens_to_are_dropped() {
     );
     drop(kept);
 }
+
+/// Two services on one store, each with its own in-process transport, as two servers whose
+/// cross-server transport only forwards wake-ups: B hears of A's posts only when told.
+#[tokio::test]
+async fn wake_ups_and_catch_up_notices_make_a_subscriber_read_the_store() {
+    use std::sync::Arc;
+
+    use collab_core::memory::MemoryRoomStore;
+    use collab_core::transport::Live;
+
+    let store = Arc::new(MemoryRoomStore::new());
+    let b_transport = Arc::new(InProcessTransport::default());
+    let a = Rooms::builder().room_store(store.clone()).build();
+    let b = Rooms::builder()
+        .room_store(store)
+        .transport(b_transport.clone())
+        .build();
+    let room = a.create_room(&agent()).await.unwrap().room;
+    let mut on_b = b.subscribe(&agent(), room, Seq::ZERO).await.unwrap();
+    assert_eq!(take(&mut on_b, 1).await, [1]);
+
+    let posted = a.post_message(&agent(), room, "one", None).await.unwrap();
+    let silent = tokio::time::timeout(Duration::from_millis(200), on_b.next()).await;
+    assert!(silent.is_err(), "B cannot know yet");
+    b_transport.announce(room, Live::Wake { seq: posted.seq });
+    assert_eq!(take(&mut on_b, 1).await, [2]);
+
+    // A wake-up for another room, or one B is past already, changes nothing.
+    b_transport.announce(room, Live::Wake { seq: posted.seq });
+    b_transport.announce(RoomId::from_u128(7), Live::Wake { seq: Seq::new(99) });
+    a.post_message(&agent(), room, "two", None).await.unwrap();
+    a.post_message(&agent(), room, "three", None).await.unwrap();
+    let silent = tokio::time::timeout(Duration::from_millis(200), on_b.next()).await;
+    assert!(silent.is_err(), "nothing told B");
+    // What a transport announces after a reconnect: every subscriber catches up.
+    b_transport.announce_to_all(Live::Lagged);
+    assert_eq!(take(&mut on_b, 2).await, [3, 4]);
+}

@@ -1,5 +1,6 @@
 //! `cargo run -p collab-server`: the example host on 127.0.0.1:8080, with its data in
-//! `./collab-data` (SQLite for rooms, `documents/` for documents). Settings come from flags or the
+//! `./collab-data` (SQLite for rooms, `documents/` for documents), or its rooms in PostgreSQL
+//! with `--database postgres://…` to run several servers. Settings come from flags or the
 //! environment; `--help` lists them.
 
 use std::collections::{HashMap, HashSet};
@@ -9,13 +10,14 @@ use std::time::Duration;
 
 use collab_core::notify::Notifier;
 use collab_core::rooms::{DeliveryConfig, Rooms, RoomsConfig};
-use collab_core::{Error, TenantId};
+use collab_core::{Error, RoomStore, TenantId};
 use collab_notify::{
     DevInbox, SecretString, SmtpConfig, SmtpEmail, SmtpSecurity, TwilioAuth, TwilioConfig, TwilioSender, TwilioSms,
     TwilioWebhook, VonageConfig, VonageSms,
 };
 use collab_server::auth::Agents;
 use collab_server::{AppState, Shared, app};
+use collab_store_postgres::{PostgresConfig, PostgresRoomStore, PostgresTransport};
 use collab_store_s3::{Durability, ObjectBlobStore};
 use collab_store_sqlite::SqliteRoomStore;
 
@@ -25,6 +27,12 @@ collab-server: the collab example host
 Flags (or environment variables):
   --addr ADDR        where to listen (COLLAB_ADDR), default 127.0.0.1:8080
   --data DIR         where rooms and documents are kept (COLLAB_DATA), default ./collab-data
+  --database URL     keep rooms in PostgreSQL instead of DIR (COLLAB_DATABASE):
+                     postgres://user:password@host:port/dbname; live events then reach
+                     every server on that database (give them all shared --documents)
+  --database-schema NAME
+                     the schema for collab's tables (COLLAB_DATABASE_SCHEMA), default the
+                     user's default (public)
   --base-url URL     the public URL in invite links (COLLAB_BASE_URL), default http://ADDR
   --documents URL    where documents go (COLLAB_DOCUMENTS): file:///path, s3://bucket/prefix
                      (settings from AWS_* variables), memory://; default DIR/documents
@@ -55,6 +63,8 @@ struct Settings {
     data: PathBuf,
     base_url: Option<String>,
     documents: Option<String>,
+    database: Option<String>,
+    database_schema: Option<String>,
     agents: String,
     lease: Option<String>,
 }
@@ -67,6 +77,8 @@ fn settings() -> Result<Settings, String> {
         data: env("COLLAB_DATA").map_or_else(|| PathBuf::from("collab-data"), PathBuf::from),
         base_url: env("COLLAB_BASE_URL"),
         documents: env("COLLAB_DOCUMENTS"),
+        database: env("COLLAB_DATABASE"),
+        database_schema: env("COLLAB_DATABASE_SCHEMA"),
         agents: env("COLLAB_AGENTS").unwrap_or_else(|| DEV_AGENT.to_owned()),
         lease: env("COLLAB_DELIVERY_LEASE"),
     };
@@ -77,6 +89,8 @@ fn settings() -> Result<Settings, String> {
             "--data" => settings.data = PathBuf::from(value()?),
             "--base-url" => settings.base_url = Some(value()?),
             "--documents" => settings.documents = Some(value()?),
+            "--database" => settings.database = Some(value()?),
+            "--database-schema" => settings.database_schema = Some(value()?),
             "--agents" => settings.agents = value()?,
             "--lease" => settings.lease = Some(value()?),
             "-h" | "--help" => return Err(HELP.to_owned()),
@@ -84,6 +98,39 @@ fn settings() -> Result<Settings, String> {
         }
     }
     Ok(settings)
+}
+
+/// Where rooms are kept, and the transport that carries their live events between servers.
+struct RoomsDatabase {
+    store: Arc<dyn RoomStore>,
+    transport: Option<PostgresTransport>,
+    description: String,
+}
+
+async fn rooms_database(settings: &Settings) -> Result<RoomsDatabase, String> {
+    let fail = |e: Error| format!("rooms database: {e}");
+    let Some(url) = &settings.database else {
+        let path = settings.data.join("rooms.db");
+        return Ok(RoomsDatabase {
+            store: Arc::new(SqliteRoomStore::open(&path).await.map_err(fail)?),
+            transport: None,
+            description: path.display().to_string(),
+        });
+    };
+    let mut config = PostgresConfig::new(url).map_err(fail)?;
+    if let Some(schema) = &settings.database_schema {
+        config = config.with_schema(schema).map_err(fail)?;
+    }
+    // Never the URL itself: it may hold a password.
+    let description = format!(
+        "PostgreSQL{}",
+        config.schema().map(|s| format!(", schema {s}")).unwrap_or_default()
+    );
+    Ok(RoomsDatabase {
+        store: Arc::new(PostgresRoomStore::connect(&config).await.map_err(fail)?),
+        transport: Some(PostgresTransport::connect(&config).await.map_err(fail)?),
+        description,
+    })
 }
 
 /// The tenant of agents listed without one.
@@ -206,9 +253,7 @@ async fn run() -> Result<(), String> {
         .map_or(origin.as_str(), |(_, host)| host)
         .to_owned();
     let allowed_hosts = vec![public_host, addr.to_string(), format!("localhost:{}", addr.port())];
-    let store = SqliteRoomStore::open(settings.data.join("rooms.db"))
-        .await
-        .map_err(fail("rooms database"))?;
+    let database = rooms_database(&settings).await?;
     let documents = match &settings.documents {
         Some(url) => ObjectBlobStore::from_url(url).map_err(fail("documents"))?,
         None => {
@@ -230,7 +275,13 @@ async fn run() -> Result<(), String> {
         .map_err(fail("base URL"))?
         .with_delivery(delivery);
     let notifiers = notifiers(&base_url, &inbox)?;
-    let mut builder = Rooms::builder().room_store(store).blob_store(documents).config(config);
+    let mut builder = Rooms::builder()
+        .room_store(database.store)
+        .blob_store(documents)
+        .config(config);
+    if let Some(transport) = database.transport {
+        builder = builder.transport(transport);
+    }
     if let Some(sms) = notifiers.sms {
         builder = builder.sms(sms);
     }
@@ -278,6 +329,7 @@ async fn run() -> Result<(), String> {
         println!("  sign in as agent@example.com with password \"dev\" (set --agents to change)");
     }
     println!("  data in {}", settings.data.display());
+    println!("  rooms in {}", database.description);
     println!(
         "  documents in {}",
         settings.documents.as_deref().unwrap_or("the data folder's documents/")

@@ -1,0 +1,198 @@
+//! The queries that only read, and the conversions between the core's types and columns.
+
+use collab_core::store::{Credential, Grant, RoomCursor, RoomPage, RoomQuery};
+use collab_core::{
+    Channel, Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
+};
+use deadpool_postgres::Client;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::{PostgresError, postgres};
+
+/// An id as stored: a `uuid` column.
+pub(crate) fn uuid(id: u128) -> Uuid {
+    Uuid::from_u128(id)
+}
+
+pub(crate) fn seq_value(seq: Seq) -> Result<i64, Error> {
+    i64::try_from(seq.get()).map_err(|_| Error::invalid("seq", "too large"))
+}
+
+pub(crate) fn seq_from(value: i64) -> Result<Seq, Error> {
+    u64::try_from(value)
+        .map(Seq::new)
+        .map_err(|_| PostgresError::Corrupt(format!("seq {value}")).into())
+}
+
+pub(crate) fn limit_value(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn channel_from(name: &str) -> Result<Channel, Error> {
+    Channel::ALL
+        .into_iter()
+        .find(|c| c.as_str() == name)
+        .ok_or_else(|| PostgresError::Corrupt(format!("channel {name:?}")).into())
+}
+
+pub(crate) fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|e| PostgresError::Corrupt(e.to_string()).into())
+}
+
+/// Runs `sql` and parses its first column, JSON text, into `T`s.
+async fn collect_json<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<T>, Error> {
+    let statement = client.prepare_cached(sql).await.map_err(postgres)?;
+    let rows = client.query(&statement, params).await.map_err(postgres)?;
+    rows.iter()
+        .map(|row| json(row.try_get::<_, &str>(0).map_err(postgres)?))
+        .collect()
+}
+
+pub(crate) async fn events_after(client: &Client, room: RoomId, after: Seq, limit: usize) -> Result<Vec<Event>, Error> {
+    let after = i64::try_from(after.get()).unwrap_or(i64::MAX);
+    collect_json(
+        client,
+        "SELECT data FROM events WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        &[&uuid(room.as_u128()), &after, &limit_value(limit)],
+    )
+    .await
+}
+
+pub(crate) async fn latest_events(client: &Client, room: RoomId, limit: usize) -> Result<Vec<Event>, Error> {
+    collect_json(
+        client,
+        "SELECT data FROM events WHERE room = $1 ORDER BY seq DESC LIMIT $2",
+        &[&uuid(room.as_u128()), &limit_value(limit)],
+    )
+    .await
+}
+
+pub(crate) async fn summary(client: &Client, room: RoomId) -> Result<Option<RoomSummary>, Error> {
+    let mut found: Vec<RoomSummary> = collect_json(
+        client,
+        "SELECT summary FROM rooms WHERE room = $1",
+        &[&uuid(room.as_u128())],
+    )
+    .await?;
+    Ok(found.pop())
+}
+
+/// The first text after every text that starts with `prefix`, in byte order (the name columns
+/// are `COLLATE "C"`): the prefix followed by the highest code point.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+pub(crate) async fn list_rooms(client: &Client, tenant: &TenantId, query: &RoomQuery) -> Result<RoomPage, Error> {
+    let mut values: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(tenant.as_str().to_owned())];
+    let mut sql = String::from("SELECT summary FROM rooms WHERE tenant = $1");
+    let mut bind = |value: Box<dyn ToSql + Sync + Send>| {
+        values.push(value);
+        format!("${}", values.len())
+    };
+    if let Some(prefix) = query.normalized_name_prefix() {
+        // One index range per name column; the planner combines them.
+        let (start, end) = (bind(Box::new(prefix.clone())), bind(Box::new(prefix_end(&prefix))));
+        sql.push_str(&format!(
+            " AND ((first_lc >= {start} AND first_lc < {end}) OR (last_lc >= {start} AND last_lc < {end}) \
+               OR (full_lc >= {start} AND full_lc < {end}))"
+        ));
+    }
+    if let Some(agent) = &query.agent {
+        sql.push_str(&format!(" AND agent = {}", bind(Box::new(agent.as_str().to_owned()))));
+    }
+    if let Some(status) = query.status {
+        sql.push_str(&format!(" AND status = {}", bind(Box::new(status.as_str().to_owned()))));
+    }
+    if let Some(phone) = &query.phone {
+        sql.push_str(&format!(" AND phone = {}", bind(Box::new(phone.as_str().to_owned()))));
+    }
+    if let Some(email) = &query.email {
+        sql.push_str(&format!(" AND email = {}", bind(Box::new(email.as_str().to_owned()))));
+    }
+    if let Some(after) = query.after {
+        let created = bind(Box::new(after.created_at.unix_millis()));
+        let room = bind(Box::new(uuid(after.room.as_u128())));
+        sql.push_str(&format!(" AND (created_at, room) < ({created}, {room})"));
+    }
+    // One more than asked, to know whether a next page exists.
+    let limit = bind(Box::new(limit_value(query.limit.saturating_add(1))));
+    sql.push_str(&format!(" ORDER BY created_at DESC, room DESC LIMIT {limit}"));
+    let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
+    let mut rooms: Vec<RoomSummary> = collect_json(client, &sql, &params).await?;
+    let more = rooms.len() > query.limit;
+    rooms.truncate(query.limit);
+    let next = if more {
+        rooms.last().map(RoomCursor::after)
+    } else {
+        None
+    };
+    Ok(RoomPage { rooms, next })
+}
+
+pub(crate) async fn idle_rooms(client: &Client, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error> {
+    let statement = client
+        .prepare_cached(
+            "SELECT room FROM rooms WHERE status = 'active' AND last_activity <= $1 \
+             ORDER BY last_activity, room LIMIT $2",
+        )
+        .await
+        .map_err(postgres)?;
+    let rows = client
+        .query(&statement, &[&idle_since.unix_millis(), &limit_value(limit)])
+        .await
+        .map_err(postgres)?;
+    rows.iter()
+        .map(|row| {
+            Ok(RoomId::from_u128(
+                row.try_get::<_, Uuid>(0).map_err(postgres)?.as_u128(),
+            ))
+        })
+        .collect()
+}
+
+pub(crate) async fn credential(client: &Client, hash: &TokenHash) -> Result<Option<Credential>, Error> {
+    let statement = client
+        .prepare_cached("SELECT room, grant_kind, grant_id FROM credentials WHERE hash = $1")
+        .await
+        .map_err(postgres)?;
+    let Some(row) = client
+        .query_opt(&statement, &[&&hash.as_bytes()[..]])
+        .await
+        .map_err(postgres)?
+    else {
+        return Ok(None);
+    };
+    let room: Uuid = row.try_get(0).map_err(postgres)?;
+    let kind: &str = row.try_get(1).map_err(postgres)?;
+    let id: Uuid = row.try_get(2).map_err(postgres)?;
+    let grant = match kind {
+        "invite" => Grant::Invite(InviteId::from_u128(id.as_u128())),
+        "session" => Grant::Session(ParticipantId::from_u128(id.as_u128())),
+        other => return Err(PostgresError::Corrupt(format!("grant kind {other:?}")).into()),
+    };
+    Ok(Some(Credential {
+        hash: *hash,
+        room: RoomId::from_u128(room.as_u128()),
+        grant,
+    }))
+}
+
+pub(crate) async fn recent_hits(client: &Client, key: &str, since: Timestamp) -> Result<Vec<Timestamp>, Error> {
+    let statement = client
+        .prepare_cached("SELECT at FROM counter_hits WHERE key = $1 AND at > $2 ORDER BY at")
+        .await
+        .map_err(postgres)?;
+    let rows = client
+        .query(&statement, &[&key, &since.unix_millis()])
+        .await
+        .map_err(postgres)?;
+    rows.iter()
+        .map(|row| Ok(Timestamp::from_unix_millis(row.try_get(0).map_err(postgres)?)))
+        .collect()
+}

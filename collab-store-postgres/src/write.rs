@@ -1,0 +1,647 @@
+//! The writer task (group commit of appends) and the other statements that change the database.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use collab_core::guard::{Hit, MAX_COUNTER_WINDOW};
+use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage};
+use collab_core::{Error, InviteId, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
+use deadpool_postgres::{Client, Pool, Transaction};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::read::{channel_from, limit_value, seq_from, seq_value, uuid};
+use crate::{PostgresError, postgres};
+
+/// An append waiting for the writer, and where its answer goes.
+struct Job {
+    append: Append,
+    reply: oneshot::Sender<Result<(), Error>>,
+}
+
+/// The handle to the writer task. When the last one is dropped, the task ends after the queued
+/// appends.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Writer {
+    pub(crate) fn start(pool: Pool, channel: String, max_batch: usize) -> Self {
+        let (jobs, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(pool, channel, queue, max_batch));
+        Self { jobs }
+    }
+
+    /// Writes `append` in the next group commit.
+    pub(crate) async fn append(&self, append: Append) -> Result<(), Error> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { append, reply })
+            .map_err(|_| Error::from(PostgresError::WriterGone))?;
+        answer.await.map_err(|_| Error::from(PostgresError::WriterGone))?
+    }
+}
+
+async fn write_loop(pool: Pool, channel: String, mut queue: mpsc::UnboundedReceiver<Job>, max_batch: usize) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&pool, &channel, batch).await;
+    }
+}
+
+/// Why a group was not committed.
+enum GroupFailure {
+    /// The database refused a statement before the commit: nothing was written, and each append
+    /// can be tried again on its own.
+    Refused(tokio_postgres::Error),
+    /// No connection, a connection lost, or a commit whose outcome is unknown: the same error
+    /// for every append of the group.
+    Failed(PostgresError),
+}
+
+/// A statement error: refused by the database, or the connection's failure.
+fn refused(e: tokio_postgres::Error) -> GroupFailure {
+    if e.as_db_error().is_some() {
+        GroupFailure::Refused(e)
+    } else {
+        GroupFailure::Failed(PostgresError::Postgres(e))
+    }
+}
+
+/// Commits `batch` as one group, and answers each job.
+async fn commit_batch(pool: &Pool, channel: &str, batch: Vec<Job>) {
+    let (appends, replies): (Vec<Append>, Vec<_>) = batch.into_iter().map(|job| (job.append, job.reply)).unzip();
+    let results = match pool.get().await {
+        Err(e) => shared_failure(PostgresError::Pool(e), appends.len()),
+        Ok(mut client) => match write_group(&mut client, channel, &appends).await {
+            Ok(results) => results,
+            Err(GroupFailure::Failed(e)) => shared_failure(e, appends.len()),
+            Err(GroupFailure::Refused(e)) if appends.len() == 1 => vec![Err(postgres(e))],
+            Err(GroupFailure::Refused(e)) => {
+                tracing::debug!(error = %e, appends = appends.len(), "postgres refused a group; one append at a time");
+                let mut results = Vec::with_capacity(appends.len());
+                for append in &appends {
+                    results.push(
+                        match write_group(&mut client, channel, std::slice::from_ref(append)).await {
+                            Ok(mut one) => one.pop().unwrap_or(Ok(())),
+                            Err(GroupFailure::Refused(e)) => Err(postgres(e)),
+                            Err(GroupFailure::Failed(e)) => Err(e.into()),
+                        },
+                    );
+                }
+                results
+            }
+        },
+    };
+    for (reply, result) in replies.into_iter().zip(results) {
+        // A caller that went away no longer needs its answer.
+        let _ = reply.send(result);
+    }
+}
+
+/// The same failure, `count` times.
+fn shared_failure(e: PostgresError, count: usize) -> Vec<Result<(), Error>> {
+    let e = Arc::new(e);
+    (0..count)
+        .map(|_| Err(PostgresError::Shared(e.clone()).into()))
+        .collect()
+}
+
+/// What the database holds, as far as a group's appends are concerned, once their rows are
+/// locked. Each accepted append moves it forward, so that the next one of the group is checked
+/// against the state it will really meet.
+struct Current {
+    seqs: HashMap<RoomId, Seq>,
+    outbox: HashSet<OutboxId>,
+    credentials: HashSet<[u8; 32]>,
+}
+
+impl Current {
+    /// Checks `append` and, when it passes, applies it.
+    fn accept(&mut self, append: &Append) -> Result<(), Error> {
+        let seq = self.seqs.get(&append.room).copied().unwrap_or(Seq::ZERO);
+        if seq != append.expected {
+            return Err(Error::conflict(format!(
+                "room {} is at seq {seq}, not {}",
+                append.room, append.expected
+            )));
+        }
+        let mut completed = HashSet::new();
+        if !append
+            .completed_outbox
+            .iter()
+            .all(|id| self.outbox.contains(id) && completed.insert(*id))
+        {
+            return Err(Error::conflict("a completed outbox row is gone"));
+        }
+        let mut hashes = HashSet::new();
+        if !append
+            .credentials
+            .iter()
+            .all(|c| !self.credentials.contains(c.hash.as_bytes()) && hashes.insert(*c.hash.as_bytes()))
+        {
+            return Err(Error::conflict("a credential with this hash exists"));
+        }
+        self.seqs.insert(append.room, append.summary.seq);
+        self.outbox.retain(|id| !completed.contains(id));
+        self.credentials.extend(hashes);
+        Ok(())
+    }
+}
+
+/// Writes `appends` in one transaction: locks their rooms and completed outbox rows, checks
+/// each append in order, writes those that pass with one statement per table, wakes the servers
+/// and commits. Returns each append's result.
+async fn write_group(
+    client: &mut Client,
+    channel: &str,
+    appends: &[Append],
+) -> Result<Vec<Result<(), Error>>, GroupFailure> {
+    let tx = client.transaction().await.map_err(refused)?;
+    let mut current = lock(&tx, appends).await?;
+    let results: Vec<Result<(), Error>> = appends.iter().map(|a| current.accept(a)).collect();
+    let accepted: Vec<&Append> = appends
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(a, _)| a)
+        .collect();
+    if accepted.is_empty() {
+        tx.rollback()
+            .await
+            .map_err(|e| GroupFailure::Failed(PostgresError::Postgres(e)))?;
+        return Ok(results);
+    }
+    write_accepted(&tx, channel, &accepted).await?;
+    tx.commit()
+        .await
+        .map_err(|e| GroupFailure::Failed(PostgresError::Postgres(e)))?;
+    Ok(results)
+}
+
+/// Locks the rooms of `appends` (in id order, the same on every server, so that groups never
+/// deadlock) and the outbox rows they complete, and reads which of their credentials exist.
+async fn lock(tx: &Transaction<'_>, appends: &[Append]) -> Result<Current, GroupFailure> {
+    let mut rooms: Vec<Uuid> = appends.iter().map(|a| uuid(a.room.as_u128())).collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    let mut completed: Vec<Uuid> = appends
+        .iter()
+        .flat_map(|a| a.completed_outbox.iter().map(|id| uuid(id.as_u128())))
+        .collect();
+    completed.sort_unstable();
+    completed.dedup();
+    let hashes: Vec<&[u8]> = appends
+        .iter()
+        .flat_map(|a| a.credentials.iter().map(|c| &c.hash.as_bytes()[..]))
+        .collect();
+    let lock_rooms = tx
+        .prepare_cached("SELECT room, seq FROM rooms WHERE room = ANY($1) ORDER BY room FOR UPDATE")
+        .await
+        .map_err(refused)?;
+    let lock_outbox = tx
+        .prepare_cached("SELECT id FROM outbox WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .await
+        .map_err(refused)?;
+    let find_credentials = tx
+        .prepare_cached("SELECT hash FROM credentials WHERE hash = ANY($1)")
+        .await
+        .map_err(refused)?;
+    // Sent together: one round trip.
+    let (rooms, outbox, credentials) = tokio::try_join!(
+        async { tx.query(&lock_rooms, &[&rooms]).await },
+        async {
+            if completed.is_empty() {
+                return Ok(Vec::new());
+            }
+            tx.query(&lock_outbox, &[&completed]).await
+        },
+        async {
+            if hashes.is_empty() {
+                return Ok(Vec::new());
+            }
+            tx.query(&find_credentials, &[&hashes]).await
+        },
+    )
+    .map_err(refused)?;
+    let mut current = Current {
+        seqs: HashMap::with_capacity(rooms.len()),
+        outbox: HashSet::with_capacity(outbox.len()),
+        credentials: HashSet::with_capacity(credentials.len()),
+    };
+    let corrupt = |e: Error| GroupFailure::Failed(PostgresError::Corrupt(e.to_string()));
+    for row in rooms {
+        let room: Uuid = row.try_get(0).map_err(refused)?;
+        let seq = seq_from(row.try_get(1).map_err(refused)?).map_err(corrupt)?;
+        current.seqs.insert(RoomId::from_u128(room.as_u128()), seq);
+    }
+    for row in outbox {
+        let id: Uuid = row.try_get(0).map_err(refused)?;
+        current.outbox.insert(OutboxId::from_u128(id.as_u128()));
+    }
+    for row in credentials {
+        let hash: &[u8] = row.try_get(0).map_err(refused)?;
+        if let Ok(hash) = <[u8; 32]>::try_from(hash) {
+            current.credentials.insert(hash);
+        }
+    }
+    Ok(current)
+}
+
+/// The columns of the rooms a group writes, one entry per room.
+#[derive(Default)]
+struct RoomColumns {
+    room: Vec<Uuid>,
+    tenant: Vec<String>,
+    agent: Vec<String>,
+    status: Vec<&'static str>,
+    seq: Vec<i64>,
+    created_at: Vec<i64>,
+    last_activity: Vec<i64>,
+    first_lc: Vec<Option<String>>,
+    last_lc: Vec<Option<String>>,
+    full_lc: Vec<Option<String>>,
+    phone: Vec<Option<String>>,
+    email: Vec<Option<String>>,
+    summary: Vec<String>,
+}
+
+impl RoomColumns {
+    fn push(&mut self, summary: &RoomSummary) -> Result<(), Error> {
+        let customer = summary.customer.as_ref();
+        self.room.push(uuid(summary.room.as_u128()));
+        self.tenant.push(summary.tenant.as_str().to_owned());
+        self.agent.push(summary.agent.as_str().to_owned());
+        self.status.push(summary.status.as_str());
+        self.seq.push(seq_value(summary.seq)?);
+        self.created_at.push(summary.created_at.unix_millis());
+        self.last_activity.push(summary.last_activity.unix_millis());
+        self.first_lc
+            .push(customer.map(|c| c.first_name.as_str().to_lowercase()));
+        self.last_lc.push(customer.map(|c| c.last_name.as_str().to_lowercase()));
+        self.full_lc.push(customer.map(|c| c.full_name().to_lowercase()));
+        self.phone
+            .push(customer.and_then(|c| c.phone.as_ref()).map(|p| p.as_str().to_owned()));
+        self.email
+            .push(customer.and_then(|c| c.email.as_ref()).map(|e| e.as_str().to_owned()));
+        self.summary
+            .push(serde_json::to_string(summary).map_err(|e| Error::backend("postgres", e))?);
+        Ok(())
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
+        [
+            &self.room,
+            &self.tenant,
+            &self.agent,
+            &self.status,
+            &self.seq,
+            &self.created_at,
+            &self.last_activity,
+            &self.first_lc,
+            &self.last_lc,
+            &self.full_lc,
+            &self.phone,
+            &self.email,
+            &self.summary,
+        ]
+    }
+}
+
+const INSERT_ROOMS: &str = "INSERT INTO rooms (room, tenant, agent, status, seq, created_at, last_activity, \
+                                               first_lc, last_lc, full_lc, phone, email, summary) \
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], \
+                          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])";
+
+/// The tenant, agent and creation time of a room never change; the rest follows the summary.
+const UPDATE_ROOMS: &str = "UPDATE rooms SET status = u.status, seq = u.seq, last_activity = u.last_activity, \
+            first_lc = u.first_lc, last_lc = u.last_lc, full_lc = u.full_lc, phone = u.phone, email = u.email, \
+            summary = u.summary \
+     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], \
+                 $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) \
+          AS u (room, tenant, agent, status, seq, created_at, last_activity, first_lc, last_lc, full_lc, phone, \
+                email, summary) \
+     WHERE rooms.room = u.room";
+
+/// Writes the accepted appends of a group, one statement per table, sent together.
+async fn write_accepted(tx: &Transaction<'_>, channel: &str, accepted: &[&Append]) -> Result<(), GroupFailure> {
+    let invalid = |e: Error| GroupFailure::Failed(PostgresError::Corrupt(e.to_string()));
+    // Each room's last summary; a room the group creates is inserted with it.
+    let mut last: HashMap<RoomId, (&RoomSummary, bool)> = HashMap::new();
+    for append in accepted {
+        let created = append.expected == Seq::ZERO;
+        last.entry(append.room)
+            .and_modify(|(summary, _)| *summary = &append.summary)
+            .or_insert((&append.summary, created));
+    }
+    let (mut new_rooms, mut changed_rooms) = (RoomColumns::default(), RoomColumns::default());
+    let mut wake_ups = Vec::with_capacity(last.len());
+    for (summary, created) in last.values() {
+        if *created {
+            new_rooms.push(summary).map_err(invalid)?;
+        } else {
+            changed_rooms.push(summary).map_err(invalid)?;
+        }
+        wake_ups.push(format!("{}:{}", summary.room, summary.seq));
+    }
+
+    let (mut event_room, mut event_seq, mut event_data) = (Vec::new(), Vec::new(), Vec::new());
+    let mut completed = Vec::new();
+    let (mut credential_hash, mut credential_room, mut grant_kind, mut grant_id) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut outbox = OutboxColumns::default();
+    for append in accepted {
+        for event in &append.events {
+            event_room.push(uuid(append.room.as_u128()));
+            event_seq.push(seq_value(event.seq).map_err(invalid)?);
+            event_data.push(serde_json::to_string(event).map_err(|e| invalid(Error::backend("postgres", e)))?);
+        }
+        completed.extend(append.completed_outbox.iter().map(|id| uuid(id.as_u128())));
+        for credential in &append.credentials {
+            let (kind, id) = grant_columns(credential.grant);
+            credential_hash.push(&credential.hash.as_bytes()[..]);
+            credential_room.push(uuid(credential.room.as_u128()));
+            grant_kind.push(kind);
+            grant_id.push(id);
+        }
+        for message in &append.outbox {
+            outbox.push(message);
+        }
+    }
+
+    let insert_rooms = tx.prepare_cached(INSERT_ROOMS).await.map_err(refused)?;
+    let update_rooms = tx.prepare_cached(UPDATE_ROOMS).await.map_err(refused)?;
+    let insert_events = tx
+        .prepare_cached(
+            "INSERT INTO events (room, seq, data) SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[])",
+        )
+        .await
+        .map_err(refused)?;
+    let delete_outbox = tx
+        .prepare_cached("DELETE FROM outbox WHERE id = ANY($1)")
+        .await
+        .map_err(refused)?;
+    let insert_credentials = tx
+        .prepare_cached(
+            "INSERT INTO credentials (hash, room, grant_kind, grant_id) \
+             SELECT * FROM unnest($1::bytea[], $2::uuid[], $3::text[], $4::uuid[])",
+        )
+        .await
+        .map_err(refused)?;
+    let insert_outbox = tx.prepare_cached(INSERT_OUTBOX).await.map_err(refused)?;
+    // The wake-ups are delivered when the transaction commits, and only if it does.
+    let notify = tx
+        .prepare_cached("SELECT pg_notify($1, wake_up) FROM unnest($2::text[]) AS wake_up")
+        .await
+        .map_err(refused)?;
+
+    let skip = || async { Ok::<u64, tokio_postgres::Error>(0) };
+    // Sent together: one round trip. A refused statement fails the group before the commit.
+    tokio::try_join!(
+        async {
+            match new_rooms.room.is_empty() {
+                true => skip().await,
+                false => tx.execute(&insert_rooms, &new_rooms.params()).await,
+            }
+        },
+        async {
+            match changed_rooms.room.is_empty() {
+                true => skip().await,
+                false => tx.execute(&update_rooms, &changed_rooms.params()).await,
+            }
+        },
+        async {
+            match completed.is_empty() {
+                true => skip().await,
+                false => tx.execute(&delete_outbox, &[&completed]).await,
+            }
+        },
+        async {
+            match credential_hash.is_empty() {
+                true => skip().await,
+                false => {
+                    tx.execute(
+                        &insert_credentials,
+                        &[&credential_hash, &credential_room, &grant_kind, &grant_id],
+                    )
+                    .await
+                }
+            }
+        },
+        async {
+            tx.execute(&insert_events, &[&event_room, &event_seq, &event_data])
+                .await
+        },
+        async {
+            match outbox.id.is_empty() {
+                true => skip().await,
+                false => tx.execute(&insert_outbox, &outbox.params()).await,
+            }
+        },
+        async { tx.execute(&notify, &[&channel, &wake_ups]).await },
+    )
+    .map_err(refused)?;
+    Ok(())
+}
+
+fn grant_columns(grant: Grant) -> (&'static str, Uuid) {
+    match grant {
+        Grant::Invite(invite) => ("invite", uuid(invite.as_u128())),
+        Grant::Session(participant) => ("session", uuid(participant.as_u128())),
+    }
+}
+
+const INSERT_OUTBOX: &str = "INSERT INTO outbox (id, room, invite, channel, payload, not_before) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[])";
+
+/// The columns of outbox rows to insert.
+#[derive(Default)]
+struct OutboxColumns<'a> {
+    id: Vec<Uuid>,
+    room: Vec<Uuid>,
+    invite: Vec<Uuid>,
+    channel: Vec<&'static str>,
+    payload: Vec<&'a str>,
+    not_before: Vec<i64>,
+}
+
+impl<'a> OutboxColumns<'a> {
+    fn push(&mut self, message: &'a OutboxMessage) {
+        self.id.push(uuid(message.id.as_u128()));
+        self.room.push(uuid(message.room.as_u128()));
+        self.invite.push(uuid(message.invite.as_u128()));
+        self.channel.push(message.channel.as_str());
+        self.payload.push(&message.payload);
+        self.not_before.push(message.not_before.unix_millis());
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
+            &self.id,
+            &self.room,
+            &self.invite,
+            &self.channel,
+            &self.payload,
+            &self.not_before,
+        ]
+    }
+}
+
+pub(crate) async fn add_credential(client: &Client, credential: &Credential) -> Result<(), Error> {
+    let (kind, id) = grant_columns(credential.grant);
+    let statement = client
+        .prepare_cached("INSERT INTO credentials (hash, room, grant_kind, grant_id) VALUES ($1, $2, $3, $4)")
+        .await
+        .map_err(postgres)?;
+    client
+        .execute(
+            &statement,
+            &[
+                &&credential.hash.as_bytes()[..],
+                &uuid(credential.room.as_u128()),
+                &kind,
+                &id,
+            ],
+        )
+        .await
+        .map_err(|e| match postgres(e) {
+            Error::Conflict { .. } => Error::conflict("a credential with this hash exists"),
+            other => other,
+        })?;
+    Ok(())
+}
+
+/// Claims due rows. `SKIP LOCKED` passes over rows another dispatcher is claiming right now,
+/// and the lease keeps them from being claimed again until it runs out.
+pub(crate) async fn claim_outbox(
+    client: &Client,
+    now: Timestamp,
+    lease: Duration,
+    limit: usize,
+) -> Result<Vec<ClaimedOutbox>, Error> {
+    let until = now.saturating_add(lease).unix_millis();
+    let statement = client
+        .prepare_cached(
+            "UPDATE outbox SET attempts = attempts + 1, leased_until = $2 \
+             WHERE id IN (SELECT id FROM outbox \
+                          WHERE not_before <= $1 AND (leased_until IS NULL OR leased_until <= $1) \
+                          ORDER BY not_before, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, room, invite, channel, payload, not_before, attempts",
+        )
+        .await
+        .map_err(postgres)?;
+    let rows = client
+        .query(&statement, &[&now.unix_millis(), &until, &limit_value(limit)])
+        .await
+        .map_err(postgres)?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let get_id = |i: usize| row.try_get::<_, Uuid>(i).map(|id| id.as_u128()).map_err(postgres);
+        let attempts: i32 = row.try_get(6).map_err(postgres)?;
+        claimed.push(ClaimedOutbox {
+            message: OutboxMessage {
+                id: OutboxId::from_u128(get_id(0)?),
+                room: RoomId::from_u128(get_id(1)?),
+                invite: InviteId::from_u128(get_id(2)?),
+                channel: channel_from(row.try_get(3).map_err(postgres)?)?,
+                payload: row.try_get(4).map_err(postgres)?,
+                not_before: Timestamp::from_unix_millis(row.try_get(5).map_err(postgres)?),
+            },
+            attempts: u32::try_from(attempts).unwrap_or(0),
+        });
+    }
+    // RETURNING gives no order.
+    claimed.sort_by_key(|c| (c.message.not_before, c.message.id));
+    Ok(claimed)
+}
+
+pub(crate) async fn reschedule_outbox(client: &Client, id: OutboxId, not_before: Timestamp) -> Result<(), Error> {
+    let statement = client
+        .prepare_cached("UPDATE outbox SET not_before = $2, leased_until = NULL WHERE id = $1")
+        .await
+        .map_err(postgres)?;
+    let changed = client
+        .execute(&statement, &[&uuid(id.as_u128()), &not_before.unix_millis()])
+        .await
+        .map_err(postgres)?;
+    if changed == 0 {
+        return Err(Error::NotFound { what: "outbox row" });
+    }
+    Ok(())
+}
+
+pub(crate) async fn delete_outbox(client: &Client, id: OutboxId) -> Result<(), Error> {
+    let statement = client
+        .prepare_cached("DELETE FROM outbox WHERE id = $1")
+        .await
+        .map_err(postgres)?;
+    let removed = client
+        .execute(&statement, &[&uuid(id.as_u128())])
+        .await
+        .map_err(postgres)?;
+    if removed == 0 {
+        return Err(Error::NotFound { what: "outbox row" });
+    }
+    Ok(())
+}
+
+/// Counts a hit. The key's advisory lock makes concurrent hits on one key (from any server)
+/// take turns, so that no more than `limit` pass.
+pub(crate) async fn hit(
+    client: &mut Client,
+    key: &str,
+    now: Timestamp,
+    window: Duration,
+    limit: u32,
+) -> Result<Hit, Error> {
+    let tx = client.transaction().await.map_err(postgres)?;
+    let lock = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .await
+        .map_err(postgres)?;
+    let forget = tx
+        .prepare_cached("DELETE FROM counter_hits WHERE key = $1 AND at <= $2")
+        .await
+        .map_err(postgres)?;
+    let count = tx
+        .prepare_cached("SELECT count(*), min(at) FROM counter_hits WHERE key = $1 AND at > $2")
+        .await
+        .map_err(postgres)?;
+    let insert = tx
+        .prepare_cached("INSERT INTO counter_hits (key, at) VALUES ($1, $2)")
+        .await
+        .map_err(postgres)?;
+    let forget_before = now.saturating_sub(MAX_COUNTER_WINDOW).unix_millis();
+    let start = now.saturating_sub(window).unix_millis();
+    let (_, _, row) = tokio::try_join!(
+        async { tx.execute(&lock, &[&key]).await },
+        async { tx.execute(&forget, &[&key, &forget_before]).await },
+        async { tx.query_one(&count, &[&key, &start]).await },
+    )
+    .map_err(postgres)?;
+    let in_window: i64 = row.try_get(0).map_err(postgres)?;
+    let oldest: Option<i64> = row.try_get(1).map_err(postgres)?;
+    if in_window >= i64::from(limit) {
+        tx.rollback().await.map_err(postgres)?;
+        let oldest = Timestamp::from_unix_millis(oldest.unwrap_or(now.unix_millis()));
+        return Ok(Hit::Refused {
+            retry_after: oldest.saturating_add(window).since(now),
+        });
+    }
+    tx.execute(&insert, &[&key, &now.unix_millis()])
+        .await
+        .map_err(postgres)?;
+    tx.commit().await.map_err(postgres)?;
+    Ok(Hit::Counted {
+        count: u32::try_from(in_window + 1).unwrap_or(u32::MAX),
+    })
+}
