@@ -295,12 +295,27 @@ impl InviteTemplates {
 }
 
 fn render(template: &str, first_name: &str, link: &str, needs_link: bool) -> String {
-    // The name goes in first, so a name that spells "{link}" stays text.
-    let has_link = template.contains("{link}");
-    let mut text = template
-        .replace("{link}", "\u{0}link\u{0}")
-        .replace("{first_name}", first_name);
-    text = text.replace("\u{0}link\u{0}", link);
+    // One pass from the left: what replaces a placeholder is never read again, so a name or a
+    // link that spells a placeholder stays text.
+    let mut text = String::with_capacity(template.len() + first_name.len() + link.len());
+    let mut has_link = false;
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        text.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("{link}") {
+            text.push_str(link);
+            has_link = true;
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("{first_name}") {
+            text.push_str(first_name);
+            rest = after;
+        } else {
+            text.push('{');
+            rest = &rest[1..];
+        }
+    }
+    text.push_str(rest);
     if needs_link && !has_link {
         if !text.ends_with(char::is_whitespace) {
             text.push(' ');
@@ -357,6 +372,20 @@ mod tests {
         );
         assert!(InviteTemplates::default().with_email_subject("a\nb").is_err());
         assert!(InviteTemplates::default().with_sms("  ").is_err());
+    }
+
+    #[test]
+    fn only_the_placeholders_are_replaced() {
+        // Found by fuzzing (fuzz/seeds/templates/crash-nul-marker): `{link}` used to be marked
+        // with a NUL-delimited word first, so a template or a name holding that word got the link.
+        let t = InviteTemplates::default()
+            .with_sms("a \u{0}link\u{0} b {link} {")
+            .expect("valid");
+        assert_eq!(t.sms_text("Ada", "L"), "a \u{0}link\u{0} b L {");
+        assert_eq!(
+            InviteTemplates::default().sms_text("\u{0}link\u{0}", "L"),
+            "Hi \u{0}link\u{0}, join your collaboration room: L"
+        );
     }
 
     #[test]

@@ -315,6 +315,20 @@ pub struct LiveQuery {
     pub as_role: Option<String>,
 }
 
+/// The sequence number a live stream resumes after: the `Last-Event-ID` header when it is one,
+/// else the `after` query parameter (refused when negative), else 0 (from the start). Public for
+/// the fuzz targets.
+pub fn resume_after(headers: &HeaderMap, after: Option<i64>) -> ApiResult<Seq> {
+    match headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+    {
+        Some(seq) => Ok(Seq::new(seq)),
+        None => seq_param(after),
+    }
+}
+
 /// Live events as server-sent events (`id` = sequence number): resumable without gap or
 /// duplicate through `Last-Event-ID` or `after`.
 #[utoipa::path(get, path = "/api/rooms/{room}/live", params(("room" = String, Path), LiveQuery), tag = "rooms",
@@ -329,14 +343,7 @@ pub async fn live(
     let as_customer = query.as_role.as_deref() == Some("customer");
     let actor = actor(&state.agents, &state.rooms, &headers, as_customer).await?;
     let room = room_id(&room)?;
-    let resume = match headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-    {
-        Some(seq) => Seq::new(seq),
-        None => seq_param(query.after)?,
-    };
+    let resume = resume_after(&headers, query.after)?;
     let role = reader(&actor);
     let stream = state.rooms.subscribe(&actor, room, resume).await?;
     let events = stream
@@ -419,9 +426,10 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(EventView::new(room, &event, reader(&actor)))))
 }
 
-/// `bytes=a-b` or `bytes=a-`: one range. Anything else (several ranges, `b < a`, garbage) is
-/// ignored and the whole document is sent, as RFC 9110 allows.
-fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
+/// The `Range` header: `bytes=a-b` or `bytes=a-`, one range. Anything else (several ranges,
+/// `b < a`, garbage) is ignored and the whole document is sent, as RFC 9110 allows. Public for
+/// the fuzz targets.
+pub fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
     let value = headers.get(header::RANGE)?.to_str().ok()?;
     let (start, end) = value.strip_prefix("bytes=")?.split_once('-')?;
     let start: u64 = start.trim().parse().ok()?;
