@@ -128,9 +128,9 @@ impl Http {
         };
         tokio::time::timeout(CALL_TIMEOUT, call)
             .await
-            .map_err(|_| LoadError::Request {
+            .map_err(|_| LoadError::Timeout {
                 what: path.to_owned(),
-                reason: format!("no answer within {CALL_TIMEOUT:?}"),
+                after: CALL_TIMEOUT,
             })?
     }
 }

@@ -57,6 +57,14 @@ pub enum LoadError {
         /// Why.
         reason: String,
     },
+    /// No whole answer in time.
+    #[error("{what}: no answer within {after:?}")]
+    Timeout {
+        /// The call.
+        what: String,
+        /// The time allowed.
+        after: Duration,
+    },
     /// The server answered with an unexpected status.
     #[error("{what}: HTTP {status}: {body}")]
     Status {
@@ -266,6 +274,10 @@ pub struct Report {
     pub acked: u64,
     /// Posts that failed or timed out.
     pub post_errors: u64,
+    /// Of those, posts without a whole answer in time (the server may still have stored them).
+    pub post_timeouts: u64,
+    /// Of those, posts refused with 409 Conflict (the room changed under every retry).
+    pub post_conflicts: u64,
     /// The first few post failures.
     pub post_error_examples: Vec<String>,
     /// Deliveries owed: each acknowledged post once to every listener of its room.
@@ -367,7 +379,7 @@ impl fmt::Display for Report {
         write!(
             f,
             "result={result} rooms={} listeners={} rate={}/s warmup={}s duration={}s posted={} acked={} \
-             post_errors={} delivered={}/{} lost={} duplicates={} gaps={} misrouted={} misdelivered={} \
+             post_errors={} post_timeouts={} post_conflicts={} delivered={}/{} lost={} duplicates={} gaps={} misrouted={} misdelivered={} \
              malformed={} unacknowledged={} reconnects={} behind={}",
             self.rooms,
             self.listeners,
@@ -377,6 +389,8 @@ impl fmt::Display for Report {
             self.posted,
             self.acked,
             self.post_errors,
+            self.post_timeouts,
+            self.post_conflicts,
             self.delivered,
             self.expected_deliveries,
             self.lost,
@@ -423,15 +437,22 @@ struct Posts {
     sent: AtomicU64,
     acked: AtomicU64,
     errors: AtomicU64,
+    timeouts: AtomicU64,
+    conflicts: AtomicU64,
     examples: Mutex<Vec<String>>,
 }
 
 impl Posts {
-    fn failed(&self, error: String) {
+    fn failed(&self, error: &LoadError) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+        match error {
+            LoadError::Timeout { .. } => self.timeouts.fetch_add(1, Ordering::Relaxed),
+            LoadError::Status { status: 409, .. } => self.conflicts.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
         let mut examples = self.examples.lock().unwrap_or_else(|p| p.into_inner());
         if examples.len() < 5 {
-            examples.push(error);
+            examples.push(error.to_string());
         }
     }
 }
@@ -518,6 +539,8 @@ pub async fn run(config: &Config) -> Result<Report, LoadError> {
         posted: posts.sent.load(Ordering::Relaxed),
         acked: posts.acked.load(Ordering::Relaxed),
         post_errors: posts.errors.load(Ordering::Relaxed),
+        post_timeouts: posts.timeouts.load(Ordering::Relaxed),
+        post_conflicts: posts.conflicts.load(Ordering::Relaxed),
         post_error_examples: posts.examples.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         expected_deliveries: 0,
         delivered: 0,
@@ -659,7 +682,7 @@ async fn post(http: &Http, config: &Config, rooms: &[Room], run: &Arc<Run>, post
                     run.rooms[index].acknowledge(seq, n);
                     posts.acked.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => posts.failed(e.to_string()),
+                Err(e) => posts.failed(&e),
             }
             drop(permit);
         });
