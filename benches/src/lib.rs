@@ -92,6 +92,133 @@ pub fn messages_after(state: &mut collab_core::RoomState, count: usize) -> Vec<c
     events
 }
 
+/// The append of one chat message after `state`.
+pub fn message_append(state: &collab_core::RoomState) -> collab_core::store::Append {
+    let events = messages_after(&mut state.clone(), 1);
+    fixture(collab_core::store::Append::new(Some(state), events))
+}
+
+/// One message event as the stores write it: its JSON.
+pub fn sample_event_row() -> String {
+    let (_, state) = new_room(1);
+    let append = message_append(&state);
+    fixture(serde_json::to_string(&append.events[0]).map_err(|e| Error::backend("json", e)))
+}
+
+/// Runs `per_writer` message appends in each of `writers` tasks, each over its share of the
+/// rooms (interleaved), and returns the states after, the wall time and each append's latency.
+pub async fn concurrent_appends<S: collab_core::RoomStore + Clone>(
+    store: &S,
+    states: Vec<collab_core::RoomState>,
+    writers: usize,
+    per_writer: usize,
+) -> (
+    Vec<collab_core::RoomState>,
+    std::time::Duration,
+    Vec<std::time::Duration>,
+) {
+    use std::time::Instant;
+    let rooms = states.len();
+    let mut shares: Vec<Vec<collab_core::RoomState>> = (0..writers).map(|_| Vec::new()).collect();
+    for (i, state) in states.into_iter().enumerate() {
+        shares[i % writers].push(state);
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = shares
+        .into_iter()
+        .map(|mut share| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_writer);
+                for i in 0..per_writer {
+                    let slot = i % share.len();
+                    let append = message_append(&share[slot]);
+                    let sent = Instant::now();
+                    fixture(store.append(append.clone()).await);
+                    latencies.push(sent.elapsed());
+                    for event in &append.events {
+                        share[slot].apply(event);
+                    }
+                }
+                (share, latencies)
+            })
+        })
+        .collect();
+    let mut states = Vec::with_capacity(rooms);
+    let mut latencies = Vec::new();
+    for task in tasks {
+        let (share, mine) = fixture(task.await.map_err(|e| Error::backend("task", e)));
+        states.extend(share);
+        latencies.extend(mine);
+    }
+    (states, started.elapsed(), latencies)
+}
+
+/// Message appends by concurrent writers over many rooms of one store: the load of the append
+/// benches. Each run goes on from the rooms' states after the previous one.
+pub struct AppendLoad<S> {
+    store: S,
+    states: std::sync::Mutex<Vec<collab_core::RoomState>>,
+    writers: usize,
+    per_writer: usize,
+}
+
+impl<S: collab_core::RoomStore + Clone> AppendLoad<S> {
+    /// Creates `rooms` bench rooms (ids 1 to `rooms`) in `store`.
+    pub async fn new(store: S, rooms: usize, writers: usize, per_writer: usize) -> Self {
+        let mut states = Vec::with_capacity(rooms);
+        for i in 0..rooms {
+            let (created, state) = new_room(i as u128 + 1);
+            fixture(
+                store
+                    .append(fixture(collab_core::store::Append::new(None, vec![created])))
+                    .await,
+            );
+            states.push(state);
+        }
+        Self {
+            store,
+            states: std::sync::Mutex::new(states),
+            writers,
+            per_writer,
+        }
+    }
+
+    /// Appends per run: writers × appends per writer.
+    pub fn appends_per_run(&self) -> usize {
+        self.writers * self.per_writer
+    }
+
+    /// One run: its wall time and each append's latency.
+    pub fn run(&self, rt: &tokio::runtime::Runtime) -> (std::time::Duration, Vec<std::time::Duration>) {
+        let taken = std::mem::take(&mut *self.states.lock().unwrap_or_else(|p| p.into_inner()));
+        let (after, took, latencies) =
+            rt.block_on(concurrent_appends(&self.store, taken, self.writers, self.per_writer));
+        *self.states.lock().unwrap_or_else(|p| p.into_inner()) = after;
+        (took, latencies)
+    }
+
+    /// Prints the latency percentiles and the rate over `runs` runs.
+    pub fn print_latency(&self, rt: &tokio::runtime::Runtime, name: &str, runs: usize) {
+        let mut latencies = Vec::new();
+        let mut wall = std::time::Duration::ZERO;
+        for _ in 0..runs {
+            let (took, mine) = self.run(rt);
+            wall += took;
+            latencies.extend(mine);
+        }
+        latencies.sort();
+        println!(
+            "{name} latency over {} appends: p50 {:?}, p99 {:?}, max {:?}; {:.0} appends/s",
+            latencies.len(),
+            percentile(&latencies, 50),
+            percentile(&latencies, 99),
+            latencies.last().copied().unwrap_or_default(),
+            latencies.len() as f64 / wall.as_secs_f64()
+        );
+    }
+}
+
 /// Blob store fixtures: the stores the blob benches compare, and upload streams.
 pub mod blobs {
     use bytes::Bytes;
