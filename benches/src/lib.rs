@@ -163,6 +163,15 @@ pub struct AppendLoad<S> {
     per_writer: usize,
 }
 
+impl<S> std::fmt::Debug for AppendLoad<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendLoad")
+            .field("writers", &self.writers)
+            .field("per_writer", &self.per_writer)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: collab_core::RoomStore + Clone> AppendLoad<S> {
     /// Creates `rooms` bench rooms (ids 1 to `rooms`) in `store`.
     pub async fn new(store: S, rooms: usize, writers: usize, per_writer: usize) -> Self {
