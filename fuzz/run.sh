@@ -64,7 +64,7 @@ for target in "${targets[@]}"; do
     -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb="$rss_limit_mb" \
     -max_len="$(max_len "$target")" -artifact_prefix="artifacts/$target/" \
     -print_final_stats=1 >"$log" 2>&1 || status=$?
-  done_line="$(grep -E '^#[0-9]+ +DONE' "$log" | tail -n 1 || true)"
+  done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)"
   executions="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
   field() { sed -n "s/.* $1: *\([^ ]*\).*/\1/p" <<<"$done_line"; }
   printf '%-20s %8s %12s %9s %7s %7s %7s %8s\n' "$target" "$seconds" "${executions:-?}" "$(field exec/s)" \

@@ -71,6 +71,9 @@ impl From<PersonName> for String {
     }
 }
 
+/// The most digits an E.164 number has, country code included.
+pub const MAX_E164_DIGITS: usize = 15;
+
 /// A mobile number in E.164 form (`+447911123456`), checked against the numbering plan.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -91,7 +94,13 @@ impl PhoneNumber {
         if !parsed.is_valid() {
             return Err(Error::invalid("phone", "not a valid number in its country's plan"));
         }
-        Ok(Self(parsed.format().mode(phonenumber::Mode::E164).to_string()))
+        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+        // The plans know longer numbers (Japan's toll-free ones) than E.164's 15 digits, which
+        // no SMS provider takes.
+        if e164.len() > 1 + MAX_E164_DIGITS {
+            return Err(Error::invalid("phone", "has more than the 15 digits E.164 allows"));
+        }
+        Ok(Self(e164))
     }
 
     /// The number in E.164 form.
@@ -303,7 +312,17 @@ mod tests {
         let n = PhoneNumber::parse(" +44 7911 123456 ").map(String::from);
         assert_eq!(n.ok(), Some("+447911123456".to_owned()));
         // "+1 555" parses but is not a valid number; national forms lack a country.
-        for bad in ["+1 555", "07700900123", "", "+", "hello", "+999 123456"] {
+        // "+81 80 0001874808428" is valid in Japan's plan but 17 digits long (found by fuzzing:
+        // fuzz/seeds/customer/crash-17-digits).
+        for bad in [
+            "+1 555",
+            "07700900123",
+            "",
+            "+",
+            "hello",
+            "+999 123456",
+            "+81 80 0001874808428",
+        ] {
             assert!(
                 matches!(PhoneNumber::parse(bad), Err(Error::Invalid { field: "phone", .. })),
                 "{bad:?} was accepted"

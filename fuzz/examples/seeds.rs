@@ -41,6 +41,7 @@ fn main() -> std::io::Result<()> {
     write("templates", templates())?;
     write("provider_callbacks", callbacks())?;
     write("server_decode", requests())?;
+    write("server_app", http_requests())?;
     Ok(())
 }
 
@@ -249,6 +250,10 @@ fn templates() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("subject", join(&[b"Your room, {first_name}", b"Grace", b""])),
         (
+            "subject-untrimmed-name",
+            join(&[b"Your room, {first_name}", b"Grace\r\n", b""]),
+        ),
+        (
             "ucs2",
             join(&["Привет, {first_name}: {link} €".as_bytes(), b"\xC5\x81ukasz", link]),
         ),
@@ -360,6 +365,16 @@ fn requests() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         (
+            "ignored-field-not-utf8",
+            join(&[
+                b"{\"token\":\"t\",\"other\":\"\xB4\x90\"}",
+                b"limit=5",
+                b"bytes=1-2",
+                b"",
+                b"1",
+            ]),
+        ),
+        (
             "upload",
             seed(
                 r#"["ada","pw"]"#,
@@ -369,5 +384,89 @@ fn requests() -> Vec<(&'static str, Vec<u8>)> {
                 "+3",
             ),
         ),
+    ]
+}
+
+/// Requests for `server_app`: a route byte, a flags byte (method, credential, JSON, customer
+/// view), then path parameter, query, header lines and body.
+fn http_requests() -> Vec<(&'static str, Vec<u8>)> {
+    const AGENT: u8 = 1 << 2;
+    const CUSTOMER: u8 = 2 << 2;
+    const JSON: u8 = 1 << 4;
+    const AS_CUSTOMER: u8 = 1 << 5;
+    let seed = |route: u8, flags: u8, param: &str, query: &str, headers: &str, body: &[u8]| {
+        let mut bytes = vec![route, flags];
+        bytes.extend(join(&[param.as_bytes(), query.as_bytes(), headers.as_bytes(), body]));
+        bytes
+    };
+    vec![
+        (
+            "sign-in",
+            seed(0, JSON, "", "", "", br#"{"agent":"ada","password":"secret"}"#),
+        ),
+        (
+            "list",
+            seed(2, AGENT, "", "name=Gr&phone=%2B447911123456&limit=5", "", b""),
+        ),
+        ("room-bad-id", seed(3, AGENT, "not-a-room", "", "", b"")),
+        (
+            "invite-link",
+            seed(4, AGENT | JSON, "", "", "", br#"{"channel":"link"}"#),
+        ),
+        (
+            "invite-sms",
+            seed(
+                4,
+                AGENT | JSON,
+                "",
+                "",
+                "",
+                br#"{"channel":"sms","identifier":"+447911123456"}"#,
+            ),
+        ),
+        ("events", seed(6, CUSTOMER, "", "after=1&limit=2", "", b"")),
+        (
+            "live",
+            seed(7, CUSTOMER | AS_CUSTOMER, "", "as=customer", "Last-Event-ID: 2", b""),
+        ),
+        (
+            "message",
+            seed(
+                8,
+                CUSTOMER | JSON | AS_CUSTOMER,
+                "",
+                "",
+                "",
+                br#"{"text":"hi","client_key":"k1"}"#,
+            ),
+        ),
+        (
+            "upload-pdf",
+            seed(9, AGENT, "", "name=..%2Freport.pdf", "", &pdf_with_pages(1)),
+        ),
+        ("upload-png", seed(9, CUSTOMER, "", "name=photo.png", "", &png(4, 4))),
+        ("download-range", seed(10, CUSTOMER, "", "", "Range: bytes=0-3", b"")),
+        (
+            "join",
+            seed(11, JSON, "", "", "", format!(r#"{{"token":"{TOKEN}"}}"#).as_bytes()),
+        ),
+        (
+            "twilio",
+            seed(
+                13,
+                0,
+                "",
+                &format!("room={ROOM}&invite={INVITE}"),
+                "x-twilio-signature: c2lnbmF0dXJl\ncontent-type: application/x-www-form-urlencoded",
+                b"MessageSid=SM1&MessageStatus=delivered",
+            ),
+        ),
+        (
+            "cross-origin",
+            seed(5, AGENT, "", "", "Origin: https://evil.example", b""),
+        ),
+        ("rebound-host", seed(1, AGENT, "", "", "Host: evil.example", b"")),
+        ("unknown-route", seed(15, 0, "nothing-here", "", "", b"")),
+        ("bad-json", seed(8, AGENT | JSON, "", "", "", b"{\"text\": tru")),
     ]
 }

@@ -7,7 +7,7 @@
 //! names the field.
 #![no_main]
 
-use collab_core::customer::{MAX_EMAIL_LEN, MAX_NAME_CHARS};
+use collab_core::customer::{MAX_E164_DIGITS, MAX_EMAIL_LEN, MAX_NAME_CHARS};
 use collab_core::{EmailAddress, Error, PersonName, PhoneNumber};
 use collab_fuzz::is_bidi_control;
 use libfuzzer_sys::fuzz_target;
@@ -50,7 +50,7 @@ fn check_phone(text: &str) {
             let e164 = number.as_str();
             let digits = e164.strip_prefix('+').expect("E.164 starts with +");
             assert!(
-                (2..=15).contains(&digits.len())
+                (2..=MAX_E164_DIGITS).contains(&digits.len())
                     && digits.bytes().all(|b| b.is_ascii_digit())
                     && !digits.starts_with('0'),
                 "{text:?} became {e164:?}, not E.164"

@@ -301,27 +301,14 @@ fn refused(code: &'static str, message: &str) -> Response {
 }
 
 /// Refuses unknown hosts and cross-origin state changes, gives every API error a JSON body, and
-/// adds the security headers to every response.
+/// adds the security headers to every response, refusals included.
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
-    if host.is_some_and(|host| {
-        !state
-            .allowed_hosts
-            .iter()
-            .any(|allowed| allowed.eq_ignore_ascii_case(host))
-    }) {
-        return refused("unknown_host", "this server does not answer to that host name");
-    }
-    let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if changes_state
-        && let Some(origin) = request.headers().get(header::ORIGIN)
-        && origin.to_str().ok() != Some(state.origin.as_str())
-    {
-        return refused("cross_origin", "cross-origin request refused");
-    }
     let path = request.uri().path().to_owned();
     let is_document = path.starts_with("/api/rooms/") && path.contains("/documents/");
-    let mut response = next.run(request).await;
+    let mut response = match refusal(&state, &request) {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    };
     if path.starts_with("/api/") && !response.status().is_success() && !is_json(&response) {
         // Rejections by axum's extractors and unknown routes come as plain text: restate them.
         response = json_error(response).await;
@@ -335,4 +322,79 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     }
     response
+}
+
+/// The answer to a request refused before any route sees it: one naming an unknown host, or a
+/// state change from another origin.
+fn refusal(state: &AppState, request: &Request) -> Option<Response> {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    if host.is_some_and(|host| {
+        !state
+            .allowed_hosts
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(host))
+    }) {
+        return Some(refused("unknown_host", "this server does not answer to that host name"));
+    }
+    let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes_state
+        && let Some(origin) = request.headers().get(header::ORIGIN)
+        && origin.to_str().ok() != Some(state.origin.as_str())
+    {
+        return Some(refused("cross_origin", "cross-origin request refused"));
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use std::collections::HashMap;
+
+    use axum::body::Body;
+    use collab_core::TenantId;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn refusals_carry_the_security_headers_too() {
+        // Found by fuzzing (fuzz/seeds/server_app/crash-refusal-headers): the guard's early
+        // refusals skipped the headers every other answer gets.
+        let state = AppState::new(Shared {
+            rooms: Rooms::builder().build(),
+            agents: Agents::new(TenantId::new("example").expect("a tenant"), HashMap::new()),
+            inbox: Arc::new(RecordingNotifier::new()),
+            secure_cookies: false,
+            origin: "http://127.0.0.1:8080".to_owned(),
+            twilio: None,
+            allowed_hosts: vec!["127.0.0.1:8080".to_owned()],
+        });
+        let requests = [
+            ("GET", "evil.example", None),
+            ("POST", "127.0.0.1:8080", Some("https://evil.example")),
+        ];
+        for (method, host, origin) in requests {
+            let mut request = Request::builder()
+                .method(method)
+                .uri("/api/rooms")
+                .header(header::HOST, host);
+            if let Some(origin) = origin {
+                request = request.header(header::ORIGIN, origin);
+            }
+            let request = request.body(Body::empty()).expect("a request");
+            let response = app(state.clone()).oneshot(request).await.expect("an answer");
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} from {host}");
+            let headers = response.headers();
+            assert_eq!(
+                headers.get("x-content-type-options").map(|v| v.as_bytes()),
+                Some(&b"nosniff"[..])
+            );
+            assert_eq!(
+                headers.get(header::REFERRER_POLICY).map(|v| v.as_bytes()),
+                Some(&b"no-referrer"[..])
+            );
+            assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
+        }
+    }
 }
