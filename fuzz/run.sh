@@ -6,7 +6,8 @@
 #   fuzz/run.sh [SECONDS] [TARGET...]
 #
 # Environment: FUZZ_RSS_LIMIT_MB (default 2048), FUZZ_TIMEOUT (seconds per input, default 10),
-# FUZZ_NICE (niceness of the runs, default 0). See fuzz/README.md.
+# FUZZ_NICE (niceness of the runs, default 0), FUZZ_TARGET_DIR (the build, default
+# ~/.cache/collab-fuzz-target). See fuzz/README.md.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,8 +33,9 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
-# The fuzz crate's own target dir, whatever the caller's CARGO_TARGET_DIR says.
-export CARGO_TARGET_DIR="$PWD/target"
+# The fuzz crate's own target dir (nightly, instrumented), never the workspace's; outside the
+# clone by default so that repeated runs on one machine reuse the build.
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/collab-fuzz-target}"
 export CARGO_INCREMENTAL=0
 # Release with debug assertions (overflow checks); no sanitizer: the code under test forbids
 # `unsafe`, and the sanitizer would halve the executions (README: "Why no sanitizer").

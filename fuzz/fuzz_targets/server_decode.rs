@@ -236,6 +236,9 @@ fn check_resume(value: &[u8], after: Option<i64>) {
         assert_eq!(resume, Some(number), "Last-Event-ID {number} was not used");
     } else if !value.iter().any(u8::is_ascii_digit) {
         let expected = u64::try_from(after.unwrap_or(0)).ok();
-        assert_eq!(resume, expected, "no Last-Event-ID, yet not `after` (or a negative `after` accepted)");
+        assert_eq!(
+            resume, expected,
+            "no Last-Event-ID, yet not `after` (or a negative `after` accepted)"
+        );
     }
 }
