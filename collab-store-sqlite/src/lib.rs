@@ -18,7 +18,8 @@
 //! are waiting, runs each in its own savepoint inside one transaction (*group commit*), commits
 //! once, and then answers each caller with its own result: one caller's `Conflict` does not fail
 //! the others. Reads use their own connections (WAL mode lets them run beside the writer) on
-//! tokio's blocking threads. WAL checkpoints run on a separate thread, off the commit path.
+//! tokio's blocking threads. WAL checkpoints run on a separate thread, off the commit path; when
+//! the log passes [`SqliteConfig::with_wal_limit`], that thread empties it.
 //!
 //! # Durability
 //!
@@ -68,6 +69,7 @@ pub struct SqliteConfig {
     busy_timeout: Duration,
     max_batch: usize,
     readers: usize,
+    wal_limit: u64,
 }
 
 impl Default for SqliteConfig {
@@ -77,6 +79,7 @@ impl Default for SqliteConfig {
             busy_timeout: Duration::from_secs(5),
             max_batch: 1_024,
             readers: 4,
+            wal_limit: 64 * 1024 * 1024,
         }
     }
 }
@@ -112,6 +115,20 @@ impl SqliteConfig {
             return Err(Error::invalid("readers", "must be from 1 to 64"));
         }
         self.readers = readers;
+        Ok(self)
+    }
+
+    /// The size the write-ahead log may reach before the checkpointer empties it, even if that
+    /// briefly holds back the writer: 1 MiB to 16 GiB, 64 MiB by default.
+    ///
+    /// Routine checkpoints never block anyone, but under steady writes with readers about they
+    /// cannot catch up with the log's end, and the log (and the index SQLite maps into every
+    /// connection) would grow for as long as the load lasts.
+    pub fn with_wal_limit(mut self, bytes: u64) -> Result<Self, Error> {
+        if !(1024 * 1024..=16 * 1024 * 1024 * 1024).contains(&bytes) {
+            return Err(Error::invalid("wal_limit", "must be from 1 MiB to 16 GiB"));
+        }
+        self.wal_limit = bytes;
         Ok(self)
     }
 }

@@ -45,6 +45,7 @@ impl Writer {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (nudge, nudges) = mpsc::sync_channel::<()>(1);
         let max_batch = config.max_batch;
+        let wal_limit = config.wal_limit;
         thread::Builder::new()
             .name("collab-sqlite-writer".into())
             .spawn(move || write_loop(&conn, &queue, max_batch, &nudge))
@@ -52,7 +53,7 @@ impl Writer {
         let checkpoints = schema::connect(path, config)?;
         thread::Builder::new()
             .name("collab-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpoints, &nudges))
+            .spawn(move || checkpoint_loop(&checkpoints, &nudges, wal_limit))
             .map_err(|e| Error::backend("sqlite checkpoint thread", e))?;
         Ok(Self { jobs })
     }
@@ -141,19 +142,43 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) {
     }
 }
 
-fn checkpoint_loop(conn: &Connection, nudges: &mpsc::Receiver<()>) {
+fn checkpoint_loop(conn: &Connection, nudges: &mpsc::Receiver<()>, wal_limit: u64) {
+    let page_size: u32 = conn.query_row("PRAGMA page_size", [], |row| row.get(0)).unwrap_or(4096);
+    // Each frame of the log is a page and its 24-byte header.
+    let frame_limit = wal_limit / (u64::from(page_size) + 24);
     loop {
         match nudges.recv_timeout(Duration::from_secs(5)) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {
                 // PASSIVE never blocks writers or readers; what it cannot copy now waits for the
                 // next round.
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "sqlite checkpoint failed");
+                match checkpoint(conn, "PASSIVE") {
+                    Ok((_, frames)) if frames > frame_limit => {
+                        // SQLite starts the log over only once a checkpoint has reached its end,
+                        // which PASSIVE never does under steady writes. TRUNCATE waits (up to the
+                        // busy timeout) for the writer and the readers to step aside.
+                        match checkpoint(conn, "TRUNCATE") {
+                            Ok((false, _)) => tracing::debug!(frames, "sqlite write-ahead log emptied"),
+                            Ok((true, _)) => tracing::warn!(frames, "sqlite write-ahead log over its limit, busy"),
+                            Err(e) => tracing::warn!(error = %e, "sqlite checkpoint failed"),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "sqlite checkpoint failed"),
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
     }
+}
+
+/// Runs a checkpoint in `mode`: whether it was held back by the writer or a reader, and the
+/// frames in the log.
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(bool, u64)> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        let busy: i64 = row.get(0)?;
+        let frames: i64 = row.get(1)?;
+        Ok((busy != 0, u64::try_from(frames).unwrap_or(0)))
+    })
 }
 
 /// Whether `e` is a constraint violation: a key that exists already.

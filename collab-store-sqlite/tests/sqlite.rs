@@ -158,6 +158,7 @@ async fn settings_are_checked() {
             .with_busy_timeout(std::time::Duration::from_secs(3600))
             .is_err()
     );
+    assert!(SqliteConfig::default().with_wal_limit(1024).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,4 +241,78 @@ async fn a_post_committed_but_unanswered_is_recorded_once_when_retried_and_after
         .filter(|e| matches!(e.data, EventData::MessagePosted { .. }))
         .count();
     assert_eq!(posts, 1);
+}
+
+/// Under steady writes with readers about, routine checkpoints never reach the log's end, so
+/// SQLite never starts the log over: the store must empty it once it passes the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_ahead_log_stays_near_its_limit_under_steady_writes_and_reads() {
+    const LIMIT: u64 = 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rooms.db");
+    let config = SqliteConfig::default().with_wal_limit(LIMIT).unwrap();
+    let store = SqliteRoomStore::open_with(&path, config).await.unwrap();
+    let tenant = fresh_tenant();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let wal = dir.path().join("rooms.db-wal");
+    let watcher = tokio::spawn({
+        let done = done.clone();
+        async move {
+            let mut largest = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+                largest = largest.max(size);
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            largest
+        }
+    });
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, done, tenant) = (store.clone(), done.clone(), tenant.clone());
+            tokio::spawn(async move {
+                let (_, append) = create(&tenant, "reader", T0);
+                let room = append.room;
+                store.append(append).await.unwrap();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    store.read_events(room, Seq::ZERO, 100).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let text = "a message long enough to fill pages quickly ".repeat(40);
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, tenant, text) = (store.clone(), tenant.clone(), text.clone());
+            tokio::spawn(async move {
+                let (mut state, append) = create(&tenant, "agent", T0);
+                store.append(append).await.unwrap();
+                for _ in 0..1_000 {
+                    let (next, append) = post(&state, &text, T0);
+                    store.append(append).await.unwrap();
+                    state = next;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    let largest = watcher.await.unwrap();
+    let database = std::fs::metadata(&path).unwrap().len();
+    eprintln!("largest write-ahead log: {largest} bytes; database: {database} bytes");
+    assert!(
+        database > 12 * LIMIT,
+        "the test wrote too little to show anything: {database} bytes"
+    );
+    assert!(
+        largest < 8 * LIMIT,
+        "the write-ahead log grew to {largest} bytes, limit {LIMIT}"
+    );
 }
