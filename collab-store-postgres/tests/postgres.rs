@@ -5,73 +5,11 @@
 
 use std::time::Duration;
 
-use collab_core::store::Append;
-use collab_core::testing::room_store::{T0, create, fresh_tenant, post};
+use collab_core::testing::room_store::{T0, create, fresh_tenant};
 use collab_core::*;
 use collab_store_postgres::testing::TestSchema;
 use collab_store_postgres::{PostgresConfig, PostgresRoomStore, PostgresTransport};
 use futures_util::future::join_all;
-
-/// `append` renumbered as if its writer had seen one event fewer: always stale.
-fn stale(mut append: Append) -> Append {
-    let behind = Seq::new(append.expected.get().saturating_sub(1));
-    append.expected = behind;
-    append.events[0].seq = behind.next();
-    append.summary.seq = behind.next();
-    append
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn group_commit_answers_each_writer_with_its_own_result() {
-    let Some(schema) = TestSchema::create("group_commit_answers_each_writer_with_its_own_result").await else {
-        return;
-    };
-    let store = schema.store().await;
-    let tenant = fresh_tenant();
-    let mut rooms = Vec::new();
-    for _ in 0..16 {
-        let (state, append) = create(&tenant, "agent", T0);
-        store.append(append).await.expect("create");
-        rooms.push(state);
-    }
-    for round in 0..5 {
-        // Per room: two racing valid appends (one must win) and two stale ones (both must lose).
-        let mut appends = Vec::new();
-        for (i, state) in rooms.iter().enumerate() {
-            let first = post(state, &format!("round {round} first"), T0).1;
-            let second = post(state, &format!("round {round} second"), T0).1;
-            appends.push((i, true, first.clone()));
-            appends.push((i, true, second));
-            appends.push((i, false, stale(first.clone())));
-            appends.push((i, false, stale(first)));
-        }
-        let results = join_all(appends.iter().map(|(_, _, a)| store.append(a.clone()))).await;
-        for (room, state) in rooms.iter_mut().enumerate() {
-            let mine: Vec<(bool, &Result<(), Error>)> = appends
-                .iter()
-                .zip(&results)
-                .filter(|((i, _, _), _)| *i == room)
-                .map(|((_, valid, _), r)| (*valid, r))
-                .collect();
-            let valid_wins = mine.iter().filter(|(valid, r)| *valid && r.is_ok()).count();
-            assert_eq!(valid_wins, 1, "round {round} room {room}: {mine:?}");
-            for (valid, result) in &mine {
-                if !valid {
-                    assert!(
-                        matches!(result, Err(Error::Conflict { .. })),
-                        "a stale append: {result:?}"
-                    );
-                }
-            }
-            *state = store.load_room(state.room()).await.unwrap().unwrap();
-        }
-    }
-    for state in &rooms {
-        let events = store.read_events(state.room(), Seq::ZERO, 100).await.unwrap();
-        let seqs: Vec<u64> = events.iter().map(|e| e.seq.get()).collect();
-        assert_eq!(seqs, [1, 2, 3, 4, 5, 6], "nothing lost, nothing doubled");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_no_check_covers_fails_only_its_own_append() {
