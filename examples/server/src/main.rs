@@ -217,6 +217,12 @@ fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
     Ok(Notifiers { sms, email, twilio })
 }
 
+// Under glibc's allocator, a burst of memory use (when other work starved the machine and 1,100
+// live streams fell behind) stayed resident for the rest of a soak run; mimalloc returns freed
+// memory (BENCHMARKS.md, "Soak").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
