@@ -138,8 +138,11 @@ pub(crate) async fn list_rooms(client: &Client, tenant: &TenantId, query: &RoomQ
 pub(crate) async fn idle_rooms(client: &Client, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error> {
     let statement = client
         .prepare_cached(
-            "SELECT room FROM rooms WHERE status = 'active' AND last_activity <= $1 \
-             ORDER BY last_activity, room LIMIT $2",
+            // The index has the minute (see migration V2); ordered by the minute first, the rows
+            // come presorted by it, in the same order as by last_activity alone.
+            "SELECT room FROM rooms \
+             WHERE status = 'active' AND activity_minute <= $1::bigint / 60000 AND last_activity <= $1 \
+             ORDER BY activity_minute, last_activity, room LIMIT $2",
         )
         .await
         .map_err(postgres)?;

@@ -8,7 +8,13 @@ use tokio_postgres::NoTls;
 use crate::{PostgresConfig, PostgresError, postgres};
 
 /// The schema, one numbered file per version. Never edit a released file: add the next one.
-const MIGRATIONS: &[(&str, &str)] = &[("V1__init", include_str!("migrations/V1__init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("V1__init", include_str!("migrations/V1__init.sql")),
+    (
+        "V2__hot_room_updates",
+        include_str!("migrations/V2__hot_room_updates.sql"),
+    ),
+];
 
 pub(crate) fn migrations() -> Result<Vec<Migration>, Error> {
     MIGRATIONS

@@ -48,13 +48,31 @@ impl Writer {
 async fn write_loop(pool: Pool, channel: String, mut queue: mpsc::UnboundedReceiver<Job>, max_batch: usize) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
+        take_waiting(&mut queue, &mut batch, max_batch);
+        // The callers the last group answered are runnable now: letting them ask again before
+        // the group is closed keeps the first of them from forming a group of its own (which
+        // costs a commit) while the others wait for it. Measured: with 64 callers, groups of
+        // 63 and 1 in turn without this. (A second group in flight on another connection
+        // measured slower.)
         while batch.len() < max_batch {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+            let before = batch.len();
+            tokio::task::yield_now().await;
+            take_waiting(&mut queue, &mut batch, max_batch);
+            if batch.len() == before {
+                break;
             }
         }
         commit_batch(&pool, &channel, batch).await;
+    }
+}
+
+/// Moves the appends waiting in `queue` to `batch`, up to `max_batch` in all.
+fn take_waiting(queue: &mut mpsc::UnboundedReceiver<Job>, batch: &mut Vec<Job>, max_batch: usize) {
+    while batch.len() < max_batch {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
     }
 }
 
@@ -77,30 +95,83 @@ fn refused(e: tokio_postgres::Error) -> GroupFailure {
     }
 }
 
-/// Commits `batch` as one group, and answers each job.
+/// Commits `batch`, and answers each job: the appends that only move a room forward in one
+/// statement (see [`write_plain`]), the others in one transaction (see [`write_group`]).
 async fn commit_batch(pool: &Pool, channel: &str, batch: Vec<Job>) {
-    let (appends, replies): (Vec<Append>, Vec<_>) = batch.into_iter().map(|job| (job.append, job.reply)).unzip();
-    let results = match pool.get().await {
-        Err(e) => shared_failure(PostgresError::Pool(e), appends.len()),
-        Ok(mut client) => match write_group(&mut client, channel, &appends).await {
-            Ok(results) => results,
-            Err(GroupFailure::Failed(e)) => shared_failure(e, appends.len()),
-            Err(GroupFailure::Refused(e)) if appends.len() == 1 => vec![Err(postgres(e))],
-            Err(GroupFailure::Refused(e)) => {
-                tracing::debug!(error = %e, appends = appends.len(), "postgres refused a group; one append at a time");
-                let mut results = Vec::with_capacity(appends.len());
-                for append in &appends {
-                    results.push(
-                        match write_group(&mut client, channel, std::slice::from_ref(append)).await {
-                            Ok(mut one) => one.pop().unwrap_or(Ok(())),
-                            Err(GroupFailure::Refused(e)) => Err(postgres(e)),
-                            Err(GroupFailure::Failed(e)) => Err(e.into()),
-                        },
-                    );
-                }
-                results
+    let mut client = match pool.get().await {
+        Ok(client) => client,
+        Err(e) => {
+            let e = Arc::new(PostgresError::Pool(e));
+            for job in batch {
+                let _ = job.reply.send(Err(PostgresError::Shared(e.clone()).into()));
             }
-        },
+            return;
+        }
+    };
+    let (plain, general) = split(batch);
+    if !plain.is_empty() {
+        commit_group(&mut client, channel, plain, Path::Plain).await;
+    }
+    if !general.is_empty() {
+        commit_group(&mut client, channel, general, Path::General).await;
+    }
+}
+
+/// How a group is written.
+#[derive(Clone, Copy)]
+enum Path {
+    /// [`write_plain`]: one autocommitted statement.
+    Plain,
+    /// [`write_group`]: a transaction that checks each append in Rust.
+    General,
+}
+
+/// Splits `batch` into the plain appends (see [`is_plain`]) of rooms no other append of the
+/// batch touches, and the rest. The two share no room, so the order between them is free.
+fn split(batch: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
+    let mut appends_per_room: HashMap<RoomId, usize> = HashMap::with_capacity(batch.len());
+    for job in &batch {
+        *appends_per_room.entry(job.append.room).or_default() += 1;
+    }
+    batch
+        .into_iter()
+        .partition(|job| is_plain(&job.append) && appends_per_room.get(&job.append.room) == Some(&1))
+}
+
+/// Whether `append` only adds events to an existing room: no room creation, outbox row,
+/// completed outbox row or credential, whose checks need the general path.
+fn is_plain(append: &Append) -> bool {
+    append.expected != Seq::ZERO
+        && append.outbox.is_empty()
+        && append.completed_outbox.is_empty()
+        && append.credentials.is_empty()
+}
+
+/// Writes `jobs` as one group on `path`, and answers each job. When the database refuses the
+/// group, each append is tried again in a transaction of its own, so that only the appends at
+/// fault fail.
+async fn commit_group(client: &mut Client, channel: &str, jobs: Vec<Job>, path: Path) {
+    let (appends, replies): (Vec<Append>, Vec<_>) = jobs.into_iter().map(|job| (job.append, job.reply)).unzip();
+    let written = match path {
+        Path::Plain => write_plain(client, channel, &appends).await,
+        Path::General => write_group(client, channel, &appends).await,
+    };
+    let results = match written {
+        Ok(results) => results,
+        Err(GroupFailure::Failed(e)) => shared_failure(e, appends.len()),
+        Err(GroupFailure::Refused(e)) if appends.len() == 1 => vec![Err(postgres(e))],
+        Err(GroupFailure::Refused(e)) => {
+            tracing::debug!(error = %e, appends = appends.len(), "postgres refused a group; one append at a time");
+            let mut results = Vec::with_capacity(appends.len());
+            for append in &appends {
+                results.push(match write_group(client, channel, std::slice::from_ref(append)).await {
+                    Ok(mut one) => one.pop().unwrap_or(Ok(())),
+                    Err(GroupFailure::Refused(e)) => Err(postgres(e)),
+                    Err(GroupFailure::Failed(e)) => Err(e.into()),
+                });
+            }
+            results
+        }
     };
     for (reply, result) in replies.into_iter().zip(results) {
         // A caller that went away no longer needs its answer.
@@ -130,10 +201,7 @@ impl Current {
     fn accept(&mut self, append: &Append) -> Result<(), Error> {
         let seq = self.seqs.get(&append.room).copied().unwrap_or(Seq::ZERO);
         if seq != append.expected {
-            return Err(Error::conflict(format!(
-                "room {} is at seq {seq}, not {}",
-                append.room, append.expected
-            )));
+            return Err(seq_conflict(append, seq));
         }
         let mut completed = HashSet::new();
         if !append
@@ -155,6 +223,113 @@ impl Current {
         self.outbox.retain(|id| !completed.contains(id));
         self.credentials.extend(hashes);
         Ok(())
+    }
+}
+
+/// The answer to `append` when its room is at `seq`, not at the expected one.
+fn seq_conflict(append: &Append, seq: Seq) -> Error {
+    Error::conflict(format!("room {} is at seq {seq}, not {}", append.room, append.expected))
+}
+
+/// Writes plain appends of distinct rooms (see [`split`]) in one autocommitted statement,
+/// [`WRITE_PLAIN`]: no `BEGIN` or `COMMIT` round trips, and no wait for a check in Rust.
+/// Returns each append's result.
+async fn write_plain(
+    client: &mut Client,
+    channel: &str,
+    appends: &[Append],
+) -> Result<Vec<Result<(), Error>>, GroupFailure> {
+    let invalid = |e: Error| GroupFailure::Failed(PostgresError::Corrupt(e.to_string()));
+    let mut rooms = RoomColumns::default();
+    let mut expected = Vec::with_capacity(appends.len());
+    let mut wake_ups = Vec::with_capacity(appends.len());
+    let mut events = EventColumns::default();
+    for append in appends {
+        rooms.push(&append.summary).map_err(invalid)?;
+        expected.push(seq_value(append.expected).map_err(invalid)?);
+        wake_ups.push(wake_up(&append.summary));
+        events.push(append).map_err(invalid)?;
+    }
+    let statement = client.prepare_cached(WRITE_PLAIN).await.map_err(refused)?;
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&channel];
+    params.extend(rooms.params());
+    params.extend([&expected as &(dyn ToSql + Sync), &wake_ups]);
+    params.extend(events.params());
+    let rows = client.query(&statement, &params).await.map_err(refused)?;
+    // Each locked room: its seq before the statement, and whether the statement wrote it.
+    let corrupt = |e: Error| GroupFailure::Failed(PostgresError::Corrupt(e.to_string()));
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let room: Uuid = row.try_get(0).map_err(refused)?;
+        let seq = seq_from(row.try_get(1).map_err(refused)?).map_err(corrupt)?;
+        let written: bool = row.try_get(2).map_err(refused)?;
+        found.insert(RoomId::from_u128(room.as_u128()), (seq, written));
+    }
+    Ok(appends
+        .iter()
+        .map(|append| match found.get(&append.room) {
+            Some((_, true)) => Ok(()),
+            Some((seq, false)) => Err(seq_conflict(append, *seq)),
+            None => Err(seq_conflict(append, Seq::ZERO)),
+        })
+        .collect())
+}
+
+/// The plain appends of a group in one statement. `locked` locks the rooms in id order (the
+/// same on every server, so that groups never deadlock) and reads their seqs as they are now,
+/// after any concurrent commit; `updated` moves forward the rooms whose seq is the expected one;
+/// `inserted` writes the events of those rooms only; the final `SELECT` answers for every
+/// locked room and sends the wake-ups of the rooms written, delivered when the statement
+/// commits, and only if it does. A room missing from the answer does not exist.
+const WRITE_PLAIN: &str = "WITH input AS ( \
+         SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], \
+                              $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+                              $14::text[], $15::bigint[], $16::text[]) \
+             AS i (room, tenant, agent, status, seq, created_at, last_activity, first_lc, last_lc, full_lc, \
+                   phone, email, summary, expected, wake_up)), \
+     locked AS MATERIALIZED ( \
+         SELECT room, seq FROM rooms WHERE room = ANY($2::uuid[]) ORDER BY room FOR UPDATE), \
+     updated AS ( \
+         UPDATE rooms SET status = i.status, seq = i.seq, last_activity = i.last_activity, \
+                first_lc = i.first_lc, last_lc = i.last_lc, full_lc = i.full_lc, phone = i.phone, \
+                email = i.email, summary = i.summary \
+         FROM locked l JOIN input i ON i.room = l.room AND i.expected = l.seq \
+         WHERE rooms.room = l.room \
+         RETURNING rooms.room, i.wake_up), \
+     inserted AS ( \
+         INSERT INTO events (room, seq, data) \
+         SELECT * FROM unnest($17::uuid[], $18::bigint[], $19::text[]) AS e (room, seq, data) \
+         WHERE e.room IN (SELECT room FROM updated)) \
+     SELECT l.room, l.seq, u.room IS NOT NULL, \
+            CASE WHEN u.room IS NOT NULL THEN pg_notify($1, u.wake_up) END \
+     FROM locked l LEFT JOIN updated u ON u.room = l.room";
+
+/// The wake-up of the servers for `summary`'s room: the room and its new seq.
+fn wake_up(summary: &RoomSummary) -> String {
+    format!("{}:{}", summary.room, summary.seq)
+}
+
+/// The columns of the events a group writes.
+#[derive(Default)]
+struct EventColumns {
+    room: Vec<Uuid>,
+    seq: Vec<i64>,
+    data: Vec<String>,
+}
+
+impl EventColumns {
+    fn push(&mut self, append: &Append) -> Result<(), Error> {
+        for event in &append.events {
+            self.room.push(uuid(append.room.as_u128()));
+            self.seq.push(seq_value(event.seq)?);
+            self.data
+                .push(serde_json::to_string(event).map_err(|e| Error::backend("postgres", e))?);
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 3] {
+        [&self.room, &self.seq, &self.data]
     }
 }
 
@@ -351,20 +526,16 @@ async fn write_accepted(tx: &Transaction<'_>, channel: &str, accepted: &[&Append
         } else {
             changed_rooms.push(summary).map_err(invalid)?;
         }
-        wake_ups.push(format!("{}:{}", summary.room, summary.seq));
+        wake_ups.push(wake_up(summary));
     }
 
-    let (mut event_room, mut event_seq, mut event_data) = (Vec::new(), Vec::new(), Vec::new());
+    let mut events = EventColumns::default();
     let mut completed = Vec::new();
     let (mut credential_hash, mut credential_room, mut grant_kind, mut grant_id) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut outbox = OutboxColumns::default();
     for append in accepted {
-        for event in &append.events {
-            event_room.push(uuid(append.room.as_u128()));
-            event_seq.push(seq_value(event.seq).map_err(invalid)?);
-            event_data.push(serde_json::to_string(event).map_err(|e| invalid(Error::backend("postgres", e)))?);
-        }
+        events.push(append).map_err(invalid)?;
         completed.extend(append.completed_outbox.iter().map(|id| uuid(id.as_u128())));
         for credential in &append.credentials {
             let (kind, id) = grant_columns(credential.grant);
@@ -437,10 +608,7 @@ async fn write_accepted(tx: &Transaction<'_>, channel: &str, accepted: &[&Append
                 }
             }
         },
-        async {
-            tx.execute(&insert_events, &[&event_room, &event_seq, &event_data])
-                .await
-        },
+        async { tx.execute(&insert_events, &events.params()).await },
         async {
             match outbox.id.is_empty() {
                 true => skip().await,

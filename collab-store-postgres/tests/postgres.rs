@@ -3,13 +3,16 @@
 // Tests fail by panicking.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use collab_core::testing::room_store::{T0, create, fresh_tenant};
 use collab_core::*;
 use collab_store_postgres::testing::TestSchema;
 use collab_store_postgres::{PostgresConfig, PostgresRoomStore, PostgresTransport};
-use futures_util::future::join_all;
+use futures_util::future::{join, join_all};
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_no_check_covers_fails_only_its_own_append() {
@@ -63,6 +66,199 @@ async fn a_key_no_check_covers_fails_only_its_own_append() {
     }
 }
 
+/// `count` rooms of a fresh tenant, created and with one post each (at seq 2).
+async fn rooms_at_seq_2(store: &PostgresRoomStore, count: usize) -> Vec<RoomState> {
+    let tenant = fresh_tenant();
+    let mut rooms = Vec::new();
+    for i in 0..count {
+        let (state, append) = create(&tenant, "agent", T0);
+        store.append(append).await.expect("create");
+        let (state, append) = post(&state, &format!("first post in room {i}"), T0);
+        store.append(append).await.expect("first post");
+        rooms.push(state);
+    }
+    rooms
+}
+
+/// The wake-ups sent on `schema`'s channel, from a connection of its own.
+async fn listen(schema: &TestSchema) -> (tokio_postgres::Client, mpsc::UnboundedReceiver<String>) {
+    let (client, mut connection) = tokio_postgres::connect(schema.url(), NoTls).await.unwrap();
+    let (wake_ups, received) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        // The connection hands over notifications only when polled for them.
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if let AsyncMessage::Notification(n) = message {
+                let _ = wake_ups.send(n.payload().to_owned());
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN {}", schema.config().channel()))
+        .await
+        .unwrap();
+    (client, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_appends_written_together_are_each_checked_and_only_the_written_rooms_wake() {
+    let Some(schema) =
+        TestSchema::create("plain_appends_written_together_are_each_checked_and_only_the_written_rooms_wake").await
+    else {
+        return;
+    };
+    let store = schema.store().await;
+    let rooms = rooms_at_seq_2(&store, 15).await;
+    let (listener, mut wake_ups) = listen(&schema).await;
+    // Per room, in turn: a valid append, a stale one (expects seq 1) and one ahead (expects 3);
+    // and one append to a room that does not exist. Sent together, so that they share groups.
+    let mut appends = Vec::new();
+    for (i, state) in rooms.iter().enumerate() {
+        let (after, next) = post(state, &format!("post {i}"), T0);
+        appends.push(match i % 3 {
+            0 => next,
+            1 => stale(next),
+            _ => post(&after, "ahead", T0).1,
+        });
+    }
+    let (ghost, _) = create(&fresh_tenant(), "agent", T0);
+    let ghost = post(&ghost, "to a room never stored", T0).1;
+    appends.push(ghost.clone());
+    let results = join_all(appends.iter().map(|a| store.append(a.clone()))).await;
+    let mut woken = BTreeSet::new();
+    for (i, state) in rooms.iter().enumerate() {
+        let summary = store.room_summary(state.room()).await.unwrap().unwrap();
+        let seqs: Vec<u64> = store
+            .read_events(state.room(), Seq::ZERO, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq.get())
+            .collect();
+        if i % 3 == 0 {
+            assert!(results[i].is_ok(), "room {i}: {:?}", results[i]);
+            assert_eq!(summary, appends[i].summary, "room {i}");
+            assert_eq!(seqs, [1, 2, 3], "room {i}");
+            woken.insert(format!("{}:3", state.room()));
+        } else {
+            assert!(
+                matches!(results[i], Err(Error::Conflict { .. })),
+                "room {i}: {:?}",
+                results[i]
+            );
+            assert_eq!(&summary, state.summary(), "room {i}: unchanged");
+            assert_eq!(seqs, [1, 2], "room {i}: nothing written");
+        }
+    }
+    assert!(matches!(results[15], Err(Error::Conflict { .. })), "{:?}", results[15]);
+    assert_eq!(store.room_summary(ghost.room).await.unwrap(), None);
+    assert!(store.read_events(ghost.room, Seq::ZERO, 10).await.unwrap().is_empty());
+    // One wake-up per room written, and no other: a marker sent after them comes next.
+    let mut received = BTreeSet::new();
+    while received.len() < woken.len() {
+        let wake_up = tokio::time::timeout(Duration::from_secs(10), wake_ups.recv())
+            .await
+            .expect("the wake-ups of the rooms written")
+            .unwrap();
+        received.insert(wake_up);
+    }
+    assert_eq!(received, woken);
+    listener
+        .execute("SELECT pg_notify($1, 'marker')", &[&schema.config().channel()])
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(10), wake_ups.recv())
+        .await
+        .unwrap();
+    assert_eq!(next.as_deref(), Some("marker"), "a wake-up for a room not written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_group_of_plain_appends_fails_only_the_append_at_fault() {
+    let Some(schema) = TestSchema::create("a_refused_group_of_plain_appends_fails_only_the_append_at_fault").await
+    else {
+        return;
+    };
+    let store = schema.store().await;
+    let rooms = rooms_at_seq_2(&store, 12).await;
+    // A stray event at seq 3 in room 0, behind the store's back: the room's seq says 2, so its
+    // append passes the check and then clashes with the key, inside a group of valid appends.
+    schema
+        .client()
+        .await
+        .execute(
+            "INSERT INTO events (room, seq, data) VALUES ($1::text::uuid, 3, 'stray')",
+            &[&rooms[0].room().to_string()],
+        )
+        .await
+        .unwrap();
+    let appends: Vec<Append> = rooms
+        .iter()
+        .enumerate()
+        .map(|(i, state)| post(state, &format!("post {i}"), T0).1)
+        .collect();
+    let results = join_all(appends.iter().map(|a| store.append(a.clone()))).await;
+    assert!(matches!(results[0], Err(Error::Conflict { .. })), "{:?}", results[0]);
+    assert_eq!(
+        store.room_summary(rooms[0].room()).await.unwrap().as_ref(),
+        Some(rooms[0].summary()),
+        "nothing of it written"
+    );
+    for (i, append) in appends.iter().enumerate().skip(1) {
+        assert!(results[i].is_ok(), "room {i}: {:?}", results[i]);
+        assert_eq!(
+            store.room_summary(append.room).await.unwrap().as_ref(),
+            Some(&append.summary)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_racing_on_the_same_rooms_keep_each_room_gapless() {
+    let Some(schema) = TestSchema::create("two_stores_racing_on_the_same_rooms_keep_each_room_gapless").await else {
+        return;
+    };
+    let (a, b) = (schema.store().await, schema.store().await);
+    let mut rooms = rooms_at_seq_2(&a, 24).await;
+    for round in 0..5 {
+        // The same rooms from both stores, in opposite orders: each room's lock is taken in id
+        // order, whatever the order of the group.
+        let from_a: Vec<Append> = rooms.iter().map(|s| post(s, &format!("a {round}"), T0).1).collect();
+        let from_b: Vec<Append> = rooms
+            .iter()
+            .rev()
+            .map(|s| post(s, &format!("b {round}"), T0).1)
+            .collect();
+        let (won_a, won_b) = join(
+            join_all(from_a.iter().map(|x| a.append(x.clone()))),
+            join_all(from_b.iter().map(|x| b.append(x.clone()))),
+        )
+        .await;
+        for (i, state) in rooms.iter_mut().enumerate() {
+            let (ra, rb) = (&won_a[i], &won_b[won_b.len() - 1 - i]);
+            let wins = [ra, rb].iter().filter(|r| r.is_ok()).count();
+            assert_eq!(wins, 1, "round {round} room {i}: {ra:?} {rb:?}");
+            assert!(
+                [ra, rb]
+                    .iter()
+                    .all(|r| r.is_ok() || matches!(r, Err(Error::Conflict { .. }))),
+                "round {round} room {i}: {ra:?} {rb:?}"
+            );
+            *state = b.load_room(state.room()).await.unwrap().unwrap();
+        }
+    }
+    for state in &rooms {
+        let seqs: Vec<u64> = a
+            .read_events(state.room(), Seq::ZERO, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq.get())
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6, 7], "nothing lost, nothing doubled");
+        assert_eq!(state.seq(), Seq::new(7));
+    }
+}
+
 #[tokio::test]
 async fn servers_starting_together_migrate_once() {
     let Some(schema) = TestSchema::create("servers_starting_together_migrate_once").await else {
@@ -73,10 +269,14 @@ async fn servers_starting_together_migrate_once() {
     let applied = schema
         .client()
         .await
-        .query_one("SELECT count(*) FROM refinery_schema_history", &[])
+        .query_one(
+            "SELECT count(*), count(DISTINCT version) FROM refinery_schema_history",
+            &[],
+        )
         .await
         .unwrap();
-    assert_eq!(applied.get::<_, i64>(0), 1, "V1 applied once");
+    let (rows, versions) = (applied.get::<_, i64>(0), applied.get::<_, i64>(1));
+    assert_eq!((rows, versions), (2, 2), "V1 and V2 applied once each");
 }
 
 #[tokio::test]
