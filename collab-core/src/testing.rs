@@ -842,7 +842,7 @@ pub mod room_store {
     }
 
     /// `append` renumbered as if its writer had seen one event fewer: always stale.
-    fn stale(mut append: Append) -> Append {
+    pub fn stale(mut append: Append) -> Append {
         let behind = Seq::new(append.expected.get().saturating_sub(1));
         append.expected = behind;
         append.events[0].seq = behind.next();

@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use collab_core::testing::room_store::{T0, create, fresh_tenant};
+use collab_core::store::Append;
+use collab_core::testing::room_store::{T0, create, fresh_tenant, post, stale};
 use collab_core::*;
 use collab_store_postgres::testing::TestSchema;
 use collab_store_postgres::{PostgresConfig, PostgresRoomStore, PostgresTransport};
