@@ -151,6 +151,10 @@ impl EmailAddress {
         if address.len() > MAX_EMAIL_LEN {
             return Err(Error::invalid("email", "must be at most 254 bytes"));
         }
+        // A quoted local part may hold a tab or other controls by the RFC; a mail header must not.
+        if address.chars().any(char::is_control) {
+            return Err(Error::invalid("email", "must not hold control characters"));
+        }
         let options = email_address::Options {
             minimum_sub_domains: 2,
             allow_domain_literal: false,
@@ -341,6 +345,9 @@ mod tests {
             "ada@localhost",
             "ada@[127.0.0.1]",
             "Ada <ada@example.com>",
+            // Found by the customer fuzz target: a tab inside a quoted local part.
+            "\"ada\tlovelace\"@example.com",
+            "\"ada\r\nBcc: x@example.com\"@example.com",
             &long,
         ] {
             assert!(
