@@ -62,7 +62,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `testing` | [`testing`]: a throw-away schema per test and a private PostgreSQL server to restart (not a stable API) |
+//! | `testing` | the `testing` module: a throw-away schema per test and a private PostgreSQL server to restart (not a stable API) |
 
 mod read;
 mod schema;
