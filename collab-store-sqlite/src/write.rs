@@ -1,6 +1,8 @@
 //! The writer thread, group commit, and the statements that change the database.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -46,14 +48,18 @@ impl Writer {
         let (nudge, nudges) = mpsc::sync_channel::<()>(1);
         let max_batch = config.max_batch;
         let wal_limit = config.wal_limit;
-        thread::Builder::new()
-            .name("collab-sqlite-writer".into())
-            .spawn(move || write_loop(&conn, &queue, max_batch, &nudge))
-            .map_err(|e| Error::backend("sqlite writer thread", e))?;
+        let wal_too_long = Arc::new(AtomicBool::new(false));
         let checkpoints = schema::connect(path, config)?;
         thread::Builder::new()
+            .name("collab-sqlite-writer".into())
+            .spawn({
+                let wal_too_long = wal_too_long.clone();
+                move || write_loop(&conn, &queue, max_batch, &nudge, &wal_too_long)
+            })
+            .map_err(|e| Error::backend("sqlite writer thread", e))?;
+        thread::Builder::new()
             .name("collab-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpoints, &nudges, wal_limit))
+            .spawn(move || checkpoint_loop(&checkpoints, &nudges, wal_limit, &wal_too_long))
             .map_err(|e| Error::backend("sqlite checkpoint thread", e))?;
         Ok(Self { jobs })
     }
@@ -85,7 +91,13 @@ impl Writer {
     }
 }
 
-fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>, max_batch: usize, nudge: &mpsc::SyncSender<()>) {
+fn write_loop(
+    conn: &Connection,
+    queue: &mpsc::Receiver<Job>,
+    max_batch: usize,
+    nudge: &mpsc::SyncSender<()>,
+    wal_too_long: &AtomicBool,
+) {
     let mut commits = 0u32;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
@@ -96,6 +108,9 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>, max_batch: usize, 
             }
         }
         commit_batch(conn, batch);
+        if wal_too_long.swap(false, Ordering::Relaxed) {
+            empty_wal(conn);
+        }
         commits += 1;
         if commits.is_multiple_of(COMMITS_PER_CHECKPOINT) {
             // Full means one is pending already.
@@ -142,7 +157,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) {
     }
 }
 
-fn checkpoint_loop(conn: &Connection, nudges: &mpsc::Receiver<()>, wal_limit: u64) {
+fn checkpoint_loop(conn: &Connection, nudges: &mpsc::Receiver<()>, wal_limit: u64, wal_too_long: &AtomicBool) {
     let page_size: u32 = conn.query_row("PRAGMA page_size", [], |row| row.get(0)).unwrap_or(4096);
     // Each frame of the log is a page and its 24-byte header.
     let frame_limit = wal_limit / (u64::from(page_size) + 24);
@@ -152,22 +167,26 @@ fn checkpoint_loop(conn: &Connection, nudges: &mpsc::Receiver<()>, wal_limit: u6
                 // PASSIVE never blocks writers or readers; what it cannot copy now waits for the
                 // next round.
                 match checkpoint(conn, "PASSIVE") {
-                    Ok((_, frames)) if frames > frame_limit => {
-                        // SQLite starts the log over only once a checkpoint has reached its end,
-                        // which PASSIVE never does under steady writes. TRUNCATE waits (up to the
-                        // busy timeout) for the writer and the readers to step aside.
-                        match checkpoint(conn, "TRUNCATE") {
-                            Ok((false, _)) => tracing::debug!(frames, "sqlite write-ahead log emptied"),
-                            Ok((true, _)) => tracing::warn!(frames, "sqlite write-ahead log over its limit, busy"),
-                            Err(e) => tracing::warn!(error = %e, "sqlite checkpoint failed"),
-                        }
-                    }
+                    Ok((_, frames)) if frames > frame_limit => wal_too_long.store(true, Ordering::Relaxed),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "sqlite checkpoint failed"),
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
+    }
+}
+
+/// Empties the write-ahead log, between two group commits. SQLite starts the log over only
+/// once a checkpoint has reached its end, which PASSIVE never does under steady writes. This
+/// runs on the writer's thread because a busy writer takes its lock again at once after each
+/// commit: another connection waiting for it would rarely get it. TRUNCATE then waits (up to
+/// the busy timeout) for the readers to step aside.
+fn empty_wal(conn: &Connection) {
+    match checkpoint(conn, "TRUNCATE") {
+        Ok((false, _)) => tracing::debug!("sqlite write-ahead log emptied"),
+        Ok((true, frames)) => tracing::warn!(frames, "sqlite write-ahead log over its limit, readers busy"),
+        Err(e) => tracing::warn!(error = %e, "sqlite checkpoint failed"),
     }
 }
 
