@@ -19,7 +19,7 @@
 //! once, and then answers each caller with its own result: one caller's `Conflict` does not fail
 //! the others. Reads use their own connections (WAL mode lets them run beside the writer) on
 //! tokio's blocking threads. WAL checkpoints run on a separate thread, off the commit path; when
-//! the log passes [`SqliteConfig::with_wal_limit`], that thread empties it.
+//! the log passes [`SqliteConfig::with_wal_limit`], the writer empties it between two commits.
 //!
 //! # Durability
 //!
@@ -118,8 +118,8 @@ impl SqliteConfig {
         Ok(self)
     }
 
-    /// The size the write-ahead log may reach before the checkpointer empties it, even if that
-    /// briefly holds back the writer: 1 MiB to 16 GiB, 64 MiB by default.
+    /// The size the write-ahead log may reach before the writer empties it between two
+    /// commits (writes wait meanwhile): 1 MiB to 16 GiB, 64 MiB by default.
     ///
     /// Routine checkpoints never block anyone, but under steady writes with readers about they
     /// cannot catch up with the log's end, and the log (and the index SQLite maps into every
