@@ -7,24 +7,13 @@
 //! library's timeout.
 #![no_main]
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
 use collab_core::Error;
 use collab_core::document::{DocumentPolicy, pdf_page_count};
+use collab_fuzz::runtime;
 use libfuzzer_sys::fuzz_target;
-use tokio::runtime::Runtime;
-
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("a runtime")
-    })
-}
 
 fuzz_target!(|data: &[u8]| {
     let policy = DocumentPolicy::default()

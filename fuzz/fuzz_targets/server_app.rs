@@ -11,7 +11,7 @@
 #![no_main]
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -20,12 +20,11 @@ use bytes::Bytes;
 use collab_core::notify::RecordingNotifier;
 use collab_core::rooms::{InviteRequest, Rooms, Upload};
 use collab_core::{Actor, EventData, TenantId};
-use collab_fuzz::raw_fields;
+use collab_fuzz::{raw_fields, runtime};
 use collab_server::auth::{AGENT_COOKIE, AS_CUSTOMER_HEADER, Agents, CUSTOMER_COOKIE};
 use collab_server::{AppState, Shared, app};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tokio::runtime::Runtime;
 use tower::ServiceExt as _;
 
 const HOST: &str = "127.0.0.1:8080";
@@ -52,16 +51,6 @@ const ROUTES: &[(&str, &[Method])] = &[
     ("/join/{token}", &[Method::GET]),
     ("/", &[Method::GET]),
 ];
-
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("a runtime")
-    })
-}
 
 /// A fresh server for every input, so that a failing input fails alone.
 struct World {

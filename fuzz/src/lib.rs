@@ -1,5 +1,9 @@
-//! What the fuzz targets share: how one input is split into several text fields, and the
-//! reference checks the targets assert with.
+//! What the fuzz targets share: how one input is split into several text fields, the
+//! reference checks the targets assert with, and the runtime async targets run on.
+
+use std::sync::OnceLock;
+
+use tokio::runtime::Runtime;
 
 /// The byte that separates the fields of one input. It never occurs in UTF-8, so a field's text
 /// cannot contain it, and seeds stay readable.
@@ -63,4 +67,16 @@ mod tests {
         assert_eq!(percent_decode("%2"), None);
         assert_eq!(percent_decode("%FF"), None);
     }
+}
+
+/// One current-thread runtime (with timers) for the whole run: building one per input would
+/// dominate the execution time.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime")
+    })
 }
