@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use collab_benches::blobs::{CHUNK, key, local_store, s3_store, slices};
-use collab_benches::fixture;
+use collab_benches::{fixture, full_run, median};
 use collab_core::BlobStore;
 use collab_core::blob::BlobKey;
 use collab_store_s3::object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
@@ -199,11 +199,6 @@ impl Kind {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 /// `rounds` rounds of `iters` uploads of each kind, in an order that rotates every round;
 /// prints each kind's median MiB/s and the median of ours/kind over the rounds.
 async fn paired(name: &str, store: &ObjectBlobStore, data: &Bytes, rounds: usize, iters: u64) {
@@ -271,10 +266,7 @@ criterion_group!(benches, upload);
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    // Paired figures only for a full benchmark run: not under `cargo test`, a filter or
-    // criterion's profiling options.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--bench") && args.iter().all(|a| a.starts_with("--bench")) {
+    if full_run() {
         paired_all();
     }
 }

@@ -2,7 +2,16 @@
 //! through `PostgresRoomStore` (group commit, NOTIFY in each transaction), vs raw tokio-postgres
 //! inserts of the same event rows into a copy of the events table, on one connection, in the
 //! same run: (a) one row per transaction, (b) 64 rows per transaction in one multi-row INSERT
-//! (the goal is ≥ 0.7× this one); then append latency p50/p99 at that load.
+//! (the goal is ≥ 0.7× this one); then (c) the least any store of this schema must do for the
+//! same appends, in raw statements: 64 rows per transaction as in (b), plus the update of their
+//! rooms' summaries and a `pg_notify` per room, in the same transaction (the floor: what is
+//! left to gain is the gap between it and ours); then append latency p50/p99 at that load.
+//!
+//! The machine is shared, and the database's own background work (autovacuum of the rooms
+//! tables, checkpoints) comes and goes: two criterion measurements taken a minute apart can
+//! differ by a third. So a full run (`cargo bench ... --bench postgres_append`, no filter) ends
+//! with *paired* figures: rounds of one iteration of (b), (c) and ours back to back, in
+//! rotating order, and the median over the rounds of each per-round ratio.
 //!
 //! Needs the test database (`COLLAB_TEST_DATABASE_URL`, default 127.0.0.1:5432/test); works in
 //! a schema of its own, dropped afterwards.
@@ -12,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use collab_benches::{AppendLoad, fixture, runtime, sample_event_row};
+use collab_benches::{AppendLoad, fixture, full_run, median, runtime, sample_event_row, sample_summary_row};
 use collab_core::Error;
 use collab_store_postgres::testing::TestSchema;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -73,6 +82,78 @@ async fn raw_inserts(
     started.elapsed()
 }
 
+/// A raw connection, an empty copy of the events table, `events`, and a copy of the rooms table
+/// with its storage settings and the bench rooms, `rooms`.
+async fn raw_tables(schema: &TestSchema, events: &str, rooms: &str) -> tokio_postgres::Client {
+    let client = raw_table(schema, events).await;
+    let columns = "room, tenant, agent, status, seq, created_at, last_activity, first_lc, last_lc, full_lc, \
+                   phone, email, summary";
+    pg(client
+        .batch_execute(&format!(
+            "CREATE TABLE {rooms} (LIKE rooms INCLUDING ALL) WITH (fillfactor = 50); \
+             INSERT INTO {rooms} ({columns}) SELECT {columns} FROM rooms"
+        ))
+        .await);
+    client
+}
+
+/// The same rows as [`raw_inserts`] with 64 per transaction, and in the same transaction the
+/// update of each row's room (the columns and summary our store writes) and a wake-up per room.
+async fn raw_same_writes(
+    client: &mut tokio_postgres::Client,
+    (events, rooms): (&str, &str),
+    next_seq: &mut [i64],
+    (row, summary): (&str, &str),
+    count: usize,
+) -> Duration {
+    let insert = pg(client
+        .prepare(&format!(
+            "INSERT INTO {events} (room, seq, data) SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[])"
+        ))
+        .await);
+    let update = pg(client
+        .prepare(&format!(
+            "UPDATE {rooms} SET status = 'active', seq = u.seq, last_activity = u.at, summary = u.summary \
+             FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[]) AS u (room, seq, at, summary) \
+             WHERE {rooms}.room = u.room"
+        ))
+        .await);
+    let notify = pg(client
+        .prepare("SELECT pg_notify('raw_bench', wake_up) FROM unnest($1::text[]) AS wake_up")
+        .await);
+    let started = Instant::now();
+    let mut done = 0;
+    while done < count {
+        let n = 64.min(count - done);
+        let (mut room_ids, mut seqs, mut data, mut summaries, mut wake_ups) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let at = vec![collab_core::Clock::now(&collab_core::SystemClock).unix_millis(); n];
+        for i in done..done + n {
+            let room = i % ROOMS;
+            next_seq[room] += 1;
+            room_ids.push(Uuid::from_u128(room as u128 + 1));
+            seqs.push(next_seq[room]);
+            data.push(row);
+            summaries.push(summary);
+            wake_ups.push(format!("{room}:{}", next_seq[room]));
+        }
+        let tx = pg(client.transaction().await);
+        // Sent together, as our store sends its statements: one round trip.
+        let (inserted, updated, notified) = futures_util::future::join3(
+            tx.execute(&insert, &[&room_ids, &seqs, &data]),
+            tx.execute(&update, &[&room_ids, &seqs, &at, &summaries]),
+            tx.execute(&notify, &[&wake_ups]),
+        )
+        .await;
+        pg(inserted);
+        pg(updated);
+        pg(notified);
+        pg(tx.commit().await);
+        done += n;
+    }
+    started.elapsed()
+}
+
 fn append_throughput(c: &mut Criterion) {
     let rt = runtime();
     let Some(schema) = rt.block_on(TestSchema::create("postgres_append bench")) else {
@@ -82,8 +163,11 @@ fn append_throughput(c: &mut Criterion) {
     let row = sample_event_row();
     let mut raw_single = rt.block_on(raw_table(&schema, "raw_single"));
     let mut raw_batched = rt.block_on(raw_table(&schema, "raw_batched"));
+    let mut raw_same = rt.block_on(raw_tables(&schema, "raw_same_events", "raw_same_rooms"));
+    let summary = sample_summary_row();
     let mut single_seq = vec![1i64; ROOMS];
     let mut batched_seq = vec![1i64; ROOMS];
+    let mut same_seq = vec![1i64; ROOMS];
     let total = load.appends_per_run();
 
     let mut group = c.benchmark_group("postgres_append");
@@ -123,6 +207,21 @@ fn append_throughput(c: &mut Criterion) {
                 .sum()
         })
     });
+    group.bench_function("raw_same_writes_64_per_transaction", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    rt.block_on(raw_same_writes(
+                        &mut raw_same,
+                        ("raw_same_events", "raw_same_rooms"),
+                        &mut same_seq,
+                        (&row, &summary),
+                        total,
+                    ))
+                })
+                .sum()
+        })
+    });
     group.bench_function("store_64_writers", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| load.run(&rt).0).sum())
     });
@@ -130,6 +229,50 @@ fn append_throughput(c: &mut Criterion) {
 
     // Latency at the same load, over a longer run.
     load.print_latency(&rt, "store_64_writers", 10);
+
+    if !full_run() {
+        return;
+    }
+    // Paired rounds: (b), (c) and ours, one iteration each, in an order that rotates.
+    let rounds = 15;
+    let mut times: [Vec<f64>; 3] = Default::default();
+    for round in 0..rounds {
+        for i in 0..3 {
+            let kind = (round + i) % 3;
+            let took = match kind {
+                0 => rt.block_on(raw_inserts(
+                    &mut raw_batched,
+                    "raw_batched",
+                    &mut batched_seq,
+                    &row,
+                    total,
+                    64,
+                )),
+                1 => rt.block_on(raw_same_writes(
+                    &mut raw_same,
+                    ("raw_same_events", "raw_same_rooms"),
+                    &mut same_seq,
+                    (&row, &summary),
+                    total,
+                )),
+                _ => load.run(&rt).0,
+            };
+            times[kind].push(took.as_secs_f64());
+        }
+    }
+    let rate = |list: &[f64]| total as f64 / median(list.to_vec());
+    let ratio = |raw: &[f64]| median(raw.iter().zip(&times[2]).map(|(raw, ours)| raw / ours).collect());
+    println!(
+        "paired, {rounds} rounds of {total} rows: raw_64_rows_per_transaction {:.0} rows/s; \
+         raw_same_writes_64_per_transaction {:.0} rows/s; store_64_writers {:.0} appends/s; \
+         store/raw_64_rows {:.2}x; store/raw_same_writes {:.2}x; raw_same_writes/raw_64_rows {:.2}x",
+        rate(&times[0]),
+        rate(&times[1]),
+        rate(&times[2]),
+        ratio(&times[0]),
+        ratio(&times[1]),
+        median(times[0].iter().zip(&times[1]).map(|(rows, same)| rows / same).collect()),
+    );
 }
 
 criterion_group!(benches, append_throughput);

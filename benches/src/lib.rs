@@ -55,6 +55,19 @@ pub fn percentile(sorted: &[std::time::Duration], p: usize) -> std::time::Durati
     sorted[(sorted.len() - 1) * p / 100]
 }
 
+/// Whether this is a full benchmark run (`cargo bench`, no filter): not `cargo test`, a
+/// filter or criterion's profiling options. The benches' paired figures run only then.
+pub fn full_run() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    args.iter().any(|a| a == "--bench") && args.iter().all(|a| a.starts_with("--bench"))
+}
+
+/// The median of `values` (NaN when empty).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// The first event of bench room `id`, opened by [`agent`] now, and the room's state.
 pub fn new_room(id: u128) -> (collab_core::Event, collab_core::RoomState) {
     use collab_core::Clock;
@@ -103,6 +116,13 @@ pub fn sample_event_row() -> String {
     let (_, state) = new_room(1);
     let append = message_append(&state);
     fixture(serde_json::to_string(&append.events[0]).map_err(|e| Error::backend("json", e)))
+}
+
+/// The summary of a room after one message, as the stores write it: its JSON.
+pub fn sample_summary_row() -> String {
+    let (_, state) = new_room(1);
+    let append = message_append(&state);
+    fixture(serde_json::to_string(&append.summary).map_err(|e| Error::backend("json", e)))
 }
 
 /// Runs `per_writer` message appends in each of `writers` tasks, each over its share of the
