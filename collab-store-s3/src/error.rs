@@ -18,6 +18,10 @@ pub(crate) enum StoreError {
         #[source]
         source: object_store::Error,
     },
+    /// The digest of a multipart upload stopped before the last part (its own error is the
+    /// one reported).
+    #[error("the upload's digest stopped")]
+    DigestStopped,
     /// A part upload task ended without an answer (cancelled or panicked).
     #[error("a part upload task ended abnormally: {0}")]
     PartTask(#[from] tokio::task::JoinError),

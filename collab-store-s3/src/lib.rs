@@ -306,7 +306,8 @@ impl ObjectBlobStoreBuilder {
     }
 
     /// Parts of one upload sent at once, 1 to 64 (default 2). An upload holds about
-    /// `(parts_in_flight + 1) × part_size` bytes in memory at most.
+    /// `(parts_in_flight + 1) × part_size` bytes in memory at most (`3 × part_size` with one
+    /// part in flight: the digest may be a part behind the store).
     pub fn parts_in_flight(mut self, parts: usize) -> Self {
         self.parts_in_flight = parts;
         self
