@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use collab_benches::{AppendLoad, fixture, full_run, median, runtime, sample_event_row, sample_summary_row};
 use collab_core::Error;
 use collab_store_postgres::testing::TestSchema;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use uuid::Uuid;
 
 const ROOMS: usize = 1_000;
@@ -47,6 +47,27 @@ async fn raw_table(schema: &TestSchema, table: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Prepares the raw INSERT of event rows into `table`, one row per element of its arrays.
+async fn prepare_insert(client: &tokio_postgres::Client, table: &str) -> tokio_postgres::Statement {
+    pg(client
+        .prepare(&format!(
+            "INSERT INTO {table} (room, seq, data) SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[])"
+        ))
+        .await)
+}
+
+/// The rooms and seqs of rows `from..from + n` of a raw run: interleaved over the rooms, each
+/// at its room's next seq.
+fn next_rows(from: usize, n: usize, next_seq: &mut [i64]) -> (Vec<Uuid>, Vec<i64>) {
+    (from..from + n)
+        .map(|i| {
+            let room = i % ROOMS;
+            next_seq[room] += 1;
+            (Uuid::from_u128(room as u128 + 1), next_seq[room])
+        })
+        .unzip()
+}
+
 /// Raw inserts of `count` event rows like ours into `table`, interleaved over the rooms,
 /// `per_transaction` rows per transaction, each transaction one INSERT.
 async fn raw_inserts(
@@ -57,23 +78,13 @@ async fn raw_inserts(
     count: usize,
     per_transaction: usize,
 ) -> Duration {
-    let insert = pg(client
-        .prepare(&format!(
-            "INSERT INTO {table} (room, seq, data) SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[])"
-        ))
-        .await);
+    let insert = prepare_insert(client, table).await;
     let started = Instant::now();
     let mut done = 0;
     while done < count {
         let n = per_transaction.min(count - done);
-        let (mut rooms, mut seqs, mut data) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        for i in done..done + n {
-            let room = i % ROOMS;
-            next_seq[room] += 1;
-            rooms.push(Uuid::from_u128(room as u128 + 1));
-            seqs.push(next_seq[room]);
-            data.push(row);
-        }
+        let (rooms, seqs) = next_rows(done, n, next_seq);
+        let data = vec![row; n];
         let tx = pg(client.transaction().await);
         pg(tx.execute(&insert, &[&rooms, &seqs, &data]).await);
         pg(tx.commit().await);
@@ -106,11 +117,7 @@ async fn raw_same_writes(
     (row, summary): (&str, &str),
     count: usize,
 ) -> Duration {
-    let insert = pg(client
-        .prepare(&format!(
-            "INSERT INTO {events} (room, seq, data) SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[])"
-        ))
-        .await);
+    let insert = prepare_insert(client, events).await;
     let update = pg(client
         .prepare(&format!(
             "UPDATE {rooms} SET status = 'active', seq = u.seq, last_activity = u.at, summary = u.summary \
@@ -125,18 +132,14 @@ async fn raw_same_writes(
     let mut done = 0;
     while done < count {
         let n = 64.min(count - done);
-        let (mut room_ids, mut seqs, mut data, mut summaries, mut wake_ups) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (room_ids, seqs) = next_rows(done, n, next_seq);
+        let (data, summaries) = (vec![row; n], vec![summary; n]);
         let at = vec![collab_core::Clock::now(&collab_core::SystemClock).unix_millis(); n];
-        for i in done..done + n {
-            let room = i % ROOMS;
-            next_seq[room] += 1;
-            room_ids.push(Uuid::from_u128(room as u128 + 1));
-            seqs.push(next_seq[room]);
-            data.push(row);
-            summaries.push(summary);
-            wake_ups.push(format!("{room}:{}", next_seq[room]));
-        }
+        let wake_ups: Vec<String> = room_ids
+            .iter()
+            .zip(&seqs)
+            .map(|(room, seq)| format!("{room}:{seq}"))
+            .collect();
         let tx = pg(client.transaction().await);
         // Sent together, as our store sends its statements: one round trip.
         let (inserted, updated, notified) = futures_util::future::join3(
@@ -152,6 +155,11 @@ async fn raw_same_writes(
         done += n;
     }
     started.elapsed()
+}
+
+/// Times `run`, one call per iteration.
+fn timed(b: &mut Bencher<'_>, mut run: impl FnMut() -> Duration) {
+    b.iter_custom(|iters| (0..iters).map(|_| run()).sum())
 }
 
 fn append_throughput(c: &mut Criterion) {
@@ -170,61 +178,46 @@ fn append_throughput(c: &mut Criterion) {
     let mut same_seq = vec![1i64; ROOMS];
     let total = load.appends_per_run();
 
+    let mut single = || {
+        rt.block_on(raw_inserts(
+            &mut raw_single,
+            "raw_single",
+            &mut single_seq,
+            &row,
+            SINGLE_ROWS,
+            1,
+        ))
+    };
+    let mut batched = || {
+        rt.block_on(raw_inserts(
+            &mut raw_batched,
+            "raw_batched",
+            &mut batched_seq,
+            &row,
+            total,
+            64,
+        ))
+    };
+    let mut same = || {
+        rt.block_on(raw_same_writes(
+            &mut raw_same,
+            ("raw_same_events", "raw_same_rooms"),
+            &mut same_seq,
+            (&row, &summary),
+            total,
+        ))
+    };
+    let ours = || load.run(&rt).0;
+
     let mut group = c.benchmark_group("postgres_append");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
     group.throughput(Throughput::Elements(SINGLE_ROWS as u64));
-    group.bench_function("raw_1_row_per_transaction", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    rt.block_on(raw_inserts(
-                        &mut raw_single,
-                        "raw_single",
-                        &mut single_seq,
-                        &row,
-                        SINGLE_ROWS,
-                        1,
-                    ))
-                })
-                .sum()
-        })
-    });
+    group.bench_function("raw_1_row_per_transaction", |b| timed(b, &mut single));
     group.throughput(Throughput::Elements(total as u64));
-    group.bench_function("raw_64_rows_per_transaction", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    rt.block_on(raw_inserts(
-                        &mut raw_batched,
-                        "raw_batched",
-                        &mut batched_seq,
-                        &row,
-                        total,
-                        64,
-                    ))
-                })
-                .sum()
-        })
-    });
-    group.bench_function("raw_same_writes_64_per_transaction", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    rt.block_on(raw_same_writes(
-                        &mut raw_same,
-                        ("raw_same_events", "raw_same_rooms"),
-                        &mut same_seq,
-                        (&row, &summary),
-                        total,
-                    ))
-                })
-                .sum()
-        })
-    });
-    group.bench_function("store_64_writers", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| load.run(&rt).0).sum())
-    });
+    group.bench_function("raw_64_rows_per_transaction", |b| timed(b, &mut batched));
+    group.bench_function("raw_same_writes_64_per_transaction", |b| timed(b, &mut same));
+    group.bench_function("store_64_writers", |b| timed(b, ours));
     group.finish();
 
     // Latency at the same load, over a longer run.
@@ -240,22 +233,9 @@ fn append_throughput(c: &mut Criterion) {
         for i in 0..3 {
             let kind = (round + i) % 3;
             let took = match kind {
-                0 => rt.block_on(raw_inserts(
-                    &mut raw_batched,
-                    "raw_batched",
-                    &mut batched_seq,
-                    &row,
-                    total,
-                    64,
-                )),
-                1 => rt.block_on(raw_same_writes(
-                    &mut raw_same,
-                    ("raw_same_events", "raw_same_rooms"),
-                    &mut same_seq,
-                    (&row, &summary),
-                    total,
-                )),
-                _ => load.run(&rt).0,
+                0 => batched(),
+                1 => same(),
+                _ => ours(),
             };
             times[kind].push(took.as_secs_f64());
         }
