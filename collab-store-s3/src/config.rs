@@ -18,7 +18,9 @@ use secrecy::{ExposeSecret, SecretString};
 /// file and renamed into place. Rooms record a document's event in the room store *after* its
 /// upload returned, so with `Buffered` a power loss can leave an event pointing to a lost
 /// document; `Synced` closes that gap at the price of an `fsync` of the file and its directory
-/// per upload.
+/// per upload. (A large `Synced` upload flushes each part as it is written, while the next are
+/// read and hashed, instead of the whole file at the end: on Unix, through this crate's own
+/// multipart upload, with object_store's staging-file naming.)
 ///
 /// Remote stores (S3, GCS, Azure) acknowledge an upload only once they have stored it durably;
 /// this setting does not apply to them.

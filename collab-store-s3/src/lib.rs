@@ -3,6 +3,8 @@
 
 mod config;
 mod error;
+#[cfg(unix)]
+mod synced_file;
 #[cfg(feature = "test-server")]
 pub mod test_server;
 mod upload;
@@ -44,6 +46,8 @@ const MAX_PRESIGN: Duration = Duration::from_secs(7 * 24 * 3600);
 #[derive(Clone)]
 pub struct ObjectBlobStore {
     store: Arc<dyn ObjectStore>,
+    /// Set for local files with `Durability::Synced`: their multipart uploads are ours.
+    synced_files: Option<Arc<object_store::local::LocalFileSystem>>,
     signer: Option<Arc<dyn Signer>>,
     backend: &'static str,
     prefix: Option<Path>,
@@ -66,6 +70,7 @@ impl fmt::Debug for ObjectBlobStore {
 /// Settings of an [`ObjectBlobStore`] being built.
 pub struct ObjectBlobStoreBuilder {
     store: Arc<dyn ObjectStore>,
+    synced_files: Option<Arc<object_store::local::LocalFileSystem>>,
     signer: Option<Arc<dyn Signer>>,
     backend: &'static str,
     prefix: String,
@@ -103,12 +108,18 @@ impl ObjectBlobStore {
     pub fn local(root: impl AsRef<std::path::Path>, durability: Durability) -> Result<ObjectBlobStoreBuilder, Error> {
         let root = root.as_ref();
         std::fs::create_dir_all(root).map_err(|e| Error::backend("local files", e))?;
+        let synced = durability == Durability::Synced;
         let store = object_store::local::LocalFileSystem::new_with_prefix(root)
             .map_err(StoreError::store("open the directory"))?
-            .with_fsync(durability == Durability::Synced)
+            .with_fsync(synced)
             // Deleting a room's last document removes its directories too.
             .with_automatic_cleanup(true);
-        Ok(ObjectBlobStoreBuilder::new(Arc::new(store), "local files"))
+        let store = Arc::new(store);
+        let mut builder = ObjectBlobStoreBuilder::new(store.clone(), "local files");
+        if synced && cfg!(unix) {
+            builder.synced_files = Some(store);
+        }
+        Ok(builder)
     }
 
     /// A store in an S3 bucket. Presigned GET URLs are available.
@@ -283,6 +294,7 @@ impl ObjectBlobStoreBuilder {
     fn new(store: Arc<dyn ObjectStore>, backend: &'static str) -> Self {
         Self {
             store,
+            synced_files: None,
             signer: None,
             backend,
             prefix: String::new(),
@@ -338,6 +350,7 @@ impl ObjectBlobStoreBuilder {
         };
         Ok(ObjectBlobStore {
             store: self.store,
+            synced_files: self.synced_files,
             signer: self.signer,
             backend: self.backend,
             prefix,
@@ -352,7 +365,13 @@ impl ObjectBlobStoreBuilder {
 #[async_trait]
 impl BlobStore for ObjectBlobStore {
     async fn put(&self, key: &BlobKey, data: UploadStream, limit: u64) -> Result<BlobInfo, Error> {
-        upload::upload(self.store.as_ref(), &self.location(key), data, limit, self.plan).await
+        let location = self.location(key);
+        let target = upload::Target {
+            store: self.store.as_ref(),
+            synced_files: self.synced_files.as_deref(),
+            location: &location,
+        };
+        upload::upload(target, data, limit, self.plan).await
     }
 
     async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> Result<Option<Download>, Error> {

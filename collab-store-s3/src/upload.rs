@@ -12,6 +12,7 @@ use bytes::Bytes;
 use collab_core::Error;
 use collab_core::blob::{BlobInfo, UploadDigest, UploadStream, upload_interrupted};
 use futures_util::StreamExt;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
     MultipartUpload, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutPayloadMut,
@@ -75,14 +76,42 @@ async fn next_chunk(data: &mut UploadStream, limit: &mut Limit) -> Result<Option
     Ok(None)
 }
 
-/// Reads `data` into `location`, enforcing `limit` as the bytes arrive.
+/// Where an upload goes.
+pub(crate) struct Target<'a> {
+    pub(crate) store: &'a dyn ObjectStore,
+    /// The same store when it is local files with `Durability::Synced`: multipart uploads then
+    /// go through [`SyncedFileUpload`](crate::synced_file::SyncedFileUpload).
+    pub(crate) synced_files: Option<&'a LocalFileSystem>,
+    pub(crate) location: &'a Path,
+}
+
+impl Target<'_> {
+    async fn start_multipart(&self) -> Result<Box<dyn MultipartUpload>, Error> {
+        let create = StoreError::store("create multipart upload");
+        #[cfg(unix)]
+        if let Some(files) = self.synced_files {
+            let dest = files.path_to_filesystem(self.location).map_err(create)?;
+            let upload = crate::synced_file::SyncedFileUpload::start(dest)
+                .await
+                .map_err(StoreError::store("create multipart upload"))?;
+            return Ok(Box::new(upload));
+        }
+        Ok(self
+            .store
+            .put_multipart_opts(self.location, PutMultipartOptions::default())
+            .await
+            .map_err(create)?)
+    }
+}
+
+/// Reads `data` into `target`, enforcing `limit` as the bytes arrive.
 pub(crate) async fn upload(
-    store: &dyn ObjectStore,
-    location: &Path,
+    target: Target<'_>,
     mut data: UploadStream,
     limit: u64,
     plan: PartPlan,
 ) -> Result<BlobInfo, Error> {
+    let (store, location) = (target.store, target.location);
     let mut limit = Limit { limit, size: 0 };
     let mut digest = UploadDigest::new(limit.limit);
     // The first part decides: a stream that ends within it is stored with one put.
@@ -110,10 +139,7 @@ pub(crate) async fn upload(
         hashed?;
         return Ok(digest.finish());
     }
-    let upload = store
-        .put_multipart_opts(location, PutMultipartOptions::default())
-        .await
-        .map_err(StoreError::store("create multipart upload"))?;
+    let upload = target.start_multipart().await?;
     let mut parts = Parts {
         upload: Some(upload),
         in_flight: JoinSet::new(),

@@ -190,22 +190,27 @@ async fn a_limit_overflow_at_part_3_aborts_and_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_error_in_part_3_aborts_and_leaves_nothing() {
     let s3 = s3().await;
+    let dir = tempfile::tempdir().unwrap();
+    let local = local(&dir);
     let k = key(3, 1);
-    let good = stream::iter(
-        pattern(2 * PART + MIB)
-            .chunks(MIB)
-            .map(Bytes::copy_from_slice)
-            .collect::<Vec<_>>(),
-    )
-    .map(Ok::<_, io::Error>);
-    let broken = good.chain(stream::once(async {
-        Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away"))
-    }));
-    let result = s3.store.put(&k, Box::pin(broken), u64::MAX).await;
-    assert!(matches!(result, Err(Error::Backend { .. })), "{result:?}");
-    assert_eq!(s3.store.head(&k).await.unwrap(), None);
-    assert!(listed(&s3.store).await.is_empty());
+    for store in [&s3.store, &local] {
+        let good = stream::iter(
+            pattern(2 * PART + MIB)
+                .chunks(MIB)
+                .map(Bytes::copy_from_slice)
+                .collect::<Vec<_>>(),
+        )
+        .map(Ok::<_, io::Error>);
+        let broken = good.chain(stream::once(async {
+            Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away"))
+        }));
+        let result = store.put(&k, Box::pin(broken), u64::MAX).await;
+        assert!(matches!(result, Err(Error::Backend { .. })), "{result:?}");
+        assert_eq!(store.head(&k).await.unwrap(), None);
+        assert!(listed(store).await.is_empty());
+    }
     assert_eq!(s3.server.incomplete_uploads().unwrap(), Vec::<String>::new());
+    assert_eq!(files_under(dir.path()), Vec::<String>::new(), "no staging file left");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,6 +268,63 @@ async fn a_cancelled_upload_is_aborted_in_the_background() {
     }
     assert_eq!(s3.server.incomplete_uploads().unwrap(), Vec::<String>::new());
     assert_eq!(s3.store.head(&k).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_upload_to_local_files_leaves_no_staging_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = local(&dir);
+    let k = key(5, 2);
+    let stalls = stream::iter((0..3).map(|_| Ok::<_, io::Error>(pattern(PART)))).chain(stream::pending());
+    let put = local.put(&k, Box::pin(stalls), u64::MAX);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), put).await.is_err(),
+        "the upload stalls"
+    );
+    for _ in 0..100 {
+        if files_under(dir.path()).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(files_under(dir.path()), Vec::<String>::new(), "no staging file left");
+    assert_eq!(local.head(&k).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_to_local_files_is_not_listed_until_it_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = local(&dir);
+    let k = key(5, 3);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<io::Result<Bytes>>();
+    let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
+    let put = tokio::spawn({
+        let local = local.clone();
+        let k = k.clone();
+        async move { local.put(&k, Box::pin(body), u64::MAX).await }
+    });
+    // Two whole parts and some of a third: the upload is under way, in its staging file.
+    for _ in 0..2 {
+        tx.send(Ok(pattern(PART))).unwrap();
+    }
+    tx.send(Ok(pattern(MIB))).unwrap();
+    for _ in 0..100 {
+        if !files_under(dir.path()).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let staged = files_under(dir.path());
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    assert!(staged[0].ends_with("#1"), "{staged:?}");
+    assert!(listed(&local).await.is_empty(), "a staging file is not listed");
+    assert_eq!(local.head(&k).await.unwrap(), None);
+    drop(tx);
+    let info = put.await.unwrap().unwrap();
+    assert_eq!(info.size, (2 * PART + MIB) as u64);
+    assert_eq!(listed(&local).await.len(), 1);
+    assert_eq!(files_under(dir.path()).len(), 1);
+    assert!(!files_under(dir.path())[0].contains('#'));
 }
 
 #[tokio::test]
