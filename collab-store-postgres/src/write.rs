@@ -86,6 +86,12 @@ enum GroupFailure {
     Failed(PostgresError),
 }
 
+/// A value that cannot go to the database or come back from it as it is (a seq beyond `i64`,
+/// JSON that does not encode, a stored seq out of range): the whole group fails with it.
+fn unusable(e: Error) -> GroupFailure {
+    GroupFailure::Failed(PostgresError::Corrupt(e.to_string()))
+}
+
 /// A statement error: refused by the database, or the connection's failure.
 fn refused(e: tokio_postgres::Error) -> GroupFailure {
     if e.as_db_error().is_some() {
@@ -239,16 +245,15 @@ async fn write_plain(
     channel: &str,
     appends: &[Append],
 ) -> Result<Vec<Result<(), Error>>, GroupFailure> {
-    let invalid = |e: Error| GroupFailure::Failed(PostgresError::Corrupt(e.to_string()));
     let mut rooms = RoomColumns::default();
     let mut expected = Vec::with_capacity(appends.len());
     let mut wake_ups = Vec::with_capacity(appends.len());
     let mut events = EventColumns::default();
     for append in appends {
-        rooms.push(&append.summary).map_err(invalid)?;
-        expected.push(seq_value(append.expected).map_err(invalid)?);
+        rooms.push(&append.summary).map_err(unusable)?;
+        expected.push(seq_value(append.expected).map_err(unusable)?);
         wake_ups.push(wake_up(&append.summary));
-        events.push(append).map_err(invalid)?;
+        events.push(append).map_err(unusable)?;
     }
     let statement = client.prepare_cached(WRITE_PLAIN).await.map_err(refused)?;
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&channel];
@@ -257,11 +262,10 @@ async fn write_plain(
     params.extend(events.params());
     let rows = client.query(&statement, &params).await.map_err(refused)?;
     // Each locked room: its seq before the statement, and whether the statement wrote it.
-    let corrupt = |e: Error| GroupFailure::Failed(PostgresError::Corrupt(e.to_string()));
     let mut found = HashMap::with_capacity(rows.len());
     for row in rows {
         let room: Uuid = row.try_get(0).map_err(refused)?;
-        let seq = seq_from(row.try_get(1).map_err(refused)?).map_err(corrupt)?;
+        let seq = seq_from(row.try_get(1).map_err(refused)?).map_err(unusable)?;
         let written: bool = row.try_get(2).map_err(refused)?;
         found.insert(RoomId::from_u128(room.as_u128()), (seq, written));
     }
@@ -413,10 +417,9 @@ async fn lock(tx: &Transaction<'_>, appends: &[Append]) -> Result<Current, Group
         outbox: HashSet::with_capacity(outbox.len()),
         credentials: HashSet::with_capacity(credentials.len()),
     };
-    let corrupt = |e: Error| GroupFailure::Failed(PostgresError::Corrupt(e.to_string()));
     for row in rooms {
         let room: Uuid = row.try_get(0).map_err(refused)?;
-        let seq = seq_from(row.try_get(1).map_err(refused)?).map_err(corrupt)?;
+        let seq = seq_from(row.try_get(1).map_err(refused)?).map_err(unusable)?;
         current.seqs.insert(RoomId::from_u128(room.as_u128()), seq);
     }
     for row in outbox {
@@ -509,7 +512,6 @@ const UPDATE_ROOMS: &str = "UPDATE rooms SET status = u.status, seq = u.seq, las
 
 /// Writes the accepted appends of a group, one statement per table, sent together.
 async fn write_accepted(tx: &Transaction<'_>, channel: &str, accepted: &[&Append]) -> Result<(), GroupFailure> {
-    let invalid = |e: Error| GroupFailure::Failed(PostgresError::Corrupt(e.to_string()));
     // Each room's last summary; a room the group creates is inserted with it.
     let mut last: HashMap<RoomId, (&RoomSummary, bool)> = HashMap::new();
     for append in accepted {
@@ -522,9 +524,9 @@ async fn write_accepted(tx: &Transaction<'_>, channel: &str, accepted: &[&Append
     let mut wake_ups = Vec::with_capacity(last.len());
     for (summary, created) in last.values() {
         if *created {
-            new_rooms.push(summary).map_err(invalid)?;
+            new_rooms.push(summary).map_err(unusable)?;
         } else {
-            changed_rooms.push(summary).map_err(invalid)?;
+            changed_rooms.push(summary).map_err(unusable)?;
         }
         wake_ups.push(wake_up(summary));
     }
@@ -535,7 +537,7 @@ async fn write_accepted(tx: &Transaction<'_>, channel: &str, accepted: &[&Append
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut outbox = OutboxColumns::default();
     for append in accepted {
-        events.push(append).map_err(invalid)?;
+        events.push(append).map_err(unusable)?;
         completed.extend(append.completed_outbox.iter().map(|id| uuid(id.as_u128())));
         for credential in &append.credentials {
             let (kind, id) = grant_columns(credential.grant);
