@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use collab_benches::blobs::{CHUNK, key, local_store, s3_store, slices};
-use collab_benches::{fixture, full_run, median};
+use collab_benches::{fixture, full_run, median, runtime};
 use collab_core::BlobStore;
 use collab_core::blob::BlobKey;
 use collab_store_s3::object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
@@ -39,16 +39,6 @@ use collab_store_s3::{Durability, ObjectBlobStore};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 
 const MIB: usize = 1024 * 1024;
-
-fn runtime() -> tokio::runtime::Runtime {
-    fixture(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| collab_core::Error::backend("tokio", e)),
-    )
-}
 
 fn pattern(len: usize) -> Bytes {
     (0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into()
@@ -100,7 +90,7 @@ async fn raw_multipart(store: &ObjectBlobStore, data: &Bytes, iters: u64) -> Dur
         let upload = store.object_store().as_ref().put_multipart(&location).await;
         let upload = fixture(upload.map_err(|e| collab_core::Error::backend("raw multipart", e)));
         let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 * MIB);
-        for chunk in data.chunks(64 * 1024) {
+        for chunk in data.chunks(CHUNK) {
             let capacity = writer.wait_for_capacity(2).await;
             fixture(capacity.map_err(|e| collab_core::Error::backend("raw multipart", e)));
             writer.put(data.slice_ref(chunk));
@@ -150,21 +140,12 @@ fn upload(c: &mut Criterion) {
         for mib in [1usize, 64] {
             let data = pattern(mib * MIB);
             group.throughput(Throughput::Bytes(data.len() as u64));
-            let id = |name: &str| BenchmarkId::new(format!("{backend}/{name}"), format!("{mib}MiB"));
-            group.bench_function(id("raw_put"), |b| {
-                b.iter_custom(|iters| rt.block_on(raw(store, &data, iters, false)))
-            });
-            group.bench_function(id("raw_put_contiguous"), |b| {
-                b.iter_custom(|iters| rt.block_on(raw(store, &data, iters, true)))
-            });
-            if mib > 8 {
-                group.bench_function(id("raw_multipart"), |b| {
-                    b.iter_custom(|iters| rt.block_on(raw_multipart(store, &data, iters)))
+            for kind in Kind::compared(data.len()) {
+                let id = BenchmarkId::new(format!("{backend}/{}", kind.name()), format!("{mib}MiB"));
+                group.bench_function(id, |b| {
+                    b.iter_custom(|iters| rt.block_on(kind.time(store, &data, iters)))
                 });
             }
-            group.bench_function(id("blob_store_put"), |b| {
-                b.iter_custom(|iters| rt.block_on(ours(store, &data, iters)))
-            });
         }
     }
     group.finish();
@@ -180,6 +161,17 @@ enum Kind {
 }
 
 impl Kind {
+    /// The uploads compared for a document of `len` bytes: a raw multipart upload only for one
+    /// our store uploads in parts.
+    fn compared(len: usize) -> Vec<Kind> {
+        let mut kinds = vec![Kind::RawPut, Kind::RawContiguous];
+        if len > 8 * MIB {
+            kinds.push(Kind::RawMultipart);
+        }
+        kinds.push(Kind::Ours);
+        kinds
+    }
+
     fn name(self) -> &'static str {
         match self {
             Kind::RawPut => "raw_put",
@@ -202,10 +194,7 @@ impl Kind {
 /// `rounds` rounds of `iters` uploads of each kind, in an order that rotates every round;
 /// prints each kind's median MiB/s and the median of ours/kind over the rounds.
 async fn paired(name: &str, store: &ObjectBlobStore, data: &Bytes, rounds: usize, iters: u64) {
-    let mut kinds = vec![Kind::RawPut, Kind::RawContiguous, Kind::Ours];
-    if data.len() > 8 * MIB {
-        kinds.push(Kind::RawMultipart);
-    }
+    let kinds = Kind::compared(data.len());
     let mut times: Vec<(Kind, Vec<f64>)> = kinds.iter().map(|&kind| (kind, Vec::new())).collect();
     for round in 0..rounds {
         for i in 0..kinds.len() {
