@@ -21,22 +21,19 @@ use object_store::{MultipartUpload, PutPayload, PutResult, UploadPart};
 /// The store name in object_store errors.
 const STORE: &str = "local files";
 
-fn store_error(e: io::Error) -> object_store::Error {
+fn store_error(source: impl std::error::Error + Send + Sync + 'static) -> object_store::Error {
     object_store::Error::Generic {
         store: STORE,
-        source: Box::new(e),
+        source: Box::new(source),
     }
 }
 
 /// Runs `work` on the blocking pool.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send + 'static) -> object_store::Result<T> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(store_error),
-        Err(e) => Err(object_store::Error::Generic {
-            store: STORE,
-            source: Box::new(e),
-        }),
-    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(store_error)?
+        .map_err(store_error)
 }
 
 /// A multipart upload into a staging file beside `dest`.

@@ -87,20 +87,18 @@ pub(crate) struct Target<'a> {
 
 impl Target<'_> {
     async fn start_multipart(&self) -> Result<Box<dyn MultipartUpload>, Error> {
-        let create = StoreError::store("create multipart upload");
-        #[cfg(unix)]
-        if let Some(files) = self.synced_files {
-            let dest = files.path_to_filesystem(self.location).map_err(create)?;
-            let upload = crate::synced_file::SyncedFileUpload::start(dest)
+        let started = async {
+            #[cfg(unix)]
+            if let Some(files) = self.synced_files {
+                let dest = files.path_to_filesystem(self.location)?;
+                let upload = crate::synced_file::SyncedFileUpload::start(dest).await?;
+                return Ok(Box::new(upload) as Box<dyn MultipartUpload>);
+            }
+            self.store
+                .put_multipart_opts(self.location, PutMultipartOptions::default())
                 .await
-                .map_err(StoreError::store("create multipart upload"))?;
-            return Ok(Box::new(upload));
-        }
-        Ok(self
-            .store
-            .put_multipart_opts(self.location, PutMultipartOptions::default())
-            .await
-            .map_err(create)?)
+        };
+        Ok(started.await.map_err(StoreError::store("create multipart upload"))?)
     }
 }
 
