@@ -1,0 +1,769 @@
+//! Checks for [`RoomStore`](crate::RoomStore) adapters.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use crate::Error;
+use crate::customer::{Channel, EmailAddress, PersonName, PhoneNumber, Recipient};
+use crate::decide::{Actor, Command, Context, InviteCommand, create_room, decide};
+use crate::event::{Event, Seq};
+use crate::id::{AgentId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
+use crate::policy::Policy;
+use crate::state::{RoomState, RoomStatus};
+use crate::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage, RoomCursor, RoomQuery, RoomStore};
+use crate::time::Timestamp;
+use crate::token::Token;
+
+use super::new_id;
+
+/// A fixed start for the kit's clocks: 2026-11-28.
+pub const T0: Timestamp = Timestamp::from_unix_millis(1_795_857_000_000);
+
+/// A tenant no other check uses.
+pub fn fresh_tenant() -> TenantId {
+    TenantId::new(format!("tenant-{:x}", new_id())).expect("valid tenant")
+}
+
+fn agent_id(name: &str) -> AgentId {
+    AgentId::new(name).expect("valid agent")
+}
+
+fn agent_of(state: &RoomState) -> Actor {
+    Actor::Agent {
+        tenant: state.tenant().clone(),
+        agent: state.agent().clone(),
+    }
+}
+
+/// A new room of `tenant` opened by `agent` at `at`, and the append that creates it.
+pub fn create(tenant: &TenantId, agent: &str, at: Timestamp) -> (RoomState, Append) {
+    let event = create_room(RoomId::from_u128(new_id()), tenant.clone(), agent_id(agent), at);
+    let append = Append::new(None, vec![event]).expect("a valid first event");
+    let state = RoomState::replay(&append.events).expect("replays").expect("exists");
+    (state, append)
+}
+
+/// The append that runs `commands` in order as the room's agent at `at` (SMS activated), and
+/// the state after it.
+pub fn run(state: &RoomState, commands: Vec<Command>, at: Timestamp) -> (RoomState, Append) {
+    let policy = Policy::default().with_sms_activated(true);
+    let actor = agent_of(state);
+    let ctx = Context {
+        now: at,
+        actor: &actor,
+        policy: &policy,
+    };
+    let mut after = state.clone();
+    let mut events = Vec::new();
+    for command in &commands {
+        let new = decide(&after, command, &ctx).expect("accepted");
+        for event in &new {
+            after.apply(event);
+        }
+        events.extend(new);
+    }
+    (after, Append::new(Some(state), events).expect("valid events"))
+}
+
+/// The append that runs one `command` as the room's agent.
+pub fn command(state: &RoomState, command: Command, at: Timestamp) -> (RoomState, Append) {
+    run(state, vec![command], at)
+}
+
+/// The append that posts `text` as the room's agent.
+pub fn post(state: &RoomState, text: &str, at: Timestamp) -> (RoomState, Append) {
+    let text = text.to_owned();
+    command(state, Command::PostMessage { text, client_key: None }, at)
+}
+
+/// The append that invites the customer by email, and also by SMS when `phone` is given.
+pub fn invite(
+    state: &RoomState,
+    first: &str,
+    last: &str,
+    email: &str,
+    phone: Option<&str>,
+    at: Timestamp,
+) -> (RoomState, Append) {
+    let mut commands = vec![Command::Invite(InviteCommand {
+        invite: InviteId::from_u128(new_id()),
+        channel: Channel::Email,
+        first_name: Some(PersonName::parse("first_name", first).expect("valid name")),
+        last_name: Some(PersonName::parse("last_name", last).expect("valid name")),
+        recipient: Some(Recipient::Email(EmailAddress::parse(email).expect("valid email"))),
+    })];
+    if let Some(phone) = phone {
+        commands.push(Command::Invite(InviteCommand {
+            invite: InviteId::from_u128(new_id()),
+            channel: Channel::Sms,
+            first_name: None,
+            last_name: None,
+            recipient: Some(Recipient::Phone(PhoneNumber::parse(phone).expect("valid phone"))),
+        }));
+    }
+    run(state, commands, at)
+}
+
+fn outbox_row(room: RoomId, not_before: Timestamp) -> OutboxMessage {
+    OutboxMessage {
+        id: OutboxId::from_u128(new_id()),
+        room,
+        invite: InviteId::from_u128(new_id()),
+        channel: Channel::Email,
+        payload: format!("payload {}", new_id()),
+        not_before,
+    }
+}
+
+fn credential(room: RoomId) -> Credential {
+    Credential {
+        hash: Token::generate().expect("os random number generator").hash(),
+        room,
+        grant: Grant::Invite(InviteId::from_u128(new_id())),
+    }
+}
+
+async fn all_events(store: &dyn RoomStore, room: RoomId) -> Vec<Event> {
+    store
+        .read_events(room, Seq::ZERO, usize::MAX)
+        .await
+        .expect("read events")
+}
+
+/// A room with `n` events (created, then `n - 1` posts), already stored.
+async fn stored_room(store: &dyn RoomStore, n: u64) -> (RoomState, Vec<Event>) {
+    let (mut state, append) = create(&fresh_tenant(), "agent-a", T0);
+    let mut events = append.events.clone();
+    store.append(append).await.expect("create");
+    for i in 1..n {
+        let (next, append) = post(
+            &state,
+            &format!("message {i}"),
+            T0.saturating_add(Duration::from_secs(i)),
+        );
+        events.extend(append.events.iter().cloned());
+        store.append(append).await.expect("post");
+        state = next;
+    }
+    (state, events)
+}
+
+/// Appended events read back equal, in order, across several appends.
+pub async fn append_then_read_in_order(store: &dyn RoomStore) {
+    let (state, events) = stored_room(store, 5).await;
+    assert_eq!(all_events(store, state.room()).await, events);
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq.get()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    // Several events in one append.
+    let (state, append) = invite(
+        &state,
+        "Grace",
+        "Hopper",
+        "grace@example.com",
+        None,
+        T0.saturating_add(Duration::from_secs(60)),
+    );
+    assert!(append.events.len() > 1, "an invite records the invite and the rename");
+    let expected = append.events.clone();
+    store.append(append).await.expect("invite");
+    let read = store.read_events(state.room(), Seq::new(5), 100).await.expect("read");
+    assert_eq!(read, expected);
+}
+
+/// An append whose expected seq is stale, ahead, or re-creates a room is a conflict.
+pub async fn stale_expected_seq_is_a_conflict(store: &dyn RoomStore) {
+    let (state, events) = stored_room(store, 3).await;
+    let (_, mut append) = post(&state, "late", T0);
+    // Renumber it as if the writer had seen seq 2 only.
+    append.expected = Seq::new(2);
+    append.events[0].seq = Seq::new(3);
+    append.summary.seq = Seq::new(3);
+    assert!(
+        matches!(store.append(append).await, Err(Error::Conflict { .. })),
+        "stale seq"
+    );
+    let (_, mut ahead) = post(&state, "ahead", T0);
+    ahead.expected = Seq::new(7);
+    ahead.events[0].seq = Seq::new(8);
+    ahead.summary.seq = Seq::new(8);
+    assert!(
+        matches!(store.append(ahead).await, Err(Error::Conflict { .. })),
+        "seq ahead"
+    );
+    let recreate = Append::new(None, vec![events[0].clone()]).expect("valid");
+    assert!(
+        matches!(store.append(recreate).await, Err(Error::Conflict { .. })),
+        "room created twice"
+    );
+    assert_eq!(all_events(store, state.room()).await, events, "nothing changed");
+}
+
+/// Appends whose parts disagree are refused as invalid and write nothing.
+pub async fn malformed_appends_are_refused(store: &dyn RoomStore) {
+    let (state, events) = stored_room(store, 2).await;
+    let (_, good) = post(&state, "hello", T0);
+
+    let mut empty = good.clone();
+    empty.events.clear();
+    let mut gap = good.clone();
+    gap.events[0].seq = Seq::new(4);
+    let mut foreign = good.clone();
+    foreign.events[0].room = RoomId::from_u128(new_id());
+    let mut wrong_summary = good.clone();
+    wrong_summary.summary.seq = Seq::new(9);
+    let mut foreign_outbox = good.clone();
+    foreign_outbox.outbox.push(outbox_row(RoomId::from_u128(new_id()), T0));
+    for (what, bad) in [
+        ("empty", empty),
+        ("gap", gap),
+        ("foreign event", foreign),
+        ("summary", wrong_summary),
+        ("foreign outbox", foreign_outbox),
+    ] {
+        let result = store.append(bad).await;
+        assert!(matches!(result, Err(Error::Invalid { .. })), "{what}: {result:?}");
+    }
+    assert_eq!(all_events(store, state.room()).await, events, "nothing changed");
+}
+
+/// A refused append stores none of its events, outbox rows or credentials.
+pub async fn a_refused_append_writes_nothing(store: &dyn RoomStore) {
+    let (state, events) = stored_room(store, 2).await;
+    let (_, mut append) = post(&state, "hello", T0);
+    append.outbox.push(outbox_row(state.room(), T0));
+    let cred = credential(state.room());
+    append.credentials.push(cred);
+    append.expected = Seq::new(1);
+    append.events[0].seq = Seq::new(2);
+    append.summary.seq = Seq::new(2);
+    assert!(matches!(store.append(append).await, Err(Error::Conflict { .. })));
+    assert_eq!(all_events(store, state.room()).await, events);
+    assert_eq!(store.find_credential(&cred.hash).await.expect("lookup"), None);
+    let claimed = store
+        .claim_outbox(T0, Duration::from_secs(60), 1000)
+        .await
+        .expect("claim");
+    assert!(
+        claimed.iter().all(|c| c.message.room != state.room()),
+        "no outbox row of the refused append"
+    );
+
+    // A credential hash that exists already refuses the whole append too.
+    let (_, mut first) = post(&state, "first", T0);
+    let taken = credential(state.room());
+    first.credentials.push(taken);
+    store.append(first).await.expect("first credential");
+    let (state2, _) = post(&state, "first", T0);
+    let (_, mut second) = post(&state2, "second", T0);
+    second.credentials.push(Credential {
+        grant: Grant::Session(ParticipantId::from_u128(new_id())),
+        ..taken
+    });
+    assert!(
+        matches!(store.append(second).await, Err(Error::Conflict { .. })),
+        "duplicate token hash"
+    );
+    assert_eq!(all_events(store, state.room()).await.len(), 3);
+}
+
+/// `read_events` at the edges: after the last, past the end, limit zero, partial pages.
+pub async fn read_events_pagination_edges(store: &dyn RoomStore) {
+    let (state, events) = stored_room(store, 10).await;
+    let room = state.room();
+    assert!(
+        store.read_events(room, Seq::new(10), 5).await.expect("read").is_empty(),
+        "after the last"
+    );
+    assert!(
+        store.read_events(room, Seq::new(50), 5).await.expect("read").is_empty(),
+        "past the end"
+    );
+    assert!(
+        store.read_events(room, Seq::ZERO, 0).await.expect("read").is_empty(),
+        "limit zero"
+    );
+    assert_eq!(store.read_events(room, Seq::ZERO, 3).await.expect("read"), events[..3]);
+    assert_eq!(
+        store.read_events(room, Seq::new(7), 100).await.expect("read"),
+        events[7..]
+    );
+    assert_eq!(
+        store.read_events(room, Seq::new(9), 1).await.expect("read"),
+        events[9..]
+    );
+    // Paging through gives every event once.
+    let mut seen = Vec::new();
+    let mut after = Seq::ZERO;
+    loop {
+        let page = store.read_events(room, after, 4).await.expect("read");
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        seen.extend(page);
+    }
+    assert_eq!(seen, events);
+}
+
+/// `latest_events` returns the last events, newest first.
+pub async fn latest_events_are_newest_first(store: &dyn RoomStore) {
+    let (state, events) = stored_room(store, 6).await;
+    let latest = store.latest_events(state.room(), 4).await.expect("latest");
+    let expected: Vec<Event> = events.iter().rev().take(4).cloned().collect();
+    assert_eq!(latest, expected);
+    assert_eq!(store.latest_events(state.room(), 100).await.expect("latest").len(), 6);
+    assert!(store.latest_events(state.room(), 0).await.expect("latest").is_empty());
+}
+
+/// A room never written reads as empty, and its lookups find nothing.
+pub async fn unknown_rooms_read_empty(store: &dyn RoomStore) {
+    let room = RoomId::from_u128(new_id());
+    assert!(store.read_events(room, Seq::ZERO, 10).await.expect("read").is_empty());
+    assert!(store.latest_events(room, 10).await.expect("latest").is_empty());
+    assert_eq!(store.room_summary(room).await.expect("summary"), None);
+    assert_eq!(store.load_room(room).await.expect("load"), None);
+    let unknown = Token::generate().expect("os random number generator").hash();
+    assert_eq!(store.find_credential(&unknown).await.expect("lookup"), None);
+}
+
+/// The stored summary is the one of the last append, and `load_room` folds to the same state.
+pub async fn summary_follows_appends(store: &dyn RoomStore) {
+    let (state, _) = stored_room(store, 3).await;
+    assert_eq!(
+        store.room_summary(state.room()).await.expect("summary").as_ref(),
+        Some(state.summary())
+    );
+    let later = T0.saturating_add(Duration::from_secs(3600));
+    let (state, append) = invite(
+        &state,
+        "Grace",
+        "Hopper",
+        "grace@example.com",
+        Some("+447911123456"),
+        later,
+    );
+    store.append(append).await.expect("invite");
+    let summary = store
+        .room_summary(state.room())
+        .await
+        .expect("summary")
+        .expect("exists");
+    assert_eq!(&summary, state.summary());
+    assert_eq!(summary.name, "Grace Hopper");
+    assert_eq!(summary.status, RoomStatus::Active);
+    assert_eq!(summary.last_activity, later);
+    assert_eq!(store.load_room(state.room()).await.expect("load"), Some(state));
+}
+
+/// Rooms list newest first; paging through gives each room once, and pages are honest
+/// about their end.
+pub async fn list_rooms_pages_newest_first(store: &dyn RoomStore) {
+    let tenant = fresh_tenant();
+    let mut expected = Vec::new();
+    for i in 0..23u64 {
+        // Pairs of rooms share a creation time, so the id must break the tie.
+        let (state, append) = create(&tenant, "agent-a", T0.saturating_add(Duration::from_secs(i / 2)));
+        store.append(append).await.expect("create");
+        expected.push(state.summary().clone());
+    }
+    expected.sort_by_key(|s| std::cmp::Reverse(RoomCursor::after(s)));
+    for limit in [1, 5, 23, 100] {
+        let mut seen = Vec::new();
+        let mut after: Option<RoomCursor> = None;
+        loop {
+            let query = RoomQuery {
+                limit,
+                after,
+                ..RoomQuery::default()
+            };
+            let page = store.list_rooms(&tenant, &query).await.expect("list");
+            assert!(page.rooms.len() <= limit);
+            seen.extend(page.rooms.iter().cloned());
+            match page.next {
+                Some(next) => {
+                    assert_eq!(
+                        Some(next),
+                        page.rooms.last().map(RoomCursor::after),
+                        "next points past the page"
+                    );
+                    // The cursor survives a round trip through its text form.
+                    after = Some(next.to_string().parse().expect("cursor parses"));
+                }
+                None => break,
+            }
+            assert!(seen.len() <= expected.len(), "paging does not end");
+        }
+        assert_eq!(seen, expected, "limit {limit}");
+    }
+}
+
+/// Each filter of [`RoomQuery`] selects exactly the matching rooms of the tenant.
+pub async fn list_rooms_filters(store: &dyn RoomStore) {
+    let tenant = fresh_tenant();
+    let other_tenant = fresh_tenant();
+    let at = |s| T0.saturating_add(Duration::from_secs(s));
+    let (draft, a) = create(&tenant, "agent-a", at(1));
+    store.append(a).await.expect("create");
+    let (grace, a) = create(&tenant, "agent-a", at(2));
+    store.append(a).await.expect("create");
+    let (grace, a) = invite(
+        &grace,
+        "Grace",
+        "Hopper",
+        "grace@example.com",
+        Some("+447911123456"),
+        at(3),
+    );
+    store.append(a).await.expect("invite");
+    let (ada, a) = create(&tenant, "agent-b", at(4));
+    store.append(a).await.expect("create");
+    let (ada, a) = invite(&ada, "Ada", "Lovelace", "ada@example.org", None, at(5));
+    store.append(a).await.expect("invite");
+    let (closed, a) = create(&tenant, "agent-b", at(6));
+    store.append(a).await.expect("create");
+    let (closed, a) = command(&closed, Command::Close, at(7));
+    store.append(a).await.expect("close");
+    // The same customer in another tenant must never show up.
+    let (stranger, a) = create(&other_tenant, "agent-a", at(8));
+    store.append(a).await.expect("create");
+    let (_, a) = invite(
+        &stranger,
+        "Grace",
+        "Hopper",
+        "grace@example.com",
+        Some("+447911123456"),
+        at(9),
+    );
+    store.append(a).await.expect("invite");
+
+    let list = |query: RoomQuery| {
+        let tenant = tenant.clone();
+        async move {
+            let page = store.list_rooms(&tenant, &query).await.expect("list");
+            page.rooms.into_iter().map(|r| r.room).collect::<Vec<_>>()
+        }
+    };
+    let by_prefix = |p: &str| RoomQuery {
+        name_prefix: Some(p.to_owned()),
+        ..RoomQuery::default()
+    };
+    assert_eq!(
+        list(RoomQuery::default()).await,
+        [closed.room(), ada.room(), grace.room(), draft.room()]
+    );
+    assert_eq!(
+        list(RoomQuery {
+            agent: Some(agent_id("agent-b")),
+            ..RoomQuery::default()
+        })
+        .await,
+        [closed.room(), ada.room()]
+    );
+    assert_eq!(list(by_prefix("gra")).await, [grace.room()], "first name prefix");
+    assert_eq!(
+        list(by_prefix("HOP")).await,
+        [grace.room()],
+        "last name prefix, any case"
+    );
+    assert_eq!(list(by_prefix("grace h")).await, [grace.room()], "full name prefix");
+    assert_eq!(list(by_prefix("  ada ")).await, [ada.room()], "trimmed");
+    assert!(list(by_prefix("race")).await.is_empty(), "prefix, not substring");
+    assert_eq!(
+        list(RoomQuery {
+            phone: Some(PhoneNumber::parse("+447911123456").expect("valid")),
+            ..RoomQuery::default()
+        })
+        .await,
+        [grace.room()]
+    );
+    assert_eq!(
+        list(RoomQuery {
+            email: Some(EmailAddress::parse("ada@example.org").expect("valid")),
+            ..RoomQuery::default()
+        })
+        .await,
+        [ada.room()]
+    );
+    assert_eq!(
+        list(RoomQuery {
+            status: Some(RoomStatus::Draft),
+            ..RoomQuery::default()
+        })
+        .await,
+        [draft.room()]
+    );
+    assert_eq!(
+        list(RoomQuery {
+            status: Some(RoomStatus::Closed),
+            agent: Some(agent_id("agent-a")),
+            ..RoomQuery::default()
+        })
+        .await,
+        Vec::<RoomId>::new(),
+        "filters combine"
+    );
+}
+
+/// Limits outside 1 to 500 and blank name prefixes are invalid.
+pub async fn list_rooms_refuses_bad_queries(store: &dyn RoomStore) {
+    let tenant = fresh_tenant();
+    for query in [
+        RoomQuery {
+            limit: 0,
+            ..RoomQuery::default()
+        },
+        RoomQuery {
+            limit: 501,
+            ..RoomQuery::default()
+        },
+        RoomQuery {
+            name_prefix: Some("  ".into()),
+            ..RoomQuery::default()
+        },
+    ] {
+        let result = store.list_rooms(&tenant, &query).await;
+        assert!(matches!(result, Err(Error::Invalid { .. })), "{query:?}: {result:?}");
+    }
+}
+
+/// Credentials are found by their hash, with their room and grant.
+pub async fn credentials_are_found_by_hash(store: &dyn RoomStore) {
+    let (state, _) = stored_room(store, 1).await;
+    let (_, mut append) = post(&state, "hello", T0);
+    let invite = credential(state.room());
+    let session = Credential {
+        grant: Grant::Session(ParticipantId::from_u128(new_id())),
+        ..credential(state.room())
+    };
+    append.credentials.extend([invite, session]);
+    store.append(append).await.expect("append");
+    assert_eq!(store.find_credential(&invite.hash).await.expect("lookup"), Some(invite));
+    assert_eq!(
+        store.find_credential(&session.hash).await.expect("lookup"),
+        Some(session)
+    );
+}
+
+/// A credential added on its own is found, and a taken hash is refused.
+pub async fn credentials_can_be_added_alone(store: &dyn RoomStore) {
+    let (state, _) = stored_room(store, 1).await;
+    let credential = credential(state.room());
+    store.add_credential(credential).await.expect("add");
+    assert_eq!(
+        store.find_credential(&credential.hash).await.expect("lookup"),
+        Some(credential)
+    );
+    let again = Credential {
+        grant: Grant::Session(ParticipantId::from_u128(new_id())),
+        ..credential
+    };
+    assert!(matches!(store.add_credential(again).await, Err(Error::Conflict { .. })));
+    assert_eq!(
+        store.find_credential(&credential.hash).await.expect("lookup"),
+        Some(credential)
+    );
+}
+
+/// Outbox rows are claimed when due, held by a lease, counted, rescheduled and deleted.
+pub async fn outbox_claims_lease_and_reschedule(store: &dyn RoomStore) {
+    let (state, _) = stored_room(store, 1).await;
+    let room = state.room();
+    // Far in the future, so rows of other checks sharing the store are not due.
+    let now = Timestamp::from_unix_millis(4_000_000_000_000);
+    let later = now.saturating_add(Duration::from_secs(3600));
+    let due = outbox_row(room, now);
+    let not_yet = outbox_row(room, later);
+    let (state, mut append) = post(&state, "hello", T0);
+    append.outbox.extend([due.clone(), not_yet.clone()]);
+    store.append(append).await.expect("append");
+    let lease = Duration::from_secs(30);
+    let mine = |claimed: Vec<ClaimedOutbox>| -> Vec<ClaimedOutbox> {
+        claimed.into_iter().filter(|c| c.message.room == room).collect()
+    };
+
+    let first = mine(store.claim_outbox(now, lease, 100).await.expect("claim"));
+    assert_eq!(
+        first,
+        [ClaimedOutbox {
+            message: due.clone(),
+            attempts: 1
+        }],
+        "only the due row"
+    );
+    assert!(
+        mine(store.claim_outbox(now, lease, 100).await.expect("claim")).is_empty(),
+        "held by its lease"
+    );
+    let expired = now.saturating_add(lease);
+    let second = mine(store.claim_outbox(expired, lease, 100).await.expect("claim"));
+    assert_eq!(second.len(), 1, "claimable again once the lease ran out");
+    assert_eq!(second[0].attempts, 2);
+
+    store.reschedule_outbox(due.id, later).await.expect("reschedule");
+    let third = mine(store.claim_outbox(later, lease, 100).await.expect("claim"));
+    let ids: Vec<OutboxId> = third.iter().map(|c| c.message.id).collect();
+    let mut by_id = [due.id, not_yet.id];
+    by_id.sort();
+    assert_eq!(ids, by_id, "both due at the same time: in id order");
+    let rescheduled = third.iter().find(|c| c.message.id == due.id).expect("claimed");
+    assert_eq!(rescheduled.attempts, 3);
+    assert_eq!(rescheduled.message.payload, due.payload);
+    assert_eq!(rescheduled.message.not_before, later);
+
+    store.delete_outbox(due.id).await.expect("delete");
+    assert!(matches!(store.delete_outbox(due.id).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        store.reschedule_outbox(due.id, now).await,
+        Err(Error::NotFound { .. })
+    ));
+    let far = later.saturating_add(Duration::from_secs(86_400));
+    let left = mine(store.claim_outbox(far, lease, 100).await.expect("claim"));
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].message.id, not_yet.id);
+    // The limit is honoured.
+    store.delete_outbox(not_yet.id).await.expect("delete");
+    let (_, mut append) = post(&state, "three rows", T0);
+    let rows = [outbox_row(room, now), outbox_row(room, now), outbox_row(room, now)];
+    append.outbox.extend(rows.iter().cloned());
+    store.append(append).await.expect("append");
+    let limited = store.claim_outbox(far, lease, 2).await.expect("claim");
+    assert_eq!(limited.len(), 2);
+}
+
+/// Completing outbox rows happens with the append that records the outcome, or not at all.
+pub async fn completing_outbox_rows_is_atomic(store: &dyn RoomStore) {
+    let (state, _) = stored_room(store, 1).await;
+    let room = state.room();
+    let now = Timestamp::from_unix_millis(4_100_000_000_000);
+    let row = outbox_row(room, now);
+    let (state, mut append) = post(&state, "queue", T0);
+    append.outbox.push(row.clone());
+    store.append(append).await.expect("append");
+
+    let (state, mut done) = post(&state, "sent", T0);
+    done.completed_outbox.push(row.id);
+    let mut twice = done.clone();
+    store.append(done).await.expect("complete");
+    let mine = store
+        .claim_outbox(now, Duration::from_secs(5), 1000)
+        .await
+        .expect("claim");
+    assert!(mine.iter().all(|c| c.message.id != row.id), "completed rows are gone");
+
+    // Completing it again (a second dispatcher) is refused, and its events are not written.
+    twice.expected = state.seq();
+    twice.events[0].seq = state.seq().next();
+    twice.summary.seq = state.seq().next();
+    assert!(matches!(store.append(twice).await, Err(Error::Conflict { .. })));
+    assert_eq!(all_events(store, room).await.len(), 3);
+}
+
+/// `idle_rooms` lists active rooms idle since the cutoff, oldest activity first.
+pub async fn idle_rooms_are_active_and_idle(store: &dyn RoomStore) {
+    let tenant = fresh_tenant();
+    // Long before other checks' rooms, so that they do not show up.
+    let base = Timestamp::from_unix_millis(1_000_000_000_000);
+    let at = |s| base.saturating_add(Duration::from_secs(s));
+    let (draft, a) = create(&tenant, "agent-a", at(0));
+    store.append(a).await.expect("create");
+    let (old, a) = create(&tenant, "agent-a", at(0));
+    store.append(a).await.expect("create");
+    let (old, a) = invite(&old, "Old", "Customer", "old@example.com", None, at(10));
+    store.append(a).await.expect("invite");
+    let (older, a) = create(&tenant, "agent-a", at(0));
+    store.append(a).await.expect("create");
+    let (_, a) = invite(&older, "Older", "Customer", "older@example.com", None, at(5));
+    store.append(a).await.expect("invite");
+    let (fresh, a) = create(&tenant, "agent-a", at(0));
+    store.append(a).await.expect("create");
+    let (_, a) = invite(&fresh, "Fresh", "Customer", "fresh@example.com", None, at(100));
+    store.append(a).await.expect("invite");
+    let (closed, a) = create(&tenant, "agent-a", at(0));
+    store.append(a).await.expect("create");
+    let (closed, a) = invite(&closed, "Closed", "Customer", "closed@example.com", None, at(1));
+    store.append(a).await.expect("invite");
+    let (_, a) = command(&closed, Command::Close, at(2));
+    store.append(a).await.expect("close");
+
+    let idle = store.idle_rooms(at(10), 100).await.expect("idle");
+    assert_eq!(idle, [older.room(), old.room()]);
+    assert!(!idle.contains(&draft.room()));
+    assert_eq!(store.idle_rooms(at(10), 1).await.expect("idle"), [older.room()]);
+}
+
+/// Of many appends racing with the same expected seq, exactly one wins; the log stays whole.
+pub async fn concurrent_appends_have_one_winner(store: &dyn RoomStore) {
+    let (state, _) = stored_room(store, 1).await;
+    let appends: Vec<Append> = (0..16).map(|i| post(&state, &format!("racer {i}"), T0).1).collect();
+    let results = join_all(appends.into_iter().map(|a| store.append(a))).await;
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(Error::Conflict { .. })))
+    );
+    let events = all_events(store, state.room()).await;
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq.get()).collect();
+    assert_eq!(seqs, [1, 2]);
+}
+
+/// `append` renumbered as if its writer had seen one event fewer: always stale.
+pub fn stale(mut append: Append) -> Append {
+    let behind = Seq::new(append.expected.get().saturating_sub(1));
+    append.expected = behind;
+    append.events[0].seq = behind.next();
+    append.summary.seq = behind.next();
+    append
+}
+
+/// Appends to many rooms at once, as a store that commits them in groups meets them: per
+/// room, of two valid appends with the same expected seq exactly one wins and each stale one
+/// is a `Conflict`, whatever the other appends of its group do; nothing is lost or doubled.
+pub async fn racing_appends_over_many_rooms_are_answered_one_by_one(store: &dyn RoomStore) {
+    let tenant = fresh_tenant();
+    let mut rooms = Vec::new();
+    for _ in 0..16 {
+        let (state, append) = create(&tenant, "agent", T0);
+        store.append(append).await.expect("create");
+        rooms.push(state);
+    }
+    for round in 0..5 {
+        let mut appends = Vec::new();
+        for (i, state) in rooms.iter().enumerate() {
+            let first = post(state, &format!("round {round} first"), T0).1;
+            let second = post(state, &format!("round {round} second"), T0).1;
+            appends.push((i, true, first.clone()));
+            appends.push((i, true, second));
+            appends.push((i, false, stale(first.clone())));
+            appends.push((i, false, stale(first)));
+        }
+        let results = join_all(appends.iter().map(|(_, _, a)| store.append(a.clone()))).await;
+        for (room, state) in rooms.iter_mut().enumerate() {
+            let mine: Vec<(bool, &Result<(), Error>)> = appends
+                .iter()
+                .zip(&results)
+                .filter(|((i, _, _), _)| *i == room)
+                .map(|((_, valid, _), r)| (*valid, r))
+                .collect();
+            let valid_wins = mine.iter().filter(|(valid, r)| *valid && r.is_ok()).count();
+            assert_eq!(valid_wins, 1, "round {round} room {room}: {mine:?}");
+            for (valid, result) in &mine {
+                if !valid {
+                    assert!(
+                        matches!(result, Err(Error::Conflict { .. })),
+                        "a stale append: {result:?}"
+                    );
+                }
+            }
+            *state = store.load_room(state.room()).await.expect("load").expect("the room");
+        }
+    }
+    for state in &rooms {
+        let seqs: Vec<u64> = all_events(store, state.room())
+            .await
+            .iter()
+            .map(|e| e.seq.get())
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6], "nothing lost, nothing doubled");
+    }
+}
