@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use collab_benches::{agent, fixture, percentile, runtime};
 use collab_core::rooms::{EventStream, Rooms};
-use collab_core::{Error, RoomId, Seq};
+use collab_core::{Entity, Error, RoomId, Seq};
 use collab_store_postgres::testing::TestSchema;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::StreamExt;
@@ -37,7 +37,7 @@ async fn deliver(from: &Rooms, room: RoomId, to: &mut EventStream) -> (Duration,
         let next = tokio::time::timeout(Duration::from_secs(10), to.next())
             .await
             .map_err(|e| Error::backend("subscription", e));
-        let event = fixture(fixture(fixture(next).ok_or(Error::NotFound { what: "event" })));
+        let event = fixture(fixture(fixture(next).ok_or(Error::NotFound { what: Entity::Message })));
         if event.seq == posted.seq {
             return (started.elapsed(), acknowledged);
         }

@@ -8,10 +8,11 @@
 use std::time::{Duration, Instant};
 
 use collab_benches::{agent, fixture, messages_after, new_room, percentile, runtime};
+use collab_core::decide::{Command, Context, InviteCommand, decide};
 use collab_core::store::{Append, RoomQuery};
 use collab_core::{
-    Channel, Clock, Command, Context, EmailAddress, Error, InviteCommand, InviteId, PersonName, Policy, Recipient,
-    RoomId, RoomStore, SystemClock, TenantId, decide,
+    Channel, Clock, EmailAddress, Error, InviteId, PersonName, Policy, Recipient, RoomId, RoomStore, SystemClock,
+    TenantId,
 };
 use collab_store_sqlite::SqliteRoomStore;
 use criterion::{Criterion, criterion_group, criterion_main};

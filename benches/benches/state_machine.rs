@@ -7,6 +7,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use collab_core::blob::BlobKey;
+use collab_core::decide::{Command, Context, InviteCommand, create_room, decide};
 use collab_core::*;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 

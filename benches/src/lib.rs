@@ -71,7 +71,7 @@ pub fn median(mut values: Vec<f64>) -> f64 {
 /// The first event of bench room `id`, opened by [`agent`] now, and the room's state.
 pub fn new_room(id: u128) -> (collab_core::Event, collab_core::RoomState) {
     use collab_core::Clock;
-    let created = collab_core::create_room(
+    let created = collab_core::decide::create_room(
         RoomId::from_u128(id),
         fixture(TenantId::new("bench")),
         fixture(AgentId::new("agent")),
@@ -88,16 +88,16 @@ pub fn messages_after(state: &mut collab_core::RoomState, count: usize) -> Vec<c
     let actor = agent();
     let mut events = Vec::with_capacity(count);
     for i in 0..count {
-        let command = collab_core::Command::PostMessage {
+        let command = collab_core::decide::Command::PostMessage {
             text: format!("Message {i}: could you please send me the signed form?"),
             client_key: None,
         };
-        let ctx = collab_core::Context {
+        let ctx = collab_core::decide::Context {
             now: collab_core::SystemClock.now(),
             actor: &actor,
             policy: &policy,
         };
-        for event in fixture(collab_core::decide(state, &command, &ctx)) {
+        for event in fixture(collab_core::decide::decide(state, &command, &ctx)) {
             state.apply(&event);
             events.push(event);
         }

@@ -1,11 +1,12 @@
 //! The pure heart of a room: [`decide`] what a command does, as events, without any I/O.
 
-use crate::Error;
 use crate::customer::{Channel, Customer, PersonName, Recipient};
+use crate::error::{Entity, Error, Rule};
 use crate::event::{DeliveryStatus, DocumentMeta, Event, EventActor, EventData, Seq};
 use crate::id::{AgentId, InviteId, ParticipantId, RoomId, TenantId};
 use crate::policy::Policy;
-use crate::state::{DEFAULT_ROOM_NAME, InviteStatus, RoomState, RoomStatus};
+pub use crate::state::{CLIENT_KEY_WINDOW, DEFAULT_ROOM_NAME};
+use crate::state::{InviteStatus, RoomState, RoomStatus};
 use crate::time::Timestamp;
 
 /// The most customer sessions a room may have opened, so that one link opened in a loop cannot
@@ -186,7 +187,7 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             }
         }
         Command::RevokeInvite { invite } => {
-            let found = state.invite(*invite).ok_or(Error::NotFound { what: "invite" })?;
+            let found = state.invite(*invite).ok_or(Error::NotFound { what: Entity::Invite })?;
             if found.status != InviteStatus::Revoked {
                 out.push(EventData::InviteRevoked { invite: *invite });
             }
@@ -205,14 +206,14 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             // Wrong, revoked and expired invites are one error, so a token holder learns nothing.
             let usable = state.invite(*invite).is_some_and(|i| i.is_usable_at(ctx.now));
             if !usable {
-                return Err(Error::NotFound { what: "invite" });
+                return Err(Error::NotFound { what: Entity::Invite });
             }
             if state.participant(*participant).is_some() {
                 return Err(Error::conflict("participant id already in use"));
             }
             if state.participants().len() >= MAX_PARTICIPANTS {
                 return Err(Error::NotAllowed {
-                    reason: "the room has as many customer sessions as it may have",
+                    reason: Rule::TooManySessions,
                 });
             }
             record_due_timeout(&mut out);
@@ -223,9 +224,9 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             });
         }
         Command::RevokeSession { participant } => {
-            let found = state
-                .participant(*participant)
-                .ok_or(Error::NotFound { what: "participant" })?;
+            let found = state.participant(*participant).ok_or(Error::NotFound {
+                what: Entity::Participant,
+            })?;
             if !found.revoked {
                 out.push(EventData::SessionRevoked {
                     participant: *participant,
@@ -252,7 +253,7 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             out.push(EventData::DocumentShared(document.clone()));
         }
         Command::RecordDelivery { invite, status } => {
-            let found = state.invite(*invite).ok_or(Error::NotFound { what: "invite" })?;
+            let found = state.invite(*invite).ok_or(Error::NotFound { what: Entity::Invite })?;
             if found.status.advances_to(InviteStatus::from(status)) {
                 out.push(EventData::InviteDelivery {
                     invite: *invite,
@@ -296,8 +297,8 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
 /// that does not exist; a revoked session gets [`Error::Forbidden`].
 pub fn authorize_read(state: &RoomState, actor: &Actor) -> Result<(), Error> {
     match actor {
-        Actor::Agent { tenant, .. } if tenant != state.tenant() => Err(Error::NotFound { what: "room" }),
-        Actor::Customer { room, .. } if *room != state.room() => Err(Error::NotFound { what: "room" }),
+        Actor::Agent { tenant, .. } if tenant != state.tenant() => Err(Error::NotFound { what: Entity::Room }),
+        Actor::Customer { room, .. } if *room != state.room() => Err(Error::NotFound { what: Entity::Room }),
         Actor::Customer { participant, .. } if state.participant(*participant).is_none_or(|p| p.revoked) => {
             Err(Error::Forbidden)
         }
@@ -333,7 +334,7 @@ fn invite_event(state: &RoomState, cmd: &InviteCommand, ctx: &Context<'_>) -> Re
         });
         if !gone_out {
             return Err(Error::NotAllowed {
-                reason: "a link is available once an SMS or email invite has gone out",
+                reason: Rule::LinkBeforeInvite,
             });
         }
     }

@@ -514,7 +514,7 @@ pub async fn pdf_page_count_holding(
             let _ = sender.send(counted);
             drop(guard);
         })
-        .map_err(|e| Error::backend("pdf thread", e))?;
+        .map_err(|e| Error::internal("pdf thread", e))?;
     // On timeout the thread cannot be stopped: it runs the parse to its end, bounded by the
     // size and nesting limits above, and then exits.
     match tokio::time::timeout(policy.pdf_timeout, receiver).await {

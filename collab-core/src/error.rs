@@ -1,6 +1,7 @@
-//! The one error type of the core and of the storage traits.
+//! The one error type of the core and of the storage traits, and its kinds.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::time::Duration;
 
 /// A boxed error from a backend, kept as a value so callers can inspect its chain.
@@ -9,15 +10,16 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Everything that can go wrong in a room, for a host to map onto its own responses.
 ///
 /// Each variant is a kind a caller can act on; the comments say which HTTP status a web host
-/// would usually answer with.
+/// would usually answer with. A host that maps errors to responses matches on [`Error::kind`],
+/// one arm per [`ErrorKind`], rather than on the variants and their fields.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The thing does not exist, or the actor may not know that it exists (404).
     #[error("{what} not found")]
     NotFound {
-        /// What was looked for: "room", "invite", "document"…
-        what: &'static str,
+        /// What was looked for.
+        what: Entity,
     },
     /// The actor may not do this (403). Never says whether the target exists.
     #[error("forbidden")]
@@ -43,7 +45,7 @@ pub enum Error {
     #[error("not allowed: {reason}")]
     NotAllowed {
         /// Which rule refused it.
-        reason: &'static str,
+        reason: Rule,
     },
     /// The room timed out and is read-only for the customer until an agent re-invites (409/423).
     #[error("the room has timed out; an agent must re-invite the customer")]
@@ -102,6 +104,26 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The client's upload stream ended in an error before its end: the client disconnected or
+    /// its body could not be read (400). Nothing was kept. A fault of the connection, not of the
+    /// server: worth a debug line, not an alarm.
+    #[error("the upload was interrupted: {source}")]
+    UploadAborted {
+        /// The stream's own error.
+        #[source]
+        source: BoxError,
+    },
+    /// Something inside the library or the process failed that no backend or input explains: an
+    /// encoding that cannot fail did, a worker thread could not start, the operating system's
+    /// random number generator failed (500).
+    #[error("internal error in {what}: {source}")]
+    Internal {
+        /// The part that failed.
+        what: &'static str,
+        /// Its own error.
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl Error {
@@ -124,5 +146,233 @@ impl Error {
             backend,
             source: source.into(),
         }
+    }
+
+    /// An [`Error::Internal`] in `what`, wrapping `source`.
+    pub fn internal(what: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Internal {
+            what,
+            source: source.into(),
+        }
+    }
+
+    /// The kind of this error, for a host to map onto its own responses.
+    ///
+    /// ```
+    /// use collab_core::{Error, ErrorKind};
+    ///
+    /// let e = Error::invalid("message", "must not be empty");
+    /// assert_eq!(e.kind(), ErrorKind::Invalid);
+    /// assert_eq!(e.kind().as_str(), "invalid");
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::Forbidden => ErrorKind::Forbidden,
+            Self::Invalid { .. } => ErrorKind::Invalid,
+            Self::Conflict { .. } => ErrorKind::Conflict,
+            Self::SmsNotActivated => ErrorKind::SmsNotActivated,
+            Self::NotAllowed { .. } => ErrorKind::NotAllowed,
+            Self::RoomTimedOut => ErrorKind::RoomTimedOut,
+            Self::RoomClosed => ErrorKind::RoomClosed,
+            Self::TooLarge { .. } => ErrorKind::TooLarge,
+            Self::UnsupportedMediaType { .. } => ErrorKind::UnsupportedMediaType,
+            Self::RangeNotSatisfiable { .. } => ErrorKind::RangeNotSatisfiable,
+            Self::RateLimited { .. } => ErrorKind::RateLimited,
+            Self::Unsupported { .. } => ErrorKind::Unsupported,
+            Self::BackendCredentials { .. } => ErrorKind::BackendCredentials,
+            Self::Backend { .. } => ErrorKind::Backend,
+            Self::UploadAborted { .. } => ErrorKind::UploadAborted,
+            Self::Internal { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// What kind of [`Error`] happened: one value per way a caller can react.
+///
+/// [`as_str`](ErrorKind::as_str) gives each kind a stable code, `snake_case`, for APIs and logs.
+/// New kinds may come in minor releases, so a `match` needs a wildcard arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::NotFound`].
+    NotFound,
+    /// [`Error::Forbidden`].
+    Forbidden,
+    /// [`Error::Invalid`].
+    Invalid,
+    /// [`Error::Conflict`].
+    Conflict,
+    /// [`Error::SmsNotActivated`].
+    SmsNotActivated,
+    /// [`Error::NotAllowed`].
+    NotAllowed,
+    /// [`Error::RoomTimedOut`].
+    RoomTimedOut,
+    /// [`Error::RoomClosed`].
+    RoomClosed,
+    /// [`Error::TooLarge`].
+    TooLarge,
+    /// [`Error::UnsupportedMediaType`].
+    UnsupportedMediaType,
+    /// [`Error::RangeNotSatisfiable`].
+    RangeNotSatisfiable,
+    /// [`Error::RateLimited`].
+    RateLimited,
+    /// [`Error::Unsupported`].
+    Unsupported,
+    /// [`Error::BackendCredentials`].
+    BackendCredentials,
+    /// [`Error::Backend`].
+    Backend,
+    /// [`Error::UploadAborted`].
+    UploadAborted,
+    /// [`Error::Internal`].
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of the enum.
+    pub const ALL: &'static [ErrorKind] = &[
+        Self::NotFound,
+        Self::Forbidden,
+        Self::Invalid,
+        Self::Conflict,
+        Self::SmsNotActivated,
+        Self::NotAllowed,
+        Self::RoomTimedOut,
+        Self::RoomClosed,
+        Self::TooLarge,
+        Self::UnsupportedMediaType,
+        Self::RangeNotSatisfiable,
+        Self::RateLimited,
+        Self::Unsupported,
+        Self::BackendCredentials,
+        Self::Backend,
+        Self::UploadAborted,
+        Self::Internal,
+    ];
+
+    /// The kind's stable code: `not_found`, `invalid`, `sms_not_activated`…
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Forbidden => "forbidden",
+            Self::Invalid => "invalid",
+            Self::Conflict => "conflict",
+            Self::SmsNotActivated => "sms_not_activated",
+            Self::NotAllowed => "not_allowed",
+            Self::RoomTimedOut => "room_timed_out",
+            Self::RoomClosed => "room_closed",
+            Self::TooLarge => "too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RangeNotSatisfiable => "range_not_satisfiable",
+            Self::RateLimited => "rate_limited",
+            Self::Unsupported => "unsupported",
+            Self::BackendCredentials => "backend_credentials",
+            Self::Backend => "backend",
+            Self::UploadAborted => "upload_aborted",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Whether the fault lies with the deployment or the library rather than with the request:
+    /// a host logs these at error level and shows the caller no detail.
+    pub const fn is_server_fault(self) -> bool {
+        matches!(self, Self::BackendCredentials | Self::Backend | Self::Internal)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an [`Error::NotFound`] looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Entity {
+    /// A room, or one the actor may not know of.
+    Room,
+    /// An invite, or its link: wrong, revoked and expired links are all this.
+    Invite,
+    /// A customer's session in a room.
+    Participant,
+    /// A chat message.
+    Message,
+    /// A shared document.
+    Document,
+    /// A room's current link (none is available).
+    Link,
+    /// A delivery request in the outbox.
+    OutboxRow,
+}
+
+impl Entity {
+    /// The entity's name in words: `room`, `outbox row`…
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Room => "room",
+            Self::Invite => "invite",
+            Self::Participant => "participant",
+            Self::Message => "message",
+            Self::Document => "document",
+            Self::Link => "link",
+            Self::OutboxRow => "outbox row",
+        }
+    }
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which rule refused a command, in an [`Error::NotAllowed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rule {
+    /// A room holds at most [`MAX_PARTICIPANTS`](crate::decide::MAX_PARTICIPANTS) customer
+    /// sessions.
+    TooManySessions,
+    /// The policy makes a link available only once an SMS or email invite has gone out
+    /// ([`Policy::with_link_requires_prior_invite`](crate::Policy::with_link_requires_prior_invite)).
+    LinkBeforeInvite,
+    /// The abuse guard does not send SMS to the number's country.
+    SmsCountry,
+    /// The abuse guard sends SMS only to mobile numbers.
+    SmsNotMobile,
+}
+
+impl Rule {
+    /// The rule in words a person can act on.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TooManySessions => "the room has as many customer sessions as it may have",
+            Self::LinkBeforeInvite => "a link is available once an SMS or email invite has gone out",
+            Self::SmsCountry => "SMS invites to this country are not allowed",
+            Self::SmsNotMobile => "this number cannot receive SMS (not a mobile number)",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_code() {
+        let mut codes: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ErrorKind::ALL.len());
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::blob::{BlobKey, Sha256Digest};
+use crate::content::{BlobKey, Sha256Digest};
 use crate::customer::{Channel, Customer, Recipient};
 use crate::id::{AgentId, DocumentId, InviteId, ParticipantId, RoomId, TenantId};
 use crate::time::Timestamp;

@@ -1,9 +1,8 @@
 //! Protection against invite abuse: an [`InviteGuard`] may refuse an invite before it is
 //! recorded, and a [`CounterStore`] keeps the counts it needs across restarts.
 
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -50,16 +49,24 @@ pub trait InviteGuard: fmt::Debug + Send + Sync + 'static {
     }
 }
 
-#[async_trait]
-impl<T: InviteGuard + ?Sized> InviteGuard for Arc<T> {
-    async fn admit(&self, attempt: &InviteAttempt<'_>) -> Result<(), Error> {
-        (**self).admit(attempt).await
-    }
+macro_rules! forward_invite_guard {
+    ($wrapper:ty) => {
+        #[async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl<T: InviteGuard + ?Sized> InviteGuard for $wrapper {
+            async fn admit(&self, attempt: &InviteAttempt<'_>) -> Result<(), Error> {
+                (**self).admit(attempt).await
+            }
 
-    async fn joined(&self, tenant: &TenantId, room: RoomId) {
-        (**self).joined(tenant, room).await
-    }
+            async fn joined(&self, tenant: &TenantId, room: RoomId) {
+                (**self).joined(tenant, room).await
+            }
+        }
+    };
 }
+
+forward_invite_guard!(Arc<T>);
+forward_invite_guard!(Box<T>);
 
 /// The answer of [`CounterStore::hit`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,68 +103,28 @@ pub trait CounterStore: fmt::Debug + Send + Sync + 'static {
     async fn recent(&self, key: &str, since: Timestamp) -> Result<Vec<Timestamp>, Error>;
 }
 
-#[async_trait]
-impl<T: CounterStore + ?Sized> CounterStore for Arc<T> {
-    async fn hit(&self, key: &str, now: Timestamp, window: Duration, limit: u32) -> Result<Hit, Error> {
-        (**self).hit(key, now, window, limit).await
-    }
+macro_rules! forward_counter_store {
+    ($wrapper:ty) => {
+        #[async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl<T: CounterStore + ?Sized> CounterStore for $wrapper {
+            async fn hit(&self, key: &str, now: Timestamp, window: Duration, limit: u32) -> Result<Hit, Error> {
+                (**self).hit(key, now, window, limit).await
+            }
 
-    async fn recent(&self, key: &str, since: Timestamp) -> Result<Vec<Timestamp>, Error> {
-        (**self).recent(key, since).await
-    }
+            async fn recent(&self, key: &str, since: Timestamp) -> Result<Vec<Timestamp>, Error> {
+                (**self).recent(key, since).await
+            }
+        }
+    };
 }
+
+forward_counter_store!(Arc<T>);
+forward_counter_store!(Box<T>);
 
 /// The longest window a counter remembers: older hits are dropped.
 pub const MAX_COUNTER_WINDOW: Duration = Duration::from_secs(31 * 24 * 60 * 60);
 
-/// A [`CounterStore`] in memory: limits reset when the process restarts.
-#[derive(Default)]
-pub struct MemoryCounterStore {
-    hits: Mutex<HashMap<String, VecDeque<Timestamp>>>,
-}
-
-impl fmt::Debug for MemoryCounterStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys = self.hits.lock().map_or(0, |h| h.len());
-        f.debug_struct("MemoryCounterStore").field("keys", &keys).finish()
-    }
-}
-
-impl MemoryCounterStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-#[async_trait]
-impl CounterStore for MemoryCounterStore {
-    async fn hit(&self, key: &str, now: Timestamp, window: Duration, limit: u32) -> Result<Hit, Error> {
-        let mut hits = self.hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let times = hits.entry(key.to_owned()).or_default();
-        let forget_before = now.saturating_sub(MAX_COUNTER_WINDOW);
-        while times.front().is_some_and(|t| *t <= forget_before) {
-            times.pop_front();
-        }
-        let start = now.saturating_sub(window);
-        let in_window: Vec<Timestamp> = times.iter().copied().filter(|t| *t > start).collect();
-        if in_window.len() >= limit as usize {
-            let oldest = in_window.first().copied().unwrap_or(now);
-            return Ok(Hit::Refused {
-                retry_after: oldest.saturating_add(window).since(now),
-            });
-        }
-        times.push_back(now);
-        Ok(Hit::Counted {
-            count: u32::try_from(in_window.len() + 1).unwrap_or(u32::MAX),
-        })
-    }
-
-    async fn recent(&self, key: &str, since: Timestamp) -> Result<Vec<Timestamp>, Error> {
-        let hits = self.hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(hits
-            .get(key)
-            .map(|times| times.iter().copied().filter(|t| *t > since).collect())
-            .unwrap_or_default())
-    }
-}
+// Its old home; the store lives with the other memory implementations now.
+#[doc(no_inline)]
+pub use crate::memory::MemoryCounterStore;

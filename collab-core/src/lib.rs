@@ -1,14 +1,22 @@
 //! Collaboration rooms: an agent opens a room, invites a customer by SMS, email or a link, and
 //! the two chat and share documents.
 //!
-//! This crate is the core, free of I/O: the room state machine ([`decide`] and
-//! [`RoomState::apply`]), the storage traits ([`RoomStore`], [`BlobStore`]) and their in-memory
-//! implementations, and [`document`], which tells what an upload is from its bytes. Adapters
-//! live in their own crates (`collab-store-sqlite`, `collab-store-s3`, `collab-notify`).
+//! This crate is the core. A host uses [`Rooms`], built with [`RoomsBuilder`]: every operation
+//! an agent or a customer ([`Actor`]) may call, over the traits that do the I/O — [`RoomStore`]
+//! (events, outbox, credentials), [`BlobStore`] (document bytes), [`Notifier`] (SMS and
+//! email), [`Transport`] (live events across servers) and [`Clock`]. Their in-memory
+//! implementations ([`memory`]) are the defaults; adapters live in their own crates
+//! (`collab-store-sqlite`, `collab-store-postgres`, `collab-store-s3`, `collab-notify`).
+//!
+//! The part that is free of I/O is the state machine in [`decide`]: [`decide()`](decide::decide)
+//! turns a room's state and a command into events, and [`RoomState::apply`] folds them in.
+//! [`document`] tells what an upload is from its bytes. Every failure is an [`Error`]; a host
+//! maps its [`kind`](Error::kind) onto its own responses.
 //!
 //! # A room in a few lines
 //!
 //! ```
+//! use collab_core::decide::{Command, Context, InviteCommand, create_room, decide};
 //! use collab_core::*;
 //!
 //! let agent = Actor::Agent { tenant: TenantId::new("acme")?, agent: AgentId::new("ada")? };
@@ -16,7 +24,7 @@
 //! let now = Timestamp::from_unix_millis(1_795_857_000_000);
 //!
 //! let created = create_room(RoomId::from_u128(1), TenantId::new("acme")?, AgentId::new("ada")?, now);
-//! let mut room = RoomState::replay([&created])?.ok_or(Error::NotFound { what: "room" })?;
+//! let mut room = RoomState::replay([&created])?.ok_or(Error::NotFound { what: Entity::Room })?;
 //! assert_eq!(room.name(), "Collaboration Room");
 //!
 //! let invite = Command::Invite(InviteCommand {
@@ -45,8 +53,9 @@
 //! | `testing` | [`testing`]: the conformance kit for store adapters and fault-injecting wrappers (not a stable API) |
 
 pub mod blob;
+mod content;
 pub mod customer;
-mod decide;
+pub mod decide;
 pub mod document;
 mod error;
 pub mod event;
@@ -60,28 +69,24 @@ mod state;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod time;
+pub mod time;
 mod token;
 pub mod transport;
 
-pub use blob::{BlobKey, BlobStore};
+pub use blob::BlobStore;
 pub use customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
-pub use decide::{
-    Actor, Command, Context, InviteCommand, MAX_CLIENT_KEY_LEN, MAX_PARTICIPANTS, authorize_read, create_room, decide,
-};
-pub use error::{BoxError, Error};
+pub use decide::Actor;
+pub use error::{BoxError, Entity, Error, ErrorKind, Rule};
 pub use event::{DeliveryStatus, DocumentKind, DocumentMeta, Event, EventActor, EventData, Seq};
-pub use id::{
-    AgentId, DocumentId, IdGenerator, InviteId, OutboxId, ParticipantId, RandomIds, RoomId, SequentialIds, TenantId,
-};
+pub use id::{AgentId, DocumentId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
+pub use notify::Notifier;
 pub use policy::Policy;
-pub use state::{
-    CLIENT_KEY_WINDOW, DEFAULT_ROOM_NAME, InviteState, InviteStatus, ParticipantState, RoomState, RoomStatus,
-    RoomSummary,
-};
+pub use rooms::{InviteRequest, Rooms, RoomsBuilder, RoomsConfig, TimelineQuery};
+pub use state::{InviteState, InviteStatus, ParticipantState, RoomState, RoomStatus, RoomSummary};
 pub use store::RoomStore;
-pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use time::{Clock, SystemClock, Timestamp};
 pub use token::{Token, TokenHash};
+pub use transport::Transport;
 
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

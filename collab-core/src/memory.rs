@@ -1,7 +1,8 @@
 //! In-memory stores: the defaults for tests, examples and single-process trials. Nothing
 //! survives the process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -9,12 +10,13 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, stream};
 
-use crate::Error;
 use crate::blob::{
     BlobInfo, BlobKey, BlobListing, BlobMeta, BlobPrefix, BlobStore, ByteRange, Download, StoredBlob, UploadDigest,
     UploadStream, upload_interrupted,
 };
+use crate::error::{Entity, Error};
 use crate::event::{Event, Seq};
+use crate::guard::{CounterStore, Hit, MAX_COUNTER_WINDOW};
 use crate::id::{OutboxId, RoomId, TenantId};
 use crate::state::{RoomStatus, RoomSummary};
 use crate::store::{Append, ClaimedOutbox, Credential, OutboxMessage, RoomCursor, RoomPage, RoomQuery, RoomStore};
@@ -208,7 +210,9 @@ impl RoomStore for MemoryRoomStore {
 
     async fn reschedule_outbox(&self, id: OutboxId, not_before: Timestamp) -> Result<(), Error> {
         let mut data = lock(&self.inner);
-        let row = data.outbox.get_mut(&id).ok_or(Error::NotFound { what: "outbox row" })?;
+        let row = data.outbox.get_mut(&id).ok_or(Error::NotFound {
+            what: Entity::OutboxRow,
+        })?;
         row.message.not_before = not_before;
         row.leased_until = None;
         Ok(())
@@ -224,11 +228,9 @@ impl RoomStore for MemoryRoomStore {
     }
 
     async fn delete_outbox(&self, id: OutboxId) -> Result<(), Error> {
-        lock(&self.inner)
-            .outbox
-            .remove(&id)
-            .map(|_| ())
-            .ok_or(Error::NotFound { what: "outbox row" })
+        lock(&self.inner).outbox.remove(&id).map(|_| ()).ok_or(Error::NotFound {
+            what: Entity::OutboxRow,
+        })
     }
 }
 
@@ -326,5 +328,57 @@ impl BlobStore for MemoryBlobStore {
             })
             .collect();
         Box::pin(stream::iter(found))
+    }
+}
+
+/// A [`CounterStore`] in memory: limits reset when the process restarts.
+#[derive(Default)]
+pub struct MemoryCounterStore {
+    hits: Mutex<HashMap<String, VecDeque<Timestamp>>>,
+}
+
+impl fmt::Debug for MemoryCounterStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = self.hits.lock().map_or(0, |h| h.len());
+        f.debug_struct("MemoryCounterStore").field("keys", &keys).finish()
+    }
+}
+
+impl MemoryCounterStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl CounterStore for MemoryCounterStore {
+    async fn hit(&self, key: &str, now: Timestamp, window: Duration, limit: u32) -> Result<Hit, Error> {
+        let mut hits = self.hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let times = hits.entry(key.to_owned()).or_default();
+        let forget_before = now.saturating_sub(MAX_COUNTER_WINDOW);
+        while times.front().is_some_and(|t| *t <= forget_before) {
+            times.pop_front();
+        }
+        let start = now.saturating_sub(window);
+        let in_window: Vec<Timestamp> = times.iter().copied().filter(|t| *t > start).collect();
+        if in_window.len() >= limit as usize {
+            let oldest = in_window.first().copied().unwrap_or(now);
+            return Ok(Hit::Refused {
+                retry_after: oldest.saturating_add(window).since(now),
+            });
+        }
+        times.push_back(now);
+        Ok(Hit::Counted {
+            count: u32::try_from(in_window.len() + 1).unwrap_or(u32::MAX),
+        })
+    }
+
+    async fn recent(&self, key: &str, since: Timestamp) -> Result<Vec<Timestamp>, Error> {
+        let hits = self.hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(hits
+            .get(key)
+            .map(|times| times.iter().copied().filter(|t| *t > since).collect())
+            .unwrap_or_default())
     }
 }

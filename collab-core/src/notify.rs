@@ -148,19 +148,20 @@ pub trait Notifier: fmt::Debug + Send + Sync + 'static {
     async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError>;
 }
 
-#[async_trait]
-impl<T: Notifier + ?Sized> Notifier for Arc<T> {
-    async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
-        (**self).send(notification).await
-    }
+macro_rules! forward_notifier {
+    ($wrapper:ty) => {
+        #[async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl<T: Notifier + ?Sized> Notifier for $wrapper {
+            async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
+                (**self).send(notification).await
+            }
+        }
+    };
 }
 
-#[async_trait]
-impl<T: Notifier + ?Sized> Notifier for Box<T> {
-    async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
-        (**self).send(notification).await
-    }
-}
+forward_notifier!(Arc<T>);
+forward_notifier!(Box<T>);
 
 /// A fake [`Notifier`] that records what it is asked to send and fails when told to.
 ///

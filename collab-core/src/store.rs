@@ -389,6 +389,7 @@ const LOAD_PAGE: usize = 1_000;
 macro_rules! forward_room_store {
     ($wrapper:ty) => {
         #[async_trait]
+        #[deny(clippy::missing_trait_methods)]
         impl<T: RoomStore + ?Sized> RoomStore for $wrapper {
             async fn append(&self, append: Append) -> Result<(), Error> {
                 (**self).append(append).await

@@ -11,7 +11,7 @@ use crate::Error;
 /// `N` bytes from the operating system's random number generator.
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
     let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| Error::backend("os random number generator", e))?;
+    getrandom::fill(&mut bytes).map_err(|e| Error::internal("os random number generator", e))?;
     Ok(bytes)
 }
 

@@ -76,27 +76,24 @@ pub trait Transport: fmt::Debug + Send + Sync + 'static {
     fn subscribe(&self, room: RoomId) -> LiveStream;
 }
 
-#[async_trait]
-impl<T: Transport + ?Sized> Transport for Arc<T> {
-    async fn publish(&self, room: RoomId, events: &[Arc<Event>]) -> Result<(), Error> {
-        (**self).publish(room, events).await
-    }
+macro_rules! forward_transport {
+    ($wrapper:ty) => {
+        #[async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl<T: Transport + ?Sized> Transport for $wrapper {
+            async fn publish(&self, room: RoomId, events: &[Arc<Event>]) -> Result<(), Error> {
+                (**self).publish(room, events).await
+            }
 
-    fn subscribe(&self, room: RoomId) -> LiveStream {
-        (**self).subscribe(room)
-    }
+            fn subscribe(&self, room: RoomId) -> LiveStream {
+                (**self).subscribe(room)
+            }
+        }
+    };
 }
 
-#[async_trait]
-impl<T: Transport + ?Sized> Transport for Box<T> {
-    async fn publish(&self, room: RoomId, events: &[Arc<Event>]) -> Result<(), Error> {
-        (**self).publish(room, events).await
-    }
-
-    fn subscribe(&self, room: RoomId) -> LiveStream {
-        (**self).subscribe(room)
-    }
-}
+forward_transport!(Arc<T>);
+forward_transport!(Box<T>);
 
 /// A [`Transport`] within one process, on a `tokio::sync::broadcast` channel per room.
 ///

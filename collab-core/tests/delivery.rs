@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use collab_core::notify::{Notification, Notifier, NotifyError, Receipt, RecordingNotifier};
 use collab_core::rooms::{DeliveryConfig, InviteRequest, Rooms, RoomsConfig};
+use collab_core::time::ManualClock;
 use collab_core::*;
 use common::*;
 

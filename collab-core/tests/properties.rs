@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use collab_core::decide::{Command, DEFAULT_ROOM_NAME};
 use collab_core::*;
 use common::*;
 use proptest::prelude::*;

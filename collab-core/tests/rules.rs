@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use collab_core::decide::{Command, DEFAULT_ROOM_NAME};
 use collab_core::*;
 use common::*;
 
@@ -320,7 +321,7 @@ fn actors_reach_only_their_own_rooms_and_commands() {
     for actor in [&stranger, &other_room] {
         let result = room.try_as(actor, &Room::post("hi"));
         assert!(
-            matches!(result, Err(Error::NotFound { what: "room" })),
+            matches!(result, Err(Error::NotFound { what: Entity::Room })),
             "{actor:?}: {result:?}"
         );
     }
@@ -457,7 +458,7 @@ fn delivery_news_only_moves_forward() {
             status: DeliveryStatus::Delivered,
         },
     );
-    assert!(matches!(result, Err(Error::NotFound { what: "invite" })));
+    assert!(matches!(result, Err(Error::NotFound { what: Entity::Invite })));
 }
 
 #[test]

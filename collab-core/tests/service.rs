@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use collab_core::rooms::{InviteRequest, TimelineQuery};
 use collab_core::store::{Append, ClaimedOutbox, Credential, RoomPage, RoomQuery};
+use collab_core::time::ManualClock;
 use collab_core::*;
 use common::*;
 use futures_util::future::join_all;
@@ -256,7 +257,10 @@ async fn revoking_a_session_kills_its_link_and_revoking_a_link_kills_its_session
         .await
         .unwrap();
     assert!(
-        matches!(world.rooms.join(&token).await, Err(Error::NotFound { what: "invite" })),
+        matches!(
+            world.rooms.join(&token).await,
+            Err(Error::NotFound { what: Entity::Invite })
+        ),
         "no way back in"
     );
 

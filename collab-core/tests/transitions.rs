@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use collab_core::decide::Command;
 use collab_core::*;
 use common::*;
 

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use collab_core::blob::BlobKey;
 use collab_core::blob::{BlobInfo, BlobMeta, ByteRange, Download, UploadStream};
 use collab_core::document::Disposition;
 use collab_core::memory::MemoryBlobStore;
@@ -329,7 +330,7 @@ async fn opening_checks_access_and_existence() {
     ));
     let result = world.rooms.open_document(&other_customer, other_room, id, None).await;
     assert!(
-        matches!(result, Err(Error::NotFound { what: "document" })),
+        matches!(result, Err(Error::NotFound { what: Entity::Document })),
         "a document of another room"
     );
     let past_end = ByteRange::from_start(5);

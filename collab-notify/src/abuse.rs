@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use collab_core::guard::{CounterStore, Hit, InviteAttempt, InviteGuard, MAX_COUNTER_WINDOW};
-use collab_core::{Clock, Error, PhoneNumber, Recipient, RoomId, SystemClock, TenantId, Timestamp};
+use collab_core::{Clock, Error, PhoneNumber, Recipient, RoomId, Rule, SystemClock, TenantId, Timestamp};
 use phonenumber::Type;
 use phonenumber::metadata::DATABASE;
 
@@ -394,7 +394,7 @@ impl SmsAbuseGuard {
             if !country.as_ref().is_some_and(|c| allowed.contains(c)) {
                 tracing::info!(country = ?country, "SMS invite refused: country not allowed");
                 return Err(Error::NotAllowed {
-                    reason: "SMS invites to this country are not allowed",
+                    reason: Rule::SmsCountry,
                 });
             }
         }
@@ -414,7 +414,7 @@ impl SmsAbuseGuard {
             if refused {
                 tracing::info!(?kind, "SMS invite refused: not a mobile number");
                 return Err(Error::NotAllowed {
-                    reason: "this number cannot receive SMS (not a mobile number)",
+                    reason: Rule::SmsNotMobile,
                 });
             }
         }

@@ -349,8 +349,12 @@ enum PostgresError {
         "the database was migrated by a newer version of collab-store-postgres ({found}; this version knows up to V{known}); refusing to use it"
     )]
     NewerSchema { found: String, known: usize },
-    #[error("a stored value is unreadable: {0}")]
-    Corrupt(String),
+    #[error("a stored value is unreadable: {what}")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: Option<collab_core::BoxError>,
+    },
     #[error("the writer task has stopped")]
     WriterGone,
     #[error(transparent)]

@@ -22,7 +22,7 @@ pub(crate) fn seq_value(seq: Seq) -> Result<i64, Error> {
 pub(crate) fn seq_from(value: i64) -> Result<Seq, Error> {
     u64::try_from(value)
         .map(Seq::new)
-        .map_err(|_| PostgresError::Corrupt(format!("seq {value}")).into())
+        .map_err(|_| corrupt(format!("seq {value}"), None))
 }
 
 pub(crate) fn limit_value(limit: usize) -> i64 {
@@ -33,11 +33,16 @@ pub(crate) fn channel_from(name: &str) -> Result<Channel, Error> {
     Channel::ALL
         .into_iter()
         .find(|c| c.as_str() == name)
-        .ok_or_else(|| PostgresError::Corrupt(format!("channel {name:?}")).into())
+        .ok_or_else(|| corrupt(format!("channel {name:?}"), None))
+}
+
+/// A stored value this version cannot read back.
+pub(crate) fn corrupt(what: String, source: Option<collab_core::BoxError>) -> Error {
+    PostgresError::Corrupt { what, source }.into()
 }
 
 pub(crate) fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
-    serde_json::from_str(text).map_err(|e| PostgresError::Corrupt(e.to_string()).into())
+    serde_json::from_str(text).map_err(|e| corrupt("stored JSON".to_owned(), Some(e.into())))
 }
 
 /// Runs `sql` and parses its first column, JSON text, into `T`s.
@@ -177,7 +182,7 @@ pub(crate) async fn credential(client: &Client, hash: &TokenHash) -> Result<Opti
     let grant = match kind {
         "invite" => Grant::Invite(InviteId::from_u128(id.as_u128())),
         "session" => Grant::Session(ParticipantId::from_u128(id.as_u128())),
-        other => return Err(PostgresError::Corrupt(format!("grant kind {other:?}")).into()),
+        other => return Err(corrupt(format!("grant kind {other:?}"), None)),
     };
     Ok(Some(Credential {
         hash: *hash,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use collab_core::guard::{Hit, MAX_COUNTER_WINDOW};
 use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage};
-use collab_core::{Error, InviteId, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
+use collab_core::{Entity, Error, InviteId, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
 use deadpool_postgres::{Client, Pool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
@@ -89,7 +89,10 @@ enum GroupFailure {
 /// A value that cannot go to the database or come back from it as it is (a seq beyond `i64`,
 /// JSON that does not encode, a stored seq out of range): the whole group fails with it.
 fn unusable(e: Error) -> GroupFailure {
-    GroupFailure::Failed(PostgresError::Corrupt(e.to_string()))
+    GroupFailure::Failed(PostgresError::Corrupt {
+        what: "a value of the group".to_owned(),
+        source: Some(e.into()),
+    })
 }
 
 /// A statement error: refused by the database, or the connection's failure.
@@ -744,7 +747,9 @@ pub(crate) async fn reschedule_outbox(client: &Client, id: OutboxId, not_before:
         .await
         .map_err(postgres)?;
     if changed == 0 {
-        return Err(Error::NotFound { what: "outbox row" });
+        return Err(Error::NotFound {
+            what: Entity::OutboxRow,
+        });
     }
     Ok(())
 }
@@ -759,7 +764,9 @@ pub(crate) async fn delete_outbox(client: &Client, id: OutboxId) -> Result<(), E
         .await
         .map_err(postgres)?;
     if removed == 0 {
-        return Err(Error::NotFound { what: "outbox row" });
+        return Err(Error::NotFound {
+            what: Entity::OutboxRow,
+        });
     }
     Ok(())
 }

@@ -519,7 +519,8 @@ async fn prefixed_stores(dir: &tempfile::TempDir) -> (ObjectBlobStore, ObjectBlo
 async fn an_upload_left_without_its_event_is_swept_from_local_files_and_s3() {
     use collab_core::rooms::{Rooms, Upload};
     use collab_core::testing::faults::{Fault, Faults, FaultyBlobStore, FaultyRoomStore, Method};
-    use collab_core::{Actor, AgentId, EventData, ManualClock, Timestamp};
+    use collab_core::time::ManualClock;
+    use collab_core::{Actor, AgentId, EventData, Timestamp};
 
     let dir = tempfile::tempdir().unwrap();
     let (local, s3, _server) = prefixed_stores(&dir).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use collab_core::guard::{Hit, MAX_COUNTER_WINDOW};
 use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage};
-use collab_core::{Error, EventData, InviteId, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
+use collab_core::{Entity, Error, EventData, InviteId, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
@@ -438,7 +438,9 @@ pub(crate) fn reschedule_outbox(conn: &Connection, id: OutboxId, not_before: Tim
         .and_then(|mut s| s.execute(params![id_bytes(id.as_u128()), not_before.unix_millis()]))
         .map_err(sqlite)?;
     if changed == 0 {
-        return Err(Error::NotFound { what: "outbox row" });
+        return Err(Error::NotFound {
+            what: Entity::OutboxRow,
+        });
     }
     Ok(())
 }
@@ -449,7 +451,9 @@ pub(crate) fn delete_outbox(conn: &Connection, id: OutboxId) -> Result<(), Error
         .and_then(|mut s| s.execute([id_bytes(id.as_u128())]))
         .map_err(sqlite)?;
     if removed == 0 {
-        return Err(Error::NotFound { what: "outbox row" });
+        return Err(Error::NotFound {
+            what: Entity::OutboxRow,
+        });
     }
     Ok(())
 }

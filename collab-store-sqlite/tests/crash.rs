@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use collab_core::id::RandomIds;
 use collab_core::store::OutboxMessage;
 use collab_core::testing::room_store::{T0, create, post};
 use collab_core::*;

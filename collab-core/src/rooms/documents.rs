@@ -8,10 +8,10 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::{Operation, Rooms, no_extras};
-use crate::Error;
 use crate::blob::{BlobInfo, BlobKey, BlobPrefix, ByteRange, DownloadStream, Sha256Digest, UploadStream};
 use crate::decide::{Actor, Command};
 use crate::document::{self, Disposition, HEAD_LEN, Inspection};
+use crate::error::{Entity, Error};
 use crate::event::{DocumentKind, DocumentMeta, Event};
 use crate::id::{DocumentId, RoomId};
 
@@ -174,7 +174,7 @@ impl Rooms {
             done.events
                 .into_iter()
                 .next_back()
-                .ok_or(Error::NotFound { what: "document" })
+                .ok_or(Error::NotFound { what: Entity::Document })
         }
         .await;
         if shared.is_err() {
@@ -268,7 +268,7 @@ impl Rooms {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| Error::backend("document inspection", e))?;
+            .map_err(|e| Error::internal("document inspection", e))?;
         let bytes = self.read_whole(blob).await?;
         if inspection.is_err() {
             inspection = document::inspect(&bytes, policy);
@@ -288,7 +288,7 @@ impl Rooms {
             .blobs
             .get(blob, None)
             .await?
-            .ok_or(Error::NotFound { what: "document" })?;
+            .ok_or(Error::NotFound { what: Entity::Document })?;
         let mut bytes = BytesMut::with_capacity(usize::try_from(download.size).unwrap_or(0));
         while let Some(chunk) = download.stream.next().await {
             bytes.extend_from_slice(&chunk?);
@@ -308,13 +308,13 @@ impl Rooms {
         let meta = state
             .document(document)
             .cloned()
-            .ok_or(Error::NotFound { what: "document" })?;
+            .ok_or(Error::NotFound { what: Entity::Document })?;
         let download = self
             .inner
             .blobs
             .get(&meta.blob, range)
             .await?
-            .ok_or(Error::NotFound { what: "document" })?;
+            .ok_or(Error::NotFound { what: Entity::Document })?;
         let disposition = document::disposition(&meta.media_type);
         Ok(DocumentDownload {
             content_disposition: document::content_disposition_header(disposition, &meta.name),

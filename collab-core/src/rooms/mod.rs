@@ -1,5 +1,6 @@
 //! The service a host calls: [`Rooms`].
 
+mod builder;
 mod config;
 mod dispatch;
 mod documents;
@@ -11,27 +12,27 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, Semaphore};
 
+pub use builder::RoomsBuilder;
 pub use config::{DeliveryConfig, RoomsConfig};
 use dispatch::Delivery;
 pub use dispatch::DispatchReport;
 pub use documents::{DocumentDownload, OrphanSweep, Upload};
 pub use subscribe::EventStream;
 
-use crate::Error;
 use crate::blob::BlobStore;
 use crate::customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
 use crate::decide::{Actor, Command, Context, InviteCommand, authorize_read, create_room, decide};
+use crate::error::{Entity, Error};
 use crate::event::{DeliveryStatus, Event, Seq};
 use crate::guard::{InviteAttempt, InviteGuard};
-use crate::id::{IdGenerator, InviteId, OutboxId, ParticipantId, RandomIds, RoomId};
-use crate::memory::{MemoryBlobStore, MemoryRoomStore};
+use crate::id::{IdGenerator, InviteId, OutboxId, ParticipantId, RoomId};
 use crate::notify::{Notification, Notifier, sms_segments};
 use crate::policy::Policy;
 use crate::state::{RoomState, RoomSummary};
 use crate::store::{Append, Credential, Grant, OutboxMessage, RoomPage, RoomQuery, RoomStore};
-use crate::time::{Clock, SystemClock};
+use crate::time::Clock;
 use crate::token::Token;
-use crate::transport::{InProcessTransport, Transport};
+use crate::transport::Transport;
 
 /// What an agent is about to do, for an [`AccessHook`] to allow or refuse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -86,110 +87,6 @@ pub trait AccessHook: fmt::Debug + Send + Sync + 'static {
     ) -> bool;
 }
 
-/// Builds a [`Rooms`]. Every part has a default: the in-memory stores, the in-process transport,
-/// the system clock, random ids, no notifiers (so SMS and email invites are refused) and
-/// [`RoomsConfig::default`].
-#[derive(Debug, Default)]
-pub struct RoomsBuilder {
-    store: Option<Arc<dyn RoomStore>>,
-    blobs: Option<Arc<dyn BlobStore>>,
-    sms: Option<Arc<dyn Notifier>>,
-    email: Option<Arc<dyn Notifier>>,
-    transport: Option<Arc<dyn Transport>>,
-    clock: Option<Arc<dyn Clock>>,
-    ids: Option<Arc<dyn IdGenerator>>,
-    access: Option<Arc<dyn AccessHook>>,
-    guard: Option<Arc<dyn InviteGuard>>,
-    config: RoomsConfig,
-}
-
-impl RoomsBuilder {
-    /// Where rooms are stored.
-    pub fn room_store(mut self, store: impl RoomStore) -> Self {
-        self.store = Some(Arc::new(store));
-        self
-    }
-
-    /// Where document bytes are stored.
-    pub fn blob_store(mut self, blobs: impl BlobStore) -> Self {
-        self.blobs = Some(Arc::new(blobs));
-        self
-    }
-
-    /// Sends SMS invites. Configuring one is what activates SMS.
-    pub fn sms(mut self, notifier: impl Notifier) -> Self {
-        self.sms = Some(Arc::new(notifier));
-        self
-    }
-
-    /// Sends email invites.
-    pub fn email(mut self, notifier: impl Notifier) -> Self {
-        self.email = Some(Arc::new(notifier));
-        self
-    }
-
-    /// Carries live events to subscribers.
-    pub fn transport(mut self, transport: impl Transport) -> Self {
-        self.transport = Some(Arc::new(transport));
-        self
-    }
-
-    /// Tells the time.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Arc::new(clock));
-        self
-    }
-
-    /// Makes ids.
-    pub fn ids(mut self, ids: impl IdGenerator) -> Self {
-        self.ids = Some(Arc::new(ids));
-        self
-    }
-
-    /// Refines what agents may do.
-    pub fn access_hook(mut self, hook: impl AccessHook) -> Self {
-        self.access = Some(Arc::new(hook));
-        self
-    }
-
-    /// Admits or refuses SMS and email invites before they are recorded (rate limits…).
-    pub fn invite_guard(mut self, guard: impl InviteGuard) -> Self {
-        self.guard = Some(Arc::new(guard));
-        self
-    }
-
-    /// The settings.
-    pub fn config(mut self, config: RoomsConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The service.
-    pub fn build(self) -> Rooms {
-        let mut config = self.config;
-        config.policy = config.policy.with_sms_activated(self.sms.is_some());
-        Rooms {
-            inner: Arc::new(Inner {
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryRoomStore::new())),
-                blobs: self.blobs.unwrap_or_else(|| Arc::new(MemoryBlobStore::new())),
-                sms: self.sms,
-                email: self.email,
-                transport: self
-                    .transport
-                    .unwrap_or_else(|| Arc::new(InProcessTransport::default())),
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                ids: self.ids.unwrap_or_else(|| Arc::new(RandomIds)),
-                access: self.access,
-                guard: self.guard,
-                states: Mutex::new(HashMap::new()),
-                outbox_added: Notify::new(),
-                inspection_permits: Arc::new(Semaphore::new(config.whole_inspections)),
-                config,
-            }),
-        }
-    }
-}
-
 /// Collaboration rooms as a service: every operation a host offers agents and customers.
 ///
 /// Cheap to clone (one `Arc`); share one instance across the host's handlers. Every operation
@@ -206,7 +103,7 @@ impl RoomsBuilder {
 /// let agent = Actor::Agent { tenant: TenantId::new("acme")?, agent: AgentId::new("ada")? };
 /// let room = rooms.create_room(&agent).await?;
 /// rooms.invite(&agent, room.room, InviteRequest::email("Grace", "Hopper", "grace@example.com")).await?;
-/// let link = rooms.get_link(&agent, room.room).await?.link.ok_or(Error::NotFound { what: "link" })?;
+/// let link = rooms.get_link(&agent, room.room).await?.link.ok_or(Error::NotFound { what: Entity::Link })?;
 ///
 /// // The customer opens the link.
 /// let session = rooms.join(link.token()).await?;
@@ -424,7 +321,7 @@ impl Rooms {
                 .store
                 .load_room(room)
                 .await?
-                .ok_or(Error::NotFound { what: "room" })?,
+                .ok_or(Error::NotFound { what: Entity::Room })?,
         };
         loop {
             let newer = self.inner.store.read_events(room, state.seq(), PAGE).await?;
@@ -617,7 +514,7 @@ impl Rooms {
                         room,
                         invite,
                         channel: delivery.recipient.channel(),
-                        payload: serde_json::to_string(&delivery).map_err(|e| Error::backend("outbox payload", e))?,
+                        payload: serde_json::to_string(&delivery).map_err(|e| Error::internal("outbox payload", e))?,
                         not_before: now,
                     });
                 }
@@ -687,7 +584,7 @@ impl Rooms {
     /// The customer opens an invite link: a session for the room. A wrong, expired or revoked
     /// token is one and the same error ([`Error::NotFound`] of "invite").
     pub async fn join(&self, token: &str) -> Result<CustomerSession, Error> {
-        let not_found = || Error::NotFound { what: "invite" };
+        let not_found = || Error::NotFound { what: Entity::Invite };
         let token = Token::parse(token).map_err(|_| not_found())?;
         let Some(Credential {
             room,
@@ -776,10 +673,10 @@ impl Rooms {
         // Nothing new: a retry of a keyed post. Return the original.
         let seq = client_key
             .and_then(|key| done.state.message_with_client_key(&actor.event_actor(), key))
-            .ok_or(Error::NotFound { what: "message" })?;
+            .ok_or(Error::NotFound { what: Entity::Message })?;
         let before = Seq::new(seq.get().saturating_sub(1));
         let mut found = self.inner.store.read_events(room, before, 1).await?;
-        found.pop().ok_or(Error::NotFound { what: "message" })
+        found.pop().ok_or(Error::NotFound { what: Entity::Message })
     }
 
     /// A page of the room's timeline.

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{Either, select};
 use futures_util::{StreamExt, TryStreamExt, stream};
+use tokio::sync::oneshot;
 
 use crate::Error;
 use crate::blob::{BlobKey, BlobPrefix, BlobStore, ByteRange, Sha256Digest, StoredBlob, UploadStream};
@@ -230,21 +231,33 @@ pub async fn listing_finds_what_is_stored(store: &dyn BlobStore) {
     }
 }
 
+/// How long [`uploads_under_way_are_not_listed`] waits for a store to take an upload's first
+/// chunks: generous for a store on a remote server, short enough to fail instead of hang.
+const TAKE_DEADLINE: Duration = Duration::from_secs(60);
+
 /// Neither an upload under way nor a failed one is listed.
 pub async fn uploads_under_way_are_not_listed(store: &dyn BlobStore) {
     let key = fresh_key();
     let room = BlobPrefix::room(&tenant(), key.document_ids().expect("a document key").0);
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let first: Vec<std::io::Result<Bytes>> = vec![Ok(pattern(4096)), Ok(pattern(4096))];
+    let (taken, first_taken) = oneshot::channel::<()>();
+    let (release, released) = oneshot::channel::<()>();
+    let first: Vec<io::Result<Bytes>> = vec![Ok(pattern(4096)), Ok(pattern(4096))];
+    // Asked for more, the body knows the store holds its first chunks: it says so, and keeps
+    // the rest back until the check has listed. The listing thus happens mid-upload, however
+    // slow the store is to start.
     let rest = stream::once(async move {
+        let _ = taken.send(());
         let _ = released.await;
         Ok(pattern(10))
     });
     let data: UploadStream = Box::pin(stream::iter(first).chain(rest));
     let put = Box::pin(store.put(&key, data, 1 << 20));
     let look = Box::pin(async {
-        // Let the upload take its first chunks.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        match tokio::time::timeout(TAKE_DEADLINE, first_taken).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => panic!("the store dropped the upload's body before taking its first chunks"),
+            Err(_) => panic!("the store did not take the upload's first chunks within {TAKE_DEADLINE:?}"),
+        }
         listed(store, &room).await
     });
     let (during, put) = match select(put, look).await {

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use collab_core::blob::BlobKey;
+use collab_core::decide::{Command, Context, InviteCommand, create_room, decide};
+use collab_core::time::ManualClock;
 use collab_core::*;
 
 pub const T0: Timestamp = Timestamp::from_unix_millis(1_795_857_000_000);

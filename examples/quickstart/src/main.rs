@@ -79,7 +79,7 @@ async fn main() -> Result<(), Error> {
         .get_link(&agent, room)
         .await?
         .link
-        .ok_or(Error::NotFound { what: "link" })?;
+        .ok_or(Error::NotFound { what: Entity::Link })?;
     println!("\nlink for the agent to copy: {}", link.url());
 
     // The customer opens the link and gets a session (kept in a cookie by a web host).
