@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use collab_core::notify::{Notification, Notifier, NotifyError, Receipt, sms_segments};
-use collab_core::{Error, InviteId, Recipient, RoomId};
+use collab_core::{Error, InviteId, RoomId};
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -147,12 +147,7 @@ impl HttpSms {
 #[async_trait]
 impl Notifier for HttpSms {
     async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
-        let Recipient::Phone(to) = &notification.recipient else {
-            return Err(NotifyError::permanent(ProviderError::new(
-                PROVIDER,
-                "an SMS needs a phone number",
-            )));
-        };
+        let to = http::phone_number(PROVIDER, notification)?;
         let message = GatewayMessage {
             version: 1,
             room: notification.room,
@@ -166,35 +161,30 @@ impl Notifier for HttpSms {
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let signature = signature(&self.config.secret, timestamp, &body)
             .map_err(|e| NotifyError::permanent(ProviderError::new(PROVIDER, "could not sign").with_source(e)))?;
-        let response = self
+        let request = self
             .client
             .post(&self.config.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("idempotency-key", notification.invite.to_string())
             .header(TIMESTAMP_HEADER, timestamp.to_string())
             .header(SIGNATURE_HEADER, signature)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| http::request_failed(PROVIDER, e))?;
-        let status = response.status();
-        let retry_after = http::retry_after(response.headers());
-        let body = http::body_text(response).await;
-        if status.is_success() {
-            let provider_id = serde_json::from_str::<Accepted>(&body).ok().and_then(|a| a.id);
+            .body(body);
+        let reply = http::send(PROVIDER, request).await?;
+        if reply.status.is_success() {
+            let provider_id = reply.json::<Accepted>().and_then(|a| a.id);
             return Ok(Receipt { provider_id });
         }
-        let refused = serde_json::from_str::<Refused>(&body).ok();
+        let refused = reply.json::<Refused>();
         let message = refused
             .as_ref()
             .and_then(|r| r.error.clone())
-            .unwrap_or_else(|| format!("HTTP {status}"));
-        let mut error = ProviderError::new(PROVIDER, message).with_status(status.as_u16());
+            .unwrap_or_else(|| format!("HTTP {}", reply.status));
+        let mut error = ProviderError::new(PROVIDER, message);
         match refused.and_then(|r| r.code) {
             Some(serde_json::Value::String(code)) => error = error.with_code(code),
             Some(serde_json::Value::Number(code)) => error = error.with_code(code.to_string()),
             _ => {}
         }
-        Err(http::classify_status(status, retry_after, error))
+        Err(reply.failure(error))
     }
 }

@@ -1,5 +1,6 @@
 //! What the HTTP providers share, public for your own HTTP provider: a client with timeouts,
-//! reading answers within a bound, and the mapping of HTTP failures onto [`NotifyError`].
+//! one request sent and its answer read within a bound ([`send`]), and the mapping of HTTP
+//! failures onto [`NotifyError`].
 //! `examples/custom-sms-provider` builds a provider from these in under 100 lines.
 //!
 //! [`reqwest`] is re-exported so that your provider uses the same version.
@@ -7,10 +8,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use collab_core::Error;
-use collab_core::notify::NotifyError;
+use collab_core::notify::{Notification, NotifyError};
+use collab_core::{Error, PhoneNumber, Recipient};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{Response, StatusCode};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
 
 use crate::ProviderError;
 
@@ -49,6 +51,47 @@ pub(crate) fn checked_url(field: &'static str, url: &str) -> Result<String, Erro
     Ok(url.to_owned())
 }
 
+/// Where and how long an SMS provider is called, and where its delivery reports go: what the
+/// Twilio and Vonage settings share, each setting checked once here.
+#[derive(Clone, Debug)]
+pub(crate) struct Endpoint {
+    /// The API's address, without a trailing `/`.
+    pub(crate) base_url: String,
+    /// Where the provider posts delivery reports, if anywhere.
+    pub(crate) status_callback: Option<String>,
+    /// The whole call's timeout.
+    pub(crate) timeout: Duration,
+}
+
+impl Endpoint {
+    /// Calls `base_url` (a constant, not checked) with the default timeout; no callback.
+    pub(crate) fn new(base_url: &str) -> Self {
+        Self {
+            base_url: base_url.to_owned(),
+            status_callback: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    pub(crate) fn with_status_callback(self, url: &str) -> Result<Self, Error> {
+        let status_callback = Some(checked_url("status_callback", url)?);
+        Ok(Self {
+            status_callback,
+            ..self
+        })
+    }
+
+    pub(crate) fn with_base_url(self, url: &str) -> Result<Self, Error> {
+        let base_url = checked_url("base_url", url)?.trim_end_matches('/').to_owned();
+        Ok(Self { base_url, ..self })
+    }
+
+    pub(crate) fn with_timeout(self, timeout: Duration) -> Result<Self, Error> {
+        let timeout = checked_timeout(timeout)?;
+        Ok(Self { timeout, ..self })
+    }
+}
+
 /// `url` with `room` and `invite` added to its query, so that a delivery report can name them.
 pub(crate) fn with_invite_query(url: &str, room: &collab_core::RoomId, invite: &collab_core::InviteId) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
@@ -78,6 +121,61 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, Error> {
         .user_agent(concat!("collab-notify/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::backend("HTTP client set-up", e))
+}
+
+/// The notification's phone number; any other recipient is a permanent failure of `provider`,
+/// as no attempt could send an SMS to it.
+pub fn phone_number<'n>(
+    provider: &'static str,
+    notification: &'n Notification,
+) -> Result<&'n PhoneNumber, NotifyError> {
+    match &notification.recipient {
+        Recipient::Phone(number) => Ok(number),
+        _ => Err(NotifyError::permanent(ProviderError::new(
+            provider,
+            "an SMS needs a phone number",
+        ))),
+    }
+}
+
+/// A provider's answer to one request: its status, its `Retry-After` and its body.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The provider's `Retry-After`, read by [`retry_after`].
+    pub retry_after: Option<Duration>,
+    /// The body as text, at most 64 KiB of it (see [`body_text`]).
+    pub body: String,
+}
+
+impl Reply {
+    /// The body read as JSON, or `None` when it is not that JSON: an answer we cannot read
+    /// must not hide what its status says.
+    pub fn json<T: DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_str(&self.body).ok()
+    }
+
+    /// The failure this answer means, by the usual reading of its status ([`classify_status`]),
+    /// with `error` given the status.
+    pub fn failure(&self, error: ProviderError) -> NotifyError {
+        classify_status(self.status, self.retry_after, error.with_status(self.status.as_u16()))
+    }
+}
+
+/// Sends `request` for `provider` and reads the answer, whatever its status. A request that got
+/// no answer fails as [`request_failed`] says.
+pub async fn send(provider: &'static str, request: RequestBuilder) -> Result<Reply, NotifyError> {
+    let response = request.send().await.map_err(|e| request_failed(provider, e))?;
+    let status = response.status();
+    let retry_after = retry_after(response.headers());
+    let body = body_text(response).await;
+    Ok(Reply {
+        status,
+        retry_after,
+        body,
+    })
 }
 
 /// A request that got no usable answer. A request that could not connect never left: trying

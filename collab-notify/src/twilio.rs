@@ -8,14 +8,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use collab_core::notify::{Notification, Notifier, NotifyError, Receipt};
 use collab_core::rooms::Rooms;
-use collab_core::{DeliveryStatus, Error, InviteId, Recipient, RoomId};
+use collab_core::{DeliveryStatus, Error, InviteId, RoomId};
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::ProviderError;
-use crate::http::{self, DEFAULT_TIMEOUT};
+use crate::http::{self, Endpoint};
 
 const PROVIDER: &str = "twilio";
 
@@ -89,9 +89,7 @@ pub struct TwilioConfig {
     account_sid: String,
     auth: TwilioAuth,
     sender: TwilioSender,
-    status_callback: Option<String>,
-    base_url: String,
-    timeout: Duration,
+    endpoint: Endpoint,
 }
 
 fn checked_sid(field: &'static str, prefix: &str, sid: &str) -> Result<String, Error> {
@@ -136,30 +134,28 @@ impl TwilioConfig {
             account_sid,
             auth,
             sender,
-            status_callback: None,
-            base_url: Self::DEFAULT_BASE_URL.to_owned(),
-            timeout: DEFAULT_TIMEOUT,
+            endpoint: Endpoint::new(Self::DEFAULT_BASE_URL),
         })
     }
 
     /// Where Twilio posts status callbacks. Each message's callback URL gets `room` and
     /// `invite` query parameters, which [`TwilioWebhook::record`] reads back.
-    pub fn with_status_callback(mut self, url: &str) -> Result<Self, Error> {
-        self.status_callback = Some(http::checked_url("status_callback", url)?);
-        Ok(self)
+    pub fn with_status_callback(self, url: &str) -> Result<Self, Error> {
+        let endpoint = self.endpoint.with_status_callback(url)?;
+        Ok(Self { endpoint, ..self })
     }
 
     /// Another API address (a regional edge, or a test server).
-    pub fn with_base_url(mut self, url: &str) -> Result<Self, Error> {
-        self.base_url = http::checked_url("base_url", url)?.trim_end_matches('/').to_owned();
-        Ok(self)
+    pub fn with_base_url(self, url: &str) -> Result<Self, Error> {
+        let endpoint = self.endpoint.with_base_url(url)?;
+        Ok(Self { endpoint, ..self })
     }
 
     /// The whole call's timeout, 100 ms to 40 s (15 s by default). A call that times out is
     /// ambiguous: Twilio may have taken the message.
-    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, Error> {
-        self.timeout = http::checked_timeout(timeout)?;
-        Ok(self)
+    pub fn with_timeout(self, timeout: Duration) -> Result<Self, Error> {
+        let endpoint = self.endpoint.with_timeout(timeout)?;
+        Ok(Self { endpoint, ..self })
     }
 }
 
@@ -197,7 +193,7 @@ struct Refusal {
 impl TwilioSms {
     /// A notifier for `config`.
     pub fn new(config: TwilioConfig) -> Result<Self, Error> {
-        let client = http::client(config.timeout)?;
+        let client = http::client(config.endpoint.timeout)?;
         Ok(Self { config, client })
     }
 
@@ -209,7 +205,7 @@ impl TwilioSms {
             TwilioSender::MessagingService(sid) => form.append_pair("MessagingServiceSid", sid),
         };
         form.append_pair("Body", &notification.text);
-        if let Some(callback) = &self.config.status_callback {
+        if let Some(callback) = &self.config.endpoint.status_callback {
             let url = http::with_invite_query(callback, &notification.room, &notification.invite);
             form.append_pair("StatusCallback", &url);
         }
@@ -220,41 +216,31 @@ impl TwilioSms {
 #[async_trait]
 impl Notifier for TwilioSms {
     async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
-        let Recipient::Phone(to) = &notification.recipient else {
-            return Err(NotifyError::permanent(ProviderError::new(
-                PROVIDER,
-                "an SMS needs a phone number",
-            )));
-        };
+        let to = http::phone_number(PROVIDER, notification)?;
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
-            self.config.base_url, self.config.account_sid
+            self.config.endpoint.base_url, self.config.account_sid
         );
         let (user, password) = match &self.config.auth {
             TwilioAuth::AuthToken(token) => (self.config.account_sid.as_str(), token.expose_secret()),
             TwilioAuth::ApiKey { sid, secret } => (sid.as_str(), secret.expose_secret()),
         };
-        let response = self
+        let request = self
             .client
             .post(url)
             .basic_auth(user, Some(password))
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(self.form(notification, to.as_str()))
-            .send()
-            .await
-            .map_err(|e| http::request_failed(PROVIDER, e))?;
-        let status = response.status();
-        let retry_after = http::retry_after(response.headers());
-        let body = http::body_text(response).await;
-        if status.is_success() {
-            let sid = serde_json::from_str::<Created>(&body).ok().and_then(|c| c.sid);
+            .body(self.form(notification, to.as_str()));
+        let reply = http::send(PROVIDER, request).await?;
+        if reply.status.is_success() {
+            let sid = reply.json::<Created>().and_then(|c| c.sid);
             if sid.is_none() {
                 // Accepted all the same: sending again would send twice.
                 tracing::warn!(invite = %notification.invite, "Twilio accepted a message without a readable SID");
             }
             return Ok(Receipt { provider_id: sid });
         }
-        let refusal = serde_json::from_str::<Refusal>(&body).unwrap_or(Refusal {
+        let refusal = reply.json::<Refusal>().unwrap_or(Refusal {
             code: None,
             message: None,
         });
@@ -263,18 +249,18 @@ impl Notifier for TwilioSms {
             (true, Some(m)) => format!("invalid or unreachable number: {m}"),
             (true, None) => "invalid or unreachable number".to_owned(),
             (false, Some(m)) => m,
-            (false, None) => format!("HTTP {status}"),
+            (false, None) => format!("HTTP {}", reply.status),
         };
         // The answer may quote the request, Authorization header and all.
         let basic = BASE64.encode(format!("{user}:{password}"));
-        let mut error = ProviderError::quoting(PROVIDER, message, &[password, &basic]).with_status(status.as_u16());
+        let mut error = ProviderError::quoting(PROVIDER, message, &[password, &basic]);
         if let Some(code) = refusal.code {
             error = error.with_code(code.to_string());
         }
-        if status == StatusCode::BAD_REQUEST && invalid_number {
-            return Err(NotifyError::permanent(error));
+        if reply.status == StatusCode::BAD_REQUEST && invalid_number {
+            return Err(NotifyError::permanent(error.with_status(reply.status.as_u16())));
         }
-        Err(http::classify_status(status, retry_after, error))
+        Err(reply.failure(error))
     }
 }
 

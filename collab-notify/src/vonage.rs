@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use collab_core::Error;
 use collab_core::notify::{Notification, Notifier, NotifyError, Receipt};
-use collab_core::{Error, Recipient};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::ProviderError;
-use crate::http::{self, DEFAULT_TIMEOUT};
+use crate::http::{self, Endpoint};
 
 const PROVIDER: &str = "vonage";
 
@@ -27,9 +27,7 @@ pub struct VonageConfig {
     api_key: String,
     api_secret: SecretString,
     from: String,
-    status_callback: Option<String>,
-    base_url: String,
-    timeout: Duration,
+    endpoint: Endpoint,
 }
 
 impl VonageConfig {
@@ -54,28 +52,26 @@ impl VonageConfig {
             api_key: api_key.to_owned(),
             api_secret,
             from: from.to_owned(),
-            status_callback: None,
-            base_url: Self::DEFAULT_BASE_URL.to_owned(),
-            timeout: DEFAULT_TIMEOUT,
+            endpoint: Endpoint::new(Self::DEFAULT_BASE_URL),
         })
     }
 
     /// Asks for delivery receipts at `url` (with `room` and `invite` added to its query).
-    pub fn with_status_callback(mut self, url: &str) -> Result<Self, Error> {
-        self.status_callback = Some(http::checked_url("status_callback", url)?);
-        Ok(self)
+    pub fn with_status_callback(self, url: &str) -> Result<Self, Error> {
+        let endpoint = self.endpoint.with_status_callback(url)?;
+        Ok(Self { endpoint, ..self })
     }
 
     /// Another API address (a test server).
-    pub fn with_base_url(mut self, url: &str) -> Result<Self, Error> {
-        self.base_url = http::checked_url("base_url", url)?.trim_end_matches('/').to_owned();
-        Ok(self)
+    pub fn with_base_url(self, url: &str) -> Result<Self, Error> {
+        let endpoint = self.endpoint.with_base_url(url)?;
+        Ok(Self { endpoint, ..self })
     }
 
     /// The whole call's timeout, 100 ms to 40 s (15 s by default).
-    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, Error> {
-        self.timeout = http::checked_timeout(timeout)?;
-        Ok(self)
+    pub fn with_timeout(self, timeout: Duration) -> Result<Self, Error> {
+        let endpoint = self.endpoint.with_timeout(timeout)?;
+        Ok(Self { endpoint, ..self })
     }
 }
 
@@ -123,7 +119,7 @@ const TRANSIENT_STATUSES: [&str; 4] = ["1", "5", "9", "10"];
 impl VonageSms {
     /// A notifier for `config`.
     pub fn new(config: VonageConfig) -> Result<Self, Error> {
-        let client = http::client(config.timeout)?;
+        let client = http::client(config.endpoint.timeout)?;
         Ok(Self { config, client })
     }
 
@@ -138,7 +134,7 @@ impl VonageSms {
         if !notification.text.is_ascii() {
             form.append_pair("type", "unicode");
         }
-        if let Some(callback) = &self.config.status_callback {
+        if let Some(callback) = &self.config.endpoint.status_callback {
             form.append_pair("status-report-req", "1").append_pair(
                 "callback",
                 &http::with_invite_query(callback, &notification.room, &notification.invite),
@@ -151,33 +147,23 @@ impl VonageSms {
 #[async_trait]
 impl Notifier for VonageSms {
     async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
-        let Recipient::Phone(to) = &notification.recipient else {
-            return Err(NotifyError::permanent(ProviderError::new(
-                PROVIDER,
-                "an SMS needs a phone number",
-            )));
-        };
-        let response = self
+        let to = http::phone_number(PROVIDER, notification)?;
+        let request = self
             .client
-            .post(format!("{}/sms/json", self.config.base_url))
+            .post(format!("{}/sms/json", self.config.endpoint.base_url))
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(self.form(notification, to.as_str()))
-            .send()
-            .await
-            .map_err(|e| http::request_failed(PROVIDER, e))?;
-        let status = response.status();
-        let retry_after = http::retry_after(response.headers());
-        let body = http::body_text(response).await;
-        if !status.is_success() {
-            let error = ProviderError::new(PROVIDER, format!("HTTP {status}")).with_status(status.as_u16());
-            return Err(http::classify_status(status, retry_after, error));
+            .body(self.form(notification, to.as_str()));
+        let reply = http::send(PROVIDER, request).await?;
+        if !reply.status.is_success() {
+            return Err(reply.failure(ProviderError::new(PROVIDER, format!("HTTP {}", reply.status))));
         }
-        let parts = match serde_json::from_str::<Answer>(&body) {
-            Ok(answer) if !answer.messages.is_empty() => answer.messages,
+        let status = reply.status.as_u16();
+        let parts = match reply.json::<Answer>() {
+            Some(answer) if !answer.messages.is_empty() => answer.messages,
             // A 200 we cannot read: the message may well have gone out.
             _ => {
                 return Err(NotifyError::ambiguous(
-                    ProviderError::new(PROVIDER, "unreadable answer").with_status(status.as_u16()),
+                    ProviderError::new(PROVIDER, "unreadable answer").with_status(status),
                 ));
             }
         };
@@ -190,14 +176,14 @@ impl Notifier for VonageSms {
         let secret = self.config.api_secret.expose_secret();
         let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
         let error = ProviderError::quoting(PROVIDER, message, &[secret, &encoded])
-            .with_status(status.as_u16())
+            .with_status(status)
             .with_code(refused.status.clone());
         if parts.iter().any(|p| p.status == "0") {
             return Err(NotifyError::ambiguous(error));
         }
         if TRANSIENT_STATUSES.contains(&refused.status.as_str()) {
             Err(NotifyError::Transient {
-                retry_after,
+                retry_after: reply.retry_after,
                 source: error.into(),
             })
         } else {
