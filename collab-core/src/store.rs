@@ -128,8 +128,9 @@ pub struct OutboxMessage {
     pub invite: InviteId,
     /// Its channel.
     pub channel: Channel,
-    /// What the notifier needs, serialised by the service. It holds the invite link, so it is a
-    /// secret: `Debug` hides it, and it is deleted with the row once delivered.
+    /// What the notifier needs, serialised by the service: who to invite (their address and
+    /// first name), never the link, whose token is minted when the row is sent. It is personal
+    /// data: `Debug` hides it, and it is deleted with the row once delivered.
     pub payload: String,
     /// Not to be sent before this time.
     pub not_before: Timestamp,

@@ -1,4 +1,4 @@
-//! One test per room rule (DESIGN.md §2 and the core issue).
+//! One test per room rule (ARCHITECTURE.md, "Room rules").
 
 // Tests fail by panicking.
 #![allow(clippy::expect_used, clippy::unwrap_used)]

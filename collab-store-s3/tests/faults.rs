@@ -205,7 +205,7 @@ async fn a_client_error_in_part_3_aborts_and_leaves_nothing() {
             Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away"))
         }));
         let result = store.put(&k, Box::pin(broken), u64::MAX).await;
-        assert!(matches!(result, Err(Error::Backend { .. })), "{result:?}");
+        assert!(matches!(result, Err(Error::UploadAborted { .. })), "{result:?}");
         assert_eq!(store.head(&k).await.unwrap(), None);
         assert!(listed(store).await.is_empty());
     }
