@@ -5,11 +5,17 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use axum::extract::{FromRequestParts, Query};
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
+use axum::http::request::Parts;
 use collab_core::rooms::Rooms;
 use collab_core::{Actor, AgentId, TenantId, Token, TokenHash};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
+use crate::AppState;
 use crate::error::ApiError;
 
 /// The cookie that holds an agent's sign-in.
@@ -67,17 +73,11 @@ impl Agents {
 
     /// Checks a password and opens a session; the token goes into the agent's cookie.
     pub fn sign_in(&self, agent: &str, password: &str) -> Result<(AgentId, Token), ApiError> {
-        // Compare every byte whatever the first difference, so timing tells nothing.
-        let account = self.accounts.get(agent).filter(|account| {
-            let expected = &account.password;
-            expected.len() == password.len()
-                && expected
-                    .bytes()
-                    .zip(password.bytes())
-                    .fold(0, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        });
-        let Some(account) = account else {
+        let account = self.accounts.get(agent);
+        // An unknown agent costs the same comparison, against no password.
+        let expected = account.map_or("", |account| account.password.as_str());
+        let matches = same_password(expected, password);
+        let Some(account) = account.filter(|_| matches) else {
             return Err(ApiError::Unauthenticated);
         };
         let agent = AgentId::new(agent)?;
@@ -105,6 +105,13 @@ impl Agents {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, Actor>> {
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Whether `given` is `expected`, in a time that tells nothing about either: their SHA-256
+/// digests have one length whatever the passwords' lengths, and `subtle` compares every byte of
+/// them whatever the first difference.
+fn same_password(expected: &str, given: &str) -> bool {
+    Sha256::digest(expected).ct_eq(&Sha256::digest(given)).into()
 }
 
 /// The value of cookie `name` in the request.
@@ -145,4 +152,73 @@ pub fn session_cookie(name: &str, token: &str, secure: bool) -> String {
 /// A `Set-Cookie` value that removes cookie `name`.
 pub fn expired_cookie(name: &str) -> String {
     format!("{name}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+}
+
+/// The caller of a request, as a handler argument: a signed-in agent, else a customer session;
+/// without either the request is refused (401). A request with `x-collab-as: customer` is the
+/// customer's even when the browser is signed in as an agent too.
+#[derive(Clone, Debug)]
+pub struct Caller(pub Actor);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        actor(&state.agents, &state.rooms, &parts.headers, false)
+            .await
+            .map(Caller)
+    }
+}
+
+/// The caller of a live stream: as [`Caller`], and the customer also when the query says
+/// `as=customer`, since the customer page's `EventSource` cannot send the header.
+#[derive(Clone, Debug)]
+pub struct LiveCaller(pub Actor);
+
+/// The one query parameter [`LiveCaller`] reads; the handler reads the others.
+#[derive(Deserialize)]
+struct AsRole {
+    #[serde(rename = "as")]
+    role: Option<String>,
+}
+
+impl FromRequestParts<AppState> for LiveCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // A malformed query is the handler's to refuse, with its own error.
+        let as_customer = Query::<AsRole>::try_from_uri(&parts.uri)
+            .is_ok_and(|Query(query)| query.role.as_deref() == Some("customer"));
+        actor(&state.agents, &state.rooms, &parts.headers, as_customer)
+            .await
+            .map(LiveCaller)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_password_signs_in() {
+        let tenant = TenantId::new("example").expect("a tenant");
+        let agents = Agents::new(tenant, HashMap::from([("ada".to_owned(), "secret".to_owned())]));
+        assert!(agents.sign_in("ada", "secret").is_ok());
+        // Same length, a prefix, longer, empty, another case; and an agent nobody configured.
+        for (agent, password) in [
+            ("ada", "secreT"),
+            ("ada", "secre"),
+            ("ada", "secret!"),
+            ("ada", ""),
+            ("ada", "SECRET"),
+            ("bob", "secret"),
+            ("bob", ""),
+        ] {
+            assert!(
+                matches!(agents.sign_in(agent, password), Err(ApiError::Unauthenticated)),
+                "{agent}:{password}"
+            );
+        }
+    }
 }

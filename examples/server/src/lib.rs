@@ -16,53 +16,13 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use collab_core::notify::RecordingNotifier;
 use collab_core::rooms::Rooms;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::InboxMessage;
+pub use crate::api::dev::Inbox;
 use crate::auth::Agents;
-
-/// What the development notifiers "sent", for the dev inbox page.
-pub trait Inbox: Send + Sync + 'static {
-    /// The messages, oldest first.
-    fn messages(&self) -> Vec<InboxMessage>;
-}
-
-impl Inbox for collab_notify::DevInbox {
-    fn messages(&self) -> Vec<InboxMessage> {
-        // The dev inbox holds the newest first.
-        let mut messages: Vec<InboxMessage> = collab_notify::DevInbox::messages(self)
-            .into_iter()
-            .map(|m| InboxMessage {
-                room: m.room.to_string(),
-                to: m.recipient.to_string(),
-                subject: m.subject,
-                text: m.text,
-                link: m.link,
-            })
-            .collect();
-        messages.reverse();
-        messages
-    }
-}
-
-impl Inbox for RecordingNotifier {
-    fn messages(&self) -> Vec<InboxMessage> {
-        self.sent()
-            .into_iter()
-            .map(|n| InboxMessage {
-                room: n.room.to_string(),
-                to: n.recipient.to_string(),
-                subject: n.subject,
-                text: n.text,
-                link: n.link,
-            })
-            .collect()
-    }
-}
 
 /// Everything the handlers share.
 #[derive(Clone, Debug)]
@@ -76,8 +36,9 @@ pub struct Shared {
     pub rooms: Rooms,
     /// The example's agents and their sign-ins.
     pub agents: Agents,
-    /// What the development notifiers "sent".
-    pub inbox: Arc<dyn Inbox>,
+    /// What the development notifiers "sent", in dev mode (a development notifier is in use):
+    /// the Dev inbox's routes are mounted only with one.
+    pub inbox: Option<Arc<dyn Inbox>>,
     /// Whether cookies carry `Secure` (the server is reached over https).
     pub secure_cookies: bool,
     /// The origin browsers send on state-changing requests (`http://127.0.0.1:8080`).
@@ -178,35 +139,42 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// The API's routes and their OpenAPI document, built together so that they cannot differ.
-pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut openapi) = api_routes();
+/// The API's routes and their OpenAPI document, built together so that they cannot differ; the
+/// Dev inbox's only `with_dev_inbox` (dev mode).
+pub fn api(with_dev_inbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = api_routes(with_dev_inbox);
     add_common_responses(&mut openapi);
     (router, openapi)
 }
 
-fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(api::sign_in, api::sign_out))
-        .routes(routes!(api::me))
-        .routes(routes!(api::list_rooms, api::create_room))
-        .routes(routes!(api::get_room))
-        .routes(routes!(api::invite))
-        .routes(routes!(api::close_room))
-        .routes(routes!(api::events))
-        .routes(routes!(api::live))
-        .routes(routes!(api::post_message))
-        .routes(routes!(api::upload))
-        .routes(routes!(api::download))
-        .routes(routes!(api::join))
-        .routes(routes!(api::dev_inbox))
-        .routes(routes!(api::twilio_callback))
-        .split_for_parts()
+fn api_routes(with_dev_inbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use api::{callbacks, dev, documents, rooms, sessions};
+    let router = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(sessions::sign_in, sessions::sign_out))
+        .routes(routes!(sessions::me))
+        .routes(routes!(rooms::list_rooms, rooms::create_room))
+        .routes(routes!(rooms::get_room))
+        .routes(routes!(rooms::invite))
+        .routes(routes!(rooms::close_room))
+        .routes(routes!(rooms::events))
+        .routes(routes!(rooms::live))
+        .routes(routes!(rooms::post_message))
+        .routes(routes!(documents::upload))
+        .routes(routes!(documents::download))
+        .routes(routes!(sessions::join))
+        .routes(routes!(callbacks::twilio_callback));
+    let router = if with_dev_inbox {
+        router.routes(routes!(dev::dev_inbox))
+    } else {
+        router
+    };
+    router.split_for_parts()
 }
 
-/// The whole application: pages, assets, the API and its OpenAPI document.
+/// The whole application: pages, assets, the API and its OpenAPI document; the Dev inbox only in
+/// dev mode (with an [`Inbox`]).
 pub fn app(state: AppState) -> Router {
-    let (api, openapi) = api();
+    let (api, openapi) = api(state.inbox.is_some());
     let openapi = Arc::new(openapi);
     Router::new()
         .route("/", get(|| async { Html(CONSOLE_HTML) }))
@@ -235,7 +203,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api)
         // JSON bodies are small; uploads stream past this limit (the core enforces theirs).
         .layer(DefaultBodyLimit::max(64 * 1024))
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(state.clone(), screen_and_harden))
         .with_state(state)
 }
 
@@ -302,7 +270,7 @@ fn refused(code: &'static str, message: &str) -> Response {
 
 /// Refuses unknown hosts and cross-origin state changes, gives every API error a JSON body, and
 /// adds the security headers to every response, refusals included.
-async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn screen_and_harden(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let is_document = path.starts_with("/api/rooms/") && path.contains("/documents/");
     let mut response = match refusal(&state, &request) {
@@ -353,18 +321,19 @@ mod tests {
 
     use axum::body::Body;
     use collab_core::TenantId;
+    use collab_core::notify::RecordingNotifier;
     use tower::ServiceExt;
 
     use super::*;
 
     #[tokio::test]
     async fn refusals_carry_the_security_headers_too() {
-        // Found by fuzzing (fuzz/seeds/server_app/crash-refusal-headers): the guard's early
+        // Found by fuzzing (fuzz/seeds/server_app/crash-refusal-headers): the middleware's early
         // refusals skipped the headers every other answer gets.
         let state = AppState::new(Shared {
             rooms: Rooms::builder().build(),
             agents: Agents::new(TenantId::new("example").expect("a tenant"), HashMap::new()),
-            inbox: Arc::new(RecordingNotifier::new()),
+            inbox: Some(Arc::new(RecordingNotifier::new())),
             secure_cookies: false,
             origin: "http://127.0.0.1:8080".to_owned(),
             twilio: None,

@@ -16,7 +16,7 @@ use collab_notify::{
     TwilioWebhook, VonageConfig, VonageSms,
 };
 use collab_server::auth::Agents;
-use collab_server::{AppState, Shared, app};
+use collab_server::{AppState, Inbox, Shared, app};
 use collab_store_postgres::{PostgresConfig, PostgresRoomStore, PostgresTransport};
 use collab_store_s3::{Durability, ObjectBlobStore};
 use collab_store_sqlite::SqliteRoomStore;
@@ -162,6 +162,8 @@ struct Notifiers {
     sms: Option<Arc<dyn Notifier>>,
     email: Arc<dyn Notifier>,
     twilio: Option<TwilioWebhook>,
+    /// Whether SMS or email goes to the Dev inbox (dev mode): only then is it shown.
+    dev_inbox: bool,
 }
 
 fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
@@ -171,6 +173,7 @@ fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let dev: Arc<dyn Notifier> = Arc::new(inbox.clone());
     let mut twilio = None;
+    let mut dev_inbox = false;
     let sms: Option<Arc<dyn Notifier>> = match (env("TWILIO_ACCOUNT_SID"), env("VONAGE_API_KEY"), env("COLLAB_SMS")) {
         (Some(sid), _, _) => {
             let token = env("TWILIO_AUTH_TOKEN").ok_or("TWILIO_AUTH_TOKEN is missing")?;
@@ -195,7 +198,10 @@ fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
             let config = VonageConfig::new(&key, SecretString::from(secret), &from).map_err(fail("Vonage"))?;
             Some(Arc::new(VonageSms::new(config).map_err(fail("Vonage"))?))
         }
-        (None, None, Some(mode)) if mode == "dev" => Some(dev.clone()),
+        (None, None, Some(mode)) if mode == "dev" => {
+            dev_inbox = true;
+            Some(dev.clone())
+        }
         _ => None,
     };
     let email: Arc<dyn Notifier> = match env("COLLAB_SMTP_HOST") {
@@ -212,9 +218,17 @@ fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
             }
             Arc::new(SmtpEmail::new(config).map_err(fail("SMTP"))?)
         }
-        None => dev,
+        None => {
+            dev_inbox = true;
+            dev
+        }
     };
-    Ok(Notifiers { sms, email, twilio })
+    Ok(Notifiers {
+        sms,
+        email,
+        twilio,
+        dev_inbox,
+    })
 }
 
 // Under glibc's allocator, a burst of memory use (when other work starved the machine and 1,100
@@ -302,7 +316,7 @@ async fn run() -> Result<(), String> {
     let state = AppState::new(Shared {
         rooms: rooms.clone(),
         agents,
-        inbox: Arc::new(inbox),
+        inbox: notifiers.dev_inbox.then(|| Arc::new(inbox) as Arc<dyn Inbox>),
         secure_cookies: base_url.starts_with("https://"),
         origin,
         twilio: notifiers.twilio,

@@ -8,35 +8,20 @@
 // Tests fail by panicking.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::collections::HashMap;
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use collab_core::TenantId;
-use collab_core::rooms::{Rooms, RoomsConfig};
 use collab_core::testing::files::{pdf_with_pages, png};
-use collab_server::auth::Agents;
-use collab_server::{AppState, Shared, app};
-use collab_store_s3::{Durability, ObjectBlobStore};
-use collab_store_sqlite::SqliteRoomStore;
+use common::process::{KillOnDrop, ServerProcess};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// The chromedriver process, killed when the test ends.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -152,39 +137,15 @@ async fn the_product_end_to_end_in_chromium() {
     }
     let dir = tempfile::tempdir().unwrap();
 
-    // The server, as `cargo run` builds it, on a free port.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let store = SqliteRoomStore::open(dir.path().join("rooms.db")).await.unwrap();
-    // The development notifier the server uses by default: its Dev inbox shows the invites.
-    let inbox = collab_notify::DevInbox::new(100);
-    let documents = ObjectBlobStore::local(dir.path().join("documents"), Durability::Synced)
-        .unwrap()
-        .build()
-        .unwrap();
-    let rooms = Rooms::builder()
-        .room_store(store)
-        .blob_store(documents)
-        .email(inbox.clone())
-        .config(RoomsConfig::default().with_base_url(&base).unwrap())
-        .build();
-    let state = AppState::new(Shared {
-        rooms: rooms.clone(),
-        agents: Agents::new(
-            TenantId::new("example").unwrap(),
-            HashMap::from([("agent@example.com".into(), "dev".into())]),
-        ),
-        inbox: Arc::new(inbox),
-        secure_cookies: false,
-        origin: base.clone(),
-        twilio: None,
-        allowed_hosts: vec![base.trim_start_matches("http://").to_owned()],
+    // The server as `cargo run` starts it, on a free port: the development agent, and invites
+    // by email to the Dev inbox (dev mode); no SMS sender.
+    let server = ServerProcess::start(|command| {
+        command.arg("--data").arg(dir.path().join("data"));
     });
-    tokio::spawn(async move { axum::serve(listener, app(state)).await });
-    tokio::spawn(async move { rooms.run_dispatcher().await });
+    let base = server.base.clone();
 
     let port = free_port();
-    let _driver = Driver(
+    let _driver = KillOnDrop(
         Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

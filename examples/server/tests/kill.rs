@@ -20,9 +20,10 @@
 // Tests fail by panicking.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,12 +31,15 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use collab_core::blob::{BlobPrefix, Sha256Digest};
+use collab_core::blob::{BlobKey, BlobPrefix, Sha256Digest};
 use collab_core::rooms::{Rooms, RoomsConfig};
 use collab_core::testing::files::pdf_with_pages;
+use collab_core::time::ManualClock;
 use collab_core::*;
 use collab_store_s3::{Durability, ObjectBlobStore};
 use collab_store_sqlite::SqliteRoomStore;
+use common::http::Http;
+use common::process::ServerProcess;
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 
@@ -129,10 +133,11 @@ async fn twilio_mock(provider: Arc<Provider>) -> String {
 // ---- the server process ----------------------------------------------------------------------
 
 struct Server {
+    /// Zero until the first run picks a port; every restart listens on that one.
     port: u16,
     data: PathBuf,
     twilio: String,
-    child: Option<Child>,
+    process: Option<ServerProcess>,
     /// When each run started and, for killed ones, when it was killed.
     runs: Vec<(Instant, Option<Instant>)>,
 }
@@ -142,44 +147,25 @@ impl Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    async fn start(&mut self, http: &reqwest::Client) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.data.with_extension("log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_collab-server"))
-            .env_clear()
-            .env("COLLAB_ADDR", format!("127.0.0.1:{}", self.port))
-            .env("COLLAB_DATA", &self.data)
-            .env("COLLAB_DELIVERY_LEASE", LEASE_SECS.to_string())
-            .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-            .env("TWILIO_AUTH_TOKEN", "twilio-auth-token")
-            .env("COLLAB_SMS_FROM", "+15005550006")
-            .env("TWILIO_BASE_URL", &self.twilio)
-            .env("RUST_LOG", "info")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+    fn start(&mut self) {
+        let process = ServerProcess::start(|command| {
+            command
+                .args(["--addr", &format!("127.0.0.1:{}", self.port)])
+                .env("COLLAB_DATA", &self.data)
+                .env("COLLAB_DELIVERY_LEASE", LEASE_SECS.to_string())
+                .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+                .env("TWILIO_AUTH_TOKEN", "twilio-auth-token")
+                .env("COLLAB_SMS_FROM", "+15005550006")
+                .env("TWILIO_BASE_URL", &self.twilio)
+                .env("RUST_LOG", "info");
+        });
+        self.port = process.port();
+        self.process = Some(process);
         self.runs.push((Instant::now(), None));
-        let started = Instant::now();
-        loop {
-            if let Ok(reply) = http.get(format!("{}/api/me", self.base())).send().await
-                && reply.status() == StatusCode::UNAUTHORIZED
-            {
-                return;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "the server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 
     fn kill(&mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        self.process.take().unwrap().kill();
         self.runs.last_mut().unwrap().1 = Some(Instant::now());
     }
 
@@ -188,23 +174,6 @@ impl Server {
         self.runs
             .iter()
             .any(|(start, killed)| killed.is_some_and(|killed| *start <= at && at <= killed))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.data.with_extension("log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("the server's last log lines:");
-            for line in tail.iter().rev() {
-                eprintln!("  {line}");
-            }
-        }
     }
 }
 
@@ -223,8 +192,8 @@ struct Acked {
 
 #[derive(Clone)]
 struct Client {
-    http: reqwest::Client,
-    base: String,
+    http: Http,
+    /// The agent's cookie (`collab_agent=…`), renewed when its session died with a process.
     agent: Arc<Mutex<String>>,
 }
 
@@ -234,94 +203,64 @@ enum As<'a> {
 }
 
 impl Client {
+    fn cookie(&self, who: &As<'_>) -> String {
+        match who {
+            As::Agent => self.agent.lock().unwrap().clone(),
+            As::Customer(cookie) => (*cookie).to_owned(),
+        }
+    }
+
     /// Sends until the server answers (it may be down); signs the agent in again when its
     /// session died with the process.
-    async fn call(
-        &self,
-        who: &As<'_>,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<String>,
-    ) -> (StatusCode, Value) {
+    async fn call(&self, who: &As<'_>, method: &str, path: &str, body: Option<String>) -> (StatusCode, Value) {
         loop {
-            let cookie = match who {
-                As::Agent => format!("collab_agent={}", self.agent.lock().unwrap()),
-                As::Customer(cookie) => (*cookie).to_owned(),
-            };
-            let mut request = self
-                .http
-                .request(method.clone(), format!("{}{path}", self.base))
-                .header("cookie", cookie);
-            if let Some(body) = &body {
-                request = request.header("content-type", "application/json").body(body.clone());
-            }
-            let Ok(reply) = request.send().await else {
+            let body = body.clone().map(String::into_bytes);
+            let Some((status, answer)) = self.once(who, method, path, "application/json", body).await else {
                 tokio::time::sleep(Duration::from_millis(30)).await;
-                continue;
-            };
-            let status = reply.status();
-            let Ok(text) = reply.text().await else {
                 continue;
             };
             if status == StatusCode::UNAUTHORIZED && matches!(who, As::Agent) {
                 self.sign_in().await;
                 continue;
             }
-            return (status, serde_json::from_str(&text).unwrap_or(Value::Null));
+            return (status, answer);
         }
     }
 
     async fn sign_in(&self) {
-        let body = json!({ "agent": AGENT, "password": "dev" }).to_string();
-        let Ok(reply) = self
-            .http
-            .post(format!("{}/api/session", self.base))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-        else {
+        let body = json!({ "agent": AGENT, "password": "dev" }).to_string().into_bytes();
+        let headers = [("content-type", "application/json")];
+        let Ok(reply) = self.http.send("POST", "/api/session", &headers, body).await else {
             return;
         };
-        if let Some(token) = set_cookie(&reply, "collab_agent=") {
-            *self.agent.lock().unwrap() = token;
+        if let Some(cookie) = reply.cookie_named("collab_agent") {
+            *self.agent.lock().unwrap() = cookie;
         }
     }
 
     /// One attempt: the status, or `None` if no answer came (the server died meanwhile).
-    async fn once(&self, who: &As<'_>, path: &str, content_type: &str, body: Vec<u8>) -> Option<(StatusCode, Value)> {
-        let cookie = match who {
-            As::Agent => format!("collab_agent={}", self.agent.lock().unwrap()),
-            As::Customer(cookie) => (*cookie).to_owned(),
-        };
+    async fn once(
+        &self,
+        who: &As<'_>,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Option<Vec<u8>>,
+    ) -> Option<(StatusCode, Value)> {
+        let cookie = self.cookie(who);
+        let headers = [("cookie", cookie.as_str()), ("content-type", content_type)];
         let reply = self
             .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", cookie)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
+            .send(method, path, &headers, body.unwrap_or_default())
             .await
             .ok()?;
-        let status = reply.status();
-        let text = reply.text().await.ok()?;
-        Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+        Some((reply.status, reply.json()))
     }
-}
-
-fn set_cookie(reply: &reqwest::Response, name: &str) -> Option<String> {
-    reply
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix(name))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
 }
 
 /// A room with its customer joined; returns the room and the customer's cookie.
 async fn room_with_customer(client: &Client, index: usize) -> (String, String) {
-    let (status, room) = client.call(&As::Agent, reqwest::Method::POST, "/api/rooms", None).await;
+    let (status, room) = client.call(&As::Agent, "POST", "/api/rooms", None).await;
     assert_eq!(status, StatusCode::CREATED, "{room}");
     let room = room["id"].as_str().unwrap().to_owned();
     let invite = json!({
@@ -329,24 +268,17 @@ async fn room_with_customer(client: &Client, index: usize) -> (String, String) {
         "identifier": format!("+4479111234{index:02}"),
     });
     let path = format!("/api/rooms/{room}/invites");
-    let (status, answer) = client
-        .call(&As::Agent, reqwest::Method::POST, &path, Some(invite.to_string()))
-        .await;
+    let (status, answer) = client.call(&As::Agent, "POST", &path, Some(invite.to_string())).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let link = json!({ "channel": "link" }).to_string();
-    let (_, answer) = client.call(&As::Agent, reqwest::Method::POST, &path, Some(link)).await;
+    let (_, answer) = client.call(&As::Agent, "POST", &path, Some(link)).await;
     let token = answer["link"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
     let joined = client
         .http
-        .post(format!("{}/api/join", client.base))
-        .header("content-type", "application/json")
-        .body(json!({ "token": token }).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(joined.status(), StatusCode::OK);
-    let cookie = format!("collab_customer={}", set_cookie(&joined, "collab_customer=").unwrap());
-    (room, cookie)
+        .call("POST", "/api/join", None, Some(json!({ "token": token })))
+        .await;
+    assert_eq!(joined.status, StatusCode::OK);
+    (room, joined.cookie_named("collab_customer").unwrap())
 }
 
 /// An answer that says "try again": a conflict past the service's retries, a failure.
@@ -378,7 +310,7 @@ async fn poster(worker: Worker) {
         };
         let body = json!({ "text": format!("message {n}"), "client_key": key }).to_string();
         let path = format!("/api/rooms/{}/messages", worker.room);
-        let (status, event) = worker.client.call(&who, reqwest::Method::POST, &path, Some(body)).await;
+        let (status, event) = worker.client.call(&who, "POST", &path, Some(body)).await;
         if status == StatusCode::CREATED {
             let seq = event["seq"].as_u64().unwrap();
             let posts = &mut worker.acked.lock().unwrap().posts;
@@ -409,7 +341,13 @@ async fn uploader(worker: Worker) {
         let digest = Sha256Digest::of(&bytes);
         let path = format!("/api/rooms/{room}/documents?name={name}");
         match client
-            .once(&As::Customer(customer), &path, "application/octet-stream", bytes)
+            .once(
+                &As::Customer(customer),
+                "POST",
+                &path,
+                "application/octet-stream",
+                Some(bytes),
+            )
             .await
         {
             Some((StatusCode::CREATED, event)) => {
@@ -432,7 +370,10 @@ async fn inviter(client: Client, rooms: Vec<String>, stop: Arc<AtomicBool>, acke
         let room = &rooms[n % rooms.len()];
         let path = format!("/api/rooms/{room}/invites");
         let body = json!({ "channel": "sms" }).to_string().into_bytes();
-        match client.once(&As::Agent, &path, "application/json", body).await {
+        match client
+            .once(&As::Agent, "POST", &path, "application/json", Some(body))
+            .await
+        {
             Some((StatusCode::CREATED, answer)) => {
                 let invite = answer["invite"].as_str().unwrap().to_owned();
                 acked.lock().unwrap().invites.insert((room.clone(), invite));
@@ -454,16 +395,16 @@ struct Seen {
 
 /// Follows the room's live events as its customer, reconnecting with `Last-Event-ID` whenever
 /// the stream ends, until `stop` and caught up with `until`.
-async fn live_reader(http: reqwest::Client, base: String, room: String, customer: String, seen: Arc<Mutex<Seen>>) {
+async fn live_reader(http: Http, room: String, customer: String, seen: Arc<Mutex<Seen>>) {
+    let path = format!("/api/rooms/{room}/live?as=customer");
     loop {
-        let last = seen.lock().unwrap().seqs.last().copied().unwrap_or(0);
-        let mut request = http
-            .get(format!("{base}/api/rooms/{room}/live?as=customer"))
-            .header("cookie", &customer);
-        if last > 0 {
-            request = request.header("last-event-id", last.to_string());
+        let last = seen.lock().unwrap().seqs.last().copied().unwrap_or(0).to_string();
+        let mut headers = vec![("cookie", customer.as_str())];
+        if last != "0" {
+            headers.push(("last-event-id", &last));
         }
-        let reply = request.send().await.ok().filter(|r| r.status() == StatusCode::OK);
+        let reply = http.open("GET", &path, &headers, Vec::new()).await;
+        let reply = reply.ok().filter(|r| r.status() == StatusCode::OK);
         let Some(mut reply) = reply else {
             tokio::time::sleep(Duration::from_millis(30)).await;
             continue;
@@ -504,7 +445,7 @@ async fn quiet(client: &Client, rooms: &[String]) -> bool {
         let (mut invited, mut delivered) = (0, 0);
         loop {
             let path = format!("/api/rooms/{room}/events?after={after}&limit=1000");
-            let (status, events) = client.call(&As::Agent, reqwest::Method::GET, &path, None).await;
+            let (status, events) = client.call(&As::Agent, "GET", &path, None).await;
             assert_eq!(status, StatusCode::OK, "{events}");
             let events = events.as_array().unwrap().clone();
             for event in &events {
@@ -533,23 +474,17 @@ async fn sigkill_under_load_loses_nothing_acknowledged_and_sends_each_invite_onc
     let dir = tempfile::tempdir().unwrap();
     let provider = Arc::new(Provider::default());
     let twilio = twilio_mock(provider.clone()).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let mut server = Server {
-        port,
+        port: 0,
         data: dir.path().join("data"),
         twilio,
-        child: None,
+        process: None,
         runs: Vec::new(),
     };
-    let http = collab_notify::http::client(Duration::from_secs(30)).unwrap();
-    server.start(&http).await;
+    server.start();
+    let http = Http::new(&server.base());
     let client = Client {
         http: http.clone(),
-        base: server.base(),
         agent: Arc::default(),
     };
     client.sign_in().await;
@@ -562,7 +497,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged_and_sends_each_invite_onc
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut load = Vec::new();
     let mut readers = Vec::new();
-    let live_http = collab_notify::http::client(Duration::from_secs(600)).unwrap();
+    let live_http = Http::with_timeout(&server.base(), Duration::from_secs(600));
     for (room, customer) in &rooms {
         let worker = Worker {
             client: client.clone(),
@@ -576,7 +511,6 @@ async fn sigkill_under_load_loses_nothing_acknowledged_and_sends_each_invite_onc
         let seen = Arc::new(Mutex::new(Seen::default()));
         let reader = tokio::spawn(live_reader(
             live_http.clone(),
-            server.base(),
             room.clone(),
             customer.clone(),
             seen.clone(),
@@ -639,7 +573,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged_and_sends_each_invite_onc
         }
         server.kill();
         tokio::time::sleep(Duration::from_millis(random.below(300))).await;
-        server.start(&http).await;
+        server.start();
     }
     settle(KILLS + 1).await;
     provider.outage.store(false, Ordering::Relaxed);
@@ -657,7 +591,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged_and_sends_each_invite_onc
     let mut last_seqs = BTreeMap::new();
     for room in &room_ids {
         let (_, view) = client
-            .call(&As::Agent, reqwest::Method::GET, &format!("/api/rooms/{room}"), None)
+            .call(&As::Agent, "GET", &format!("/api/rooms/{room}"), None)
             .await;
         last_seqs.insert(room.clone(), view["seq"].as_u64().unwrap());
     }
@@ -813,17 +747,13 @@ async fn sigkill_under_load_loses_nothing_acknowledged_and_sends_each_invite_onc
     assert_eq!(stored, named, "stored documents are exactly the named ones");
 
     // Both links of the held invite open the room (checked on a fresh run).
-    server.start(&http).await;
+    server.start();
     for message in held_messages {
         let token = message.link.rsplit('/').next().unwrap();
         let joined = http
-            .post(format!("{}/api/join", server.base()))
-            .header("content-type", "application/json")
-            .body(json!({ "token": token }).to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(joined.status(), StatusCode::OK, "link of {}", message.sid);
+            .call("POST", "/api/join", None, Some(json!({ "token": token })))
+            .await;
+        assert_eq!(joined.status, StatusCode::OK, "link of {}", message.sid);
     }
     println!(
         "kills: {KILLS}; acknowledged: {} posts, {} uploads, {} invites; provider messages: {}, second sends: {duplicates}; invites waiting through the outage and a kill: {}; orphans swept: {}",

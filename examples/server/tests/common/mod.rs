@@ -1,5 +1,6 @@
 //! The example server in-process for the API tests: a real SQLite file and local-file documents
-//! in a temp dir, a manual clock, a recording notifier, and a request helper.
+//! in a temp dir, a manual clock, a recording notifier, and a request helper; and for tests over
+//! the wire, the real `collab-server` process ([`process`]) and an HTTP client ([`http`]).
 // Fixtures panic on a broken set-up, like assertions; not every test file uses every fixture.
 #![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used)]
 
@@ -12,7 +13,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use collab_core::notify::RecordingNotifier;
 use collab_core::rooms::{Rooms, RoomsBuilder};
-use collab_core::{ManualClock, TenantId, Timestamp};
+use collab_core::time::ManualClock;
+use collab_core::{TenantId, Timestamp};
 use collab_server::auth::Agents;
 use collab_server::{AppState, Shared, app};
 use collab_store_s3::{Durability, ObjectBlobStore};
@@ -20,6 +22,9 @@ use collab_store_sqlite::SqliteRoomStore;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+pub mod http;
+pub mod process;
 
 /// The origin the test server believes it has.
 pub const ORIGIN: &str = "http://127.0.0.1:8080";
@@ -65,6 +70,16 @@ impl Reply {
         let set = self.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
         set.split(';').next().unwrap().to_owned()
     }
+    /// The cookie `name` the answer sets (`name=value`), if it sets one.
+    pub fn cookie_named(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default())
+            .find(|v| v.split_once('=').is_some_and(|(key, _)| key == name))
+            .map(str::to_owned)
+    }
     pub fn header(&self, name: &str) -> &str {
         self.headers.get(name).map_or("", |v| v.to_str().unwrap_or_default())
     }
@@ -95,7 +110,7 @@ impl Server {
         let state = AppState::new(Shared {
             rooms: rooms.clone(),
             agents,
-            inbox: inbox.clone(),
+            inbox: Some(inbox.clone()),
             secure_cookies: false,
             origin: ORIGIN.to_owned(),
             twilio: Some(collab_notify::TwilioWebhook::new(collab_notify::SecretString::from(

@@ -1,0 +1,49 @@
+//! Providers calling back: delivery status reports.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use collab_core::Error;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::ApiResult;
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+/// Where a status callback belongs (Twilio adds these to the callback URL we give it).
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CallbackQuery {
+    /// The room.
+    pub room: String,
+    /// The invite.
+    pub invite: String,
+}
+
+/// Twilio's delivery status callback: checked against `X-Twilio-Signature`, then recorded on
+/// the invite (a replay records nothing).
+#[utoipa::path(post, path = "/api/callbacks/twilio", params(CallbackQuery), tag = "providers",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 204, description = "recorded"), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub async fn twilio_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let Some(webhook) = &state.twilio else {
+        return Err(ApiError::Core(Error::Unsupported {
+            backend: "this server",
+            capability: "Twilio status callbacks (no Twilio account is configured)",
+        }));
+    };
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // The URL exactly as Twilio called it: the public origin and this path with its query.
+    let path = uri.path_and_query().map_or("", |p| p.as_str());
+    let url = format!("{}{path}", state.origin);
+    webhook.record(&state.rooms, &url, &body, signature).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,104 @@
+//! A room's documents: sharing one (the request body is the file) and opening one.
+
+use std::io;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use collab_core::blob::ByteRange;
+use collab_core::rooms::Upload;
+use collab_core::{DocumentId, Entity, Error};
+use futures_util::TryStreamExt;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{ApiResult, reader, room_id};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::views::EventView;
+
+/// The name of an uploaded file.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UploadQuery {
+    /// The file's name, for display only.
+    pub name: String,
+}
+
+/// Shares a document: the request body is the file's bytes.
+#[utoipa::path(post, path = "/api/rooms/{room}/documents", params(("room" = String, Path), UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"), tag = "rooms",
+    responses((status = 201, body = EventView), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+    (status = 422, body = ErrorBody)))]
+pub async fn upload(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Query(query): Query<UploadQuery>,
+    Caller(actor): Caller,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<EventView>)> {
+    let room = room_id(&room)?;
+    let data = body.into_data_stream().map_err(io::Error::other);
+    let upload = Upload {
+        file_name: query.name,
+        data: Box::pin(data),
+    };
+    let event = state.rooms.share_document(&actor, room, upload).await?;
+    Ok((StatusCode::CREATED, Json(EventView::new(room, &event, reader(&actor)))))
+}
+
+/// The `Range` header: `bytes=a-b` or `bytes=a-`, one range. Anything else (several ranges,
+/// `b < a`, garbage) is ignored and the whole document is sent, as RFC 9110 allows. Public for
+/// the fuzz targets.
+pub fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
+    let value = headers.get(header::RANGE)?.to_str().ok()?;
+    let (start, end) = value.strip_prefix("bytes=")?.split_once('-')?;
+    let start: u64 = start.trim().parse().ok()?;
+    match end.trim() {
+        "" => Some(ByteRange::from_start(start)),
+        end => ByteRange::new(start..end.parse::<u64>().ok()?.checked_add(1)?).ok(),
+    }
+}
+
+/// Opens a document, or a byte range of it, with safe headers.
+#[utoipa::path(get, path = "/api/rooms/{room}/documents/{document}",
+    params(("room" = String, Path), ("document" = String, Path)), tag = "rooms",
+    responses((status = 200, description = "the bytes"), (status = 206, description = "a range of the bytes"),
+    (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)))]
+pub async fn download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, document)): Path<(String, String)>,
+    Caller(actor): Caller,
+) -> ApiResult<Response> {
+    let room = room_id(&room)?;
+    let document: DocumentId = document
+        .parse()
+        .map_err(|_| ApiError::Core(Error::NotFound { what: Entity::Document }))?;
+    let range = parse_range(&headers);
+    let download = state.rooms.open_document(&actor, room, document, range).await?;
+    let partial = range.is_some();
+    let (size, range) = (download.meta.size, download.range.clone());
+    let safe_headers = download.headers();
+    let mut response = Response::new(Body::from_stream(download.stream.map_err(io::Error::other)));
+    let headers = response.headers_mut();
+    for (name, value) in &safe_headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(*name, value);
+        }
+    }
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(length) = HeaderValue::from_str(&(range.end - range.start).to_string()) {
+        headers.insert(header::CONTENT_LENGTH, length);
+    }
+    if partial {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let content_range = format!("bytes {}-{}/{size}", range.start, range.end.saturating_sub(1));
+        if let Ok(value) = HeaderValue::from_str(&content_range) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+    }
+    Ok(response)
+}

@@ -1,0 +1,296 @@
+//! Rooms: the list, opening, invites, closing, the timeline, live events and chat messages.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use collab_core::rooms::{InviteRequest, TimelineQuery};
+use collab_core::store::{RoomCursor, RoomQuery};
+use collab_core::{Actor, Channel, EmailAddress, Error, PhoneNumber, RoomId, Seq};
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiResult, reader, room_id, seq_param};
+use crate::AppState;
+use crate::auth::{Caller, LiveCaller};
+use crate::error::ErrorBody;
+use crate::views::{EventView, RoomRow, RoomView};
+
+/// Filters of the rooms list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Customer name prefix (first, last or full name; any case).
+    #[param(max_length = 201)]
+    pub name: Option<String>,
+    /// Customer mobile number, international form.
+    pub phone: Option<String>,
+    /// Customer email address.
+    pub email: Option<String>,
+    /// The `next` of a previous page (blank: the first page).
+    #[param(pattern = r"^([0-9]{1,15}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$")]
+    pub after: Option<String>,
+    /// At most this many rooms (1 to 500, 50 by default).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+}
+
+/// A page of rooms.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomList {
+    /// Newest first.
+    pub rooms: Vec<RoomRow>,
+    /// Pass as `after` for the next page.
+    pub next: Option<String>,
+}
+
+/// Lists and searches the tenant's rooms, newest first.
+#[utoipa::path(get, path = "/api/rooms", params(ListQuery), tag = "rooms",
+    responses((status = 200, body = RoomList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_rooms(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+    Caller(actor): Caller,
+) -> ApiResult<Json<RoomList>> {
+    let blank = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let query = RoomQuery {
+        name_prefix: blank(&query.name),
+        phone: blank(&query.phone).map(|p| PhoneNumber::parse(&p)).transpose()?,
+        email: blank(&query.email).map(|e| EmailAddress::parse(&e)).transpose()?,
+        after: blank(&query.after).map(|a| a.parse::<RoomCursor>()).transpose()?,
+        limit: query.limit.unwrap_or(50),
+        ..RoomQuery::default()
+    };
+    let page = state.rooms.list_rooms(&actor, &query).await?;
+    Ok(Json(RoomList {
+        rooms: page.rooms.iter().map(RoomRow::from).collect(),
+        next: page.next.map(|n| n.to_string()),
+    }))
+}
+
+async fn room_view(state: &AppState, actor: &Actor, room: RoomId) -> ApiResult<RoomView> {
+    let room_state = state.rooms.room(actor, room).await?;
+    let status = state.rooms.current_status(&room_state);
+    Ok(RoomView::new(
+        &room_state,
+        status,
+        state.rooms.config().policy().sms_activated(),
+    ))
+}
+
+/// Opens a room: a draft named "Collaboration Room".
+#[utoipa::path(post, path = "/api/rooms", tag = "rooms",
+    responses((status = 201, body = RoomView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_room(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+) -> ApiResult<(StatusCode, Json<RoomView>)> {
+    let summary = state.rooms.create_room(&actor).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(room_view(&state, &actor, summary.room).await?),
+    ))
+}
+
+/// A room: name, status, customer information.
+#[utoipa::path(get, path = "/api/rooms/{room}", params(("room" = String, Path)), tag = "rooms",
+    responses((status = 200, body = RoomView), (status = 404, body = ErrorBody)))]
+pub async fn get_room(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Caller(actor): Caller,
+) -> ApiResult<Json<RoomView>> {
+    Ok(Json(room_view(&state, &actor, room_id(&room)?).await?))
+}
+
+/// An invite from the invite frame.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct InviteBody {
+    /// `sms`, `email` or `link`.
+    #[schema(pattern = "^(sms|email|link)$")]
+    pub channel: String,
+    /// First name (locked once invited: leave out or repeat).
+    pub first_name: Option<String>,
+    /// Last name (locked likewise).
+    pub last_name: Option<String>,
+    /// Mobile number or email address for a channel not used before.
+    pub identifier: Option<String>,
+}
+
+/// What an invite gave.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviteAnswer {
+    /// The invite's id.
+    pub invite: String,
+    /// The room's link, for "Get Link".
+    pub link: Option<String>,
+    /// For SMS, how many segments the text takes.
+    pub sms_segments: Option<usize>,
+}
+
+/// Invites or re-invites the customer (SMS, email, or Get Link).
+#[utoipa::path(post, path = "/api/rooms/{room}/invites", params(("room" = String, Path)), request_body = InviteBody,
+    tag = "rooms", responses((status = 201, body = InviteAnswer), (status = 409, body = ErrorBody),
+    (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn invite(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Caller(actor): Caller,
+    Json(body): Json<InviteBody>,
+) -> ApiResult<(StatusCode, Json<InviteAnswer>)> {
+    let channel = Channel::ALL
+        .into_iter()
+        .find(|c| c.as_str() == body.channel)
+        .ok_or(Error::invalid("channel", "must be sms, email or link"))?;
+    let request = InviteRequest {
+        channel,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        identifier: body.identifier.filter(|i| !i.trim().is_empty()),
+    };
+    let issued = state.rooms.invite(&actor, room_id(&room)?, request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(InviteAnswer {
+            invite: issued.invite.to_string(),
+            link: issued.link.map(|l| l.url().to_owned()),
+            sms_segments: issued.sms_segments,
+        }),
+    ))
+}
+
+/// Closes a room for good.
+#[utoipa::path(post, path = "/api/rooms/{room}/close", params(("room" = String, Path)), tag = "rooms",
+    responses((status = 204, description = "closed"), (status = 409, body = ErrorBody)))]
+pub async fn close_room(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Caller(actor): Caller,
+) -> ApiResult<StatusCode> {
+    state.rooms.close_room(&actor, room_id(&room)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which events to read.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EventsQuery {
+    /// Events after this sequence number (0 for all).
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// At most this many (1 to 1000, 200 by default).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+/// The room's timeline, oldest first.
+#[utoipa::path(get, path = "/api/rooms/{room}/events", params(("room" = String, Path), EventsQuery), tag = "rooms",
+    responses((status = 200, body = Vec<EventView>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Query(query): Query<EventsQuery>,
+    Caller(actor): Caller,
+) -> ApiResult<Json<Vec<EventView>>> {
+    let room = room_id(&room)?;
+    let page = TimelineQuery::After {
+        seq: seq_param(query.after)?,
+        limit: query.limit.unwrap_or(200),
+    };
+    let events = state.rooms.timeline(&actor, room, page).await?;
+    Ok(Json(
+        events.iter().map(|e| EventView::new(room, e, reader(&actor))).collect(),
+    ))
+}
+
+/// Where live events resume.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LiveQuery {
+    /// The last sequence number the client has (the `Last-Event-ID` header wins).
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// `customer` on the customer page (an EventSource cannot send the `x-collab-as` header).
+    #[serde(rename = "as")]
+    pub as_role: Option<String>,
+}
+
+/// The sequence number a live stream resumes after: the `Last-Event-ID` header when it is one,
+/// else the `after` query parameter (refused when negative), else 0 (from the start). Public for
+/// the fuzz targets.
+pub fn resume_after(headers: &HeaderMap, after: Option<i64>) -> ApiResult<Seq> {
+    match headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+    {
+        Some(seq) => Ok(Seq::new(seq)),
+        None => seq_param(after),
+    }
+}
+
+/// Live events as server-sent events (`id` = sequence number): resumable without gap or
+/// duplicate through `Last-Event-ID` or `after`.
+#[utoipa::path(get, path = "/api/rooms/{room}/live", params(("room" = String, Path), LiveQuery), tag = "rooms",
+    responses((status = 200, description = "text/event-stream of EventView"), (status = 404, body = ErrorBody),
+    (status = 422, body = ErrorBody)))]
+pub async fn live(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    Query(query): Query<LiveQuery>,
+    LiveCaller(actor): LiveCaller,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let room = room_id(&room)?;
+    let resume = resume_after(&headers, query.after)?;
+    let role = reader(&actor);
+    let stream = state.rooms.subscribe(&actor, room, resume).await?;
+    let events = stream
+        .inspect(move |item| {
+            if let Err(e) = item {
+                // The client reconnects with Last-Event-ID and resumes where it was.
+                tracing::warn!(%room, error = %e, "live stream ended");
+            }
+        })
+        .take_while(|item| std::future::ready(item.is_ok()))
+        .filter_map(move |item| {
+            std::future::ready(item.ok().map(|event| {
+                let view = EventView::new(room, &event, role);
+                let data = serde_json::to_string(&view).unwrap_or_default();
+                Ok(SseEvent::default()
+                    .id(event.seq.to_string())
+                    .event("timeline")
+                    .data(data))
+            }))
+        });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// A chat message.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MessageBody {
+    /// The text (trimmed; 1 to 4,000 characters).
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
+    pub text: String,
+    /// A key the client chose, so that a retried send is not posted twice (at most 128 bytes).
+    #[schema(max_length = 128)]
+    pub client_key: Option<String>,
+}
+
+/// Posts a chat message.
+#[utoipa::path(post, path = "/api/rooms/{room}/messages", params(("room" = String, Path)), request_body = MessageBody,
+    tag = "rooms", responses((status = 201, body = EventView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn post_message(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Caller(actor): Caller,
+    Json(body): Json<MessageBody>,
+) -> ApiResult<(StatusCode, Json<EventView>)> {
+    let room = room_id(&room)?;
+    let event = state
+        .rooms
+        .post_message(&actor, room, &body.text, body.client_key.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(EventView::new(room, &event, reader(&actor)))))
+}

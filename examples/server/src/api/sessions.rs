@@ -1,0 +1,100 @@
+//! Who is signed in: agents' sign-in and sign-out, customers' joining through an invite link.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use collab_core::Actor;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiResult, with_cookie};
+use crate::AppState;
+use crate::auth::{AGENT_COOKIE, CUSTOMER_COOKIE, Caller, cookie, expired_cookie, session_cookie};
+use crate::error::{ApiError, ErrorBody};
+
+/// An agent signs in.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignIn {
+    /// The agent's id.
+    pub agent: String,
+    /// The agent's password.
+    pub password: String,
+}
+
+/// Signs an agent in (the example's own sign-in: replace it with your authentication).
+#[utoipa::path(post, path = "/api/session", request_body = SignIn, tag = "agents",
+    responses((status = 204, description = "signed in; the cookie is set"), (status = 401, body = ErrorBody)))]
+pub async fn sign_in(State(state): State<AppState>, Json(body): Json<SignIn>) -> ApiResult<Response> {
+    let (_, token) = state.agents.sign_in(&body.agent, &body.password)?;
+    let cookie = session_cookie(AGENT_COOKIE, token.expose(), state.secure_cookies);
+    Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), &cookie))
+}
+
+/// Signs out whoever is signed in.
+#[utoipa::path(delete, path = "/api/session", tag = "agents", responses((status = 204, description = "signed out")))]
+pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = cookie(&headers, AGENT_COOKIE) {
+        state.agents.sign_out(token);
+    }
+    let response = with_cookie(StatusCode::NO_CONTENT.into_response(), &expired_cookie(AGENT_COOKIE));
+    with_cookie(response, &expired_cookie(CUSTOMER_COOKIE))
+}
+
+/// Who the request is from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// `agent` or `customer`.
+    pub role: &'static str,
+    /// The agent's id.
+    pub agent: Option<String>,
+    /// The customer's room.
+    pub room: Option<String>,
+}
+
+/// Who is signed in.
+#[utoipa::path(get, path = "/api/me", tag = "session",
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+pub async fn me(Caller(actor): Caller) -> ApiResult<Json<Me>> {
+    Ok(Json(match actor {
+        Actor::Agent { agent, .. } => Me {
+            role: "agent",
+            agent: Some(agent.to_string()),
+            room: None,
+        },
+        Actor::Customer { room, .. } => Me {
+            role: "customer",
+            agent: None,
+            room: Some(room.to_string()),
+        },
+        Actor::System => return Err(ApiError::Unauthenticated),
+    }))
+}
+
+/// An invite link's token.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct JoinBody {
+    /// The token from the link's path.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub token: String,
+}
+
+/// The room a customer joined.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Joined {
+    /// The room's id.
+    pub room: String,
+}
+
+/// A customer opens an invite link: a session cookie for the room.
+#[utoipa::path(post, path = "/api/join", request_body = JoinBody, tag = "customers",
+    responses((status = 200, body = Joined), (status = 404, body = ErrorBody)))]
+pub async fn join(State(state): State<AppState>, Json(body): Json<JoinBody>) -> ApiResult<Response> {
+    let session = state.rooms.join(&body.token).await?;
+    let cookie = session_cookie(CUSTOMER_COOKIE, session.token.expose(), state.secure_cookies);
+    let response = Json(Joined {
+        room: session.room.to_string(),
+    })
+    .into_response();
+    Ok(with_cookie(response, &cookie))
+}
