@@ -329,6 +329,77 @@ pub struct RoomPage {
 ///
 /// The conformance kit (`collab_core::testing`, feature `testing`) checks all of this; run it
 /// against your store with one line of `room_store_conformance!`.
+///
+/// # Implement your own
+///
+/// A store maps each method onto its backend; [`MemoryRoomStore`](crate::memory::MemoryRoomStore)
+/// is the reference, and the SQLite and PostgreSQL crates show the same contract on a database.
+/// The shape of an implementation, here a wrapper that counts the appends another store accepts:
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::time::Duration;
+/// use async_trait::async_trait;
+/// use collab_core::memory::MemoryRoomStore;
+/// use collab_core::store::*;
+/// use collab_core::{Error, Event, OutboxId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash};
+///
+/// #[derive(Debug, Default)]
+/// struct CountingStore {
+///     inner: MemoryRoomStore,
+///     appends: AtomicU64,
+/// }
+///
+/// #[async_trait]
+/// impl RoomStore for CountingStore {
+///     async fn append(&self, append: Append) -> Result<(), Error> {
+///         self.inner.append(append).await?;
+///         self.appends.fetch_add(1, Ordering::Relaxed);
+///         Ok(())
+///     }
+///     async fn read_events(&self, room: RoomId, after: Seq, limit: usize) -> Result<Vec<Event>, Error> {
+///         self.inner.read_events(room, after, limit).await
+///     }
+///     async fn latest_events(&self, room: RoomId, limit: usize) -> Result<Vec<Event>, Error> {
+///         self.inner.latest_events(room, limit).await
+///     }
+///     async fn room_summary(&self, room: RoomId) -> Result<Option<RoomSummary>, Error> {
+///         self.inner.room_summary(room).await
+///     }
+///     async fn list_rooms(&self, tenant: &TenantId, query: &RoomQuery) -> Result<RoomPage, Error> {
+///         self.inner.list_rooms(tenant, query).await
+///     }
+///     async fn idle_rooms(&self, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error> {
+///         self.inner.idle_rooms(idle_since, limit).await
+///     }
+///     async fn find_credential(&self, hash: &TokenHash) -> Result<Option<Credential>, Error> {
+///         self.inner.find_credential(hash).await
+///     }
+///     async fn claim_outbox(&self, now: Timestamp, lease: Duration, limit: usize) -> Result<Vec<ClaimedOutbox>, Error> {
+///         self.inner.claim_outbox(now, lease, limit).await
+///     }
+///     async fn reschedule_outbox(&self, id: OutboxId, not_before: Timestamp) -> Result<(), Error> {
+///         self.inner.reschedule_outbox(id, not_before).await
+///     }
+///     async fn delete_outbox(&self, id: OutboxId) -> Result<(), Error> {
+///         self.inner.delete_outbox(id).await
+///     }
+///     async fn add_credential(&self, credential: Credential) -> Result<(), Error> {
+///         self.inner.add_credential(credential).await
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// use collab_core::{Actor, AgentId, Rooms};
+///
+/// let store = std::sync::Arc::new(CountingStore::default());
+/// let rooms = Rooms::builder().room_store(store.clone()).build();
+/// let agent = Actor::Agent { tenant: TenantId::new("acme")?, agent: AgentId::new("ada")? };
+/// rooms.create_room(&agent).await?;
+/// assert_eq!(store.appends.load(Ordering::Relaxed), 1);
+/// # Ok::<(), Error>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait RoomStore: fmt::Debug + Send + Sync + 'static {
     /// Writes one room's next events and what goes with them, atomically.
