@@ -11,9 +11,10 @@ use std::time::Duration;
 use collab_core::guard::MemoryCounterStore;
 use collab_core::notify::RecordingNotifier;
 use collab_core::rooms::{InviteRequest, Rooms};
+use collab_core::time::ManualClock;
 use collab_core::*;
 use collab_notify::abuse::{AbuseLimits, Limit, SmsAbuseGuard};
-use collab_notify::twilio::{TwilioAuth, TwilioConfig, TwilioSender, TwilioSms};
+use collab_notify::twilio::TwilioSms;
 use collab_store_sqlite::SqliteRoomStore;
 use common::*;
 use serde_json::json;
@@ -21,15 +22,7 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn twilio(server: &MockServer) -> TwilioSms {
-    let config = TwilioConfig::new(
-        "AC0123456789abcdef0123456789abcdef",
-        TwilioAuth::AuthToken("token".into()),
-        TwilioSender::From("+15005550006".into()),
-    )
-    .unwrap()
-    .with_base_url(&server.uri())
-    .unwrap();
-    TwilioSms::new(config).unwrap()
+    TwilioSms::new(Providers::at(server).twilio()).unwrap()
 }
 
 /// The service over the SQLite file at `path`, its guard counting in the same database.

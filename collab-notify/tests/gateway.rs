@@ -6,38 +6,22 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use collab_core::notify::{Notifier, NotifyError};
 use collab_notify::ProviderError;
 use collab_notify::gateway::{GatewayMessage, HttpSms, HttpSmsConfig, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use collab_notify::testing::{Answer, Backend, Received};
+use collab_notify::testing::{Answer, Received};
 use common::*;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const SECRET: &str = "gateway-shared-secret-0123456789";
-
-fn config(server: &MockServer) -> HttpSmsConfig {
-    HttpSmsConfig::new(&format!("{}/sms/send", server.uri()), SECRET.into()).unwrap()
-}
+use wiremock::{MockServer, ResponseTemplate};
 
 fn gateway(server: &MockServer) -> HttpSms {
-    HttpSms::new(config(server)).unwrap()
-}
-
-async fn mount(server: &MockServer, answer: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .and(path("/sms/send"))
-        .respond_with(answer)
-        .mount(server)
-        .await;
+    HttpSms::new(Providers::at(server).gateway()).unwrap()
 }
 
 /// The signature recomputed here, as a gateway would.
 fn expected_signature(timestamp: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(GATEWAY_SECRET.as_bytes()).unwrap();
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -47,9 +31,8 @@ fn expected_signature(timestamp: &str, body: &[u8]) -> String {
 
 #[tokio::test]
 async fn the_documented_payload_is_posted_signed() {
-    let server = MockServer::start().await;
-    mount(
-        &server,
+    let server = server_answering(
+        GATEWAY_MESSAGES,
         ResponseTemplate::new(202).set_body_json(json!({ "id": "gw-1" })),
     )
     .await;
@@ -57,7 +40,7 @@ async fn the_documented_payload_is_posted_signed() {
     let receipt = gateway(&server).send(&notification).await.unwrap();
     assert_eq!(receipt.provider_id.as_deref(), Some("gw-1"));
 
-    let request = &server.received_requests().await.unwrap()[0];
+    let request = &requests(&server).await[0];
     assert_eq!(request.headers["content-type"], "application/json");
     assert_eq!(
         request.headers["idempotency-key"],
@@ -91,8 +74,7 @@ async fn the_documented_payload_is_posted_signed() {
 
 #[tokio::test]
 async fn an_empty_success_is_sent_without_an_id() {
-    let server = MockServer::start().await;
-    mount(&server, ResponseTemplate::new(204)).await;
+    let server = server_answering(GATEWAY_MESSAGES, ResponseTemplate::new(204)).await;
     let receipt = gateway(&server).send(&sms("+447911123456")).await.unwrap();
     assert_eq!(receipt.provider_id, None);
 }
@@ -100,13 +82,9 @@ async fn an_empty_success_is_sent_without_an_id() {
 #[tokio::test]
 async fn refusals_are_permanent_with_the_gateway_s_reason() {
     for status in [400, 403, 404, 422] {
-        let server = MockServer::start().await;
-        mount(
-            &server,
-            ResponseTemplate::new(status).set_body_json(json!({ "error": "unknown subscriber", "code": "E17" })),
-        )
-        .await;
-        let error = gateway(&server).send(&sms("+447911123456")).await.unwrap_err();
+        let refusal = json!({ "error": "unknown subscriber", "code": "E17" });
+        let server = server_answering(GATEWAY_MESSAGES, ResponseTemplate::new(status).set_body_json(refusal)).await;
+        let error = sms_error(&gateway(&server)).await;
         let NotifyError::Permanent { source } = &error else {
             panic!("{status}: {error:?}")
         };
@@ -122,13 +100,12 @@ async fn refusals_are_permanent_with_the_gateway_s_reason() {
 #[tokio::test]
 async fn busy_answers_are_transient_with_retry_after() {
     for status in [408, 429, 500, 503] {
-        let server = MockServer::start().await;
-        mount(
-            &server,
+        let server = server_answering(
+            GATEWAY_MESSAGES,
             ResponseTemplate::new(status).insert_header("Retry-After", "45"),
         )
         .await;
-        let error = gateway(&server).send(&sms("+447911123456")).await.unwrap_err();
+        let error = sms_error(&gateway(&server)).await;
         assert!(
             matches!(error, NotifyError::Transient { retry_after: Some(d), .. } if d == Duration::from_secs(45)),
             "{status}: {error:?}"
@@ -138,10 +115,14 @@ async fn busy_answers_are_transient_with_retry_after() {
 
 #[tokio::test]
 async fn an_answer_past_the_timeout_is_ambiguous() {
-    let server = MockServer::start().await;
-    mount(&server, ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).await;
-    let provider = HttpSms::new(config(&server).with_timeout(Duration::from_millis(300)).unwrap()).unwrap();
-    let error = provider.send(&sms("+447911123456")).await.unwrap_err();
+    let server = server_answering(
+        GATEWAY_MESSAGES,
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(3)),
+    )
+    .await;
+    let config = Providers::at(&server).timeout(Duration::from_millis(300)).gateway();
+    let provider = HttpSms::new(config).unwrap();
+    let error = sms_error(&provider).await;
     assert!(matches!(error, NotifyError::Ambiguous { .. }), "{error:?}");
 }
 
@@ -150,62 +131,29 @@ async fn a_short_secret_is_refused_and_none_shows_in_debug() {
     assert!(HttpSmsConfig::new("https://gw.example.com/sms", "short".into()).is_err());
     let server = MockServer::start().await;
     let provider = gateway(&server);
-    assert!(!format!("{provider:?}").contains(SECRET));
+    assert!(!format!("{provider:?}").contains(GATEWAY_SECRET));
 }
 
 // The conformance kit.
 
-struct GatewayBackend {
-    server: MockServer,
-}
-
-async fn gateway_backend() -> GatewayBackend {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/sms/send"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": "gw-accepted" })))
-        .with_priority(10)
-        .mount(&server)
-        .await;
-    GatewayBackend { server }
-}
-
-#[async_trait]
-impl Backend for GatewayBackend {
-    fn provider(&self) -> Arc<dyn Notifier> {
-        Arc::new(gateway(&self.server))
-    }
-
-    async fn script(&self, answers: &[Answer]) {
-        for answer in answers {
-            let template = match answer {
-                Answer::Busy => ResponseTemplate::new(503).insert_header("Retry-After", "5"),
-                Answer::InvalidNumber => ResponseTemplate::new(422).set_body_json(json!({ "error": "invalid number" })),
-                _ => ResponseTemplate::new(200),
-            };
-            Mock::given(method("POST"))
-                .and(path("/sms/send"))
-                .respond_with(template)
-                .up_to_n_times(1)
-                .with_priority(1)
-                .mount(&self.server)
-                .await;
-        }
-    }
-
-    async fn received(&self) -> Vec<Received> {
-        let requests = self.server.received_requests().await.unwrap_or_default();
-        requests
-            .iter()
-            .map(|r| {
-                let message: GatewayMessage = serde_json::from_slice(&r.body).unwrap();
-                Received {
-                    to: message.to,
-                    text: message.text,
-                }
-            })
-            .collect()
-    }
+async fn gateway_backend() -> MockBackend {
+    MockBackend::start(
+        GATEWAY_MESSAGES,
+        |server| Arc::new(gateway(server)),
+        |answer| match answer {
+            Answer::Busy => ResponseTemplate::new(503).insert_header("Retry-After", "5"),
+            Answer::InvalidNumber => ResponseTemplate::new(422).set_body_json(json!({ "error": "invalid number" })),
+            _ => ResponseTemplate::new(200).set_body_json(json!({ "id": "gw-accepted" })),
+        },
+        |request| {
+            let message: GatewayMessage = serde_json::from_slice(&request.body).unwrap();
+            Received {
+                to: message.to,
+                text: message.text,
+            }
+        },
+    )
+    .await
 }
 
 collab_notify::sms_provider_conformance!(gateway_backend);

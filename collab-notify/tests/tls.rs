@@ -8,8 +8,8 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use collab_core::notify::{Notifier, NotifyError};
-use collab_notify::twilio::{TwilioAuth, TwilioConfig, TwilioSender, TwilioSms};
+use collab_core::notify::NotifyError;
+use collab_notify::twilio::TwilioSms;
 use common::*;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -44,19 +44,8 @@ fn tls_server() -> (u16, std::sync::mpsc::Receiver<usize>) {
 #[tokio::test]
 async fn an_untrusted_certificate_is_refused_before_anything_is_sent() {
     let (port, read) = tls_server();
-    let config = TwilioConfig::new(
-        "AC0123456789abcdef0123456789abcdef",
-        TwilioAuth::AuthToken("token".into()),
-        TwilioSender::From("+15005550006".into()),
-    )
-    .unwrap()
-    .with_base_url(&format!("https://127.0.0.1:{port}"))
-    .unwrap();
-    let error = TwilioSms::new(config)
-        .unwrap()
-        .send(&sms("+447911123456"))
-        .await
-        .unwrap_err();
+    let config = Providers::at_url(&format!("https://127.0.0.1:{port}")).twilio();
+    let error = sms_error(&TwilioSms::new(config).unwrap()).await;
     assert!(matches!(error, NotifyError::Transient { .. }), "{error:?}");
     assert!(
         format!("{error:?}").contains("InvalidCertificate"),

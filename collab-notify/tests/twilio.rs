@@ -6,41 +6,21 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use collab_core::notify::{Notifier, NotifyError};
 use collab_core::*;
 use collab_notify::ProviderError;
-use collab_notify::testing::{Answer, Backend, Received};
-use collab_notify::twilio::{
-    INVALID_NUMBER_CODES, TwilioAuth, TwilioConfig, TwilioSender, TwilioSms, TwilioWebhook, parse_form,
-};
+use collab_notify::testing::{Answer, Received};
+use collab_notify::twilio::{INVALID_NUMBER_CODES, TwilioAuth, TwilioSender, TwilioSms, TwilioWebhook, parse_form};
 use common::*;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
-const SID: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "twilio-auth-token-secret";
-const MESSAGES: &str = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json";
 const CALLBACK: &str = "https://rooms.example.com/hooks/twilio";
 
-fn config(server: &MockServer) -> TwilioConfig {
-    TwilioConfig::new(
-        SID,
-        TwilioAuth::AuthToken(TOKEN.into()),
-        TwilioSender::From("+15005550006".into()),
-    )
-    .unwrap()
-    .with_base_url(&server.uri())
-    .unwrap()
-    .with_status_callback(CALLBACK)
-    .unwrap()
-}
-
 fn twilio(server: &MockServer) -> TwilioSms {
-    TwilioSms::new(config(server)).unwrap()
+    TwilioSms::new(Providers::at(server).status_callback(CALLBACK).twilio()).unwrap()
 }
 
 fn created(sid: &str) -> ResponseTemplate {
@@ -53,14 +33,6 @@ fn refused(status: u16, code: u32, message: &str) -> ResponseTemplate {
     }))
 }
 
-async fn mount(server: &MockServer, answer: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .and(path(MESSAGES))
-        .respond_with(answer)
-        .mount(server)
-        .await;
-}
-
 fn basic(user: &str, password: &str) -> String {
     format!(
         "Basic {}",
@@ -68,29 +40,23 @@ fn basic(user: &str, password: &str) -> String {
     )
 }
 
-fn form_of(request: &wiremock::Request) -> Vec<(String, String)> {
-    parse_form(&request.body)
-}
-
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-}
-
 #[tokio::test]
 async fn a_message_is_a_form_post_with_basic_auth_and_the_callback() {
-    let server = MockServer::start().await;
-    mount(&server, created("SM0001")).await;
+    let server = server_answering(TWILIO_MESSAGES, created("SM0001")).await;
     let notification = sms("+447911123456");
     let receipt = twilio(&server).send(&notification).await.expect("sent");
     assert_eq!(receipt.provider_id.as_deref(), Some("SM0001"));
 
-    let requests = server.received_requests().await.unwrap();
+    let requests = requests(&server).await;
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
-    assert_eq!(request.url.path(), MESSAGES);
-    assert_eq!(request.headers["authorization"], basic(SID, TOKEN).as_str());
+    assert_eq!(request.url.path(), TWILIO_MESSAGES);
+    assert_eq!(
+        request.headers["authorization"],
+        basic(TWILIO_SID, TWILIO_TOKEN).as_str()
+    );
     assert_eq!(request.headers["content-type"], "application/x-www-form-urlencoded");
-    let form = form_of(request);
+    let form = form(request);
     assert_eq!(field(&form, "To"), Some("+447911123456"), "E.164");
     assert_eq!(field(&form, "From"), Some("+15005550006"));
     assert_eq!(field(&form, "Body"), Some(notification.text.as_str()));
@@ -104,29 +70,24 @@ async fn a_message_is_a_form_post_with_basic_auth_and_the_callback() {
 
 #[tokio::test]
 async fn an_api_key_and_a_messaging_service() {
-    let server = MockServer::start().await;
-    mount(&server, created("SM0002")).await;
+    let server = server_answering(TWILIO_MESSAGES, created("SM0002")).await;
     let key = "SK0123456789abcdef0123456789abcdef";
-    let config = TwilioConfig::new(
-        SID,
+    let config = Providers::at(&server).twilio_as(
         TwilioAuth::ApiKey {
             sid: key.into(),
             secret: "api-key-secret".into(),
         },
         TwilioSender::MessagingService("MG0123456789abcdef0123456789abcdef".into()),
-    )
-    .unwrap()
-    .with_base_url(&server.uri())
-    .unwrap();
+    );
     TwilioSms::new(config)
         .unwrap()
         .send(&sms("+447911123456"))
         .await
         .unwrap();
-    let request = &server.received_requests().await.unwrap()[0];
-    assert_eq!(request.url.path(), MESSAGES, "the account SID stays in the path");
+    let request = &requests(&server).await[0];
+    assert_eq!(request.url.path(), TWILIO_MESSAGES, "the account SID stays in the path");
     assert_eq!(request.headers["authorization"], basic(key, "api-key-secret").as_str());
-    let form = form_of(request);
+    let form = form(request);
     assert_eq!(
         field(&form, "MessagingServiceSid"),
         Some("MG0123456789abcdef0123456789abcdef")
@@ -138,13 +99,12 @@ async fn an_api_key_and_a_messaging_service() {
 #[tokio::test]
 async fn invalid_number_codes_are_permanent_with_the_reason() {
     for code in INVALID_NUMBER_CODES {
-        let server = MockServer::start().await;
-        mount(
-            &server,
+        let server = server_answering(
+            TWILIO_MESSAGES,
             refused(400, code, "The 'To' number +447911123456 is not valid."),
         )
         .await;
-        let error = twilio(&server).send(&sms("+447911123456")).await.unwrap_err();
+        let error = sms_error(&twilio(&server)).await;
         let NotifyError::Permanent { source } = &error else {
             panic!("{code}: {error:?}")
         };
@@ -158,30 +118,27 @@ async fn invalid_number_codes_are_permanent_with_the_reason() {
 #[tokio::test]
 async fn other_client_errors_are_permanent() {
     for (status, code) in [(400, 21602u32), (401, 20003), (403, 20008), (404, 20404)] {
-        let server = MockServer::start().await;
-        mount(&server, refused(status, code, "refused")).await;
-        let error = twilio(&server).send(&sms("+447911123456")).await.unwrap_err();
+        let server = server_answering(TWILIO_MESSAGES, refused(status, code, "refused")).await;
+        let error = sms_error(&twilio(&server)).await;
         assert!(matches!(error, NotifyError::Permanent { .. }), "{status}: {error:?}");
     }
 }
 
 #[tokio::test]
 async fn rate_limits_and_server_errors_are_transient_with_retry_after() {
-    let server = MockServer::start().await;
-    mount(
-        &server,
+    let server = server_answering(
+        TWILIO_MESSAGES,
         refused(429, 20429, "Too Many Requests").insert_header("Retry-After", "30"),
     )
     .await;
-    let error = twilio(&server).send(&sms("+447911123456")).await.unwrap_err();
+    let error = sms_error(&twilio(&server)).await;
     assert!(
         matches!(error, NotifyError::Transient { retry_after: Some(d), .. } if d == Duration::from_secs(30)),
         "{error:?}"
     );
     for status in [500, 502, 503] {
-        let server = MockServer::start().await;
-        mount(&server, ResponseTemplate::new(status)).await;
-        let error = twilio(&server).send(&sms("+447911123456")).await.unwrap_err();
+        let server = server_answering(TWILIO_MESSAGES, ResponseTemplate::new(status)).await;
+        let error = sms_error(&twilio(&server)).await;
         assert!(
             matches!(error, NotifyError::Transient { retry_after: None, .. }),
             "{status}: {error:?}"
@@ -191,55 +148,35 @@ async fn rate_limits_and_server_errors_are_transient_with_retry_after() {
 
 #[tokio::test]
 async fn an_answer_past_the_timeout_is_ambiguous() {
-    let server = MockServer::start().await;
-    mount(&server, created("SM0003").set_delay(Duration::from_secs(3))).await;
-    let config = config(&server).with_timeout(Duration::from_millis(300)).unwrap();
-    let error = TwilioSms::new(config)
-        .unwrap()
-        .send(&sms("+447911123456"))
-        .await
-        .unwrap_err();
+    let server = server_answering(TWILIO_MESSAGES, created("SM0003").set_delay(Duration::from_secs(3))).await;
+    let config = Providers::at(&server)
+        .status_callback(CALLBACK)
+        .timeout(Duration::from_millis(300))
+        .twilio();
+    let error = sms_error(&TwilioSms::new(config).unwrap()).await;
     assert!(matches!(error, NotifyError::Ambiguous { .. }), "{error:?}");
 }
 
 #[tokio::test]
 async fn no_connection_is_transient() {
-    // A port nothing listens on: bind one, then free it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = TwilioConfig::new(
-        SID,
-        TwilioAuth::AuthToken(TOKEN.into()),
-        TwilioSender::From("+15005550006".into()),
-    )
-    .unwrap()
-    .with_base_url(&format!("http://127.0.0.1:{port}"))
-    .unwrap();
-    let error = TwilioSms::new(config)
-        .unwrap()
-        .send(&sms("+447911123456"))
-        .await
-        .unwrap_err();
+    let config = Providers::at_url(&format!("http://127.0.0.1:{}", unused_port())).twilio();
+    let error = sms_error(&TwilioSms::new(config).unwrap()).await;
     assert!(matches!(error, NotifyError::Transient { .. }), "{error:?}");
 }
 
 #[tokio::test]
 async fn secrets_stay_out_of_debug_and_errors() {
-    let server = MockServer::start().await;
-    mount(&server, ResponseTemplate::new(503)).await;
+    let server = server_answering(TWILIO_MESSAGES, ResponseTemplate::new(503)).await;
     let provider = twilio(&server);
-    assert!(!format!("{provider:?}").contains(TOKEN));
+    assert!(!format!("{provider:?}").contains(TWILIO_TOKEN));
     let key = TwilioAuth::ApiKey {
         sid: "SK0123456789abcdef0123456789abcdef".into(),
         secret: "api-key-secret".into(),
     };
     assert!(!format!("{key:?}").contains("api-key-secret"));
-    let error = provider.send(&sms("+447911123456")).await.unwrap_err();
-    assert!(!format!("{error:?} {error}").contains(TOKEN));
-    assert!(!format!("{:?}", TwilioWebhook::new(TOKEN.into())).contains(TOKEN));
+    let error = sms_error(&provider).await;
+    assert!(!format!("{error:?} {error}").contains(TWILIO_TOKEN));
+    assert!(!format!("{:?}", TwilioWebhook::new(TWILIO_TOKEN.into())).contains(TWILIO_TOKEN));
 }
 
 // Status callbacks.
@@ -265,7 +202,7 @@ fn sign(url: &str, params: &[(&str, &str)]) -> String {
         data.push_str(name);
         data.push_str(value);
     }
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(TOKEN.as_bytes()).unwrap();
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(TWILIO_TOKEN.as_bytes()).unwrap();
     mac.update(data.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -280,29 +217,11 @@ fn body(params: &[(&str, &str)]) -> Vec<u8> {
 
 #[tokio::test]
 async fn an_invite_retried_twice_is_sent_once_and_its_callbacks_are_verified() {
-    let server = MockServer::start().await;
     // Busy, rate limited, then accepted: three calls in all.
-    Mock::given(method("POST"))
-        .and(path(MESSAGES))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(MESSAGES))
-        .respond_with(refused(429, 20429, "Too Many Requests").insert_header("Retry-After", "120"))
-        .up_to_n_times(1)
-        .with_priority(2)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(MESSAGES))
-        .respond_with(created("SM0123"))
-        .expect(1)
-        .with_priority(3)
-        .mount(&server)
-        .await;
+    let server = server_answering(TWILIO_MESSAGES, created("SM0123")).await;
+    answer_once(&server, TWILIO_MESSAGES, ResponseTemplate::new(503), 1).await;
+    let busy = refused(429, 20429, "Too Many Requests").insert_header("Retry-After", "120");
+    answer_once(&server, TWILIO_MESSAGES, busy, 2).await;
     let clock = clock();
     let rooms = builder(&clock).sms(twilio(&server)).build();
     let (room, invite) = sms_invite(&rooms, "+447911123456").await;
@@ -314,17 +233,17 @@ async fn an_invite_retried_twice_is_sent_once_and_its_callbacks_are_verified() {
     }
     assert_eq!(reports.iter().map(|r| r.retried).sum::<usize>(), 2, "{reports:?}");
     assert_eq!(reports.iter().map(|r| r.sent).sum::<usize>(), 1, "{reports:?}");
-    let requests = server.received_requests().await.unwrap();
+    let requests = requests(&server).await;
     assert_eq!(requests.len(), 3, "two refusals, one send, nothing after");
 
     // Twilio reports delivery to the callback URL it was given.
-    let form = form_of(&requests[2]);
+    let form = form(&requests[2]);
     let url = field(&form, "StatusCallback").unwrap().to_owned();
-    let webhook = TwilioWebhook::new(TOKEN.into());
+    let webhook = TwilioWebhook::new(TWILIO_TOKEN.into());
     let params = [
         ("MessageSid", "SM0123"),
         ("MessageStatus", "delivered"),
-        ("AccountSid", SID),
+        ("AccountSid", TWILIO_SID),
         ("To", "+447911123456"),
     ];
     let signature = sign(&url, &params);
@@ -365,15 +284,14 @@ async fn an_invite_retried_twice_is_sent_once_and_its_callbacks_are_verified() {
 #[tokio::test]
 async fn tampered_callbacks_are_refused_and_record_nothing() {
     let clock = clock();
-    let server = MockServer::start().await;
-    mount(&server, created("SM0124")).await;
+    let server = server_answering(TWILIO_MESSAGES, created("SM0124")).await;
     let rooms = builder(&clock).sms(twilio(&server)).build();
     let (room, invite) = sms_invite(&rooms, "+447911123456").await;
     rooms.dispatch_due().await.unwrap();
     let url = format!("{CALLBACK}?room={room}&invite={invite}");
     let params = [("MessageSid", "SM0124"), ("MessageStatus", "delivered")];
     let signature = sign(&url, &params);
-    let webhook = TwilioWebhook::new(TOKEN.into());
+    let webhook = TwilioWebhook::new(TWILIO_TOKEN.into());
 
     let failed = [("MessageSid", "SM0124"), ("MessageStatus", "failed")];
     let other_invite = format!("{CALLBACK}?room={room}&invite={}", InviteId::from_u128(7));
@@ -437,8 +355,7 @@ fn callback_statuses_map_to_delivery_news() {
 #[tokio::test]
 async fn a_callback_for_a_failure_shows_on_the_invite() {
     let clock = clock();
-    let server = MockServer::start().await;
-    mount(&server, created("SM0125")).await;
+    let server = server_answering(TWILIO_MESSAGES, created("SM0125")).await;
     let rooms = builder(&clock).sms(twilio(&server)).build();
     let (room, invite) = sms_invite(&rooms, "+447911123456").await;
     rooms.dispatch_due().await.unwrap();
@@ -448,7 +365,7 @@ async fn a_callback_for_a_failure_shows_on_the_invite() {
         ("MessageStatus", "undelivered"),
         ("ErrorCode", "30006"),
     ];
-    TwilioWebhook::new(TOKEN.into())
+    TwilioWebhook::new(TWILIO_TOKEN.into())
         .record(&rooms, &url, &body(&params), &sign(&url, &params))
         .await
         .unwrap();
@@ -461,7 +378,7 @@ async fn a_callback_for_a_failure_shows_on_the_invite() {
 
 #[tokio::test]
 async fn callbacks_without_ids_are_invalid() {
-    let webhook = TwilioWebhook::new(TOKEN.into());
+    let webhook = TwilioWebhook::new(TWILIO_TOKEN.into());
     let url = CALLBACK;
     let params = [("MessageSid", "SM1"), ("MessageStatus", "delivered")];
     let params_owned: Vec<(String, String)> = params.iter().map(|(n, v)| ((*n).into(), (*v).into())).collect();
@@ -474,57 +391,24 @@ async fn callbacks_without_ids_are_invalid() {
 
 // The conformance kit, on a Twilio speaking server.
 
-struct TwilioBackend {
-    server: MockServer,
-}
-
-async fn twilio_backend() -> TwilioBackend {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(MESSAGES))
-        .respond_with(created("SM9999"))
-        .with_priority(10)
-        .mount(&server)
-        .await;
-    TwilioBackend { server }
-}
-
-#[async_trait]
-impl Backend for TwilioBackend {
-    fn provider(&self) -> Arc<dyn Notifier> {
-        Arc::new(twilio(&self.server))
-    }
-
-    async fn script(&self, answers: &[Answer]) {
-        for answer in answers {
-            let template = match answer {
-                Answer::Busy => refused(429, 20429, "Too Many Requests").insert_header("Retry-After", "5"),
-                Answer::InvalidNumber => refused(400, 21211, "The 'To' number is not a valid phone number."),
-                _ => created("SM9998"),
-            };
-            Mock::given(method("POST"))
-                .and(path(MESSAGES))
-                .respond_with(template)
-                .up_to_n_times(1)
-                .with_priority(1)
-                .mount(&self.server)
-                .await;
-        }
-    }
-
-    async fn received(&self) -> Vec<Received> {
-        let requests = self.server.received_requests().await.unwrap_or_default();
-        requests
-            .iter()
-            .map(|r| {
-                let form = form_of(r);
-                Received {
-                    to: field(&form, "To").unwrap_or_default().to_owned(),
-                    text: field(&form, "Body").unwrap_or_default().to_owned(),
-                }
-            })
-            .collect()
-    }
+async fn twilio_backend() -> MockBackend {
+    MockBackend::start(
+        TWILIO_MESSAGES,
+        |server| Arc::new(twilio(server)),
+        |answer| match answer {
+            Answer::Busy => refused(429, 20429, "Too Many Requests").insert_header("Retry-After", "5"),
+            Answer::InvalidNumber => refused(400, 21211, "The 'To' number is not a valid phone number."),
+            _ => created("SM9999"),
+        },
+        |request| {
+            let form = form(request);
+            Received {
+                to: field(&form, "To").unwrap_or_default().to_owned(),
+                text: field(&form, "Body").unwrap_or_default().to_owned(),
+            }
+        },
+    )
+    .await
 }
 
 collab_notify::sms_provider_conformance!(twilio_backend);

@@ -6,28 +6,16 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use collab_core::notify::{Notifier, NotifyError};
 use collab_notify::ProviderError;
-use collab_notify::testing::{Answer, Backend, Received};
-use collab_notify::twilio::parse_form;
-use collab_notify::vonage::{VonageConfig, VonageSms};
+use collab_notify::testing::{Answer, Received};
+use collab_notify::vonage::VonageSms;
 use common::*;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const SECRET: &str = "vonage-api-secret";
-
-fn config(server: &MockServer) -> VonageConfig {
-    VonageConfig::new("abcd1234", SECRET.into(), "AcmeRooms")
-        .unwrap()
-        .with_base_url(&server.uri())
-        .unwrap()
-}
+use wiremock::{MockServer, ResponseTemplate};
 
 fn vonage(server: &MockServer) -> VonageSms {
-    VonageSms::new(config(server)).unwrap()
+    VonageSms::new(Providers::at(server).vonage()).unwrap()
 }
 
 /// Vonage's answer: HTTP 200 with one entry per message part.
@@ -52,62 +40,47 @@ fn parts(statuses: &[(&str, Option<&str>)]) -> ResponseTemplate {
     }))
 }
 
-async fn mount(server: &MockServer, answer: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .and(path("/sms/json"))
-        .respond_with(answer)
-        .mount(server)
-        .await;
-}
-
-fn field(form: &[(String, String)], name: &str) -> Option<String> {
-    form.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-}
-
 #[tokio::test]
 async fn a_message_is_a_form_post_with_key_and_secret() {
-    let server = MockServer::start().await;
-    mount(&server, parts(&[("0", None)])).await;
+    let server = server_answering(VONAGE_MESSAGES, parts(&[("0", None)])).await;
     let notification = sms("+447911123456");
     let receipt = vonage(&server).send(&notification).await.expect("sent");
     assert_eq!(receipt.provider_id.as_deref(), Some("0A0000000"));
-    let requests = server.received_requests().await.unwrap();
+    let requests = requests(&server).await;
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].headers["content-type"], "application/x-www-form-urlencoded");
-    let form = parse_form(&requests[0].body);
-    assert_eq!(field(&form, "api_key").as_deref(), Some("abcd1234"));
-    assert_eq!(field(&form, "api_secret").as_deref(), Some(SECRET));
-    assert_eq!(field(&form, "from").as_deref(), Some("AcmeRooms"));
-    assert_eq!(field(&form, "to").as_deref(), Some("447911123456"), "E.164 without +");
-    assert_eq!(field(&form, "text"), Some(notification.text.clone()));
-    assert_eq!(field(&form, "client-ref"), Some(notification.invite.to_string()));
+    let form = form(&requests[0]);
+    assert_eq!(field(&form, "api_key"), Some(VONAGE_KEY));
+    assert_eq!(field(&form, "api_secret"), Some(VONAGE_SECRET));
+    assert_eq!(field(&form, "from"), Some(VONAGE_FROM));
+    assert_eq!(field(&form, "to"), Some("447911123456"), "E.164 without +");
+    assert_eq!(field(&form, "text"), Some(notification.text.as_str()));
+    assert_eq!(
+        field(&form, "client-ref"),
+        Some(notification.invite.to_string().as_str())
+    );
     assert_eq!(field(&form, "type"), None, "ASCII goes as text");
     assert_eq!(field(&form, "callback"), None);
 }
 
 #[tokio::test]
 async fn unicode_and_delivery_receipts_are_asked_for() {
-    let server = MockServer::start().await;
-    mount(&server, parts(&[("0", None)])).await;
-    let provider = VonageSms::new(
-        config(&server)
-            .with_status_callback("https://rooms.example.com/hooks/vonage")
-            .unwrap(),
-    )
-    .unwrap();
+    let server = server_answering(VONAGE_MESSAGES, parts(&[("0", None)])).await;
+    let config = Providers::at(&server)
+        .status_callback("https://rooms.example.com/hooks/vonage")
+        .vonage();
+    let provider = VonageSms::new(config).unwrap();
     let mut notification = sms("+447911123456");
     notification.text = "Bonjour Zoë, rejoignez la salle : https://rooms.example.com/join/t".into();
     provider.send(&notification).await.unwrap();
-    let form = parse_form(&server.received_requests().await.unwrap()[0].body);
-    assert_eq!(field(&form, "type").as_deref(), Some("unicode"));
-    assert_eq!(field(&form, "status-report-req").as_deref(), Some("1"));
-    assert_eq!(
-        field(&form, "callback"),
-        Some(format!(
-            "https://rooms.example.com/hooks/vonage?room={}&invite={}",
-            notification.room, notification.invite
-        ))
+    let form = form(&requests(&server).await[0]);
+    assert_eq!(field(&form, "type"), Some("unicode"));
+    assert_eq!(field(&form, "status-report-req"), Some("1"));
+    let callback = format!(
+        "https://rooms.example.com/hooks/vonage?room={}&invite={}",
+        notification.room, notification.invite
     );
+    assert_eq!(field(&form, "callback"), Some(callback.as_str()));
 }
 
 #[tokio::test]
@@ -122,9 +95,8 @@ async fn a_refusal_inside_http_200_is_read_from_each_status() {
         ("29", "Non White-listed Destination"),
     ];
     for (status, text) in permanent {
-        let server = MockServer::start().await;
-        mount(&server, parts(&[(status, Some(text))])).await;
-        let error = vonage(&server).send(&sms("+447911123456")).await.unwrap_err();
+        let server = server_answering(VONAGE_MESSAGES, parts(&[(status, Some(text))])).await;
+        let error = sms_error(&vonage(&server)).await;
         let NotifyError::Permanent { source } = &error else {
             panic!("status {status}: {error:?}")
         };
@@ -134,13 +106,12 @@ async fn a_refusal_inside_http_200_is_read_from_each_status() {
         assert!(source.to_string().contains(text), "{source}");
     }
     for status in ["1", "5", "9", "10"] {
-        let server = MockServer::start().await;
-        mount(
-            &server,
+        let server = server_answering(
+            VONAGE_MESSAGES,
             parts(&[(status, Some("Throttled"))]).insert_header("Retry-After", "7"),
         )
         .await;
-        let error = vonage(&server).send(&sms("+447911123456")).await.unwrap_err();
+        let error = sms_error(&vonage(&server)).await;
         assert!(
             matches!(error, NotifyError::Transient { retry_after: Some(d), .. } if d == Duration::from_secs(7)),
             "status {status}: {error:?}"
@@ -150,12 +121,10 @@ async fn a_refusal_inside_http_200_is_read_from_each_status() {
 
 #[tokio::test]
 async fn a_long_text_sent_in_part_is_ambiguous() {
-    let server = MockServer::start().await;
-    mount(&server, parts(&[("0", None), ("1", Some("Throttled"))])).await;
-    let error = vonage(&server).send(&sms("+447911123456")).await.unwrap_err();
+    let server = server_answering(VONAGE_MESSAGES, parts(&[("0", None), ("1", Some("Throttled"))])).await;
+    let error = sms_error(&vonage(&server)).await;
     assert!(matches!(error, NotifyError::Ambiguous { .. }), "{error:?}");
-    let server = MockServer::start().await;
-    mount(&server, parts(&[("0", None), ("0", None)])).await;
+    let server = server_answering(VONAGE_MESSAGES, parts(&[("0", None), ("0", None)])).await;
     let receipt = vonage(&server).send(&sms("+447911123456")).await.unwrap();
     assert_eq!(receipt.provider_id.as_deref(), Some("0A0000000"), "the first part's id");
 }
@@ -170,9 +139,8 @@ async fn http_failures_map_like_any_http_api() {
         (503, "transient"),
     ];
     for (status, expected) in cases {
-        let server = MockServer::start().await;
-        mount(&server, ResponseTemplate::new(status)).await;
-        let error = vonage(&server).send(&sms("+447911123456")).await.unwrap_err();
+        let server = server_answering(VONAGE_MESSAGES, ResponseTemplate::new(status)).await;
+        let error = sms_error(&vonage(&server)).await;
         let got = match error {
             NotifyError::Permanent { .. } => "permanent",
             NotifyError::Transient { .. } => "transient",
@@ -181,84 +149,53 @@ async fn http_failures_map_like_any_http_api() {
         assert_eq!(got, expected, "HTTP {status}");
     }
     // A 200 that cannot be read may have sent the message.
-    let server = MockServer::start().await;
-    mount(&server, ResponseTemplate::new(200).set_body_string("<html>oops</html>")).await;
-    let error = vonage(&server).send(&sms("+447911123456")).await.unwrap_err();
+    let server = server_answering(
+        VONAGE_MESSAGES,
+        ResponseTemplate::new(200).set_body_string("<html>oops</html>"),
+    )
+    .await;
+    let error = sms_error(&vonage(&server)).await;
     assert!(matches!(error, NotifyError::Ambiguous { .. }), "{error:?}");
 }
 
 #[tokio::test]
 async fn an_answer_past_the_timeout_is_ambiguous() {
-    let server = MockServer::start().await;
-    mount(&server, parts(&[("0", None)]).set_delay(Duration::from_secs(3))).await;
-    let provider = VonageSms::new(config(&server).with_timeout(Duration::from_millis(300)).unwrap()).unwrap();
-    let error = provider.send(&sms("+447911123456")).await.unwrap_err();
+    let server = server_answering(VONAGE_MESSAGES, parts(&[("0", None)]).set_delay(Duration::from_secs(3))).await;
+    let config = Providers::at(&server).timeout(Duration::from_millis(300)).vonage();
+    let provider = VonageSms::new(config).unwrap();
+    let error = sms_error(&provider).await;
     assert!(matches!(error, NotifyError::Ambiguous { .. }), "{error:?}");
 }
 
 #[tokio::test]
 async fn the_secret_stays_out_of_debug_and_errors() {
-    let server = MockServer::start().await;
-    mount(&server, parts(&[("4", Some("Bad Credentials"))])).await;
+    let server = server_answering(VONAGE_MESSAGES, parts(&[("4", Some("Bad Credentials"))])).await;
     let provider = vonage(&server);
-    assert!(!format!("{provider:?}").contains(SECRET));
-    let error = provider.send(&sms("+447911123456")).await.unwrap_err();
-    assert!(!format!("{error:?} {error}").contains(SECRET));
+    assert!(!format!("{provider:?}").contains(VONAGE_SECRET));
+    let error = sms_error(&provider).await;
+    assert!(!format!("{error:?} {error}").contains(VONAGE_SECRET));
 }
 
 // The conformance kit.
 
-struct VonageBackend {
-    server: MockServer,
-}
-
-async fn vonage_backend() -> VonageBackend {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/sms/json"))
-        .respond_with(parts(&[("0", None)]))
-        .with_priority(10)
-        .mount(&server)
-        .await;
-    VonageBackend { server }
-}
-
-#[async_trait]
-impl Backend for VonageBackend {
-    fn provider(&self) -> Arc<dyn Notifier> {
-        Arc::new(vonage(&self.server))
-    }
-
-    async fn script(&self, answers: &[Answer]) {
-        for answer in answers {
-            let template = match answer {
-                Answer::Busy => parts(&[("1", Some("Throttled"))]),
-                Answer::InvalidNumber => parts(&[("3", Some("Invalid to address"))]),
-                _ => parts(&[("0", None)]),
-            };
-            Mock::given(method("POST"))
-                .and(path("/sms/json"))
-                .respond_with(template)
-                .up_to_n_times(1)
-                .with_priority(1)
-                .mount(&self.server)
-                .await;
-        }
-    }
-
-    async fn received(&self) -> Vec<Received> {
-        let requests = self.server.received_requests().await.unwrap_or_default();
-        requests
-            .iter()
-            .map(|r| {
-                let form = parse_form(&r.body);
-                Received {
-                    to: field(&form, "to").unwrap_or_default(),
-                    text: field(&form, "text").unwrap_or_default(),
-                }
-            })
-            .collect()
-    }
+async fn vonage_backend() -> MockBackend {
+    MockBackend::start(
+        VONAGE_MESSAGES,
+        |server| Arc::new(vonage(server)),
+        |answer| match answer {
+            Answer::Busy => parts(&[("1", Some("Throttled"))]),
+            Answer::InvalidNumber => parts(&[("3", Some("Invalid to address"))]),
+            _ => parts(&[("0", None)]),
+        },
+        |request| {
+            let form = form(request);
+            Received {
+                to: field(&form, "to").unwrap_or_default().to_owned(),
+                text: field(&form, "text").unwrap_or_default().to_owned(),
+            }
+        },
+    )
+    .await
 }
 
 collab_notify::sms_provider_conformance!(vonage_backend);

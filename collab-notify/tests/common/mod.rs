@@ -5,9 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use collab_core::notify::Notification;
+use collab_core::notify::{Notification, Notifier, NotifyError};
 use collab_core::rooms::{InviteRequest, Rooms, RoomsBuilder, TimelineQuery};
+use collab_core::time::ManualClock;
 use collab_core::*;
+
+#[cfg(feature = "http")]
+mod providers;
+// Test files without an HTTP provider import none of it.
+#[cfg(feature = "http")]
+#[allow(unused_imports)]
+pub use providers::*;
 
 /// 2026-11-28, the core's test epoch.
 pub const T0: Timestamp = Timestamp::from_unix_millis(1_795_857_000_000);
@@ -86,6 +94,14 @@ pub fn sms(number: &str) -> Notification {
     }
 }
 
+/// How `notifier` fails to send an SMS to +447911123456.
+pub async fn sms_error(notifier: &dyn Notifier) -> NotifyError {
+    match notifier.send(&sms("+447911123456")).await {
+        Ok(receipt) => panic!("sent, expected a failure: {receipt:?}"),
+        Err(error) => error,
+    }
+}
+
 /// An email notification as the dispatcher makes them.
 pub fn email(address: &str) -> Notification {
     let link = "https://rooms.example.com/join/t0k3n".to_owned();
@@ -101,7 +117,7 @@ pub fn email(address: &str) -> Notification {
 }
 
 /// The source of a notifier error, as text.
-pub fn reason(error: &collab_core::notify::NotifyError) -> String {
+pub fn reason(error: &NotifyError) -> String {
     std::error::Error::source(error)
         .map(ToString::to_string)
         .unwrap_or_default()
