@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use collab_core::blob::BlobKey;
 use collab_core::blob::{BlobPrefix, StoredBlob};
 use collab_core::memory::{MemoryBlobStore, MemoryRoomStore};
 use collab_core::notify::RecordingNotifier;
@@ -29,6 +30,7 @@ use collab_core::testing::faults::{
     Fault, Faults, FaultyBlobStore, FaultyNotifier, FaultyRoomStore, Gate, InjectedFault, Method,
 };
 use collab_core::testing::files::{pdf_with_pages, png};
+use collab_core::time::ManualClock;
 use collab_core::*;
 use common::*;
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -121,6 +123,23 @@ async fn next_live(stream: &mut EventStream) -> Option<Arc<Event>> {
         .map(|item| item.unwrap())
 }
 
+/// Every event the live stream delivers until it falls quiet.
+async fn drain_live(stream: &mut EventStream) -> Vec<Arc<Event>> {
+    // A stream that never falls quiet would keep the loop going for ever.
+    let deadline = Duration::from_secs(10);
+    let started = tokio::time::Instant::now();
+    let mut received = Vec::new();
+    while let Some(event) = next_live(stream).await {
+        received.push(event);
+        assert!(
+            started.elapsed() < deadline,
+            "the live stream did not fall quiet within {deadline:?}: {} events so far",
+            received.len()
+        );
+    }
+    received
+}
+
 // ---- a failed append changes nothing ---------------------------------------------------------
 
 #[tokio::test]
@@ -183,7 +202,7 @@ async fn a_failed_append_changes_nothing_and_the_retry_works() {
     world.clock.advance(HOUR);
     assert_eq!(world.rooms.dispatch_due().await.unwrap().claimed, 0);
     assert_eq!(world.sent(), 1, "one invite, one send");
-    while next_live(&mut live).await.is_some() {} // the delivery's record
+    drain_live(&mut live).await; // the delivery's record
 
     // A link invite with its credential: the failed attempt returns no link at all.
     let link = fails_then_works!("link", world.rooms.get_link(&agent(), room).await)
@@ -228,10 +247,7 @@ async fn a_post_whose_answer_was_lost_is_recorded_once_when_retried_with_its_key
     assert_eq!(retried.seq, Seq::new(2), "the original, not a second message");
     // The unpublished event reaches live readers with the next one, in order.
     world.rooms.post_message(&agent(), room, "next", None).await.unwrap();
-    let mut received = Vec::new();
-    while let Some(event) = next_live(&mut live).await {
-        received.push(event.seq.get());
-    }
+    let received: Vec<u64> = drain_live(&mut live).await.iter().map(|e| e.seq.get()).collect();
     assert_eq!(received, [1, 2, 3]);
     assert_eq!(world.log(room).await.len(), 3);
 }
@@ -606,7 +622,11 @@ async fn a_stalled_provider_does_not_block_chat_and_is_given_up_in_time() {
     let last = posted.last().unwrap().seq;
     let mut seen = Vec::new();
     while seen.last().is_none_or(|e: &Event| e.seq < last) {
-        seen.push(Event::clone(&live.next().await.unwrap().unwrap()));
+        // Time is paused: if nothing comes, the deadline passes at once and fails the test.
+        let next = tokio::time::timeout(Duration::from_secs(60), live.next())
+            .await
+            .unwrap_or_else(|_| panic!("post {last} never came live; the last seen: {:?}", seen.last()));
+        seen.push(Event::clone(&next.unwrap().unwrap()));
     }
     assert!(seen.ends_with(&posted), "every post, live and in order");
     assert_eq!(stalled_at.elapsed(), Duration::ZERO, "no waiting on the provider");
@@ -666,11 +686,18 @@ async fn a_stalled_provider_holds_up_only_its_own_invites() {
         )
         .await
         .unwrap();
+    // Time is paused: the polling costs nothing, and once the limit has passed the test fails
+    // instead of polling for ever.
+    let limit = Duration::from_secs(1);
     while email.sent().is_empty() {
+        assert!(
+            queued.elapsed() <= limit,
+            "the email invite was not sent within {limit:?} of the hung SMS"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        queued.elapsed() <= Duration::from_secs(1),
+        queued.elapsed() <= limit,
         "the email waited {:?} for the hung SMS",
         queued.elapsed()
     );

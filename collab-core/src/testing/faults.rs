@@ -154,6 +154,9 @@ impl Default for Gate {
     }
 }
 
+/// How long [`Gate::arrivals`] waits before it fails the test.
+const ARRIVALS_DEADLINE: Duration = Duration::from_secs(60);
+
 impl Gate {
     /// A closed gate.
     pub fn new() -> Self {
@@ -174,10 +177,19 @@ impl Gate {
     }
 
     /// Waits until `count` calls have reached the gate.
+    ///
+    /// # Panics
+    ///
+    /// If they have not within a minute by the runtime's clock (at once under paused time, when
+    /// nothing else can run): a call that never comes fails the test instead of hanging it.
     pub async fn arrivals(&self, count: usize) {
         let mut arrived = self.arrived.subscribe();
-        // The sender lives in `self`: the wait cannot fail.
-        let _ = arrived.wait_for(|n| *n >= count).await;
+        // The sender lives in `self`: the wait itself cannot fail.
+        let wait = arrived.wait_for(|n| *n >= count);
+        if tokio::time::timeout(ARRIVALS_DEADLINE, wait).await.is_err() {
+            let arrived = self.arrived();
+            panic!("{count} calls did not reach the gate within {ARRIVALS_DEADLINE:?}; {arrived} did");
+        }
     }
 
     async fn pass(&self) {

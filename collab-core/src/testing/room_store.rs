@@ -300,6 +300,7 @@ pub async fn read_events_pagination_edges(store: &dyn RoomStore) {
         let Some(last) = page.last() else { break };
         after = last.seq;
         seen.extend(page);
+        assert!(seen.len() <= events.len(), "paging does not end: {after} read last");
     }
     assert_eq!(seen, events);
 }
