@@ -159,14 +159,8 @@ impl RoomStore for MemoryRoomStore {
             .filter(|s| query.after.is_none_or(|cursor| cursor.precedes(s)))
             .collect();
         rooms.sort_by_key(|s| std::cmp::Reverse(RoomCursor::after(s)));
-        let more = rooms.len() > query.limit;
-        let rooms: Vec<RoomSummary> = rooms.into_iter().take(query.limit).cloned().collect();
-        let next = if more {
-            rooms.last().map(RoomCursor::after)
-        } else {
-            None
-        };
-        Ok(RoomPage { rooms, next })
+        let rooms = rooms.into_iter().take(query.limit.saturating_add(1)).cloned().collect();
+        Ok(RoomPage::from_one_more(rooms, query.limit))
     }
 
     async fn idle_rooms(&self, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error> {

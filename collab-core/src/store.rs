@@ -297,6 +297,21 @@ pub struct RoomPage {
     pub next: Option<RoomCursor>,
 }
 
+impl RoomPage {
+    /// The page of a query for `limit` rooms, from up to `limit + 1` matching rooms newest
+    /// first: a store fetches one more than asked to know whether a next page exists.
+    pub fn from_one_more(mut rooms: Vec<RoomSummary>, limit: usize) -> Self {
+        let more = rooms.len() > limit;
+        rooms.truncate(limit);
+        let next = if more {
+            rooms.last().map(RoomCursor::after)
+        } else {
+            None
+        };
+        Self { rooms, next }
+    }
+}
+
 /// Stores rooms as event logs, with their summaries, tokens and delivery outbox.
 ///
 /// # Contract

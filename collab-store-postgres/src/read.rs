@@ -1,6 +1,6 @@
 //! The queries that only read, and the conversions between the core's types and columns.
 
-use collab_core::store::{Credential, Grant, RoomCursor, RoomPage, RoomQuery};
+use collab_core::store::{Credential, Grant, RoomPage, RoomQuery};
 use collab_core::{
     Channel, Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
 };
@@ -129,15 +129,8 @@ pub(crate) async fn list_rooms(client: &Client, tenant: &TenantId, query: &RoomQ
     let limit = bind(Box::new(limit_value(query.limit.saturating_add(1))));
     sql.push_str(&format!(" ORDER BY created_at DESC, room DESC LIMIT {limit}"));
     let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
-    let mut rooms: Vec<RoomSummary> = collect_json(client, &sql, &params).await?;
-    let more = rooms.len() > query.limit;
-    rooms.truncate(query.limit);
-    let next = if more {
-        rooms.last().map(RoomCursor::after)
-    } else {
-        None
-    };
-    Ok(RoomPage { rooms, next })
+    let rooms: Vec<RoomSummary> = collect_json(client, &sql, &params).await?;
+    Ok(RoomPage::from_one_more(rooms, query.limit))
 }
 
 pub(crate) async fn idle_rooms(client: &Client, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error> {

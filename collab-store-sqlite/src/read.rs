@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use collab_core::store::{Credential, Grant, RoomCursor, RoomPage, RoomQuery};
+use collab_core::store::{Credential, Grant, RoomPage, RoomQuery};
 use collab_core::{
     Channel, Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
 };
@@ -195,15 +195,8 @@ pub(crate) fn list_rooms(conn: &Connection, tenant: &TenantId, query: &RoomQuery
     sql.push_str(" ORDER BY created_at DESC, room DESC LIMIT ?");
     // One more than asked, to know whether a next page exists.
     values.push(Value::Integer(limit_value(query.limit.saturating_add(1))));
-    let mut rooms: Vec<RoomSummary> = collect_json(conn, &sql, params_from_iter(values))?;
-    let more = rooms.len() > query.limit;
-    rooms.truncate(query.limit);
-    let next = if more {
-        rooms.last().map(RoomCursor::after)
-    } else {
-        None
-    };
-    Ok(RoomPage { rooms, next })
+    let rooms: Vec<RoomSummary> = collect_json(conn, &sql, params_from_iter(values))?;
+    Ok(RoomPage::from_one_more(rooms, query.limit))
 }
 
 pub(crate) fn idle_rooms(conn: &Connection, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error> {
