@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use collab_core::rooms::{Rooms, TimelineQuery};
-use collab_core::{Actor, AgentId, Error, RoomId, TenantId};
+use collab_core::{Actor, AgentId, Error, ErrorKind, RoomId, TenantId};
 use collab_store_sqlite::SqliteRoomStore;
 use serde_json::{Value, json};
 
@@ -31,15 +31,29 @@ fn agent(headers: &HeaderMap) -> Result<Actor, (StatusCode, String)> {
     })
 }
 
-/// The core's error kinds map onto statuses; the example keeps it short.
+/// The core's error kinds map onto statuses; the example keeps it short, and answers anything
+/// else, new kinds included, as its own failure.
 fn fail(e: Error) -> (StatusCode, String) {
-    let status = match e {
-        Error::NotFound { .. } => StatusCode::NOT_FOUND,
-        Error::Forbidden => StatusCode::FORBIDDEN,
-        Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::Backend { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::CONFLICT,
+    let kind = e.kind();
+    let status = match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Conflict
+        | ErrorKind::SmsNotActivated
+        | ErrorKind::NotAllowed
+        | ErrorKind::RoomTimedOut
+        | ErrorKind::RoomClosed => StatusCode::CONFLICT,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Backend => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
+    if kind.is_server_fault() {
+        // The detail is for your logs, not for the caller.
+        eprintln!("request failed: {e}");
+        return (status, "the server failed; try again later".into());
+    }
     (status, e.to_string())
 }
 
@@ -85,4 +99,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on http://127.0.0.1:3000");
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn errors_answer_their_kinds_status() {
+        let cases = [
+            (Error::invalid("text", "empty"), StatusCode::UNPROCESSABLE_ENTITY),
+            (Error::RoomClosed, StatusCode::CONFLICT),
+            (Error::TooLarge { limit: 1 }, StatusCode::PAYLOAD_TOO_LARGE),
+            (
+                Error::RateLimited {
+                    retry_after: Duration::from_secs(1),
+                },
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            (Error::backend("database", "down"), StatusCode::SERVICE_UNAVAILABLE),
+            (Error::internal("encoding", "broken"), StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (error, status) in cases {
+            let shown = error.to_string();
+            let (answered, message) = fail(error);
+            assert_eq!(answered, status, "{shown}");
+            // A failure's detail stays in the log.
+            assert_eq!(message == shown, !status.is_server_error(), "{shown}: {message}");
+        }
+    }
 }

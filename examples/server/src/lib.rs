@@ -84,7 +84,7 @@ impl AppState {
 struct ApiDoc;
 
 /// Adds the answers every route can give (a malformed request, no sign-in, a refused host or
-/// origin, a closed or timed-out room, a server failure) to each operation that does not list
+/// origin, a closed or timed-out room, a server or backend failure) to each operation that does not list
 /// them, with the error body; and to each operation with a body, the answers to a body of
 /// another type or shape.
 fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
@@ -108,6 +108,7 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         // A customer's cookie counts on every route, and their room may have closed.
         ("409", "the room is closed or timed out, or changed meanwhile"),
         ("500", "the server failed"),
+        ("503", "a backend (database, document store) failed; try again later"),
     ];
     let with_body = [
         ("415", "the body is not of the documented type"),

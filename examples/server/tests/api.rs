@@ -46,7 +46,7 @@ async fn every_documented_route_exists_and_answers_json() {
     let placeholder = "00000000-0000-0000-0000-000000000001";
     for (path, methods) in paths {
         for (method, operation) in methods.as_object().unwrap() {
-            for status in ["400", "401", "500"] {
+            for status in ["400", "401", "500", "503"] {
                 assert!(
                     operation["responses"][status].is_object(),
                     "{method} {path} does not list {status}"
@@ -342,6 +342,31 @@ async fn uploads_are_sniffed_limited_and_served_by_range() {
     let past = range("bytes=10-").await;
     assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(past.headers.get(header::CONTENT_RANGE).unwrap(), "bytes */10");
+}
+
+#[tokio::test]
+async fn an_upload_the_client_broke_off_is_its_fault_and_leaves_nothing() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let (room, customer) = server.room_with_customer(&agent).await;
+    // Some bytes, then the connection fails: what axum's body gives when a client disconnects.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+        Ok(vec![b'a'; 64 * 1024]),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "client went away",
+        )),
+    ];
+    let body = Body::from_stream(futures_util::stream::iter(chunks));
+    let uri = format!("/api/rooms/{room}/documents?name=notes.txt");
+    let reply = server
+        .send("POST", &uri, Some(&customer), body, "application/octet-stream")
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "upload_aborted".to_owned())
+    );
+    assert_eq!(server.stored_documents(), 0, "an aborted upload left bytes behind");
 }
 
 #[tokio::test]
