@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use collab_core::notify::{Notifier, NotifyError};
-use collab_core::rooms::InviteRequest;
 use collab_core::*;
 use collab_notify::ProviderError;
 use collab_notify::smtp::{SmtpConfig, SmtpEmail, SmtpSecurity};
@@ -239,16 +238,7 @@ async fn an_invite_arrives_with_the_link_in_both_bodies_and_proper_headers() {
     let server = SmtpServer::start(false);
     let clock = clock();
     let rooms = builder(&clock).email(server.plain()).build();
-    let room = rooms.create_room(&agent()).await.unwrap().room;
-    let invite = rooms
-        .invite(
-            &agent(),
-            room,
-            InviteRequest::email("Grace", "Hopper", "grace@example.com"),
-        )
-        .await
-        .unwrap()
-        .invite;
+    let (room, invite) = email_invite(&rooms, "grace@example.com").await;
     assert_eq!(rooms.dispatch_due().await.unwrap().sent, 1);
 
     let mails = server.mails();
@@ -334,11 +324,7 @@ async fn replies_4xx_are_transient_and_5xx_permanent() {
         } else {
             server.answer_data_end(code, text);
         }
-        let error = server
-            .plain()
-            .send(&common::email("grace@example.com"))
-            .await
-            .unwrap_err();
+        let error = send_error(&server.plain(), &common::email("grace@example.com")).await;
         let got = match &error {
             NotifyError::Transient { .. } => "transient",
             NotifyError::Permanent { .. } => "permanent",
@@ -357,16 +343,7 @@ async fn a_refused_mailbox_fails_the_invite_with_the_server_s_reason() {
     server.answer_rcpt(550, "No such user here");
     let clock = clock();
     let rooms = builder(&clock).email(server.plain()).build();
-    let room = rooms.create_room(&agent()).await.unwrap().room;
-    let invite = rooms
-        .invite(
-            &agent(),
-            room,
-            InviteRequest::email("Grace", "Hopper", "nobody@example.com"),
-        )
-        .await
-        .unwrap()
-        .invite;
+    let (room, invite) = email_invite(&rooms, "nobody@example.com").await;
     assert_eq!(rooms.dispatch_due().await.unwrap().failed, 1);
     let news = deliveries(&rooms, room, invite).await;
     assert!(
@@ -377,15 +354,10 @@ async fn a_refused_mailbox_fails_the_invite_with_the_server_s_reason() {
 
 #[tokio::test]
 async fn no_server_is_transient_and_a_silent_one_ambiguous() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = SmtpConfig::new("127.0.0.1", SmtpSecurity::Plain, FROM)
         .unwrap()
-        .with_port(port);
-    let error = SmtpEmail::new(config)
-        .unwrap()
-        .send(&common::email("grace@example.com"))
-        .await
-        .unwrap_err();
+        .with_port(unused_port());
+    let error = send_error(&SmtpEmail::new(config).unwrap(), &common::email("grace@example.com")).await;
     assert!(matches!(error, NotifyError::Transient { .. }), "{error:?}");
 
     // Accepts the connection, never greets.
@@ -396,26 +368,27 @@ async fn no_server_is_transient_and_a_silent_one_ambiguous() {
         .with_port(port)
         .with_timeout(Duration::from_millis(300))
         .unwrap();
-    let error = SmtpEmail::new(config)
-        .unwrap()
-        .send(&common::email("grace@example.com"))
-        .await
-        .unwrap_err();
+    let error = send_error(&SmtpEmail::new(config).unwrap(), &common::email("grace@example.com")).await;
     assert!(matches!(error, NotifyError::Ambiguous { .. }), "{error:?}");
     drop(silent);
+}
+
+/// STARTTLS to the local server as rooms@example.com with `password`, trusting `ca` if given.
+fn starttls(port: u16, ca: Option<&[u8]>, password: &str) -> SmtpConfig {
+    let mut config = SmtpConfig::new("127.0.0.1", SmtpSecurity::StartTls, FROM)
+        .unwrap()
+        .with_port(port);
+    if let Some(ca) = ca {
+        config = config.with_root_certificate_pem(ca).unwrap();
+    }
+    config.with_credentials("rooms@example.com", password.into()).unwrap()
 }
 
 #[tokio::test]
 async fn starttls_with_authentication() {
     let server = SmtpServer::start(true);
     let ca = std::fs::read(format!("{FIXTURES}/ca.pem")).unwrap();
-    let config = SmtpConfig::new("127.0.0.1", SmtpSecurity::StartTls, FROM)
-        .unwrap()
-        .with_port(server.port)
-        .with_root_certificate_pem(&ca)
-        .unwrap()
-        .with_credentials("rooms@example.com", "smtp-password".into())
-        .unwrap();
+    let config = starttls(server.port, Some(&ca), "smtp-password");
     assert!(!format!("{config:?}").contains("smtp-password"));
     let email = SmtpEmail::new(config).unwrap();
     assert!(!format!("{email:?}").contains("smtp-password"));
@@ -428,32 +401,14 @@ async fn starttls_with_authentication() {
     assert_eq!(logins, [("rooms@example.com".to_owned(), "smtp-password".to_owned())]);
 
     // A wrong password: the server's 535 is permanent.
-    let config = SmtpConfig::new("127.0.0.1", SmtpSecurity::StartTls, FROM)
-        .unwrap()
-        .with_port(server.port)
-        .with_root_certificate_pem(&ca)
-        .unwrap()
-        .with_credentials("rooms@example.com", "wrong".into())
-        .unwrap();
-    let error = SmtpEmail::new(config)
-        .unwrap()
-        .send(&common::email("grace@example.com"))
-        .await
-        .unwrap_err();
+    let config = starttls(server.port, Some(&ca), "wrong");
+    let error = send_error(&SmtpEmail::new(config).unwrap(), &common::email("grace@example.com")).await;
     assert!(matches!(error, NotifyError::Permanent { .. }), "{error:?}");
     assert!(!reason(&error).contains("wrong"));
 
     // Without the test CA, the certificate is not trusted and nothing is sent.
-    let config = SmtpConfig::new("127.0.0.1", SmtpSecurity::StartTls, FROM)
-        .unwrap()
-        .with_port(server.port)
-        .with_credentials("rooms@example.com", "smtp-password".into())
-        .unwrap();
-    let error = SmtpEmail::new(config)
-        .unwrap()
-        .send(&common::email("grace@example.com"))
-        .await
-        .unwrap_err();
+    let config = starttls(server.port, None, "smtp-password");
+    let error = send_error(&SmtpEmail::new(config).unwrap(), &common::email("grace@example.com")).await;
     assert!(matches!(error, NotifyError::Transient { .. }), "{error:?}");
     assert_eq!(server.mails().len(), 1);
     assert_eq!(

@@ -46,11 +46,17 @@ pub fn clock() -> Arc<ManualClock> {
 
 /// A new room with the customer invited by SMS to `number`.
 pub async fn sms_invite(rooms: &Rooms, number: &str) -> (RoomId, InviteId) {
+    invite(rooms, InviteRequest::sms("Grace", "Hopper", number)).await
+}
+
+/// A new room with the customer invited by email to `address`.
+pub async fn email_invite(rooms: &Rooms, address: &str) -> (RoomId, InviteId) {
+    invite(rooms, InviteRequest::email("Grace", "Hopper", address)).await
+}
+
+async fn invite(rooms: &Rooms, request: InviteRequest) -> (RoomId, InviteId) {
     let room = rooms.create_room(&agent()).await.unwrap().room;
-    let issued = rooms
-        .invite(&agent(), room, InviteRequest::sms("Grace", "Hopper", number))
-        .await
-        .unwrap();
+    let issued = rooms.invite(&agent(), room, request).await.unwrap();
     (room, issued.invite)
 }
 
@@ -94,12 +100,26 @@ pub fn sms(number: &str) -> Notification {
     }
 }
 
-/// How `notifier` fails to send an SMS to +447911123456.
-pub async fn sms_error(notifier: &dyn Notifier) -> NotifyError {
-    match notifier.send(&sms("+447911123456")).await {
+/// How `notifier` fails to send `notification`.
+pub async fn send_error(notifier: &dyn Notifier, notification: &Notification) -> NotifyError {
+    match notifier.send(notification).await {
         Ok(receipt) => panic!("sent, expected a failure: {receipt:?}"),
         Err(error) => error,
     }
+}
+
+/// How `notifier` fails to send an SMS to +447911123456.
+pub async fn sms_error(notifier: &dyn Notifier) -> NotifyError {
+    send_error(notifier, &sms("+447911123456")).await
+}
+
+/// A port on 127.0.0.1 that nothing listens on: bound, then freed.
+pub fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// An email notification as the dispatcher makes them.

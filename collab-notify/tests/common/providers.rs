@@ -162,15 +162,6 @@ pub fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
-/// A port on 127.0.0.1 that nothing listens on: bound, then freed.
-pub fn unused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The conformance kit's backend for an HTTP provider: a server taking messages at `at`, which
 /// accepts unless scripted otherwise.
 pub struct MockBackend {
