@@ -30,6 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use collab_core::notify::{Notification, Notifier, NotifyError, RecordingNotifier};
 use collab_core::rooms::{InviteRequest, Rooms, TimelineQuery};
+use collab_core::time::ManualClock;
 use collab_core::*;
 
 /// How the backend answers one send.

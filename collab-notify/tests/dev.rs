@@ -5,6 +5,7 @@ mod common;
 
 use collab_core::notify::Notifier;
 use collab_core::rooms::InviteRequest;
+use collab_core::time::ManualClock;
 use collab_core::*;
 use collab_notify::DevInbox;
 use common::*;
