@@ -31,8 +31,8 @@ fn agent(headers: &HeaderMap) -> Result<Actor, (StatusCode, String)> {
     })
 }
 
-/// The core's error kinds map onto statuses; the example keeps it short, and answers anything
-/// else, new kinds included, as its own failure.
+/// The core's error kinds map onto statuses; the example keeps it short (the example server's
+/// `error.rs` has every kind), and answers anything else, new kinds included, as its own failure.
 fn fail(e: Error) -> (StatusCode, String) {
     let kind = e.kind();
     let status = match kind {

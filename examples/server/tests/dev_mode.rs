@@ -7,12 +7,19 @@
 
 mod common;
 
+use std::process::Command;
+
 use axum::http::StatusCode;
 use common::process::ServerProcess;
 
-/// What the server answers a signed-in agent on `/api/dev/inbox`, and whether its OpenAPI
-/// document lists the route.
-async fn dev_inbox(server: &ServerProcess) -> (StatusCode, String, bool) {
+/// What a server started with `configure` answers a signed-in agent on `/api/dev/inbox`, and
+/// whether its OpenAPI document lists the route.
+async fn dev_inbox(configure: impl FnOnce(&mut Command)) -> (StatusCode, String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(|command| {
+        command.arg("--data").arg(dir.path());
+        configure(command);
+    });
     let http = server.http();
     let agent = http.sign_in("agent@example.com", "dev").await;
     let inbox = http.call("GET", "/api/dev/inbox", Some(&agent), None).await;
@@ -23,7 +30,7 @@ async fn dev_inbox(server: &ServerProcess) -> (StatusCode, String, bool) {
 }
 
 /// Email over SMTP, so that no notifier is a development one; nothing is sent in these tests.
-fn with_smtp(command: &mut std::process::Command) {
+fn with_smtp(command: &mut Command) {
     command
         .env("COLLAB_SMTP_HOST", "127.0.0.1")
         .env("COLLAB_EMAIL_FROM", "collab@example.com");
@@ -31,36 +38,26 @@ fn with_smtp(command: &mut std::process::Command) {
 
 #[tokio::test]
 async fn the_dev_inbox_is_there_when_invites_go_to_it() {
-    let dir = tempfile::tempdir().unwrap();
     // The defaults: email to the Dev inbox, no SMS.
-    let server = ServerProcess::start(|command| {
-        command.arg("--data").arg(dir.path());
-    });
-    let (status, _, documented) = dev_inbox(&server).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(documented);
+    let (status, _, documented) = dev_inbox(|_| {}).await;
+    assert_eq!((status, documented), (StatusCode::OK, true));
 }
 
 #[tokio::test]
 async fn sms_to_the_dev_inbox_is_dev_mode_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(|command| {
-        command.arg("--data").arg(dir.path()).env("COLLAB_SMS", "dev");
+    let (status, _, documented) = dev_inbox(|command| {
         with_smtp(command);
-    });
-    let (status, _, documented) = dev_inbox(&server).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(documented);
+        command.env("COLLAB_SMS", "dev");
+    })
+    .await;
+    assert_eq!((status, documented), (StatusCode::OK, true));
 }
 
 #[tokio::test]
 async fn without_dev_mode_the_dev_inbox_is_not_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(|command| {
-        command.arg("--data").arg(dir.path());
-        with_smtp(command);
-    });
-    let (status, code, documented) = dev_inbox(&server).await;
-    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"));
-    assert!(!documented);
+    let (status, code, documented) = dev_inbox(with_smtp).await;
+    assert_eq!(
+        (status, code.as_str(), documented),
+        (StatusCode::NOT_FOUND, "not_found", false)
+    );
 }
