@@ -131,6 +131,13 @@ async fn all_events(store: &dyn RoomStore, room: RoomId) -> Vec<Event> {
         .expect("read events")
 }
 
+/// Stores the append of what [`create`], [`run`] and the like return, and gives back the state
+/// after it.
+async fn stored(store: &dyn RoomStore, (state, append): (RoomState, Append)) -> RoomState {
+    store.append(append).await.expect("append");
+    state
+}
+
 /// A room with `n` events (created, then `n - 1` posts), already stored.
 async fn stored_room(store: &dyn RoomStore, n: u64) -> (RoomState, Vec<Event>) {
     let (mut state, append) = create(&fresh_tenant(), "agent-a", T0);
@@ -174,19 +181,13 @@ pub async fn append_then_read_in_order(store: &dyn RoomStore) {
 /// An append whose expected seq is stale, ahead, or re-creates a room is a conflict.
 pub async fn stale_expected_seq_is_a_conflict(store: &dyn RoomStore) {
     let (state, events) = stored_room(store, 3).await;
-    let (_, mut append) = post(&state, "late", T0);
-    // Renumber it as if the writer had seen seq 2 only.
-    append.expected = Seq::new(2);
-    append.events[0].seq = Seq::new(3);
-    append.summary.seq = Seq::new(3);
+    // As if the writer had seen seq 2 only.
+    let append = renumbered(post(&state, "late", T0).1, Seq::new(2));
     assert!(
         matches!(store.append(append).await, Err(Error::Conflict { .. })),
         "stale seq"
     );
-    let (_, mut ahead) = post(&state, "ahead", T0);
-    ahead.expected = Seq::new(7);
-    ahead.events[0].seq = Seq::new(8);
-    ahead.summary.seq = Seq::new(8);
+    let ahead = renumbered(post(&state, "ahead", T0).1, Seq::new(7));
     assert!(
         matches!(store.append(ahead).await, Err(Error::Conflict { .. })),
         "seq ahead"
@@ -234,9 +235,7 @@ pub async fn a_refused_append_writes_nothing(store: &dyn RoomStore) {
     append.outbox.push(outbox_row(state.room(), T0));
     let cred = credential(state.room());
     append.credentials.push(cred);
-    append.expected = Seq::new(1);
-    append.events[0].seq = Seq::new(2);
-    append.summary.seq = Seq::new(2);
+    let append = renumbered(append, Seq::new(1));
     assert!(matches!(store.append(append).await, Err(Error::Conflict { .. })));
     assert_eq!(all_events(store, state.room()).await, events);
     assert_eq!(store.find_credential(&cred.hash).await.expect("lookup"), None);
@@ -402,106 +401,65 @@ pub async fn list_rooms_filters(store: &dyn RoomStore) {
     let tenant = fresh_tenant();
     let other_tenant = fresh_tenant();
     let at = |s| T0.saturating_add(Duration::from_secs(s));
-    let (draft, a) = create(&tenant, "agent-a", at(1));
-    store.append(a).await.expect("create");
-    let (grace, a) = create(&tenant, "agent-a", at(2));
-    store.append(a).await.expect("create");
-    let (grace, a) = invite(
-        &grace,
-        "Grace",
-        "Hopper",
-        "grace@example.com",
-        Some("+447911123456"),
-        at(3),
-    );
-    store.append(a).await.expect("invite");
-    let (ada, a) = create(&tenant, "agent-b", at(4));
-    store.append(a).await.expect("create");
-    let (ada, a) = invite(&ada, "Ada", "Lovelace", "ada@example.org", None, at(5));
-    store.append(a).await.expect("invite");
-    let (closed, a) = create(&tenant, "agent-b", at(6));
-    store.append(a).await.expect("create");
-    let (closed, a) = command(&closed, Command::Close, at(7));
-    store.append(a).await.expect("close");
+    let invite_grace =
+        |room: &RoomState, at| invite(room, "Grace", "Hopper", "grace@example.com", Some("+447911123456"), at);
+    let draft = stored(store, create(&tenant, "agent-a", at(1))).await;
+    let grace = stored(store, create(&tenant, "agent-a", at(2))).await;
+    let grace = stored(store, invite_grace(&grace, at(3))).await;
+    let ada = stored(store, create(&tenant, "agent-b", at(4))).await;
+    let ada = stored(store, invite(&ada, "Ada", "Lovelace", "ada@example.org", None, at(5))).await;
+    let closed = stored(store, create(&tenant, "agent-b", at(6))).await;
+    let closed = stored(store, command(&closed, Command::Close, at(7))).await;
     // The same customer in another tenant must never show up.
-    let (stranger, a) = create(&other_tenant, "agent-a", at(8));
-    store.append(a).await.expect("create");
-    let (_, a) = invite(
-        &stranger,
-        "Grace",
-        "Hopper",
-        "grace@example.com",
-        Some("+447911123456"),
-        at(9),
-    );
-    store.append(a).await.expect("invite");
+    let stranger = stored(store, create(&other_tenant, "agent-a", at(8))).await;
+    stored(store, invite_grace(&stranger, at(9))).await;
 
-    let list = |query: RoomQuery| {
-        let tenant = tenant.clone();
-        async move {
-            let page = store.list_rooms(&tenant, &query).await.expect("list");
-            page.rooms.into_iter().map(|r| r.room).collect::<Vec<_>>()
-        }
+    let query = |set: &dyn Fn(&mut RoomQuery)| {
+        let mut query = RoomQuery::default();
+        set(&mut query);
+        query
     };
-    let by_prefix = |p: &str| RoomQuery {
-        name_prefix: Some(p.to_owned()),
-        ..RoomQuery::default()
-    };
-    assert_eq!(
-        list(RoomQuery::default()).await,
-        [closed.room(), ada.room(), grace.room(), draft.room()]
-    );
-    assert_eq!(
-        list(RoomQuery {
-            agent: Some(agent_id("agent-b")),
-            ..RoomQuery::default()
-        })
-        .await,
-        [closed.room(), ada.room()]
-    );
-    assert_eq!(list(by_prefix("gra")).await, [grace.room()], "first name prefix");
-    assert_eq!(
-        list(by_prefix("HOP")).await,
-        [grace.room()],
-        "last name prefix, any case"
-    );
-    assert_eq!(list(by_prefix("grace h")).await, [grace.room()], "full name prefix");
-    assert_eq!(list(by_prefix("  ada ")).await, [ada.room()], "trimmed");
-    assert!(list(by_prefix("race")).await.is_empty(), "prefix, not substring");
-    assert_eq!(
-        list(RoomQuery {
-            phone: Some(PhoneNumber::parse("+447911123456").expect("valid")),
-            ..RoomQuery::default()
-        })
-        .await,
-        [grace.room()]
-    );
-    assert_eq!(
-        list(RoomQuery {
-            email: Some(EmailAddress::parse("ada@example.org").expect("valid")),
-            ..RoomQuery::default()
-        })
-        .await,
-        [ada.room()]
-    );
-    assert_eq!(
-        list(RoomQuery {
-            status: Some(RoomStatus::Draft),
-            ..RoomQuery::default()
-        })
-        .await,
-        [draft.room()]
-    );
-    assert_eq!(
-        list(RoomQuery {
-            status: Some(RoomStatus::Closed),
-            agent: Some(agent_id("agent-a")),
-            ..RoomQuery::default()
-        })
-        .await,
-        Vec::<RoomId>::new(),
-        "filters combine"
-    );
+    let by_prefix = |p: &str| query(&|q| q.name_prefix = Some(p.to_owned()));
+    let phone = PhoneNumber::parse("+447911123456").expect("valid");
+    let email = EmailAddress::parse("ada@example.org").expect("valid");
+    // Each query, and the rooms it lists, newest first.
+    let cases: Vec<(&str, RoomQuery, Vec<RoomId>)> = vec![
+        (
+            "no filter",
+            RoomQuery::default(),
+            vec![closed.room(), ada.room(), grace.room(), draft.room()],
+        ),
+        (
+            "agent",
+            query(&|q| q.agent = Some(agent_id("agent-b"))),
+            vec![closed.room(), ada.room()],
+        ),
+        ("first name prefix", by_prefix("gra"), vec![grace.room()]),
+        ("last name prefix, any case", by_prefix("HOP"), vec![grace.room()]),
+        ("full name prefix", by_prefix("grace h"), vec![grace.room()]),
+        ("trimmed", by_prefix("  ada "), vec![ada.room()]),
+        ("prefix, not substring", by_prefix("race"), vec![]),
+        ("phone", query(&|q| q.phone = Some(phone.clone())), vec![grace.room()]),
+        ("email", query(&|q| q.email = Some(email.clone())), vec![ada.room()]),
+        (
+            "status",
+            query(&|q| q.status = Some(RoomStatus::Draft)),
+            vec![draft.room()],
+        ),
+        (
+            "filters combine",
+            query(&|q| {
+                q.status = Some(RoomStatus::Closed);
+                q.agent = Some(agent_id("agent-a"));
+            }),
+            vec![],
+        ),
+    ];
+    for (what, query, expected) in cases {
+        let page = store.list_rooms(&tenant, &query).await.expect("list");
+        let rooms: Vec<RoomId> = page.rooms.iter().map(|r| r.room).collect();
+        assert_eq!(rooms, expected, "{what}: {query:?}");
+    }
 }
 
 /// Limits outside 1 to 500 and blank name prefixes are invalid.
@@ -642,7 +600,7 @@ pub async fn completing_outbox_rows_is_atomic(store: &dyn RoomStore) {
 
     let (state, mut done) = post(&state, "sent", T0);
     done.completed_outbox.push(row.id);
-    let mut twice = done.clone();
+    let twice = done.clone();
     store.append(done).await.expect("complete");
     let mine = store
         .claim_outbox(now, Duration::from_secs(5), 1000)
@@ -651,9 +609,7 @@ pub async fn completing_outbox_rows_is_atomic(store: &dyn RoomStore) {
     assert!(mine.iter().all(|c| c.message.id != row.id), "completed rows are gone");
 
     // Completing it again (a second dispatcher) is refused, and its events are not written.
-    twice.expected = state.seq();
-    twice.events[0].seq = state.seq().next();
-    twice.summary.seq = state.seq().next();
+    let twice = renumbered(twice, state.seq());
     assert!(matches!(store.append(twice).await, Err(Error::Conflict { .. })));
     assert_eq!(all_events(store, room).await.len(), 3);
 }
@@ -664,26 +620,22 @@ pub async fn idle_rooms_are_active_and_idle(store: &dyn RoomStore) {
     // Long before other checks' rooms, so that they do not show up.
     let base = Timestamp::from_unix_millis(1_000_000_000_000);
     let at = |s| base.saturating_add(Duration::from_secs(s));
-    let (draft, a) = create(&tenant, "agent-a", at(0));
-    store.append(a).await.expect("create");
-    let (old, a) = create(&tenant, "agent-a", at(0));
-    store.append(a).await.expect("create");
-    let (old, a) = invite(&old, "Old", "Customer", "old@example.com", None, at(10));
-    store.append(a).await.expect("invite");
-    let (older, a) = create(&tenant, "agent-a", at(0));
-    store.append(a).await.expect("create");
-    let (_, a) = invite(&older, "Older", "Customer", "older@example.com", None, at(5));
-    store.append(a).await.expect("invite");
-    let (fresh, a) = create(&tenant, "agent-a", at(0));
-    store.append(a).await.expect("create");
-    let (_, a) = invite(&fresh, "Fresh", "Customer", "fresh@example.com", None, at(100));
-    store.append(a).await.expect("invite");
-    let (closed, a) = create(&tenant, "agent-a", at(0));
-    store.append(a).await.expect("create");
-    let (closed, a) = invite(&closed, "Closed", "Customer", "closed@example.com", None, at(1));
-    store.append(a).await.expect("invite");
-    let (_, a) = command(&closed, Command::Close, at(2));
-    store.append(a).await.expect("close");
+    // A room created at `at(0)` whose customer `name` is invited at `invited`.
+    let customer_room = |name: &str, invited| {
+        let tenant = tenant.clone();
+        let email = format!("{}@example.com", name.to_lowercase());
+        let name = name.to_owned();
+        async move {
+            let room = stored(store, create(&tenant, "agent-a", at(0))).await;
+            stored(store, invite(&room, &name, "Customer", &email, None, invited)).await
+        }
+    };
+    let draft = stored(store, create(&tenant, "agent-a", at(0))).await;
+    let old = customer_room("Old", at(10)).await;
+    let older = customer_room("Older", at(5)).await;
+    customer_room("Fresh", at(100)).await;
+    let closed = customer_room("Closed", at(1)).await;
+    stored(store, command(&closed, Command::Close, at(2))).await;
 
     let idle = store.idle_rooms(at(10), 100).await.expect("idle");
     assert_eq!(idle, [older.room(), old.room()]);
@@ -708,13 +660,18 @@ pub async fn concurrent_appends_have_one_winner(store: &dyn RoomStore) {
     assert_eq!(seqs, [1, 2]);
 }
 
-/// `append` renumbered as if its writer had seen one event fewer: always stale.
-pub fn stale(mut append: Append) -> Append {
-    let behind = Seq::new(append.expected.get().saturating_sub(1));
-    append.expected = behind;
-    append.events[0].seq = behind.next();
-    append.summary.seq = behind.next();
+/// `append` (of one event) renumbered as if its writer had seen the room up to `seen`.
+fn renumbered(mut append: Append, seen: Seq) -> Append {
+    append.expected = seen;
+    append.events[0].seq = seen.next();
+    append.summary.seq = seen.next();
     append
+}
+
+/// `append` renumbered as if its writer had seen one event fewer: always stale.
+pub fn stale(append: Append) -> Append {
+    let behind = Seq::new(append.expected.get().saturating_sub(1));
+    renumbered(append, behind)
 }
 
 /// Appends to many rooms at once, as a store that commits them in groups meets them: per
