@@ -1,4 +1,4 @@
-//! Checks for [`BlobStore`](crate::BlobStore) adapters.
+//! Checks for [`BlobStore`] adapters.
 
 use std::io;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Checks for [`CounterStore`](crate::guard::CounterStore) adapters.
+//! Checks for [`CounterStore`] adapters.
 
 use std::time::Duration;
 

@@ -33,7 +33,7 @@ pub fn adler32(bytes: &[u8]) -> u32 {
 pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(
         &u32::try_from(data.len())
-            .expect("writing to a Vec cannot fail")
+            .expect("a PNG chunk under 4 GiB")
             .to_be_bytes(),
     );
     let start = out.len();
@@ -43,9 +43,8 @@ pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(&crc.to_be_bytes());
 }
 
-/// An RGB PNG, every pixel black. The IDAT holds the real rows only for small images; for huge
-/// claimed sizes it holds one row, which is enough for a header check.
-/// A PNG of `width` × `height` pixels (the header claims them; the data is minimal).
+/// An RGB PNG of `width` × `height` pixels, every pixel black. The IDAT holds the real rows only
+/// for small images; for huge claimed sizes it holds one row, which is enough for a header check.
 pub fn png(width: u32, height: u32) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     let mut ihdr = Vec::new();
@@ -61,7 +60,7 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
     let raw = vec![0u8; (1 + 3 * width.min(100) as usize) * rows as usize];
     // zlib with one stored (uncompressed) block.
     let mut idat = vec![0x78, 0x01, 0x01];
-    let len = u16::try_from(raw.len()).expect("writing to a Vec cannot fail");
+    let len = u16::try_from(raw.len()).expect("a stored zlib block under 64 KiB");
     idat.extend_from_slice(&len.to_le_bytes());
     idat.extend_from_slice(&(!len).to_le_bytes());
     idat.extend_from_slice(&raw);
@@ -71,8 +70,8 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
-/// A baseline JPEG header (SOI, JFIF APP0, SOF0) and EOI: enough for sniffing and dimensions.
-/// The start of a JPEG of `width` × `height` pixels.
+/// A baseline JPEG header of `width` × `height` pixels (SOI, JFIF APP0, SOF0) and EOI: enough
+/// for sniffing and dimensions.
 pub fn jpeg(width: u16, height: u16) -> Vec<u8> {
     let mut out = vec![0xFF, 0xD8];
     out.extend_from_slice(&[0xFF, 0xE0, 0x00, 0x10]);
@@ -85,8 +84,7 @@ pub fn jpeg(width: u16, height: u16) -> Vec<u8> {
     out
 }
 
-/// A GIF89a with one 1-bit-per-pixel image of the full size.
-/// A GIF header of `width` × `height` pixels.
+/// A GIF89a of `width` × `height` pixels, with one 1-bit-per-pixel image of the full size.
 pub fn gif(width: u16, height: u16) -> Vec<u8> {
     let mut out = b"GIF89a".to_vec();
     out.extend_from_slice(&width.to_le_bytes());
@@ -100,8 +98,8 @@ pub fn gif(width: u16, height: u16) -> Vec<u8> {
     out
 }
 
-/// A WebP container with a VP8X chunk, which carries the canvas size.
-/// A WebP header of `width` × `height` pixels.
+/// A WebP container of `width` × `height` pixels, with a VP8X chunk, which carries the canvas
+/// size.
 pub fn webp(width: u32, height: u32) -> Vec<u8> {
     let mut chunk = b"VP8X".to_vec();
     chunk.extend_from_slice(&10u32.to_le_bytes());
@@ -111,7 +109,7 @@ pub fn webp(width: u32, height: u32) -> Vec<u8> {
     let mut out = b"RIFF".to_vec();
     out.extend_from_slice(
         &u32::try_from(4 + chunk.len())
-            .expect("writing to a Vec cannot fail")
+            .expect("a small WebP chunk")
             .to_le_bytes(),
     );
     out.extend_from_slice(b"WEBP");
@@ -119,20 +117,19 @@ pub fn webp(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
-/// A ZIP local file header for `name` holding `content` stored: how OOXML and ODF files start.
-/// A ZIP local file entry named `name`, as Office documents start.
+/// A ZIP local file entry named `name` holding `content` stored: how OOXML and ODF files start.
 pub fn zip_entry(name: &str, content: &[u8]) -> Vec<u8> {
     let mut out = b"PK\x03\x04".to_vec();
     out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     out.extend_from_slice(&crc32(content).to_le_bytes());
     let len = u32::try_from(content.len())
-        .expect("writing to a Vec cannot fail")
+        .expect("a ZIP entry under 4 GiB")
         .to_le_bytes();
     out.extend_from_slice(&len);
     out.extend_from_slice(&len);
     out.extend_from_slice(
         &u16::try_from(name.len())
-            .expect("writing to a Vec cannot fail")
+            .expect("a ZIP entry name under 64 KiB")
             .to_le_bytes(),
     );
     out.extend_from_slice(&[0, 0]);
@@ -143,7 +140,6 @@ pub fn zip_entry(name: &str, content: &[u8]) -> Vec<u8> {
 
 /// A PDF of the given objects (numbered from 1, the first being the catalog) with a correct
 /// cross-reference table.
-/// A PDF of the given objects, with a correct cross-reference table.
 pub fn pdf(objects: &[String]) -> Vec<u8> {
     let mut out = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n".to_vec();
     let mut offsets = Vec::new();
@@ -170,8 +166,7 @@ pub fn stream(content: &str) -> String {
     format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len())
 }
 
-/// A PDF of `pages` pages in one flat page tree.
-/// A valid PDF with `pages` pages.
+/// A valid PDF of `pages` pages in one flat page tree.
 pub fn pdf_with_pages(pages: usize) -> Vec<u8> {
     // Objects: 1 catalog, 2 page tree, then the pages, their contents, and one font.
     let page = |i: usize| i + 3;

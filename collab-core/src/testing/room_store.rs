@@ -1,4 +1,4 @@
-//! Checks for [`RoomStore`](crate::RoomStore) adapters.
+//! Checks for [`RoomStore`] adapters.
 
 use std::time::Duration;
 
