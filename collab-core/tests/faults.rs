@@ -19,8 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use collab_core::blob::BlobKey;
-use collab_core::blob::{BlobPrefix, StoredBlob};
+use collab_core::blob::{BlobKey, BlobPrefix, StoredBlob};
 use collab_core::memory::{MemoryBlobStore, MemoryRoomStore};
 use collab_core::notify::RecordingNotifier;
 use collab_core::rooms::{
