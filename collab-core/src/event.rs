@@ -80,7 +80,7 @@ pub struct Event {
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EventData {
-    /// An agent opened the room. It starts as a draft named [`crate::DEFAULT_ROOM_NAME`].
+    /// An agent opened the room. It starts as a draft named [`DEFAULT_ROOM_NAME`](crate::decide::DEFAULT_ROOM_NAME).
     RoomCreated {
         /// The tenant the room belongs to.
         tenant: TenantId,

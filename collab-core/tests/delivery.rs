@@ -236,9 +236,7 @@ async fn after_a_crash_mid_delivery_a_new_service_delivers_exactly_once() {
         let crashed = crashed.clone();
         async move { crashed.dispatch_due().await }
     });
-    while *hanging.calls.lock().unwrap() == 0 {
-        tokio::task::yield_now().await;
-    }
+    yield_until("the provider is called", || *hanging.calls.lock().unwrap() > 0).await;
     pass.abort(); // the process dies mid-call
     drop(crashed);
 
@@ -279,9 +277,7 @@ async fn a_stalled_provider_does_not_block_chat() {
         let rooms = rooms.clone();
         async move { rooms.run_dispatcher().await }
     });
-    while *hanging.calls.lock().unwrap() == 0 {
-        tokio::task::yield_now().await;
-    }
+    yield_until("the provider is called", || *hanging.calls.lock().unwrap() > 0).await;
     rooms
         .post_message(&agent(), room, "still chatting", None)
         .await

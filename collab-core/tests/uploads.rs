@@ -302,9 +302,7 @@ async fn an_upload_whose_room_closes_meanwhile_is_removed() {
         }
     });
     send.send(Ok(Bytes::from_static(b"the first part, "))).await.unwrap();
-    while blobs.puts() == 0 {
-        tokio::task::yield_now().await; // the upload is under way
-    }
+    yield_until("the upload is under way", || blobs.puts() > 0).await;
     world.rooms.close_room(&agent(), room).await.expect("close");
     send.send(Ok(Bytes::from_static(b"and the rest"))).await.unwrap();
     drop(send);

@@ -169,6 +169,19 @@ pub fn kind(error: &Error) -> String {
         .collect()
 }
 
+/// Yields to other tasks until `done` holds; fails loudly after 10 s of wall-clock time (a
+/// paused tokio clock does not stop it).
+pub async fn yield_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after 10 s waiting until {what}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
 /// A `Rooms` service on the memory stores with a manual clock and recording notifiers.
 pub struct World {
     pub rooms: rooms::Rooms,
