@@ -43,7 +43,8 @@ pub struct Shared {
     pub secure_cookies: bool,
     /// The origin browsers send on state-changing requests (`http://127.0.0.1:8080`).
     pub origin: String,
-    /// Checks Twilio's status callbacks, when SMS goes through Twilio.
+    /// Checks Twilio's status callbacks, when SMS goes through Twilio: the callback route is
+    /// mounted only with one.
     pub twilio: Option<collab_notify::TwilioWebhook>,
     /// The `Host` values the server answers to (`127.0.0.1:8080`): anything else is refused, so
     /// that a rebound DNS name cannot pass for this origin.
@@ -140,17 +141,18 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// The API's routes and their OpenAPI document, built together so that they cannot differ; the
-/// Dev inbox's only `with_dev_inbox` (dev mode).
-pub fn api(with_dev_inbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut openapi) = api_routes(with_dev_inbox);
+/// The API's routes and their OpenAPI document, built together so that they cannot differ. The
+/// optional routes are there only when `state` has what they serve: the Dev inbox in dev mode,
+/// Twilio's status callback with a Twilio account.
+pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = api_routes(state);
     add_common_responses(&mut openapi);
     (router, openapi)
 }
 
-fn api_routes(with_dev_inbox: bool) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use api::{callbacks, dev, documents, rooms, sessions};
-    let router = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(sessions::sign_in, sessions::sign_out))
         .routes(routes!(sessions::me))
         .routes(routes!(rooms::list_rooms, rooms::create_room))
@@ -162,20 +164,20 @@ fn api_routes(with_dev_inbox: bool) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(rooms::post_message))
         .routes(routes!(documents::upload))
         .routes(routes!(documents::download))
-        .routes(routes!(sessions::join))
-        .routes(routes!(callbacks::twilio_callback));
-    let router = if with_dev_inbox {
-        router.routes(routes!(dev::dev_inbox))
-    } else {
-        router
-    };
+        .routes(routes!(sessions::join));
+    if state.inbox.is_some() {
+        router = router.routes(routes!(dev::dev_inbox));
+    }
+    if state.twilio.is_some() {
+        router = router.routes(routes!(callbacks::twilio_callback));
+    }
     router.split_for_parts()
 }
 
-/// The whole application: pages, assets, the API and its OpenAPI document; the Dev inbox only in
-/// dev mode (with an [`Inbox`]).
+/// The whole application: pages, assets, the API and its OpenAPI document; the optional routes
+/// as [`api`] says.
 pub fn app(state: AppState) -> Router {
-    let (api, openapi) = api(state.inbox.is_some());
+    let (api, openapi) = api(&state);
     let openapi = Arc::new(openapi);
     Router::new()
         .route("/", get(|| async { Html(CONSOLE_HTML) }))

@@ -193,8 +193,12 @@ async fn the_product_end_to_end_in_chromium() {
     let started = Instant::now();
     let link = loop {
         click(&agent, "#inbox-button").await;
-        if let Ok(a) = agent.find(Locator::Css("#inbox-list .inbox-link")).await {
-            break a.attr("href").await.unwrap().unwrap();
+        // The list may be redrawn between finding a link and reading it (an earlier click's
+        // answer arriving late): a stale link is read again on the next round.
+        if let Ok(a) = agent.find(Locator::Css("#inbox-list .inbox-link")).await
+            && let Ok(Some(href)) = a.attr("href").await
+        {
+            break href;
         }
         assert!(started.elapsed() < Duration::from_secs(15), "no email in the dev inbox");
         click(&agent, "#inbox-close").await;

@@ -31,6 +31,7 @@ pub async fn twilio_callback(
     uri: axum::http::Uri,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
+    // The route is mounted only with a webhook (`crate::api`); a router built otherwise says why.
     let Some(webhook) = &state.twilio else {
         return Err(ApiError::Core(Error::Unsupported {
             backend: "this server",
