@@ -42,7 +42,8 @@ Flags (or environment variables):
   --lease SECONDS    how long a dispatcher holds an invite it is sending before another
                      process may take it over (COLLAB_DELIVERY_LEASE), at least 5, default 60
 
-Notifiers (environment only; without them invites go to the Dev inbox):
+Notifiers (environment only; without them invites go to the Dev inbox, /api/dev/inbox, which
+is there only while a notifier sends to it):
   COLLAB_SMS=dev                         activate SMS through the Dev inbox (no account needed)
   TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, COLLAB_SMS_FROM [, TWILIO_BASE_URL]
                                          SMS through Twilio (status callbacks on
