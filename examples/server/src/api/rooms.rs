@@ -212,6 +212,7 @@ pub struct LiveQuery {
     #[param(minimum = 0)]
     pub after: Option<i64>,
     /// `customer` on the customer page (an EventSource cannot send the `x-collab-as` header).
+    // Read by the `LiveCaller` extractor; here for the document and the fuzz targets.
     #[serde(rename = "as")]
     pub as_role: Option<String>,
 }
