@@ -99,7 +99,7 @@ async fn world() -> World {
     let state = AppState::new(Shared {
         rooms,
         agents,
-        inbox,
+        inbox: Some(inbox),
         secure_cookies: false,
         origin: ORIGIN.to_owned(),
         twilio: Some(collab_notify::TwilioWebhook::new("twilio-token".into())),

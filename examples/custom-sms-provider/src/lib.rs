@@ -18,8 +18,8 @@
 //! server speaking Acme's API, and on the core's recording fake, the reference.
 
 use async_trait::async_trait;
+use collab_core::Error;
 use collab_core::notify::{Notification, Notifier, NotifyError, Receipt};
-use collab_core::{Error, Recipient};
 use collab_notify::http::{self, DEFAULT_TIMEOUT};
 use collab_notify::{ExposeSecret, ProviderError, SecretString};
 
@@ -52,36 +52,27 @@ impl AcmeSms {
 impl Notifier for AcmeSms {
     /// One attempt. The dispatcher owns retries: classify failures, never retry here.
     async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
-        let Recipient::Phone(to) = &notification.recipient else {
-            return Err(NotifyError::permanent(ProviderError::new(
-                "acme",
-                "an SMS needs a phone number",
-            )));
-        };
+        // Anything but a phone number is a permanent failure.
+        let to = http::phone_number("acme", notification)?;
         let body = serde_json::json!({
             "to": to.as_str(),
             "text": notification.text,
             "reference": notification.invite.to_string(),
         });
-        let response = self
+        let request = self
             .client
             .post(format!("{}/v1/messages", self.base_url))
             .bearer_auth(self.token.expose_secret())
             .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            // No connection: transient. A timeout or a cut answer: ambiguous.
-            .map_err(|e| http::request_failed("acme", e))?;
-        let status = response.status();
-        let retry_after = http::retry_after(response.headers());
-        let text = http::body_text(response).await;
-        if status.is_success() {
-            let id = serde_json::from_str::<Accepted>(&text).ok().and_then(|a| a.id);
+            .body(body.to_string());
+        // No connection: transient. A timeout or a cut answer: ambiguous. The answer's body is
+        // read within a bound.
+        let reply = http::send("acme", request).await?;
+        if reply.status.is_success() {
+            let id = reply.json::<Accepted>().and_then(|a| a.id);
             return Ok(Receipt { provider_id: id });
         }
         // 408, 429 and 5xx: transient after Retry-After; any other status: permanent.
-        let error = ProviderError::new("acme", text).with_status(status.as_u16());
-        Err(http::classify_status(status, retry_after, error))
+        Err(reply.failure(ProviderError::new("acme", reply.body.clone())))
     }
 }

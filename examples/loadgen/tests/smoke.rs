@@ -31,7 +31,7 @@ async fn serve(dir: &tempfile::TempDir) -> String {
     let state = AppState::new(Shared {
         rooms: rooms.clone(),
         agents: Agents::new(TenantId::new("example").unwrap(), agents),
-        inbox,
+        inbox: Some(inbox),
         secure_cookies: false,
         origin: format!("http://{addr}"),
         twilio: None,
