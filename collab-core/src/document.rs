@@ -41,6 +41,14 @@ use crate::event::DocumentKind;
 /// How many leading bytes of an upload [`inspect`] looks at: 64 KiB.
 pub const HEAD_LEN: usize = 64 * 1024;
 
+/// How many trailing bytes of a ZIP upload [`inspect_with_tail`] looks at for the archive's
+/// central directory: 256 KiB. An Office document's directory lists a few dozen parts and takes
+/// a few KiB; an archive whose directory does not fit is a plain ZIP.
+pub const ZIP_TAIL_LEN: usize = 256 * 1024;
+
+/// The most central-directory entries read; an archive with more is a plain ZIP.
+const MAX_ZIP_ENTRIES: usize = 10_000;
+
 /// What a display name becomes when nothing printable is left of it.
 pub const FALLBACK_NAME: &str = "document";
 
@@ -341,10 +349,33 @@ pub struct Inspection {
 ///   known type are `application/octet-stream`; markup a browser would run is `text/html`,
 ///   `image/svg+xml` or `text/xml`.
 pub fn inspect(head: &[u8], policy: &DocumentPolicy) -> Result<Inspection, Error> {
+    inspect_with_tail(head, head, policy)
+}
+
+/// Whether the upload starting with `head` is a ZIP archive, whose type [`inspect_with_tail`]
+/// tells from its last bytes when the head is not the whole upload.
+pub fn is_zip(head: &[u8]) -> bool {
+    head.starts_with(b"PK\x03\x04")
+}
+
+/// [`inspect`], given also the last bytes of the upload (its last [`ZIP_TAIL_LEN`] bytes, or the
+/// whole upload when it is shorter), which only a ZIP archive needs.
+///
+/// A ZIP is classified by the entries its central directory lists, read from `tail` without
+/// extracting anything: OOXML (Word, Excel, PowerPoint) by a `[Content_Types].xml` entry and
+/// `word/`, `xl/` or `ppt/` parts; OpenDocument text, spreadsheet and presentation by a first,
+/// stored `mimetype` entry, whose content is read from `head`. Any other archive, or one whose
+/// directory is missing, malformed, larger than the tail or lists more than 10,000 entries, is
+/// `application/zip` (refused by the default policy).
+///
+/// # Errors
+///
+/// As [`inspect`].
+pub fn inspect_with_tail(head: &[u8], tail: &[u8], policy: &DocumentPolicy) -> Result<Inspection, Error> {
     if head.is_empty() {
         return Err(Error::invalid("file", "is empty"));
     }
-    let media_type = sniff(head);
+    let media_type = sniff(head, tail);
     if !policy.allows(media_type) {
         return Err(Error::UnsupportedMediaType {
             media_type: media_type.to_owned(),
@@ -364,9 +395,14 @@ pub fn inspect(head: &[u8], policy: &DocumentPolicy) -> Result<Inspection, Error
 }
 
 /// The media type of the bytes.
-fn sniff(bytes: &[u8]) -> &'static str {
+fn sniff(bytes: &[u8], tail: &[u8]) -> &'static str {
     let found = infer::get(bytes);
     match found {
+        // infer guesses Office types from the first local entries, which a client writes as it
+        // likes: the central directory decides.
+        Some(t) if is_zip(bytes) && (t.mime_type() == "application/zip" || is_office_zip(t.mime_type())) => {
+            return zip_type(bytes, tail).unwrap_or("application/zip");
+        }
         Some(t) if t.mime_type() == "application/x-ole-storage" => {
             return ole_office_type(bytes).unwrap_or(t.mime_type());
         }
@@ -429,6 +465,114 @@ fn ole_office_type(bytes: &[u8]) -> Option<&'static str> {
         POWERPOINT => Some("application/vnd.ms-powerpoint"),
         _ => None,
     }
+}
+
+/// The media types of the ZIP-based Office formats [`zip_type`] recognises.
+const OFFICE_ZIP_TYPES: &[&str] = &[
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+];
+
+fn is_office_zip(media_type: &str) -> bool {
+    OFFICE_ZIP_TYPES.contains(&media_type)
+}
+
+/// The Office type of a ZIP archive, from the central directory at the end of `tail` and, for
+/// OpenDocument, the `mimetype` entry at the start of `head`. Nothing is decompressed.
+fn zip_type(head: &[u8], tail: &[u8]) -> Option<&'static str> {
+    let (mut content_types, mut word, mut excel, mut powerpoint, mut mimetype_first) =
+        (false, false, false, false, false);
+    for (name, local_offset) in zip_directory(tail)? {
+        match name {
+            b"[Content_Types].xml" => content_types = true,
+            b"mimetype" => mimetype_first |= local_offset == 0,
+            _ if name.starts_with(b"word/") => word = true,
+            _ if name.starts_with(b"xl/") => excel = true,
+            _ if name.starts_with(b"ppt/") => powerpoint = true,
+            _ => {}
+        }
+    }
+    if content_types {
+        return match (word, excel, powerpoint) {
+            (true, false, false) => Some(OFFICE_ZIP_TYPES[0]),
+            (false, true, false) => Some(OFFICE_ZIP_TYPES[1]),
+            (false, false, true) => Some(OFFICE_ZIP_TYPES[2]),
+            _ => None,
+        };
+    }
+    if mimetype_first {
+        let declared = stored_first_entry(head, b"mimetype")?;
+        return OFFICE_ZIP_TYPES[3..].iter().copied().find(|t| t.as_bytes() == declared);
+    }
+    None
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> Option<usize> {
+    Some(usize::from(u16::from_le_bytes(
+        bytes.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    )))
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at.checked_add(4)?)?.try_into().ok()?))
+}
+
+/// The entries (name, offset of the local header) of the central directory that ends `tail`,
+/// or `None` if there is no complete, well-formed one within it. ZIP64 and multi-disk archives
+/// are not read: no Office document is one.
+fn zip_directory(tail: &[u8]) -> Option<Vec<(&[u8], u32)>> {
+    const END_LEN: usize = 22;
+    const ENTRY_LEN: usize = 46;
+    // The end record is last, followed only by a comment of up to 64 KiB that gives its length.
+    let latest = tail.len().checked_sub(END_LEN)?;
+    let end = (latest.saturating_sub(usize::from(u16::MAX))..=latest)
+        .rev()
+        .find(|&at| {
+            tail[at..].starts_with(b"PK\x05\x06") && u16_at(tail, at + 20) == Some(tail.len() - at - END_LEN)
+        })?;
+    let single_disk = u16_at(tail, end + 4)? == 0 && u16_at(tail, end + 6)? == 0;
+    let entries = u16_at(tail, end + 10)?;
+    let size = usize::try_from(u32_at(tail, end + 12)?).ok()?;
+    if !single_disk || entries > MAX_ZIP_ENTRIES || u32_at(tail, end + 16)? == u32::MAX {
+        return None;
+    }
+    // The directory lies just before the end record.
+    let directory = tail.get(end.checked_sub(size)?..end)?;
+    let mut found = Vec::with_capacity(entries);
+    let mut at = 0;
+    for _ in 0..entries {
+        if !directory.get(at..)?.starts_with(b"PK\x01\x02") {
+            return None;
+        }
+        let name_len = u16_at(directory, at + 28)?;
+        let rest_len = u16_at(directory, at + 30)? + u16_at(directory, at + 32)?;
+        let name_start = at + ENTRY_LEN;
+        let name = directory.get(name_start..name_start + name_len)?;
+        found.push((name, u32_at(directory, at + 42)?));
+        at = name_start + name_len + rest_len;
+    }
+    (at == directory.len()).then_some(found)
+}
+
+/// The content of the archive's first entry when it is named `name` and stored uncompressed.
+fn stored_first_entry<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    const LOCAL_LEN: usize = 30;
+    const STORED: usize = 0;
+    if !is_zip(head) || u16_at(head, 8)? != STORED {
+        return None;
+    }
+    let size = usize::try_from(u32_at(head, 18)?).ok()?;
+    let name_len = u16_at(head, 26)?;
+    let extra_len = u16_at(head, 28)?;
+    if head.get(LOCAL_LEN..LOCAL_LEN + name_len)? != name {
+        return None;
+    }
+    let start = LOCAL_LEN + name_len + extra_len;
+    head.get(start..start.checked_add(size)?)
 }
 
 /// Valid UTF-8. A character cut off by the end of a full head still counts: the rest of it is

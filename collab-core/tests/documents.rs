@@ -81,19 +81,9 @@ fn pdf_and_office_documents_are_sniffed() {
     assert_eq!(inspection.media_type, "application/pdf");
     assert_eq!(inspection.kind, DocumentKind::Pdf { pages: 0 });
 
+    // A ZIP's local entries alone prove nothing: its central directory decides (tests below).
     let docx = zip_entry("word/document.xml", b"<w:document/>");
-    let inspection = inspect(&docx, &policy()).unwrap();
-    assert_eq!(
-        inspection.media_type,
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-    );
-    assert_eq!(inspection.kind, DocumentKind::Other);
-
-    let odt = zip_entry("mimetype", b"application/vnd.oasis.opendocument.text");
-    assert_eq!(
-        inspect(&odt, &policy()).unwrap().media_type,
-        "application/vnd.oasis.opendocument.text"
-    );
+    assert_eq!(unsupported(inspect(&docx, &policy())), "application/zip");
 }
 
 /// A legacy Word file (an OLE compound file with Word's class id) larger than the head.
@@ -465,4 +455,187 @@ fn inspection_and_headers_work_together() {
     let name = display_name("../pics/cat\u{202E}gif.exe", &policy());
     let header = content_disposition_header(disposition(&inspection.media_type), &name);
     assert_eq!(header, "inline; filename=\"catgif.exe\"; filename*=UTF-8''catgif.exe");
+}
+
+// ---- ZIP-based Office documents ------------------------------------------------------------
+
+const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+const PPTX: &str = "application/vnd.openxmlformats-officedocument.presentationml.presentation";
+const ODT: &str = "application/vnd.oasis.opendocument.text";
+
+const RELS: &[u8] = br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="PART"/></Relationships>"#;
+
+/// A minimal OOXML package as Word, Excel and PowerPoint write them: the content types first,
+/// the package relationships, then the parts.
+fn ooxml(main_part: &str, content_type: &str, parts: &[(&str, &[u8])]) -> Vec<u8> {
+    let types = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/{main_part}" ContentType="{content_type}"/></Types>"#
+    );
+    let rels = String::from_utf8(RELS.to_vec()).unwrap().replace("PART", main_part);
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("[Content_Types].xml", types.as_bytes()),
+        ("_rels/.rels", rels.as_bytes()),
+    ];
+    files.extend_from_slice(parts);
+    zip(&files)
+}
+
+fn docx(padding: usize) -> Vec<u8> {
+    let body = format!(
+        r#"<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>Hello{}</w:t></w:r></w:p></w:body></w:document>"#,
+        " ".repeat(padding)
+    );
+    ooxml(
+        "word/document.xml",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",
+        &[("word/document.xml", body.as_bytes())],
+    )
+}
+
+fn xlsx() -> Vec<u8> {
+    ooxml(
+        "xl/workbook.xml",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
+        &[
+            ("xl/workbook.xml", br#"<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>"#),
+            ("xl/_rels/workbook.xml.rels", br#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#),
+            ("xl/worksheets/sheet1.xml", br#"<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData/></worksheet>"#),
+        ],
+    )
+}
+
+fn pptx() -> Vec<u8> {
+    ooxml(
+        "ppt/presentation.xml",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml",
+        &[(
+            "ppt/presentation.xml",
+            br#"<p:presentation xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main"/>"#,
+        )],
+    )
+}
+
+fn odt() -> Vec<u8> {
+    zip(&[
+        ("mimetype", ODT.as_bytes()),
+        ("META-INF/manifest.xml", br#"<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.text"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#),
+        ("content.xml", br#"<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"><office:body><office:text/></office:body></office:document-content>"#),
+    ])
+}
+
+#[test]
+fn office_documents_are_recognised_by_their_zip_directory_and_download_as_attachments() {
+    for (bytes, expected) in [(docx(0), DOCX), (xlsx(), XLSX), (pptx(), PPTX), (odt(), ODT)] {
+        let inspection = inspect(&bytes, &policy()).unwrap_or_else(|e| panic!("{expected}: {e}"));
+        assert_eq!(inspection.media_type, expected);
+        assert_eq!(inspection.kind, DocumentKind::Other);
+        assert_eq!(disposition(&inspection.media_type), Disposition::Attachment);
+    }
+    for (content, expected) in [
+        (
+            "application/vnd.oasis.opendocument.spreadsheet",
+            "application/vnd.oasis.opendocument.spreadsheet",
+        ),
+        (
+            "application/vnd.oasis.opendocument.presentation",
+            "application/vnd.oasis.opendocument.presentation",
+        ),
+    ] {
+        let ods = zip(&[("mimetype", content.as_bytes()), ("content.xml", b"<x/>")]);
+        assert_eq!(inspect(&ods, &policy()).unwrap().media_type, expected);
+    }
+}
+
+#[test]
+fn an_office_document_longer_than_its_head_is_told_by_its_tail() {
+    let bytes = docx(3 * HEAD_LEN);
+    assert!(is_zip(&bytes));
+    let head = &bytes[..HEAD_LEN];
+    let tail = &bytes[bytes.len() - ZIP_TAIL_LEN.min(bytes.len())..];
+    assert_eq!(
+        unsupported(inspect(head, &policy())),
+        "application/zip",
+        "the head alone cannot tell"
+    );
+    assert_eq!(inspect_with_tail(head, tail, &policy()).unwrap().media_type, DOCX);
+    // A tail cut inside the directory tells nothing.
+    assert_eq!(
+        unsupported(inspect_with_tail(head, &tail[tail.len() - 40..], &policy())),
+        "application/zip"
+    );
+}
+
+#[test]
+fn plain_and_hostile_zips_stay_refused() {
+    let refused = |bytes: &[u8]| unsupported(inspect(bytes, &policy()));
+
+    assert_eq!(refused(&zip(&[("notes.txt", b"hello")])), "application/zip");
+    // Local entries that look like a Word file, and junk where the directory should be.
+    let mut junk = zip_entry("[Content_Types].xml", b"<Types/>");
+    junk.extend_from_slice(&zip_entry("word/document.xml", b"<w:document/>"));
+    junk.extend_from_slice(&[0xAB; 200]);
+    assert_eq!(refused(&junk), "application/zip");
+    // Truncated: the end record is gone.
+    let whole = docx(0);
+    assert_eq!(refused(&whole[..whole.len() - 10]), "application/zip");
+    // A directory claiming more bytes than the archive has, and more entries than are read.
+    let mut huge = docx(0);
+    let end = huge.len() - 22;
+    huge[end + 12..end + 16].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(refused(&huge), "application/zip");
+    let mut many = docx(0);
+    let end = many.len() - 22;
+    many[end + 8..end + 12].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    assert_eq!(refused(&many), "application/zip");
+    // An ODF whose mimetype is compressed, or names another type, or is not first.
+    let odg = zip(&[("mimetype", b"application/vnd.oasis.opendocument.graphics")]);
+    assert_eq!(refused(&odg), "application/zip");
+    let late = zip(&[("content.xml", b"<x/>"), ("mimetype", ODT.as_bytes())]);
+    assert_eq!(refused(&late), "application/zip");
+    // Word and Excel parts at once: not one thing.
+    let both = ooxml(
+        "word/document.xml",
+        "x",
+        &[("word/document.xml", b"<w/>"), ("xl/workbook.xml", b"<x/>")],
+    );
+    assert_eq!(refused(&both), "application/zip");
+}
+
+#[test]
+fn a_zip_bomb_is_classified_without_being_inflated() {
+    // 256 MiB of zeros in under 2 MiB, claiming the most a ZIP entry can hold.
+    let bomb = deflated_zeros(256 * 1024 * 1024);
+    assert!(bomb.len() < 2 * 1024 * 1024, "{}", bomb.len());
+    let archive = zip_of(&[
+        ZipFile {
+            name: "[Content_Types].xml",
+            method: 0,
+            data: b"<Types/>",
+            size: 8,
+        },
+        ZipFile {
+            name: "word/document.xml",
+            method: 8,
+            data: &bomb,
+            size: u32::MAX,
+        },
+    ]);
+    let started = Instant::now();
+    let head = &archive[..HEAD_LEN];
+    let tail = &archive[archive.len() - ZIP_TAIL_LEN..];
+    assert_eq!(inspect_with_tail(head, tail, &policy()).unwrap().media_type, DOCX);
+    assert_eq!(inspect(&archive, &policy()).unwrap().media_type, DOCX);
+    // Inflating 256 MiB takes far longer than reading a directory; generous for slow machines.
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_plain_zip_is_accepted_only_when_the_policy_allows_it() {
+    let allowing = policy().with_allowed_media_types(["application/zip"]).unwrap();
+    let archive = zip(&[("notes.txt", b"hello")]);
+    assert_eq!(inspect(&archive, &allowing).unwrap().media_type, "application/zip");
+    assert_eq!(unsupported(inspect(&docx(0), &allowing)), DOCX);
 }

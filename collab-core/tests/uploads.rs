@@ -335,3 +335,45 @@ async fn opening_checks_access_and_existence() {
     let result = world.rooms.open_document(&customer, room, id, Some(past_end)).await;
     assert!(matches!(result, Err(Error::RangeNotSatisfiable { size: 5 })));
 }
+
+#[tokio::test]
+async fn an_office_document_longer_than_the_head_is_shared_as_an_attachment() {
+    let (world, blobs) = world();
+    let (room, customer, _) = world.room_with_customer().await;
+    let padding = vec![b' '; 80_000];
+    let bytes = zip(&[
+        ("[Content_Types].xml", b"<Types/>"),
+        ("_rels/.rels", b"<Relationships/>"),
+        ("word/document.xml", &padding),
+    ]);
+    assert!(bytes.len() > document::HEAD_LEN);
+    let event = world
+        .rooms
+        .share_document(&customer, room, upload("report.docx", bytes.clone()))
+        .await
+        .expect("share");
+    let meta = shared(&event).clone();
+    assert_eq!(
+        meta.media_type,
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    );
+    let download = world
+        .rooms
+        .open_document(&agent(), room, meta.id, None)
+        .await
+        .expect("open");
+    assert_eq!(download.disposition, Disposition::Attachment);
+    assert_eq!(read(download).await, Bytes::from(bytes));
+
+    // The same size of plain archive is refused, and not kept.
+    let plain = zip(&[("notes.txt", &padding)]);
+    let refused = world
+        .rooms
+        .share_document(&customer, room, upload("notes.zip", plain))
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::UnsupportedMediaType { media_type }) if media_type == "application/zip"),
+        "{refused:?}"
+    );
+    assert_eq!(blobs.live(), 1);
+}

@@ -247,15 +247,24 @@ impl Rooms {
         Ok(report)
     }
 
-    /// What the stored bytes are. The head decides, unless it was too short to tell (a legacy
-    /// Office file whose directory lies further in, a JPEG with large metadata): then the whole
-    /// document does, within the upload limit. PDFs get their page count.
+    /// What the stored bytes are. The head decides, unless it was too short to tell: a ZIP
+    /// archive (an Office document) is told by its last bytes, where its directory is; other
+    /// formats (a legacy Office file whose directory lies further in, a JPEG with large
+    /// metadata) by the whole document, within the upload limit. PDFs get their page count.
     async fn inspect_stored(&self, blob: &BlobKey, head: &[u8], info: &BlobInfo) -> Result<Inspection, Error> {
         let policy = &self.inner.config.documents;
         let needs_whole = |inspection: &Result<Inspection, Error>| match inspection {
             Ok(inspection) => matches!(inspection.kind, DocumentKind::Pdf { .. }),
             Err(_) => info.size > head.len() as u64,
         };
+        if document::is_zip(head) && info.size > head.len() as u64 {
+            // An archive's type is in its central directory, at the end: read only that.
+            let tail_len = (document::ZIP_TAIL_LEN as u64).min(info.size);
+            let tail = self
+                .read(blob, Some(ByteRange::new(info.size - tail_len..info.size)?))
+                .await?;
+            return document::inspect_with_tail(head, &tail, policy);
+        }
         let mut inspection = document::inspect(head, policy);
         if !needs_whole(&inspection) {
             return inspection;
@@ -269,7 +278,7 @@ impl Rooms {
             .acquire_owned()
             .await
             .map_err(|e| Error::internal("document inspection", e))?;
-        let bytes = self.read_whole(blob).await?;
+        let bytes = self.read(blob, None).await?;
         if inspection.is_err() {
             inspection = document::inspect(&bytes, policy);
         }
@@ -282,14 +291,16 @@ impl Rooms {
         Ok(inspection)
     }
 
-    async fn read_whole(&self, blob: &BlobKey) -> Result<Bytes, Error> {
+    /// The stored bytes of `blob`, or of `range` of it, in memory.
+    async fn read(&self, blob: &BlobKey, range: Option<ByteRange>) -> Result<Bytes, Error> {
         let mut download = self
             .inner
             .blobs
-            .get(blob, None)
+            .get(blob, range)
             .await?
             .ok_or(Error::NotFound { what: Entity::Document })?;
-        let mut bytes = BytesMut::with_capacity(usize::try_from(download.size).unwrap_or(0));
+        let len = download.range.end - download.range.start;
+        let mut bytes = BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
         while let Some(chunk) = download.stream.next().await {
             bytes.extend_from_slice(&chunk?);
         }

@@ -190,3 +190,120 @@ pub fn pdf_with_pages(pages: usize) -> Vec<u8> {
     objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned());
     pdf(&objects)
 }
+
+/// One file of a [`zip_of`] archive: its name, compression method (0 stored, 8 deflated), the
+/// bytes as stored and the size they claim to inflate to.
+#[derive(Clone, Copy, Debug)]
+pub struct ZipFile<'a> {
+    /// The entry's name.
+    pub name: &'a str,
+    /// The compression method.
+    pub method: u16,
+    /// The bytes as stored.
+    pub data: &'a [u8],
+    /// The size the bytes inflate to.
+    pub size: u32,
+}
+
+/// A ZIP archive of `files` stored uncompressed, with its central directory.
+pub fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let files: Vec<ZipFile<'_>> = files
+        .iter()
+        .map(|&(name, data)| ZipFile {
+            name,
+            method: 0,
+            data,
+            size: u32::try_from(data.len()).expect("a ZIP entry under 4 GiB"),
+        })
+        .collect();
+    zip_of(&files)
+}
+
+/// A ZIP archive of `files` with its central directory, as written (no CRC check is made of
+/// deflated entries: their CRC is 0).
+pub fn zip_of(files: &[ZipFile<'_>]) -> Vec<u8> {
+    let u16_of = |n: usize| u16::try_from(n).expect("a ZIP field under 64 Ki").to_le_bytes();
+    let u32_of = |n: usize| u32::try_from(n).expect("a ZIP field under 4 Gi").to_le_bytes();
+    let mut out = Vec::new();
+    let mut directory = Vec::new();
+    for file in files {
+        let crc = if file.method == 0 { crc32(file.data) } else { 0 };
+        let mut common = vec![20, 0, 0, 0];
+        common.extend_from_slice(&file.method.to_le_bytes());
+        common.extend_from_slice(&[0, 0, 0, 0]);
+        common.extend_from_slice(&crc.to_le_bytes());
+        common.extend_from_slice(&u32_of(file.data.len()));
+        common.extend_from_slice(&file.size.to_le_bytes());
+        common.extend_from_slice(&u16_of(file.name.len()));
+        common.extend_from_slice(&[0, 0]);
+        let offset = out.len();
+        out.extend_from_slice(b"PK\x03\x04");
+        out.extend_from_slice(&common);
+        out.extend_from_slice(file.name.as_bytes());
+        out.extend_from_slice(file.data);
+        directory.extend_from_slice(b"PK\x01\x02\x14\x00");
+        directory.extend_from_slice(&common);
+        // Comment length, disk, internal and external attributes.
+        directory.extend_from_slice(&[0; 10]);
+        directory.extend_from_slice(&u32_of(offset));
+        directory.extend_from_slice(file.name.as_bytes());
+    }
+    let directory_offset = out.len();
+    out.extend_from_slice(&directory);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    out.extend_from_slice(&u16_of(files.len()));
+    out.extend_from_slice(&u16_of(files.len()));
+    out.extend_from_slice(&u32_of(directory.len()));
+    out.extend_from_slice(&u32_of(directory_offset));
+    out.extend_from_slice(&[0, 0]);
+    out
+}
+
+/// A raw deflate stream (one fixed-Huffman block) of `len` zero bytes, about 160 times smaller
+/// than what it inflates to: the payload of a ZIP bomb.
+pub fn deflated_zeros(len: usize) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        used: u32,
+    }
+    impl Bits {
+        fn push(&mut self, value: u32, count: u32, msb_first: bool) {
+            for i in 0..count {
+                let bit = if msb_first {
+                    (value >> (count - 1 - i)) & 1
+                } else {
+                    (value >> i) & 1
+                };
+                if self.used.is_multiple_of(8) {
+                    self.out.push(0);
+                }
+                if bit == 1 {
+                    *self.out.last_mut().expect("a byte was pushed") |= 1 << (self.used % 8);
+                }
+                self.used += 1;
+            }
+        }
+    }
+    let mut bits = Bits {
+        out: Vec::new(),
+        used: 0,
+    };
+    // Final block, fixed Huffman codes.
+    bits.push(0b011, 3, false);
+    let literal_zero = |bits: &mut Bits| bits.push(0x30, 8, true);
+    if len > 0 {
+        literal_zero(&mut bits);
+        let rest = len - 1;
+        for _ in 0..rest / 258 {
+            // Length 258 (symbol 285), distance 1 (code 0).
+            bits.push(0b1100_0101, 8, true);
+            bits.push(0, 5, true);
+        }
+        for _ in 0..rest % 258 {
+            literal_zero(&mut bits);
+        }
+    }
+    // End of block.
+    bits.push(0, 7, true);
+    bits.out
+}
