@@ -155,7 +155,10 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
         // A retried post: it is recorded already.
         return Ok(Vec::new());
     }
-    if state.status() == RoomStatus::Closed {
+    // A closed room stays readable by its customer; so that access can still be ended, the
+    // revocation of a session is the one change it accepts.
+    let revokes_session = matches!(command, Command::RevokeSession { .. });
+    if state.status() == RoomStatus::Closed && !revokes_session {
         return Err(Error::RoomClosed);
     }
     let due = state.is_due_for_timeout(ctx.now, ctx.policy);
@@ -291,7 +294,8 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
 }
 
 /// Checks that `actor` may read the room: an agent of its tenant, its customer with a session
-/// that is not revoked while the room is not closed, or the library.
+/// that is not revoked, or the library. A closed or timed-out room stays readable by its
+/// customer (the timeline, the room's details, the documents); [`decide`] refuses their writes.
 ///
 /// An agent of another tenant and a customer of another room get the same error as for a room
 /// that does not exist; a revoked session gets [`Error::Forbidden`].
@@ -302,8 +306,6 @@ pub fn authorize_read(state: &RoomState, actor: &Actor) -> Result<(), Error> {
         Actor::Customer { participant, .. } if state.participant(*participant).is_none_or(|p| p.revoked) => {
             Err(Error::Forbidden)
         }
-        // Closing a room ends the customer's access to it.
-        Actor::Customer { .. } if state.status() == RoomStatus::Closed => Err(Error::RoomClosed),
         _ => Ok(()),
     }
 }

@@ -27,7 +27,8 @@ pub enum RoomStatus {
     /// No activity for the configured period: read-only for the customer until an agent
     /// re-invites.
     TimedOut,
-    /// Closed by an agent: accepts nothing.
+    /// Closed by an agent: read-only, for its customer too; it accepts nothing but the
+    /// revocation of a customer's session.
     Closed,
 }
 

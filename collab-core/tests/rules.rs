@@ -239,7 +239,7 @@ fn a_re_invite_of_a_room_due_for_timeout_records_both_steps() {
 }
 
 #[test]
-fn a_closed_room_accepts_nothing() {
+fn a_closed_room_accepts_nothing_but_a_session_revocation() {
     let mut room = Room::new();
     let invite = room.invite_by_email();
     let customer = room.join(invite);
@@ -250,7 +250,7 @@ fn a_closed_room_accepts_nothing() {
         (agent(), room_invite(&mut room, Channel::Email, None)),
         (agent(), Room::post("hello")),
         (customer.clone(), Room::post("hello")),
-        (customer, doc),
+        (customer.clone(), doc),
         (agent(), Command::RevokeInvite { invite }),
         (agent(), Command::Close),
         (Actor::System, Command::TimeOut),
@@ -267,6 +267,17 @@ fn a_closed_room_accepts_nothing() {
         let result = room.try_as(&actor, &command);
         assert!(matches!(result, Err(Error::RoomClosed)), "{command:?}: {result:?}");
     }
+    // The customer still reads a closed room, so the agent can still end that.
+    let Actor::Customer { participant, .. } = customer else {
+        panic!("a customer");
+    };
+    let revoked = room.run(Command::RevokeSession { participant }).expect("revoke");
+    assert_eq!(types(&revoked)[0], "session_revoked");
+    assert_eq!(room.state.status(), RoomStatus::Closed);
+    assert!(matches!(
+        collab_core::decide::authorize_read(&room.state, &customer),
+        Err(Error::Forbidden)
+    ));
 }
 
 #[test]

@@ -279,24 +279,75 @@ async fn revoking_a_session_kills_its_link_and_revoking_a_link_kills_its_session
 }
 
 #[tokio::test]
-async fn closing_a_room_ends_customer_access() {
+async fn a_closed_room_is_read_only_for_its_customer() {
     let world = World::new();
     let (room, customer, session) = world.room_with_customer().await;
+    world.rooms.post_message(&customer, room, "before", None).await.unwrap();
+    let document = world
+        .rooms
+        .share_document(&customer, room, upload("notes.txt", b"the notes\n"))
+        .await
+        .unwrap();
+    let EventData::DocumentShared(document) = document.data else {
+        panic!("not a document: {document:?}");
+    };
     world.rooms.close_room(&agent(), room).await.unwrap();
+
     let read = world
         .rooms
-        .timeline(&customer, room, TimelineQuery::Latest { limit: 5 })
-        .await;
-    assert!(matches!(read, Err(Error::RoomClosed)));
-    assert!(matches!(
-        world.rooms.customer_session(session.token.expose()).await,
-        Err(Error::RoomClosed)
-    ));
+        .timeline(&customer, room, TimelineQuery::Latest { limit: 10 })
+        .await
+        .expect("the customer still reads the history");
+    assert!(
+        read.iter()
+            .any(|e| matches!(&e.data, EventData::MessagePosted { text, .. } if text == "before"))
+    );
+    assert_eq!(
+        world.rooms.customer_session(session.token.expose()).await.unwrap(),
+        customer,
+        "the session still works"
+    );
+    assert_eq!(
+        world.rooms.room(&customer, room).await.unwrap().status(),
+        RoomStatus::Closed
+    );
     world
         .rooms
-        .timeline(&agent(), room, TimelineQuery::Latest { limit: 5 })
+        .open_document(&customer, room, document.id, None)
         .await
-        .expect("agents still read");
+        .expect("the customer still downloads");
+
+    assert!(matches!(
+        world.rooms.post_message(&customer, room, "after", None).await,
+        Err(Error::RoomClosed)
+    ));
+    assert!(matches!(
+        world
+            .rooms
+            .share_document(&customer, room, upload("more.txt", b"more\n"))
+            .await,
+        Err(Error::RoomClosed)
+    ));
+    // A revoked session reads nothing, closed room or not.
+    world
+        .rooms
+        .revoke_session(&agent(), room, session.participant)
+        .await
+        .unwrap();
+    assert!(matches!(
+        world
+            .rooms
+            .timeline(&customer, room, TimelineQuery::Latest { limit: 5 })
+            .await,
+        Err(Error::Forbidden)
+    ));
+}
+
+fn upload(name: &str, bytes: &'static [u8]) -> collab_core::rooms::Upload {
+    collab_core::rooms::Upload {
+        file_name: name.to_owned(),
+        data: Box::pin(futures_util::stream::iter([Ok(bytes::Bytes::from_static(bytes))])),
+    }
 }
 
 #[tokio::test]

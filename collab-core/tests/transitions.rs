@@ -172,6 +172,8 @@ fn the_table_allows_only_forward_moves_and_reactivation() {
         (TimedOut, Active),
         (TimedOut, TimedOut),
         (TimedOut, Closed),
+        // Revoking a session of a closed room: it stays closed.
+        (Closed, Closed),
     ]);
     assert_eq!(moves, expected);
 }
