@@ -71,9 +71,17 @@ impl Agents {
         self
     }
 
-    /// Checks a password and opens a session; the token goes into the agent's cookie.
+    /// Checks a password and opens a session; the token goes into the agent's cookie. The agent
+    /// is named by id alone or as `tenant/id`, as `--agents` lists it (the tenant must be theirs).
     pub fn sign_in(&self, agent: &str, password: &str) -> Result<(AgentId, Token), ApiError> {
-        let account = self.accounts.get(agent);
+        let (tenant, agent) = match agent.split_once('/') {
+            Some((tenant, agent)) => (Some(tenant), agent),
+            None => (None, agent),
+        };
+        let account = self
+            .accounts
+            .get(agent)
+            .filter(|account| tenant.is_none_or(|tenant| account.tenant.as_str() == tenant));
         // An unknown agent costs the same comparison, against no password.
         let expected = account.map_or("", |account| account.password.as_str());
         let matches = same_password(expected, password);
@@ -159,6 +167,41 @@ pub fn expired_cookie(name: &str) -> String {
 /// customer's even when the browser is signed in as an agent too.
 #[derive(Clone, Debug)]
 pub struct Caller(pub Actor);
+
+/// What a caller sends beside its session cookie (the cookies are the document's security
+/// schemes): the customer page's `x-collab-as` header.
+impl utoipa::IntoParams for Caller {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        let header = ParameterBuilder::new()
+            .name(AS_CUSTOMER_HEADER)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "`customer`: act as the customer of the `collab_customer` cookie even when the \
+                 `collab_agent` cookie is sent too (the customer page sends it; a browser may hold both).",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["customer"])),
+            ))
+            .build();
+        vec![header]
+    }
+}
+
+/// As [`Caller`]'s.
+impl utoipa::IntoParams for LiveCaller {
+    fn into_params(
+        parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        Caller::into_params(parameter_in)
+    }
+}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;

@@ -1,6 +1,8 @@
 //! The core's errors as JSON responses with a stable code, the field at fault and the HTTP
 //! status a client can act on.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use collab_core::{Error, ErrorKind};
@@ -17,13 +19,18 @@ pub struct ErrorBody {
 /// One error.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// A stable code to branch on: `not_found`, `invalid`, `sms_not_activated`…
+    /// A stable code to branch on (the table in the `ErrorBody` schema gives each its status).
     pub code: &'static str,
     /// A sentence for people.
     pub message: String,
-    /// The request field at fault, when one is.
+    /// The part of the request at fault, spelled as the request spells it: a JSON body's field
+    /// (`identifier`), a query parameter (`limit`), a header (`Last-Event-ID`), or `body` for the
+    /// request body as a whole (an uploaded file, a body that is not JSON or is too large).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'static str>,
+    pub field: Option<Cow<'static, str>>,
+    /// With `too_large`: the largest body accepted, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
 }
 
 /// An error on its way to becoming a response.
@@ -33,14 +40,53 @@ pub enum ApiError {
     Core(Error),
     /// No valid sign-in for this request.
     Unauthenticated,
-    /// The request itself is malformed (not the core's input rules).
-    BadRequest(&'static str, String),
+    /// The request itself is malformed (400 `bad_request`): not JSON, a query parameter or a
+    /// header that cannot be read; `field` names it.
+    BadRequest(Cow<'static, str>, String),
+    /// A JSON body that does not fit its schema (422 `invalid`): `field` names the field.
+    Invalid(Cow<'static, str>, String),
+    /// A body of another type than the route takes (415 `unsupported_media_type`).
+    UnsupportedMediaType(String),
+    /// A body over `limit` bytes (413 `too_large`).
+    TooLarge {
+        /// The largest body the route accepts.
+        limit: u64,
+    },
 }
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         ApiError::Core(e)
     }
+}
+
+/// The largest JSON request body, in bytes. Uploads stream past it: the core bounds them
+/// (`RoomsConfig::max_document_bytes`).
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// The codes the server itself answers with, beside the core's: each with its status.
+pub const SERVER_CODES: &[(&str, StatusCode)] = &[
+    ("bad_request", StatusCode::BAD_REQUEST),
+    ("unauthenticated", StatusCode::UNAUTHORIZED),
+    ("unknown_host", StatusCode::FORBIDDEN),
+    ("cross_origin", StatusCode::FORBIDDEN),
+    ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
+];
+
+/// Every code an error may carry and its status: the core's kinds (through [`status`]), then
+/// the server's own ([`SERVER_CODES`]).
+pub fn status_table() -> Vec<(&'static str, StatusCode)> {
+    let core = ErrorKind::ALL.iter().map(|kind| (kind.as_str(), status(*kind)));
+    core.chain(SERVER_CODES.iter().copied()).collect()
+}
+
+/// [`status_table`] as a Markdown table, for the API's documentation.
+pub fn status_table_markdown() -> String {
+    let mut table = String::from("| code | HTTP status |\n|---|---|\n");
+    for (code, status) in status_table() {
+        table.push_str(&format!("| `{code}` | {} |\n", status.as_u16()));
+    }
+    table
 }
 
 /// The HTTP status of each kind of the core's errors. New kinds, until they are placed here, are
@@ -81,11 +127,12 @@ fn core_response(e: Error) -> Response {
         }
         e.to_string()
     };
-    let field = match &e {
-        Error::Invalid { field, .. } => Some(*field),
-        _ => None,
+    let (field, limit) = match &e {
+        Error::Invalid { field, .. } => (Some(Cow::Borrowed(*field)), None),
+        Error::TooLarge { limit } => (Some(Cow::Borrowed("body")), Some(*limit)),
+        _ => (None, None),
     };
-    let mut response = body(status(kind), kind.as_str(), message, field);
+    let mut response = body(status(kind), kind.as_str(), message, field, limit);
     let headers = response.headers_mut();
     match e {
         Error::RangeNotSatisfiable { size } => {
@@ -103,11 +150,34 @@ fn core_response(e: Error) -> Response {
     response
 }
 
-fn body(status: StatusCode, code: &'static str, message: String, field: Option<&'static str>) -> Response {
+fn body(
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<Cow<'static, str>>,
+    limit: Option<u64>,
+) -> Response {
     let body = ErrorBody {
-        error: ErrorDetail { code, message, field },
+        error: ErrorDetail {
+            code,
+            message,
+            field,
+            limit,
+        },
     };
     (status, axum::Json(body)).into_response()
+}
+
+/// The answer to a body over `limit` bytes.
+pub fn too_large(limit: u64) -> Response {
+    let message = format!("the body is larger than the limit of {limit} bytes");
+    body(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::TooLarge.as_str(),
+        message,
+        Some(Cow::Borrowed("body")),
+        Some(limit),
+    )
 }
 
 impl IntoResponse for ApiError {
@@ -119,8 +189,26 @@ impl IntoResponse for ApiError {
                 "unauthenticated",
                 "sign in first".to_owned(),
                 None,
+                None,
             ),
-            ApiError::BadRequest(field, message) => body(StatusCode::BAD_REQUEST, "bad_request", message, Some(field)),
+            ApiError::BadRequest(field, message) => {
+                body(StatusCode::BAD_REQUEST, "bad_request", message, Some(field), None)
+            }
+            ApiError::Invalid(field, message) => body(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorKind::Invalid.as_str(),
+                message,
+                Some(field),
+                None,
+            ),
+            ApiError::UnsupportedMediaType(message) => body(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorKind::UnsupportedMediaType.as_str(),
+                message,
+                Some(Cow::Borrowed("Content-Type")),
+                None,
+            ),
+            ApiError::TooLarge { limit } => too_large(limit),
         }
     }
 }

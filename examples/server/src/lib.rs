@@ -6,6 +6,8 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod limits;
+pub mod openapi;
 pub mod views;
 
 use std::sync::Arc;
@@ -147,6 +149,7 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
 pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut openapi) = api_routes(state);
     add_common_responses(&mut openapi);
+    openapi::complete(&mut openapi, state);
     (router, openapi)
 }
 
@@ -205,7 +208,7 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(api)
         // JSON bodies are small; uploads stream past this limit (the core enforces theirs).
-        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(DefaultBodyLimit::max(error::JSON_BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), screen_and_harden))
         .with_state(state)
 }
@@ -227,7 +230,8 @@ async fn json_error(response: Response) -> Response {
     let code = match status {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        // Only the routes that read their body whole get here: theirs is the JSON limit.
+        StatusCode::PAYLOAD_TOO_LARGE => return error::too_large(error::JSON_BODY_LIMIT as u64),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::UNPROCESSABLE_ENTITY => "invalid",
         _ => "bad_request",
@@ -276,7 +280,9 @@ fn refused(code: &'static str, message: &str) -> Response {
 async fn screen_and_harden(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let is_document = path.starts_with("/api/rooms/") && path.contains("/documents/");
-    let mut response = match refusal(&state, &request) {
+    let had_body = limits::has_body(request.headers());
+    let refused = refusal(&state, &request).or_else(|| limits::declared_too_large(&state, &request));
+    let mut response = match refused {
         Some(refused) => refused,
         None => next.run(request).await,
     };
@@ -284,6 +290,7 @@ async fn screen_and_harden(State(state): State<AppState>, request: Request, next
         // Rejections by axum's extractors and unknown routes come as plain text: restate them.
         response = json_error(response).await;
     }
+    limits::close_if_unread(&mut response, had_body);
     let headers = response.headers_mut();
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     // Invite links carry tokens: never send them on as a referrer.

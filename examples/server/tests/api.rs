@@ -113,7 +113,7 @@ async fn rooms_invites_and_errors_map_to_statuses() {
         (reply.status, reply.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid".to_owned())
     );
-    assert_eq!(reply.json()["error"]["field"], "email");
+    assert_eq!(reply.json()["error"]["field"], "identifier");
 
     let early_link = server
         .call("POST", &invites, Some(&agent), Some(json!({"channel": "link"})))

@@ -177,11 +177,11 @@ fn unsupported(words: &'static str) -> Refusal {
 }
 
 fn invalid_file(words: &'static str) -> Refusal {
-    Refusal(StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some("file"), words)
+    Refusal(StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some("body"), words)
 }
 
 fn too_large(words: &'static str) -> Refusal {
-    Refusal(StatusCode::PAYLOAD_TOO_LARGE, "too_large", None, words)
+    Refusal(StatusCode::PAYLOAD_TOO_LARGE, "too_large", Some("body"), words)
 }
 
 #[tokio::test]

@@ -21,7 +21,8 @@ pub struct CallbackQuery {
 
 /// Twilio's delivery status callback: checked against `X-Twilio-Signature`, then recorded on
 /// the invite (a replay records nothing).
-#[utoipa::path(post, path = "/api/callbacks/twilio", params(CallbackQuery), tag = "providers",
+#[utoipa::path(post, path = "/api/callbacks/twilio", tag = "providers",
+    params(CallbackQuery, ("X-Twilio-Signature" = String, Header, description = "Twilio's signature of the URL and the form")),
     request_body(content = String, content_type = "application/x-www-form-urlencoded"),
     responses((status = 204, description = "recorded"), (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody), (status = 501, body = ErrorBody)))]

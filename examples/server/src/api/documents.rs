@@ -4,7 +4,7 @@ use std::io;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use collab_core::blob::ByteRange;
@@ -14,7 +14,7 @@ use futures_util::TryStreamExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{ApiResult, reader, room_id};
+use super::{ApiResult, QueryParams, reader, request_field, room_id};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -27,15 +27,16 @@ pub struct UploadQuery {
     pub name: String,
 }
 
-/// Shares a document: the request body is the file's bytes.
-#[utoipa::path(post, path = "/api/rooms/{room}/documents", params(("room" = String, Path), UploadQuery),
+/// Shares a document: the request body is the file's bytes (the largest accepted is stated in
+/// the request body's description and in a 413's `limit`).
+#[utoipa::path(post, path = "/api/rooms/{room}/documents", params(("room" = String, Path), UploadQuery, Caller),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"), tag = "rooms",
     responses((status = 201, body = EventView), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
     (status = 422, body = ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,
     Path(room): Path<String>,
-    Query(query): Query<UploadQuery>,
+    QueryParams(query): QueryParams<UploadQuery>,
     Caller(actor): Caller,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<EventView>)> {
@@ -45,7 +46,12 @@ pub async fn upload(
         file_name: query.name,
         data: Box::pin(data),
     };
-    let event = state.rooms.share_document(&actor, room, upload).await?;
+    // The core names the bytes `file`: here they are the request's body.
+    let event = state
+        .rooms
+        .share_document(&actor, room, upload)
+        .await
+        .map_err(request_field(&[("file", "body")]))?;
     Ok((StatusCode::CREATED, Json(EventView::new(room, &event, reader(&actor)))))
 }
 
@@ -64,7 +70,7 @@ pub fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
 
 /// Opens a document, or a byte range of it, with safe headers.
 #[utoipa::path(get, path = "/api/rooms/{room}/documents/{document}",
-    params(("room" = String, Path), ("document" = String, Path)), tag = "rooms",
+    params(("room" = String, Path), ("document" = String, Path), Caller), tag = "rooms",
     responses((status = 200, description = "the bytes"), (status = 206, description = "a range of the bytes"),
     (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)))]
 pub async fn download(

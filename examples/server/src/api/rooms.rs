@@ -3,8 +3,10 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use std::borrow::Cow;
+
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use collab_core::rooms::{InviteRequest, TimelineQuery};
@@ -14,10 +16,10 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiResult, reader, room_id, seq_param};
+use super::{ApiResult, JsonBody, QueryParams, reader, request_field, room_id, seq_param};
 use crate::AppState;
 use crate::auth::{Caller, LiveCaller};
-use crate::error::ErrorBody;
+use crate::error::{ApiError, ErrorBody};
 use crate::views::{EventView, RoomRow, RoomView};
 
 /// Filters of the rooms list.
@@ -48,14 +50,15 @@ pub struct RoomList {
 }
 
 /// Lists and searches the tenant's rooms, newest first.
-#[utoipa::path(get, path = "/api/rooms", params(ListQuery), tag = "rooms",
+#[utoipa::path(get, path = "/api/rooms", params(ListQuery, Caller), tag = "rooms",
     responses((status = 200, body = RoomList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_rooms(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
     Caller(actor): Caller,
 ) -> ApiResult<Json<RoomList>> {
     let blank = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let fields = request_field(&[("name_prefix", "name")]);
     let query = RoomQuery {
         name_prefix: blank(&query.name),
         phone: blank(&query.phone).map(|p| PhoneNumber::parse(&p)).transpose()?,
@@ -64,7 +67,7 @@ pub async fn list_rooms(
         limit: query.limit.unwrap_or(50),
         ..RoomQuery::default()
     };
-    let page = state.rooms.list_rooms(&actor, &query).await?;
+    let page = state.rooms.list_rooms(&actor, &query).await.map_err(fields)?;
     Ok(Json(RoomList {
         rooms: page.rooms.iter().map(RoomRow::from).collect(),
         next: page.next.map(|n| n.to_string()),
@@ -82,7 +85,7 @@ async fn room_view(state: &AppState, actor: &Actor, room: RoomId) -> ApiResult<R
 }
 
 /// Opens a room: a draft named "Collaboration Room".
-#[utoipa::path(post, path = "/api/rooms", tag = "rooms",
+#[utoipa::path(post, path = "/api/rooms", tag = "rooms", params(Caller),
     responses((status = 201, body = RoomView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create_room(
     State(state): State<AppState>,
@@ -96,7 +99,7 @@ pub async fn create_room(
 }
 
 /// A room: name, status, customer information.
-#[utoipa::path(get, path = "/api/rooms/{room}", params(("room" = String, Path)), tag = "rooms",
+#[utoipa::path(get, path = "/api/rooms/{room}", params(("room" = String, Path), Caller), tag = "rooms",
     responses((status = 200, body = RoomView), (status = 404, body = ErrorBody)))]
 pub async fn get_room(
     State(state): State<AppState>,
@@ -132,14 +135,14 @@ pub struct InviteAnswer {
 }
 
 /// Invites or re-invites the customer (SMS, email, or Get Link).
-#[utoipa::path(post, path = "/api/rooms/{room}/invites", params(("room" = String, Path)), request_body = InviteBody,
+#[utoipa::path(post, path = "/api/rooms/{room}/invites", params(("room" = String, Path), Caller), request_body = InviteBody,
     tag = "rooms", responses((status = 201, body = InviteAnswer), (status = 409, body = ErrorBody),
     (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn invite(
     State(state): State<AppState>,
     Path(room): Path<String>,
     Caller(actor): Caller,
-    Json(body): Json<InviteBody>,
+    JsonBody(body): JsonBody<InviteBody>,
 ) -> ApiResult<(StatusCode, Json<InviteAnswer>)> {
     let channel = Channel::ALL
         .into_iter()
@@ -151,7 +154,18 @@ pub async fn invite(
         last_name: body.last_name,
         identifier: body.identifier.filter(|i| !i.trim().is_empty()),
     };
-    let issued = state.rooms.invite(&actor, room_id(&room)?, request).await?;
+    // The core names the number `phone`, the address `email` and a link's stray one
+    // `recipient`: the request sent each as `identifier`.
+    let fields = request_field(&[
+        ("phone", "identifier"),
+        ("email", "identifier"),
+        ("recipient", "identifier"),
+    ]);
+    let issued = state
+        .rooms
+        .invite(&actor, room_id(&room)?, request)
+        .await
+        .map_err(fields)?;
     Ok((
         StatusCode::CREATED,
         Json(InviteAnswer {
@@ -163,7 +177,7 @@ pub async fn invite(
 }
 
 /// Closes a room for good.
-#[utoipa::path(post, path = "/api/rooms/{room}/close", params(("room" = String, Path)), tag = "rooms",
+#[utoipa::path(post, path = "/api/rooms/{room}/close", params(("room" = String, Path), Caller), tag = "rooms",
     responses((status = 204, description = "closed"), (status = 409, body = ErrorBody)))]
 pub async fn close_room(
     State(state): State<AppState>,
@@ -186,12 +200,12 @@ pub struct EventsQuery {
 }
 
 /// The room's timeline, oldest first.
-#[utoipa::path(get, path = "/api/rooms/{room}/events", params(("room" = String, Path), EventsQuery), tag = "rooms",
+#[utoipa::path(get, path = "/api/rooms/{room}/events", params(("room" = String, Path), EventsQuery, Caller), tag = "rooms",
     responses((status = 200, body = Vec<EventView>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     Path(room): Path<String>,
-    Query(query): Query<EventsQuery>,
+    QueryParams(query): QueryParams<EventsQuery>,
     Caller(actor): Caller,
 ) -> ApiResult<Json<Vec<EventView>>> {
     let room = room_id(&room)?;
@@ -217,34 +231,56 @@ pub struct LiveQuery {
     pub as_role: Option<String>,
 }
 
-/// The sequence number a live stream resumes after: the `Last-Event-ID` header when it is one,
-/// else the `after` query parameter (refused when negative), else 0 (from the start). Public for
-/// the fuzz targets.
-pub fn resume_after(headers: &HeaderMap, after: Option<i64>) -> ApiResult<Seq> {
-    match headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-    {
-        Some(seq) => Ok(Seq::new(seq)),
-        None => seq_param(after),
+/// The header a reconnecting `EventSource` sends: the `id` of the last event it received.
+pub const LAST_EVENT_ID: &str = "Last-Event-ID";
+
+/// The sequence number a live stream resumes after, and the part of the request that said so:
+/// the `Last-Event-ID` header when present (refused unless a sequence number), else the `after`
+/// query parameter (refused when negative), else 0 (from the start). Public for the fuzz
+/// targets.
+pub fn resume_after(headers: &HeaderMap, after: Option<i64>) -> ApiResult<(Seq, &'static str)> {
+    // An empty id is no resume point: a browser sends none once a stream set it empty.
+    match headers.get(LAST_EVENT_ID).filter(|v| !v.is_empty()) {
+        // A malformed resume point is refused: replaying the room from its start instead would
+        // have a phone on a bad network download it all again.
+        Some(value) => match value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+            Some(seq) => Ok((Seq::new(seq), LAST_EVENT_ID)),
+            None => Err(ApiError::BadRequest(
+                Cow::Borrowed(LAST_EVENT_ID),
+                "must be the id of an event of this stream (a sequence number)".to_owned(),
+            )),
+        },
+        None => Ok((seq_param(after)?, "after")),
     }
 }
 
 /// Live events as server-sent events (`id` = sequence number): resumable without gap or
-/// duplicate through `Last-Event-ID` or `after`.
-#[utoipa::path(get, path = "/api/rooms/{room}/live", params(("room" = String, Path), LiveQuery), tag = "rooms",
-    responses((status = 200, description = "text/event-stream of EventView"), (status = 404, body = ErrorBody),
-    (status = 422, body = ErrorBody)))]
+/// duplicate through `Last-Event-ID` or `after`. A resume point that is not a number is 400, one
+/// beyond the room's last event 422 (start again from 0).
+#[utoipa::path(get, path = "/api/rooms/{room}/live", tag = "rooms",
+    params(("room" = String, Path), LiveQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received \
+        (a sequence number, as `after`; it wins over `after`). A reconnecting `EventSource` sends it."),
+        LiveCaller),
+    responses((status = 200, description = "text/event-stream of EventView"),
+    (status = 400, body = ErrorBody, description = "`Last-Event-ID` is not a sequence number"),
+    (status = 404, body = ErrorBody),
+    (status = 422, body = ErrorBody, description = "the resume point is negative, or beyond the room's last event")))]
 pub async fn live(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(room): Path<String>,
-    Query(query): Query<LiveQuery>,
+    QueryParams(query): QueryParams<LiveQuery>,
     LiveCaller(actor): LiveCaller,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let room = room_id(&room)?;
-    let resume = resume_after(&headers, query.after)?;
+    let (resume, field) = resume_after(&headers, query.after)?;
+    // Events only ever come after the room's last one: resuming beyond it would wait forever.
+    let last = state.rooms.room(&actor, room).await?.seq();
+    if resume > last {
+        let reason = format!("is beyond the room's last event ({last}); resume from 0 or an id this stream sent");
+        return Err(ApiError::Invalid(Cow::Borrowed(field), reason));
+    }
     let role = reader(&actor);
     let stream = state.rooms.subscribe(&actor, room, resume).await?;
     let events = stream
@@ -280,13 +316,13 @@ pub struct MessageBody {
 }
 
 /// Posts a chat message.
-#[utoipa::path(post, path = "/api/rooms/{room}/messages", params(("room" = String, Path)), request_body = MessageBody,
+#[utoipa::path(post, path = "/api/rooms/{room}/messages", params(("room" = String, Path), Caller), request_body = MessageBody,
     tag = "rooms", responses((status = 201, body = EventView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn post_message(
     State(state): State<AppState>,
     Path(room): Path<String>,
     Caller(actor): Caller,
-    Json(body): Json<MessageBody>,
+    JsonBody(body): JsonBody<MessageBody>,
 ) -> ApiResult<(StatusCode, Json<EventView>)> {
     let room = room_id(&room)?;
     let event = state

@@ -8,7 +8,7 @@ use collab_core::Actor;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiResult, with_cookie};
+use super::{ApiResult, JsonBody, with_cookie};
 use crate::AppState;
 use crate::auth::{AGENT_COOKIE, CUSTOMER_COOKIE, Caller, cookie, expired_cookie, session_cookie};
 use crate::error::{ApiError, ErrorBody};
@@ -16,7 +16,8 @@ use crate::error::{ApiError, ErrorBody};
 /// An agent signs in.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SignIn {
-    /// The agent's id.
+    /// The agent's id, alone (`ada@example.com`) or with its tenant (`acme/ada@example.com`), as
+    /// `--agents` lists it.
     pub agent: String,
     /// The agent's password.
     pub password: String,
@@ -25,14 +26,14 @@ pub struct SignIn {
 /// Signs an agent in (the example's own sign-in: replace it with your authentication).
 #[utoipa::path(post, path = "/api/session", request_body = SignIn, tag = "agents",
     responses((status = 204, description = "signed in; the cookie is set"), (status = 401, body = ErrorBody)))]
-pub async fn sign_in(State(state): State<AppState>, Json(body): Json<SignIn>) -> ApiResult<Response> {
+pub async fn sign_in(State(state): State<AppState>, JsonBody(body): JsonBody<SignIn>) -> ApiResult<Response> {
     let (_, token) = state.agents.sign_in(&body.agent, &body.password)?;
     let cookie = session_cookie(AGENT_COOKIE, token.expose(), state.secure_cookies);
     Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), &cookie))
 }
 
 /// Signs out whoever is signed in.
-#[utoipa::path(delete, path = "/api/session", tag = "agents", responses((status = 204, description = "signed out")))]
+#[utoipa::path(delete, path = "/api/session", tag = "agents", security((), ("agent_session" = [])), responses((status = 204, description = "signed out")))]
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = cookie(&headers, AGENT_COOKIE) {
         state.agents.sign_out(token);
@@ -53,7 +54,7 @@ pub struct Me {
 }
 
 /// Who is signed in.
-#[utoipa::path(get, path = "/api/me", tag = "session",
+#[utoipa::path(get, path = "/api/me", tag = "session", params(Caller),
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 pub async fn me(Caller(actor): Caller) -> ApiResult<Json<Me>> {
     Ok(Json(match actor {
@@ -89,7 +90,7 @@ pub struct Joined {
 /// A customer opens an invite link: a session cookie for the room.
 #[utoipa::path(post, path = "/api/join", request_body = JoinBody, tag = "customers",
     responses((status = 200, body = Joined), (status = 404, body = ErrorBody)))]
-pub async fn join(State(state): State<AppState>, Json(body): Json<JoinBody>) -> ApiResult<Response> {
+pub async fn join(State(state): State<AppState>, JsonBody(body): JsonBody<JoinBody>) -> ApiResult<Response> {
     let session = state.rooms.join(&body.token).await?;
     let cookie = session_cookie(CUSTOMER_COOKIE, session.token.expose(), state.secure_cookies);
     let response = Json(Joined {
