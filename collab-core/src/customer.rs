@@ -140,6 +140,10 @@ pub const MAX_EMAIL_LEN: usize = 254;
 
 /// An email address with a dotted domain name (`user@localhost` and IP literals are refused:
 /// an invite must reach a real mailbox).
+///
+/// It keeps the local part as given (it is shown and sent to as typed); equality (`==`) is of
+/// that spelling. Where two spellings may name one mailbox (the invite lock, room search), use
+/// [`EmailAddress::same_mailbox`] or compare [`EmailAddress::match_key`]s.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct EmailAddress(String);
@@ -170,6 +174,19 @@ impl EmailAddress {
     /// The address as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The address as compared for matching: ASCII letters lower-cased. The domain is
+    /// case-insensitive by the RFC; the local part is by every common mail provider, and a
+    /// customer typing `GRACE@EXAMPLE.COM` means `grace@example.com`. Stores index this.
+    /// Letters beyond ASCII are compared as given, so that SQL's `lower()` agrees.
+    pub fn match_key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+
+    /// Whether both addresses name the same mailbox, ignoring ASCII case.
+    pub fn same_mailbox(&self, other: &EmailAddress) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
     }
 }
 
@@ -247,6 +264,15 @@ impl Recipient {
         match self {
             Recipient::Phone(_) => Channel::Sms,
             Recipient::Email(_) => Channel::Email,
+        }
+    }
+
+    /// Whether both reach the same customer: the same number, or the same mailbox
+    /// ([`EmailAddress::same_mailbox`]).
+    pub fn same_as(&self, other: &Recipient) -> bool {
+        match (self, other) {
+            (Recipient::Email(a), Recipient::Email(b)) => a.same_mailbox(b),
+            _ => self == other,
         }
     }
 }

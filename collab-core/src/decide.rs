@@ -365,7 +365,7 @@ fn invite_event(state: &RoomState, cmd: &InviteCommand, ctx: &Context<'_>) -> Re
                 ));
             }
             let recipient = match (customer.recipient_for(cmd.channel), &cmd.recipient) {
-                (Some(locked), Some(given)) if locked != *given => {
+                (Some(locked), Some(given)) if !locked.same_as(given) => {
                     return Err(Error::invalid(
                         field,
                         format!("this channel was used with {locked}; re-invites through it keep that {field}"),

@@ -171,7 +171,8 @@ pub struct RoomQuery {
     pub name_prefix: Option<String>,
     /// Rooms whose customer has this mobile number.
     pub phone: Option<PhoneNumber>,
-    /// Rooms whose customer has this email address.
+    /// Rooms whose customer has this email address, ignoring the case of ASCII letters
+    /// ([`EmailAddress::match_key`]).
     pub email: Option<EmailAddress>,
     /// Rooms with this recorded status.
     pub status: Option<RoomStatus>,
@@ -226,10 +227,11 @@ impl RoomQuery {
                 .phone
                 .as_ref()
                 .is_none_or(|p| customer.and_then(|c| c.phone.as_ref()) == Some(p))
-            && self
-                .email
-                .as_ref()
-                .is_none_or(|e| customer.and_then(|c| c.email.as_ref()) == Some(e))
+            && self.email.as_ref().is_none_or(|e| {
+                customer
+                    .and_then(|c| c.email.as_ref())
+                    .is_some_and(|c| c.same_mailbox(e))
+            })
             && self.normalized_name_prefix().is_none_or(|prefix| {
                 customer.is_some_and(|c| {
                     [

@@ -172,6 +172,38 @@ fn re_inviting_through_a_new_channel_keeps_the_names_and_needs_the_new_identifie
 }
 
 #[test]
+fn the_email_lock_ignores_the_case_of_the_address_and_keeps_it_as_given() {
+    let mut room = Room::new();
+    room.invite_by_email();
+    let shouted = room_invite(&mut room, Channel::Email, email("GRACE@EXAMPLE.COM"));
+    let events = room.run(shouted).expect("the same mailbox, another spelling");
+    let sent_to = events.iter().find_map(|e| match &e.data {
+        EventData::CustomerInvited { recipient, .. } => recipient.clone(),
+        _ => None,
+    });
+    assert_eq!(
+        sent_to.as_ref().map(ToString::to_string).as_deref(),
+        Some("grace@example.com")
+    );
+    assert_eq!(
+        room.state
+            .customer()
+            .and_then(|c| c.email.as_ref())
+            .map(EmailAddress::as_str),
+        Some("grace@example.com"),
+        "stored as first given"
+    );
+    let other = room_invite(&mut room, Channel::Email, email("grace.hopper@example.com"));
+    assert!(matches!(room.run(other), Err(Error::Invalid { field: "email", .. })));
+
+    let typed = EmailAddress::parse("Grace.Hopper@Example.COM").unwrap();
+    assert_eq!(typed.as_str(), "Grace.Hopper@example.com", "the local part as given");
+    assert_eq!(typed.match_key(), "grace.hopper@example.com");
+    assert!(typed.same_mailbox(&EmailAddress::parse("GRACE.HOPPER@example.com").unwrap()));
+    assert!(!typed.same_mailbox(&EmailAddress::parse("grace@example.com").unwrap()));
+}
+
+#[test]
 fn the_inactivity_timeout_defaults_to_90_days_and_is_at_least_3() {
     assert_eq!(Policy::default().inactivity_timeout(), 90 * DAY);
     assert!(matches!(

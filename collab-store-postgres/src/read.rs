@@ -118,7 +118,7 @@ pub(crate) async fn list_rooms(client: &Client, tenant: &TenantId, query: &RoomQ
         sql.push_str(&format!(" AND phone = {}", bind(Box::new(phone.as_str().to_owned()))));
     }
     if let Some(email) = &query.email {
-        sql.push_str(&format!(" AND email = {}", bind(Box::new(email.as_str().to_owned()))));
+        sql.push_str(&format!(" AND email = {}", bind(Box::new(email.match_key()))));
     }
     if let Some(after) = query.after {
         let created = bind(Box::new(after.created_at.unix_millis()));

@@ -14,6 +14,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "V2__hot_room_updates",
         include_str!("migrations/V2__hot_room_updates.sql"),
     ),
+    (
+        "V3__email_match_key",
+        include_str!("migrations/V3__email_match_key.sql"),
+    ),
 ];
 
 pub(crate) fn migrations() -> Result<Vec<Migration>, Error> {

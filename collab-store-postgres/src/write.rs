@@ -473,7 +473,7 @@ impl RoomColumns {
         self.phone
             .push(customer.and_then(|c| c.phone.as_ref()).map(|p| p.as_str().to_owned()));
         self.email
-            .push(customer.and_then(|c| c.email.as_ref()).map(|e| e.as_str().to_owned()));
+            .push(customer.and_then(|c| c.email.as_ref()).map(|e| e.match_key()));
         self.summary
             .push(serde_json::to_string(summary).map_err(|e| Error::backend("postgres", e))?);
         Ok(())

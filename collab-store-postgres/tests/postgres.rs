@@ -271,7 +271,7 @@ async fn servers_starting_together_migrate_once() {
         .await
         .unwrap();
     let (rows, versions) = (applied.get::<_, i64>(0), applied.get::<_, i64>(1));
-    assert_eq!((rows, versions), (2, 2), "V1 and V2 applied once each");
+    assert_eq!((rows, versions), (3, 3), "V1, V2 and V3 applied once each");
 }
 
 #[tokio::test]
@@ -348,4 +348,45 @@ fn settings_are_checked_and_the_password_never_printed() {
     assert!(config.clone().with_pool_size(1).is_err());
     assert!(config.clone().with_max_batch(0).is_err());
     assert!(config.clone().with_timeout(Duration::from_millis(10)).is_err());
+}
+
+#[tokio::test]
+async fn a_database_from_before_email_match_keys_finds_addresses_in_any_case() {
+    let Some(schema) = TestSchema::create("a_database_from_before_email_match_keys_finds_addresses_in_any_case").await
+    else {
+        return;
+    };
+    let store = schema.store().await;
+    let tenant = fresh_tenant();
+    let (state, append) = create(&tenant, "agent", T0);
+    store.append(append).await.unwrap();
+    let (state, append) =
+        collab_core::testing::room_store::invite(&state, "Grace", "Hopper", "Grace.Hopper@example.com", None, T0);
+    store.append(append).await.unwrap();
+    drop(store);
+    // As version 2 wrote it: the address as given, before migration 3.
+    let client = schema.client().await;
+    client
+        .execute("UPDATE rooms SET email = 'Grace.Hopper@example.com'", &[])
+        .await
+        .unwrap();
+    client
+        .execute("DELETE FROM refinery_schema_history WHERE version = 3", &[])
+        .await
+        .unwrap();
+
+    let store = schema.store().await;
+    let query = store::RoomQuery {
+        email: Some(EmailAddress::parse("GRACE.HOPPER@EXAMPLE.COM").unwrap()),
+        ..store::RoomQuery::default()
+    };
+    let page = store.list_rooms(&tenant, &query).await.unwrap();
+    assert_eq!(page.rooms.len(), 1);
+    assert_eq!(page.rooms[0].room, state.room());
+    let shown = page.rooms[0].customer.as_ref().and_then(|c| c.email.as_ref());
+    assert_eq!(
+        shown.map(EmailAddress::as_str),
+        Some("Grace.Hopper@example.com"),
+        "shown as given"
+    );
 }

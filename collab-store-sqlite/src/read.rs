@@ -185,7 +185,7 @@ pub(crate) fn list_rooms(conn: &Connection, tenant: &TenantId, query: &RoomQuery
     }
     if let Some(email) = &query.email {
         sql.push_str(" AND email = ?");
-        values.push(Value::Text(email.as_str().to_owned()));
+        values.push(Value::Text(email.match_key()));
     }
     if let Some(after) = query.after {
         sql.push_str(" AND (created_at, room) < (?, ?)");

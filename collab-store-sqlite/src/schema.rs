@@ -12,6 +12,7 @@ use collab_core::Error;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_counters.sql"),
+    include_str!("migrations/0003_email_match_key.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

@@ -313,7 +313,7 @@ fn write_room(conn: &Connection, room: &[u8; 16], summary: &RoomSummary, row: Ro
         customer.map(|c| lower(&c.full_name())),
     );
     let phone = customer.and_then(|c| c.phone.as_ref()).map(|p| p.as_str());
-    let email = customer.and_then(|c| c.email.as_ref()).map(|e| e.as_str());
+    let email = customer.and_then(|c| c.email.as_ref()).map(|e| e.match_key());
     let customer_changed = match row {
         RoomRow::New => {
             conn.prepare_cached(

@@ -266,3 +266,38 @@ async fn the_write_ahead_log_stays_near_its_limit_under_steady_writes_and_reads(
         "the write-ahead log grew to {largest} bytes, limit {LIMIT}"
     );
 }
+
+#[tokio::test]
+async fn a_database_from_before_email_match_keys_finds_addresses_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let store = open(&path).await;
+    let tenant = fresh_tenant();
+    let (state, append) = create(&tenant, "agent", T0);
+    store.append(append).await.unwrap();
+    let (state, append) =
+        collab_core::testing::room_store::invite(&state, "Grace", "Hopper", "Grace.Hopper@example.com", None, T0);
+    store.append(append).await.unwrap();
+    drop(store);
+    // As version 2 wrote it: the address as given, before migration 3.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE rooms SET email = 'Grace.Hopper@example.com'", [])
+        .unwrap();
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    drop(conn);
+
+    let store = open(&path).await;
+    let query = store::RoomQuery {
+        email: Some(EmailAddress::parse("GRACE.HOPPER@EXAMPLE.COM").unwrap()),
+        ..store::RoomQuery::default()
+    };
+    let page = store.list_rooms(&tenant, &query).await.unwrap();
+    assert_eq!(page.rooms.len(), 1);
+    assert_eq!(page.rooms[0].room, state.room());
+    let shown = page.rooms[0].customer.as_ref().and_then(|c| c.email.as_ref());
+    assert_eq!(
+        shown.map(EmailAddress::as_str),
+        Some("Grace.Hopper@example.com"),
+        "shown as given"
+    );
+}

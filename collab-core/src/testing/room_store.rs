@@ -407,7 +407,11 @@ pub async fn list_rooms_filters(store: &dyn RoomStore) {
     let grace = stored(store, create(&tenant, "agent-a", at(2))).await;
     let grace = stored(store, invite_grace(&grace, at(3))).await;
     let ada = stored(store, create(&tenant, "agent-b", at(4))).await;
-    let ada = stored(store, invite(&ada, "Ada", "Lovelace", "ada@example.org", None, at(5))).await;
+    let ada = stored(
+        store,
+        invite(&ada, "Ada", "Lovelace", "Ada.Lovelace@Example.org", None, at(5)),
+    )
+    .await;
     let closed = stored(store, create(&tenant, "agent-b", at(6))).await;
     let closed = stored(store, command(&closed, Command::Close, at(7))).await;
     // The same customer in another tenant must never show up.
@@ -421,7 +425,8 @@ pub async fn list_rooms_filters(store: &dyn RoomStore) {
     };
     let by_prefix = |p: &str| query(&|q| q.name_prefix = Some(p.to_owned()));
     let phone = PhoneNumber::parse("+447911123456").expect("valid");
-    let email = EmailAddress::parse("ada@example.org").expect("valid");
+    let email = EmailAddress::parse("ada.lovelace@example.org").expect("valid");
+    let shouted = EmailAddress::parse("ADA.LOVELACE@EXAMPLE.ORG").expect("valid");
     // Each query, and the rooms it lists, newest first.
     let cases: Vec<(&str, RoomQuery, Vec<RoomId>)> = vec![
         (
@@ -440,7 +445,16 @@ pub async fn list_rooms_filters(store: &dyn RoomStore) {
         ("trimmed", by_prefix("  ada "), vec![ada.room()]),
         ("prefix, not substring", by_prefix("race"), vec![]),
         ("phone", query(&|q| q.phone = Some(phone.clone())), vec![grace.room()]),
-        ("email", query(&|q| q.email = Some(email.clone())), vec![ada.room()]),
+        (
+            "email, any case",
+            query(&|q| q.email = Some(email.clone())),
+            vec![ada.room()],
+        ),
+        (
+            "email, shouted",
+            query(&|q| q.email = Some(shouted.clone())),
+            vec![ada.room()],
+        ),
         (
             "status",
             query(&|q| q.status = Some(RoomStatus::Draft)),
@@ -460,6 +474,17 @@ pub async fn list_rooms_filters(store: &dyn RoomStore) {
         let rooms: Vec<RoomId> = page.rooms.iter().map(|r| r.room).collect();
         assert_eq!(rooms, expected, "{what}: {query:?}");
     }
+    // Found by any spelling, shown as given.
+    let page = store
+        .list_rooms(&tenant, &query(&|q| q.email = Some(shouted.clone())))
+        .await
+        .expect("list");
+    let shown = page
+        .rooms
+        .first()
+        .and_then(|r| r.customer.as_ref())
+        .and_then(|c| c.email.as_ref());
+    assert_eq!(shown.map(EmailAddress::as_str), Some("Ada.Lovelace@example.org"));
 }
 
 /// Limits outside 1 to 500 and blank name prefixes are invalid.
