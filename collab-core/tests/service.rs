@@ -546,6 +546,19 @@ async fn a_retried_post_with_its_key_returns_the_original() {
         .await
         .expect("retry");
     assert_eq!(again, first);
+    let trimmed = world
+        .rooms
+        .post_message(&customer, room, "  Here it is\n", Some("k-1"))
+        .await
+        .expect("the same text as recorded");
+    assert_eq!(trimmed, first);
+    // The same key with another text is a mistake the client must hear of.
+    let other = world
+        .rooms
+        .post_message(&customer, room, "Something else", Some("k-1"))
+        .await;
+    assert!(matches!(&other, Err(Error::Conflict { .. })), "{other:?}");
+    assert_eq!(other.unwrap_err().kind().as_str(), "conflict");
     // The same key from someone else is their own message.
     let agents = world
         .rooms

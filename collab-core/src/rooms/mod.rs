@@ -23,7 +23,7 @@ use crate::blob::BlobStore;
 use crate::customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
 use crate::decide::{Actor, Command, Context, InviteCommand, authorize_read, create_room, decide};
 use crate::error::{Entity, Error};
-use crate::event::{DeliveryStatus, Event, Seq};
+use crate::event::{DeliveryStatus, Event, EventData, Seq};
 use crate::guard::{InviteAttempt, InviteGuard};
 use crate::id::{IdGenerator, InviteId, OutboxId, ParticipantId, RoomId};
 use crate::notify::{Notification, Notifier, sms_segments};
@@ -653,6 +653,12 @@ impl Rooms {
 
     /// Posts a chat message. With a `client_key`, a retried post returns the message it
     /// recorded the first time instead of posting it again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] when `client_key` was used (within
+    /// [`CLIENT_KEY_WINDOW`](crate::decide::CLIENT_KEY_WINDOW)) for a message of another text:
+    /// a client reusing a key by mistake learns so rather than seeing the old message as sent.
     pub async fn post_message(
         &self,
         actor: &Actor,
@@ -676,7 +682,12 @@ impl Rooms {
             .ok_or(Error::NotFound { what: Entity::Message })?;
         let before = Seq::new(seq.get().saturating_sub(1));
         let mut found = self.inner.store.read_events(room, before, 1).await?;
-        found.pop().ok_or(Error::NotFound { what: Entity::Message })
+        let original = found.pop().ok_or(Error::NotFound { what: Entity::Message })?;
+        // Texts are recorded trimmed.
+        match &original.data {
+            EventData::MessagePosted { text: recorded, .. } if recorded == text.trim() => Ok(original),
+            _ => Err(Error::conflict("client_key was used for another message")),
+        }
     }
 
     /// A page of the room's timeline.
