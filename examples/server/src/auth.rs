@@ -182,13 +182,11 @@ impl utoipa::IntoParams for Caller {
             .required(Required::False)
             .description(Some(
                 "`customer`: act as the customer of the `collab_customer` cookie even when the \
-                 `collab_agent` cookie is sent too (the customer page sends it; a browser may hold both).",
+                 `collab_agent` cookie is sent too (the customer page sends it; a browser may hold both). \
+                 Other values are ignored.",
             ))
-            .schema(Some(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(["customer"])),
-            ))
+            // Not an enum: other values are ignored, not refused.
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
             .build();
         vec![header]
     }

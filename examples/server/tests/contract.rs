@@ -318,6 +318,12 @@ async fn the_document_lists_what_a_client_sends_and_every_limit() {
                     .iter()
                     .any(|p| p["in"] == "header" && p["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
             };
+            // Only what the path template names is in the path (a query struct once came out as
+            // path parameters).
+            for parameter in &parameters {
+                let in_path = path.contains(&format!("{{{}}}", parameter["name"].as_str().unwrap()));
+                assert_eq!(parameter["in"] == "path", in_path, "{method} {path}: {parameter}");
+            }
             // Whoever the server signs in by cookie may be the customer: both go together.
             let secured = operation["security"].as_array().is_some_and(|s| {
                 s.iter().any(|r| r.get("agent_session").is_some())

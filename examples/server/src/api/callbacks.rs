@@ -12,6 +12,7 @@ use crate::error::{ApiError, ErrorBody};
 
 /// Where a status callback belongs (Twilio adds these to the callback URL we give it).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     /// The room.
     pub room: String,

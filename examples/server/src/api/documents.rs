@@ -22,6 +22,7 @@ use crate::views::EventView;
 
 /// The name of an uploaded file.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// The file's name, for display only.
     pub name: String,

@@ -24,6 +24,7 @@ use crate::views::{EventView, RoomRow, RoomView};
 
 /// Filters of the rooms list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Customer name prefix (first, last or full name; any case).
     #[param(max_length = 201)]
@@ -190,6 +191,7 @@ pub async fn close_room(
 
 /// Which events to read.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Events after this sequence number (0 for all).
     #[param(minimum = 0)]
@@ -221,6 +223,7 @@ pub async fn events(
 
 /// Where live events resume.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LiveQuery {
     /// The last sequence number the client has (the `Last-Event-ID` header wins).
     #[param(minimum = 0)]
