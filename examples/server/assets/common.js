@@ -38,21 +38,76 @@ function el(tag, attributes, ...children) {
   return node;
 }
 
+// Open dialogs, innermost last: Escape closes the innermost, Tab stays inside it, and closing
+// gives the focus back to what opened it.
+const dialogs = [];
+
+function openDialog(dialog, focus, onClose) {
+  if (dialogs.some((d) => d.dialog === dialog)) return;
+  dialogs.push({ dialog, opener: document.activeElement, onClose });
+  dialog.classList.remove("hidden");
+  (focus || focusables(dialog)[0] || dialog).focus();
+}
+
+function closeDialog(dialog) {
+  const index = dialogs.findIndex((d) => d.dialog === dialog);
+  dialog.classList.add("hidden");
+  if (index < 0) return;
+  const [open] = dialogs.splice(index, 1);
+  if (open.onClose) open.onClose();
+  if (open.opener && open.opener.isConnected) open.opener.focus();
+}
+
+function focusables(root) {
+  return [...root.querySelectorAll("a[href], button, input, select, textarea, [tabindex]")]
+    .filter((e) => !e.disabled && e.tabIndex >= 0 && e.getClientRects().length > 0);
+}
+
+document.addEventListener("keydown", (e) => {
+  const top = dialogs[dialogs.length - 1];
+  if (!top) return;
+  if (e.key === "Escape") {
+    e.preventDefault();
+    closeDialog(top.dialog);
+  } else if (e.key === "Tab") {
+    const all = focusables(top.dialog);
+    if (!all.length) return;
+    const first = all[0];
+    const last = all[all.length - 1];
+    if (!top.dialog.contains(document.activeElement)) {
+      e.preventDefault();
+      first.focus();
+    } else if (e.shiftKey && document.activeElement === first) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && document.activeElement === last) {
+      e.preventDefault();
+      first.focus();
+    }
+  }
+});
+
 function showLightbox(url, name) {
-  const box = document.getElementById("lightbox");
   const img = document.getElementById("lightbox-image");
   img.src = url;
   img.alt = name;
-  box.classList.remove("hidden");
+  document.getElementById("lightbox-name").textContent = name;
+  openDialog(document.getElementById("lightbox"), document.getElementById("lightbox-close"));
 }
 
 function setupLightbox() {
   const box = document.getElementById("lightbox");
-  box.addEventListener("click", () => box.classList.add("hidden"));
+  // A click beside the picture closes it too, as people expect of a popup.
+  box.addEventListener("click", (e) => { if (e.target === box) closeDialog(box); });
+  document.getElementById("lightbox-close").addEventListener("click", () => closeDialog(box));
 }
 
-// One item of the content area. `me` is "agent" or "customer"; `openPdf` shows a PDF.
-function renderEvent(event, me, openPdf) {
+// Whether the shown timeline has said that the customer joined: a join link opened again adds
+// another "joined" event, which says nothing new. Reset when another room is shown.
+const timelineShown = { joined: false };
+
+// One item of the content area, or null; `me` is "agent" or "customer".
+function renderEvent(event, me) {
   if (event.type === "message_posted") {
     return el("div", { class: "item" + (event.by === me ? " mine" : ""), "data-seq": event.seq },
       el("div", { class: "who" }, event.by), el("div", { class: "text" }, event.text));
@@ -61,17 +116,26 @@ function renderEvent(event, me, openPdf) {
     const doc = event.document;
     let body;
     if (doc.kind === "image") {
-      body = el("img", { class: "thumb", src: doc.url, alt: doc.name, title: doc.name,
-        onclick: () => showLightbox(doc.url, doc.name) });
+      // The box is sized from the known dimensions before the bytes arrive, so scrolling to
+      // the newest item lands on the whole picture.
+      const image = el("img", { class: "thumb", src: doc.url, alt: "", width: doc.width, height: doc.height });
+      body = el("div", {},
+        el("button", { type: "button", class: "thumb-button", "aria-label": `Enlarge ${doc.name}`,
+          onclick: () => showLightbox(doc.url, doc.name) }, image),
+        el("div", { class: "doc-name" }, doc.name));
     } else if (doc.kind === "pdf") {
       body = el("a", { href: doc.url, target: "_blank", rel: "noopener", class: "pdf-link",
-        onclick: (e) => { if (openPdf) { e.preventDefault(); openPdf(doc); } } },
+        onclick: (e) => { e.preventDefault(); openPdf(doc); } },
         `${doc.name} (PDF, ${doc.pages} page${doc.pages === 1 ? "" : "s"})`);
     } else {
       body = el("a", { href: doc.url, target: "_blank", rel: "noopener", class: "doc-link" }, doc.name);
     }
     return el("div", { class: "item document" + (event.by === me ? " mine" : ""), "data-seq": event.seq },
       el("div", { class: "who" }, event.by), body);
+  }
+  if (event.type === "customer_joined") {
+    if (timelineShown.joined) return null;
+    timelineShown.joined = true;
   }
   if (event.text) {
     return el("div", { class: "item system", "data-seq": event.seq }, event.text);

@@ -14,7 +14,7 @@ async function start() {
     if (me.role !== "agent") throw new Error("not an agent");
     showConsole(me.agent);
   } catch (_) {
-    $("signin").classList.remove("hidden");
+    $("signin-page").classList.remove("hidden");
   }
 }
 
@@ -22,7 +22,7 @@ $("signin").addEventListener("submit", async (e) => {
   e.preventDefault();
   try {
     await api("POST", "/api/session", { agent: $("agent").value, password: $("password").value });
-    $("signin").classList.add("hidden");
+    $("signin-page").classList.add("hidden");
     showConsole($("agent").value);
   } catch (error) {
     $("signin-error").textContent = "Sign-in failed: check the agent id and password.";
@@ -38,9 +38,24 @@ function showConsole(agent) {
   $("console").classList.remove("hidden");
   $("me").textContent = agent;
   loadRooms();
-  const match = location.hash.match(/room=([0-9a-f-]+)/);
-  if (match) openRoom(match[1]);
+  openRoomOfHash();
+  // The Dev inbox exists only while a development notifier sends to it (dev mode).
+  api("GET", "/api/dev/inbox").then(() => $("inbox-button").classList.remove("hidden"), () => {});
 }
+
+// A deep link `#room=…`, on load or when the address changes.
+function openRoomOfHash() {
+  const match = location.hash.match(/room=([0-9a-f-]+)/);
+  if (match && (!current || current.id !== match[1]) && !$("console").classList.contains("hidden")) openRoom(match[1]);
+}
+window.addEventListener("hashchange", openRoomOfHash);
+
+// Below 700 px wide the room list folds away behind the Rooms button.
+function showRoomList(open) {
+  $("room-list").classList.toggle("open", open);
+  $("rooms-toggle").setAttribute("aria-expanded", String(open));
+}
+$("rooms-toggle").addEventListener("click", () => showRoomList(!$("room-list").classList.contains("open")));
 
 async function loadRooms() {
   const q = $("search").value.trim();
@@ -51,11 +66,14 @@ async function loadRooms() {
   const list = $("rooms");
   try {
     const page = await api("GET", `/api/rooms?${query}`);
-    list.replaceChildren(...page.rooms.map((room) => el("li", {
-      class: current && current.id === room.id ? "selected" : "",
-      "data-room": room.id,
-      onclick: () => openRoom(room.id),
-    }, room.name, el("small", {}, customerLine(room.customer) || room.status))));
+    list.replaceChildren(...page.rooms.map((room) => el("li", {},
+      el("button", {
+        type: "button",
+        class: "room-button" + (current && current.id === room.id ? " selected" : ""),
+        "data-room": room.id,
+        "aria-current": current && current.id === room.id ? "true" : "false",
+        onclick: () => { showRoomList(false); openRoom(room.id); },
+      }, room.name, el("small", {}, customerLine(room.customer) || room.status)))));
   } catch (error) {
     list.replaceChildren(el("li", { class: "error" }, error.message));
   }
@@ -70,6 +88,7 @@ $("search").addEventListener("input", () => {
 $("new-room").addEventListener("click", async () => {
   const room = await api("POST", "/api/rooms");
   await loadRooms();
+  showRoomList(false);
   openRoom(room.id);
 });
 
@@ -89,14 +108,17 @@ function showRoom(room) {
 
 function signedOut() {
   $("console").classList.add("hidden");
-  $("signin").classList.remove("hidden");
+  $("signin-page").classList.remove("hidden");
 }
 
 async function openRoom(id) {
   const mine = ++opening;
   if (source) source.close();
   source = null;
+  // Set before the answer, so that the hashchange it causes finds this room already current.
+  current = { id, customer: null, channels_used: [] };
   location.hash = `room=${id}`;
+  timelineShown.joined = false;
   $("no-room").classList.add("hidden");
   $("room").classList.remove("hidden");
   $("content").replaceChildren();
@@ -112,7 +134,7 @@ async function openRoom(id) {
   loadRooms();
   const followed = await follow(id, async (event) => {
     if (mine !== opening) return;
-    const item = renderEvent(event, "agent", null);
+    const item = renderEvent(event, "agent");
     if (item) {
       $("content").append(item);
       $("content").scrollTop = $("content").scrollHeight;
@@ -145,7 +167,10 @@ $("chat").addEventListener("submit", async (e) => {
 // The invite frame: a used channel shows its details locked; a new one locks only the names.
 function selectChannel(channel) {
   inviteChannel = channel;
-  for (const c of ["sms", "email", "link"]) $(`channel-${c}`).classList.toggle("active", c === channel);
+  for (const c of ["sms", "email", "link"]) {
+    $(`channel-${c}`).classList.toggle("active", c === channel);
+    $(`channel-${c}`).setAttribute("aria-pressed", String(c === channel));
+  }
   const customer = current.customer;
   const used = current.channels_used.includes(channel);
   $("first-name").value = customer ? customer.first_name : "";
@@ -170,10 +195,10 @@ for (const c of ["sms", "email", "link"]) $(`channel-${c}`).addEventListener("cl
 
 $("invite-button").addEventListener("click", () => {
   $("invite-title").textContent = current.customer ? "Re Invite" : "Invite the customer";
-  $("invite-frame").classList.remove("hidden");
   selectChannel(current.customer && current.customer.phone && !current.customer.email ? "sms" : "email");
+  openDialog($("invite-frame"), $(`channel-${inviteChannel}`));
 });
-$("invite-cancel").addEventListener("click", () => $("invite-frame").classList.add("hidden"));
+$("invite-cancel").addEventListener("click", () => closeDialog($("invite-frame")));
 
 $("invite-form").addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -195,6 +220,7 @@ $("invite-form").addEventListener("submit", async (e) => {
       $("invite-message").textContent = inviteChannel === "sms" ? "The SMS is on its way." : "The email is on its way.";
     }
     showRoom(await api("GET", `/api/rooms/${current.id}`));
+    $("invite-title").textContent = "Re Invite";
   } catch (error) {
     $("invite-message").className = "error";
     $("invite-message").textContent = error.message;
@@ -210,9 +236,10 @@ $("copy-link").addEventListener("click", async () => {
 // Share Docs: drop zone or "Choose your document", with progress and a confirmation.
 $("share-button").addEventListener("click", () => {
   $("upload-message").textContent = "";
-  $("share-frame").classList.remove("hidden");
+  openDialog($("share-frame"), $("choose-file"));
 });
-$("share-close").addEventListener("click", () => $("share-frame").classList.add("hidden"));
+$("share-close").addEventListener("click", () => closeDialog($("share-frame")));
+$("choose-file").addEventListener("click", () => $("file-input").click());
 
 async function share(file) {
   $("upload-message").className = "";
@@ -245,9 +272,10 @@ $("inbox-button").addEventListener("click", async () => {
   const messages = await api("GET", "/api/dev/inbox");
   $("inbox-list").replaceChildren(...messages.reverse().map((m) => el("li", {},
     el("div", {}, el("strong", {}, m.to), m.subject ? ` — ${m.subject}` : ""),
+    el("p", { class: "inbox-text" }, m.text),
     el("a", { href: m.link, target: "_blank", rel: "noopener", class: "inbox-link" }, m.link))));
-  $("inbox").classList.remove("hidden");
+  openDialog($("inbox"), $("inbox-close"));
 });
-$("inbox-close").addEventListener("click", () => $("inbox").classList.add("hidden"));
+$("inbox-close").addEventListener("click", () => closeDialog($("inbox")));
 
 start();

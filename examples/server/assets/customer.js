@@ -25,7 +25,7 @@ async function start() {
   }
   await refresh();
   await follow(roomId, async (event) => {
-    const item = renderEvent(event, "customer", openPdf);
+    const item = renderEvent(event, "customer");
     if (item) {
       $("content").append(item);
       $("content").scrollTop = $("content").scrollHeight;
@@ -89,32 +89,6 @@ $("file-input").addEventListener("change", async () => {
     $("upload-message").textContent = error.message;
     if (error.code === "room_timed_out" || error.code === "room_closed") refresh();
   }
-});
-
-// The PDF viewer inside the page: the browser's own viewer in a frame, scrolled with #page=.
-let pdf = null;
-function openPdf(doc) {
-  pdf = doc;
-  $("pdf-name").textContent = doc.name;
-  $("pdf-pages").textContent = `of ${doc.pages}`;
-  $("pdf-page").max = doc.pages;
-  $("pdf-page").value = 1;
-  showPage(1);
-  $("pdf-viewer").classList.remove("hidden");
-}
-// The viewer reads #page= when it loads the document: a fresh frame opens it at that page.
-function showPage(page) {
-  $("pdf-frame").replaceWith(el("iframe", { id: "pdf-frame", title: "PDF document", src: `${pdf.url}#page=${page}` }));
-}
-
-$("pdf-go").addEventListener("click", () => {
-  const page = Math.min(Math.max(1, Number($("pdf-page").value) || 1), pdf.pages);
-  $("pdf-page").value = page;
-  showPage(page);
-});
-$("pdf-done").addEventListener("click", () => {
-  $("pdf-viewer").classList.add("hidden");
-  $("pdf-frame").replaceWith(el("iframe", { id: "pdf-frame", title: "PDF document" }));
 });
 
 start();

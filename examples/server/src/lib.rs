@@ -19,6 +19,8 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use collab_core::rooms::Rooms;
+use tower_http::compression::CompressionLayer;
+use tower_http::services::ServeDir;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -182,7 +184,9 @@ fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
 pub fn app(state: AppState) -> Router {
     let (api, openapi) = api(&state);
     let openapi = Arc::new(openapi);
-    Router::new()
+    // The pages and their assets, compressed; the API's answers are small JSON, event streams or
+    // documents, which stay as they are.
+    let pages = Router::new()
         .route("/", get(|| async { Html(CONSOLE_HTML) }))
         .route("/join/{token}", get(|| async { Html(CUSTOMER_HTML) }))
         .route("/room", get(|| async { Html(CUSTOMER_HTML) }))
@@ -199,6 +203,19 @@ pub fn app(state: AppState) -> Router {
             "/assets/customer.js",
             get(|| async { asset("text/javascript", CUSTOMER_JS) }),
         )
+        .route(
+            "/assets/pdf-viewer.js",
+            get(|| async { asset("text/javascript", PDF_VIEWER_JS) }),
+        )
+        // PDF.js, vendored by vendor.sh: read from the source tree, like `cargo run` does.
+        .nest_service(
+            "/assets/vendor",
+            ServeDir::new(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/vendor")),
+        )
+        .layer(middleware::map_response(revalidate))
+        .layer(CompressionLayer::new());
+    Router::new()
+        .merge(pages)
         .route(
             "/api/openapi.json",
             get(move || {
@@ -251,15 +268,25 @@ const APP_CSS: &str = include_str!("../assets/app.css");
 const COMMON_JS: &str = include_str!("../assets/common.js");
 const CONSOLE_JS: &str = include_str!("../assets/console.js");
 const CUSTOMER_JS: &str = include_str!("../assets/customer.js");
+const PDF_VIEWER_JS: &str = include_str!("../assets/pdf-viewer.js");
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-/// Pages' Content-Security-Policy: scripts and styles from this origin only, no framing by
-/// others; documents may be framed by our own pages (the PDF viewer).
-const PAGE_CSP: &str = "default-src 'self'; img-src 'self' blob: data:; frame-src 'self'; object-src 'none'; \
-                        base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// Pages and assets keep their URLs from one version to the next: a browser may keep them but
+/// asks whether they changed before using them (the vendored files answer 304 when they did not).
+async fn revalidate(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Pages' Content-Security-Policy: scripts, workers and styles from this origin only (PDF.js
+/// runs with its evaluation turned off, so no `unsafe-eval`), no frames, no framing by others.
+const PAGE_CSP: &str = "default-src 'self'; img-src 'self' blob: data:; worker-src 'self'; frame-src 'none'; \
+                        object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The origin (`scheme://host[:port]`) of a URL.
 pub fn origin_of(url: &str) -> String {

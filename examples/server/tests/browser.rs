@@ -33,19 +33,47 @@ fn screenshots() -> PathBuf {
     dir
 }
 
+/// What a phone says it is: Chrome on Android.
+const PHONE_UA: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) \
+                        Chrome/156.0.0.0 Mobile Safari/537.36";
+
 async fn browser(driver: &str, profile: &Path) -> Client {
+    session(driver, profile, (1280, 860), None).await
+}
+
+/// A desktop browser window of `width` × `height`.
+async fn desktop(driver: &str, profile: &Path, width: u32, height: u32) -> Client {
+    session(driver, profile, (width, height), None).await
+}
+
+/// A phone: a `width` × `height` screen at twice the density, touch, and a mobile user agent.
+async fn phone(driver: &str, profile: &Path, width: u32, height: u32) -> Client {
+    let emulation = json!({
+        "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true },
+        "userAgent": PHONE_UA,
+    });
+    session(driver, profile, (width, height), Some(emulation)).await
+}
+
+async fn session(
+    driver: &str,
+    profile: &Path,
+    (width, height): (u32, u32),
+    mobile: Option<serde_json::Value>,
+) -> Client {
+    let mut options = json!({
+        "binary": CHROMIUM,
+        "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            format!("--window-size={width},{height}"), format!("--user-data-dir={}", profile.display()),
+        ]
+    });
+    if let Some(mobile) = mobile {
+        options["mobileEmulation"] = mobile;
+    }
     let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".to_owned(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1280,860", format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
-    );
+    caps.insert("goog:chromeOptions".to_owned(), options);
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     ClientBuilder::new(connector)
         .capabilities(caps)
@@ -123,8 +151,17 @@ async fn choose_file(client: &Client, path: &Path) {
     client.execute(&format!("{input}.add('hidden')"), vec![]).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_product_end_to_end_in_chromium() {
+/// A server as `cargo run` starts it (dev mode: the development agent, invites by email to the
+/// Dev inbox, no SMS sender) and a chromedriver, both on free ports; `None` when Chromium is
+/// missing outside CI (said on stderr).
+struct Rig {
+    dir: tempfile::TempDir,
+    server: ServerProcess,
+    driver_url: String,
+    _driver: KillOnDrop,
+}
+
+fn rig() -> Option<Rig> {
     if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
         let message = "BROWSER TEST SKIPPED: /usr/bin/chromium or /usr/bin/chromedriver is missing \
                        (apt-get install chromium chromium-driver)";
@@ -133,19 +170,14 @@ async fn the_product_end_to_end_in_chromium() {
             "{message}, and CI=true requires it"
         );
         eprintln!("\n*** {message} ***\n");
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
-
-    // The server as `cargo run` starts it, on a free port: the development agent, and invites
-    // by email to the Dev inbox (dev mode); no SMS sender.
     let server = ServerProcess::start(|command| {
         command.arg("--data").arg(dir.path().join("data"));
     });
-    let base = server.base.clone();
-
     let port = free_port();
-    let _driver = KillOnDrop(
+    let driver = KillOnDrop(
         Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -153,7 +185,6 @@ async fn the_product_end_to_end_in_chromium() {
             .spawn()
             .unwrap(),
     );
-    let driver_url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -162,6 +193,20 @@ async fn the_product_end_to_end_in_chromium() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    Some(Rig {
+        dir,
+        server,
+        driver_url: format!("http://127.0.0.1:{port}"),
+        _driver: driver,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_product_end_to_end_in_chromium() {
+    let Some(rig) = rig() else { return };
+    let dir = &rig.dir;
+    let base = rig.server.base.clone();
+    let driver_url = rig.driver_url.clone();
     let agent = browser(&driver_url, &dir.path().join("agent-profile")).await;
     let customer = browser(&driver_url, &dir.path().join("customer-profile")).await;
 
@@ -190,6 +235,7 @@ async fn the_product_end_to_end_in_chromium() {
     shot(&agent, "02-agent-invited").await;
 
     // 3. The customer opens the link from the dev inbox in a second browser.
+    wait_visible(&agent, "#inbox-button").await;
     let started = Instant::now();
     let link = loop {
         click(&agent, "#inbox-button").await;
@@ -232,7 +278,7 @@ async fn the_product_end_to_end_in_chromium() {
     click(&agent, "#content img.thumb").await;
     wait_visible(&agent, "#lightbox").await;
     shot(&agent, "06-agent-image-enlarged").await;
-    click(&agent, "#lightbox").await;
+    click(&agent, "#lightbox-close").await;
 
     // 6. The agent shares a 3-page PDF; the customer reads it, jumps to page 3, presses Done.
     let contract = dir.path().join("contract.pdf");
@@ -244,22 +290,11 @@ async fn the_product_end_to_end_in_chromium() {
     wait_text(&customer, "#content .pdf-link", |t| t.contains("3 pages")).await;
     click(&customer, "#content .pdf-link").await;
     wait_visible(&customer, "#pdf-viewer").await;
+    wait_drawn(&customer, 1).await;
     type_into(&customer, "#pdf-page", "3").await;
     click(&customer, "#pdf-go").await;
-    let started = Instant::now();
-    loop {
-        let frame = customer.find(Locator::Css("#pdf-frame")).await.unwrap();
-        let src = frame.attr("src").await.unwrap().unwrap_or_default();
-        if src.ends_with("#page=3") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the viewer is not at page 3: {src}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let page = wait_drawn(&customer, 3).await;
+    assert!(page.visible, "page 3 is not in view after the jump");
     shot(&customer, "07-customer-pdf-page-3").await;
     click(&customer, "#pdf-done").await;
     assert!(
@@ -319,6 +354,599 @@ async fn the_product_end_to_end_in_chromium() {
     shot(&customer, "11-customer-phone").await;
 
     for client in [agent, customer, third] {
+        client.close().await.unwrap();
+    }
+}
+
+/// axe-core, vendored by vendor.sh for the tests only.
+const AXE: &str = include_str!("vendor/axe.min.js");
+
+/// Runs axe-core on the page as it is now (open dialogs included): no violation at any impact.
+async fn axe(client: &Client, what: &str) {
+    let loaded = client
+        .execute("return typeof axe !== 'undefined'", vec![])
+        .await
+        .unwrap();
+    if loaded != json!(true) {
+        client.execute(AXE, vec![]).await.unwrap();
+    }
+    let violations = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] }).then(
+               (r) => done(r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                 nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ')) }))),
+               (e) => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(violations, json!([]), "axe-core on {what}: {violations:#}");
+}
+
+/// Runs `script` with `args` until `check` accepts its result; fails after 30 s.
+async fn wait_js(
+    client: &Client,
+    what: &str,
+    script: &str,
+    args: Vec<serde_json::Value>,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let value = client.execute(script, args.clone()).await.unwrap();
+        if check(&value) {
+            return value;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "waited too long for {what}: {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The PDF viewer's page `arguments[0]` once drawn: its dark pixels, and whether it is in view.
+const PAGE_PIXELS: &str = r#"
+const box = document.querySelector(`#pdf-scroll .pdf-page[data-page="${arguments[0]}"]`);
+if (!box || !box.classList.contains("drawn")) {
+  const message = document.getElementById("pdf-message");
+  return { waiting: message ? message.textContent : "no viewer" };
+}
+const canvas = box.querySelector("canvas");
+const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+let dark = 0;
+for (let i = 0; i < data.length; i += 4) if (data[i] + data[i + 1] + data[i + 2] < 384) dark++;
+const view = document.getElementById("pdf-scroll").getBoundingClientRect();
+const page = box.getBoundingClientRect();
+return { dark, visible: page.top < view.bottom - 20 && page.bottom > view.top + 20 };
+"#;
+
+#[derive(Debug)]
+struct DrawnPage {
+    dark: u64,
+    visible: bool,
+}
+
+async fn wait_drawn(client: &Client, page: u32) -> DrawnPage {
+    let value = wait_js(
+        client,
+        &format!("page {page} drawn"),
+        PAGE_PIXELS,
+        vec![json!(page)],
+        |v| v["dark"].is_u64(),
+    )
+    .await;
+    DrawnPage {
+        dark: value["dark"].as_u64().unwrap(),
+        visible: value["visible"].as_bool().unwrap(),
+    }
+}
+
+async fn js(client: &Client, script: &str) -> serde_json::Value {
+    client.execute(script, vec![]).await.unwrap()
+}
+
+const ENTER: &str = "\u{E007}";
+const ESCAPE: &str = "\u{E00C}";
+
+/// Presses `key` on the focused element.
+async fn press(client: &Client, key: &str) {
+    client.active_element().await.unwrap().send_keys(key).await.unwrap();
+}
+
+/// Focuses the element matching `css` and presses Enter: opening by keyboard.
+async fn enter_on(client: &Client, css: &str) {
+    let focused = client
+        .execute(
+            "const e = document.querySelector(arguments[0]); if (e) e.focus(); return e === document.activeElement;",
+            vec![json!(css)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(focused, json!(true), "{css} cannot take the focus");
+    press(client, ENTER).await;
+}
+
+async fn focused_id(client: &Client) -> String {
+    js(
+        client,
+        "return document.activeElement && (document.activeElement.id || document.activeElement.className)",
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+/// Escape closes the open dialog `css`, and the focus goes back to `opener`.
+async fn escape_closes(client: &Client, css: &str, opener: &str) {
+    press(client, ESCAPE).await;
+    let shown = client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap();
+    assert!(!shown, "Escape left {css} open");
+    let back = js(
+        client,
+        &format!("return document.activeElement === document.querySelector('{opener}')"),
+    )
+    .await;
+    assert_eq!(
+        back,
+        json!(true),
+        "the focus did not go back to {opener} but to {}",
+        focused_id(client).await
+    );
+}
+
+/// Saves a screenshot under docs/, for the README and for looking at.
+async fn doc_shot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs").join(name);
+    std::fs::write(path, png).unwrap();
+}
+
+/// The development agent signs in through the HTTP API; its cookie.
+async fn api_agent(server: &ServerProcess) -> String {
+    server.http().sign_in("agent@example.com", "dev").await
+}
+
+/// A new room with customer Ada Lovelace invited by link: the room and the link.
+async fn api_room(server: &ServerProcess, agent: &str) -> (String, String) {
+    let http = server.http();
+    let room = http.call("POST", "/api/rooms", Some(agent), None).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A link comes after a first invite by SMS or email has gone out (to the Dev inbox).
+    let email =
+        json!({ "channel": "email", "first_name": "Ada", "last_name": "Lovelace", "identifier": "ada@example.com" });
+    let reply = http
+        .call("POST", &format!("/api/rooms/{room}/invites"), Some(agent), Some(email))
+        .await;
+    assert!(reply.status.is_success(), "{:?}", reply.json());
+    let link = api_link(server, agent, &room).await;
+    (room, link)
+}
+
+/// A new invite link to `room`, once its first invite has gone out.
+async fn api_link(server: &ServerProcess, agent: &str, room: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let reply = server
+            .http()
+            .call(
+                "POST",
+                &format!("/api/rooms/{room}/invites"),
+                Some(agent),
+                Some(json!({ "channel": "link" })),
+            )
+            .await;
+        if let Some(link) = reply.json()["link"].as_str() {
+            return link.to_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "no link: {}", reply.json());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn api_upload(server: &ServerProcess, agent: &str, room: &str, name: &str, bytes: Vec<u8>) {
+    let path = format!("/api/rooms/{room}/documents?name={name}");
+    let headers = [("cookie", agent), ("content-type", "application/octet-stream")];
+    let reply = server.http().send("POST", &path, &headers, bytes).await.unwrap();
+    assert!(reply.status.is_success(), "{name}: {:?}", reply.json());
+}
+
+async fn api_message(server: &ServerProcess, agent: &str, room: &str, text: &str) {
+    let body = json!({ "text": text });
+    let reply = server
+        .http()
+        .call("POST", &format!("/api/rooms/{room}/messages"), Some(agent), Some(body))
+        .await;
+    assert!(reply.status.is_success(), "{:?}", reply.json());
+}
+
+/// A PDF of `pages` pages, each with its number in large type and `bulk` bytes of drawing:
+/// many small squares, so that a page costs something to parse and draw.
+fn heavy_pdf(pages: usize, bulk: usize) -> Vec<u8> {
+    use collab_core::testing::files::{pdf, stream};
+    let font = 2 * pages + 3;
+    let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", i + 3)).collect();
+    let mut objects = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        format!("<< /Type /Pages /Kids [{}] /Count {pages} >>", kids.join(" ")),
+    ];
+    for i in 0..pages {
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R \
+             /Resources << /Font << /F1 {font} 0 R >> >> >>",
+            pages + i + 3
+        ));
+    }
+    for i in 0..pages {
+        let mut content = format!("BT /F1 64 Tf 72 650 Td (Page {}) Tj ET\n0.2 0.4 0.8 rg\n", i + 1);
+        let mut square = 0usize;
+        while content.len() < bulk {
+            content.push_str(&format!(
+                "{} {} 3 3 re f\n",
+                40 + (square * 7) % 530,
+                60 + (square / 76) % 540
+            ));
+            square += 1;
+        }
+        objects.push(stream(&content));
+    }
+    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned());
+    pdf(&objects)
+}
+
+/// Clicks the document link in the content area whose text starts with `name`.
+async fn open_document(client: &Client, name: &str) {
+    for link in client.find_all(Locator::Css("#content .pdf-link")).await.unwrap() {
+        if link.text().await.unwrap().starts_with(name) {
+            link.click().await.unwrap();
+            return;
+        }
+    }
+    panic!("no link to {name}");
+}
+
+/// Reads a 12-page PDF in the viewer: page 1, a jump to page 9 with Enter (drawn, not blank,
+/// in view), a page out of range refused and corrected, a zoom step, Done back to the room at
+/// the same scroll position. `shot_name` is the screenshot at page 9 under docs/.
+async fn read_contract(client: &Client, shot_name: &str) {
+    let before = js(client, "return document.getElementById('content').scrollTop").await;
+    open_document(client, "contract.pdf").await;
+    wait_visible(client, "#pdf-viewer").await;
+    let first = wait_drawn(client, 1).await;
+    assert!(first.visible && first.dark > 500, "page 1: {first:?}");
+    type_into(client, "#pdf-page", "9").await;
+    press(client, ENTER).await;
+    let ninth = wait_drawn(client, 9).await;
+    assert!(ninth.visible, "page 9 is not in view after the jump");
+    assert!(ninth.dark > 500, "page 9 is blank: {ninth:?}");
+    wait_js(
+        client,
+        "the page counter at 9",
+        "return document.getElementById('pdf-page').value",
+        vec![],
+        |v| v == "9",
+    )
+    .await;
+    doc_shot(client, shot_name).await;
+    // Nothing of the toolbar is cut off, down to "of 12" and Done.
+    let clipped = js(
+        client,
+        "return ['pdf-count', 'pdf-go', 'pdf-zoom-in', 'pdf-done'].filter((id) => {
+           const r = document.getElementById(id).getBoundingClientRect();
+           return r.right > window.innerWidth || r.left < 0 || r.width === 0; })",
+    )
+    .await;
+    assert_eq!(clipped, json!([]), "the toolbar clips these");
+    assert_eq!(
+        js(client, "return document.getElementById('pdf-count').textContent").await,
+        "of 12"
+    );
+
+    type_into(client, "#pdf-page", "99").await;
+    press(client, ENTER).await;
+    wait_text(client, "#pdf-message", |t| t.contains("from 1 to 12")).await;
+    assert_eq!(
+        js(client, "return document.getElementById('pdf-page').value").await,
+        "12"
+    );
+    assert!(wait_drawn(client, 9).await.visible, "a refused jump moved the viewer");
+
+    click(client, "#pdf-zoom-in").await;
+    let zoomed = wait_drawn(client, 9).await;
+    assert!(
+        zoomed.visible && zoomed.dark > 500,
+        "page 9 after zooming in: {zoomed:?}"
+    );
+
+    click(client, "#pdf-done").await;
+    let shown = client
+        .find(Locator::Css("#pdf-viewer"))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap();
+    assert!(!shown, "Done left the viewer open");
+    let after = js(client, "return document.getElementById('content').scrollTop").await;
+    assert_eq!(before, after, "Done did not return to the same place in the room");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pdf_viewer_on_a_phone_and_on_the_console() {
+    let Some(rig) = rig() else { return };
+    let base = rig.server.base.clone();
+    let agent_cookie = api_agent(&rig.server).await;
+    let (room, link) = api_room(&rig.server, &agent_cookie).await;
+    api_upload(&rig.server, &agent_cookie, &room, "contract.pdf", pdf_with_pages(12)).await;
+    api_upload(&rig.server, &agent_cookie, &room, "long.pdf", pdf_with_pages(300)).await;
+    let heavy = heavy_pdf(50, 100_000);
+    let heavy_size = heavy.len();
+    api_upload(&rig.server, &agent_cookie, &room, "heavy.pdf", heavy).await;
+
+    // The agent, at desktop size: the first PDF opened loads PDF.js, timed for BENCHMARKS.md.
+    let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1366, 900).await;
+    agent.goto(&format!("{base}/#room={room}")).await.unwrap();
+    wait_visible(&agent, "#signin").await;
+    type_into(&agent, "#agent", "agent@example.com").await;
+    type_into(&agent, "#password", "dev").await;
+    click(&agent, "#signin-button").await;
+    wait_text(&agent, "#content", |t| t.contains("heavy.pdf")).await;
+    let elapsed = agent
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const link = [...document.querySelectorAll('#content .pdf-link')]
+               .find((a) => a.textContent.startsWith('heavy.pdf'));
+             const started = performance.now();
+             link.click();
+             const check = () => document.querySelector('#pdf-scroll .pdf-page[data-page=\"1\"].drawn')
+               ? done(performance.now() - started) : requestAnimationFrame(check);
+             check();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    eprintln!(
+        "BENCH open a {:.1} MB, 50-page PDF to page 1 drawn (PDF.js not yet loaded): {:.0} ms",
+        heavy_size as f64 / 1e6,
+        elapsed.as_f64().unwrap()
+    );
+    click(&agent, "#pdf-done").await;
+    read_contract(&agent, "agent-console-pdf-viewer.png").await;
+
+    // The customer, on a phone.
+    let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
+    customer.goto(&link).await.unwrap();
+    wait_text(&customer, "#content", |t| t.contains("contract.pdf")).await;
+    read_contract(&customer, "customer-pdf-viewer.png").await;
+
+    // 300 pages: page 1 at once, and never more than a few canvases, wherever the reader goes.
+    open_document(&customer, "long.pdf").await;
+    wait_drawn(&customer, 1).await;
+    assert_eq!(
+        js(
+            &customer,
+            "return document.querySelectorAll('#pdf-scroll .pdf-page').length"
+        )
+        .await,
+        300
+    );
+    js(
+        &customer,
+        "window.mostCanvases = 0;
+         new MutationObserver(() => { window.mostCanvases = Math.max(window.mostCanvases,
+           document.querySelectorAll('#pdf-scroll canvas').length); })
+           .observe(document.getElementById('pdf-scroll'), { childList: true, subtree: true });",
+    )
+    .await;
+    for step in 1..=10 {
+        js(
+            &customer,
+            &format!("const s = document.getElementById('pdf-scroll'); s.scrollTop = (s.scrollHeight - s.clientHeight) * {step} / 10;"),
+        )
+        .await;
+        let page = wait_js(
+            &customer,
+            "the page counter to follow the scrolling",
+            "return Number(document.getElementById('pdf-page').value)",
+            vec![],
+            |v| v.as_u64().unwrap_or(0) >= 30 * step - 30,
+        )
+        .await;
+        wait_drawn(&customer, page.as_u64().unwrap() as u32).await;
+    }
+    let most = js(&customer, "return window.mostCanvases").await.as_u64().unwrap();
+    assert!((1..=8).contains(&most), "the viewer held {most} canvases at once");
+    click(&customer, "#pdf-done").await;
+
+    for client in [agent, customer] {
+        client.close().await.unwrap();
+    }
+}
+
+/// Where the element `arguments[0]` is against the content area: its margins inside it
+/// (negative when cut off) and its height.
+const IN_CONTENT: &str = "const e = document.querySelector(arguments[0]); if (!e) return null;
+  const r = e.getBoundingClientRect(); const v = document.getElementById('content').getBoundingClientRect();
+  return { top: r.top - v.top, bottom: v.bottom - r.bottom, height: r.height };";
+
+/// No sideways scrolling, and the Send button whole on the screen.
+async fn fits_the_width(client: &Client, width: u32) {
+    let overflow = js(
+        client,
+        "return document.documentElement.scrollWidth - window.innerWidth",
+    )
+    .await;
+    assert!(overflow.as_i64().unwrap_or(1) <= 0, "wider than {width} px: {overflow}");
+    let send = js(
+        client,
+        "const r = document.getElementById('send').getBoundingClientRect();
+         return r.left >= 0 && r.right <= window.innerWidth && r.width > 0",
+    )
+    .await;
+    assert_eq!(send, json!(true), "the Send button is cut off at {width} px");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_by_keyboard_at_every_width_with_no_axe_violation() {
+    let Some(rig) = rig() else { return };
+    let base = rig.server.base.clone();
+    let agent_cookie = api_agent(&rig.server).await;
+    let (room, link) = api_room(&rig.server, &agent_cookie).await;
+    for i in 1..=25 {
+        let text = format!("Message {i}: the details of the claim, one line after another.");
+        api_message(&rig.server, &agent_cookie, &room, &text).await;
+    }
+    api_upload(&rig.server, &agent_cookie, &room, "contract.pdf", pdf_with_pages(3)).await;
+
+    // The customer on a phone 390 px wide; a photo arrives while they watch.
+    let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
+    customer.goto(&link).await.unwrap();
+    wait_text(&customer, "#content", |t| t.contains("contract.pdf")).await;
+    api_upload(&rig.server, &agent_cookie, &room, "damage.png", png(800, 600)).await;
+    // The box is checked as soon as the item is there, loaded or not: its height comes from
+    // the dimensions the API reported, and the scroll to the bottom shows all of it.
+    let photo = wait_js(
+        &customer,
+        "the photo",
+        IN_CONTENT,
+        vec![json!("#content img.thumb")],
+        |v| !v.is_null(),
+    )
+    .await;
+    assert!(photo["height"].as_f64().unwrap() > 100.0, "no box reserved: {photo}");
+    assert!(
+        photo["top"].as_f64().unwrap() >= -1.0 && photo["bottom"].as_f64().unwrap() >= -1.0,
+        "the newest photo is cut off: {photo}"
+    );
+    wait_text(&customer, "#content .doc-name", |t| t == "damage.png").await;
+    fits_the_width(&customer, 390).await;
+    axe(&customer, "the customer page at 390 px").await;
+    doc_shot(&customer, "customer-390.png").await;
+
+    // By keyboard: the photo enlarges, the PDF opens; Escape closes each and gives the focus back.
+    enter_on(&customer, "#content .thumb-button").await;
+    wait_visible(&customer, "#lightbox-close").await;
+    axe(&customer, "the customer's lightbox").await;
+    escape_closes(&customer, "#lightbox", "#content .thumb-button").await;
+    enter_on(&customer, "#content .pdf-link").await;
+    wait_drawn(&customer, 1).await;
+    axe(&customer, "the customer's PDF viewer").await;
+    escape_closes(&customer, "#pdf-viewer", "#content .pdf-link").await;
+
+    // 320 px wide, from another link: everything still fits.
+    let small = phone(&rig.driver_url, &rig.dir.path().join("small"), 320, 640).await;
+    small
+        .goto(&api_link(&rig.server, &agent_cookie, &room).await)
+        .await
+        .unwrap();
+    wait_text(&small, "#content", |t| t.contains("damage.png")).await;
+    fits_the_width(&small, 320).await;
+    axe(&small, "the customer page at 320 px").await;
+    doc_shot(&small, "customer-320.png").await;
+    enter_on(&small, "#content .pdf-link").await;
+    wait_drawn(&small, 1).await;
+    shot(&small, "customer-320-pdf").await;
+    let clipped = js(
+        &small,
+        "return ['pdf-count', 'pdf-go', 'pdf-zoom-in', 'pdf-done'].filter((id) => {
+           const r = document.getElementById(id).getBoundingClientRect();
+           return r.right > window.innerWidth || r.left < 0 || r.width === 0; })",
+    )
+    .await;
+    assert_eq!(clipped, json!([]), "the PDF toolbar clips these at 320 px");
+
+    // The agent at 1366 px: the sign-in page, then a room opened by keyboard.
+    let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1366, 900).await;
+    agent.goto(&format!("{base}/")).await.unwrap();
+    wait_visible(&agent, "#signin").await;
+    axe(&agent, "the sign-in page").await;
+    type_into(&agent, "#agent", "agent@example.com").await;
+    type_into(&agent, "#password", "dev").await;
+    click(&agent, "#signin-button").await;
+    let room_button = format!(".room-button[data-room=\"{room}\"]");
+    wait_visible(&agent, &room_button).await;
+    enter_on(&agent, &room_button).await;
+    wait_text(&agent, "#room-name", |t| t == "Ada Lovelace").await;
+    wait_text(&agent, "#content", |t| t.contains("damage.png")).await;
+    // Two links opened: one notice that the customer joined.
+    let joined = js(
+        &agent,
+        "return [...document.querySelectorAll('#content .item.system')]
+           .filter((e) => e.textContent === 'The customer joined').length",
+    )
+    .await;
+    assert_eq!(joined, json!(1), "the join notices are not folded");
+    axe(&agent, "the console with a room").await;
+    doc_shot(&agent, "agent-console.png").await;
+    enter_on(&agent, "#content .thumb-button").await;
+    wait_visible(&agent, "#lightbox-close").await;
+    escape_closes(&agent, "#lightbox", "#content .thumb-button").await;
+
+    // Each dialog: axe with it open, Escape, the focus back on its button.
+    click(&agent, "#invite-button").await;
+    wait_text(&agent, "#invite-title", |t| t == "Re Invite").await;
+    let pressed = js(
+        &agent,
+        "return [...document.querySelectorAll('.tabs [aria-pressed=true]')].map((b) => b.id)",
+    )
+    .await;
+    assert_eq!(pressed, json!(["channel-email"]));
+    axe(&agent, "the invite dialog").await;
+    escape_closes(&agent, "#invite-frame", "#invite-button").await;
+    click(&agent, "#share-button").await;
+    wait_visible(&agent, "#choose-file").await;
+    axe(&agent, "the Share Docs dialog").await;
+    escape_closes(&agent, "#share-frame", "#share-button").await;
+    wait_visible(&agent, "#inbox-button").await;
+    click(&agent, "#inbox-button").await;
+    wait_text(&agent, "#inbox-list .inbox-text", |t| !t.is_empty()).await;
+    axe(&agent, "the Dev inbox").await;
+    escape_closes(&agent, "#inbox", "#inbox-button").await;
+
+    // A first invite turns the dialog into a Re Invite at once.
+    click(&agent, "#new-room").await;
+    wait_text(&agent, "#room-name", |t| t == "Collaboration Room").await;
+    click(&agent, "#invite-button").await;
+    wait_text(&agent, "#invite-title", |t| t == "Invite the customer").await;
+    type_into(&agent, "#first-name", "Grace").await;
+    type_into(&agent, "#last-name", "Hopper").await;
+    type_into(&agent, "#identifier", "grace@example.com").await;
+    click(&agent, "#invite-send").await;
+    wait_text(&agent, "#invite-message", |t| t.contains("on its way")).await;
+    wait_text(&agent, "#invite-title", |t| t == "Re Invite").await;
+    press(&agent, ESCAPE).await;
+
+    // A deep link opens its room when the address changes, not only on a full load.
+    js(&agent, &format!("location.hash = 'room={room}'")).await;
+    wait_text(&agent, "#room-name", |t| t == "Ada Lovelace").await;
+
+    // Below 700 px the room list folds behind a button, New room included.
+    agent.set_window_size(600, 800).await.unwrap();
+    wait_visible(&agent, "#rooms-toggle").await;
+    let hidden = !agent
+        .find(Locator::Css("#new-room"))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap();
+    assert!(hidden, "the room list covers a narrow console");
+    click(&agent, "#rooms-toggle").await;
+    wait_visible(&agent, "#new-room").await;
+    axe(&agent, "the console at 600 px, room list open").await;
+    shot(&agent, "agent-console-600").await;
+
+    for client in [agent, customer, small] {
         client.close().await.unwrap();
     }
 }
