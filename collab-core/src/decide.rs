@@ -9,8 +9,9 @@ pub use crate::state::{CLIENT_KEY_WINDOW, DEFAULT_ROOM_NAME};
 use crate::state::{InviteStatus, RoomState, RoomStatus};
 use crate::time::Timestamp;
 
-/// The most customer sessions a room may have opened, so that one link opened in a loop cannot
-/// grow the room without bound.
+/// The most live (not revoked) customer sessions a room may have. A link holds one live session
+/// at a time (joining with it again replaces that session), so this also bounds the links in
+/// use, and one link opened in a loop cannot fill the room.
 pub const MAX_PARTICIPANTS: usize = 100;
 
 /// The longest client idempotency key accepted, in bytes.
@@ -214,12 +215,21 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             if state.participant(*participant).is_some() {
                 return Err(Error::conflict("participant id already in use"));
             }
-            if state.participants().len() >= MAX_PARTICIPANTS {
+            // One live session per link: a join replaces the session the link opened before.
+            let (replaced, others): (Vec<_>, Vec<_>) = state
+                .participants()
+                .iter()
+                .filter(|p| !p.revoked)
+                .partition(|p| p.invite == *invite);
+            if others.len() >= MAX_PARTICIPANTS {
                 return Err(Error::NotAllowed {
                     reason: Rule::TooManySessions,
                 });
             }
             record_due_timeout(&mut out);
+            for old in replaced {
+                out.system(EventData::SessionRevoked { participant: old.id });
+            }
             out.by = EventActor::Customer(*participant);
             out.push(EventData::CustomerJoined {
                 invite: *invite,

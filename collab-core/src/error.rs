@@ -334,8 +334,8 @@ impl fmt::Display for Entity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Rule {
-    /// A room holds at most [`MAX_PARTICIPANTS`](crate::decide::MAX_PARTICIPANTS) customer
-    /// sessions.
+    /// A room holds at most [`MAX_PARTICIPANTS`](crate::decide::MAX_PARTICIPANTS) live customer
+    /// sessions, one per link.
     TooManySessions,
     /// The policy makes a link available only once an SMS or email invite has gone out
     /// ([`Policy::with_link_requires_prior_invite`](crate::Policy::with_link_requires_prior_invite)).

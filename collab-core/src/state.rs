@@ -152,7 +152,8 @@ pub struct ParticipantState {
     pub invite: InviteId,
     /// When the customer joined.
     pub joined_at: Timestamp,
-    /// Whether an agent revoked its session.
+    /// Whether its session was revoked: by an agent, or replaced by a later join with the same
+    /// link.
     pub revoked: bool,
 }
 

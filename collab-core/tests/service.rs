@@ -809,3 +809,88 @@ async fn timeline_pages_are_bounded_and_ordered() {
         assert!(matches!(result, Err(Error::Invalid { field: "limit", .. })));
     }
 }
+
+#[tokio::test]
+async fn a_link_holds_one_session_so_replayed_joins_cannot_fill_the_room() {
+    let world = World::new();
+    let (room, first_customer, first_session) = world.room_with_customer().await;
+    let link = world.rooms.get_link(&agent(), room).await.unwrap();
+    let token = link.link.as_ref().unwrap().token().to_owned();
+    let mut sessions = Vec::new();
+    for _ in 0..decide::MAX_PARTICIPANTS + 20 {
+        sessions.push(
+            world
+                .rooms
+                .join(&token)
+                .await
+                .expect("a replayed join replaces its session"),
+        );
+    }
+    let (last, replaced) = sessions.split_last().unwrap();
+    for session in replaced {
+        assert!(matches!(
+            world.rooms.customer_session(session.token.expose()).await,
+            Err(Error::Forbidden)
+        ));
+    }
+    let actor = world
+        .rooms
+        .customer_session(last.token.expose())
+        .await
+        .expect("the latest session");
+    world
+        .rooms
+        .post_message(&actor, room, "from the latest", None)
+        .await
+        .expect("it writes");
+    // The other link's session is untouched, and new links still get in.
+    assert_eq!(
+        world
+            .rooms
+            .customer_session(first_session.token.expose())
+            .await
+            .unwrap(),
+        first_customer
+    );
+    let state = world.rooms.room(&agent(), room).await.unwrap();
+    let live = state.participants().iter().filter(|p| !p.revoked).count();
+    assert_eq!(live, 2, "one live session per link");
+    let other = world.rooms.get_link(&agent(), room).await.unwrap();
+    let other = world
+        .rooms
+        .join(other.link.as_ref().unwrap().token())
+        .await
+        .expect("another link joins");
+    assert_ne!(other.participant, last.participant);
+}
+
+#[test]
+fn the_session_cap_counts_live_sessions_of_distinct_links() {
+    let mut room = Room::new();
+    for _ in 0..decide::MAX_PARTICIPANTS {
+        let invite = room.invite_by_email();
+        room.join(invite);
+    }
+    let one_more = room.invite_by_email();
+    let participant = ParticipantId::from_u128(room.id());
+    let refused = room.try_as(
+        &Actor::System,
+        &decide::Command::Join {
+            invite: one_more,
+            participant,
+        },
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(Error::NotAllowed {
+                reason: Rule::TooManySessions
+            })
+        ),
+        "{refused:?}"
+    );
+    // Ending a session makes room for another link.
+    let first = room.state.participants()[0].id;
+    room.run(decide::Command::RevokeSession { participant: first }).unwrap();
+    room.join(one_more);
+}

@@ -583,6 +583,13 @@ impl Rooms {
 
     /// The customer opens an invite link: a session for the room. A wrong, expired or revoked
     /// token is one and the same error ([`Error::NotFound`] of "invite").
+    ///
+    /// A link holds one live session at a time: joining with it again (another device, a
+    /// browser that lost its cookie, a replay) opens a new session and revokes the one the link
+    /// opened before, in the same append. A room holds at most
+    /// [`MAX_PARTICIPANTS`](crate::decide::MAX_PARTICIPANTS) live sessions, so that many links
+    /// in use; past that a join is [`Error::NotAllowed`] ([`Rule::TooManySessions`](crate::Rule))
+    /// until an agent revokes a session ([`Rooms::revoke_session`]).
     pub async fn join(&self, token: &str) -> Result<CustomerSession, Error> {
         let not_found = || Error::NotFound { what: Entity::Invite };
         let token = Token::parse(token).map_err(|_| not_found())?;
