@@ -187,13 +187,16 @@ async fn answered(config: &PostgresConfig, client: &tokio_postgres::Client, sql:
     }
 }
 
-/// Wakes the local subscribers of the room a notification names (`room:seq`).
+/// Wakes the local subscribers of the rooms a notification names (`room:seq`, space-separated:
+/// one notification per group commit).
 fn wake(local: &InProcessTransport, payload: &str) {
-    let parsed = payload
-        .split_once(':')
-        .and_then(|(room, seq)| Some((room.parse::<RoomId>().ok()?, seq.parse::<u64>().ok()?)));
-    match parsed {
-        Some((room, seq)) => local.announce(room, Live::Wake { seq: Seq::new(seq) }),
-        None => tracing::warn!(payload, "postgres notification not from collab; ignored"),
+    for wake_up in payload.split(' ') {
+        let parsed = wake_up
+            .split_once(':')
+            .and_then(|(room, seq)| Some((room.parse::<RoomId>().ok()?, seq.parse::<u64>().ok()?)));
+        match parsed {
+            Some((room, seq)) => local.announce(room, Live::Wake { seq: Seq::new(seq) }),
+            None => tracing::warn!(wake_up, "postgres notification not from collab; ignored"),
+        }
     }
 }

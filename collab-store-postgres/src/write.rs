@@ -285,9 +285,10 @@ async fn write_plain(
 /// The plain appends of a group in one statement. `locked` locks the rooms in id order (the
 /// same on every server, so that groups never deadlock) and reads their seqs as they are now,
 /// after any concurrent commit; `updated` moves forward the rooms whose seq is the expected one;
-/// `inserted` writes the events of those rooms only; the final `SELECT` answers for every
-/// locked room and sends the wake-ups of the rooms written, delivered when the statement
-/// commits, and only if it does. A room missing from the answer does not exist.
+/// `inserted` writes the events of those rooms only; `notified` sends the wake-ups of the rooms
+/// written (see [`WAKE_UPS_PER_NOTIFY`]), delivered when the statement commits, and only if it
+/// does; the final `SELECT` answers for every locked room. A room missing from the answer does
+/// not exist.
 const WRITE_PLAIN: &str = "WITH input AS ( \
          SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], \
                               $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
@@ -306,10 +307,27 @@ const WRITE_PLAIN: &str = "WITH input AS ( \
      inserted AS ( \
          INSERT INTO events (room, seq, data) \
          SELECT * FROM unnest($17::uuid[], $18::bigint[], $19::text[]) AS e (room, seq, data) \
-         WHERE e.room IN (SELECT room FROM updated)) \
-     SELECT l.room, l.seq, u.room IS NOT NULL, \
-            CASE WHEN u.room IS NOT NULL THEN pg_notify($1, u.wake_up) END \
+         WHERE e.room IN (SELECT room FROM updated)), \
+     notified AS ( \
+         SELECT count(pg_notify($1, wake_ups)) AS notifies FROM ( \
+             SELECT string_agg(wake_up, ' ') AS wake_ups \
+             FROM (SELECT wake_up, (row_number() OVER () - 1) / 100 AS part FROM updated) AS w \
+             GROUP BY part) AS parts) \
+     SELECT l.room, l.seq, u.room IS NOT NULL, (SELECT notifies FROM notified) \
      FROM locked l LEFT JOIN updated u ON u.room = l.room";
+
+/// Wake-ups per `NOTIFY`, as the two statements that notify write it (`/ 100`): a group sends
+/// one notification for up to this many rooms, their wake-ups separated by spaces. Each is at most 56 bytes (a UUID, `:`, a seq), so a
+/// notification stays under PostgreSQL's 8,000-byte payload limit. Every `NOTIFY` is queued
+/// while the committing transaction holds the database-wide notification lock: one per group
+/// keeps that lock short.
+const WAKE_UPS_PER_NOTIFY: usize = 100;
+
+/// The wake-ups of a group's rooms ($2), as few notifications as [`WAKE_UPS_PER_NOTIFY`] allows.
+const NOTIFY_GROUP: &str = "SELECT pg_notify($1, string_agg(wake_up, ' ')) \
+     FROM (SELECT wake_up, (ordinality - 1) / 100 AS part \
+           FROM unnest($2::text[]) WITH ORDINALITY AS w (wake_up, ordinality)) AS w \
+     GROUP BY part";
 
 /// The wake-up of the servers for `summary`'s room: the room and its new seq.
 fn wake_up(summary: &RoomSummary) -> String {
@@ -575,10 +593,7 @@ async fn write_accepted(tx: &Transaction<'_>, channel: &str, accepted: &[&Append
         .map_err(refused)?;
     let insert_outbox = tx.prepare_cached(INSERT_OUTBOX).await.map_err(refused)?;
     // The wake-ups are delivered when the transaction commits, and only if it does.
-    let notify = tx
-        .prepare_cached("SELECT pg_notify($1, wake_up) FROM unnest($2::text[]) AS wake_up")
-        .await
-        .map_err(refused)?;
+    let notify = tx.prepare_cached(NOTIFY_GROUP).await.map_err(refused)?;
 
     let skip = || async { Ok::<u64, tokio_postgres::Error>(0) };
     // Sent together: one round trip. A refused statement fails the group before the commit.
@@ -821,4 +836,21 @@ pub(crate) async fn hit(
     Ok(Hit::Counted {
         count: u32::try_from(in_window + 1).unwrap_or(u32::MAX),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notification_of_a_group_fits_the_payload_limit() {
+        let longest = format!("{}:{}", RoomId::from_u128(u128::MAX), i64::MAX);
+        assert!(WAKE_UPS_PER_NOTIFY * (longest.len() + 1) < 8_000);
+        let split = format!("/ {WAKE_UPS_PER_NOTIFY} AS part");
+        assert!(WRITE_PLAIN.contains(&split), "the plain statement splits as documented");
+        assert!(
+            NOTIFY_GROUP.contains(&split),
+            "the group statement splits as documented"
+        );
+    }
 }

@@ -153,16 +153,26 @@ async fn plain_appends_written_together_are_each_checked_and_only_the_written_ro
     assert!(matches!(results[15], Err(Error::Conflict { .. })), "{:?}", results[15]);
     assert_eq!(store.room_summary(ghost.room).await.unwrap(), None);
     assert!(stored_seqs(&store, ghost.room).await.is_empty());
-    // One wake-up per room written, and no other: a marker sent after them comes next.
+    // One wake-up per room written, and no other, in one notification per group (the appends
+    // were sent together: a group or two): a marker sent after them comes next.
     let mut received = BTreeSet::new();
+    let mut notifications = 0;
     while received.len() < woken.len() {
-        let wake_up = tokio::time::timeout(Duration::from_secs(10), wake_ups.recv())
+        let payload = tokio::time::timeout(Duration::from_secs(10), wake_ups.recv())
             .await
             .expect("the wake-ups of the rooms written")
             .unwrap();
-        received.insert(wake_up);
+        notifications += 1;
+        for wake_up in payload.split(' ') {
+            assert!(received.insert(wake_up.to_owned()), "{wake_up} twice");
+        }
     }
     assert_eq!(received, woken);
+    assert!(
+        notifications < woken.len(),
+        "{notifications} notifications for {} rooms",
+        woken.len()
+    );
     listener
         .execute("SELECT pg_notify($1, 'marker')", &[&schema.config().channel()])
         .await
