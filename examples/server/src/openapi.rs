@@ -4,7 +4,9 @@
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
+use utoipa::openapi::{
+    ContentBuilder, KnownFormat, ObjectBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Schema, SchemaFormat, Type,
+};
 
 use crate::AppState;
 use crate::auth::{AGENT_COOKIE, AS_CUSTOMER_HEADER, CUSTOMER_COOKIE};
@@ -88,7 +90,18 @@ fn limits(openapi: &mut OpenApi, state: &AppState) {
         let Some(body) = operation.request_body.as_mut() else {
             continue;
         };
-        let upload = body.content.contains_key("application/octet-stream");
+        let upload = match body.content.get_mut("application/octet-stream") {
+            Some(content) => {
+                // The bytes themselves (utoipa says an array of integers for `Vec<u8>`), so that
+                // a generated client sends a file, not a JSON array.
+                let binary = ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)));
+                content.schema = Some(binary.into());
+                true
+            }
+            None => false,
+        };
         let mut description = if upload {
             format!("The file's bytes: at most {upload_limit} bytes.")
         } else {
