@@ -286,7 +286,7 @@ async fn write_plain(
 /// same on every server, so that groups never deadlock) and reads their seqs as they are now,
 /// after any concurrent commit; `updated` moves forward the rooms whose seq is the expected one;
 /// `inserted` writes the events of those rooms only; `notified` sends the wake-ups of the rooms
-/// written (see [`WAKE_UPS_PER_NOTIFY`]), delivered when the statement commits, and only if it
+/// written (as [`NOTIFY_GROUP`] does), delivered when the statement commits, and only if it
 /// does; the final `SELECT` answers for every locked room. A room missing from the answer does
 /// not exist.
 const WRITE_PLAIN: &str = "WITH input AS ( \
@@ -316,14 +316,11 @@ const WRITE_PLAIN: &str = "WITH input AS ( \
      SELECT l.room, l.seq, u.room IS NOT NULL, (SELECT notifies FROM notified) \
      FROM locked l LEFT JOIN updated u ON u.room = l.room";
 
-/// Wake-ups per `NOTIFY`, as the two statements that notify write it (`/ 100`): a group sends
-/// one notification for up to this many rooms, their wake-ups separated by spaces. Each is at most 56 bytes (a UUID, `:`, a seq), so a
-/// notification stays under PostgreSQL's 8,000-byte payload limit. Every `NOTIFY` is queued
-/// while the committing transaction holds the database-wide notification lock: one per group
-/// keeps that lock short.
-const WAKE_UPS_PER_NOTIFY: usize = 100;
 
-/// The wake-ups of a group's rooms ($2), as few notifications as [`WAKE_UPS_PER_NOTIFY`] allows.
+/// The wake-ups of a group's rooms ($2): one notification per 100 rooms, their wake-ups
+/// separated by spaces. Each is at most 56 bytes (a UUID, `:`, a seq), so a notification stays
+/// under PostgreSQL's 8,000-byte payload limit. Notifications are queued while the committing
+/// transaction holds the database-wide notification lock: one per group keeps that lock short.
 const NOTIFY_GROUP: &str = "SELECT pg_notify($1, string_agg(wake_up, ' ')) \
      FROM (SELECT wake_up, (ordinality - 1) / 100 AS part \
            FROM unnest($2::text[]) WITH ORDINALITY AS w (wake_up, ordinality)) AS w \
@@ -841,6 +838,9 @@ pub(crate) async fn hit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Wake-ups per notification, as both statements that notify write it.
+    const WAKE_UPS_PER_NOTIFY: usize = 100;
 
     #[test]
     fn a_notification_of_a_group_fits_the_payload_limit() {
