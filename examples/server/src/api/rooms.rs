@@ -237,11 +237,15 @@ pub struct LiveQuery {
 /// The header a reconnecting `EventSource` sends: the `id` of the last event it received.
 pub const LAST_EVENT_ID: &str = "Last-Event-ID";
 
-/// The sequence number a live stream resumes after, and the part of the request that said so:
-/// the `Last-Event-ID` header when present (refused unless a sequence number), else the `after`
-/// query parameter (refused when negative), else 0 (from the start). Public for the fuzz
-/// targets.
-pub fn resume_after(headers: &HeaderMap, after: Option<i64>) -> ApiResult<(Seq, &'static str)> {
+/// The sequence number a live stream resumes after: the `Last-Event-ID` header when present
+/// (refused unless a sequence number), else the `after` query parameter (refused when
+/// negative), else 0 (from the start). Public for the fuzz targets.
+pub fn resume_after(headers: &HeaderMap, after: Option<i64>) -> ApiResult<Seq> {
+    resume_point(headers, after).map(|(seq, _)| seq)
+}
+
+/// [`resume_after`], and the part of the request that said it.
+fn resume_point(headers: &HeaderMap, after: Option<i64>) -> ApiResult<(Seq, &'static str)> {
     // An empty id is no resume point: a browser sends none once a stream set it empty.
     match headers.get(LAST_EVENT_ID).filter(|v| !v.is_empty()) {
         // A malformed resume point is refused: replaying the room from its start instead would
@@ -277,7 +281,7 @@ pub async fn live(
     LiveCaller(actor): LiveCaller,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let room = room_id(&room)?;
-    let (resume, field) = resume_after(&headers, query.after)?;
+    let (resume, field) = resume_point(&headers, query.after)?;
     // Events only ever come after the room's last one: resuming beyond it would wait forever.
     let last = state.rooms.room(&actor, room).await?.seq();
     if resume > last {
