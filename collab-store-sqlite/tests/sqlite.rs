@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use collab_core::testing::room_store::{T0, create, fresh_tenant, post};
+use collab_core::testing::room_store::{self, T0, create, fresh_tenant, post};
 use collab_core::*;
 use collab_store_sqlite::{SqliteConfig, SqliteRoomStore};
 
@@ -272,32 +272,14 @@ async fn a_database_from_before_email_match_keys_finds_addresses_in_any_case() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
     let store = open(&path).await;
-    let tenant = fresh_tenant();
-    let (state, append) = create(&tenant, "agent", T0);
-    store.append(append).await.unwrap();
-    let (state, append) =
-        collab_core::testing::room_store::invite(&state, "Grace", "Hopper", "Grace.Hopper@example.com", None, T0);
-    store.append(append).await.unwrap();
+    let (tenant, state) = room_store::room_invited_by_email(&store).await;
     drop(store);
-    // As version 2 wrote it: the address as given, before migration 3.
+    // As version 2 wrote it: the address as typed, before migration 3.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("UPDATE rooms SET email = 'Grace.Hopper@example.com'", [])
+    conn.execute("UPDATE rooms SET email = ?1", [room_store::TYPED_EMAIL])
         .unwrap();
     conn.pragma_update(None, "user_version", 2).unwrap();
     drop(conn);
-
     let store = open(&path).await;
-    let query = store::RoomQuery {
-        email: Some(EmailAddress::parse("GRACE.HOPPER@EXAMPLE.COM").unwrap()),
-        ..store::RoomQuery::default()
-    };
-    let page = store.list_rooms(&tenant, &query).await.unwrap();
-    assert_eq!(page.rooms.len(), 1);
-    assert_eq!(page.rooms[0].room, state.room());
-    let shown = page.rooms[0].customer.as_ref().and_then(|c| c.email.as_ref());
-    assert_eq!(
-        shown.map(EmailAddress::as_str),
-        Some("Grace.Hopper@example.com"),
-        "shown as given"
-    );
+    room_store::assert_found_by_email_in_any_case(&store, &tenant, state.room()).await;
 }

@@ -487,6 +487,42 @@ pub async fn list_rooms_filters(store: &dyn RoomStore) {
     assert_eq!(shown.map(EmailAddress::as_str), Some("Ada.Lovelace@example.org"));
 }
 
+/// The address [`room_invited_by_email`] invites, as typed.
+pub const TYPED_EMAIL: &str = "Grace.Hopper@example.com";
+
+/// A room of a fresh tenant whose customer is invited at [`TYPED_EMAIL`]: for the SQL stores'
+/// migration tests, which then rewrite the row as an older version would have.
+pub async fn room_invited_by_email(store: &dyn RoomStore) -> (TenantId, RoomState) {
+    let tenant = fresh_tenant();
+    let room = stored(store, create(&tenant, "agent", T0)).await;
+    let room = stored(store, invite(&room, "Grace", "Hopper", TYPED_EMAIL, None, T0)).await;
+    (tenant, room)
+}
+
+/// Asserts that a search for [`TYPED_EMAIL`] in capitals lists exactly `room`, showing the
+/// address as typed.
+pub async fn assert_found_by_email_in_any_case(store: &dyn RoomStore, tenant: &TenantId, room: RoomId) {
+    let query = RoomQuery {
+        email: Some(EmailAddress::parse(&TYPED_EMAIL.to_uppercase()).expect("valid")),
+        ..RoomQuery::default()
+    };
+    let page = store.list_rooms(tenant, &query).await.expect("list");
+    let found: Vec<(RoomId, Option<&str>)> = page
+        .rooms
+        .iter()
+        .map(|r| {
+            (
+                r.room,
+                r.customer
+                    .as_ref()
+                    .and_then(|c| c.email.as_ref())
+                    .map(EmailAddress::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(found, [(room, Some(TYPED_EMAIL))]);
+}
+
 /// Limits outside 1 to 500 and blank name prefixes are invalid.
 pub async fn list_rooms_refuses_bad_queries(store: &dyn RoomStore) {
     let tenant = fresh_tenant();
