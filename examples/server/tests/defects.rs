@@ -38,6 +38,24 @@ fn odf(media_type: &str) -> Vec<u8> {
     ])
 }
 
+/// A server, Ada's cookie, a room of hers and its customer's cookie.
+async fn start() -> (Server, String, String, String) {
+    let server = Server::start().await;
+    let agent = server.agent("ada", "secret").await;
+    let (room, customer) = server.room_with_customer(&agent).await;
+    (server, agent, room, customer)
+}
+
+/// Asserts a 409 with `code`.
+fn assert_conflict(reply: &Reply, code: &str) {
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (StatusCode::CONFLICT, code),
+        "{:?}",
+        reply.json()
+    );
+}
+
 fn document_url(uploaded: &Reply) -> String {
     uploaded.json()["document"]["url"].as_str().unwrap().to_owned()
 }
@@ -50,9 +68,7 @@ async fn post(server: &Server, room: &str, cookie: &str, body: serde_json::Value
 
 #[tokio::test]
 async fn office_documents_are_accepted_and_served_as_attachments() {
-    let server = Server::start().await;
-    let agent = server.agent("ada", "secret").await;
-    let (room, customer) = server.room_with_customer(&agent).await;
+    let (server, agent, room, customer) = start().await;
     let files = [
         (
             "report.docx",
@@ -113,9 +129,7 @@ async fn office_documents_are_accepted_and_served_as_attachments() {
 
 #[tokio::test]
 async fn a_closed_room_is_read_only_for_its_customer() {
-    let server = Server::start().await;
-    let agent = server.agent("ada", "secret").await;
-    let (room, customer) = server.room_with_customer(&agent).await;
+    let (server, agent, room, customer) = start().await;
     assert_eq!(
         post(&server, &room, &customer, json!({"text": "before closing"}))
             .await
@@ -144,22 +158,14 @@ async fn a_closed_room_is_read_only_for_its_customer() {
     assert_eq!(download.body, b"a note");
 
     let posted = post(&server, &room, &customer, json!({"text": "after closing"})).await;
-    assert_eq!(
-        (posted.status, posted.code().as_str()),
-        (StatusCode::CONFLICT, "room_closed")
-    );
+    assert_conflict(&posted, "room_closed");
     let upload = server.upload(&room, &customer, "more.txt", b"more".to_vec()).await;
-    assert_eq!(
-        (upload.status, upload.code().as_str()),
-        (StatusCode::CONFLICT, "room_closed")
-    );
+    assert_conflict(&upload, "room_closed");
 }
 
 #[tokio::test]
 async fn a_timed_out_room_is_read_only_for_its_customer() {
-    let server = Server::start().await;
-    let agent = server.agent("ada", "secret").await;
-    let (room, customer) = server.room_with_customer(&agent).await;
+    let (server, _, room, customer) = start().await;
     server.clock.advance(91 * DAY);
     assert_eq!(
         server.call("GET", "/api/me", Some(&customer), None).await.status,
@@ -170,10 +176,7 @@ async fn a_timed_out_room_is_read_only_for_its_customer() {
         .await;
     assert_eq!(events.status, StatusCode::OK);
     let posted = post(&server, &room, &customer, json!({"text": "anyone?"})).await;
-    assert_eq!(
-        (posted.status, posted.code().as_str()),
-        (StatusCode::CONFLICT, "room_timed_out")
-    );
+    assert_conflict(&posted, "room_timed_out");
 }
 
 #[tokio::test]
@@ -220,9 +223,7 @@ async fn email_addresses_match_in_any_case() {
 
 #[tokio::test]
 async fn a_client_key_reused_with_another_text_is_a_conflict() {
-    let server = Server::start().await;
-    let agent = server.agent("ada", "secret").await;
-    let (room, customer) = server.room_with_customer(&agent).await;
+    let (server, _, room, customer) = start().await;
     let first = post(
         &server,
         &room,
@@ -247,17 +248,12 @@ async fn a_client_key_reused_with_another_text_is_a_conflict() {
         json!({"text": "Something else", "client_key": "k-1"}),
     )
     .await;
-    assert_eq!(
-        (other.status, other.code().as_str()),
-        (StatusCode::CONFLICT, "conflict")
-    );
+    assert_conflict(&other, "conflict");
 }
 
 #[tokio::test]
 async fn replaying_a_join_with_one_link_cannot_fill_the_room() {
-    let server = Server::start().await;
-    let agent = server.agent("ada", "secret").await;
-    let (room, customer) = server.room_with_customer(&agent).await;
+    let (server, agent, room, customer) = start().await;
     let token = server.link_token(&agent, &room).await;
     let mut cookies = Vec::new();
     for _ in 0..collab_core::decide::MAX_PARTICIPANTS + 10 {
