@@ -180,7 +180,7 @@ fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
 }
 
 /// The whole application: pages, assets, the API and its OpenAPI document; the optional routes
-/// as [`api`] says.
+/// as [`api()`] says.
 pub fn app(state: AppState) -> Router {
     let (api, openapi) = api(&state);
     let openapi = Arc::new(openapi);
