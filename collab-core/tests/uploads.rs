@@ -81,6 +81,16 @@ fn shared(event: &Event) -> &DocumentMeta {
     }
 }
 
+/// Shares `bytes` as `name`: the document recorded.
+async fn share(world: &World, actor: &Actor, room: RoomId, name: &str, bytes: Vec<u8>) -> DocumentMeta {
+    let event = world
+        .rooms
+        .share_document(actor, room, upload(name, bytes))
+        .await
+        .expect("share");
+    shared(&event).clone()
+}
+
 async fn read(download: rooms::DocumentDownload) -> Bytes {
     let mut out = BytesMut::new();
     let mut stream = download.stream;
@@ -95,12 +105,7 @@ async fn an_image_is_shared_with_its_dimensions_and_opens_inline() {
     let (world, blobs) = world();
     let (room, customer, _) = world.room_with_customer().await;
     let bytes = png(640, 480);
-    let event = world
-        .rooms
-        .share_document(&customer, room, upload("holiday.png", bytes.clone()))
-        .await
-        .expect("share");
-    let meta = shared(&event).clone();
+    let meta = share(&world, &customer, room, "holiday.png", bytes.clone()).await;
     assert_eq!(meta.media_type, "image/png");
     assert_eq!(
         meta.kind,
@@ -132,12 +137,7 @@ async fn a_pdf_carries_its_page_count_and_serves_ranges() {
     let (world, _) = world();
     let (room, customer, _) = world.room_with_customer().await;
     let bytes = pdf_with_pages(3);
-    let event = world
-        .rooms
-        .share_document(&agent(), room, upload("contract.pdf", bytes.clone()))
-        .await
-        .expect("share");
-    let meta = shared(&event).clone();
+    let meta = share(&world, &agent(), room, "contract.pdf", bytes.clone()).await;
     assert_eq!(
         (meta.media_type.as_str(), meta.kind),
         ("application/pdf", DocumentKind::Pdf { pages: 3 })
@@ -156,12 +156,7 @@ async fn a_pdf_carries_its_page_count_and_serves_ranges() {
 async fn other_documents_download_as_attachments() {
     let (world, _) = world();
     let (room, customer, _) = world.room_with_customer().await;
-    let event = world
-        .rooms
-        .share_document(&customer, room, upload("notes\".txt", b"just some notes\n".to_vec()))
-        .await
-        .expect("share");
-    let meta = shared(&event).clone();
+    let meta = share(&world, &customer, room, "notes\".txt", b"just some notes\n".to_vec()).await;
     assert_eq!(
         (meta.media_type.as_str(), meta.kind),
         ("text/plain", DocumentKind::Other)
@@ -347,12 +342,7 @@ async fn an_office_document_longer_than_the_head_is_shared_as_an_attachment() {
         ("word/document.xml", &padding),
     ]);
     assert!(bytes.len() > document::HEAD_LEN);
-    let event = world
-        .rooms
-        .share_document(&customer, room, upload("report.docx", bytes.clone()))
-        .await
-        .expect("share");
-    let meta = shared(&event).clone();
+    let meta = share(&world, &customer, room, "report.docx", bytes.clone()).await;
     assert_eq!(
         meta.media_type,
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
