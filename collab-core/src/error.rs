@@ -50,7 +50,7 @@ pub enum Error {
     /// The room timed out and is read-only for the customer until an agent re-invites (409/423).
     #[error("the room has timed out; an agent must re-invite the customer")]
     RoomTimedOut,
-    /// The room is closed and accepts nothing (409/410).
+    /// The room is closed and accepts no change; its customer can still read it (409/410).
     #[error("the room is closed")]
     RoomClosed,
     /// The content is larger than the configured limit (413). Nothing was kept.
