@@ -316,7 +316,6 @@ const WRITE_PLAIN: &str = "WITH input AS ( \
      SELECT l.room, l.seq, u.room IS NOT NULL, (SELECT notifies FROM notified) \
      FROM locked l LEFT JOIN updated u ON u.room = l.room";
 
-
 /// The wake-ups of a group's rooms ($2): one notification per 100 rooms, their wake-ups
 /// separated by spaces. Each is at most 56 bytes (a UUID, `:`, a seq), so a notification stays
 /// under PostgreSQL's 8,000-byte payload limit. Notifications are queued while the committing
