@@ -74,9 +74,10 @@ impl Agents {
     /// Checks a password and opens a session; the token goes into the agent's cookie. The agent
     /// is named by id alone or as `tenant/id`, as `--agents` lists it (the tenant must be theirs).
     pub fn sign_in(&self, agent: &str, password: &str) -> Result<(AgentId, Token), ApiError> {
+        // An id that holds a `/` itself (agents built in code may have one) is still its own.
         let (tenant, agent) = match agent.split_once('/') {
-            Some((tenant, agent)) => (Some(tenant), agent),
-            None => (None, agent),
+            Some((tenant, id)) if !self.accounts.contains_key(agent) => (Some(tenant), id),
+            _ => (None, agent),
         };
         let account = self
             .accounts
@@ -240,6 +241,35 @@ impl FromRequestParts<AppState> for LiveCaller {
 #[allow(clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_agent_signs_in_by_id_or_as_tenant_slash_id() {
+        let tenant = TenantId::new("example").expect("a tenant");
+        let passwords = HashMap::from([
+            ("ada".to_owned(), "secret".to_owned()),
+            ("team/bob".to_owned(), "hunter2".to_owned()),
+        ]);
+        let agents = Agents::new(tenant, passwords);
+        let known = [
+            ("ada", "secret"),
+            ("example/ada", "secret"),
+            ("team/bob", "hunter2"),
+            ("example/team/bob", "hunter2"),
+        ];
+        for (agent, password) in known {
+            assert!(agents.sign_in(agent, password).is_ok(), "{agent}");
+        }
+        for (agent, password) in [
+            ("other/ada", "secret"),
+            ("other/team/bob", "hunter2"),
+            ("/ada", "secret"),
+        ] {
+            assert!(
+                matches!(agents.sign_in(agent, password), Err(ApiError::Unauthenticated)),
+                "{agent}"
+            );
+        }
+    }
 
     #[test]
     fn only_the_exact_password_signs_in() {
