@@ -407,11 +407,12 @@ async fn wait_js(
 }
 
 /// The PDF viewer's page `arguments[0]` once drawn: its dark pixels, and whether it is in view.
-const PAGE_PIXELS: &str = r#"
+const PAGE_PIXELS: &str = r##"
 const box = document.querySelector(`#pdf-scroll .pdf-page[data-page="${arguments[0]}"]`);
 if (!box || !box.classList.contains("drawn")) {
   const message = document.getElementById("pdf-message");
-  return { waiting: message ? message.textContent : "no viewer" };
+  const states = [...document.querySelectorAll("#pdf-scroll .pdf-page[data-state]")].map((e) => `${e.dataset.page}:${e.dataset.state}`);
+  return { waiting: message ? message.textContent : "no viewer", states: states.join(" ") };
 }
 const canvas = box.querySelector("canvas");
 const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
@@ -420,7 +421,7 @@ for (let i = 0; i < data.length; i += 4) if (data[i] + data[i + 1] + data[i + 2]
 const view = document.getElementById("pdf-scroll").getBoundingClientRect();
 const page = box.getBoundingClientRect();
 return { dark, visible: page.top < view.bottom - 20 && page.bottom > view.top + 20 };
-"#;
+"##;
 
 #[derive(Debug)]
 struct DrawnPage {
@@ -759,7 +760,8 @@ async fn the_pdf_viewer_on_a_phone_and_on_the_console() {
             "the page counter to follow the scrolling",
             "return Number(document.getElementById('pdf-page').value)",
             vec![],
-            |v| v.as_u64().unwrap_or(0) >= 30 * step - 30,
+            // Past the previous step's page: the counter read after this scroll, not before.
+            |v| v.as_u64().unwrap_or(0) >= 30 * step - 5,
         )
         .await;
         wait_drawn(&customer, page.as_u64().unwrap() as u32).await;
