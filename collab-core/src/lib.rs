@@ -50,7 +50,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `testing` | [`testing`]: the conformance kit for store adapters and fault-injecting wrappers (not a stable API) |
+//! | `testing` | the `testing` module: the conformance kit for store adapters and fault-injecting wrappers (not a stable API) |
 
 pub mod blob;
 mod content;

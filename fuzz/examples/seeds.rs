@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::Path;
 
-use collab_core::testing::files::{adler32, gif, jpeg, pdf, pdf_with_pages, png, stream, webp, zip_entry};
+use collab_core::testing::files::{adler32, gif, jpeg, pdf, pdf_with_pages, png, stream, webp, zip, zip_entry};
 use collab_fuzz::join;
 use collab_notify::SecretString;
 use collab_notify::twilio::{TwilioWebhook, parse_form};
@@ -144,8 +144,22 @@ fn documents() -> Vec<(&'static str, Vec<u8>)> {
         ("webp", webp(64, 48)),
         ("bmp", bmp()),
         ("pdf", pdf_with_pages(1)),
-        ("docx", zip_entry("word/document.xml", b"<w:document/>")),
-        ("odt", zip_entry("mimetype", b"application/vnd.oasis.opendocument.text")),
+        // Office and OpenDocument files are told apart by their ZIP central directory.
+        (
+            "docx",
+            zip(&[
+                ("[Content_Types].xml", b"<Types/>"),
+                ("word/document.xml", b"<w:document/>"),
+            ]),
+        ),
+        (
+            "odt",
+            zip(&[
+                ("mimetype", b"application/vnd.oasis.opendocument.text"),
+                ("content.xml", b"<c/>"),
+            ]),
+        ),
+        ("zip", zip_entry("notes.txt", b"a plain archive")),
         ("doc", ole_word()),
         ("text", b"Meeting notes\nline two\n".to_vec()),
         ("html", b"<!DOCTYPE html><html><script>alert(1)</script>".to_vec()),
