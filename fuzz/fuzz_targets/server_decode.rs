@@ -226,15 +226,24 @@ fn check_cookies(value: &[u8]) {
     }
 }
 
-/// `Last-Event-ID` wins when it is a number; else `after`; else the start.
+/// `Last-Event-ID` wins when it is a number, and a value that is not one is refused (never a
+/// replay from the start); without one (or an empty one), `after`; else the start.
 fn check_resume(value: &[u8], after: Option<i64>) {
-    let headers = header_map(header::HeaderName::from_static("last-event-id"), value).unwrap_or_default();
-    let resume = resume_after(&headers, after).ok().map(Seq::get);
-    // Fewer than 20 digits always fit a u64.
-    if !value.is_empty() && value.len() < 20 && value.iter().all(u8::is_ascii_digit) {
-        let number = value.iter().fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
-        assert_eq!(resume, Some(number), "Last-Event-ID {number} was not used");
-    } else if !value.iter().any(u8::is_ascii_digit) {
+    let headers = header_map(header::HeaderName::from_static("last-event-id"), value);
+    let sent = headers.is_some() && !value.is_empty();
+    let resume = resume_after(&headers.unwrap_or_default(), after).ok().map(Seq::get);
+    if sent {
+        // The header as text: visible ASCII, spaces and tabs only (as `HeaderValue::to_str`).
+        let text = value
+            .iter()
+            .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+            .then(|| String::from_utf8_lossy(value));
+        let number = text.and_then(|v| v.trim().parse::<u64>().ok());
+        match number {
+            Some(number) => assert_eq!(resume, Some(number), "Last-Event-ID {number} was not used"),
+            None => assert_eq!(resume, None, "a Last-Event-ID that is no number was not refused"),
+        }
+    } else {
         let expected = u64::try_from(after.unwrap_or(0)).ok();
         assert_eq!(
             resume, expected,
