@@ -904,6 +904,23 @@ async fn the_pages_by_keyboard_at_every_width_with_no_axe_violation() {
     .await;
     assert_eq!(pressed, json!(["channel-email"]));
     axe(&agent, "the invite dialog").await;
+    // Tab and Shift+Tab go round the dialog's controls, never behind it.
+    for key in ["\u{E004}", "\u{E008}\u{E004}"] {
+        for _ in 0..12 {
+            press(&agent, key).await;
+            let inside = js(
+                &agent,
+                "return document.getElementById('invite-frame').contains(document.activeElement)",
+            )
+            .await;
+            assert_eq!(
+                inside,
+                json!(true),
+                "the focus left the invite dialog: {}",
+                focused_id(&agent).await
+            );
+        }
+    }
     escape_closes(&agent, "#invite-frame", "#invite-button").await;
     click(&agent, "#share-button").await;
     wait_visible(&agent, "#choose-file").await;
