@@ -95,8 +95,16 @@ function showLightbox(url, name) {
   openDialog(document.getElementById("lightbox"), document.getElementById("lightbox-close"));
 }
 
+// The enlarged picture, over the page: the same dialog on both pages.
 function setupLightbox() {
-  const box = document.getElementById("lightbox");
+  const box = el("div", { id: "lightbox", class: "modal hidden", role: "dialog", "aria-modal": "true",
+    "aria-labelledby": "lightbox-name" },
+  el("div", { class: "lightbox-panel" },
+    el("div", { class: "toolbar" },
+      el("h2", { id: "lightbox-name", class: "pdf-name" }),
+      el("button", { id: "lightbox-close", type: "button" }, "Close")),
+    el("img", { id: "lightbox-image", alt: "" })));
+  document.body.append(box);
   // A click beside the picture closes it too, as people expect of a popup.
   box.addEventListener("click", (e) => { if (e.target === box) closeDialog(box); });
   document.getElementById("lightbox-close").addEventListener("click", () => closeDialog(box));

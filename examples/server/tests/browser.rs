@@ -504,6 +504,26 @@ async fn escape_closes(client: &Client, css: &str, opener: &str) {
     );
 }
 
+/// Nothing of the PDF viewer's toolbar is cut off, down to "of N" and Done.
+async fn pdf_toolbar_fits(client: &Client) {
+    let clipped = js(
+        client,
+        "return ['pdf-count', 'pdf-go', 'pdf-zoom-in', 'pdf-done'].filter((id) => {
+           const r = document.getElementById(id).getBoundingClientRect();
+           return r.right > window.innerWidth || r.left < 0 || r.width === 0; })",
+    )
+    .await;
+    assert_eq!(clipped, json!([]), "the PDF toolbar clips these");
+}
+
+/// The first thumbnail enlarges by keyboard; axe-core on the lightbox; Escape closes it.
+async fn lightbox_by_keyboard(client: &Client, what: &str) {
+    enter_on(client, "#content .thumb-button").await;
+    wait_visible(client, "#lightbox-close").await;
+    axe(client, what).await;
+    escape_closes(client, "#lightbox", "#content .thumb-button").await;
+}
+
 /// Saves a screenshot under docs/, for the README and for looking at.
 async fn doc_shot(client: &Client, name: &str) {
     let png = client.screenshot().await.unwrap();
@@ -639,15 +659,7 @@ async fn read_contract(client: &Client, shot_name: &str) {
     )
     .await;
     doc_shot(client, shot_name).await;
-    // Nothing of the toolbar is cut off, down to "of 12" and Done.
-    let clipped = js(
-        client,
-        "return ['pdf-count', 'pdf-go', 'pdf-zoom-in', 'pdf-done'].filter((id) => {
-           const r = document.getElementById(id).getBoundingClientRect();
-           return r.right > window.innerWidth || r.left < 0 || r.width === 0; })",
-    )
-    .await;
-    assert_eq!(clipped, json!([]), "the toolbar clips these");
+    pdf_toolbar_fits(client).await;
     assert_eq!(
         js(client, "return document.getElementById('pdf-count').textContent").await,
         "of 12"
@@ -836,10 +848,7 @@ async fn the_pages_by_keyboard_at_every_width_with_no_axe_violation() {
     doc_shot(&customer, "customer-390.png").await;
 
     // By keyboard: the photo enlarges, the PDF opens; Escape closes each and gives the focus back.
-    enter_on(&customer, "#content .thumb-button").await;
-    wait_visible(&customer, "#lightbox-close").await;
-    axe(&customer, "the customer's lightbox").await;
-    escape_closes(&customer, "#lightbox", "#content .thumb-button").await;
+    lightbox_by_keyboard(&customer, "the customer's lightbox").await;
     enter_on(&customer, "#content .pdf-link").await;
     wait_drawn(&customer, 1).await;
     axe(&customer, "the customer's PDF viewer").await;
@@ -858,14 +867,7 @@ async fn the_pages_by_keyboard_at_every_width_with_no_axe_violation() {
     enter_on(&small, "#content .pdf-link").await;
     wait_drawn(&small, 1).await;
     shot(&small, "customer-320-pdf").await;
-    let clipped = js(
-        &small,
-        "return ['pdf-count', 'pdf-go', 'pdf-zoom-in', 'pdf-done'].filter((id) => {
-           const r = document.getElementById(id).getBoundingClientRect();
-           return r.right > window.innerWidth || r.left < 0 || r.width === 0; })",
-    )
-    .await;
-    assert_eq!(clipped, json!([]), "the PDF toolbar clips these at 320 px");
+    pdf_toolbar_fits(&small).await;
 
     // The agent at 1366 px: the sign-in page, then a room opened by keyboard.
     let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1366, 900).await;
@@ -890,9 +892,7 @@ async fn the_pages_by_keyboard_at_every_width_with_no_axe_violation() {
     assert_eq!(joined, json!(1), "the join notices are not folded");
     axe(&agent, "the console with a room").await;
     doc_shot(&agent, "agent-console.png").await;
-    enter_on(&agent, "#content .thumb-button").await;
-    wait_visible(&agent, "#lightbox-close").await;
-    escape_closes(&agent, "#lightbox", "#content .thumb-button").await;
+    lightbox_by_keyboard(&agent, "the console's lightbox").await;
 
     // Each dialog: axe with it open, Escape, the focus back on its button.
     click(&agent, "#invite-button").await;
