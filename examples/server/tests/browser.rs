@@ -483,13 +483,7 @@ async fn focused_id(client: &Client) -> String {
 /// Escape closes the open dialog `css`, and the focus goes back to `opener`.
 async fn escape_closes(client: &Client, css: &str, opener: &str) {
     press(client, ESCAPE).await;
-    let shown = client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .is_displayed()
-        .await
-        .unwrap();
+    let shown = is_shown(client, css).await;
     assert!(!shown, "Escape left {css} open");
     let back = js(
         client,
@@ -522,6 +516,17 @@ async fn lightbox_by_keyboard(client: &Client, what: &str) {
     wait_visible(client, "#lightbox-close").await;
     axe(client, what).await;
     escape_closes(client, "#lightbox", "#content .thumb-button").await;
+}
+
+/// Whether the element matching `css` is displayed.
+async fn is_shown(client: &Client, css: &str) -> bool {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap()
 }
 
 /// Saves a screenshot under docs/, for the README and for looking at.
@@ -682,13 +687,7 @@ async fn read_contract(client: &Client, shot_name: &str) {
     );
 
     click(client, "#pdf-done").await;
-    let shown = client
-        .find(Locator::Css("#pdf-viewer"))
-        .await
-        .unwrap()
-        .is_displayed()
-        .await
-        .unwrap();
+    let shown = is_shown(client, "#pdf-viewer").await;
     assert!(!shown, "Done left the viewer open");
     let after = js(client, "return document.getElementById('content').scrollTop").await;
     assert_eq!(before, after, "Done did not return to the same place in the room");
@@ -952,13 +951,7 @@ async fn the_pages_by_keyboard_at_every_width_with_no_axe_violation() {
     // Below 700 px the room list folds behind a button, New room included.
     agent.set_window_size(600, 800).await.unwrap();
     wait_visible(&agent, "#rooms-toggle").await;
-    let hidden = !agent
-        .find(Locator::Css("#new-room"))
-        .await
-        .unwrap()
-        .is_displayed()
-        .await
-        .unwrap();
+    let hidden = !is_shown(&agent, "#new-room").await;
     assert!(hidden, "the room list covers a narrow console");
     click(&agent, "#rooms-toggle").await;
     wait_visible(&agent, "#new-room").await;
