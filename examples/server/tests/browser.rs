@@ -162,6 +162,11 @@ struct Rig {
 }
 
 fn rig() -> Option<Rig> {
+    rig_with(|_| {})
+}
+
+/// As [`rig`], with `configure` adding to the server's command.
+fn rig_with(configure: impl FnOnce(&mut Command)) -> Option<Rig> {
     if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
         let message = "BROWSER TEST SKIPPED: /usr/bin/chromium or /usr/bin/chromedriver is missing \
                        (apt-get install chromium chromium-driver)";
@@ -175,6 +180,7 @@ fn rig() -> Option<Rig> {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(|command| {
         command.arg("--data").arg(dir.path().join("data"));
+        configure(command);
     });
     let port = free_port();
     let driver = KillOnDrop(
@@ -792,6 +798,9 @@ const IN_CONTENT: &str = "const e = document.querySelector(arguments[0]); if (!e
   const r = e.getBoundingClientRect(); const v = document.getElementById('content').getBoundingClientRect();
   return { top: r.top - v.top, bottom: v.bottom - r.bottom, height: r.height };";
 
+const PICTURE_LOADED: &str =
+    "const img = document.querySelector('#content img.thumb'); return !!img && img.complete && img.naturalWidth > 0";
+
 /// No sideways scrolling, and the Send button whole on the screen.
 async fn fits_the_width(client: &Client, width: u32) {
     let overflow = js(
@@ -844,6 +853,7 @@ async fn the_pages_by_keyboard_at_every_width_with_no_axe_violation() {
     wait_text(&customer, "#content .doc-name", |t| t == "damage.png").await;
     fits_the_width(&customer, 390).await;
     axe(&customer, "the customer page at 390 px").await;
+    wait_js(&customer, "the photo loaded", PICTURE_LOADED, vec![], |v| v == true).await;
     doc_shot(&customer, "customer-390.png").await;
 
     // By keyboard: the photo enlarges, the PDF opens; Escape closes each and gives the focus back.
@@ -890,6 +900,7 @@ async fn the_pages_by_keyboard_at_every_width_with_no_axe_violation() {
     .await;
     assert_eq!(joined, json!(1), "the join notices are not folded");
     axe(&agent, "the console with a room").await;
+    wait_js(&agent, "the photo loaded", PICTURE_LOADED, vec![], |v| v == true).await;
     doc_shot(&agent, "agent-console.png").await;
     lightbox_by_keyboard(&agent, "the console's lightbox").await;
 
@@ -961,4 +972,37 @@ async fn the_pages_by_keyboard_at_every_width_with_no_axe_violation() {
     for client in [agent, customer, small] {
         client.close().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dev_inbox_button_shows_only_in_dev_mode() {
+    // Email over SMTP: no development notifier, so no Dev inbox (nothing is sent here).
+    let Some(rig) = rig_with(|command| {
+        command
+            .env("COLLAB_SMTP_HOST", "127.0.0.1")
+            .env("COLLAB_EMAIL_FROM", "collab@example.com");
+    }) else {
+        return;
+    };
+    let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1366, 900).await;
+    agent.goto(&format!("{}/", rig.server.base)).await.unwrap();
+    wait_visible(&agent, "#signin").await;
+    type_into(&agent, "#agent", "agent@example.com").await;
+    type_into(&agent, "#password", "dev").await;
+    click(&agent, "#signin-button").await;
+    wait_visible(&agent, "#new-room").await;
+    // Once the console has asked whether the inbox is there, and heard no, the button stays hidden.
+    wait_js(
+        &agent,
+        "the console's question about the inbox",
+        "return performance.getEntriesByType('resource').some((e) => e.name.endsWith('/api/dev/inbox') && e.responseEnd > 0)",
+        vec![],
+        |v| v == true,
+    )
+    .await;
+    assert!(
+        !is_shown(&agent, "#inbox-button").await,
+        "a Dev inbox button without a Dev inbox"
+    );
+    agent.close().await.unwrap();
 }
