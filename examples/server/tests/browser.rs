@@ -636,6 +636,39 @@ fn heavy_pdf(pages: usize, bulk: usize) -> Vec<u8> {
     pdf(&objects)
 }
 
+/// A whole RGB PNG of `width` × `height` pixels that shows something: a sky over a field, with
+/// a sun (the test files' `png` is black, and only a header for large sizes).
+fn picture(width: u32, height: u32) -> Vec<u8> {
+    use collab_core::testing::files::png_chunk;
+    let mut raw = Vec::with_capacity(((3 * width + 1) * height) as usize);
+    for y in 0..height {
+        raw.push(0); // no filter
+        for x in 0..width {
+            let (dx, dy) = (
+                i64::from(x) - i64::from(width) * 3 / 4,
+                i64::from(y) - i64::from(height) / 4,
+            );
+            let pixel = if dx * dx + dy * dy < i64::from(height / 8).pow(2) {
+                [250, 200, 40]
+            } else if y < height * 3 / 5 {
+                [90, (140 + 80 * y / height) as u8, 230]
+            } else {
+                [60, (150 - 60 * (y - height * 3 / 5) / height) as u8, 50]
+            };
+            raw.extend_from_slice(&pixel);
+        }
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    png_chunk(&mut out, b"IDAT", &miniz_oxide::deflate::compress_to_vec_zlib(&raw, 6));
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
 /// Clicks the document link in the content area whose text starts with `name`.
 async fn open_document(client: &Client, name: &str) {
     for link in client.find_all(Locator::Css("#content .pdf-link")).await.unwrap() {
@@ -834,7 +867,7 @@ async fn the_pages_by_keyboard_at_every_width_with_no_axe_violation() {
     let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
     customer.goto(&link).await.unwrap();
     wait_text(&customer, "#content", |t| t.contains("contract.pdf")).await;
-    api_upload(&rig.server, &agent_cookie, &room, "damage.png", png(800, 600)).await;
+    api_upload(&rig.server, &agent_cookie, &room, "damage.png", picture(800, 600)).await;
     // The box is checked as soon as the item is there, loaded or not: its height comes from
     // the dimensions the API reported, and the scroll to the bottom shows all of it.
     let photo = wait_js(
