@@ -1,9 +1,12 @@
 //! The agent console and the customer page in real headless Chromium (Debian's `chromium` and
 //! `chromium-driver`), driven through WebDriver: every step of the product, with a screenshot
-//! of each under `target/screenshots/`.
+//! of each under `target/screenshots/`; the PDF viewer on a phone (mobile emulation: 390×844,
+//! touch, a mobile user agent) and on the console; keyboard use, dialogs and widths down to
+//! 320 px with axe-core (`tests/vendor/`, from `vendor.sh`) finding nothing. The screenshots the
+//! README shows are written to `docs/`.
 //!
-//! Without Chromium the test says so loudly and passes; under `CI=true` it fails instead, since
-//! `.ci/run` installs Chromium.
+//! Without Chromium each test says so loudly on stderr and passes; under `CI=true` it fails
+//! instead, since `.ci/run` installs Chromium.
 
 // Tests fail by panicking.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -218,10 +221,7 @@ async fn the_product_end_to_end_in_chromium() {
 
     // 1. The agent signs in and creates a room: "Collaboration Room".
     agent.goto(&format!("{base}/")).await.unwrap();
-    wait_visible(&agent, "#signin").await;
-    type_into(&agent, "#agent", "agent@example.com").await;
-    type_into(&agent, "#password", "dev").await;
-    click(&agent, "#signin-button").await;
+    sign_in(&agent).await;
     wait_visible(&agent, "#new-room").await;
     click(&agent, "#new-room").await;
     wait_text(&agent, "#room-name", |t| t == "Collaboration Room").await;
@@ -524,6 +524,14 @@ async fn lightbox_by_keyboard(client: &Client, what: &str) {
     escape_closes(client, "#lightbox", "#content .thumb-button").await;
 }
 
+/// The development agent signs in on the console's sign-in page.
+async fn sign_in(client: &Client) {
+    wait_visible(client, "#signin").await;
+    type_into(client, "#agent", "agent@example.com").await;
+    type_into(client, "#password", "dev").await;
+    click(client, "#signin-button").await;
+}
+
 /// Whether the element matching `css` is displayed.
 async fn is_shown(client: &Client, css: &str) -> bool {
     client
@@ -747,10 +755,7 @@ async fn the_pdf_viewer_on_a_phone_and_on_the_console() {
     // The agent, at desktop size: the first PDF opened loads PDF.js, timed for BENCHMARKS.md.
     let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1366, 900).await;
     agent.goto(&format!("{base}/#room={room}")).await.unwrap();
-    wait_visible(&agent, "#signin").await;
-    type_into(&agent, "#agent", "agent@example.com").await;
-    type_into(&agent, "#password", "dev").await;
-    click(&agent, "#signin-button").await;
+    sign_in(&agent).await;
     wait_text(&agent, "#content", |t| t.contains("heavy.pdf")).await;
     let elapsed = agent
         .execute_async(
@@ -916,9 +921,7 @@ async fn the_pages_by_keyboard_at_every_width_with_no_axe_violation() {
     agent.goto(&format!("{base}/")).await.unwrap();
     wait_visible(&agent, "#signin").await;
     axe(&agent, "the sign-in page").await;
-    type_into(&agent, "#agent", "agent@example.com").await;
-    type_into(&agent, "#password", "dev").await;
-    click(&agent, "#signin-button").await;
+    sign_in(&agent).await;
     let room_button = format!(".room-button[data-room=\"{room}\"]");
     wait_visible(&agent, &room_button).await;
     enter_on(&agent, &room_button).await;
@@ -1019,10 +1022,7 @@ async fn the_dev_inbox_button_shows_only_in_dev_mode() {
     };
     let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1366, 900).await;
     agent.goto(&format!("{}/", rig.server.base)).await.unwrap();
-    wait_visible(&agent, "#signin").await;
-    type_into(&agent, "#agent", "agent@example.com").await;
-    type_into(&agent, "#password", "dev").await;
-    click(&agent, "#signin-button").await;
+    sign_in(&agent).await;
     wait_visible(&agent, "#new-room").await;
     // Once the console has asked whether the inbox is there, and heard no, the button stays hidden.
     wait_js(
