@@ -53,7 +53,13 @@ async function refresh() {
   $("room-name").textContent = room.name;
   document.title = room.name;
   $("room-status").textContent = room.status.replace("_", " ");
-  const readOnly = room.status === "timed_out";
+  // A timed-out or closed room stays readable for the customer; only writing stops.
+  const notices = {
+    timed_out: "This room has timed out: you can read it, but not write. Ask your agent to invite you again.",
+    closed: "This room is closed: you can read it and open its documents, but not write.",
+  };
+  const readOnly = room.status in notices;
+  $("readonly-notice").textContent = notices[room.status] || "";
   $("readonly-notice").classList.toggle("hidden", !readOnly);
   for (const id of ["chat-input", "send", "upload-button"]) $(id).disabled = readOnly;
 }
@@ -69,7 +75,7 @@ $("chat").addEventListener("submit", async (e) => {
     $("chat-input").value = text;
     $("upload-message").className = "error";
     $("upload-message").textContent = error.message;
-    if (error.code === "room_timed_out") refresh();
+    if (error.code === "room_timed_out" || error.code === "room_closed") refresh();
   }
 });
 

@@ -1039,3 +1039,38 @@ async fn the_dev_inbox_button_shows_only_in_dev_mode() {
     );
     agent.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_room_stays_readable_for_the_customer_on_a_phone() {
+    let Some(rig) = rig() else { return };
+    let agent_cookie = api_agent(&rig.server).await;
+    let (room, link) = api_room(&rig.server, &agent_cookie).await;
+    api_message(&rig.server, &agent_cookie, &room, "Your contract is signed.").await;
+    let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
+    customer.goto(&link).await.unwrap();
+    wait_text(&customer, "#content", |t| t.contains("Your contract is signed.")).await;
+
+    let reply = rig
+        .server
+        .http()
+        .call("POST", &format!("/api/rooms/{room}/close"), Some(&agent_cookie), None)
+        .await;
+    assert!(reply.status.is_success(), "{:?}", reply.json());
+    // The page hears the room close: it says so and stops offering to write, and the history stays.
+    wait_text(&customer, "#readonly-notice", |t| t.contains("closed")).await;
+    for control in ["#chat-input", "#send", "#upload-button"] {
+        let disabled = js(
+            &customer,
+            &format!("return document.querySelector('{control}').disabled"),
+        )
+        .await;
+        assert_eq!(disabled, true, "{control} is still enabled in a closed room");
+    }
+    // A fresh load of the page shows the same: the customer is not locked out of the history.
+    customer.refresh().await.unwrap();
+    wait_text(&customer, "#content", |t| t.contains("Your contract is signed.")).await;
+    wait_text(&customer, "#readonly-notice", |t| t.contains("closed")).await;
+    axe(&customer, "the customer page of a closed room").await;
+    shot(&customer, "customer-closed-room").await;
+    customer.close().await.unwrap();
+}
