@@ -23,7 +23,8 @@
 //! let name = display_name("C:\\Users\\ada\\..\\notes\u{202E}txt.exe", &policy);
 //! assert_eq!(name, "notestxt.exe");
 //! let header = content_disposition_header(disposition(&inspection.media_type), &name);
-//! assert_eq!(header, "attachment; filename=\"notestxt.exe\"; filename*=UTF-8''notestxt.exe");
+//! assert_eq!(header, "inline; filename=\"notestxt.exe\"; filename*=UTF-8''notestxt.exe");
+//! assert_eq!(disposition("application/zip"), Disposition::Attachment);
 //! # Ok::<(), collab_core::Error>(())
 //! ```
 
@@ -780,7 +781,8 @@ fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 /// How a browser should present a document it downloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Disposition {
-    /// Shown in the page: images and PDFs the browser renders without running anything.
+    /// Shown by the browser (in a new tab for a link): images, PDFs and plain text, which a
+    /// browser renders without running anything.
     Inline,
     /// Saved as a file.
     Attachment,
@@ -796,13 +798,25 @@ impl Disposition {
     }
 }
 
-/// How to serve a document of `media_type`: inline only for PNG, JPEG, GIF and WebP images and
-/// PDFs; everything else as an attachment. Parameters (`; charset=…`) and case are ignored.
+/// The media types served inline ([`disposition`]).
+pub const INLINE_MEDIA_TYPES: [&str; 6] = [
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+];
+
+/// How to serve a document of `media_type`: inline only for PNG, JPEG, GIF and WebP images,
+/// PDFs and plain text ([`INLINE_MEDIA_TYPES`]), so that a link to one opens in a new tab as the
+/// product promises; everything else as an attachment. Parameters (`; charset=…`) and case are
+/// ignored. Every document is served sandboxed and `nosniff`
+/// ([`DocumentDownload::headers`](crate::rooms::DocumentDownload::headers)), so plain text
+/// shows as text, never as a page.
 pub fn disposition(media_type: &str) -> Disposition {
     let essence = media_type.split(';').next().unwrap_or_default().trim();
-    let inline = ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"]
-        .iter()
-        .any(|t| t.eq_ignore_ascii_case(essence));
+    let inline = INLINE_MEDIA_TYPES.iter().any(|t| t.eq_ignore_ascii_case(essence));
     if inline {
         Disposition::Inline
     } else {

@@ -423,13 +423,15 @@ fn content_disposition_carries_non_ascii_names() {
 }
 
 #[test]
-fn only_safe_images_and_pdfs_are_inline() {
+fn only_safe_images_pdfs_and_plain_text_are_inline() {
     for inline in [
         "image/png",
         "image/jpeg",
         "image/gif",
         "image/webp",
         "application/pdf",
+        "text/plain",
+        "Text/Plain; charset=utf-8",
         "Image/PNG",
     ] {
         assert_eq!(disposition(inline), Disposition::Inline, "{inline}");
@@ -437,7 +439,7 @@ fn only_safe_images_and_pdfs_are_inline() {
     for attachment in [
         "image/svg+xml",
         "text/html",
-        "text/plain",
+        "text/csv",
         "application/msword",
         "application/octet-stream",
         "image/bmp",

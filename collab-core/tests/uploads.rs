@@ -153,7 +153,7 @@ async fn a_pdf_carries_its_page_count_and_serves_ranges() {
 }
 
 #[tokio::test]
-async fn other_documents_download_as_attachments() {
+async fn plain_text_opens_inline_as_text() {
     let (world, _) = world();
     let (room, customer, _) = world.room_with_customer().await;
     let meta = share(&world, &customer, room, "notes\".txt", b"just some notes\n".to_vec()).await;
@@ -166,8 +166,15 @@ async fn other_documents_download_as_attachments() {
         .open_document(&agent(), room, meta.id, None)
         .await
         .expect("open");
-    assert_eq!(download.disposition, Disposition::Attachment);
-    assert!(download.content_disposition.starts_with("attachment;"));
+    assert_eq!(download.disposition, Disposition::Inline);
+    assert!(download.content_disposition.starts_with("inline;"));
+    let headers = download.headers();
+    assert!(headers.contains(&("X-Content-Type-Options", "nosniff".to_owned())));
+    assert!(
+        headers
+            .iter()
+            .any(|(name, value)| *name == "Content-Security-Policy" && value.ends_with("; sandbox"))
+    );
     assert!(
         !download.content_disposition.contains("\"\""),
         "{}",

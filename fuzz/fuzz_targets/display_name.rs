@@ -72,11 +72,20 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 
-    // The disposition only ever makes images and PDFs inline, whatever the media type says.
+    // The disposition only ever makes images, PDFs and plain text inline, whatever the media
+    // type says.
     if disposition(&raw) == Disposition::Inline {
         let essence = raw.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         assert!(
-            ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"].contains(&essence.as_str()),
+            [
+                "image/png",
+                "image/jpeg",
+                "image/gif",
+                "image/webp",
+                "application/pdf",
+                "text/plain"
+            ]
+            .contains(&essence.as_str()),
             "{raw:?} is served inline"
         );
     }

@@ -46,7 +46,7 @@ impl fmt::Debug for Upload {
 pub struct DocumentDownload {
     /// The document as the timeline records it.
     pub meta: DocumentMeta,
-    /// Inline only for images and PDFs; everything else downloads as an attachment.
+    /// Inline for images, PDFs and plain text; everything else downloads as an attachment.
     pub disposition: Disposition,
     /// The `Content-Disposition` header value to send, with the display name safely quoted.
     pub content_disposition: String,
@@ -58,15 +58,11 @@ pub struct DocumentDownload {
 
 impl DocumentDownload {
     /// The response headers a web host should send with the bytes: the sniffed type, the
-    /// disposition, and headers that keep a browser from running anything in the document.
+    /// disposition, and headers that keep a browser from running anything in the document:
+    /// every document, PDFs included, is sandboxed and may be framed by no page (a PDF is
+    /// read through a viewer in the host's page, such as PDF.js, that fetches its bytes).
     pub fn headers(&self) -> [(&'static str, String); 6] {
-        // A sandbox would also stop the browser's PDF viewer; PDFs may only be framed by the
-        // host's own pages.
-        let csp = if self.meta.media_type == "application/pdf" {
-            "default-src 'none'; frame-ancestors 'self'"
-        } else {
-            "default-src 'none'; frame-ancestors 'self'; sandbox"
-        };
+        let csp = "default-src 'none'; frame-ancestors 'none'; sandbox";
         [
             ("Content-Type", self.meta.media_type.clone()),
             ("Content-Disposition", self.content_disposition.clone()),

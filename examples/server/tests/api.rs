@@ -272,7 +272,8 @@ async fn customers_reach_only_their_room_and_its_documents() {
             .unwrap()
             .to_str()
             .unwrap()
-            .starts_with("attachment")
+            .starts_with("inline"),
+        "plain text opens in the browser, as text"
     );
     assert!(
         own.headers

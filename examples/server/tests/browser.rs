@@ -1074,3 +1074,38 @@ async fn a_closed_room_stays_readable_for_the_customer_on_a_phone() {
     shot(&customer, "customer-closed-room").await;
     customer.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_document_opens_as_text_in_a_new_tab() {
+    let Some(rig) = rig() else { return };
+    let agent_cookie = api_agent(&rig.server).await;
+    let (room, link) = api_room(&rig.server, &agent_cookie).await;
+    let notes = b"Meeting notes\n<b>shown as written, never as markup</b>\n".to_vec();
+    api_upload(&rig.server, &agent_cookie, &room, "notes.txt", notes).await;
+    let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
+    customer.goto(&link).await.unwrap();
+    wait_text(&customer, "#content", |t| t.contains("notes.txt")).await;
+    let room_tab = customer.window().await.unwrap();
+    click(&customer, "#content .doc-link").await;
+    let started = Instant::now();
+    let tab = loop {
+        let windows = customer.windows().await.unwrap();
+        if let Some(tab) = windows.into_iter().find(|w| *w != room_tab) {
+            break tab;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the text opened in no new tab"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    customer.switch_to_window(tab).await.unwrap();
+    // The tab shows the text itself: the markup in it is text, not a bold element.
+    wait_text(&customer, "body", |t| {
+        t.contains("<b>shown as written, never as markup</b>")
+    })
+    .await;
+    let bold = js(&customer, "return document.querySelectorAll('b').length").await;
+    assert_eq!(bold, 0, "the text was rendered as a page");
+    customer.close().await.unwrap();
+}

@@ -312,14 +312,7 @@ async fn the_declared_type_is_never_trusted() {
         ),
     ];
     for (name, declared, bytes, served_as) in cases {
-        // Images and PDFs show inline, anything else downloads; only the browser's PDF viewer
-        // runs outside a sandbox.
-        let disposition = if served_as == "text/plain" {
-            "attachment"
-        } else {
-            "inline"
-        };
-        let sandboxed = served_as != "application/pdf";
+        // Images, PDFs and plain text open in the browser (text as text: nosniff, sandboxed).
         let reply = upload_declared(&server, &room, &customer, name, declared, bytes.clone()).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{name}: {}", reply.json());
         let document = &reply.json()["document"];
@@ -333,12 +326,12 @@ async fn the_declared_type_is_never_trusted() {
         assert_eq!(served.header("x-content-type-options"), "nosniff");
         let csp = served.header("content-security-policy");
         assert!(csp.contains("default-src 'none'"), "{csp}");
-        // The browser's PDF viewer does not run in a sandbox; PDFs may only be framed by the
-        // server's own pages and run no script of the document (PDF.js is not used).
-        assert_eq!(csp.contains("sandbox"), sandboxed, "{name}: {csp}");
-        assert!(csp.contains("frame-ancestors 'self'"), "{csp}");
+        // Every document, PDFs included (PDF.js reads them in the page), is sandboxed and may
+        // be framed by no page.
+        assert!(csp.ends_with("; sandbox"), "{name}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         let header = served.header("content-disposition");
-        assert!(header.starts_with(disposition), "{name}: {header}");
+        assert!(header.starts_with("inline"), "{name}: {header}");
         assert!(header.contains(&format!("filename=\"{name}\"")), "{header}");
     }
 }
@@ -389,10 +382,10 @@ async fn hostile_file_names_are_stored_safely_and_served_quoted() {
         assert_eq!(disposition, 1, "{raw:?}");
         let header = served.header("content-disposition");
         assert!(header.is_ascii() && !header.contains(['\r', '\n', '\0']), "{header:?}");
-        assert!(header.starts_with("attachment; filename=\""), "{header:?}");
+        assert!(header.starts_with("inline; filename=\""), "{header:?}");
         // The quoted name ends where the header says: no quote or backslash inside it.
         let quoted = header
-            .strip_prefix("attachment; filename=\"")
+            .strip_prefix("inline; filename=\"")
             .and_then(|rest| rest.split_once("\"; filename*=UTF-8''"))
             .map(|(quoted, _)| quoted)
             .unwrap_or_else(|| panic!("{header:?}"));
