@@ -186,33 +186,35 @@ pub fn app(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     // The pages and their assets, compressed; the API's answers are small JSON, event streams or
     // documents, which stay as they are.
-    let pages = Router::new()
-        .route("/", get(|| async { Html(CONSOLE_HTML) }))
-        .route("/join/{token}", get(|| async { Html(CUSTOMER_HTML) }))
-        .route("/room", get(|| async { Html(CUSTOMER_HTML) }))
-        .route("/assets/app.css", get(|| async { asset("text/css", APP_CSS) }))
+    let console: Arc<str> = fingerprinted(CONSOLE_HTML).into();
+    let customer: Arc<str> = fingerprinted(CUSTOMER_HTML).into();
+    let mut pages = Router::new()
+        .route("/", get(move || page(console.clone())))
         .route(
-            "/assets/common.js",
-            get(|| async { asset("text/javascript", COMMON_JS) }),
+            "/join/{token}",
+            get({
+                let customer = customer.clone();
+                move || page(customer.clone())
+            }),
         )
-        .route(
-            "/assets/console.js",
-            get(|| async { asset("text/javascript", CONSOLE_JS) }),
-        )
-        .route(
-            "/assets/customer.js",
-            get(|| async { asset("text/javascript", CUSTOMER_JS) }),
-        )
-        .route(
-            "/assets/pdf-viewer.js",
-            get(|| async { asset("text/javascript", PDF_VIEWER_JS) }),
-        )
-        // PDF.js, vendored by vendor.sh: read from the source tree, like `cargo run` does.
+        .route("/room", get(move || page(customer.clone())));
+    for &(path, content_type, body) in ASSETS {
+        let version = version_of(body);
+        pages = pages.route(
+            path,
+            get(move |query: axum::extract::RawQuery| async move { asset(content_type, body, &version, query.0) }),
+        );
+    }
+    // PDF.js, vendored by vendor.sh: read from the source tree, like `cargo run` does; its URLs
+    // carry no version, so a browser asks whether a file changed (it answers 304 when not).
+    let vendor = ServeDir::new(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/vendor"));
+    let pages = pages
         .nest_service(
             "/assets/vendor",
-            ServeDir::new(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/vendor")),
+            Router::new()
+                .fallback_service(vendor)
+                .layer(middleware::map_response(revalidate)),
         )
-        .layer(middleware::map_response(revalidate))
         .layer(CompressionLayer::new());
     Router::new()
         .merge(pages)
@@ -270,12 +272,55 @@ const CONSOLE_JS: &str = include_str!("../assets/console.js");
 const CUSTOMER_JS: &str = include_str!("../assets/customer.js");
 const PDF_VIEWER_JS: &str = include_str!("../assets/pdf-viewer.js");
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+/// The pages' own assets: path, type, content.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("/assets/app.css", "text/css", APP_CSS),
+    ("/assets/common.js", "text/javascript", COMMON_JS),
+    ("/assets/console.js", "text/javascript", CONSOLE_JS),
+    ("/assets/customer.js", "text/javascript", CUSTOMER_JS),
+    ("/assets/pdf-viewer.js", "text/javascript", PDF_VIEWER_JS),
+];
+
+/// A short digest of an asset's content: its version in the pages' URLs.
+fn version_of(body: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(body.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
-/// Pages and assets keep their URLs from one version to the next: a browser may keep them but
-/// asks whether they changed before using them (the vendored files answer 304 when they did not).
+/// A page whose references to the assets carry their versions (`/assets/app.css?v=…`), so that a
+/// browser may keep each asset for good and still never use a stale one.
+fn fingerprinted(html: &str) -> String {
+    ASSETS.iter().fold(html.to_owned(), |html, &(path, _, body)| {
+        html.replace(&format!("\"{path}\""), &format!("\"{path}?v={}\"", version_of(body)))
+    })
+}
+
+/// Pages keep their URLs from one version to the next: a browser asks before using a kept one.
+async fn page(html: Arc<str>) -> Response {
+    revalidate(Html(html.to_string()).into_response()).await
+}
+
+/// An asset: kept for a year when asked for at its current version (the URL changes with the
+/// content), else revalidated each time (an old page, or a hand-typed URL).
+fn asset(content_type: &'static str, body: &'static str, version: &str, query: Option<String>) -> Response {
+    let current = query.as_deref().and_then(|q| q.strip_prefix("v=")) == Some(version);
+    let cache = if current {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    (
+        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, cache)],
+        body,
+    )
+        .into_response()
+}
+
+/// Sets `Cache-Control: no-cache`: a browser may keep the response but asks whether it changed
+/// before using it.
 async fn revalidate(mut response: Response) -> Response {
     response
         .headers_mut()
