@@ -1,7 +1,7 @@
 //! A load generator for the example server (`collab-server`), on loopback.
 //!
 //! It sets up rooms through the server's API (agents sign in, open rooms, invite by email, take
-//! the room's link, customers join through it), opens one live stream (server-sent events) per
+//! a link per customer, each customer joins through theirs), opens one live stream (server-sent events) per
 //! customer and one per room for its agent, then posts messages at a fixed aggregate rate,
 //! open loop: post *n* is due at `n / rate` seconds whatever the answers to earlier posts, and
 //! its latency counts from when it was due, so a slow server cannot hide its slowness by

@@ -97,18 +97,20 @@ async fn open_room(http: &Http, agent: Arc<str>, index: usize, customers: usize)
     });
     let invited = http.call(Method::POST, &invites, Some(&agent), Some(&by_email)).await?;
     invited.json("email invite", StatusCode::CREATED)?;
-    let linked = http
-        .call(
-            Method::POST,
-            &invites,
-            Some(&agent),
-            Some(&json!({ "channel": "link" })),
-        )
-        .await?;
-    let link = text(&linked.json("Get Link", StatusCode::CREATED)?, "link", "Get Link")?.to_owned();
-    let token = link.rsplit('/').next().unwrap_or_default();
+    // One link per customer: a link holds one live session at a time (joining again with it
+    // ends the session it opened before), like a customer's one device.
     let mut cookies = Vec::with_capacity(customers);
     for _ in 0..customers {
+        let linked = http
+            .call(
+                Method::POST,
+                &invites,
+                Some(&agent),
+                Some(&json!({ "channel": "link" })),
+            )
+            .await?;
+        let link = text(&linked.json("Get Link", StatusCode::CREATED)?, "link", "Get Link")?.to_owned();
+        let token = link.rsplit('/').next().unwrap_or_default();
         let joined = http
             .call(Method::POST, "/api/join", None, Some(&json!({ "token": token })))
             .await?;
