@@ -39,12 +39,13 @@ impl fmt::Debug for DevMessage {
     }
 }
 
-/// A [`Notifier`] for development and demos: it sends nothing. Each invite is logged (with
-/// its link, at `info` level, target `collab_notify::dev`) and kept in memory, the last
-/// `capacity` of them, for a "dev inbox" page to show.
+/// A [`Notifier`] for development and demos: it sends nothing. Each invite is kept in memory,
+/// the last `capacity` of them, for a "dev inbox" page to show, and logged at `info` level
+/// (target `collab_notify::dev`) without its link or text: the link is a bearer secret, and logs
+/// travel further than the page.
 ///
-/// **Not for production**: the link it logs is a bearer secret. Clones share one inbox, so keep
-/// a clone to read it after handing the notifier to the builder:
+/// **Not for production**: anyone who can read the inbox can join its rooms. Clones share one
+/// inbox, so keep a clone to read it after handing the notifier to the builder:
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
@@ -148,8 +149,7 @@ impl Notifier for DevInbox {
             room = %message.room,
             invite = %message.invite,
             to = %message.recipient,
-            link = %message.link,
-            "dev inbox: invite not sent, open the link to join"
+            "dev inbox: invite not sent, the Dev inbox shows its link"
         );
         let mut messages = self.lock();
         while messages.len() >= self.inner.capacity {

@@ -3,14 +3,15 @@
 //! signed in only through invite links, by the library.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use axum::http::request::Parts;
 use collab_core::rooms::Rooms;
-use collab_core::{Actor, AgentId, TenantId, Token, TokenHash};
+use collab_core::{Actor, AgentId, Clock, SystemClock, TenantId, Timestamp, Token, TokenHash};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -23,12 +24,31 @@ pub const AGENT_COOKIE: &str = "collab_agent";
 /// The cookie that holds a customer's session.
 pub const CUSTOMER_COOKIE: &str = "collab_customer";
 
+/// How long an agent's session lasts without a request, by default.
+pub const DEFAULT_IDLE_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
+/// How long an agent's session lasts at most, however busy, by default.
+pub const DEFAULT_ABSOLUTE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
 /// The example's agents, each of a tenant, and their signed-in sessions. A tenant's agents see
 /// only that tenant's rooms; several tenants let one server show that separation.
+///
+/// A session ends at sign-out, after [`DEFAULT_IDLE_LIFETIME`] without a request, or
+/// [`DEFAULT_ABSOLUTE_LIFETIME`] after sign-in, whichever comes first (see
+/// [`Agents::with_lifetimes`]). Each sign-in opens its own session, so that an agent signed in
+/// on several devices stays signed in on each.
 pub struct Agents {
     accounts: HashMap<String, Account>,
     /// Sign-in tokens by hash: the tokens themselves live only in the browsers' cookies.
-    sessions: Mutex<HashMap<TokenHash, Actor>>,
+    sessions: Mutex<HashMap<TokenHash, Session>>,
+    clock: Arc<dyn Clock>,
+    idle: Duration,
+    absolute: Duration,
+}
+
+struct Session {
+    actor: Actor,
+    signed_in: Timestamp,
+    last_seen: Timestamp,
 }
 
 struct Account {
@@ -47,6 +67,8 @@ impl std::fmt::Debug for Agents {
         agents.sort();
         f.debug_struct("Agents")
             .field("agents", &agents)
+            .field("idle", &self.idle)
+            .field("absolute", &self.absolute)
             .finish_non_exhaustive()
     }
 }
@@ -57,8 +79,25 @@ impl Agents {
         Self {
             accounts: HashMap::new(),
             sessions: Mutex::new(HashMap::new()),
+            clock: Arc::new(SystemClock),
+            idle: DEFAULT_IDLE_LIFETIME,
+            absolute: DEFAULT_ABSOLUTE_LIFETIME,
         }
         .with_tenant(tenant, passwords)
+    }
+
+    /// Sessions end after `idle` without a request, and `absolute` after sign-in whatever the
+    /// activity. Applies to sessions opened before too.
+    pub fn with_lifetimes(mut self, idle: Duration, absolute: Duration) -> Self {
+        self.idle = idle;
+        self.absolute = absolute;
+        self
+    }
+
+    /// Times sessions by `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     /// Adds the agents of another tenant. An agent id names one agent: a later entry with the
@@ -95,7 +134,16 @@ impl Agents {
             tenant: account.tenant.clone(),
             agent: agent.clone(),
         };
-        self.lock().insert(token.hash(), actor);
+        let now = self.clock.now();
+        let mut sessions = self.lock();
+        // Expired sessions are forgotten here, so that sign-ins cannot pile them up unbounded.
+        sessions.retain(|_, session| self.is_live(session, now));
+        let session = Session {
+            actor,
+            signed_in: now,
+            last_seen: now,
+        };
+        sessions.insert(token.hash(), session);
         Ok((agent, token))
     }
 
@@ -106,12 +154,25 @@ impl Agents {
         }
     }
 
+    /// The agent of a live session, whose idle time starts again; an expired one is ended.
     fn agent(&self, token: &str) -> Option<Actor> {
-        let token = Token::parse(token).ok()?;
-        self.lock().get(&token.hash()).cloned()
+        let hash = Token::parse(token).ok()?.hash();
+        let now = self.clock.now();
+        let mut sessions = self.lock();
+        let session = sessions.get_mut(&hash)?;
+        if !self.is_live(session, now) {
+            sessions.remove(&hash);
+            return None;
+        }
+        session.last_seen = now;
+        Some(session.actor.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, Actor>> {
+    fn is_live(&self, session: &Session, now: Timestamp) -> bool {
+        now < session.last_seen.saturating_add(self.idle) && now < session.signed_in.saturating_add(self.absolute)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, Session>> {
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
