@@ -6,8 +6,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, Once};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -17,39 +17,24 @@ use collab_notify::DevInbox;
 use common::{Server, agents};
 use serde_json::json;
 
-/// Everything logged through `tracing` by this test binary.
-static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
+/// Where everything this test binary logs through `tracing` goes: a file, which the
+/// subscriber writes and a test reads.
+fn log_file() -> &'static Path {
+    static FILE: OnceLock<tempfile::TempPath> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let file = tempfile::NamedTempFile::new().unwrap();
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
-            .with_writer(|| Capture)
+            .with_writer(file.reopen().unwrap())
             .init();
-    });
-}
-
-fn logs() -> String {
-    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+        file.into_temp_path()
+    })
 }
 
 #[tokio::test]
 async fn the_dev_inbox_shows_links_but_never_logs_them() {
-    capture_logs();
+    let log_file = log_file();
     let dev = DevInbox::new(10);
     let server = Server::start_with(agents(), |builder| builder.email(dev.clone())).await;
     let ada = server.agent("ada", "secret").await;
@@ -72,7 +57,7 @@ async fn the_dev_inbox_shows_links_but_never_logs_them() {
     // The link works: it is a bearer secret.
     server.join(&token).await;
 
-    let logs = logs();
+    let logs = std::fs::read_to_string(log_file).unwrap();
     let invite = message.invite.to_string();
     assert!(
         logs.lines()
