@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use hyper::header::{CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -74,7 +74,11 @@ impl Http {
         headers: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Response<Incoming>, LoadError> {
-        let mut request = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        // The server refuses state changes that name no origin: this client names the server's.
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(ORIGIN, self.base.as_str());
         if let Some(cookie) = cookie {
             request = request.header(COOKIE, cookie);
         }

@@ -84,7 +84,11 @@ impl AppState {
 #[derive(OpenApi)]
 #[openapi(info(
     title = "collab example server",
-    description = "The JSON API of the agent console and the customer page."
+    description = "The JSON API of the agent console and the customer page.\n\n\
+                   Every request names a host the server answers to (`Host`). A request that \
+                   changes state (POST, PUT, PATCH, DELETE) names the server's origin in \
+                   `Origin` (`http://127.0.0.1:8080`), as browsers do: a client other than a \
+                   browser sends it too, else the answer is 403 `cross_origin`."
 ))]
 struct ApiDoc;
 
@@ -374,26 +378,66 @@ async fn screen_and_harden(State(state): State<AppState>, request: Request, next
     response
 }
 
-/// The answer to a request refused before any route sees it: one naming an unknown host, or a
-/// state change from another origin.
+/// The answer to a request refused before any route sees it: one naming no host or an unknown
+/// one, or a state change not shown to come from an allowed origin.
 fn refusal(state: &AppState, request: &Request) -> Option<Response> {
-    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
-    if host.is_some_and(|host| {
-        !state
-            .allowed_hosts
-            .iter()
-            .any(|allowed| allowed.eq_ignore_ascii_case(host))
-    }) {
+    // The effective authority: `Host` (HTTP/1.x), the URI's (HTTP/2's `:authority`, or an
+    // absolute-form HTTP/1.1 target). Each one given must be allowed, and one must be given:
+    // an HTTP/1.0 request may omit `Host`, and would otherwise pass unchecked.
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or_default());
+    let authority = request.uri().authority().map(|a| a.as_str());
+    if host.is_none() && authority.is_none() {
+        let body = serde_json::json!({ "error": { "code": "bad_request", "message": "the request names no host" } });
+        return Some((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+    }
+    if host
+        .into_iter()
+        .chain(authority)
+        .any(|host| !is_allowed_host(state, host))
+    {
         return Some(refused("unknown_host", "this server does not answer to that host name"));
     }
     let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if changes_state
-        && let Some(origin) = request.headers().get(header::ORIGIN)
-        && origin.to_str().ok() != Some(state.origin.as_str())
-    {
-        return Some(refused("cross_origin", "cross-origin request refused"));
+    // Twilio's callbacks come from its servers, with no origin: their signature is their proof.
+    let from_provider = request.uri().path().starts_with("/api/callbacks/");
+    if changes_state && !from_provider && !from_allowed_origin(state, request.headers()) {
+        return Some(refused(
+            "cross_origin",
+            "a state-changing request must come from this server's origin: send `Origin`",
+        ));
     }
     None
+}
+
+fn is_allowed_host(state: &AppState, host: &str) -> bool {
+    state
+        .allowed_hosts
+        .iter()
+        .any(|allowed| allowed.eq_ignore_ascii_case(host))
+}
+
+/// Whether a state-changing request shows it comes from an allowed origin: its `Origin` is the
+/// server's, or that of another host it answers to (the console opened at
+/// `http://localhost:PORT`); or, with no `Origin`, the browser says `Sec-Fetch-Site:
+/// same-origin`. A request showing neither is refused, so that a client other than a browser
+/// sends `Origin` too.
+fn from_allowed_origin(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    match headers.get(header::ORIGIN) {
+        Some(origin) => origin.to_str().is_ok_and(|origin| {
+            let scheme = state.origin.split_once("://").map_or("http", |(scheme, _)| scheme);
+            origin == state.origin
+                || origin
+                    .strip_prefix(scheme)
+                    .and_then(|rest| rest.strip_prefix("://"))
+                    .is_some_and(|host| is_allowed_host(state, host))
+        }),
+        None => headers
+            .get("sec-fetch-site")
+            .is_some_and(|site| site.as_bytes() == b"same-origin"),
+    }
 }
 
 #[cfg(test)]

@@ -407,6 +407,7 @@ async fn live_events_resume_from_last_event_id_without_gap_or_duplicate() {
     let resume_from = last - 3;
     let request = Request::builder()
         .uri(format!("/api/rooms/{room}/live"))
+        .header(header::HOST, "127.0.0.1:8080")
         .header(header::COOKIE, &customer)
         .header("last-event-id", resume_from.to_string())
         .body(Body::empty())

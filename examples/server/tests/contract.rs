@@ -413,7 +413,8 @@ async fn oversized_bodies_get_json_413s_and_pooled_clients_carry_on() {
 
     // A declared length far over the upload limit is refused from the header alone: no byte
     // of the body is sent, and the answer comes anyway.
-    let cookie = format!("cookie: {agent}\r\n");
+    // With the origin, as every state change must name it.
+    let cookie = format!("cookie: {agent}\r\norigin: {}\r\n", server.base);
     let head = format!(
         "POST /api/rooms/{room}/documents?name=big.bin HTTP/1.1\r\nhost: {}\r\n{cookie}\
          content-type: application/octet-stream\r\ncontent-length: 1073741824\r\n\r\n",

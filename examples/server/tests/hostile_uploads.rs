@@ -38,18 +38,26 @@ fn encode(name: &str) -> String {
         .collect()
 }
 
-/// An upload with a declared content type, which the server must ignore.
+/// An upload a client means as `_declared`, which the server must not trust: the API takes
+/// `application/octet-stream` only (another `Content-Type` is a 415, tests/screening.rs), so the
+/// claim can be made only by the name, and the server decides the type from the bytes.
 async fn upload_declared(
     server: &Server,
     room: &str,
     cookie: &str,
     name: &str,
-    declared: &str,
+    _declared: &str,
     bytes: Vec<u8>,
 ) -> Reply {
     let uri = format!("/api/rooms/{room}/documents?name={}", encode(name));
     server
-        .send("POST", &uri, Some(cookie), Body::from(bytes), declared)
+        .send(
+            "POST",
+            &uri,
+            Some(cookie),
+            Body::from(bytes),
+            "application/octet-stream",
+        )
         .await
 }
 
@@ -442,7 +450,13 @@ async fn malformed_upload_requests_get_json_errors() {
     // A name that is not UTF-8 is decoded with replacement characters: visible, harmless.
     let uri = format!("/api/rooms/{room}/documents?name=%FF%FE.txt");
     let reply = server
-        .send("POST", &uri, Some(&customer), Body::from("hello"), "text/plain")
+        .send(
+            "POST",
+            &uri,
+            Some(&customer),
+            Body::from("hello"),
+            "application/octet-stream",
+        )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     assert_eq!(reply.json()["document"]["name"], "\u{FFFD}\u{FFFD}.txt");

@@ -39,8 +39,10 @@ pub async fn upload(
     Path(room): Path<String>,
     QueryParams(query): QueryParams<UploadQuery>,
     Caller(actor): Caller,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<EventView>)> {
+    check_octet_stream(&headers)?;
     let room = room_id(&room)?;
     let data = body.into_data_stream().map_err(io::Error::other);
     let upload = Upload {
@@ -54,6 +56,29 @@ pub async fn upload(
         .await
         .map_err(request_field(&[("file", "body")]))?;
     Ok((StatusCode::CREATED, Json(EventView::new(room, &event, reader(&actor)))))
+}
+
+/// Refuses an upload declared as anything but `application/octet-stream` (a form, text): the
+/// body is taken as the file's bytes, so a form's encoding would be stored as the document. No
+/// `Content-Type` at all is taken as octet-stream, as RFC 9110 says a recipient may.
+fn check_octet_stream(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim();
+    if essence.eq_ignore_ascii_case("application/octet-stream") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "an upload's body is the file's bytes, sent as application/octet-stream".to_owned(),
+        ))
+    }
 }
 
 /// The `Range` header: `bytes=a-b` or `bytes=a-`, one range. Anything else (several ranges,

@@ -168,6 +168,14 @@ impl Server {
         within: Option<Duration>,
     ) -> Reply {
         let mut request = Request::builder().method(method).uri(uri);
+        // As a browser on the server's page would: the server refuses requests naming no host,
+        // and state changes naming no origin. A test's own `host` or `origin` replaces these.
+        let given = |name: &str| headers.iter().any(|(given, _)| given.eq_ignore_ascii_case(name));
+        for (name, value) in [("host", "127.0.0.1:8080"), ("origin", ORIGIN)] {
+            if !given(name) {
+                request = request.header(name, value);
+            }
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
