@@ -346,9 +346,9 @@ pub fn origin_of(url: &str) -> String {
     }
 }
 
-fn refused(code: &'static str, message: &str) -> Response {
+fn refused(status: StatusCode, code: &'static str, message: &str) -> Response {
     let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
+    (status, axum::Json(body)).into_response()
 }
 
 /// Refuses unknown hosts and cross-origin state changes, gives every API error a JSON body, and
@@ -390,21 +390,29 @@ fn refusal(state: &AppState, request: &Request) -> Option<Response> {
         .map(|h| h.to_str().unwrap_or_default());
     let authority = request.uri().authority().map(|a| a.as_str());
     if host.is_none() && authority.is_none() {
-        let body = serde_json::json!({ "error": { "code": "bad_request", "message": "the request names no host" } });
-        return Some((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+        return Some(refused(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request names no host",
+        ));
     }
     if host
         .into_iter()
         .chain(authority)
         .any(|host| !is_allowed_host(state, host))
     {
-        return Some(refused("unknown_host", "this server does not answer to that host name"));
+        return Some(refused(
+            StatusCode::FORBIDDEN,
+            "unknown_host",
+            "this server does not answer to that host name",
+        ));
     }
     let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     // Twilio's callbacks come from its servers, with no origin: their signature is their proof.
     let from_provider = request.uri().path().starts_with("/api/callbacks/");
     if changes_state && !from_provider && !from_allowed_origin(state, request.headers()) {
         return Some(refused(
+            StatusCode::FORBIDDEN,
             "cross_origin",
             "a state-changing request must come from this server's origin: send `Origin`",
         ));
