@@ -2,9 +2,9 @@
 //! (the host and origin guard, axum's path, query and JSON extractors, the handlers, the error
 //! mapping) of a fresh server holding one room with an invited customer and a document.
 //!
-//! Input: a route byte, a flags byte (method, credential, `Content-Type`, `x-collab-as`), then
-//! four fields separated by 0xFF: a path parameter (empty: the real room, document or token),
-//! the query string, header lines (`name: value`), the body.
+//! Input: a route byte, a flags byte (method, credential, `Content-Type`, `x-collab-as`, no
+//! `Origin`), then four fields separated by 0xFF: a path parameter (empty: the real room,
+//! document or token), the query string, header lines (`name: value`), the body.
 //! Properties: no answer is a server error (5xx); every API answer that is not a success has a
 //! JSON body `{"error": {"code", "message"}}`; every answer carries `nosniff` and
 //! `no-referrer`, and every answer but a document the page CSP; a JSON answer parses.
@@ -167,6 +167,11 @@ fuzz_target!(|data: &[u8]| {
         }
         if flags & 0b10_0000 != 0 {
             request = request.header(AS_CUSTOMER_HEADER, "customer");
+        }
+        // The server's own origin, as its pages send it, unless the flag says none: without
+        // it every state-changing request stops at the origin check.
+        if flags & 0b100_0000 == 0 {
+            request = request.header(header::ORIGIN, ORIGIN);
         }
         for line in header_lines.split(|b| *b == b'\n').take(16) {
             let Some(colon) = line.iter().position(|b| *b == b':') else {
