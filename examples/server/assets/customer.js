@@ -73,26 +73,28 @@ $("chat").addEventListener("submit", async (e) => {
     await api("POST", `/api/rooms/${roomId}/messages`, { text, client_key: crypto.randomUUID() });
   } catch (error) {
     $("chat-input").value = text;
-    $("upload-message").className = "error";
-    $("upload-message").textContent = error.message;
+    status("error", error.message);
     if (error.code === "room_timed_out" || error.code === "room_closed") refresh();
   }
 });
+
+// The line under the chat bar: what happened to the last send or upload.
+function status(kind, text) {
+  $("upload-message").className = `pad-x ${kind}`;
+  $("upload-message").textContent = text;
+}
 
 $("upload-button").addEventListener("click", () => $("file-input").click());
 $("file-input").addEventListener("change", async () => {
   const file = $("file-input").files[0];
   $("file-input").value = "";
   if (!file) return;
-  $("upload-message").className = "";
-  $("upload-message").textContent = `Uploading ${file.name}…`;
+  status("", `Uploading ${file.name}…`);
   try {
     await uploadFile(roomId, file, $("upload-progress"));
-    $("upload-message").className = "notice";
-    $("upload-message").textContent = `${file.name} was shared.`;
+    status("notice", `${file.name} was shared.`);
   } catch (error) {
-    $("upload-message").className = "error";
-    $("upload-message").textContent = error.message;
+    status("error", error.message);
     if (error.code === "room_timed_out" || error.code === "room_closed") refresh();
   }
 });
