@@ -13,6 +13,7 @@ pub mod views;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -190,8 +191,9 @@ pub fn app(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     // The pages and their assets, compressed; the API's answers are small JSON, event streams or
     // documents, which stay as they are.
-    let console: Arc<str> = fingerprinted(CONSOLE_HTML).into();
-    let customer: Arc<str> = fingerprinted(CUSTOMER_HTML).into();
+    // Built once: each request sends the same bytes, shared, not copied.
+    let console = Bytes::from(fingerprinted(CONSOLE_HTML));
+    let customer = Bytes::from(fingerprinted(CUSTOMER_HTML));
     let mut pages = Router::new()
         .route("/", get(move || page(console.clone())))
         .route(
@@ -303,8 +305,8 @@ fn fingerprinted(html: &str) -> String {
 }
 
 /// Pages keep their URLs from one version to the next: a browser asks before using a kept one.
-async fn page(html: Arc<str>) -> Response {
-    revalidate(Html(html.to_string()).into_response()).await
+async fn page(html: Bytes) -> Response {
+    revalidate(Html(html).into_response()).await
 }
 
 /// An asset: kept for a year when asked for at its current version (the URL changes with the
