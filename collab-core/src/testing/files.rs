@@ -166,8 +166,14 @@ pub fn stream(content: &str) -> String {
     format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len())
 }
 
-/// A valid PDF of `pages` pages in one flat page tree.
+/// A valid PDF of `pages` pages in one flat page tree, each showing its number.
 pub fn pdf_with_pages(pages: usize) -> Vec<u8> {
+    pdf_with_page_contents(pages, |_| String::new())
+}
+
+/// A valid PDF of `pages` pages in one flat page tree, each showing its number in large type
+/// (font `/F1`) followed by the content stream operators `more(i)` gives page `i` (from 0).
+pub fn pdf_with_page_contents(pages: usize, more: impl Fn(usize) -> String) -> Vec<u8> {
     // Objects: 1 catalog, 2 page tree, then the pages, their contents, and one font.
     let page = |i: usize| i + 3;
     let contents = |i: usize| pages + i + 3;
@@ -185,7 +191,11 @@ pub fn pdf_with_pages(pages: usize) -> Vec<u8> {
         ));
     }
     for i in 0..pages {
-        objects.push(stream(&format!("BT /F1 64 Tf 72 650 Td (Page {}) Tj ET", i + 1)));
+        objects.push(stream(&format!(
+            "BT /F1 64 Tf 72 650 Td (Page {}) Tj ET{}",
+            i + 1,
+            more(i)
+        )));
     }
     objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned());
     pdf(&objects)

@@ -613,22 +613,8 @@ async fn api_message(server: &ServerProcess, agent: &str, room: &str, text: &str
 /// A PDF of `pages` pages, each with its number in large type and `bulk` bytes of drawing:
 /// many small squares, so that a page costs something to parse and draw.
 fn heavy_pdf(pages: usize, bulk: usize) -> Vec<u8> {
-    use collab_core::testing::files::{pdf, stream};
-    let font = 2 * pages + 3;
-    let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", i + 3)).collect();
-    let mut objects = vec![
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        format!("<< /Type /Pages /Kids [{}] /Count {pages} >>", kids.join(" ")),
-    ];
-    for i in 0..pages {
-        objects.push(format!(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R \
-             /Resources << /Font << /F1 {font} 0 R >> >> >>",
-            pages + i + 3
-        ));
-    }
-    for i in 0..pages {
-        let mut content = format!("BT /F1 64 Tf 72 650 Td (Page {}) Tj ET\n0.2 0.4 0.8 rg\n", i + 1);
+    collab_core::testing::files::pdf_with_page_contents(pages, |_| {
+        let mut content = "\n0.2 0.4 0.8 rg\n".to_owned();
         let mut square = 0usize;
         while content.len() < bulk {
             content.push_str(&format!(
@@ -638,10 +624,8 @@ fn heavy_pdf(pages: usize, bulk: usize) -> Vec<u8> {
             ));
             square += 1;
         }
-        objects.push(stream(&content));
-    }
-    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned());
-    pdf(&objects)
+        content
+    })
 }
 
 /// A whole RGB PNG of `width` × `height` pixels that shows something: a sky over a field, with
