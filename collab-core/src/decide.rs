@@ -73,6 +73,12 @@ pub enum Command {
         participant: ParticipantId,
     },
     /// Post a chat message. Agents and the room's customer.
+    /// The customer ends the session they act through (signs out). The room's customer only,
+    /// on their own session; accepted in a closed or timed-out room too, as reading is.
+    ///
+    /// Unlike [`Command::RevokeSession`], the invite stays usable: opening its link again (the
+    /// one from their SMS or email) gives the customer a new session.
+    EndSession,
     PostMessage {
         /// The text; it is trimmed and must not be empty or longer than the policy allows.
         text: String,
@@ -156,9 +162,9 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
         // A retried post: it is recorded already.
         return Ok(Vec::new());
     }
-    // A closed room stays readable by its customer; so that access can still be ended, the
-    // revocation of a session is the one change it accepts.
-    let revokes_session = matches!(command, Command::RevokeSession { .. });
+    // A closed room stays readable by its customer; so that access can still be ended, ending
+    // a session (by the agent or by the customer) is the one change it accepts.
+    let revokes_session = matches!(command, Command::RevokeSession { .. } | Command::EndSession);
     if state.status() == RoomStatus::Closed && !revokes_session {
         return Err(Error::RoomClosed);
     }
@@ -256,6 +262,15 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
         Command::PostMessage { text, client_key } => {
             refuse_customer_when_timed_out(ctx.actor, timed_out)?;
             let text = message_text(text, ctx.policy)?;
+        Command::EndSession => {
+            // `authorize` let only the room's customer through, with a live session.
+            let Actor::Customer { participant, .. } = ctx.actor else {
+                return Err(Error::Forbidden);
+            };
+            out.push(EventData::SessionRevoked {
+                participant: *participant,
+            });
+        }
             let client_key = client_key.as_deref().map(checked_client_key).transpose()?;
             record_due_timeout(&mut out);
             out.push(EventData::MessagePosted { text, client_key });
@@ -292,8 +307,9 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
     );
     let library_only = matches!(command, Command::Join { .. } | Command::RecordDelivery { .. });
     let allowed = match ctx.actor {
-        Actor::Agent { .. } => !library_only,
+        Actor::Agent { .. } => !(library_only || customers_only),
         Actor::Customer { .. } => !(agents_only || library_only || *command == Command::TimeOut),
+    let customers_only = *command == Command::EndSession;
         Actor::System => library_only || *command == Command::TimeOut,
     };
     if allowed {

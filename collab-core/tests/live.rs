@@ -226,3 +226,25 @@ async fn wake_ups_and_catch_up_notices_make_a_subscriber_read_the_store() {
     b_transport.announce_to_all(Live::Lagged);
     assert_eq!(take(&mut on_b, 2).await, [3, 4]);
 }
+
+#[tokio::test]
+async fn a_customer_stream_ends_when_the_customer_signs_out() {
+    let world = World::new();
+    let (room, customer, _) = world.room_with_customer().await;
+    let at = world.rooms.room(&agent(), room).await.unwrap().seq();
+    let mut stream = world.rooms.subscribe(&customer, room, at).await.unwrap();
+    world.rooms.end_session(&customer).await.unwrap();
+    world
+        .rooms
+        .post_message(&agent(), room, "after the sign-out", None)
+        .await
+        .unwrap();
+    let mut heard = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("in time")
+    {
+        heard.push(event.unwrap().data.type_name());
+    }
+    assert_eq!(heard, ["session_revoked"]);
+}

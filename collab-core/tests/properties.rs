@@ -38,6 +38,9 @@ enum Step {
     RevokeSession {
         customer: usize,
     },
+    EndSession {
+        customer: usize,
+    },
     Delivery {
         invite: usize,
         status: u8,
@@ -57,6 +60,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0usize..8, any::<bool>()).prop_map(|(customer, by_customer)| Step::Share { customer, by_customer }),
         1 => (0usize..8).prop_map(|invite| Step::RevokeInvite { invite }),
         1 => (0usize..8).prop_map(|customer| Step::RevokeSession { customer }),
+        1 => (0usize..8).prop_map(|customer| Step::EndSession { customer }),
         2 => (0usize..8, 0u8..4).prop_map(|(invite, status)| Step::Delivery { invite, status }),
         3 => prop_oneof![0u64..48, 24u64 * 80..24 * 100].prop_map(|hours| Step::Wait { hours }),
         1 => Just(Step::Sweep),
@@ -139,6 +143,7 @@ fn command(room: &mut Room, step: &Step) -> Option<(Actor, Command)> {
                 participant: pick(&customers, customer)?,
             },
         ),
+        Step::EndSession { customer } => (as_customer(pick(&customers, customer)?), Command::EndSession),
         Step::Delivery { invite, status } => {
             let status = match status {
                 0 => DeliveryStatus::Sent { provider_id: None },
@@ -196,7 +201,8 @@ proptest! {
             let effective = before.status_at(room.now, &room.policy);
             let result = room.run_as(&actor, command.clone());
 
-            if before.status() == RoomStatus::Closed && !matches!(command, Command::RevokeSession { .. }) {
+            let ends_a_session = matches!(command, Command::RevokeSession { .. } | Command::EndSession);
+            if before.status() == RoomStatus::Closed && !ends_a_session {
                 // Refused: RoomClosed, or an access error for an actor without access at all.
                 prop_assert!(
                     matches!(result, Err(Error::RoomClosed | Error::Forbidden | Error::NotFound { .. })),
@@ -215,6 +221,16 @@ proptest! {
                     matches!(result, Err(Error::RoomTimedOut)),
                     "a timed-out room answered a customer's {:?} with {:?}", command, result
                 );
+            }
+            if command == Command::EndSession {
+                // A live session can always end, whatever the room's status; no one else's can.
+                prop_assert_eq!(result.is_ok(), active_session, "{:?}", result);
+            }
+            if let (Ok(events), Command::EndSession, Actor::Customer { participant, .. }) = (&result, &command, &actor) {
+                // The customer's own session ends, and nothing else: their link stays usable.
+                prop_assert!(active_session, "an ended session ended itself again: {:?}", events);
+                let ended: Vec<EventData> = events.iter().map(|e| e.data.clone()).collect();
+                prop_assert_eq!(ended, vec![EventData::SessionRevoked { participant: *participant }]);
             }
             if let Ok(events) = result {
                 // Sequence numbers continue the log without a gap.

@@ -546,3 +546,49 @@ fn events_round_trip_through_json() {
     assert_eq!(back, room.log);
     assert!(json.contains(r#""type":"message_posted""#), "{json}");
 }
+
+#[test]
+fn a_customer_ends_only_their_own_session_and_keeps_the_link() {
+    let mut room = Room::new();
+    let invite = room.invite_by_email();
+    let customer = room.join(invite);
+    let link = room_invite_link(&mut room);
+    let other = room.join(link);
+    let Actor::Customer { participant, .. } = customer else {
+        unreachable!()
+    };
+    for actor in [agent(), Actor::System] {
+        assert!(
+            matches!(room.try_as(&actor, &Command::EndSession), Err(Error::Forbidden)),
+            "{actor:?}"
+        );
+    }
+    let events = room.run_as(&customer, Command::EndSession).expect("signs out");
+    assert_eq!(types(&events), ["session_revoked"]);
+    assert_eq!(events[0].actor, EventActor::Customer(participant));
+    assert!(room.state.participant(participant).unwrap().revoked);
+    // The other session and the invite are untouched: the link opens the room again.
+    assert!(matches!(
+        collab_core::decide::authorize_read(&room.state, &other),
+        Ok(())
+    ));
+    assert_eq!(room.state.invite(invite).map(|i| i.status), Some(InviteStatus::Opened));
+    // Ended, the session may do nothing more, not even end itself again (the service treats
+    // that as done).
+    assert!(matches!(
+        room.try_as(&customer, &Command::EndSession),
+        Err(Error::Forbidden)
+    ));
+    room.join(invite);
+}
+
+/// A link invite of `room`, once an email invite went out.
+fn room_invite_link(room: &mut Room) -> InviteId {
+    let command = room.invite_cmd(Channel::Link, None, None, None);
+    let Command::Invite(invite) = &command else {
+        unreachable!()
+    };
+    let id = invite.invite;
+    room.run(command).expect("link");
+    id
+}

@@ -894,3 +894,106 @@ fn the_session_cap_counts_live_sessions_of_distinct_links() {
     room.run(decide::Command::RevokeSession { participant: first }).unwrap();
     room.join(one_more);
 }
+
+#[tokio::test]
+async fn a_customer_ends_their_own_session_and_the_link_opens_the_room_again() {
+    let world = World::new();
+    let (room, _) = email_invite(&world.rooms).await;
+    let link = world.rooms.get_link(&agent(), room).await.unwrap();
+    let token = link.link.as_ref().unwrap().token().to_owned();
+    let session = world.rooms.join(&token).await.unwrap();
+    let customer = world.rooms.customer_session(session.token.expose()).await.unwrap();
+
+    world.rooms.end_session(&customer).await.expect("signs out");
+    assert!(matches!(
+        world.rooms.customer_session(session.token.expose()).await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        world.rooms.post_message(&customer, room, "still here?", None).await,
+        Err(Error::Forbidden)
+    ));
+    let state = world.rooms.room(&agent(), room).await.unwrap();
+    assert!(state.participant(session.participant).unwrap().revoked);
+    assert_eq!(
+        state.invite(link.invite).unwrap().status,
+        InviteStatus::Opened,
+        "the invite is not revoked"
+    );
+    let last = world
+        .rooms
+        .timeline(&agent(), room, TimelineQuery::Latest { limit: 1 })
+        .await
+        .unwrap();
+    assert!(matches!(&last[0].data, EventData::SessionRevoked { participant } if *participant == session.participant));
+    assert_eq!(
+        last[0].actor,
+        EventActor::Customer(session.participant),
+        "the customer did it"
+    );
+
+    // Idempotent: signing out again is no error and records nothing.
+    world.rooms.end_session(&customer).await.expect("again");
+    assert_eq!(world.rooms.room(&agent(), room).await.unwrap().seq(), state.seq());
+
+    // The link from their email opens the room again, with a new session.
+    let again = world.rooms.join(&token).await.expect("the link still works");
+    assert_ne!(again.participant, session.participant);
+    let back = world.rooms.customer_session(again.token.expose()).await.unwrap();
+    world.rooms.post_message(&back, room, "back again", None).await.unwrap();
+}
+
+#[tokio::test]
+async fn only_a_customer_ends_a_session_of_their_own_even_in_a_closed_room() {
+    let world = World::new();
+    let (room, customer, session) = world.room_with_customer().await;
+    for actor in [agent(), stranger(), Actor::System] {
+        let result = world.rooms.end_session(&actor).await;
+        assert!(matches!(result, Err(Error::Forbidden)), "{actor:?}: {result:?}");
+    }
+    // A customer of another room ends only their own.
+    let (_, other, _) = world.room_with_customer().await;
+    world.rooms.end_session(&other).await.unwrap();
+    assert_eq!(
+        world.rooms.customer_session(session.token.expose()).await.unwrap(),
+        customer
+    );
+    // A session the agent revoked is ended already.
+    let (revoked_room, revoked, revoked_session) = world.room_with_customer().await;
+    world
+        .rooms
+        .revoke_session(&agent(), revoked_room, revoked_session.participant)
+        .await
+        .unwrap();
+    world
+        .rooms
+        .end_session(&revoked)
+        .await
+        .expect("ended already: no error");
+
+    // Closed (and read-only for the customer), the room still lets them sign out.
+    world.rooms.close_room(&agent(), room).await.unwrap();
+    world
+        .rooms
+        .end_session(&customer)
+        .await
+        .expect("signs out of a closed room");
+    assert!(matches!(
+        world.rooms.customer_session(session.token.expose()).await,
+        Err(Error::Forbidden)
+    ));
+}
+
+#[tokio::test]
+async fn a_customer_signs_out_of_a_timed_out_room() {
+    let world = World::new();
+    let (room, customer, session) = world.room_with_customer().await;
+    world.clock.advance(Policy::DEFAULT_INACTIVITY_TIMEOUT + HOUR);
+    let state = world.rooms.room(&agent(), room).await.unwrap();
+    assert_eq!(world.rooms.current_status(&state), RoomStatus::TimedOut);
+    world.rooms.end_session(&customer).await.expect("signs out");
+    assert!(matches!(
+        world.rooms.customer_session(session.token.expose()).await,
+        Err(Error::Forbidden)
+    ));
+}

@@ -107,6 +107,7 @@ fn outcome(label: &str, status: RoomStatus) -> String {
             )
         }
         "revoke session (agent)" => (agent(), Command::RevokeSession { participant: session }),
+        "end own session (customer)" => (customer, Command::EndSession),
         "post message (agent)" => (agent(), Room::post("hello")),
         "post message (customer)" => (customer, Room::post("hello")),
         "share document (agent)" => (agent(), room.document()),
@@ -135,7 +136,7 @@ fn outcome(label: &str, status: RoomStatus) -> String {
 #[test]
 fn decide_follows_the_transition_table() {
     let rows = table();
-    assert_eq!(rows.len(), 13, "every command of the table is checked");
+    assert_eq!(rows.len(), 14, "every command of the table is checked");
     let mut mismatches = Vec::new();
     for (label, cells) in &rows {
         for (status, cell) in RoomStatus::ALL.iter().zip(cells) {

@@ -676,6 +676,44 @@ impl Rooms {
         let command = Command::PostMessage {
             text: text.to_owned(),
             client_key: client_key.map(str::to_owned),
+    /// The customer ends their own session (signs out): its token stops working at once, and
+    /// their live streams end. `actor` is the customer, from [`Rooms::customer_session`]; any
+    /// other actor is [`Error::Forbidden`].
+    ///
+    /// The invite link stays usable: the customer can open it again (from their SMS or email)
+    /// for a new session. To shut the link too, an agent revokes the session
+    /// ([`Rooms::revoke_session`]) or the invite ([`Rooms::revoke_invite`]).
+    ///
+    /// Idempotent: a session that has ended already (signed out before, revoked by an agent,
+    /// replaced by a later join with the same link) is left as it is, without error. Accepted in
+    /// a closed or timed-out room too.
+    pub async fn end_session(&self, actor: &Actor) -> Result<(), Error> {
+        let Actor::Customer { room, participant } = actor else {
+            return Err(Error::Forbidden);
+        };
+        // Hooks judge agents only; the operation is named for completeness.
+        let done = self
+            .execute(actor, *room, Operation::RevokeSession, &Command::EndSession, no_extras)
+            .await;
+        match done {
+            Ok(_) => {
+                tracing::info!(%room, %participant, "customer ended their session");
+                Ok(())
+            }
+            // A revoked session may not act, so `execute` refuses it: ended already, as asked.
+            Err(Error::Forbidden)
+                if self
+                    .load(*room)
+                    .await?
+                    .participant(*participant)
+                    .is_some_and(|p| p.revoked) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
         };
         let done = self
             .execute(actor, room, Operation::PostMessage, &command, no_extras)
@@ -728,6 +766,12 @@ impl Rooms {
 
     /// Lists and searches the agent's tenant's rooms, newest first. Agents only.
     pub async fn list_rooms(&self, actor: &Actor, query: &RoomQuery) -> Result<RoomPage, Error> {
+    /// The time now, by the service's clock: what invite expiry and timeouts are judged by
+    /// (e.g. [`InviteState::is_usable_at`](crate::InviteState::is_usable_at)).
+    pub fn now(&self) -> crate::Timestamp {
+        self.inner.clock.now()
+    }
+
         let Actor::Agent { tenant, .. } = actor else {
             return Err(Error::Forbidden);
         };
