@@ -319,6 +319,9 @@ impl Entity {
             Self::Message => "message",
             Self::Document => "document",
             Self::Link => "link",
+    /// A document's thumbnail: the document is not an image, or no thumbnail can be made from
+    /// it (too many pixels to decode safely, or bytes that do not decode).
+    Thumbnail,
             Self::OutboxRow => "outbox row",
         }
     }
@@ -334,6 +337,7 @@ impl fmt::Display for Entity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Rule {
+            Self::Thumbnail => "thumbnail",
     /// A room holds at most [`MAX_PARTICIPANTS`](crate::decide::MAX_PARTICIPANTS) live customer
     /// sessions, one per link.
     TooManySessions,

@@ -5,6 +5,7 @@ mod config;
 mod dispatch;
 mod documents;
 mod subscribe;
+mod thumbnails;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,6 +19,7 @@ use dispatch::Delivery;
 pub use dispatch::DispatchReport;
 pub use documents::{DocumentDownload, OrphanSweep, Upload};
 pub use subscribe::EventStream;
+pub use thumbnails::Thumbnail;
 
 use crate::blob::BlobStore;
 use crate::customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
