@@ -46,6 +46,7 @@ fn room_with_customer(id: u128, first: &str, last: &str) -> Append {
         recipient: Some(Recipient::Email(fixture(EmailAddress::parse(&format!(
             "c{id}@example.com"
         ))))),
+        locale: None,
     });
     let ctx = Context {
         now: SystemClock.now(),

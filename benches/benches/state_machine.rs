@@ -50,6 +50,7 @@ fn fixture() -> Fixture {
         first_name: Some(parse(PersonName::parse("first_name", "Grace"))),
         last_name: Some(parse(PersonName::parse("last_name", "Hopper"))),
         recipient: Some(Recipient::Email(parse(EmailAddress::parse("grace@example.com")))),
+        locale: None,
     });
     let join = Command::Join {
         invite: first_invite,
@@ -128,6 +129,7 @@ fn typical(f: &Fixture, i: u64) -> (&Actor, Command) {
                 first_name: None,
                 last_name: None,
                 recipient: None,
+                locale: None,
             }),
         ),
         _ => (&f.agent, message("Thanks, received.")),

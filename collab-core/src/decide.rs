@@ -4,6 +4,7 @@ use crate::customer::{Channel, Customer, PersonName, Recipient};
 use crate::error::{Entity, Error, Rule};
 use crate::event::{DeliveryStatus, DocumentMeta, Event, EventActor, EventData, Seq};
 use crate::id::{AgentId, InviteId, ParticipantId, RoomId, TenantId};
+use crate::locale::Locale;
 use crate::policy::Policy;
 pub use crate::state::{CLIENT_KEY_WINDOW, DEFAULT_ROOM_NAME};
 use crate::state::{InviteStatus, RoomState, RoomStatus};
@@ -116,6 +117,8 @@ pub struct InviteCommand {
     pub last_name: Option<PersonName>,
     /// The mobile number (SMS) or email address (email); none for a link.
     pub recipient: Option<Recipient>,
+    /// The language of the invite's text, if the agent chose one.
+    pub locale: Option<Locale>,
 }
 
 /// What a decision may depend on besides the room and the command.
@@ -414,6 +417,7 @@ fn invite_event(state: &RoomState, cmd: &InviteCommand, ctx: &Context<'_>) -> Re
         customer,
         recipient,
         expires_at: ctx.now.saturating_add(ctx.policy.invite_ttl()),
+        locale: cmd.locale.clone(),
     })
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::content::{BlobKey, Sha256Digest};
 use crate::customer::{Channel, Customer, Recipient};
 use crate::id::{AgentId, DocumentId, InviteId, ParticipantId, RoomId, TenantId};
+use crate::locale::Locale;
 use crate::time::Timestamp;
 
 /// A room's sequence number: the first event is 1, each next one adds 1, with no gaps.
@@ -101,6 +102,10 @@ pub enum EventData {
         recipient: Option<Recipient>,
         /// When its link stops working.
         expires_at: Timestamp,
+        /// The language the agent chose for the invite's text, if any (else the tenant's, then
+        /// the deployment's). Absent from logs written before locales existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        locale: Option<Locale>,
     },
     /// The delivery of an invite progressed.
     InviteDelivery {

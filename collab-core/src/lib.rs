@@ -33,6 +33,7 @@
 //!     first_name: Some(PersonName::parse("first_name", "Grace")?),
 //!     last_name: Some(PersonName::parse("last_name", "Hopper")?),
 //!     recipient: Some(Recipient::Email(EmailAddress::parse("grace@example.com")?)),
+//!     locale: None,
 //! });
 //! for event in decide(&room, &invite, &Context { now, actor: &agent, policy: &policy })? {
 //!     room.apply(&event);
@@ -61,6 +62,7 @@ mod error;
 pub mod event;
 pub mod guard;
 pub mod id;
+pub mod locale;
 pub mod memory;
 pub mod notify;
 mod policy;
@@ -79,6 +81,7 @@ pub use decide::Actor;
 pub use error::{BoxError, Entity, Error, ErrorKind, Rule};
 pub use event::{DeliveryStatus, DocumentKind, DocumentMeta, Event, EventActor, EventData, Seq};
 pub use id::{AgentId, DocumentId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
+pub use locale::Locale;
 pub use notify::Notifier;
 pub use policy::Policy;
 pub use rooms::{InviteRequest, Rooms, RoomsBuilder, RoomsConfig, TimelineQuery};

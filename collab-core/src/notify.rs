@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::customer::Recipient;
 use crate::id::{InviteId, RoomId};
+use crate::locale::Locale;
 use crate::{BoxError, Error};
 
 /// One invite to deliver: who to, and the rendered texts. The link inside is a secret bearer
@@ -257,6 +258,42 @@ fn checked_template(field: &'static str, template: String) -> Result<String, Err
 }
 
 impl InviteTemplates {
+    /// The texts the library ships for `locale`'s language: English (the
+    /// [default](InviteTemplates::default)), Spanish (`es`) and Hebrew (`he`); `None` for
+    /// others. The Spanish and Hebrew SMS need characters outside GSM-7, so each SMS segment
+    /// holds 70 characters (see [`sms_segments`]).
+    ///
+    /// ```
+    /// use collab_core::Locale;
+    /// use collab_core::notify::InviteTemplates;
+    ///
+    /// let spanish = InviteTemplates::built_in(&Locale::parse("es-MX")?).expect("shipped");
+    /// assert_eq!(spanish.email_subject("Ana"), "Su sala de colaboración");
+    /// assert!(InviteTemplates::built_in(&Locale::parse("fr")?).is_none());
+    /// # Ok::<(), collab_core::Error>(())
+    /// ```
+    pub fn built_in(locale: &Locale) -> Option<Self> {
+        let (sms, email_subject, email_body) = match locale.language() {
+            "en" => return Some(Self::default()),
+            "es" => (
+                "Hola {first_name}, únase a su sala de colaboración: {link}",
+                "Su sala de colaboración",
+                "Hola, {first_name}:\n\nLe invitamos a unirse a su sala de colaboración:\n{link}\n",
+            ),
+            "he" => (
+                "שלום {first_name}, הצטרפו לחדר שיתוף הפעולה שלכם: {link}",
+                "חדר שיתוף הפעולה שלכם",
+                "שלום {first_name},\n\nהצטרפו בבקשה לחדר שיתוף הפעולה שלכם:\n{link}\n",
+            ),
+            _ => return None,
+        };
+        Some(Self {
+            sms: sms.to_owned(),
+            email_subject: email_subject.to_owned(),
+            email_body: email_body.to_owned(),
+        })
+    }
+
     /// The SMS text.
     pub fn with_sms(mut self, template: impl Into<String>) -> Result<Self, Error> {
         self.sms = checked_template("sms_template", template.into())?;
@@ -387,6 +424,31 @@ mod tests {
             InviteTemplates::default().sms_text("\u{0}link\u{0}", "L"),
             "Hi \u{0}link\u{0}, join your collaboration room: L"
         );
+    }
+
+    #[test]
+    fn built_in_templates_are_valid_and_fill_in() {
+        for tag in ["en", "es", "he"] {
+            let locale = Locale::parse(tag).expect("a tag");
+            let t = InviteTemplates::built_in(&locale).expect("shipped");
+            // What the setters accept: a built-in set passes its own checks.
+            let checked = InviteTemplates::default()
+                .with_sms(t.sms.clone())
+                .and_then(|c| c.with_email_subject(t.email_subject.clone()))
+                .and_then(|c| c.with_email_body(t.email_body.clone()))
+                .expect("valid templates");
+            assert_eq!(checked, t, "{tag}");
+            let text = t.sms_text("Ana", "https://x/join/t");
+            assert!(
+                text.contains("Ana") && text.ends_with("https://x/join/t"),
+                "{tag}: {text}"
+            );
+            assert!(!t.email_text("Ana", "L").contains('{'), "{tag}");
+        }
+        let es = InviteTemplates::built_in(&Locale::parse("es").expect("a tag")).expect("shipped");
+        assert!(es.sms_text("Ana", "L").starts_with("Hola Ana"));
+        assert_ne!(es, InviteTemplates::default());
+        assert!(InviteTemplates::built_in(&Locale::parse("de").expect("a tag")).is_none());
     }
 
     #[test]

@@ -282,6 +282,7 @@ impl RoomState {
                 customer,
                 recipient,
                 expires_at,
+                ..
             } => {
                 summary.customer = Some(customer.clone());
                 if summary.status == RoomStatus::Draft {

@@ -1,9 +1,12 @@
 //! The settings of a [`Rooms`](super::Rooms) service, with their defaults and bounds.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::Error;
 use crate::document::DocumentPolicy;
+use crate::id::TenantId;
+use crate::locale::Locale;
 use crate::notify::InviteTemplates;
 use crate::policy::Policy;
 
@@ -25,6 +28,10 @@ pub struct RoomsConfig {
     join_path: String,
     pub(crate) policy: Policy,
     pub(crate) templates: InviteTemplates,
+    localized_templates: BTreeMap<Locale, InviteTemplates>,
+    default_locale: Locale,
+    tenant_locales: HashMap<TenantId, Locale>,
+    browser_locale: bool,
     pub(crate) max_document_bytes: u64,
     pub(crate) documents: DocumentPolicy,
     pub(crate) whole_inspections: usize,
@@ -42,6 +49,10 @@ impl Default for RoomsConfig {
             policy: Policy::default(),
             templates: InviteTemplates::default(),
             max_document_bytes: Self::DEFAULT_MAX_DOCUMENT_BYTES,
+            localized_templates: BTreeMap::new(),
+            default_locale: Locale::english(),
+            tenant_locales: HashMap::new(),
+            browser_locale: false,
             documents: DocumentPolicy::default(),
             whole_inspections: 2,
             delivery: DeliveryConfig::default(),
@@ -95,7 +106,7 @@ impl RoomsConfig {
         self
     }
 
-    /// The invite texts.
+    /// The invite texts used when no locale's texts apply (English by default).
     pub fn with_templates(mut self, templates: InviteTemplates) -> Self {
         self.templates = templates;
         self
@@ -103,6 +114,92 @@ impl RoomsConfig {
 
     /// The largest document accepted: 1 byte to 1 GiB, 25 MiB by default.
     pub fn with_max_document_bytes(mut self, max: u64) -> Result<Self, Error> {
+    /// The invite texts for `locale` (for its language too, when no texts name a region: `es`
+    /// serves `es-MX`). [`InviteTemplates::built_in`] has Spanish and Hebrew ones.
+    ///
+    /// An invite's text follows the first of these that has texts: the locale the agent chose
+    /// for the invite, the tenant's ([`with_tenant_locale`](Self::with_tenant_locale)), the
+    /// default ([`with_default_locale`](Self::with_default_locale)); else
+    /// [`with_templates`](Self::with_templates)' texts.
+    ///
+    /// ```
+    /// use collab_core::notify::InviteTemplates;
+    /// use collab_core::rooms::RoomsConfig;
+    /// use collab_core::{Locale, TenantId};
+    ///
+    /// let es = Locale::parse("es")?;
+    /// let acme = TenantId::new("acme")?;
+    /// let config = RoomsConfig::default()
+    ///     .with_templates_for(es.clone(), InviteTemplates::built_in(&es).expect("shipped"))
+    ///     .with_tenant_locale(acme.clone(), es.clone());
+    /// let texts = config.invite_templates(None, &acme);
+    /// assert_eq!(texts.email_subject("Ana"), "Su sala de colaboración");
+    /// let english = config.invite_templates(Some(&Locale::parse("en")?), &TenantId::new("other")?);
+    /// assert_eq!(english, &InviteTemplates::default());
+    /// # Ok::<(), collab_core::Error>(())
+    /// ```
+    pub fn with_templates_for(mut self, locale: Locale, templates: InviteTemplates) -> Self {
+        self.localized_templates.insert(locale, templates);
+        self
+    }
+
+    /// The deployment's locale, for tenants without their own: `en` by default.
+    pub fn with_default_locale(mut self, locale: Locale) -> Self {
+        self.default_locale = locale;
+        self
+    }
+
+    /// `tenant`'s locale: its invites' texts and its customer pages follow it unless an invite
+    /// names another.
+    pub fn with_tenant_locale(mut self, tenant: TenantId, locale: Locale) -> Self {
+        self.tenant_locales.insert(tenant, locale);
+        self
+    }
+
+    /// Whether a host's customer page may follow the customer's browser language instead of
+    /// the tenant's locale (when the page has that language): off by default. The library
+    /// itself does not read it; it is here so that a host keeps its locale settings in one place.
+    pub fn with_browser_locale(mut self, allowed: bool) -> Self {
+        self.browser_locale = allowed;
+        self
+    }
+
+    /// The deployment's locale.
+    pub fn default_locale(&self) -> &Locale {
+        &self.default_locale
+    }
+
+    /// `tenant`'s locale, or the deployment's.
+    pub fn tenant_locale(&self, tenant: &TenantId) -> &Locale {
+        self.tenant_locales.get(tenant).unwrap_or(&self.default_locale)
+    }
+
+    /// Whether customer pages may follow the browser's language.
+    pub fn browser_locale(&self) -> bool {
+        self.browser_locale
+    }
+
+    /// The invite texts for an invite of `tenant` whose agent chose `locale` (or none), as
+    /// [`with_templates_for`](Self::with_templates_for) says.
+    pub fn invite_templates(&self, locale: Option<&Locale>, tenant: &TenantId) -> &InviteTemplates {
+        let tenant_locale = self.tenant_locales.get(tenant);
+        [locale, tenant_locale, Some(&self.default_locale)]
+            .into_iter()
+            .flatten()
+            .find_map(|locale| self.templates_of(locale))
+            .unwrap_or(&self.templates)
+    }
+
+    /// The texts for `locale`, or for its language alone.
+    fn templates_of(&self, locale: &Locale) -> Option<&InviteTemplates> {
+        self.localized_templates.get(locale).or_else(|| {
+            self.localized_templates
+                .iter()
+                .find(|(given, _)| given.as_str() == locale.language())
+                .map(|(_, templates)| templates)
+        })
+    }
+
         if max == 0 || max > 1 << 30 {
             return Err(Error::invalid("max_document_bytes", "must be from 1 byte to 1 GiB"));
         }

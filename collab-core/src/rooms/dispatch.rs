@@ -11,6 +11,7 @@ use crate::customer::{Channel, Recipient};
 use crate::decide::{Actor, Command};
 use crate::event::{DeliveryStatus, Event, EventData};
 use crate::id::{InviteId, RoomId};
+use crate::locale::Locale;
 use crate::notify::NotifyError;
 use crate::state::RoomStatus;
 use crate::store::{ClaimedOutbox, Credential, Grant};
@@ -23,6 +24,9 @@ pub(super) struct Delivery {
     pub(super) invite: InviteId,
     pub(super) recipient: Recipient,
     pub(super) first_name: String,
+    /// The invite's language, if the agent chose one (absent from rows queued before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) locale: Option<Locale>,
 }
 
 impl Delivery {
@@ -33,12 +37,14 @@ impl Delivery {
                 invite,
                 customer,
                 recipient: Some(recipient),
+                locale,
                 ..
             } => Some(Self {
                 room: e.room,
                 invite: *invite,
                 recipient: recipient.clone(),
                 first_name: customer.first_name.as_str().to_owned(),
+                locale: locale.clone(),
             }),
             _ => None,
         })
@@ -206,7 +212,8 @@ impl Rooms {
             tracing::warn!(room = %message.room, error = %e, "could not store an invite token");
             return Outcome::Unrecorded;
         }
-        let notification = self.notification(&delivery, &self.inner.config.invite_link(token.expose()));
+        let link = self.inner.config.invite_link(token.expose());
+        let notification = self.notification(&delivery, state.tenant(), &link);
         // A provider call that hangs must end before the lease does, or another dispatcher would
         // take the row over and send it again.
         let send_timeout = self.inner.config.delivery.lease * 3 / 4;
@@ -322,5 +329,24 @@ impl Rooms {
             tracing::debug!(room = %message.room, error = %e, "outbox row already gone");
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_rows_queued_before_locales_still_read() {
+        let old = r#"{"room":"00000000-0000-0000-0000-000000000001","invite":"00000000-0000-0000-0000-000000000002",
+            "recipient":{"email":"grace@example.com"},"first_name":"Grace"}"#;
+        let recipient = serde_json::to_string(&Recipient::Email(
+            crate::EmailAddress::parse("grace@example.com").expect("an address"),
+        ))
+        .expect("json");
+        let old = old.replace(r#"{"email":"grace@example.com"}"#, &recipient);
+        let delivery: Delivery = serde_json::from_str(&old).expect("an old row reads");
+        assert_eq!(delivery.locale, None);
+        assert!(!serde_json::to_string(&delivery).expect("json").contains("locale"));
     }
 }

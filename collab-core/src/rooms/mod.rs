@@ -27,7 +27,8 @@ use crate::decide::{Actor, Command, Context, InviteCommand, authorize_read, crea
 use crate::error::{Entity, Error};
 use crate::event::{DeliveryStatus, Event, EventData, Seq};
 use crate::guard::{InviteAttempt, InviteGuard};
-use crate::id::{IdGenerator, InviteId, OutboxId, ParticipantId, RoomId};
+use crate::id::{IdGenerator, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
+use crate::locale::Locale;
 use crate::notify::{Notification, Notifier, sms_segments};
 use crate::policy::Policy;
 use crate::state::{RoomState, RoomSummary};
@@ -165,6 +166,9 @@ pub struct InviteRequest {
     pub identifier: Option<String>,
 }
 
+    /// The language of the invite's text (a [`Locale`](crate::Locale) tag, `locale` when bad);
+    /// without one, the tenant's. See [`RoomsConfig::with_templates_for`].
+    pub locale: Option<String>,
 impl InviteRequest {
     /// A first invite by SMS.
     pub fn sms(first_name: &str, last_name: &str, phone: &str) -> Self {
@@ -185,15 +189,24 @@ impl InviteRequest {
             identifier: identifier.map(str::to_owned),
         }
     }
+            locale: None,
 
     fn first(channel: Channel, first_name: &str, last_name: &str, identifier: Option<&str>) -> Self {
         Self {
+    /// The same invite, its text in `locale` (`es`, `he`, `pt-BR`…) when texts for it are
+    /// configured.
+    pub fn with_locale(mut self, locale: &str) -> Self {
+        self.locale = Some(locale.to_owned());
+        self
+    }
+
             channel,
             first_name: Some(first_name.to_owned()),
             last_name: Some(last_name.to_owned()),
             identifier: identifier.map(str::to_owned),
         }
     }
+            locale: None,
 }
 
 /// A link that grants entry to a room: a bearer secret, hidden from `Debug`.
@@ -460,6 +473,7 @@ impl Rooms {
             .transpose()?;
         let recipient = match (request.channel, request.identifier.as_deref()) {
             (_, None) => None,
+        let locale = request.locale.as_deref().map(Locale::parse).transpose()?;
             (Channel::Sms, Some(phone)) => Some(Recipient::Phone(PhoneNumber::parse(phone)?)),
             (Channel::Email, Some(address)) => Some(Recipient::Email(EmailAddress::parse(address)?)),
             (Channel::Link, Some(_)) => return Err(Error::invalid("identifier", "a link invite has no recipient")),
@@ -500,6 +514,7 @@ impl Rooms {
             recipient,
         });
         let now = self.inner.clock.now();
+            locale: locale.clone(),
         let done = self
             .execute(actor, room, Operation::Invite, &command, |_, events| {
                 let mut extras = Extras::default();
@@ -529,7 +544,8 @@ impl Rooms {
             .filter(|d| matches!(d.recipient, Recipient::Phone(_)))
             .map(|d| {
                 let sample_link = self.inner.config.invite_link(&"0".repeat(64));
-                let segments = sms_segments(&self.inner.config.templates.sms_text(&d.first_name, &sample_link));
+                let templates = self.inner.config.invite_templates(locale.as_ref(), done.state.tenant());
+                let segments = sms_segments(&templates.sms_text(&d.first_name, &sample_link));
                 if segments > 1 {
                     tracing::warn!(%room, %invite, segments, "the SMS invite takes more than one segment");
                 }
@@ -546,9 +562,9 @@ impl Rooms {
         })
     }
 
-    /// The message for a delivery, with its link.
-    fn notification(&self, delivery: &Delivery, link: &str) -> Notification {
-        let templates = &self.inner.config.templates;
+    /// The message for a delivery of `tenant`, with its link, in the invite's language.
+    fn notification(&self, delivery: &Delivery, tenant: &TenantId, link: &str) -> Notification {
+        let templates = self.inner.config.invite_templates(delivery.locale.as_ref(), tenant);
         let first_name = delivery.first_name.as_str();
         let (subject, text) = match delivery.recipient {
             Recipient::Phone(_) => (None, templates.sms_text(first_name, link)),

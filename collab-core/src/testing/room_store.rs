@@ -92,6 +92,7 @@ pub fn invite(
         first_name: Some(PersonName::parse("first_name", first).expect("valid name")),
         last_name: Some(PersonName::parse("last_name", last).expect("valid name")),
         recipient: Some(Recipient::Email(EmailAddress::parse(email).expect("valid email"))),
+        locale: None,
     })];
     if let Some(phone) = phone {
         commands.push(Command::Invite(InviteCommand {
@@ -100,6 +101,7 @@ pub fn invite(
             first_name: None,
             last_name: None,
             recipient: Some(Recipient::Phone(PhoneNumber::parse(phone).expect("valid phone"))),
+            locale: None,
         }));
     }
     run(state, commands, at)

@@ -112,6 +112,7 @@ impl Room {
             first_name: first.and_then(|f| name("first_name", f)),
             last_name: last.and_then(|l| name("last_name", l)),
             recipient,
+            locale: None,
         })
     }
 
@@ -124,6 +125,7 @@ impl Room {
             first_name: name("first_name", "Grace"),
             last_name: name("last_name", "Hopper"),
             recipient: email("grace@example.com"),
+            locale: None,
         });
         self.run(cmd).expect("email invite accepted");
         invite
