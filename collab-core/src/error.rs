@@ -59,6 +59,17 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// Storing the content would take the room past its storage quota
+    /// ([`RoomsConfig::with_max_room_bytes`](crate::rooms::RoomsConfig::with_max_room_bytes)).
+    /// Nothing was kept. Not a rate: waiting does not help, a smaller document or a room with
+    /// room to spare does (413, with `available` as the largest document accepted now).
+    #[error("the document would take the room past its storage quota of {quota} bytes ({available} bytes left)")]
+    QuotaExceeded {
+        /// The room's quota in bytes.
+        quota: u64,
+        /// The bytes the room can still take.
+        available: u64,
+    },
     /// The content's type, sniffed from its bytes, is not accepted (415). Nothing was kept.
     #[error("documents of type {media_type} are not accepted")]
     UnsupportedMediaType {
@@ -176,6 +187,7 @@ impl Error {
             Self::RoomTimedOut => ErrorKind::RoomTimedOut,
             Self::RoomClosed => ErrorKind::RoomClosed,
             Self::TooLarge { .. } => ErrorKind::TooLarge,
+            Self::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
             Self::UnsupportedMediaType { .. } => ErrorKind::UnsupportedMediaType,
             Self::RangeNotSatisfiable { .. } => ErrorKind::RangeNotSatisfiable,
             Self::RateLimited { .. } => ErrorKind::RateLimited,
@@ -213,6 +225,8 @@ pub enum ErrorKind {
     RoomClosed,
     /// [`Error::TooLarge`].
     TooLarge,
+    /// [`Error::QuotaExceeded`].
+    QuotaExceeded,
     /// [`Error::UnsupportedMediaType`].
     UnsupportedMediaType,
     /// [`Error::RangeNotSatisfiable`].
@@ -243,6 +257,7 @@ impl ErrorKind {
         Self::RoomTimedOut,
         Self::RoomClosed,
         Self::TooLarge,
+        Self::QuotaExceeded,
         Self::UnsupportedMediaType,
         Self::RangeNotSatisfiable,
         Self::RateLimited,
@@ -265,6 +280,7 @@ impl ErrorKind {
             Self::RoomTimedOut => "room_timed_out",
             Self::RoomClosed => "room_closed",
             Self::TooLarge => "too_large",
+            Self::QuotaExceeded => "quota_exceeded",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RangeNotSatisfiable => "range_not_satisfiable",
             Self::RateLimited => "rate_limited",
@@ -303,6 +319,9 @@ pub enum Entity {
     Message,
     /// A shared document.
     Document,
+    /// A document's thumbnail: the document is not an image, or no thumbnail can be made from
+    /// it (too many pixels to decode safely, or bytes that do not decode).
+    Thumbnail,
     /// A room's current link (none is available).
     Link,
     /// A delivery request in the outbox.
@@ -318,10 +337,8 @@ impl Entity {
             Self::Participant => "participant",
             Self::Message => "message",
             Self::Document => "document",
+            Self::Thumbnail => "thumbnail",
             Self::Link => "link",
-    /// A document's thumbnail: the document is not an image, or no thumbnail can be made from
-    /// it (too many pixels to decode safely, or bytes that do not decode).
-    Thumbnail,
             Self::OutboxRow => "outbox row",
         }
     }
@@ -337,7 +354,6 @@ impl fmt::Display for Entity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Rule {
-            Self::Thumbnail => "thumbnail",
     /// A room holds at most [`MAX_PARTICIPANTS`](crate::decide::MAX_PARTICIPANTS) live customer
     /// sessions, one per link.
     TooManySessions,

@@ -420,6 +420,11 @@ impl RoomState {
         &self.documents
     }
 
+    /// The bytes of the room's documents, all together: what a storage quota counts.
+    pub fn document_bytes(&self) -> u64 {
+        self.documents.iter().fold(0u64, |sum, d| sum.saturating_add(d.size))
+    }
+
     /// One document.
     pub fn document(&self, id: DocumentId) -> Option<&DocumentMeta> {
         self.documents.iter().find(|d| d.id == id)

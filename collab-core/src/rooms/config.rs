@@ -33,6 +33,7 @@ pub struct RoomsConfig {
     tenant_locales: HashMap<TenantId, Locale>,
     browser_locale: bool,
     pub(crate) max_document_bytes: u64,
+    pub(crate) max_room_bytes: Option<u64>,
     pub(crate) documents: DocumentPolicy,
     pub(crate) whole_inspections: usize,
     pub(crate) delivery: DeliveryConfig,
@@ -48,11 +49,12 @@ impl Default for RoomsConfig {
             join_path: "/join/".to_owned(),
             policy: Policy::default(),
             templates: InviteTemplates::default(),
-            max_document_bytes: Self::DEFAULT_MAX_DOCUMENT_BYTES,
             localized_templates: BTreeMap::new(),
             default_locale: Locale::english(),
             tenant_locales: HashMap::new(),
             browser_locale: false,
+            max_document_bytes: Self::DEFAULT_MAX_DOCUMENT_BYTES,
+            max_room_bytes: None,
             documents: DocumentPolicy::default(),
             whole_inspections: 2,
             delivery: DeliveryConfig::default(),
@@ -112,8 +114,6 @@ impl RoomsConfig {
         self
     }
 
-    /// The largest document accepted: 1 byte to 1 GiB, 25 MiB by default.
-    pub fn with_max_document_bytes(mut self, max: u64) -> Result<Self, Error> {
     /// The invite texts for `locale` (for its language too, when no texts name a region: `es`
     /// serves `es-MX`). [`InviteTemplates::built_in`] has Spanish and Hebrew ones.
     ///
@@ -200,10 +200,29 @@ impl RoomsConfig {
         })
     }
 
+    /// The largest document accepted: 1 byte to 1 GiB, 25 MiB by default.
+    pub fn with_max_document_bytes(mut self, max: u64) -> Result<Self, Error> {
         if max == 0 || max > 1 << 30 {
             return Err(Error::invalid("max_document_bytes", "must be from 1 byte to 1 GiB"));
         }
         self.max_document_bytes = max;
+        Ok(self)
+    }
+
+    /// The most bytes of documents one room keeps (at least 1 byte); no quota by default.
+    ///
+    /// A share that would take the room past it is refused with [`Error::QuotaExceeded`] and
+    /// nothing is kept: at once when the room is full, else while the bytes arrive (the upload's
+    /// limit is lowered to what the room has left, so a stream too large is cut at that byte),
+    /// and checked again as the document is recorded, so that uploads running side by side
+    /// cannot together pass it. The room's use is the sum of its documents' sizes, as its
+    /// events record them ([`RoomState::document_bytes`](crate::RoomState::document_bytes)): it
+    /// holds across restarts and needs no counter.
+    pub fn with_max_room_bytes(mut self, max: u64) -> Result<Self, Error> {
+        if max == 0 {
+            return Err(Error::invalid("max_room_bytes", "must be at least 1 byte"));
+        }
+        self.max_room_bytes = Some(max);
         Ok(self)
     }
 
@@ -273,6 +292,11 @@ impl RoomsConfig {
     /// The largest document accepted, in bytes.
     pub fn max_document_bytes(&self) -> u64 {
         self.max_document_bytes
+    }
+
+    /// The most bytes of documents one room keeps, if there is a quota.
+    pub fn max_room_bytes(&self) -> Option<u64> {
+        self.max_room_bytes
     }
 }
 

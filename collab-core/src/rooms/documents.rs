@@ -14,6 +14,7 @@ use crate::document::{self, Disposition, HEAD_LEN, Inspection};
 use crate::error::{Entity, Error};
 use crate::event::{DocumentKind, DocumentMeta, Event};
 use crate::id::{DocumentId, RoomId};
+use crate::state::RoomState;
 
 /// What [`Rooms::sweep_orphan_documents`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,6 +93,11 @@ impl Rooms {
     /// deleted, and should that fail too (or the process die first),
     /// [`Rooms::sweep_orphan_documents`] deletes them later. An event never names bytes that
     /// were not stored: they are stored first.
+    ///
+    /// With a room quota ([`RoomsConfig::with_max_room_bytes`](super::RoomsConfig::with_max_room_bytes)),
+    /// a full room refuses before any byte is stored, the upload's limit is what the room has
+    /// left (when less than the document limit), and the quota is checked again when the
+    /// document is recorded: [`Error::QuotaExceeded`] each time.
     pub async fn share_document(&self, actor: &Actor, room: RoomId, upload: Upload) -> Result<Event, Error> {
         let state = self.load(room).await?;
         let id = DocumentId::generate(self.inner.ids.as_ref())?;
@@ -114,6 +120,12 @@ impl Rooms {
         };
         crate::decide::decide(&state, &Command::ShareDocument(placeholder.clone()), &ctx)?;
         self.check_hook(actor, Operation::ShareDocument, Some(state.summary()))?;
+        // A full room refuses at once; one with a little left takes no more than that.
+        self.check_room_bytes(&state, 1)?;
+        let max_document = self.inner.config.max_document_bytes;
+        let limit = self
+            .room_bytes_available(&state)
+            .map_or(max_document, |left| left.min(max_document));
 
         let head = Arc::new(Mutex::new(Vec::with_capacity(HEAD_LEN)));
         let captured = head.clone();
@@ -124,11 +136,7 @@ impl Rooms {
                 head.extend_from_slice(&chunk[..room_left.min(chunk.len())]);
             }
         }));
-        let put = self
-            .inner
-            .blobs
-            .put(&blob, data, self.inner.config.max_document_bytes)
-            .await;
+        let put = self.inner.blobs.put(&blob, data, limit).await;
         let info = match put {
             Ok(info) => info,
             Err(e) => {
@@ -136,7 +144,14 @@ impl Rooms {
                 if let Err(e) = self.inner.blobs.delete(&blob).await {
                     tracing::warn!(%room, blob = %blob, error = %e, "could not delete a failed upload");
                 }
-                return Err(e);
+                return Err(match e {
+                    // Cut at what the room had left, not at the document limit: the quota's.
+                    Error::TooLarge { .. } if limit < max_document => self
+                        .check_room_bytes(&state, limit.saturating_add(1))
+                        .err()
+                        .unwrap_or(e),
+                    e => e,
+                });
             }
         };
         let stored_at = self.inner.clock.now();
@@ -158,13 +173,20 @@ impl Rooms {
                     "the upload took too long between storing and recording; try again",
                 ));
             }
+            let size = meta.size;
+            // Checked against the state the event is appended to: of two uploads that each fit
+            // but not both, the second to be recorded is refused.
+            let within_quota = |state: &RoomState, events: &[Event]| {
+                self.check_room_bytes(state, size)?;
+                no_extras(state, events)
+            };
             let done = self
                 .execute(
                     actor,
                     room,
                     Operation::ShareDocument,
                     &Command::ShareDocument(meta),
-                    no_extras,
+                    within_quota,
                 )
                 .await?;
             done.events
@@ -177,6 +199,22 @@ impl Rooms {
             self.discard_unrecorded(room, id, &blob).await;
         }
         shared
+    }
+
+    /// The bytes the room may still store under its quota; `None` without one.
+    fn room_bytes_available(&self, state: &RoomState) -> Option<u64> {
+        self.inner
+            .config
+            .max_room_bytes
+            .map(|quota| quota.saturating_sub(state.document_bytes()))
+    }
+
+    /// Refuses `size` more bytes in a room they would take past its quota.
+    fn check_room_bytes(&self, state: &RoomState, size: u64) -> Result<(), Error> {
+        match (self.inner.config.max_room_bytes, self.room_bytes_available(state)) {
+            (Some(quota), Some(available)) if size > available => Err(Error::QuotaExceeded { quota, available }),
+            _ => Ok(()),
+        }
     }
 
     /// Deletes the bytes of a share that failed, unless its event was written after all (an

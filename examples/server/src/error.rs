@@ -28,7 +28,8 @@ pub struct ErrorDetail {
     /// request body as a whole (an uploaded file, a body that is not JSON or is too large).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<Cow<'static, str>>,
-    /// With `too_large`: the largest body accepted, in bytes.
+    /// With `too_large`: the largest body accepted, in bytes; with `quota_exceeded`: the bytes the
+    /// room can still store, the largest document it accepts now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
 }
@@ -101,7 +102,9 @@ pub fn status(kind: ErrorKind) -> StatusCode {
         | ErrorKind::NotAllowed
         | ErrorKind::RoomTimedOut
         | ErrorKind::RoomClosed => StatusCode::CONFLICT,
-        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        // A room's storage quota: 413 rather than 507, which a client would take for the
+        // server's fault and retry; a smaller document (up to `limit`) may still pass.
+        ErrorKind::TooLarge | ErrorKind::QuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorKind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
         ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -130,6 +133,7 @@ fn core_response(e: Error) -> Response {
     let (field, limit) = match &e {
         Error::Invalid { field, .. } => (Some(Cow::Borrowed(*field)), None),
         Error::TooLarge { limit } => (Some(Cow::Borrowed("body")), Some(*limit)),
+        Error::QuotaExceeded { available, .. } => (Some(Cow::Borrowed("body")), Some(*available)),
         _ => (None, None),
     };
     let mut response = body(status(kind), kind.as_str(), message, field, limit);
@@ -231,6 +235,7 @@ mod tests {
             ("room_timed_out", 409),
             ("room_closed", 409),
             ("too_large", 413),
+            ("quota_exceeded", 413),
             ("unsupported_media_type", 415),
             ("range_not_satisfiable", 416),
             ("rate_limited", 429),
