@@ -125,8 +125,14 @@ function renderEvent(event, me) {
     let body;
     if (doc.kind === "image") {
       // The box is sized from the known dimensions before the bytes arrive, so scrolling to
-      // the newest item lands on the whole picture.
-      const image = el("img", { class: "thumb", src: doc.url, alt: "", width: doc.width, height: doc.height });
+      // the newest item lands on the whole picture. It shows the server's thumbnail; the popup
+      // loads the original. A thumbnail that fails (none can be made, e.g. an image too large to
+      // decode safely) shows a neutral picture icon, never the original.
+      const icon = "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24'><rect width='24' height='24' fill='#e3e8f0'/>"
+        + "<path d='M5 17l4-5 3 3.5 2-2.5 5 4z' fill='#8a94a3'/><circle cx='15.5' cy='8.5' r='1.8' fill='#8a94a3'/></svg>";
+      const image = el("img", { class: "thumb", alt: "", width: doc.width, height: doc.height,
+        onerror: () => { if (!image.src.startsWith("data:")) image.src = "data:image/svg+xml," + encodeURIComponent(icon); },
+        src: doc.thumbnail_url });
       body = el("div", {},
         el("button", { type: "button", class: "thumb-button", "aria-label": `Enlarge ${doc.name}`,
           onclick: () => showLightbox(doc.url, doc.name) }, image),

@@ -185,6 +185,7 @@ fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
 }
 
 /// The whole application: pages, assets, the API and its OpenAPI document; the optional routes
+        .routes(routes!(documents::thumbnail))
 /// as [`api()`] says.
 pub fn app(state: AppState) -> Router {
     let (api, openapi) = api(&state);
