@@ -134,3 +134,32 @@ pub async fn download(
     }
     Ok(response)
 }
+
+/// Opens an image document's thumbnail: a JPEG of at most 320 pixels on its long side, made
+/// on the first request and kept. Readable by whoever may open the document; cached by the
+/// browser for a year, since it never changes. A 404 whose message names the thumbnail means
+/// there is none (not an image, or one that cannot be decoded safely): show a placeholder.
+#[utoipa::path(get, path = "/api/rooms/{room}/documents/{document}/thumbnail",
+    params(("room" = String, Path), ("document" = String, Path), Caller), tag = "rooms",
+    responses((status = 200, description = "the thumbnail's bytes", body = Vec<u8>, content_type = "image/jpeg"),
+    (status = 404, body = ErrorBody)))]
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    Path((room, document)): Path<(String, String)>,
+    Caller(actor): Caller,
+) -> ApiResult<Response> {
+    let room = room_id(&room)?;
+    let document: DocumentId = document
+        .parse()
+        .map_err(|_| ApiError::Core(Error::NotFound { what: Entity::Document }))?;
+    let thumbnail = state.rooms.open_thumbnail(&actor, room, document).await?;
+    let safe_headers = thumbnail.headers();
+    let mut response = Response::new(Body::from(thumbnail.bytes));
+    let headers = response.headers_mut();
+    for (name, value) in &safe_headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(*name, value);
+        }
+    }
+    Ok(response)
+}
