@@ -25,6 +25,58 @@ async function api(method, path, body) {
   return data;
 }
 
+// The page's words: one JSON file per language, `assets/i18n/<tag>.json`, loaded by
+// `loadStrings` before the page renders. `t(key, { name })` fills in `{name}` (once: a value that
+// spells a placeholder stays text); a key the file lacks shows as itself, so that it is noticed.
+let strings = {};
+let pageLocale = "en";
+
+async function loadStrings(locale) {
+  const response = await fetch(`/assets/i18n/${encodeURIComponent(locale)}.json`);
+  if (!response.ok) throw new Error(`no strings file for ${locale}`);
+  strings = await response.json();
+  pageLocale = locale;
+  document.documentElement.lang = locale;
+  document.documentElement.dir = strings.dir === "rtl" ? "rtl" : "ltr";
+  // The page's own markup names its strings: data-i18n for the text, data-i18n-<attribute>.
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const attribute of ["placeholder", "aria-label", "title"]) {
+    for (const node of document.querySelectorAll(`[data-i18n-${attribute}]`)) {
+      node.setAttribute(attribute, t(node.getAttribute(`data-i18n-${attribute}`)));
+    }
+  }
+}
+
+function t(key, params) {
+  const text = Object.prototype.hasOwnProperty.call(strings, key) ? strings[key] : key;
+  return text.replace(/\{(\w+)\}/g, (whole, name) =>
+    (params && Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole));
+}
+
+// A moment in the page's language: the time alone today, with the date before.
+function formatTime(at) {
+  const when = new Date(at);
+  if (Number.isNaN(when.getTime())) return "";
+  const today = when.toDateString() === new Date().toDateString();
+  const format = today ? { timeStyle: "short" } : { dateStyle: "medium", timeStyle: "short" };
+  return new Intl.DateTimeFormat(pageLocale, format).format(when);
+}
+
+// Who wrote an item, and when.
+function byLine(event) {
+  return el("div", { class: "who" }, t(`by.${event.by}`), " · ", el("time", { datetime: event.at }, formatTime(event.at)));
+}
+
+// The line of a room event that is no message or document, from its type and the page's strings.
+function systemText(event) {
+  switch (event.type) {
+    case "room_renamed": return t("event.room_renamed", { name: event.name || "" });
+    case "customer_invited": return t("event.customer_invited", { channel: t(`channel.${event.channel}`) });
+    case "timed_out": case "reactivated": case "closed": case "customer_joined": return t(`event.${event.type}`);
+    default: return null;
+  }
+}
+
 function el(tag, attributes, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attributes || {})) {
@@ -102,7 +154,7 @@ function setupLightbox() {
   el("div", { class: "lightbox-panel" },
     el("div", { class: "toolbar" },
       el("h2", { id: "lightbox-name", class: "pdf-name" }),
-      el("button", { id: "lightbox-close", type: "button" }, "Close")),
+      el("button", { id: "lightbox-close", type: "button" }, t("lightbox.close"))),
     el("img", { id: "lightbox-image", alt: "" })));
   document.body.append(box);
   // A click beside the picture closes it too, as people expect of a popup.
@@ -118,7 +170,7 @@ const timelineShown = { joined: false };
 function renderEvent(event, me) {
   if (event.type === "message_posted") {
     return el("div", { class: "item" + (event.by === me ? " mine" : ""), "data-seq": event.seq },
-      el("div", { class: "who" }, event.by), el("div", { class: "text" }, event.text));
+      byLine(event), el("div", { class: "text" }, event.text));
   }
   if (event.type === "document_shared") {
     const doc = event.document;
@@ -134,25 +186,27 @@ function renderEvent(event, me) {
         onerror: () => { if (!image.src.startsWith("data:")) image.src = "data:image/svg+xml," + encodeURIComponent(icon); },
         src: doc.thumbnail_url });
       body = el("div", {},
-        el("button", { type: "button", class: "thumb-button", "aria-label": `Enlarge ${doc.name}`,
+        el("button", { type: "button", class: "thumb-button", "aria-label": t("doc.enlarge", { name: doc.name }),
           onclick: () => showLightbox(doc.url, doc.name) }, image),
         el("div", { class: "doc-name" }, doc.name));
     } else if (doc.kind === "pdf") {
       body = el("a", { href: doc.url, target: "_blank", rel: "noopener", class: "pdf-link",
         onclick: (e) => { e.preventDefault(); openPdf(doc); } },
-        `${doc.name} (PDF, ${doc.pages} page${doc.pages === 1 ? "" : "s"})`);
+        t(doc.pages === 1 ? "doc.pdf_one_page" : "doc.pdf", { name: doc.name, pages: doc.pages }));
     } else {
       body = el("a", { href: doc.url, target: "_blank", rel: "noopener", class: "doc-link" }, doc.name);
     }
     return el("div", { class: "item document" + (event.by === me ? " mine" : ""), "data-seq": event.seq },
-      el("div", { class: "who" }, event.by), body);
+      byLine(event), body);
   }
   if (event.type === "customer_joined") {
     if (timelineShown.joined) return null;
     timelineShown.joined = true;
   }
-  if (event.text) {
-    return el("div", { class: "item system", "data-seq": event.seq }, event.text);
+  // The console shows the server's English line (with the recipient); the customer page its own.
+  const text = me === "agent" ? event.text : systemText(event);
+  if (text) {
+    return el("div", { class: "item system", "data-seq": event.seq }, text);
   }
   return null;
 }

@@ -8,6 +8,8 @@ let opening = 0;         // which openRoom call is the latest
 let inviteChannel = "email";
 
 async function start() {
+  // The console stays in English; the timeline's shared parts read the English strings file.
+  await loadStrings("en").catch(() => {});
   setupLightbox();
   try {
     const me = await api("GET", "/api/me");
@@ -39,6 +41,11 @@ function showConsole(agent) {
   $("me").textContent = agent;
   loadRooms();
   openRoomOfHash();
+  // The invite's languages: those the customer page has (the server lists them).
+  api("GET", "/api/me").then((me) => {
+    const names = new Intl.DisplayNames(["en"], { type: "language" });
+    for (const tag of me.languages || []) $("invite-locale").append(el("option", { value: tag }, `In ${names.of(tag)}`));
+  }, () => {});
   // The Dev inbox exists only while a development notifier sends to it (dev mode).
   api("GET", "/api/dev/inbox").then(() => $("inbox-button").classList.remove("hidden"), () => {});
 }
@@ -178,6 +185,7 @@ function selectChannel(channel) {
   $("first-name").disabled = $("last-name").disabled = Boolean(customer);
   const locked = channel === "sms" ? customer && customer.phone : channel === "email" ? customer && customer.email : null;
   $("identifier").classList.toggle("hidden", channel === "link");
+  $("invite-locale").classList.toggle("hidden", channel === "link");
   $("identifier").placeholder = channel === "sms" ? "Mobile number, e.g. +447911123456" : "Email address";
   $("identifier").value = used && locked ? locked : "";
   $("identifier").disabled = Boolean(used && locked);
@@ -208,6 +216,7 @@ $("invite-form").addEventListener("submit", async (e) => {
     body.last_name = $("last-name").value;
   }
   if (inviteChannel !== "link" && !$("identifier").disabled) body.identifier = $("identifier").value;
+  if (inviteChannel !== "link" && $("invite-locale").value) body.locale = $("invite-locale").value;
   try {
     const answer = await api("POST", `/api/rooms/${current.id}/invites`, body);
     if (answer.link) {

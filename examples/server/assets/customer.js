@@ -1,24 +1,43 @@
-// The customer page: opened from the invite link, then the room.
+// The customer page: opened from the invite link, then the room. Its words come from the
+// strings file of its language (assets/i18n/<tag>.json, through `t` in common.js).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let roomId = null;
 
+// The strings of the first language that has a file: the one the server chose for this customer
+// (the tenant's, or the browser's where allowed), else, before any room is known (a link that
+// does not work), the browser's; English last.
+async function chooseStrings(locale) {
+  const wanted = locale ? [locale] : [...navigator.languages].flatMap((tag) => [tag, tag.split("-")[0]]);
+  for (const tag of [...wanted, "en"]) {
+    if (!/^[A-Za-z0-9-]{1,35}$/.test(tag)) continue;
+    try {
+      await loadStrings(tag);
+      return;
+    } catch (_) { /* no file for it: the next one */ }
+  }
+}
+
 async function start() {
-  setupLightbox();
   const match = location.pathname.match(/^\/join\/([0-9a-f]+)$/);
+  let me = null;
   try {
     if (match) {
-      const joined = await api("POST", "/api/join", { token: match[1] });
-      roomId = joined.room;
+      await api("POST", "/api/join", { token: match[1] });
       // Keep the token out of the history and of any later referrer.
       history.replaceState(null, "", "/room");
-    } else {
-      const me = await api("GET", "/api/me");
-      roomId = me.room;
     }
-  } catch (error) {
-    $("join-error").textContent = "This link does not work: it may have expired or been revoked. Ask your agent for a new one.";
+    me = await api("GET", "/api/me");
+    if (!me.room) throw new Error("not a customer");
+    roomId = me.room;
+  } catch (_) {
+    me = null;
+  }
+  await chooseStrings(me && me.locale);
+  setupLightbox();
+  if (!me) {
+    $("join-error").textContent = t("join.failed");
     $("join-error").classList.remove("hidden");
     $("chat").classList.add("hidden");
     return;
@@ -45,23 +64,23 @@ async function refresh() {
   try {
     room = await api("GET", `/api/rooms/${roomId}`);
   } catch (error) {
-    noAccess(error.code === "room_closed"
-      ? "This room is closed."
-      : "You cannot reach this room any more. Ask your agent for a new link.");
+    noAccess(error.code === "room_closed" ? t("room.closed") : t("room.unreachable"));
     return;
   }
   $("room-name").textContent = room.name;
   document.title = room.name;
-  $("room-status").textContent = room.status.replace("_", " ");
+  $("room-status").textContent = t(`status.${room.status}`);
   // A timed-out or closed room stays readable for the customer; only writing stops.
-  const notices = {
-    timed_out: "This room has timed out: you can read it, but not write. Ask your agent to invite you again.",
-    closed: "This room is closed: you can read it and open its documents, but not write.",
-  };
-  const readOnly = room.status in notices;
-  $("readonly-notice").textContent = notices[room.status] || "";
+  const readOnly = room.status === "timed_out" || room.status === "closed";
+  $("readonly-notice").textContent = readOnly ? t(`room.notice.${room.status}`) : "";
   $("readonly-notice").classList.toggle("hidden", !readOnly);
   for (const id of ["chat-input", "send", "upload-button"]) $(id).disabled = readOnly;
+}
+
+// What went wrong, in the page's language when its file names the error, else the server's words.
+function problem(error) {
+  const key = `error.${error.code}`;
+  return t(key) !== key ? t(key) : t("chat.failed", { message: error.message });
 }
 
 $("chat").addEventListener("submit", async (e) => {
@@ -73,7 +92,7 @@ $("chat").addEventListener("submit", async (e) => {
     await api("POST", `/api/rooms/${roomId}/messages`, { text, client_key: crypto.randomUUID() });
   } catch (error) {
     $("chat-input").value = text;
-    status("error", error.message);
+    status("error", problem(error));
     if (error.code === "room_timed_out" || error.code === "room_closed") refresh();
   }
 });
@@ -89,12 +108,12 @@ $("file-input").addEventListener("change", async () => {
   const file = $("file-input").files[0];
   $("file-input").value = "";
   if (!file) return;
-  status("", `Uploading ${file.name}…`);
+  status("", t("chat.uploading", { name: file.name }));
   try {
     await uploadFile(roomId, file, $("upload-progress"));
-    status("notice", `${file.name} was shared.`);
+    status("notice", t("chat.shared", { name: file.name }));
   } catch (error) {
-    status("error", error.message);
+    status("error", error.code ? problem(error) : t("error.upload_failed"));
     if (error.code === "room_timed_out" || error.code === "room_closed") refresh();
   }
 });

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod i18n;
 pub mod limits;
 pub mod openapi;
 pub mod views;
@@ -220,6 +221,14 @@ pub fn app(state: AppState) -> Router {
             "/assets/vendor",
             Router::new()
                 .fallback_service(vendor)
+                .layer(middleware::map_response(revalidate)),
+        )
+        // The customer page's strings, one file per language: served the same way, so that
+        // adding a language is adding its file.
+        .nest_service(
+            "/assets/i18n",
+            Router::new()
+                .fallback_service(ServeDir::new(i18n::DIR))
                 .layer(middleware::map_response(revalidate)),
         )
         .layer(CompressionLayer::new());

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use collab_core::notify::Notifier;
 use collab_core::rooms::{DeliveryConfig, Rooms, RoomsConfig};
-use collab_core::{Error, RoomStore, TenantId};
+use collab_core::{Error, Locale, RoomStore, TenantId};
 use collab_notify::{
     DevInbox, SecretString, SmtpConfig, SmtpEmail, SmtpSecurity, TwilioAuth, TwilioConfig, TwilioSender, TwilioSms,
     TwilioWebhook, VonageConfig, VonageSms,
@@ -41,6 +41,14 @@ Flags (or environment variables):
                      default one dev agent: agent@example.com:dev
   --lease SECONDS    how long a dispatcher holds an invite it is sending before another
                      process may take it over (COLLAB_DELIVERY_LEASE), at least 5, default 60
+  --locale TAG       the language of customer pages and invites of tenants without their own
+                     (COLLAB_LOCALE), default en; the page has en, es and he (assets/i18n/)
+  --tenant-locales LIST
+                     each tenant's language, tenant=tag,... (COLLAB_TENANT_LOCALES),
+                     e.g. acme=he,example=es
+  --browser-locale allow|deny
+                     whether a customer's page follows their browser's language where the
+                     page has it, rather than the tenant's (COLLAB_BROWSER_LOCALE), default deny
 
 Notifiers (environment only; without them invites go to the Dev inbox, /api/dev/inbox, which
 is there only while a notifier sends to it):
@@ -68,6 +76,9 @@ struct Settings {
     database_schema: Option<String>,
     agents: String,
     lease: Option<String>,
+    locale: Option<String>,
+    tenant_locales: Option<String>,
+    browser_locale: Option<String>,
 }
 
 fn settings() -> Result<Settings, String> {
@@ -82,6 +93,9 @@ fn settings() -> Result<Settings, String> {
         database_schema: env("COLLAB_DATABASE_SCHEMA"),
         agents: env("COLLAB_AGENTS").unwrap_or_else(|| DEV_AGENT.to_owned()),
         lease: env("COLLAB_DELIVERY_LEASE"),
+        locale: env("COLLAB_LOCALE"),
+        tenant_locales: env("COLLAB_TENANT_LOCALES"),
+        browser_locale: env("COLLAB_BROWSER_LOCALE"),
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -94,11 +108,32 @@ fn settings() -> Result<Settings, String> {
             "--database-schema" => settings.database_schema = Some(value()?),
             "--agents" => settings.agents = value()?,
             "--lease" => settings.lease = Some(value()?),
+            "--locale" => settings.locale = Some(value()?),
+            "--tenant-locales" => settings.tenant_locales = Some(value()?),
+            "--browser-locale" => settings.browser_locale = Some(value()?),
             "-h" | "--help" => return Err(HELP.to_owned()),
             other => return Err(format!("unknown flag {other}\n\n{HELP}")),
         }
     }
     Ok(settings)
+}
+
+/// The language settings, and the invite texts of every language the customer page has.
+fn languages(mut config: RoomsConfig, settings: &Settings) -> Result<RoomsConfig, String> {
+    if let Some(tag) = &settings.locale {
+        config = config.with_default_locale(Locale::parse(tag).map_err(|e| format!("locale: {e}"))?);
+    }
+    let tenant_locales = settings.tenant_locales.as_deref().unwrap_or("");
+    for (tenant, locale) in collab_server::i18n::parse_tenant_locales(tenant_locales)? {
+        config = config.with_tenant_locale(tenant, locale);
+    }
+    let browser = match settings.browser_locale.as_deref() {
+        None | Some("deny") => false,
+        Some("allow") => true,
+        Some(_) => return Err("--browser-locale is allow or deny".to_owned()),
+    };
+    let config = config.with_browser_locale(browser);
+    Ok(collab_server::i18n::with_invite_texts(config))
 }
 
 /// Where rooms are kept, and the transport that carries their live events between servers.
@@ -295,6 +330,7 @@ async fn run() -> Result<(), String> {
         .with_base_url(&base_url)
         .map_err(fail("base URL"))?
         .with_delivery(delivery);
+    let config = languages(config, &settings)?;
     let notifiers = notifiers(&base_url, &inbox)?;
     let mut builder = Rooms::builder()
         .room_store(database.store)

@@ -117,6 +117,10 @@ pub struct EventView {
     pub text: Option<String>,
     /// A shared document.
     pub document: Option<DocumentView>,
+    /// The room's new name, for `room_renamed`: a page writes its own line from the type and this.
+    pub name: Option<String>,
+    /// The invite's channel (`sms`, `email`, `link`), for `customer_invited`.
+    pub channel: Option<&'static str>,
 }
 
 /// A shared document, with where to fetch it.
@@ -154,6 +158,11 @@ impl EventView {
             EventActor::System => "system",
         };
         let mut document = None;
+        let (name, channel) = match &event.data {
+            EventData::RoomRenamed { name } => (Some(name.clone()), None),
+            EventData::CustomerInvited { channel, .. } => (None, Some(channel.as_str())),
+            _ => (None, None),
+        };
         let text = match &event.data {
             EventData::MessagePosted { text, .. } => Some(text.clone()),
             EventData::RoomRenamed { name } => Some(format!("The room is now named {name}")),
@@ -195,6 +204,8 @@ impl EventView {
             kind: event.data.type_name(),
             text,
             document,
+            name,
+            channel,
         }
     }
 }

@@ -122,6 +122,9 @@ pub struct InviteBody {
     pub last_name: Option<String>,
     /// Mobile number or email address for a channel not used before.
     pub identifier: Option<String>,
+    /// The language of the invite's text (`es`, `he`, `pt-BR`…); without one, the tenant's.
+    #[schema(max_length = 35, pattern = "^[A-Za-z0-9-]*$")]
+    pub locale: Option<String>,
 }
 
 /// What an invite gave.
@@ -154,6 +157,7 @@ pub async fn invite(
         first_name: body.first_name,
         last_name: body.last_name,
         identifier: body.identifier.filter(|i| !i.trim().is_empty()),
+        locale: body.locale.filter(|l| !l.is_empty()),
     };
     // The core names the number `phone`, the address `email` and a link's stray one
     // `recipient`: the request sent each as `identifier`.

@@ -2,16 +2,16 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use collab_core::Actor;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiResult, JsonBody, with_cookie};
-use crate::AppState;
 use crate::auth::{AGENT_COOKIE, CUSTOMER_COOKIE, Caller, cookie, expired_cookie, session_cookie};
 use crate::error::{ApiError, ErrorBody};
+use crate::{AppState, i18n};
 
 /// An agent signs in.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -51,23 +51,44 @@ pub struct Me {
     pub agent: Option<String>,
     /// The customer's room.
     pub room: Option<String>,
+    /// For a customer: the language of their page (`assets/i18n/<locale>.json`), the tenant's,
+    /// or the browser's (`Accept-Language`) where the server allows it and the page has it.
+    pub locale: Option<String>,
+    /// For an agent: the languages the customer page has, which an invite may name.
+    pub languages: Option<Vec<String>>,
 }
 
 /// Who is signed in.
-#[utoipa::path(get, path = "/api/me", tag = "session", params(Caller),
+#[utoipa::path(get, path = "/api/me", tag = "session",
+    params(Caller, ("accept-language" = Option<String>, Header, description = "the browser's languages")),
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
-pub async fn me(Caller(actor): Caller) -> ApiResult<Json<Me>> {
-    Ok(Json(match actor {
+pub async fn me(State(state): State<AppState>, headers: HeaderMap, Caller(actor): Caller) -> ApiResult<Json<Me>> {
+    Ok(Json(match &actor {
         Actor::Agent { agent, .. } => Me {
             role: "agent",
             agent: Some(agent.to_string()),
             room: None,
+            locale: None,
+            languages: Some(i18n::shipped().iter().map(ToString::to_string).collect()),
         },
-        Actor::Customer { room, .. } => Me {
-            role: "customer",
-            agent: None,
-            room: Some(room.to_string()),
-        },
+        Actor::Customer { room, .. } => {
+            let config = state.rooms.config();
+            // The room's tenant names the language; a room that cannot be read now gets the
+            // deployment's, as the page has to say something.
+            let tenant = state.rooms.room(&actor, *room).await.ok().map(|r| r.tenant().clone());
+            let browser = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+            let locale = match &tenant {
+                Some(tenant) => i18n::page_locale(config, tenant, browser),
+                None => config.default_locale().clone(),
+            };
+            Me {
+                role: "customer",
+                agent: None,
+                room: Some(room.to_string()),
+                locale: Some(locale.to_string()),
+                languages: None,
+            }
+        }
         Actor::System => return Err(ApiError::Unauthenticated),
     }))
 }
