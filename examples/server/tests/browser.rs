@@ -283,6 +283,20 @@ async fn the_product_end_to_end_in_chromium() {
     wait_visible(&agent, "#content img.thumb").await;
     click(&agent, "#content img.thumb").await;
     wait_visible(&agent, "#lightbox").await;
+    // Inline, the server's thumbnail (loaded, not the placeholder); the popup, the original.
+    let sources = wait_js(
+        &agent,
+        "the thumbnail loaded",
+        "const t = document.querySelector('#content img.thumb');
+         return [t.getAttribute('src'), t.complete && t.naturalWidth,
+                 document.getElementById('lightbox-image').getAttribute('src')];",
+        vec![],
+        |v| v[1].as_u64().is_some_and(|w| w > 0),
+    )
+    .await;
+    let (inline, enlarged) = (sources[0].as_str().unwrap(), sources[2].as_str().unwrap());
+    assert_eq!(inline, format!("{enlarged}/thumbnail"), "{sources}");
+    assert!(enlarged.contains("/documents/"), "{sources}");
     shot(&agent, "06-agent-image-enlarged").await;
     click(&agent, "#lightbox-close").await;
 
