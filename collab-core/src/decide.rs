@@ -73,13 +73,13 @@ pub enum Command {
         /// The participation.
         participant: ParticipantId,
     },
-    /// Post a chat message. Agents and the room's customer.
     /// The customer ends the session they act through (signs out). The room's customer only,
     /// on their own session; accepted in a closed or timed-out room too, as reading is.
     ///
     /// Unlike [`Command::RevokeSession`], the invite stays usable: opening its link again (the
     /// one from their SMS or email) gives the customer a new session.
     EndSession,
+    /// Post a chat message. Agents and the room's customer.
     PostMessage {
         /// The text; it is trimmed and must not be empty or longer than the policy allows.
         text: String,
@@ -262,9 +262,6 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
                 out.push(EventData::InviteRevoked { invite: found.invite });
             }
         }
-        Command::PostMessage { text, client_key } => {
-            refuse_customer_when_timed_out(ctx.actor, timed_out)?;
-            let text = message_text(text, ctx.policy)?;
         Command::EndSession => {
             // `authorize` let only the room's customer through, with a live session.
             let Actor::Customer { participant, .. } = ctx.actor else {
@@ -274,6 +271,9 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
                 participant: *participant,
             });
         }
+        Command::PostMessage { text, client_key } => {
+            refuse_customer_when_timed_out(ctx.actor, timed_out)?;
+            let text = message_text(text, ctx.policy)?;
             let client_key = client_key.as_deref().map(checked_client_key).transpose()?;
             record_due_timeout(&mut out);
             out.push(EventData::MessagePosted { text, client_key });
@@ -309,10 +309,10 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
         Command::Invite(_) | Command::RevokeInvite { .. } | Command::RevokeSession { .. } | Command::Close
     );
     let library_only = matches!(command, Command::Join { .. } | Command::RecordDelivery { .. });
+    let customers_only = *command == Command::EndSession;
     let allowed = match ctx.actor {
         Actor::Agent { .. } => !(library_only || customers_only),
         Actor::Customer { .. } => !(agents_only || library_only || *command == Command::TimeOut),
-    let customers_only = *command == Command::EndSession;
         Actor::System => library_only || *command == Command::TimeOut,
     };
     if allowed {

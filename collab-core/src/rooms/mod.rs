@@ -164,11 +164,11 @@ pub struct InviteRequest {
     /// The mobile number (international form) for SMS, the address for email, none for a link.
     /// Locked once a channel was used: leave it out to reuse it.
     pub identifier: Option<String>,
-}
-
     /// The language of the invite's text (a [`Locale`](crate::Locale) tag, `locale` when bad);
     /// without one, the tenant's. See [`RoomsConfig::with_templates_for`].
     pub locale: Option<String>,
+}
+
 impl InviteRequest {
     /// A first invite by SMS.
     pub fn sms(first_name: &str, last_name: &str, phone: &str) -> Self {
@@ -187,12 +187,10 @@ impl InviteRequest {
             first_name: None,
             last_name: None,
             identifier: identifier.map(str::to_owned),
+            locale: None,
         }
     }
-            locale: None,
 
-    fn first(channel: Channel, first_name: &str, last_name: &str, identifier: Option<&str>) -> Self {
-        Self {
     /// The same invite, its text in `locale` (`es`, `he`, `pt-BR`…) when texts for it are
     /// configured.
     pub fn with_locale(mut self, locale: &str) -> Self {
@@ -200,13 +198,15 @@ impl InviteRequest {
         self
     }
 
+    fn first(channel: Channel, first_name: &str, last_name: &str, identifier: Option<&str>) -> Self {
+        Self {
             channel,
             first_name: Some(first_name.to_owned()),
             last_name: Some(last_name.to_owned()),
             identifier: identifier.map(str::to_owned),
+            locale: None,
         }
     }
-            locale: None,
 }
 
 /// A link that grants entry to a room: a bearer secret, hidden from `Debug`.
@@ -471,9 +471,9 @@ impl Rooms {
             .as_deref()
             .map(|n| PersonName::parse("last_name", n))
             .transpose()?;
+        let locale = request.locale.as_deref().map(Locale::parse).transpose()?;
         let recipient = match (request.channel, request.identifier.as_deref()) {
             (_, None) => None,
-        let locale = request.locale.as_deref().map(Locale::parse).transpose()?;
             (Channel::Sms, Some(phone)) => Some(Recipient::Phone(PhoneNumber::parse(phone)?)),
             (Channel::Email, Some(address)) => Some(Recipient::Email(EmailAddress::parse(address)?)),
             (Channel::Link, Some(_)) => return Err(Error::invalid("identifier", "a link invite has no recipient")),
@@ -512,9 +512,9 @@ impl Rooms {
             first_name,
             last_name,
             recipient,
+            locale: locale.clone(),
         });
         let now = self.inner.clock.now();
-            locale: locale.clone(),
         let done = self
             .execute(actor, room, Operation::Invite, &command, |_, events| {
                 let mut extras = Extras::default();
@@ -676,24 +676,6 @@ impl Rooms {
         Ok(())
     }
 
-    /// Posts a chat message. With a `client_key`, a retried post returns the message it
-    /// recorded the first time instead of posting it again.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Conflict`] when `client_key` was used (within
-    /// [`CLIENT_KEY_WINDOW`](crate::decide::CLIENT_KEY_WINDOW)) for a message of another text:
-    /// a client reusing a key by mistake learns so rather than seeing the old message as sent.
-    pub async fn post_message(
-        &self,
-        actor: &Actor,
-        room: RoomId,
-        text: &str,
-        client_key: Option<&str>,
-    ) -> Result<Event, Error> {
-        let command = Command::PostMessage {
-            text: text.to_owned(),
-            client_key: client_key.map(str::to_owned),
     /// The customer ends their own session (signs out): its token stops working at once, and
     /// their live streams end. `actor` is the customer, from [`Rooms::customer_session`]; any
     /// other actor is [`Error::Forbidden`].
@@ -732,6 +714,24 @@ impl Rooms {
         }
     }
 
+    /// Posts a chat message. With a `client_key`, a retried post returns the message it
+    /// recorded the first time instead of posting it again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] when `client_key` was used (within
+    /// [`CLIENT_KEY_WINDOW`](crate::decide::CLIENT_KEY_WINDOW)) for a message of another text:
+    /// a client reusing a key by mistake learns so rather than seeing the old message as sent.
+    pub async fn post_message(
+        &self,
+        actor: &Actor,
+        room: RoomId,
+        text: &str,
+        client_key: Option<&str>,
+    ) -> Result<Event, Error> {
+        let command = Command::PostMessage {
+            text: text.to_owned(),
+            client_key: client_key.map(str::to_owned),
         };
         let done = self
             .execute(actor, room, Operation::PostMessage, &command, no_extras)
@@ -766,6 +766,12 @@ impl Rooms {
         }
     }
 
+    /// The time now, by the service's clock: what invite expiry and timeouts are judged by
+    /// (e.g. [`InviteState::is_usable_at`](crate::InviteState::is_usable_at)).
+    pub fn now(&self) -> crate::Timestamp {
+        self.inner.clock.now()
+    }
+
     /// The status of `state` now: an active room past its inactivity timeout counts as timed out
     /// before any sweep records it (the state's own `status()` is the recorded one).
     pub fn current_status(&self, state: &RoomState) -> crate::RoomStatus {
@@ -784,12 +790,6 @@ impl Rooms {
 
     /// Lists and searches the agent's tenant's rooms, newest first. Agents only.
     pub async fn list_rooms(&self, actor: &Actor, query: &RoomQuery) -> Result<RoomPage, Error> {
-    /// The time now, by the service's clock: what invite expiry and timeouts are judged by
-    /// (e.g. [`InviteState::is_usable_at`](crate::InviteState::is_usable_at)).
-    pub fn now(&self) -> crate::Timestamp {
-        self.inner.clock.now()
-    }
-
         let Actor::Agent { tenant, .. } = actor else {
             return Err(Error::Forbidden);
         };
