@@ -129,6 +129,7 @@ async function openRoom(id) {
   $("no-room").classList.add("hidden");
   $("room").classList.remove("hidden");
   $("content").replaceChildren();
+  clearAccess();
   try {
     const room = await api("GET", `/api/rooms/${id}`);
     if (mine !== opening) return;
@@ -146,6 +147,7 @@ async function openRoom(id) {
       $("content").append(item);
       $("content").scrollTop = $("content").scrollHeight;
     }
+    if (ACCESS_EVENTS.includes(event.type)) loadAccess();
     if (["room_renamed", "customer_invited", "timed_out", "reactivated", "closed"].includes(event.type)) {
       showRoom(await api("GET", `/api/rooms/${id}`));
       loadRooms();
@@ -170,6 +172,72 @@ $("chat").addEventListener("submit", async (e) => {
     alert(error.message);
   }
 });
+
+// Links and sessions: the room's live invite links and the customer's sessions, each with a
+// Revoke button. Read when the panel is opened, and again when the timeline says they changed.
+const ACCESS_EVENTS = ["customer_invited", "invite_delivery", "customer_joined", "invite_revoked", "session_revoked", "closed"];
+const CHANNEL_NAMES = { sms: "SMS", email: "Email", link: "Link" };
+const when = (iso) => new Date(iso).toLocaleString();
+
+function clearAccess() {
+  $("access-links").replaceChildren();
+  $("access-sessions").replaceChildren();
+  $("access-message").textContent = "";
+  $("access-message").className = "";
+}
+
+function accessRow(text, label, path) {
+  return el("li", { class: "access-row" }, el("span", {}, text),
+    el("button", { type: "button", class: "secondary", "aria-label": label, onclick: () => revokeAccess(path) }, "Revoke"));
+}
+
+async function loadAccess() {
+  if (!current || !$("access").open) return;
+  const id = current.id;
+  let access;
+  try {
+    access = await api("GET", `/api/rooms/${id}/access`);
+  } catch (error) {
+    if (!current || current.id !== id) return;
+    $("access-message").className = "error";
+    $("access-message").textContent = error.message;
+    return;
+  }
+  if (!current || current.id !== id) return;
+  const links = access.invites.filter((invite) => invite.live).map((invite) => {
+    const channel = CHANNEL_NAMES[invite.channel] || invite.channel;
+    const to = invite.recipient ? ` to ${invite.recipient}` : "";
+    return accessRow(`${channel}${to} · ${invite.status} · created ${when(invite.issued_at)} · expires ${when(invite.expires_at)}`,
+      `Revoke the ${channel} link${to} created ${when(invite.issued_at)}`, `/api/rooms/${id}/invites/${invite.id}`);
+  });
+  const sessions = access.sessions.map((session) => {
+    const channel = CHANNEL_NAMES[session.channel] || session.channel || "an invite";
+    return accessRow(`Joined ${when(session.joined_at)} through the ${channel} link`,
+      `Revoke the session joined ${when(session.joined_at)}`, `/api/rooms/${id}/sessions/${session.participant}`);
+  });
+  // A Revoke button with the focus goes with the old lists: the focus stays in the panel.
+  const focused = document.activeElement;
+  const hadFocus = focused && focused.closest(".access-list");
+  $("access-links").replaceChildren(...(links.length ? links : [el("li", { class: "access-none" }, "No live links.")]));
+  $("access-sessions").replaceChildren(...(sessions.length ? sessions : [el("li", { class: "access-none" }, "No live sessions.")]));
+  if (hadFocus) $("access").querySelector("summary").focus();
+}
+
+async function revokeAccess(path) {
+  try {
+    await api("DELETE", path);
+    $("access-message").className = "notice";
+    $("access-message").textContent = path.includes("/sessions/")
+      ? "Session revoked, with the link it came through: send a new invite to let the customer back in."
+      : "Link revoked: it no longer opens the room.";
+  } catch (error) {
+    $("access-message").className = "error";
+    $("access-message").textContent = error.message;
+  }
+  await loadAccess();
+}
+
+$("access").addEventListener("toggle", loadAccess);
 
 // The invite frame: a used channel shows its details locked; a new one locks only the names.
 function selectChannel(channel) {

@@ -162,7 +162,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use api::{callbacks, dev, documents, rooms, sessions};
+    use api::{access, callbacks, dev, documents, rooms, sessions};
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(sessions::sign_in, sessions::sign_out))
         .routes(routes!(sessions::me))
@@ -170,11 +170,15 @@ fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(rooms::get_room))
         .routes(routes!(rooms::invite))
         .routes(routes!(rooms::close_room))
+        .routes(routes!(access::access))
+        .routes(routes!(access::revoke_session))
+        .routes(routes!(access::revoke_invite))
         .routes(routes!(rooms::events))
         .routes(routes!(rooms::live))
         .routes(routes!(rooms::post_message))
         .routes(routes!(documents::upload))
         .routes(routes!(documents::download))
+        .routes(routes!(documents::thumbnail))
         .routes(routes!(sessions::join));
     if state.inbox.is_some() {
         router = router.routes(routes!(dev::dev_inbox));
@@ -186,7 +190,6 @@ fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
 }
 
 /// The whole application: pages, assets, the API and its OpenAPI document; the optional routes
-        .routes(routes!(documents::thumbnail))
 /// as [`api()`] says.
 pub fn app(state: AppState) -> Router {
     let (api, openapi) = api(&state);

@@ -49,7 +49,7 @@ const CALLERS: [Caller; 8] = [
 
 /// The documented operations, `METHOD path`, with the status each caller must get, in the
 /// order of [`CALLERS`]. A new route fails the test until it is added here.
-const EXPECTED: [(&str, [u16; 8]); 16] = [
+const EXPECTED: [(&str, [u16; 8]); 19] = [
     // Public: a wrong password is refused whatever cookie comes with it.
     ("POST /api/session", [401, 401, 401, 401, 401, 401, 401, 401]),
     ("DELETE /api/session", [204, 204, 204, 204, 204, 204, 204, 204]),
@@ -62,6 +62,15 @@ const EXPECTED: [(&str, [u16; 8]); 16] = [
         [401, 201, 404, 403, 404, 403, 403, 401],
     ),
     ("POST /api/rooms/{room}/close", [401, 204, 404, 403, 404, 403, 403, 401]),
+    ("GET /api/rooms/{room}/access", [401, 200, 404, 403, 404, 403, 403, 401]),
+    (
+        "DELETE /api/rooms/{room}/sessions/{participant}",
+        [401, 204, 404, 403, 404, 403, 403, 401],
+    ),
+    (
+        "DELETE /api/rooms/{room}/invites/{invite}",
+        [401, 204, 404, 403, 404, 403, 403, 401],
+    ),
     ("GET /api/rooms/{room}/events", [401, 200, 404, 200, 404, 403, 403, 401]),
     ("GET /api/rooms/{room}/live", [401, 200, 404, 200, 404, 403, 403, 401]),
     (
@@ -103,6 +112,8 @@ struct World {
     room: String,
     document: String,
     invite: String,
+    /// The customer's session in room A.
+    participant: String,
     credentials: HashMap<&'static str, Credential>,
     rooms: Vec<RoomMarks>,
 }
@@ -176,6 +187,13 @@ async fn world() -> World {
         .advance(Policy::DEFAULT_INVITE_TTL + Duration::from_secs(60));
     let customer_token = server.link_token(&ada, &room).await;
     let customer = server.join(&customer_token).await;
+    let Actor::Customer {
+        participant: customer_participant,
+        ..
+    } = server.rooms.customer_session(token_of(&customer)).await.unwrap()
+    else {
+        panic!("not a customer");
+    };
     let revoked_token = server.link_token(&ada, &room).await;
     let revoked = server.join(&revoked_token).await;
     let Actor::Customer { participant, .. } = server.rooms.customer_session(token_of(&revoked)).await.unwrap() else {
@@ -260,6 +278,7 @@ async fn world() -> World {
         room,
         document,
         invite,
+        participant: customer_participant.to_string(),
         credentials,
         rooms,
     }
@@ -271,7 +290,9 @@ async fn call(world: &World, operation: &str, caller: Caller) -> Reply {
     let (method, path) = operation.split_once(' ').unwrap();
     let mut uri = path
         .replace("{room}", &world.room)
-        .replace("{document}", &world.document);
+        .replace("{document}", &world.document)
+        .replace("{participant}", &world.participant)
+        .replace("{invite}", &world.invite);
     let mut content_type = "application/json";
     let body = match operation {
         "POST /api/session" => json!({"agent": "ada", "password": "wrong"}).to_string(),
@@ -344,7 +365,7 @@ async fn every_operation_by_every_caller_gets_its_status_and_reveals_no_other_ro
         documented, expected,
         "the documented operations and the matrix differ: add the new route to EXPECTED"
     );
-    assert_eq!(documented.len(), 16);
+    assert_eq!(documented.len(), 19);
 
     let cells: Vec<(&str, Caller, u16)> = EXPECTED
         .iter()

@@ -938,6 +938,16 @@ async fn the_pages_by_keyboard_at_every_width_with_no_axe_violation() {
     doc_shot(&agent, "agent-console.png").await;
     lightbox_by_keyboard(&agent, "the console's lightbox").await;
 
+    // Links and sessions by keyboard: two phones joined; revoking the first leaves one.
+    enter_on(&agent, "#access summary").await;
+    let sessions = "return document.querySelectorAll('#access-sessions .access-row').length";
+    wait_js(&agent, "two sessions listed", sessions, vec![], |v| v == 2).await;
+    axe(&agent, "the console's links and sessions").await;
+    enter_on(&agent, "#access-sessions .access-row button").await;
+    wait_text(&agent, "#access-message", |t| t.starts_with("Session revoked")).await;
+    wait_js(&agent, "one session left", sessions, vec![], |v| v == 1).await;
+    enter_on(&agent, "#access summary").await;
+
     // Each dialog: axe with it open, Escape, the focus back on its button.
     click(&agent, "#invite-button").await;
     wait_text(&agent, "#invite-title", |t| t == "Re Invite").await;

@@ -1,5 +1,6 @@
 //! The JSON API: everything the console and the customer page do, one module per resource.
 
+pub mod access;
 pub mod callbacks;
 pub mod dev;
 pub mod documents;

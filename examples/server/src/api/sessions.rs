@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use collab_core::Actor;
+use collab_core::{Actor, Error};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -32,14 +32,27 @@ pub async fn sign_in(State(state): State<AppState>, JsonBody(body): JsonBody<Sig
     Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), &cookie))
 }
 
-/// Signs out whoever is signed in.
-#[utoipa::path(delete, path = "/api/session", tag = "agents", security((), ("agent_session" = [])), responses((status = 204, description = "signed out")))]
-pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// Signs out whoever is signed in: ends the agent's sign-in of the `collab_agent` cookie and the
+/// customer's session of the `collab_customer` cookie on the server (the cookie stops working
+/// even if kept; the customer's invite link still opens the room again), and removes both
+/// cookies. Without a sign-in there is nothing to end: still 204.
+#[utoipa::path(delete, path = "/api/session", tag = "agents", security((), ("agent_session" = [])),
+    responses((status = 204, description = "signed out"),
+    (status = 503, body = ErrorBody, description = "the customer's session could not be ended; try again")))]
+pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(token) = cookie(&headers, AGENT_COOKIE) {
         state.agents.sign_out(token);
     }
+    if let Some(token) = cookie(&headers, CUSTOMER_COOKIE) {
+        match state.rooms.customer_session(token).await {
+            Ok(customer) => state.rooms.end_session(&customer).await?,
+            // Not a session, or one that has ended: nothing to end.
+            Err(Error::Forbidden | Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let response = with_cookie(StatusCode::NO_CONTENT.into_response(), &expired_cookie(AGENT_COOKIE));
-    with_cookie(response, &expired_cookie(CUSTOMER_COOKIE))
+    Ok(with_cookie(response, &expired_cookie(CUSTOMER_COOKIE)))
 }
 
 /// Who the request is from.
