@@ -25,15 +25,15 @@ const openPdf = (() => {
         el("h2", { id: "pdf-name", class: "pdf-name" }),
         // The page is checked here, with a message that says which pages exist.
         el("form", { id: "pdf-jump", class: "pdf-jump", novalidate: "" },
-          el("label", { for: "pdf-page" }, "Page"), page,
+          el("label", { for: "pdf-page" }, t("pdf.page")), page,
           el("span", { id: "pdf-count" }),
-          el("button", { type: "submit", id: "pdf-go", class: "secondary" }, "Go")),
+          el("button", { type: "submit", id: "pdf-go", class: "secondary" }, t("pdf.go"))),
         el("span", { class: "pdf-zoom" },
-          el("button", { type: "button", id: "pdf-zoom-out", class: "secondary", "aria-label": "Zoom out" }, "−"),
-          el("button", { type: "button", id: "pdf-zoom-in", class: "secondary", "aria-label": "Zoom in" }, "+")),
-        el("button", { type: "button", id: "pdf-done" }, "Done")),
+          el("button", { type: "button", id: "pdf-zoom-out", class: "secondary", "aria-label": t("pdf.zoom_out") }, "−"),
+          el("button", { type: "button", id: "pdf-zoom-in", class: "secondary", "aria-label": t("pdf.zoom_in") }, "+")),
+        el("button", { type: "button", id: "pdf-done" }, t("pdf.done"))),
       el("div", { id: "pdf-message", class: "pdf-message", role: "status" }),
-      el("div", { id: "pdf-scroll", class: "pdf-scroll", tabindex: "0", role: "region", "aria-label": "Pages" })));
+      el("div", { id: "pdf-scroll", class: "pdf-scroll", tabindex: "0", role: "region", "aria-label": t("pdf.pages") })));
     document.body.append(dialog);
     dialog.querySelector("#pdf-jump").addEventListener("submit", (e) => { e.preventDefault(); jump(); });
     dialog.querySelector("#pdf-zoom-in").addEventListener("click", () => zoomBy(1));
@@ -68,11 +68,11 @@ const openPdf = (() => {
     if (viewer) releaseViewer();
     const mine = viewer = { doc, pages: [], zoom: 2, tracking: false, rendered: new Map(), current: 1 };
     document.getElementById("pdf-name").textContent = doc.name;
-    document.getElementById("pdf-count").textContent = `of ${doc.pages}`;
+    document.getElementById("pdf-count").textContent = t("pdf.of", { pages: doc.pages });
     document.getElementById("pdf-page").max = doc.pages;
     document.getElementById("pdf-page").value = 1;
     document.getElementById("pdf-scroll").replaceChildren();
-    pdfMessage("Opening…");
+    pdfMessage(t("pdf.opening"));
     openDialog(dialog, document.getElementById("pdf-done"), releaseViewer);
     try {
       const pdfjs = await loadPdfjs();
@@ -83,7 +83,7 @@ const openPdf = (() => {
       const pdf = await mine.task.promise;
       if (viewer !== mine) return;
       mine.pdf = pdf;
-      document.getElementById("pdf-count").textContent = `of ${pdf.numPages}`;
+      document.getElementById("pdf-count").textContent = t("pdf.of", { pages: pdf.numPages });
       document.getElementById("pdf-page").max = pdf.numPages;
       const first = await pdf.getPage(1);
       if (viewer !== mine) return;
@@ -93,7 +93,7 @@ const openPdf = (() => {
       layout(mine);
       pdfMessage("");
     } catch (error) {
-      if (viewer === mine) pdfMessage(`This PDF cannot be shown: ${error.message}`, true);
+      if (viewer === mine) pdfMessage(t("pdf.cannot_show", { message: error.message }), true);
     }
   }
 
@@ -111,7 +111,7 @@ const openPdf = (() => {
     const scale = scaleOf(state);
     const boxes = [];
     for (let n = 1; n <= state.pdf.numPages; n++) {
-      const box = el("div", { class: "pdf-page", "data-page": n, role: "img", "aria-label": `Page ${n}` });
+      const box = el("div", { class: "pdf-page", "data-page": n, role: "img", "aria-label": t("pdf.page_n", { n }) });
       box.style.width = `${Math.round(state.base.width * scale)}px`;
       box.style.height = `${Math.round(state.base.height * scale)}px`;
       boxes.push(box);
@@ -170,7 +170,7 @@ const openPdf = (() => {
       }
     } catch (error) {
       if (error && error.name === "RenderingCancelledException") return;
-      if (state.rendered.get(n) === canvas) pdfMessage(`Page ${n} cannot be shown: ${error.message}`, true);
+      if (state.rendered.get(n) === canvas) pdfMessage(t("pdf.page_cannot_show", { n, message: error.message }), true);
     }
   }
 
@@ -221,7 +221,7 @@ const openPdf = (() => {
     const n = Math.round(Number(input.value));
     if (!Number.isFinite(n) || n < 1 || n > count) {
       input.value = Math.min(Math.max(1, Number.isFinite(n) ? n : state.current), count);
-      pdfMessage(`There is no page ${input.value === "" ? "" : n}: choose one from 1 to ${count}.`, true);
+      pdfMessage(t("pdf.no_such_page", { n: input.value === "" ? "" : n, count }), true);
       return;
     }
     pdfMessage("");
