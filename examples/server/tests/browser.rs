@@ -1117,3 +1117,80 @@ async fn a_text_document_opens_as_text_in_a_new_tab() {
     assert_eq!(bold, 0, "the text was rendered as a page");
     customer.close().await.unwrap();
 }
+
+/// The customer page of a tenant whose language is Hebrew, on a phone: `dir="rtl"`, its words
+/// from he.json (system lines included), the layout mirrored (the agent's message and the chat
+/// bar's first control on the right, the customer's own message on the left), axe-core clean.
+/// The screenshot, `customer-he.png`, is for a person to look at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_page_in_hebrew_is_laid_out_right_to_left() {
+    let Some(rig) = rig_with(|command| {
+        command.args(["--tenant-locales", "example=he"]);
+    }) else {
+        return;
+    };
+    let agent_cookie = api_agent(&rig.server).await;
+    let (room, link) = api_room(&rig.server, &agent_cookie).await;
+    api_message(&rig.server, &agent_cookie, &room, "שלום עדה, במה אפשר לעזור?").await;
+    let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
+    customer.goto(&link).await.unwrap();
+    wait_text(&customer, "#content", |t| t.contains("במה אפשר לעזור")).await;
+    let page = wait_js(
+        &customer,
+        "the page in Hebrew",
+        "return { dir: document.dir, lang: document.documentElement.lang,
+                  placeholder: document.getElementById('chat-input').placeholder,
+                  share: document.getElementById('upload-button').textContent,
+                  status: document.getElementById('room-status').textContent,
+                  content: document.getElementById('content').innerText };",
+        vec![],
+        |v| v["dir"] == "rtl" && v["status"] != "",
+    )
+    .await;
+    assert_eq!(page["lang"], "he", "{page}");
+    assert_eq!(page["placeholder"], "הקלידו הודעה", "{page}");
+    assert_eq!(page["share"], "שיתוף קובץ", "{page}");
+    assert_eq!(page["status"], "פעיל", "{page}");
+    let content = page["content"].as_str().unwrap();
+    assert!(
+        content.contains("הוזמן בדוא״ל"),
+        "the invite's line from he.json: {content}"
+    );
+    assert!(!content.contains("Invited by"), "the server's English line: {content}");
+
+    type_into(&customer, "#chat-input", "תודה!").await;
+    click(&customer, "#send").await;
+    wait_text(&customer, "#content .item.mine", |t| t.contains("תודה!")).await;
+    let boxes = js(
+        &customer,
+        "const box = (css) => { const b = document.querySelector(css).getBoundingClientRect();
+                                return { left: b.left, right: b.right }; };
+         // Where the words are, not their box (which a column stretches).
+         const words = (css) => { const range = document.createRange();
+                                  range.selectNodeContents(document.querySelector(css));
+                                  const b = range.getBoundingClientRect(); return { left: b.left, right: b.right }; };
+         return { width: document.documentElement.clientWidth,
+                  agent: words('#content .item:not(.mine):not(.system) .text'), mine: box('#content .item.mine'),
+                  share: box('#upload-button'), send: box('#send'),
+                  time: document.querySelector('#content .item time').textContent };",
+    )
+    .await;
+    let x = |item: &str, edge: &str| boxes[item][edge].as_f64().unwrap();
+    let width = boxes["width"].as_f64().unwrap();
+    assert!(
+        x("agent", "right") > width - 40.0 && x("agent", "left") > width / 3.0,
+        "the agent's message is not on the right: {boxes}"
+    );
+    assert!(
+        x("mine", "left") < 40.0 && x("mine", "right") < width * 2.0 / 3.0,
+        "the customer's message is not on the left: {boxes}"
+    );
+    assert!(
+        x("share", "left") > x("send", "right"),
+        "the chat bar is not mirrored: {boxes}"
+    );
+    assert!(!boxes["time"].as_str().unwrap().is_empty(), "no time: {boxes}");
+    axe(&customer, "the customer page in Hebrew").await;
+    shot(&customer, "customer-he").await;
+    customer.close().await.unwrap();
+}
