@@ -586,10 +586,11 @@ async fn a_retried_post_with_its_key_returns_the_original() {
 }
 
 /// A store that yields before each append, so concurrent commands really interleave, and counts
-/// the conflicts it reports.
+/// the appends it stores and the conflicts it reports.
 #[derive(Debug)]
 struct Interleaving {
     inner: memory::MemoryRoomStore,
+    appends: AtomicUsize,
     conflicts: AtomicUsize,
     /// Whether idle_rooms names a room that does not exist before the real ones.
     ghost_idle_room: bool,
@@ -600,9 +601,11 @@ impl RoomStore for Interleaving {
     async fn append(&self, append: Append) -> Result<(), Error> {
         tokio::task::yield_now().await;
         let result = self.inner.append(append).await;
-        if matches!(result, Err(Error::Conflict { .. })) {
-            self.conflicts.fetch_add(1, Ordering::Relaxed);
-        }
+        match result {
+            Ok(()) => self.appends.fetch_add(1, Ordering::Relaxed),
+            Err(Error::Conflict { .. }) => self.conflicts.fetch_add(1, Ordering::Relaxed),
+            Err(_) => 0,
+        };
         result
     }
     async fn read_events(&self, room: RoomId, after: Seq, limit: usize) -> Result<Vec<Event>, Error> {
@@ -645,38 +648,90 @@ impl Interleaving {
     fn new(ghost_idle_room: bool) -> Arc<Self> {
         Arc::new(Self {
             inner: memory::MemoryRoomStore::new(),
+            appends: AtomicUsize::new(0),
             conflicts: AtomicUsize::new(0),
             ghost_idle_room,
         })
     }
 }
 
-#[tokio::test]
-async fn concurrent_posters_all_land_through_conflict_retries() {
-    let store = Interleaving::new(false);
-    let config = rooms::RoomsConfig::default().with_max_conflict_retries(100).unwrap();
-    let rooms = rooms::Rooms::builder().room_store(store.clone()).config(config).build();
-    let room = rooms.create_room(&agent()).await.expect("create").room;
-    let posts = (0..20).map(|i| {
-        let rooms = rooms.clone();
-        async move { rooms.post_message(&agent(), room, &format!("message {i}"), None).await }
-    });
-    let results = join_all(posts).await;
-    assert!(results.iter().all(Result::is_ok), "{results:?}");
-    assert!(store.conflicts.load(Ordering::Relaxed) > 0, "the posts really raced");
-    let events = store.read_events(room, Seq::ZERO, 100).await.unwrap();
+/// The messages of `room`, in order.
+async fn posted_texts(store: &Interleaving, room: RoomId) -> Vec<String> {
+    let events = store.read_events(room, Seq::ZERO, 1_000).await.unwrap();
     let seqs: Vec<u64> = events.iter().map(|e| e.seq.get()).collect();
-    assert_eq!(seqs, (1..=21).collect::<Vec<_>>());
-    let mut texts: Vec<String> = events
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>(), "gapless");
+    events
         .iter()
         .filter_map(|e| match &e.data {
             EventData::MessagePosted { text, .. } => Some(text.clone()),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn concurrent_posters_in_one_room_are_stored_together_each_once() {
+    let store = Interleaving::new(false);
+    let rooms = rooms::Rooms::builder().room_store(store.clone()).build();
+    let room = rooms.create_room(&agent()).await.expect("create").room;
+    let before = store.appends.load(Ordering::Relaxed);
+    // More posters than the default 8 conflict retries could ever serve one at a time.
+    let posts = (0..64).map(|i| {
+        let rooms = rooms.clone();
+        async move { rooms.post_message(&agent(), room, &format!("message {i}"), None).await }
+    });
+    let results = join_all(posts).await;
+    for (i, result) in results.iter().enumerate() {
+        let event = result.as_ref().expect("every post lands");
+        assert!(
+            matches!(&event.data, EventData::MessagePosted { text, .. } if *text == format!("message {i}")),
+            "each caller gets its own event: {event:?}"
+        );
+    }
+    let mut texts = posted_texts(&store, room).await;
     texts.sort();
     texts.dedup();
-    assert_eq!(texts.len(), 20, "each message exactly once");
+    assert_eq!(texts.len(), 64, "each message exactly once");
+    let appends = store.appends.load(Ordering::Relaxed) - before;
+    assert!(
+        appends < 64,
+        "posts queued together share appends: {appends} appends for 64 posts"
+    );
+    assert_eq!(
+        store.conflicts.load(Ordering::Relaxed),
+        0,
+        "one process does not race itself"
+    );
+}
+
+#[tokio::test]
+async fn posters_on_two_servers_all_land_through_conflict_retries() {
+    let store = Interleaving::new(false);
+    let config = rooms::RoomsConfig::default().with_max_conflict_retries(100).unwrap();
+    // Two services on one store: two servers, each batching its own posts.
+    let servers = [
+        rooms::Rooms::builder()
+            .room_store(store.clone())
+            .config(config.clone())
+            .build(),
+        rooms::Rooms::builder().room_store(store.clone()).config(config).build(),
+    ];
+    let room = servers[0].create_room(&agent()).await.expect("create").room;
+    let posts = (0..40).map(|i| {
+        let rooms = servers[i % 2].clone();
+        async move {
+            // Each in its own task, so that the two servers' batches really interleave.
+            tokio::task::yield_now().await;
+            rooms.post_message(&agent(), room, &format!("message {i}"), None).await
+        }
+    });
+    let results = join_all(posts).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(store.conflicts.load(Ordering::Relaxed) > 0, "the servers really raced");
+    let mut texts = posted_texts(&store, room).await;
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 40, "each message exactly once");
 }
 
 #[tokio::test]

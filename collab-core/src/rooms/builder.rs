@@ -112,6 +112,7 @@ impl RoomsBuilder {
                 guard: self.guard,
                 states: Mutex::new(HashMap::new()),
                 outbox_added: Notify::new(),
+                lanes: Default::default(),
                 inspection_permits: Arc::new(Semaphore::new(config.whole_inspections)),
                 config,
             }),

@@ -1,6 +1,7 @@
 //! The service a host calls: [`Rooms`].
 
 mod builder;
+mod combine;
 mod config;
 mod dispatch;
 mod documents;
@@ -149,6 +150,8 @@ struct Inner {
     outbox_added: Notify,
     /// Bounds the uploads inspected whole (PDFs, unclear heads) at once.
     inspection_permits: Arc<Semaphore>,
+    /// Posts queued per busy room, stored together (`combine`).
+    lanes: combine::Lanes,
 }
 
 /// An invite as the agent fills in the invite frame. Strings are checked here, and a bad one is
@@ -717,6 +720,9 @@ impl Rooms {
     /// Posts a chat message. With a `client_key`, a retried post returns the message it
     /// recorded the first time instead of posting it again.
     ///
+    /// Posts to one room from many callers at once queue and are stored together, in one
+    /// append, in the order they queued: a busy room does not make its posters race each other.
+    ///
     /// # Errors
     ///
     /// [`Error::Conflict`] when `client_key` was used (within
@@ -734,7 +740,7 @@ impl Rooms {
             client_key: client_key.map(str::to_owned),
         };
         let done = self
-            .execute(actor, room, Operation::PostMessage, &command, no_extras)
+            .execute_in_lane(actor, room, Operation::PostMessage, command)
             .await?;
         if let Some(event) = done.events.into_iter().next_back() {
             return Ok(event);
