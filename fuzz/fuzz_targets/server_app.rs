@@ -104,6 +104,7 @@ async fn world() -> World {
         origin: ORIGIN.to_owned(),
         twilio: Some(collab_notify::TwilioWebhook::new("twilio-token".into())),
         allowed_hosts: vec![HOST.to_owned()],
+        live_streams: collab_server::streams::LiveStreams::default(),
     });
     World {
         app: app(state),

@@ -36,6 +36,7 @@ async fn serve(dir: &tempfile::TempDir) -> String {
         origin: format!("http://{addr}"),
         twilio: None,
         allowed_hosts: vec![addr.to_string()],
+        live_streams: collab_server::streams::LiveStreams::default(),
     });
     tokio::spawn(async move { rooms.run_dispatcher().await });
     tokio::spawn(async move { axum::serve(listener, app(state)).await });

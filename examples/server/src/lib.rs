@@ -9,6 +9,8 @@ pub mod error;
 pub mod i18n;
 pub mod limits;
 pub mod openapi;
+pub mod serve;
+pub mod streams;
 pub mod views;
 
 use std::sync::Arc;
@@ -55,6 +57,8 @@ pub struct Shared {
     /// The `Host` values the server answers to (`127.0.0.1:8080`): anything else is refused, so
     /// that a rebound DNS name cannot pass for this origin.
     pub allowed_hosts: Vec<String>,
+    /// The live streams open, and their caps per session and per address.
+    pub live_streams: streams::LiveStreams,
 }
 
 impl std::fmt::Debug for Shared {
@@ -487,6 +491,7 @@ mod tests {
             origin: "http://127.0.0.1:8080".to_owned(),
             twilio: None,
             allowed_hosts: vec!["127.0.0.1:8080".to_owned()],
+            live_streams: streams::LiveStreams::default(),
         });
         let requests = [
             ("GET", "evil.example", None),

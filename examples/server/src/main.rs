@@ -16,6 +16,8 @@ use collab_notify::{
     TwilioWebhook, VonageConfig, VonageSms,
 };
 use collab_server::auth::Agents;
+use collab_server::serve::ConnectionLimits;
+use collab_server::streams::{LiveStreams, StreamLimits};
 use collab_server::{AppState, Inbox, Shared, app};
 use collab_store_postgres::{PostgresConfig, PostgresRoomStore, PostgresTransport};
 use collab_store_s3::{Durability, ObjectBlobStore};
@@ -50,6 +52,23 @@ Flags (or environment variables):
                      whether a customer's page follows their browser's language where the
                      page has it, rather than the tenant's (COLLAB_BROWSER_LOCALE), default deny
 
+Connection limits (flags or environment; times in whole seconds, each at least 1):
+  --header-timeout SECONDS
+                     time to send a request's headers (COLLAB_HEADER_TIMEOUT), default 10
+  --idle-timeout SECONDS
+                     a connection with no request in progress is closed after this
+                     (COLLAB_IDLE_TIMEOUT), default 10
+  --body-timeout SECONDS
+                     time to send a request's whole body, an upload's included
+                     (COLLAB_BODY_TIMEOUT), default 300
+  --live-streams-per-session N
+                     live streams open at once per agent or customer
+                     (COLLAB_LIVE_STREAMS_PER_SESSION), default 8
+  --live-streams-per-address N
+                     live streams open at once per client address
+                     (COLLAB_LIVE_STREAMS_PER_ADDRESS), default 64; behind a proxy every
+                     client has its address: raise it there
+
 Notifiers (environment only; without them invites go to the Dev inbox, /api/dev/inbox, which
 is there only while a notifier sends to it):
   COLLAB_SMS=dev                         activate SMS through the Dev inbox (no account needed)
@@ -79,7 +98,20 @@ struct Settings {
     locale: Option<String>,
     tenant_locales: Option<String>,
     browser_locale: Option<String>,
+    /// The connection and live-stream limits, as given: (flag, value).
+    limits: Vec<(&'static str, String)>,
+    /// The abuse limits ([`HostLimits::FLAGS`]), as given: (flag, value).
+    abuse_limits: Vec<(String, String)>,
 }
+
+/// The limits' flags and their variables.
+const LIMIT_FLAGS: [(&str, &str); 5] = [
+    ("--header-timeout", "COLLAB_HEADER_TIMEOUT"),
+    ("--idle-timeout", "COLLAB_IDLE_TIMEOUT"),
+    ("--body-timeout", "COLLAB_BODY_TIMEOUT"),
+    ("--live-streams-per-session", "COLLAB_LIVE_STREAMS_PER_SESSION"),
+    ("--live-streams-per-address", "COLLAB_LIVE_STREAMS_PER_ADDRESS"),
+];
 
 fn settings() -> Result<Settings, String> {
     let mut args = std::env::args().skip(1);
@@ -96,6 +128,10 @@ fn settings() -> Result<Settings, String> {
         locale: env("COLLAB_LOCALE"),
         tenant_locales: env("COLLAB_TENANT_LOCALES"),
         browser_locale: env("COLLAB_BROWSER_LOCALE"),
+        limits: LIMIT_FLAGS
+            .iter()
+            .filter_map(|&(flag, variable)| Some((flag, env(variable)?)))
+            .collect(),
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -112,10 +148,37 @@ fn settings() -> Result<Settings, String> {
             "--tenant-locales" => settings.tenant_locales = Some(value()?),
             "--browser-locale" => settings.browser_locale = Some(value()?),
             "-h" | "--help" => return Err(HELP.to_owned()),
-            other => return Err(format!("unknown flag {other}\n\n{HELP}")),
+            other => match LIMIT_FLAGS.iter().find(|(limit, _)| *limit == other) {
+                Some(&(limit, _)) => settings.limits.push((limit, value()?)),
+                None => return Err(format!("unknown flag {other}\n\n{HELP}")),
+            },
         }
     }
     Ok(settings)
+}
+
+/// The connection and live-stream limits the settings give (a flag wins over its variable: it
+/// comes later), the defaults for the others.
+fn limits(given: &[(&'static str, String)]) -> Result<(ConnectionLimits, StreamLimits), String> {
+    let (mut connection, mut streams) = (ConnectionLimits::default(), StreamLimits::default());
+    for (flag, value) in given {
+        let number: u64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{flag} is a whole number, not {value:?}"))?;
+        let fail = |e: Error| format!("{flag}: {e}");
+        let (seconds, count) = (Duration::from_secs(number), usize::try_from(number).unwrap_or(usize::MAX));
+        match *flag {
+            "--header-timeout" => connection = connection.with_header_read_timeout(seconds).map_err(fail)?,
+            "--idle-timeout" => connection = connection.with_idle_timeout(seconds).map_err(fail)?,
+            "--body-timeout" => connection = connection.with_body_timeout(seconds).map_err(fail)?,
+            "--live-streams-per-session" => streams = streams.with_per_session(count).map_err(fail)?,
+            "--live-streams-per-address" => streams = streams.with_per_address(count).map_err(fail)?,
+            // LIMIT_FLAGS names no other.
+            _ => {}
+        }
+    }
+    Ok((connection, streams))
 }
 
 /// The language settings, and the invite texts of every language the customer page has.
@@ -289,6 +352,7 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let settings = settings()?;
+    let (connection_limits, stream_limits) = limits(&settings.limits)?;
     fn fail(what: &'static str) -> impl Fn(Error) -> String {
         move |e| format!("{what}: {e}")
     }
@@ -358,6 +422,7 @@ async fn run() -> Result<(), String> {
         origin,
         twilio: notifiers.twilio,
         allowed_hosts,
+        live_streams: LiveStreams::new(stream_limits),
     });
 
     tokio::spawn({
@@ -391,10 +456,9 @@ async fn run() -> Result<(), String> {
         "  documents in {}",
         settings.documents.as_deref().unwrap_or("the data folder's documents/")
     );
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| format!("server: {e}"))
+    collab_server::serve::serve(listener, app(state), connection_limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    Ok(())
 }

@@ -267,7 +267,8 @@ fn resume_point(headers: &HeaderMap, after: Option<i64>) -> ApiResult<(Seq, &'st
 
 /// Live events as server-sent events (`id` = sequence number): resumable without gap or
 /// duplicate through `Last-Event-ID` or `after`. A resume point that is not a number is 400, one
-/// beyond the room's last event 422 (start again from 0).
+/// beyond the room's last event 422 (start again from 0). Open streams are capped per session and
+/// per client address: past a cap, 429 with `Retry-After`.
 #[utoipa::path(get, path = "/api/rooms/{room}/live", tag = "rooms",
     params(("room" = String, Path), LiveQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received \
@@ -276,13 +277,16 @@ fn resume_point(headers: &HeaderMap, after: Option<i64>) -> ApiResult<(Seq, &'st
     responses((status = 200, description = "text/event-stream of EventView"),
     (status = 400, body = ErrorBody, description = "`Last-Event-ID` is not a sequence number"),
     (status = 404, body = ErrorBody),
-    (status = 422, body = ErrorBody, description = "the resume point is negative, or beyond the room's last event")))]
+    (status = 422, body = ErrorBody, description = "the resume point is negative, or beyond the room's last event"),
+    (status = 429, body = ErrorBody, description = "too many live streams open for this session or from this \
+    address; `Retry-After` says when to try again")))]
 pub async fn live(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(room): Path<String>,
     QueryParams(query): QueryParams<LiveQuery>,
     LiveCaller(actor): LiveCaller,
+    crate::streams::PeerAddr(peer): crate::streams::PeerAddr,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let room = room_id(&room)?;
     let (resume, field) = resume_point(&headers, query.after)?;
@@ -293,6 +297,8 @@ pub async fn live(
         return Err(ApiError::Invalid(Cow::Borrowed(field), reason));
     }
     let role = reader(&actor);
+    // Held by the stream: its slot frees when the client goes away.
+    let slot = state.live_streams.open(&actor, peer.map(|p| p.ip()))?;
     let stream = state.rooms.subscribe(&actor, room, resume).await?;
     let events = stream
         .inspect(move |item| {
@@ -312,7 +318,7 @@ pub async fn live(
                     .data(data))
             }))
         });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(Sse::new(slot.hold(events)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 /// A chat message.

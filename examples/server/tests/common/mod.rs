@@ -117,6 +117,7 @@ impl Server {
                 TWILIO_TOKEN,
             ))),
             allowed_hosts: vec!["127.0.0.1:8080".to_owned()],
+            live_streams: collab_server::streams::LiveStreams::default(),
         });
         tokio::spawn({
             let rooms = rooms.clone();
