@@ -153,14 +153,17 @@ impl Rooms {
         }
         let original = self.read_whole(&meta.blob).await?;
         let media_type = meta.media_type.clone();
-        // The permit goes with the decode: one whose caller went away still counts until it ends.
-        let made = tokio::task::spawn_blocking(move || {
-            let made = make_thumbnail(&original, &media_type);
-            drop(permit);
-            made
-        })
-        .await
-        .unwrap_or_else(|e| Err(Unthumbnailable::Undecodable(format!("the decoder failed: {e}"))));
+        // The permit goes with the decode, so one whose caller went away still counts until it
+        // ends, and comes back to be held until the thumbnail is stored: a request that waited
+        // for it then finds the thumbnail instead of making it again.
+        let decoded = tokio::task::spawn_blocking(move || (make_thumbnail(&original, &media_type), permit)).await;
+        let (made, _permit) = match decoded {
+            Ok((made, permit)) => (made, Some(permit)),
+            Err(e) => (
+                Err(Unthumbnailable::Undecodable(format!("the decoder failed: {e}"))),
+                None,
+            ),
+        };
         let bytes = match made {
             Ok(jpeg) => Bytes::from(jpeg),
             Err(why) => {
