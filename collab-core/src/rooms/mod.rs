@@ -167,7 +167,7 @@ pub struct InviteRequest {
     /// The mobile number (international form) for SMS, the address for email, none for a link.
     /// Locked once a channel was used: leave it out to reuse it.
     pub identifier: Option<String>,
-    /// The language of the invite's text (a [`Locale`](crate::Locale) tag, `locale` when bad);
+    /// The language of the invite's text (a [`Locale`] tag, `locale` when bad);
     /// without one, the tenant's. See [`RoomsConfig::with_templates_for`].
     pub locale: Option<String>,
 }

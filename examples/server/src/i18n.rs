@@ -79,7 +79,7 @@ fn preferred(header: &str) -> Vec<Locale> {
         })
         .collect();
     // Stable: equal qualities keep the header's order.
-    tags.sort_by(|a, b| b.0.cmp(&a.0));
+    tags.sort_by_key(|&(quality, _)| std::cmp::Reverse(quality));
     tags.into_iter().map(|(_, tag)| tag).collect()
 }
 
