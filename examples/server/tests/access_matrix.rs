@@ -49,7 +49,7 @@ const CALLERS: [Caller; 8] = [
 
 /// The documented operations, `METHOD path`, with the status each caller must get, in the
 /// order of [`CALLERS`]. A new route fails the test until it is added here.
-const EXPECTED: [(&str, [u16; 8]); 19] = [
+const EXPECTED: [(&str, [u16; 8]); 20] = [
     // Public: a wrong password is refused whatever cookie comes with it.
     ("POST /api/session", [401, 401, 401, 401, 401, 401, 401, 401]),
     ("DELETE /api/session", [204, 204, 204, 204, 204, 204, 204, 204]),
@@ -83,6 +83,10 @@ const EXPECTED: [(&str, [u16; 8]); 19] = [
     ),
     (
         "GET /api/rooms/{room}/documents/{document}",
+        [401, 200, 404, 200, 404, 403, 403, 401],
+    ),
+    (
+        "GET /api/rooms/{room}/documents/{document}/thumbnail",
         [401, 200, 404, 200, 404, 403, 403, 401],
     ),
     // Public: each caller joins with the invite token it holds (a made-up one if none).
@@ -209,9 +213,9 @@ async fn world() -> World {
         .revoke_session(&ada_actor, room_id, participant)
         .await
         .unwrap();
-    let uploaded = server
-        .upload(&room, &customer, "agenda-notes.txt", b"the agenda".to_vec())
-        .await;
+    // An image, so that its thumbnail is there for those who may see it.
+    let picture = collab_core::testing::files::png(40, 30);
+    let uploaded = server.upload(&room, &customer, "agenda-notes.png", picture).await;
     assert_eq!(uploaded.status, StatusCode::CREATED);
     let document = uploaded.json()["document"]["id"].as_str().unwrap().to_owned();
 
@@ -365,7 +369,7 @@ async fn every_operation_by_every_caller_gets_its_status_and_reveals_no_other_ro
         documented, expected,
         "the documented operations and the matrix differ: add the new route to EXPECTED"
     );
-    assert_eq!(documented.len(), 19);
+    assert_eq!(documented.len(), 20);
 
     let cells: Vec<(&str, Caller, u16)> = EXPECTED
         .iter()
