@@ -64,6 +64,7 @@ pub mod guard;
 pub mod id;
 pub mod locale;
 pub mod memory;
+pub mod metrics;
 pub mod notify;
 mod policy;
 pub mod rooms;

@@ -272,8 +272,13 @@ impl PostgresRoomStore {
 }
 
 /// A connection from `pool`, or the reason there is none.
+///
+/// Reports the wait for it (`collab_postgres_pool_wait_seconds`, a histogram).
 pub(crate) async fn client(pool: &Pool) -> Result<deadpool_postgres::Client, Error> {
-    pool.get().await.map_err(|e| PostgresError::Pool(e).into())
+    let started = std::time::Instant::now();
+    let client = pool.get().await;
+    metrics::histogram!("collab_postgres_pool_wait_seconds").record(started.elapsed().as_secs_f64());
+    client.map_err(|e| PostgresError::Pool(e).into())
 }
 
 #[async_trait]

@@ -62,6 +62,8 @@ async fn write_loop(pool: Pool, channel: String, mut queue: mpsc::UnboundedRecei
                 break;
             }
         }
+        metrics::histogram!(collab_core::metrics::GROUP_COMMIT_APPENDS, "store" => "postgres")
+            .record(batch.len() as f64);
         commit_batch(&pool, &channel, batch).await;
     }
 }

@@ -107,6 +107,7 @@ fn write_loop(
                 Err(_) => break,
             }
         }
+        metrics::histogram!(collab_core::metrics::GROUP_COMMIT_APPENDS, "store" => "sqlite").record(batch.len() as f64);
         commit_batch(conn, batch);
         if wal_too_long.swap(false, Ordering::Relaxed) {
             empty_wal(conn);
@@ -192,12 +193,21 @@ fn empty_wal(conn: &Connection) {
 
 /// Runs a checkpoint in `mode`: whether it was held back by the writer or a reader, and the
 /// frames in the log.
-fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(bool, u64)> {
-    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+/// Reports its time (`collab_sqlite_checkpoint_duration_seconds`) and the log's length in
+/// frames (`collab_sqlite_wal_frames`).
+fn checkpoint(conn: &Connection, mode: &'static str) -> rusqlite::Result<(bool, u64)> {
+    let started = std::time::Instant::now();
+    let done = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
         let busy: i64 = row.get(0)?;
         let frames: i64 = row.get(1)?;
         Ok((busy != 0, u64::try_from(frames).unwrap_or(0)))
-    })
+    });
+    metrics::histogram!("collab_sqlite_checkpoint_duration_seconds", "mode" => mode)
+        .record(started.elapsed().as_secs_f64());
+    if let Ok((_, frames)) = &done {
+        metrics::gauge!("collab_sqlite_wal_frames").set(*frames as f64);
+    }
+    done
 }
 
 /// Whether `e` is a constraint violation: a key that exists already.

@@ -144,11 +144,17 @@ impl Rooms {
                 return;
             }
             let stored = match Append::new(Some(&state), events.clone()) {
-                Ok(append) => self.inner.store.append(append).await,
+                Ok(append) => {
+                    let started = std::time::Instant::now();
+                    let stored = self.inner.store.append(append).await;
+                    crate::metrics::append_finished(started.elapsed(), &stored);
+                    stored
+                }
                 Err(e) => Err(e),
             };
             match stored {
                 Ok(()) => {
+                    crate::metrics::posts_per_append(decided.len());
                     self.remember(&after);
                     self.publish(room, &events).await;
                     for (queued, range) in decided {

@@ -88,6 +88,7 @@ impl Rooms {
     /// counted) before the provider is called, and completed in the same append as the event
     /// that records the outcome. If the process dies in between, the row is claimed again when
     /// its lease ends, so that no invite is lost; the provider may then see it twice.
+    #[tracing::instrument(skip_all)]
     pub async fn dispatch_due(&self) -> Result<DispatchReport, Error> {
         let delivery = &self.inner.config.delivery;
         let now = self.inner.clock.now();
@@ -158,6 +159,24 @@ impl Rooms {
     }
 
     async fn deliver(&self, row: ClaimedOutbox) -> Outcome {
+        let channel = row.message.channel.as_str();
+        if row.attempts == 1 {
+            let lag = self.inner.clock.now().since(row.message.not_before);
+            crate::metrics::delivery_lag(channel, lag);
+        }
+        let outcome = self.attempt(row).await;
+        let result = match outcome {
+            Outcome::Sent => "sent",
+            Outcome::Failed => "failed",
+            Outcome::Retried => "retry",
+            Outcome::Unrecorded => "unrecorded",
+        };
+        crate::metrics::delivery(channel, result);
+        outcome
+    }
+
+    /// One attempt at delivering a claimed invite, and its record.
+    async fn attempt(&self, row: ClaimedOutbox) -> Outcome {
         let message = &row.message;
         let failed = |reason: String| DeliveryStatus::Failed {
             permanent: true,

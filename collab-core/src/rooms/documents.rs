@@ -12,7 +12,7 @@ use crate::blob::{BlobInfo, BlobKey, BlobPrefix, ByteRange, DownloadStream, Sha2
 use crate::decide::{Actor, Command};
 use crate::document::{self, Disposition, HEAD_LEN, Inspection};
 use crate::error::{Entity, Error};
-use crate::event::{DocumentKind, DocumentMeta, Event};
+use crate::event::{DocumentKind, DocumentMeta, Event, EventData};
 use crate::id::{DocumentId, RoomId};
 use crate::state::RoomState;
 
@@ -98,7 +98,21 @@ impl Rooms {
     /// a full room refuses before any byte is stored, the upload's limit is what the room has
     /// left (when less than the document limit), and the quota is checked again when the
     /// document is recorded: [`Error::QuotaExceeded`] each time.
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn share_document(&self, actor: &Actor, room: RoomId, upload: Upload) -> Result<Event, Error> {
+        let shared = self.share(actor, room, upload).await;
+        match &shared {
+            Ok(Event {
+                data: EventData::DocumentShared(document),
+                ..
+            }) => crate::metrics::document_stored(document.size),
+            Ok(_) => {}
+            Err(e) => crate::metrics::document_refused(e.kind()),
+        }
+        shared
+    }
+
+    async fn share(&self, actor: &Actor, room: RoomId, upload: Upload) -> Result<Event, Error> {
         let state = self.load(room).await?;
         let id = DocumentId::generate(self.inner.ids.as_ref())?;
         let blob = BlobKey::for_document(state.tenant(), room, id);
@@ -244,6 +258,7 @@ impl Rooms {
     /// can [`list`](crate::BlobStore::list).
     ///
     /// Schedule it (hourly is plenty). A failed delete is logged and tried again next time.
+    #[tracing::instrument(skip_all)]
     pub async fn sweep_orphan_documents(&self) -> Result<OrphanSweep, Error> {
         let cutoff = self.inner.clock.now().saturating_sub(self.inner.config.orphan_grace);
         let mut listing = self.inner.blobs.list(&BlobPrefix::everything());
@@ -342,6 +357,7 @@ impl Rooms {
     }
 
     /// Opens a document of the room, or a byte range of it (for PDF viewers that fetch ranges).
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn open_document(
         &self,
         actor: &Actor,

@@ -410,7 +410,10 @@ impl Rooms {
             append.completed_outbox = extra.completed_outbox;
             append.credentials = extra.credentials;
             let events = append.events.clone();
-            match self.inner.store.append(append).await {
+            let started = std::time::Instant::now();
+            let stored = self.inner.store.append(append).await;
+            crate::metrics::append_finished(started.elapsed(), &stored);
+            match stored {
                 Ok(()) => {
                     let mut after = state;
                     for event in &events {
@@ -442,6 +445,7 @@ impl Rooms {
     }
 
     /// Opens a room: a draft named "Collaboration Room". Agents only.
+    #[tracing::instrument(skip_all)]
     pub async fn create_room(&self, actor: &Actor) -> Result<RoomSummary, Error> {
         let Actor::Agent { tenant, agent } = actor else {
             return Err(Error::Forbidden);
@@ -463,6 +467,7 @@ impl Rooms {
     /// An SMS or email invite is queued in the outbox with the invite event, atomically; the
     /// dispatcher mints its link token just before sending, so no token waits anywhere in clear.
     /// A link invite ("Get Link") returns its link; only the token's hash is stored.
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn invite(&self, actor: &Actor, room: RoomId, request: InviteRequest) -> Result<InviteIssued, Error> {
         let first_name = request
             .first_name
@@ -500,7 +505,10 @@ impl Rooms {
                     recipient: target,
                     now: self.inner.clock.now(),
                 };
-                guard.admit(&attempt).await?;
+                guard
+                    .admit(&attempt)
+                    .await
+                    .inspect_err(|e| crate::metrics::invite_refused(e.kind()))?;
             }
         }
         let invite = InviteId::generate(self.inner.ids.as_ref())?;
@@ -589,12 +597,14 @@ impl Rooms {
 
     /// "Get Link": a link invite the agent copies. By default it needs an SMS or email invite
     /// first (see [`Policy::with_link_requires_prior_invite`]).
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn get_link(&self, actor: &Actor, room: RoomId) -> Result<InviteIssued, Error> {
         self.invite(actor, room, InviteRequest::again(Channel::Link, None))
             .await
     }
 
     /// Revokes an invite: its link stops working. Agents only.
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn revoke_invite(&self, actor: &Actor, room: RoomId, invite: InviteId) -> Result<(), Error> {
         let command = Command::RevokeInvite { invite };
         self.execute(actor, room, Operation::RevokeInvite, &command, no_extras)
@@ -611,6 +621,7 @@ impl Rooms {
     /// [`MAX_PARTICIPANTS`](crate::decide::MAX_PARTICIPANTS) live sessions, so that many links
     /// in use; past that a join is [`Error::NotAllowed`] ([`Rule::TooManySessions`](crate::Rule))
     /// until an agent revokes a session ([`Rooms::revoke_session`]).
+    #[tracing::instrument(skip_all)]
     pub async fn join(&self, token: &str) -> Result<CustomerSession, Error> {
         let not_found = || Error::NotFound { what: Entity::Invite };
         let token = Token::parse(token).map_err(|_| not_found())?;
@@ -655,6 +666,7 @@ impl Rooms {
 
     /// The actor of a customer session token (from [`Rooms::join`]). An unknown or revoked
     /// session is [`Error::Forbidden`].
+    #[tracing::instrument(skip_all)]
     pub async fn customer_session(&self, token: &str) -> Result<Actor, Error> {
         let token = Token::parse(token).map_err(|_| Error::Forbidden)?;
         let Some(Credential {
@@ -672,6 +684,7 @@ impl Rooms {
     }
 
     /// Ends a customer's session. Agents only.
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn revoke_session(&self, actor: &Actor, room: RoomId, participant: ParticipantId) -> Result<(), Error> {
         let command = Command::RevokeSession { participant };
         self.execute(actor, room, Operation::RevokeSession, &command, no_extras)
@@ -690,6 +703,7 @@ impl Rooms {
     /// Idempotent: a session that has ended already (signed out before, revoked by an agent,
     /// replaced by a later join with the same link) is left as it is, without error. Accepted in
     /// a closed or timed-out room too.
+    #[tracing::instrument(skip_all)]
     pub async fn end_session(&self, actor: &Actor) -> Result<(), Error> {
         let Actor::Customer { room, participant } = actor else {
             return Err(Error::Forbidden);
@@ -728,6 +742,7 @@ impl Rooms {
     /// [`Error::Conflict`] when `client_key` was used (within
     /// [`CLIENT_KEY_WINDOW`](crate::decide::CLIENT_KEY_WINDOW)) for a message of another text:
     /// a client reusing a key by mistake learns so rather than seeing the old message as sent.
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn post_message(
         &self,
         actor: &Actor,
@@ -760,6 +775,7 @@ impl Rooms {
     }
 
     /// A page of the room's timeline.
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn timeline(&self, actor: &Actor, room: RoomId, query: TimelineQuery) -> Result<Vec<Event>, Error> {
         let (TimelineQuery::After { limit, .. } | TimelineQuery::Latest { limit }) = query;
         if limit == 0 || limit > MAX_TIMELINE_PAGE {
@@ -785,16 +801,19 @@ impl Rooms {
     }
 
     /// The room as `actor` may see it: name, status, customer information, invites, documents.
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn room(&self, actor: &Actor, room: RoomId) -> Result<RoomState, Error> {
         self.readable(actor, room, Operation::Read).await
     }
 
     /// The customer information of the room: name and identifiers, once invited.
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn customer_info(&self, actor: &Actor, room: RoomId) -> Result<Option<Customer>, Error> {
         Ok(self.readable(actor, room, Operation::Read).await?.customer().cloned())
     }
 
     /// Lists and searches the agent's tenant's rooms, newest first. Agents only.
+    #[tracing::instrument(skip_all)]
     pub async fn list_rooms(&self, actor: &Actor, query: &RoomQuery) -> Result<RoomPage, Error> {
         let Actor::Agent { tenant, .. } = actor else {
             return Err(Error::Forbidden);
@@ -804,6 +823,7 @@ impl Rooms {
     }
 
     /// Closes the room for good. Agents only.
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn close_room(&self, actor: &Actor, room: RoomId) -> Result<(), Error> {
         self.execute(actor, room, Operation::CloseRoom, &Command::Close, no_extras)
             .await?;
@@ -813,6 +833,7 @@ impl Rooms {
 
     /// Records a provider's delivery report for an invite (e.g. from a status callback).
     /// News that does not move the invite forward is accepted and records nothing.
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn record_delivery(&self, room: RoomId, invite: InviteId, status: DeliveryStatus) -> Result<(), Error> {
         let command = Command::RecordDelivery { invite, status };
         self.execute(&Actor::System, room, Operation::Read, &command, no_extras)
@@ -822,6 +843,7 @@ impl Rooms {
 
     /// Times out every active room idle for longer than the policy allows; returns how many.
     /// Schedule it (hourly is plenty): rooms also count as timed out on access before a sweep.
+    #[tracing::instrument(skip_all)]
     pub async fn sweep_timeouts(&self) -> Result<usize, Error> {
         const BATCH: usize = 100;
         let cutoff = self

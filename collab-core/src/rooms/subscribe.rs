@@ -33,6 +33,7 @@ impl Rooms {
     ///
     /// Access is checked when subscribing. A customer's stream ends after the event that ends
     /// their access: their session revoked, or the room closed.
+    #[tracing::instrument(skip_all, fields(%room))]
     pub async fn subscribe(&self, actor: &Actor, room: RoomId, after: Seq) -> Result<EventStream, Error> {
         self.readable(actor, room, Operation::Read).await?;
         // Listen before reading the store, so that nothing can fall between the two.
@@ -41,6 +42,7 @@ impl Rooms {
             Actor::Customer { participant, .. } => Some(*participant),
             _ => None,
         };
+        crate::metrics::live_subscribers(1.0);
         Ok(Box::pin(Follow {
             store: self.inner.store.clone(),
             room,
@@ -96,6 +98,12 @@ impl Follow {
     }
 }
 
+impl Drop for Follow {
+    fn drop(&mut self) {
+        crate::metrics::live_subscribers(-1.0);
+    }
+}
+
 impl Stream for Follow {
     type Item = Result<Arc<Event>, Error>;
 
@@ -135,7 +143,11 @@ impl Stream for Follow {
                         return Poll::Ready(Some(Ok(this.yielded(event))));
                     }
                     // Ahead of us: something was missed. Read it from the store.
-                    Some(Live::Event(_) | Live::Lagged) => this.phase = Phase::CatchUp,
+                    Some(Live::Event(_)) => this.phase = Phase::CatchUp,
+                    Some(Live::Lagged) => {
+                        crate::metrics::live_lagged();
+                        this.phase = Phase::CatchUp;
+                    }
                     Some(Live::Wake { seq }) if seq > this.last => this.phase = Phase::CatchUp,
                     Some(Live::Wake { .. }) => {}
                 },
