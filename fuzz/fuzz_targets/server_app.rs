@@ -105,6 +105,7 @@ async fn world() -> World {
         twilio: Some(collab_notify::TwilioWebhook::new("twilio-token".into())),
         allowed_hosts: vec![HOST.to_owned()],
         live_streams: collab_server::streams::LiveStreams::default(),
+        quotas: collab_server::quota::Quotas::default(),
     });
     World {
         app: app(state),

@@ -37,6 +37,8 @@ async fn serve(dir: &tempfile::TempDir) -> String {
         twilio: None,
         allowed_hosts: vec![addr.to_string()],
         live_streams: collab_server::streams::LiveStreams::default(),
+        // The load posts faster than one session may by default: not what this test checks.
+        quotas: collab_server::quota::Quotas::unlimited(),
     });
     tokio::spawn(async move { rooms.run_dispatcher().await });
     tokio::spawn(async move { axum::serve(listener, app(state)).await });

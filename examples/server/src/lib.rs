@@ -9,6 +9,7 @@ pub mod error;
 pub mod i18n;
 pub mod limits;
 pub mod openapi;
+pub mod quota;
 pub mod serve;
 pub mod streams;
 pub mod views;
@@ -59,6 +60,8 @@ pub struct Shared {
     pub allowed_hosts: Vec<String>,
     /// The live streams open, and their caps per session and per address.
     pub live_streams: streams::LiveStreams,
+    /// How fast each session may post messages and upload documents.
+    pub quotas: quota::Quotas,
 }
 
 impl std::fmt::Debug for Shared {
@@ -492,6 +495,7 @@ mod tests {
             twilio: None,
             allowed_hosts: vec!["127.0.0.1:8080".to_owned()],
             live_streams: streams::LiveStreams::default(),
+            quotas: quota::Quotas::default(),
         });
         let requests = [
             ("GET", "evil.example", None),

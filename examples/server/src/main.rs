@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use collab_core::guard::CounterStore;
 use collab_core::notify::Notifier;
 use collab_core::rooms::{DeliveryConfig, Rooms, RoomsConfig};
 use collab_core::{Error, Locale, RoomStore, TenantId};
@@ -16,6 +17,7 @@ use collab_notify::{
     TwilioWebhook, VonageConfig, VonageSms,
 };
 use collab_server::auth::Agents;
+use collab_server::quota::{HostLimits, Quotas};
 use collab_server::serve::ConnectionLimits;
 use collab_server::streams::{LiveStreams, StreamLimits};
 use collab_server::{AppState, Inbox, Shared, app};
@@ -68,6 +70,33 @@ Connection limits (flags or environment; times in whole seconds, each at least 1
                      live streams open at once per client address
                      (COLLAB_LIVE_STREAMS_PER_ADDRESS), default 64; behind a proxy every
                      client has its address: raise it there
+
+Abuse limits (flags or environment); refusals answer 429 with Retry-After:
+  --message-burst N  chat messages one session (agent or customer) may post at once
+                     (COLLAB_MESSAGE_BURST), default 30
+  --message-rate N   chat messages a second one session may post, sustained
+                     (COLLAB_MESSAGE_RATE), default 2
+  --upload-burst N   documents one session may upload at once (COLLAB_UPLOAD_BURST), default 10
+  --upload-rate N    documents a minute one session may upload, sustained
+                     (COLLAB_UPLOAD_RATE), default 10
+  --room-quota-mib N the most MiB of documents one room keeps (COLLAB_ROOM_QUOTA_MIB),
+                     default 1024; an upload past it is refused (413 quota_exceeded)
+  --invite-limits on|off
+                     the SMS and email invite guard (COLLAB_INVITE_LIMITS), default on:
+                     3 invites per number or address an hour, a cool-down between invites
+                     to one recipient, 10 SMS per number block an hour, 10 invites per room
+                     a day, 50 per agent an hour, 1,000 SMS per tenant a day, mobile
+                     numbers only; counted in the rooms database
+  --invites-per-recipient N
+                     invites to one number or address an hour
+                     (COLLAB_INVITES_PER_RECIPIENT), default 3
+  --invite-cooldown SECONDS
+                     the wait after an invite before the next one to the same recipient,
+                     doubling with each invite of the day, at most 6 h
+                     (COLLAB_INVITE_COOLDOWN), default 60; 0 for none
+  --sms-countries LIST
+                     SMS only to numbers of these countries, as FR,BE,...
+                     (COLLAB_SMS_COUNTRIES), default all
 
 Notifiers (environment only; without them invites go to the Dev inbox, /api/dev/inbox, which
 is there only while a notifier sends to it):
@@ -132,6 +161,10 @@ fn settings() -> Result<Settings, String> {
             .iter()
             .filter_map(|&(flag, variable)| Some((flag, env(variable)?)))
             .collect(),
+        abuse_limits: HostLimits::FLAGS
+            .iter()
+            .filter_map(|&(flag, variable)| Some((flag.to_owned(), env(variable)?)))
+            .collect(),
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -147,6 +180,7 @@ fn settings() -> Result<Settings, String> {
             "--locale" => settings.locale = Some(value()?),
             "--tenant-locales" => settings.tenant_locales = Some(value()?),
             "--browser-locale" => settings.browser_locale = Some(value()?),
+            abuse if HostLimits::is_flag(abuse) => settings.abuse_limits.push((abuse.to_owned(), value()?)),
             "-h" | "--help" => return Err(HELP.to_owned()),
             other => match LIMIT_FLAGS.iter().find(|(limit, _)| *limit == other) {
                 Some(&(limit, _)) => settings.limits.push((limit, value()?)),
@@ -167,7 +201,8 @@ fn limits(given: &[(&'static str, String)]) -> Result<(ConnectionLimits, StreamL
             .parse()
             .map_err(|_| format!("{flag} is a whole number, not {value:?}"))?;
         let fail = |e: Error| format!("{flag}: {e}");
-        let (seconds, count) = (Duration::from_secs(number), usize::try_from(number).unwrap_or(usize::MAX));
+        let seconds = Duration::from_secs(number);
+        let count = usize::try_from(number).unwrap_or(usize::MAX);
         match *flag {
             "--header-timeout" => connection = connection.with_header_read_timeout(seconds).map_err(fail)?,
             "--idle-timeout" => connection = connection.with_idle_timeout(seconds).map_err(fail)?,
@@ -202,6 +237,8 @@ fn languages(mut config: RoomsConfig, settings: &Settings) -> Result<RoomsConfig
 /// Where rooms are kept, and the transport that carries their live events between servers.
 struct RoomsDatabase {
     store: Arc<dyn RoomStore>,
+    /// The same database, counting for the invite guard.
+    counters: Arc<dyn CounterStore>,
     transport: Option<PostgresTransport>,
     description: String,
 }
@@ -210,8 +247,10 @@ async fn rooms_database(settings: &Settings) -> Result<RoomsDatabase, String> {
     let fail = |e: Error| format!("rooms database: {e}");
     let Some(url) = &settings.database else {
         let path = settings.data.join("rooms.db");
+        let store = Arc::new(SqliteRoomStore::open(&path).await.map_err(fail)?);
         return Ok(RoomsDatabase {
-            store: Arc::new(SqliteRoomStore::open(&path).await.map_err(fail)?),
+            store: store.clone(),
+            counters: store,
             transport: None,
             description: path.display().to_string(),
         });
@@ -225,8 +264,10 @@ async fn rooms_database(settings: &Settings) -> Result<RoomsDatabase, String> {
         "PostgreSQL{}",
         config.schema().map(|s| format!(", schema {s}")).unwrap_or_default()
     );
+    let store = Arc::new(PostgresRoomStore::connect(&config).await.map_err(fail)?);
     Ok(RoomsDatabase {
-        store: Arc::new(PostgresRoomStore::connect(&config).await.map_err(fail)?),
+        store: store.clone(),
+        counters: store,
         transport: Some(PostgresTransport::connect(&config).await.map_err(fail)?),
         description,
     })
@@ -353,6 +394,7 @@ async fn main() {
 async fn run() -> Result<(), String> {
     let settings = settings()?;
     let (connection_limits, stream_limits) = limits(&settings.limits)?;
+    let abuse_limits = HostLimits::parse(&settings.abuse_limits)?;
     fn fail(what: &'static str) -> impl Fn(Error) -> String {
         move |e| format!("{what}: {e}")
     }
@@ -393,7 +435,9 @@ async fn run() -> Result<(), String> {
     let config = RoomsConfig::default()
         .with_base_url(&base_url)
         .map_err(fail("base URL"))?
-        .with_delivery(delivery);
+        .with_delivery(delivery)
+        .with_max_room_bytes(abuse_limits.room_bytes)
+        .map_err(fail("room quota"))?;
     let config = languages(config, &settings)?;
     let notifiers = notifiers(&base_url, &inbox)?;
     let mut builder = Rooms::builder()
@@ -402,6 +446,9 @@ async fn run() -> Result<(), String> {
         .config(config);
     if let Some(transport) = database.transport {
         builder = builder.transport(transport);
+    }
+    if let Some(guard) = abuse_limits.invite_guard(database.counters) {
+        builder = builder.invite_guard(guard);
     }
     if let Some(sms) = notifiers.sms {
         builder = builder.sms(sms);
@@ -423,6 +470,7 @@ async fn run() -> Result<(), String> {
         twilio: notifiers.twilio,
         allowed_hosts,
         live_streams: LiveStreams::new(stream_limits),
+        quotas: Quotas::new(abuse_limits.quotas),
     });
 
     tokio::spawn({

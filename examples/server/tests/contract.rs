@@ -378,7 +378,8 @@ async fn raw(port: u16, head: &str, body: &[u8]) -> String {
 #[tokio::test]
 async fn oversized_bodies_get_json_413s_and_pooled_clients_carry_on() {
     let server = ServerProcess::start(|command| {
-        command.args(["--agents", "ada:secret"]);
+        // 50 rounds post 50 messages at once: past the default burst of one session.
+        command.args(["--agents", "ada:secret", "--message-burst", "100"]);
     });
     let http = server.http();
     let agent = http.sign_in("ada", "secret").await;

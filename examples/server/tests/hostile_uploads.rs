@@ -15,6 +15,7 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use collab_core::rooms::RoomsConfig;
 use collab_core::testing::files::{crc32, pdf, pdf_with_pages, png, png_chunk};
+use collab_server::quota::Quotas;
 use common::{Reply, Server, agents};
 
 /// The upload limit of these tests: small, so that "one byte over" is cheap to send.
@@ -22,7 +23,8 @@ const LIMIT: u64 = 1024 * 1024;
 
 async fn server() -> Server {
     let config = RoomsConfig::default().with_max_document_bytes(LIMIT).unwrap();
-    Server::start_with(agents(), |builder| builder.config(config)).await
+    // One session uploads file after file here, past the upload rate: not what is tested.
+    Server::start_with_quotas(agents(), Quotas::unlimited(), |builder| builder.config(config)).await
 }
 
 /// Every byte but letters, digits and `.-_~` percent-encoded, as a query value.

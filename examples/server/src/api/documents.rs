@@ -30,10 +30,20 @@ pub struct UploadQuery {
 
 /// Shares a document: the request body is the file's bytes (the largest accepted is stated in
 /// the request body's description and in a 413's `limit`).
+///
+/// Each session (agent or customer) may upload a few documents at once, then a few a minute:
+/// past that, 429 `rate_limited` with `Retry-After`, before any byte is read. Each room keeps
+/// at most its storage quota of documents: one that would take the room past it is 413
+/// `quota_exceeded`, nothing kept, with `limit` the bytes the room has left. A quota is not a
+/// rate, so it is not 429: waiting does not help, a smaller document (or another room) does.
 #[utoipa::path(post, path = "/api/rooms/{room}/documents", params(("room" = String, Path), UploadQuery, Caller),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"), tag = "rooms",
-    responses((status = 201, body = EventView), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-    (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = EventView),
+    (status = 413, body = ErrorBody, description = "`too_large`: over the document limit; `quota_exceeded`: over \
+    what the room has left of its storage quota (`limit` says how much that is); nothing kept"),
+    (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 429, body = ErrorBody, description = "`rate_limited`: this session uploaded too many documents \
+    lately; `Retry-After` says when to try again")))]
 pub async fn upload(
     State(state): State<AppState>,
     Path(room): Path<String>,
@@ -44,6 +54,7 @@ pub async fn upload(
 ) -> ApiResult<(StatusCode, Json<EventView>)> {
     check_octet_stream(&headers)?;
     let room = room_id(&room)?;
+    state.quotas.upload(&actor)?;
     let data = body.into_data_stream().map_err(io::Error::other);
     let upload = Upload {
         file_name: query.name,
@@ -141,7 +152,7 @@ pub async fn download(
 /// there is none (not an image, or one that cannot be decoded safely): show a placeholder.
 #[utoipa::path(get, path = "/api/rooms/{room}/documents/{document}/thumbnail",
     params(("room" = String, Path), ("document" = String, Path), Caller), tag = "rooms",
-    responses((status = 200, description = "the thumbnail's bytes", body = Vec<u8>, content_type = "image/jpeg"),
+    responses((status = 200, description = "the thumbnail's bytes, `image/jpeg`"),
     (status = 404, body = ErrorBody)))]
 pub async fn thumbnail(
     State(state): State<AppState>,

@@ -138,10 +138,14 @@ pub struct InviteAnswer {
     pub sms_segments: Option<usize>,
 }
 
-/// Invites or re-invites the customer (SMS, email, or Get Link).
+/// Invites or re-invites the customer (SMS, email, or Get Link). SMS and email invites pass an
+/// abuse guard (per recipient, number block, room, agent and tenant, with a cool-down between
+/// invites to one recipient): past a limit, 429 `rate_limited` with `Retry-After`; a number
+/// the guard never sends to (a country not allowed, not a mobile) is 409 `not_allowed`.
 #[utoipa::path(post, path = "/api/rooms/{room}/invites", params(("room" = String, Path), Caller), request_body = InviteBody,
     tag = "rooms", responses((status = 201, body = InviteAnswer), (status = 409, body = ErrorBody),
-    (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    (status = 422, body = ErrorBody), (status = 429, body = ErrorBody, description = "`rate_limited`: an abuse \
+    limit on invites; `Retry-After` says when the same invite would pass")))]
 pub async fn invite(
     State(state): State<AppState>,
     Path(room): Path<String>,
@@ -332,9 +336,12 @@ pub struct MessageBody {
     pub client_key: Option<String>,
 }
 
-/// Posts a chat message.
+/// Posts a chat message. Each session (agent or customer) may post a burst of messages, then a
+/// few a second: past that, 429 `rate_limited` with `Retry-After`.
 #[utoipa::path(post, path = "/api/rooms/{room}/messages", params(("room" = String, Path), Caller), request_body = MessageBody,
-    tag = "rooms", responses((status = 201, body = EventView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    tag = "rooms", responses((status = 201, body = EventView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 429, body = ErrorBody, description = "`rate_limited`: this session posted too many messages lately; \
+    `Retry-After` says when to try again")))]
 pub async fn post_message(
     State(state): State<AppState>,
     Path(room): Path<String>,
@@ -342,6 +349,7 @@ pub async fn post_message(
     JsonBody(body): JsonBody<MessageBody>,
 ) -> ApiResult<(StatusCode, Json<EventView>)> {
     let room = room_id(&room)?;
+    state.quotas.message(&actor)?;
     let event = state
         .rooms
         .post_message(&actor, room, &body.text, body.client_key.as_deref())

@@ -16,6 +16,7 @@ use collab_core::rooms::{Rooms, RoomsBuilder};
 use collab_core::time::ManualClock;
 use collab_core::{TenantId, Timestamp};
 use collab_server::auth::Agents;
+use collab_server::quota::Quotas;
 use collab_server::{AppState, Shared, app};
 use collab_store_s3::{Durability, ObjectBlobStore};
 use collab_store_sqlite::SqliteRoomStore;
@@ -93,6 +94,15 @@ impl Server {
 
     /// The server with `agents`; `customize` may change the service's parts and settings.
     pub async fn start_with(agents: Agents, customize: impl FnOnce(RoomsBuilder) -> RoomsBuilder) -> Server {
+        Self::start_with_quotas(agents, Quotas::default(), customize).await
+    }
+
+    /// As [`Server::start_with`], with these rate limits per session.
+    pub async fn start_with_quotas(
+        agents: Agents,
+        quotas: Quotas,
+        customize: impl FnOnce(RoomsBuilder) -> RoomsBuilder,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteRoomStore::open(dir.path().join("rooms.db")).await.unwrap();
         let documents = ObjectBlobStore::local(dir.path().join("documents"), Durability::Synced)
@@ -118,6 +128,7 @@ impl Server {
             ))),
             allowed_hosts: vec!["127.0.0.1:8080".to_owned()],
             live_streams: collab_server::streams::LiveStreams::default(),
+            quotas,
         });
         tokio::spawn({
             let rooms = rooms.clone();
