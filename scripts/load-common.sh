@@ -31,7 +31,10 @@ DATA=""
 # Starts a fresh server (new data folder) and waits until it answers.
 start_server() {
   DATA="$(mktemp -d)"
-  RUST_LOG="${RUST_LOG:-warn}" "$SERVER" --addr "127.0.0.1:$PORT" --data "$DATA" >"$OUT/server.log" 2>&1 &
+  # Each agent posts in many rooms, faster than one session may by default, and invites a room
+  # of customers each: lift the message rate and the invite guard's per-agent limit.
+  RUST_LOG="${RUST_LOG:-warn}" "$SERVER" --addr "127.0.0.1:$PORT" --data "$DATA" \
+    --message-burst 1000000 --message-rate 1000000 --invite-limits off >"$OUT/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
