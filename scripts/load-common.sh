@@ -25,6 +25,10 @@ build() {
 COLLAB_AGENTS="$(for i in $(seq 1 10); do printf 'load-agent-%d:%s,' "$i" "$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"; done)"
 export COLLAB_AGENTS
 
+# Every load customer's live stream comes from 127.0.0.1, and each agent watches many rooms: lift
+# the server's live-stream caps (per address, per session).
+export COLLAB_LIVE_STREAMS_PER_ADDRESS=1000000 COLLAB_LIVE_STREAMS_PER_SESSION=1000000
+
 SERVER_PID=""
 DATA=""
 

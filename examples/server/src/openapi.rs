@@ -22,6 +22,7 @@ pub fn complete(openapi: &mut OpenApi, state: &AppState) {
     sessions(openapi);
     statuses(openapi);
     limits(openapi, state);
+    live_stream_caps(openapi, state);
 }
 
 fn operations(openapi: &mut OpenApi) -> impl Iterator<Item = (&String, &mut Operation)> {
@@ -131,5 +132,23 @@ fn limits(openapi: &mut OpenApi, state: &AppState) {
             .responses
             .entry("413".to_owned())
             .or_insert_with(|| too_large.into());
+    }
+}
+
+/// The live-stream caps, as configured, in the live route's 429.
+fn live_stream_caps(openapi: &mut OpenApi, state: &AppState) {
+    let caps = state.live_streams.limits();
+    for (path, operation) in operations(openapi) {
+        if !path.ends_with("/live") {
+            continue;
+        }
+        if let Some(RefOr::T(response)) = operation.responses.responses.get_mut("429") {
+            response.description = format!(
+                "more than {} live streams open for this session, or {} from this address; \
+                 `Retry-After` says when to try again",
+                caps.per_session(),
+                caps.per_address()
+            );
+        }
     }
 }

@@ -290,6 +290,15 @@ async fn live_streams_are_capped_per_session_and_per_address() {
     let refused = live(&bob, &bob_room).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "the address's cap");
 
+    // The API's document states the caps this server has.
+    let document = http.call("GET", "/api/openapi.json", None, None).await.json();
+    let refusal = &document["paths"]["/api/rooms/{room}/live"]["get"]["responses"]["429"]["description"];
+    let refusal = refusal.as_str().unwrap_or_default();
+    assert!(
+        refusal.contains("more than 2 live streams") && refusal.contains("or 3 from this address"),
+        "{refusal}"
+    );
+
     // A stream that ends gives its slot back, once the server sees it closed.
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(30);
