@@ -35,6 +35,7 @@ async function start() {
     me = null;
   }
   await chooseStrings(me && me.locale);
+  document.title = t("page.title");
   setupLightbox();
   if (!me) {
     $("join-error").textContent = t("join.failed");
