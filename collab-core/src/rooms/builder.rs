@@ -113,6 +113,7 @@ impl RoomsBuilder {
                 states: Mutex::new(HashMap::new()),
                 outbox_added: Notify::new(),
                 lanes: Default::default(),
+                dispatcher_pass: Mutex::new(None),
                 inspection_permits: Arc::new(Semaphore::new(config.whole_inspections)),
                 config,
             }),

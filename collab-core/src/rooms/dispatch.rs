@@ -123,6 +123,7 @@ impl Rooms {
         // Dropped with this future: the deliveries under way stop with it.
         let mut running = tokio::task::JoinSet::new();
         loop {
+            self.dispatcher_passed();
             while running.try_join_next().is_some() {}
             let room = most.saturating_sub(running.len()).min(delivery.batch);
             let mut more = false;

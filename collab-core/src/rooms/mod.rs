@@ -5,6 +5,7 @@ mod combine;
 mod config;
 mod dispatch;
 mod documents;
+mod health;
 mod subscribe;
 mod thumbnails;
 
@@ -19,6 +20,7 @@ pub use config::{DeliveryConfig, RoomsConfig};
 use dispatch::Delivery;
 pub use dispatch::DispatchReport;
 pub use documents::{DocumentDownload, OrphanSweep, Upload};
+pub use health::NotReady;
 pub use subscribe::EventStream;
 pub use thumbnails::Thumbnail;
 
@@ -152,6 +154,8 @@ struct Inner {
     inspection_permits: Arc<Semaphore>,
     /// Posts queued per busy room, stored together (`combine`).
     lanes: combine::Lanes,
+    /// When this process's dispatcher last made a pass, if it runs one (`health`).
+    dispatcher_pass: Mutex<Option<tokio::time::Instant>>,
 }
 
 /// An invite as the agent fills in the invite frame. Strings are checked here, and a bad one is
