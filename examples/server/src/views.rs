@@ -144,13 +144,13 @@ pub struct DocumentView {
     pub height: Option<u32>,
     /// Where to fetch it (same origin, with the reader's cookie).
     pub url: String,
+    /// An image's thumbnail (at most 320 px on its long side), to show inline instead of the
+    /// whole file; a 404 there means none can be made: show a placeholder.
+    pub thumbnail_url: Option<String>,
 }
 
 impl EventView {
     /// `event` as `reader` may see it.
-    /// An image's thumbnail (at most 320 px on its long side), to show inline instead of the
-    /// whole file; a 404 there means none can be made: show a placeholder.
-    pub thumbnail_url: Option<String>,
     pub fn new(room: RoomId, event: &Event, reader: Reader) -> Self {
         let by = match event.actor {
             EventActor::Agent(_) => "agent",
@@ -186,6 +186,8 @@ impl EventView {
                     width,
                     height,
                     url: format!("/api/rooms/{room}/documents/{}", meta.id),
+                    thumbnail_url: (kind == "image")
+                        .then(|| format!("/api/rooms/{room}/documents/{}/thumbnail", meta.id)),
                 });
                 None
             }
@@ -195,8 +197,6 @@ impl EventView {
             EventData::CustomerJoined { .. } => Some("The customer joined".to_owned()),
             _ => None,
         };
-                    thumbnail_url: (kind == "image")
-                        .then(|| format!("/api/rooms/{room}/documents/{}/thumbnail", meta.id)),
         Self {
             seq: event.seq.get(),
             at: event.at.to_string(),
