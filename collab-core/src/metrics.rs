@@ -13,11 +13,11 @@
 //! | `collab_posts_per_append` | histogram | | chat posts stored together in one append (a busy room's lane) |
 //! | `collab_deliveries_total` | counter | `channel` (`sms`, `email`), `result` (`sent`, `retry`, `failed`) | invite delivery attempts |
 //! | `collab_delivery_lag_seconds` | histogram | `channel` | how late a due invite was when a dispatcher claimed it |
-//! | `collab_invites_refused_total` | counter | `reason` (an [`ErrorKind`](crate::ErrorKind) code) | invites the [`InviteGuard`](crate::guard::InviteGuard) refused |
+//! | `collab_invites_refused_total` | counter | `reason` (an [`ErrorKind`] code) | invites the [`InviteGuard`](crate::guard::InviteGuard) refused |
 //! | `collab_live_subscriptions` | gauge | | live subscriptions open in this process |
 //! | `collab_live_lagged_total` | counter | | times a live subscriber fell behind and caught up from the store |
 //! | `collab_document_bytes_total` | counter | | bytes of documents stored |
-//! | `collab_documents_refused_total` | counter | `reason` (an [`ErrorKind`](crate::ErrorKind) code) | uploads refused |
+//! | `collab_documents_refused_total` | counter | `reason` (an [`ErrorKind`] code) | uploads refused |
 //!
 //! Stores report their own: `collab_store_group_commit_appends` (histogram, label `store`:
 //! `sqlite`, `postgres`; the jobs committed in one transaction), and SQLite

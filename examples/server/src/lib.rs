@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod i18n;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod quota;
 pub mod serve;
@@ -169,7 +170,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use api::{access, callbacks, dev, documents, rooms, sessions};
+    use api::{access, callbacks, dev, documents, health, rooms, sessions};
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(sessions::sign_in, sessions::sign_out))
         .routes(routes!(sessions::me))
@@ -186,7 +187,9 @@ fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(documents::upload))
         .routes(routes!(documents::download))
         .routes(routes!(documents::thumbnail))
-        .routes(routes!(sessions::join));
+        .routes(routes!(sessions::join))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz));
     if state.inbox.is_some() {
         router = router.routes(routes!(dev::dev_inbox));
     }

@@ -45,6 +45,9 @@ Flags (or environment variables):
                      default one dev agent: agent@example.com:dev
   --lease SECONDS    how long a dispatcher holds an invite it is sending before another
                      process may take it over (COLLAB_DELIVERY_LEASE), at least 5, default 60
+  --metrics-addr ADDR
+                     serve Prometheus metrics at http://ADDR/metrics, a listener of its own
+                     off the public API (COLLAB_METRICS_ADDR); default none
   --locale TAG       the language of customer pages and invites of tenants without their own
                      (COLLAB_LOCALE), default en; the page has en, es and he (assets/i18n/)
   --tenant-locales LIST
@@ -124,6 +127,7 @@ struct Settings {
     database_schema: Option<String>,
     agents: String,
     lease: Option<String>,
+    metrics_addr: Option<String>,
     locale: Option<String>,
     tenant_locales: Option<String>,
     browser_locale: Option<String>,
@@ -154,6 +158,7 @@ fn settings() -> Result<Settings, String> {
         database_schema: env("COLLAB_DATABASE_SCHEMA"),
         agents: env("COLLAB_AGENTS").unwrap_or_else(|| DEV_AGENT.to_owned()),
         lease: env("COLLAB_DELIVERY_LEASE"),
+        metrics_addr: env("COLLAB_METRICS_ADDR"),
         locale: env("COLLAB_LOCALE"),
         tenant_locales: env("COLLAB_TENANT_LOCALES"),
         browser_locale: env("COLLAB_BROWSER_LOCALE"),
@@ -177,6 +182,7 @@ fn settings() -> Result<Settings, String> {
             "--database-schema" => settings.database_schema = Some(value()?),
             "--agents" => settings.agents = value()?,
             "--lease" => settings.lease = Some(value()?),
+            "--metrics-addr" => settings.metrics_addr = Some(value()?),
             "--locale" => settings.locale = Some(value()?),
             "--tenant-locales" => settings.tenant_locales = Some(value()?),
             "--browser-locale" => settings.browser_locale = Some(value()?),
@@ -391,8 +397,28 @@ async fn main() {
     }
 }
 
+/// Installs the Prometheus recorder and serves `/metrics` on `addr`: where it listens.
+async fn serve_metrics(addr: &str) -> Result<std::net::SocketAddr, String> {
+    let handle = collab_server::metrics::install()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, collab_server::metrics::router(handle)).await {
+            tracing::error!(error = %e, "the metrics listener failed");
+        }
+    });
+    Ok(bound)
+}
+
 async fn run() -> Result<(), String> {
     let settings = settings()?;
+    // First, so that the service's calls from the start are counted.
+    let metrics_addr = match &settings.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr).await?),
+        None => None,
+    };
     let (connection_limits, stream_limits) = limits(&settings.limits)?;
     let abuse_limits = HostLimits::parse(&settings.abuse_limits)?;
     fn fail(what: &'static str) -> impl Fn(Error) -> String {
@@ -504,6 +530,9 @@ async fn run() -> Result<(), String> {
         "  documents in {}",
         settings.documents.as_deref().unwrap_or("the data folder's documents/")
     );
+    if let Some(addr) = metrics_addr {
+        println!("  metrics on http://{addr}/metrics");
+    }
     collab_server::serve::serve(listener, app(state), connection_limits, async {
         let _ = tokio::signal::ctrl_c().await;
     })

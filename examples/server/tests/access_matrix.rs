@@ -49,7 +49,10 @@ const CALLERS: [Caller; 8] = [
 
 /// The documented operations, `METHOD path`, with the status each caller must get, in the
 /// order of [`CALLERS`]. A new route fails the test until it is added here.
-const EXPECTED: [(&str, [u16; 8]); 20] = [
+const EXPECTED: [(&str, [u16; 8]); 22] = [
+    // The platform's probes: public, and the same for everyone.
+    ("GET /healthz", [200, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET /readyz", [200, 200, 200, 200, 200, 200, 200, 200]),
     // Public: a wrong password is refused whatever cookie comes with it.
     ("POST /api/session", [401, 401, 401, 401, 401, 401, 401, 401]),
     ("DELETE /api/session", [204, 204, 204, 204, 204, 204, 204, 204]),
@@ -369,7 +372,7 @@ async fn every_operation_by_every_caller_gets_its_status_and_reveals_no_other_ro
         documented, expected,
         "the documented operations and the matrix differ: add the new route to EXPECTED"
     );
-    assert_eq!(documented.len(), 20);
+    assert_eq!(documented.len(), 22);
 
     let cells: Vec<(&str, Caller, u16)> = EXPECTED
         .iter()

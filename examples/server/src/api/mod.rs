@@ -4,6 +4,7 @@ pub mod access;
 pub mod callbacks;
 pub mod dev;
 pub mod documents;
+pub mod health;
 pub mod rooms;
 pub mod sessions;
 

@@ -85,6 +85,29 @@ impl ServerProcess {
         self.base.rsplit(':').next().unwrap().parse().unwrap()
     }
 
+    /// The rest of the first line it printed that starts with `prefix` (after trimming), waiting
+    /// up to 10 s for it.
+    pub fn printed(&self, prefix: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let found = self
+                .output
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|line| line.trim().strip_prefix(prefix).map(str::to_owned));
+            if let Some(rest) = found {
+                return rest;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{}",
+                failed(&format!("never printed {prefix:?}"), &self.output)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kills it with SIGKILL, as a crash would, and waits until it is gone.
     pub fn kill(mut self) {
         self.child.0.kill().unwrap();
