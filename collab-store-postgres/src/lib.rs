@@ -95,6 +95,7 @@ pub struct PostgresConfig {
     pool_size: usize,
     max_batch: usize,
     timeout: Duration,
+    notify: bool,
 }
 
 /// Never the password.
@@ -109,6 +110,7 @@ impl fmt::Debug for PostgresConfig {
             .field("pool_size", &self.pool_size)
             .field("max_batch", &self.max_batch)
             .field("timeout", &self.timeout)
+            .field("notify", &self.notify)
             .finish_non_exhaustive()
     }
 }
@@ -128,6 +130,7 @@ impl PostgresConfig {
             pool_size: 16,
             max_batch: 256,
             timeout: Duration::from_secs(5),
+            notify: true,
         })
     }
 
@@ -178,6 +181,16 @@ impl PostgresConfig {
         }
         self.timeout = timeout;
         Ok(self)
+    }
+
+    /// Whether appends wake the other servers with a `NOTIFY` in their transaction (one per
+    /// group commit), for [`PostgresTransport`]: on by default. Turn it off when another
+    /// transport carries the wake-ups after the commit (`collab-transport-nats`): PostgreSQL
+    /// takes a database-wide lock to queue notifications at commit, so every server's commits
+    /// wait for it in turn. Without it a `PostgresTransport` hears nothing.
+    pub fn with_notify(mut self, notify: bool) -> Self {
+        self.notify = notify;
+        self
     }
 
     /// The schema, if one was set.
@@ -259,7 +272,12 @@ impl PostgresRoomStore {
             .build()
             .map_err(|e| Error::backend("postgres", e))?;
         Ok(Self {
-            writer: Writer::start(pool.clone(), config.channel(), config.max_batch),
+            // An empty channel sends no notification (`write`).
+            writer: Writer::start(
+                pool.clone(),
+                if config.notify { config.channel() } else { String::new() },
+                config.max_batch,
+            ),
             pool,
             schema: config.schema.clone(),
         })

@@ -289,7 +289,8 @@ async fn write_plain(
 /// after any concurrent commit; `updated` moves forward the rooms whose seq is the expected one;
 /// `inserted` writes the events of those rooms only; `notified` sends the wake-ups of the rooms
 /// written (as [`NOTIFY_GROUP`] does), delivered when the statement commits, and only if it
-/// does; the final `SELECT` answers for every locked room. A room missing from the answer does
+/// does (none with an empty channel: the store was told not to notify); the final `SELECT`
+/// answers for every locked room. A room missing from the answer does
 /// not exist.
 const WRITE_PLAIN: &str = "WITH input AS ( \
          SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], \
@@ -313,7 +314,8 @@ const WRITE_PLAIN: &str = "WITH input AS ( \
      notified AS ( \
          SELECT count(pg_notify($1, wake_ups)) AS notifies FROM ( \
              SELECT string_agg(wake_up, ' ') AS wake_ups \
-             FROM (SELECT wake_up, (row_number() OVER () - 1) / 100 AS part FROM updated) AS w \
+             FROM (SELECT wake_up, (row_number() OVER () - 1) / 100 AS part FROM updated \
+                   WHERE $1 <> '') AS w \
              GROUP BY part) AS parts) \
      SELECT l.room, l.seq, u.room IS NOT NULL, (SELECT notifies FROM notified) \
      FROM locked l LEFT JOIN updated u ON u.room = l.room";
@@ -633,7 +635,12 @@ async fn write_accepted(tx: &Transaction<'_>, channel: &str, accepted: &[&Append
                 false => tx.execute(&insert_outbox, &outbox.params()).await,
             }
         },
-        async { tx.execute(&notify, &[&channel, &wake_ups]).await },
+        async {
+            match channel.is_empty() {
+                true => skip().await,
+                false => tx.execute(&notify, &[&channel, &wake_ups]).await,
+            }
+        },
     )
     .map_err(refused)?;
     Ok(())

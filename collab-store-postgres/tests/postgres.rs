@@ -382,3 +382,38 @@ async fn a_database_from_before_email_match_keys_finds_addresses_in_any_case() {
     let store = schema.store().await;
     room_store::assert_found_by_email_in_any_case(&store, &tenant, state.room()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_told_not_to_notify_writes_without_a_single_notification() {
+    let Some(schema) = TestSchema::create("a_store_told_not_to_notify_writes_without_a_single_notification").await
+    else {
+        return;
+    };
+    let store = PostgresRoomStore::connect(&schema.config().clone().with_notify(false))
+        .await
+        .unwrap();
+    let (listener, mut wake_ups) = listen(&schema).await;
+    // Both write paths: rooms created and posted to one by one (the general path for the
+    // creations), then a post in every room at once (plain appends of distinct rooms).
+    let rooms = rooms_at_seq_2(&store, 10).await;
+    let posts = rooms.iter().map(|state| post(state, "no wake-up", T0).1);
+    for result in join_all(posts.map(|append| store.append(append))).await {
+        result.unwrap();
+    }
+    for state in &rooms {
+        assert_eq!(stored_seqs(&store, state.room()).await, [1, 2, 3]);
+    }
+    // Nothing came before the marker sent after them.
+    listener
+        .execute("SELECT pg_notify($1, 'marker')", &[&schema.config().channel()])
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), wake_ups.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        first.as_deref(),
+        Some("marker"),
+        "a notification from a store told not to send one"
+    );
+}

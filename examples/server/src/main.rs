@@ -398,28 +398,26 @@ async fn main() {
 }
 
 /// Installs the Prometheus recorder and serves `/metrics` on `addr`: where it listens.
-async fn serve_metrics(addr: &str) -> Result<std::net::SocketAddr, String> {
+async fn serve_metrics(addr: &str, limits: ConnectionLimits) -> Result<std::net::SocketAddr, String> {
     let handle = collab_server::metrics::install()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, collab_server::metrics::router(handle)).await {
-            tracing::error!(error = %e, "the metrics listener failed");
-        }
-    });
+    // The same connection limits as the public listener; it ends with the process.
+    let router = collab_server::metrics::router(handle);
+    tokio::spawn(collab_server::serve::serve(listener, router, limits, std::future::pending()));
     Ok(bound)
 }
 
 async fn run() -> Result<(), String> {
     let settings = settings()?;
+    let (connection_limits, stream_limits) = limits(&settings.limits)?;
     // First, so that the service's calls from the start are counted.
     let metrics_addr = match &settings.metrics_addr {
-        Some(addr) => Some(serve_metrics(addr).await?),
+        Some(addr) => Some(serve_metrics(addr, connection_limits).await?),
         None => None,
     };
-    let (connection_limits, stream_limits) = limits(&settings.limits)?;
     let abuse_limits = HostLimits::parse(&settings.abuse_limits)?;
     fn fail(what: &'static str) -> impl Fn(Error) -> String {
         move |e| format!("{what}: {e}")

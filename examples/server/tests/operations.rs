@@ -1,6 +1,9 @@
 //! What an operator sees: `/healthz`, `/readyz`, and the Prometheus metrics on their own
 //! listener, moving as the server works. Over HTTP against the real binary.
 
+// Tests fail by panicking.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod common;
 
 use axum::http::StatusCode;
