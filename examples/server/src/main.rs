@@ -11,6 +11,7 @@ use std::time::Duration;
 use collab_core::guard::CounterStore;
 use collab_core::notify::Notifier;
 use collab_core::rooms::{DeliveryConfig, Rooms, RoomsConfig};
+use collab_core::transport::Transport;
 use collab_core::{Error, Locale, RoomStore, TenantId};
 use collab_notify::{
     DevInbox, SecretString, SmtpConfig, SmtpEmail, SmtpSecurity, TwilioAuth, TwilioConfig, TwilioSender, TwilioSms,
@@ -24,6 +25,7 @@ use collab_server::{AppState, Inbox, Shared, app};
 use collab_store_postgres::{PostgresConfig, PostgresRoomStore, PostgresTransport};
 use collab_store_s3::{Durability, ObjectBlobStore};
 use collab_store_sqlite::SqliteRoomStore;
+use collab_transport_nats::{NatsConfig, NatsTransport};
 
 const HELP: &str = "\
 collab-server: the collab example host
@@ -34,6 +36,9 @@ Flags (or environment variables):
   --database URL     keep rooms in PostgreSQL instead of DIR (COLLAB_DATABASE):
                      postgres://user:password@host:port/dbname; live events then reach
                      every server on that database (give them all shared --documents)
+  --nats URL         with --database: live events between servers through NATS
+                     (nats://host:port, COLLAB_NATS) instead of PostgreSQL's NOTIFY, which
+                     then leaves the appends' transactions; every server must use it
   --database-schema NAME
                      the schema for collab's tables (COLLAB_DATABASE_SCHEMA), default the
                      user's default (public)
@@ -128,6 +133,7 @@ struct Settings {
     agents: String,
     lease: Option<String>,
     metrics_addr: Option<String>,
+    nats: Option<String>,
     locale: Option<String>,
     tenant_locales: Option<String>,
     browser_locale: Option<String>,
@@ -159,6 +165,7 @@ fn settings() -> Result<Settings, String> {
         agents: env("COLLAB_AGENTS").unwrap_or_else(|| DEV_AGENT.to_owned()),
         lease: env("COLLAB_DELIVERY_LEASE"),
         metrics_addr: env("COLLAB_METRICS_ADDR"),
+        nats: env("COLLAB_NATS"),
         locale: env("COLLAB_LOCALE"),
         tenant_locales: env("COLLAB_TENANT_LOCALES"),
         browser_locale: env("COLLAB_BROWSER_LOCALE"),
@@ -183,6 +190,7 @@ fn settings() -> Result<Settings, String> {
             "--agents" => settings.agents = value()?,
             "--lease" => settings.lease = Some(value()?),
             "--metrics-addr" => settings.metrics_addr = Some(value()?),
+            "--nats" => settings.nats = Some(value()?),
             "--locale" => settings.locale = Some(value()?),
             "--tenant-locales" => settings.tenant_locales = Some(value()?),
             "--browser-locale" => settings.browser_locale = Some(value()?),
@@ -245,13 +253,16 @@ struct RoomsDatabase {
     store: Arc<dyn RoomStore>,
     /// The same database, counting for the invite guard.
     counters: Arc<dyn CounterStore>,
-    transport: Option<PostgresTransport>,
+    transport: Option<Arc<dyn Transport>>,
     description: String,
 }
 
 async fn rooms_database(settings: &Settings) -> Result<RoomsDatabase, String> {
     let fail = |e: Error| format!("rooms database: {e}");
     let Some(url) = &settings.database else {
+        if settings.nats.is_some() {
+            return Err("--nats carries live events between servers on one database: give --database too".into());
+        }
         let path = settings.data.join("rooms.db");
         let store = Arc::new(SqliteRoomStore::open(&path).await.map_err(fail)?);
         return Ok(RoomsDatabase {
@@ -270,11 +281,23 @@ async fn rooms_database(settings: &Settings) -> Result<RoomsDatabase, String> {
         "PostgreSQL{}",
         config.schema().map(|s| format!(", schema {s}")).unwrap_or_default()
     );
+    let (transport, description): (Arc<dyn Transport>, _) = match &settings.nats {
+        Some(nats) => {
+            config = config.with_notify(false);
+            let nats = NatsConfig::new(nats).map_err(|e| format!("NATS: {e}"))?;
+            let transport = NatsTransport::connect(&nats).await.map_err(|e| format!("NATS: {e}"))?;
+            (Arc::new(transport), format!("{description}, live events through NATS"))
+        }
+        None => (
+            Arc::new(PostgresTransport::connect(&config).await.map_err(fail)?),
+            description,
+        ),
+    };
     let store = Arc::new(PostgresRoomStore::connect(&config).await.map_err(fail)?);
     Ok(RoomsDatabase {
         store: store.clone(),
         counters: store,
-        transport: Some(PostgresTransport::connect(&config).await.map_err(fail)?),
+        transport: Some(transport),
         description,
     })
 }
@@ -406,7 +429,12 @@ async fn serve_metrics(addr: &str, limits: ConnectionLimits) -> Result<std::net:
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     // The same connection limits as the public listener; it ends with the process.
     let router = collab_server::metrics::router(handle);
-    tokio::spawn(collab_server::serve::serve(listener, router, limits, std::future::pending()));
+    tokio::spawn(collab_server::serve::serve(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ));
     Ok(bound)
 }
 
