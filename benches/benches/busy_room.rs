@@ -21,7 +21,8 @@ use collab_core::rooms::Rooms;
 use collab_core::{Error, RoomId, RoomStore};
 use collab_store_postgres::testing::TestSchema;
 use collab_store_sqlite::SqliteRoomStore;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 
 const POSTERS: usize = 64;
 /// Posts per poster per measured iteration.
@@ -60,6 +61,28 @@ async fn posters(rooms: &Rooms, room: RoomId) -> (Duration, Vec<Duration>) {
         latencies.extend(fixture(task.await.map_err(|e| Error::backend("task", e))));
     }
     (started.elapsed(), latencies)
+}
+
+/// Benches the posters in `room` as `ours`: every run's wall time and latencies.
+fn ours(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &tokio::runtime::Runtime,
+    rooms: &Rooms,
+    room: RoomId,
+) -> Vec<(Duration, Vec<Duration>)> {
+    let mut runs = Vec::new();
+    group.bench_function("ours", |b| {
+        b.iter_custom(|iterations| {
+            let mut wall = Duration::ZERO;
+            for _ in 0..iterations {
+                let run = rt.block_on(posters(rooms, room));
+                wall += run.0;
+                runs.push(run);
+            }
+            wall
+        })
+    });
+    runs
 }
 
 fn report(name: &str, runs: &[(Duration, Vec<Duration>)]) {
@@ -120,18 +143,7 @@ fn sqlite(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(15));
     group.throughput(Throughput::Elements(total as u64));
-    let mut runs = Vec::new();
-    group.bench_function("ours", |b| {
-        b.iter_custom(|iterations| {
-            let mut wall = Duration::ZERO;
-            for _ in 0..iterations {
-                let run = rt.block_on(posters(&rooms, room));
-                wall += run.0;
-                runs.push(run);
-            }
-            wall
-        })
-    });
+    let runs = ours(&mut group, &rt, &rooms, room);
     group.bench_function("raw_64_per_transaction", |b| {
         b.iter_custom(|iterations| {
             (0..iterations)
@@ -172,18 +184,7 @@ fn postgres(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(15));
     group.throughput(Throughput::Elements(total as u64));
-    let mut runs = Vec::new();
-    group.bench_function("ours", |b| {
-        b.iter_custom(|iterations| {
-            let mut wall = Duration::ZERO;
-            for _ in 0..iterations {
-                let run = rt.block_on(posters(&rooms, room));
-                wall += run.0;
-                runs.push(run);
-            }
-            wall
-        })
-    });
+    let runs = ours(&mut group, &rt, &rooms, room);
     group.bench_function("raw_64_per_transaction", |b| {
         b.iter_custom(|iterations| {
             let started = Instant::now();

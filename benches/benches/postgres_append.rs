@@ -6,6 +6,9 @@
 //! same appends, in raw statements: 64 rows per transaction as in (b), plus the update of their
 //! rooms' summaries and one `pg_notify` naming them all, in the same transaction (the floor: what is
 //! left to gain is the gap between it and ours); then append latency p50/p99 at that load.
+//! The same store told not to notify (`PostgresConfig::with_notify(false)`, for a deployment
+//! whose wake-ups go through NATS after the commit) is measured beside (c) without its
+//! `pg_notify`: that design's floor.
 //!
 //! The machine is shared, and the database's own background work (autovacuum of the rooms
 //! tables, checkpoints) comes and goes: two criterion measurements taken a minute apart can
@@ -109,13 +112,15 @@ async fn raw_tables(schema: &TestSchema, events: &str, rooms: &str) -> tokio_pos
 }
 
 /// The same rows as [`raw_inserts`] with 64 per transaction, and in the same transaction the
-/// update of each row's room (the columns and summary our store writes) and a wake-up per room.
+/// update of each row's room (the columns and summary our store writes) and, with `notify`, one
+/// wake-up naming them all.
 async fn raw_same_writes(
     client: &mut tokio_postgres::Client,
     (events, rooms): (&str, &str),
     next_seq: &mut [i64],
     (row, summary): (&str, &str),
     count: usize,
+    notify: bool,
 ) -> Duration {
     let insert = prepare_insert(client, events).await;
     let update = pg(client
@@ -125,7 +130,7 @@ async fn raw_same_writes(
              WHERE {rooms}.room = u.room"
         ))
         .await);
-    let notify = pg(client
+    let wake = pg(client
         .prepare("SELECT pg_notify('raw_bench', string_agg(wake_up, ' ')) FROM unnest($1::text[]) AS wake_up")
         .await);
     let started = Instant::now();
@@ -145,7 +150,12 @@ async fn raw_same_writes(
         let (inserted, updated, notified) = futures_util::future::join3(
             tx.execute(&insert, &[&room_ids, &seqs, &data]),
             tx.execute(&update, &[&room_ids, &seqs, &at, &summaries]),
-            tx.execute(&notify, &[&wake_ups]),
+            async {
+                match notify {
+                    true => tx.execute(&wake, &[&wake_ups]).await,
+                    false => Ok(0),
+                }
+            },
         )
         .await;
         pg(inserted);
@@ -168,14 +178,25 @@ fn append_throughput(c: &mut Criterion) {
         return;
     };
     let load = rt.block_on(AppendLoad::new(rt.block_on(schema.store()), ROOMS, WRITERS, PER_WRITER));
+    // The same store told not to notify (`PostgresConfig::with_notify(false)`: wake-ups through
+    // NATS after the commit), in a schema of its own, so that its rooms are its own.
+    let Some(quiet_schema) = rt.block_on(TestSchema::create("postgres_append bench, no NOTIFY")) else {
+        return;
+    };
+    let quiet_store = fixture(rt.block_on(collab_store_postgres::PostgresRoomStore::connect(
+        &quiet_schema.config().clone().with_notify(false),
+    )));
+    let quiet_load = rt.block_on(AppendLoad::new(quiet_store, ROOMS, WRITERS, PER_WRITER));
     let row = sample_event_row();
     let mut raw_single = rt.block_on(raw_table(&schema, "raw_single"));
     let mut raw_batched = rt.block_on(raw_table(&schema, "raw_batched"));
     let mut raw_same = rt.block_on(raw_tables(&schema, "raw_same_events", "raw_same_rooms"));
+    let mut raw_quiet = rt.block_on(raw_tables(&schema, "raw_quiet_events", "raw_quiet_rooms"));
     let summary = sample_summary_row();
     let mut single_seq = vec![1i64; ROOMS];
     let mut batched_seq = vec![1i64; ROOMS];
     let mut same_seq = vec![1i64; ROOMS];
+    let mut quiet_seq = vec![1i64; ROOMS];
     let total = load.appends_per_run();
 
     let mut single = || {
@@ -205,9 +226,21 @@ fn append_throughput(c: &mut Criterion) {
             &mut same_seq,
             (&row, &summary),
             total,
+            true,
+        ))
+    };
+    let mut same_quiet = || {
+        rt.block_on(raw_same_writes(
+            &mut raw_quiet,
+            ("raw_quiet_events", "raw_quiet_rooms"),
+            &mut quiet_seq,
+            (&row, &summary),
+            total,
+            false,
         ))
     };
     let ours = || load.run(&rt).0;
+    let ours_quiet = || quiet_load.run(&rt).0;
 
     let mut group = c.benchmark_group("postgres_append");
     group.sample_size(10);
@@ -218,6 +251,8 @@ fn append_throughput(c: &mut Criterion) {
     group.bench_function("raw_64_rows_per_transaction", |b| timed(b, &mut batched));
     group.bench_function("raw_same_writes_64_per_transaction", |b| timed(b, &mut same));
     group.bench_function("store_64_writers", |b| timed(b, ours));
+    group.bench_function("raw_same_writes_no_notify", |b| timed(b, &mut same_quiet));
+    group.bench_function("store_64_writers_no_notify", |b| timed(b, ours_quiet));
     group.finish();
 
     // Latency at the same load, over a longer run.
@@ -226,22 +261,26 @@ fn append_throughput(c: &mut Criterion) {
     if !full_run() {
         return;
     }
-    // Paired rounds: (b), (c) and ours, one iteration each, in an order that rotates.
+    // Paired rounds: (b), (c), ours, and (c) and ours without NOTIFY, one iteration each, in an
+    // order that rotates.
     let rounds = 15;
-    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut times: [Vec<f64>; 5] = Default::default();
     for round in 0..rounds {
-        for i in 0..3 {
-            let kind = (round + i) % 3;
+        for i in 0..5 {
+            let kind = (round + i) % 5;
             let took = match kind {
                 0 => batched(),
                 1 => same(),
-                _ => ours(),
+                2 => ours(),
+                3 => same_quiet(),
+                _ => ours_quiet(),
             };
             times[kind].push(took.as_secs_f64());
         }
     }
     let rate = |list: &[f64]| total as f64 / median(list.to_vec());
-    let ratio = |raw: &[f64]| median(raw.iter().zip(&times[2]).map(|(raw, ours)| raw / ours).collect());
+    // The median over the rounds of time(a) / time(b): how fast b goes relative to a.
+    let ratio = |a: usize, b: usize| median(times[a].iter().zip(&times[b]).map(|(a, b)| a / b).collect());
     println!(
         "paired, {rounds} rounds of {total} rows: raw_64_rows_per_transaction {:.0} rows/s; \
          raw_same_writes_64_per_transaction {:.0} rows/s; store_64_writers {:.0} appends/s; \
@@ -249,9 +288,19 @@ fn append_throughput(c: &mut Criterion) {
         rate(&times[0]),
         rate(&times[1]),
         rate(&times[2]),
-        ratio(&times[0]),
-        ratio(&times[1]),
-        median(times[0].iter().zip(&times[1]).map(|(rows, same)| rows / same).collect()),
+        ratio(0, 2),
+        ratio(1, 2),
+        ratio(0, 1),
+    );
+    println!(
+        "paired, without NOTIFY: raw_same_writes_no_notify {:.0} rows/s; store_64_writers_no_notify {:.0} appends/s; \
+         store_no_notify/raw_64_rows {:.2}x; store_no_notify/raw_same_writes_no_notify {:.2}x; \
+         raw_same_writes_no_notify/raw_64_rows {:.2}x",
+        rate(&times[3]),
+        rate(&times[4]),
+        ratio(0, 4),
+        ratio(3, 4),
+        ratio(0, 3),
     );
 }
 

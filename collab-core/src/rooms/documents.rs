@@ -63,16 +63,22 @@ impl DocumentDownload {
     /// every document, PDFs included, is sandboxed and may be framed by no page (a PDF is
     /// read through a viewer in the host's page, such as PDF.js, that fetches its bytes).
     pub fn headers(&self) -> [(&'static str, String); 6] {
-        let csp = "default-src 'none'; frame-ancestors 'none'; sandbox";
-        [
-            ("Content-Type", self.meta.media_type.clone()),
-            ("Content-Disposition", self.content_disposition.clone()),
-            ("X-Content-Type-Options", "nosniff".to_owned()),
-            ("Content-Security-Policy", csp.to_owned()),
-            ("Cross-Origin-Resource-Policy", "same-origin".to_owned()),
-            ("Cache-Control", "private, no-cache".to_owned()),
-        ]
+        serving_headers(&self.meta.media_type, &self.content_disposition, "private, no-cache")
     }
+}
+
+/// The headers of stored bytes served to a room's reader (a document, a thumbnail): typed as
+/// given, never sniffed, sandboxed, for this origin only, and cached as `cache` says.
+pub(super) fn serving_headers(media_type: &str, disposition: &str, cache: &str) -> [(&'static str, String); 6] {
+    let csp = "default-src 'none'; frame-ancestors 'none'; sandbox";
+    [
+        ("Content-Type", media_type.to_owned()),
+        ("Content-Disposition", disposition.to_owned()),
+        ("X-Content-Type-Options", "nosniff".to_owned()),
+        ("Content-Security-Policy", csp.to_owned()),
+        ("Cross-Origin-Resource-Policy", "same-origin".to_owned()),
+        ("Cache-Control", cache.to_owned()),
+    ]
 }
 
 impl fmt::Debug for DocumentDownload {

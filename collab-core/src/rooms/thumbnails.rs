@@ -59,15 +59,11 @@ impl Thumbnail {
     /// a year, since a document's thumbnail never changes (still `private`: it is only for
     /// readers of the room).
     pub fn headers(&self) -> [(&'static str, String); 6] {
-        let csp = "default-src 'none'; frame-ancestors 'none'; sandbox";
-        [
-            ("Content-Type", Self::MEDIA_TYPE.to_owned()),
-            ("Content-Disposition", "inline; filename=\"thumbnail.jpg\"".to_owned()),
-            ("X-Content-Type-Options", "nosniff".to_owned()),
-            ("Content-Security-Policy", csp.to_owned()),
-            ("Cross-Origin-Resource-Policy", "same-origin".to_owned()),
-            ("Cache-Control", "private, max-age=31536000, immutable".to_owned()),
-        ]
+        super::documents::serving_headers(
+            Self::MEDIA_TYPE,
+            "inline; filename=\"thumbnail.jpg\"",
+            "private, max-age=31536000, immutable",
+        )
     }
 }
 
