@@ -4,6 +4,8 @@
 
 const $ = (id) => document.getElementById(id);
 let roomId = null;
+// Set once the customer left on this device: the room is out of reach on purpose.
+let left = false;
 
 // The strings of the first language that has a file: the one the server chose for this customer
 // (the tenant's, or the browser's where allowed), else, before any room is known (a link that
@@ -43,6 +45,7 @@ async function start() {
     $("chat").classList.add("hidden");
     return;
   }
+  $("leave").classList.remove("hidden");
   await refresh();
   await follow(roomId, async (event) => {
     const item = renderEvent(event, "customer");
@@ -61,6 +64,7 @@ function noAccess(message) {
 }
 
 async function refresh() {
+  if (left) return;
   let room;
   try {
     room = await api("GET", `/api/rooms/${roomId}`);
@@ -117,6 +121,20 @@ $("file-input").addEventListener("change", async () => {
     status("error", error.code ? problem(error) : t("error.upload_failed"));
     if (error.code === "room_timed_out" || error.code === "room_closed") refresh();
   }
+});
+
+// Leaving ends this device's session on the server (a shared phone keeps no way in); the
+// invite link opens the room again.
+$("leave").addEventListener("click", async () => {
+  try {
+    await api("DELETE", "/api/session");
+  } catch (error) {
+    status("error", problem(error));
+    return;
+  }
+  left = true;
+  $("leave").classList.add("hidden");
+  noAccess(t("room.left"));
 });
 
 start();

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
 use collab_core::testing::files::{pdf_with_pages, png};
 use common::process::{KillOnDrop, ServerProcess};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -1192,5 +1193,30 @@ async fn the_customer_page_in_hebrew_is_laid_out_right_to_left() {
     assert!(!boxes["time"].as_str().unwrap().is_empty(), "no time: {boxes}");
     axe(&customer, "the customer page in Hebrew").await;
     shot(&customer, "customer-he").await;
+    customer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_who_leaves_on_a_phone_ends_the_session_on_the_server() {
+    let Some(rig) = rig() else { return };
+    let agent_cookie = api_agent(&rig.server).await;
+    let (room, link) = api_room(&rig.server, &agent_cookie).await;
+    api_message(&rig.server, &agent_cookie, &room, "Here is your room.").await;
+    let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
+    customer.goto(&link).await.unwrap();
+    wait_text(&customer, "#content", |t| t.contains("Here is your room.")).await;
+    let session = customer.get_named_cookie("collab_customer").await.unwrap();
+    let cookie = format!("collab_customer={}", session.value());
+    let me = rig.server.http().call("GET", "/api/me", Some(&cookie), None).await;
+    assert_eq!(me.status, StatusCode::OK, "the session works before leaving");
+
+    click(&customer, "#leave").await;
+    wait_text(&customer, "#join-error", |t| t.contains("You left this room")).await;
+    assert!(!is_shown(&customer, "#leave").await, "Leave is still offered");
+    // The cookie the phone held no longer opens the room: the server ended the session.
+    let me = rig.server.http().call("GET", "/api/me", Some(&cookie), None).await;
+    assert_eq!(me.status, StatusCode::FORBIDDEN, "{:?}", me.json());
+    axe(&customer, "the customer page after leaving").await;
+    shot(&customer, "customer-left").await;
     customer.close().await.unwrap();
 }
