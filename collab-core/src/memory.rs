@@ -14,12 +14,15 @@ use crate::blob::{
     BlobInfo, BlobKey, BlobListing, BlobMeta, BlobPrefix, BlobStore, ByteRange, Download, StoredBlob, UploadDigest,
     UploadStream, upload_interrupted,
 };
+use crate::customer::Channel;
 use crate::error::{Entity, Error};
 use crate::event::{Event, Seq};
 use crate::guard::{CounterStore, Hit, MAX_COUNTER_WINDOW};
 use crate::id::{OutboxId, RoomId, TenantId};
 use crate::state::{RoomStatus, RoomSummary};
-use crate::store::{Append, ClaimedOutbox, Credential, OutboxMessage, RoomCursor, RoomPage, RoomQuery, RoomStore};
+use crate::store::{
+    Append, ClaimedOutbox, Credential, OutboxMessage, OutboxStats, RoomCursor, RoomPage, RoomQuery, RoomStore,
+};
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::token::TokenHash;
 
@@ -62,6 +65,13 @@ struct OutboxRow {
     message: OutboxMessage,
     attempts: u32,
     leased_until: Option<Timestamp>,
+}
+
+impl OutboxRow {
+    /// Due at `now`, and held by no live lease.
+    fn is_claimable(&self, now: Timestamp) -> bool {
+        self.message.not_before <= now && self.leased_until.is_none_or(|until| until <= now)
+    }
 }
 
 impl MemoryRoomStore {
@@ -181,11 +191,7 @@ impl RoomStore for MemoryRoomStore {
 
     async fn claim_outbox(&self, now: Timestamp, lease: Duration, limit: usize) -> Result<Vec<ClaimedOutbox>, Error> {
         let mut data = lock(&self.inner);
-        let mut due: Vec<&mut OutboxRow> = data
-            .outbox
-            .values_mut()
-            .filter(|row| row.message.not_before <= now && row.leased_until.is_none_or(|until| until <= now))
-            .collect();
+        let mut due: Vec<&mut OutboxRow> = data.outbox.values_mut().filter(|row| row.is_claimable(now)).collect();
         due.sort_by_key(|row| (row.message.not_before, row.message.id));
         let leased_until = now.saturating_add(lease);
         Ok(due
@@ -225,6 +231,25 @@ impl RoomStore for MemoryRoomStore {
         lock(&self.inner).outbox.remove(&id).map(|_| ()).ok_or(Error::NotFound {
             what: Entity::OutboxRow,
         })
+    }
+
+    async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
+        let data = lock(&self.inner);
+        let mut stats: Vec<OutboxStats> = Channel::ALL.map(|c| OutboxStats::new(c, 0, 0, None)).into();
+        for row in data.outbox.values() {
+            let Some(entry) = stats.iter_mut().find(|s| s.channel == row.message.channel) else {
+                continue;
+            };
+            entry.queued += 1;
+            // Due as `claim_outbox` sees it.
+            if row.is_claimable(now) {
+                entry.due += 1;
+                let not_before = row.message.not_before;
+                entry.oldest_due = Some(entry.oldest_due.map_or(not_before, |t| t.min(not_before)));
+            }
+        }
+        stats.retain(|s| s.queued > 0);
+        Ok(stats)
     }
 }
 

@@ -158,6 +158,33 @@ pub struct ClaimedOutbox {
     pub attempts: u32,
 }
 
+/// How far one channel's outbox has got: [`RoomStore::outbox_stats`], for the
+/// `collab_outbox_*` gauges ([`crate::metrics`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutboxStats {
+    /// The channel of the rows counted.
+    pub channel: Channel,
+    /// Rows waiting, claimed or not.
+    pub queued: u64,
+    /// Rows a dispatcher could claim now: due, and held by no live lease.
+    pub due: u64,
+    /// The earliest `not_before` of the due rows; `None` when none is due.
+    pub oldest_due: Option<Timestamp>,
+}
+
+impl OutboxStats {
+    /// The figures of `channel`'s rows.
+    pub fn new(channel: Channel, queued: u64, due: u64, oldest_due: Option<Timestamp>) -> Self {
+        Self {
+            channel,
+            queued,
+            due,
+            oldest_due,
+        }
+    }
+}
+
 /// The largest page of rooms a store returns.
 pub const MAX_ROOM_PAGE: usize = 500;
 
@@ -343,6 +370,11 @@ impl RoomPage {
 ///   [`reschedule_outbox`](RoomStore::reschedule_outbox) releases a claimed row until
 ///   `not_before`; [`delete_outbox`](RoomStore::delete_outbox) drops it. Both return
 ///   [`Error::NotFound`] for a missing row.
+///   [`outbox_stats`](RoomStore::outbox_stats) counts, per channel that has rows (in any
+///   order), the rows queued, the rows [`claim_outbox`](RoomStore::claim_outbox) could take at
+///   `now`, and the earliest `not_before` among those. It is optional: the provided method
+///   answers [`Error::Unsupported`] and the dispatcher then reports no outbox gauges; the
+///   conformance kit expects it.
 ///
 /// The conformance kit (`collab_core::testing`, feature `testing`) checks all of this; run it
 /// against your store with one line of `room_store_conformance!`.
@@ -453,6 +485,16 @@ pub trait RoomStore: fmt::Debug + Send + Sync + 'static {
     /// before it sends it. A hash already stored is an [`Error::Conflict`].
     async fn add_credential(&self, credential: Credential) -> Result<(), Error>;
 
+    /// The outbox's figures per channel at `now`, for monitoring: one query, not meant for
+    /// every dispatcher pass. Optional: by default, [`Error::Unsupported`].
+    async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
+        let _ = now;
+        Err(Error::Unsupported {
+            backend: "this room store",
+            capability: "outbox statistics",
+        })
+    }
+
     /// The state of `room`, folded from all its events; `Ok(None)` if it does not exist.
     ///
     /// Provided; a store may override it with snapshots, as long as the state it returns is the
@@ -527,6 +569,10 @@ macro_rules! forward_room_store {
 
             async fn add_credential(&self, credential: Credential) -> Result<(), Error> {
                 (**self).add_credential(credential).await
+            }
+
+            async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
+                (**self).outbox_stats(now).await
             }
 
             async fn load_room(&self, room: RoomId) -> Result<Option<RoomState>, Error> {

@@ -78,7 +78,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use collab_core::guard::{CounterStore, Hit};
-use collab_core::store::{Append, ClaimedOutbox, Credential, RoomPage, RoomQuery, RoomStore};
+use collab_core::store::{Append, ClaimedOutbox, Credential, OutboxStats, RoomPage, RoomQuery, RoomStore};
 use collab_core::{Error, Event, OutboxId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
@@ -345,6 +345,10 @@ impl RoomStore for PostgresRoomStore {
 
     async fn add_credential(&self, credential: Credential) -> Result<(), Error> {
         write::add_credential(&self.client().await?, &credential).await
+    }
+
+    async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
+        read::outbox_stats(&self.client().await?, now).await
     }
 }
 

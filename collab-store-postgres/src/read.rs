@@ -1,6 +1,6 @@
 //! The queries that only read, and the conversions between the core's types and columns.
 
-use collab_core::store::{Credential, Grant, RoomPage, RoomQuery};
+use collab_core::store::{Credential, Grant, OutboxStats, RoomPage, RoomQuery};
 use collab_core::{
     Channel, Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
 };
@@ -195,5 +195,39 @@ pub(crate) async fn recent_hits(client: &Client, key: &str, since: Timestamp) ->
         .map_err(postgres)?;
     rows.iter()
         .map(|row| Ok(Timestamp::from_unix_millis(row.try_get(0).map_err(postgres)?)))
+        .collect()
+}
+
+/// The outbox's figures per channel. A scan of the table: it holds the deliveries still to
+/// make, few unless they fall behind, and this runs every few seconds per server. No index for
+/// it: one on `leased_until` would make every claim's update a non-HOT one.
+pub(crate) async fn outbox_stats(client: &Client, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
+    // Due as `claim_outbox` sees it.
+    let statement = client
+        .prepare_cached(
+            "SELECT channel, count(*), count(*) FILTER (WHERE due), min(not_before) FILTER (WHERE due) \
+             FROM (SELECT channel, not_before, \
+                          not_before <= $1 AND (leased_until IS NULL OR leased_until <= $1) AS due \
+                   FROM outbox) AS rows \
+             GROUP BY channel",
+        )
+        .await
+        .map_err(postgres)?;
+    let rows = client
+        .query(&statement, &[&now.unix_millis()])
+        .await
+        .map_err(postgres)?;
+    rows.iter()
+        .map(|row| {
+            let queued: i64 = row.try_get(1).map_err(postgres)?;
+            let due: i64 = row.try_get(2).map_err(postgres)?;
+            let oldest_due: Option<i64> = row.try_get(3).map_err(postgres)?;
+            Ok(OutboxStats::new(
+                channel_from(row.try_get(0).map_err(postgres)?)?,
+                u64::try_from(queued).unwrap_or(0),
+                u64::try_from(due).unwrap_or(0),
+                oldest_due.map(Timestamp::from_unix_millis),
+            ))
+        })
         .collect()
 }

@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use collab_core::guard::{CounterStore, Hit};
-use collab_core::store::{Append, ClaimedOutbox, Credential, RoomPage, RoomQuery, RoomStore};
+use collab_core::store::{Append, ClaimedOutbox, Credential, OutboxStats, RoomPage, RoomQuery, RoomStore};
 use collab_core::{Error, Event, OutboxId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash};
 
 use crate::read::Readers;
@@ -253,6 +253,10 @@ impl RoomStore for SqliteRoomStore {
         self.writer
             .run(move |conn| write::insert_credential(conn, &credential))
             .await
+    }
+
+    async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
+        self.readers.run(move |conn| read::outbox_stats(conn, now)).await
     }
 }
 

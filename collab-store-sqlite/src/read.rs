@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use collab_core::store::{Credential, Grant, RoomPage, RoomQuery};
+use collab_core::store::{Credential, Grant, OutboxStats, RoomPage, RoomQuery};
 use collab_core::{
     Channel, Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
 };
@@ -261,4 +261,38 @@ pub(crate) fn recent_hits(conn: &Connection, key: &str, since: Timestamp) -> Res
         .map_err(sqlite)?;
     rows.map(|row| Ok(Timestamp::from_unix_millis(row.map_err(sqlite)?)))
         .collect()
+}
+
+pub(crate) fn outbox_stats(conn: &Connection, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
+    // Due as `claim_outbox` sees it. Walks `outbox_by_channel`, which covers every column read.
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT channel, count(*), \
+                    sum(due), min(CASE WHEN due THEN not_before END) \
+             FROM (SELECT channel, not_before, \
+                          not_before <= ?1 AND (leased_until IS NULL OR leased_until <= ?1) AS due \
+                   FROM outbox) \
+             GROUP BY channel",
+        )
+        .map_err(sqlite)?;
+    let rows = statement
+        .query_map([now.unix_millis()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .map_err(sqlite)?;
+    rows.map(|row| {
+        let (channel, queued, due, oldest_due) = row.map_err(sqlite)?;
+        Ok(OutboxStats::new(
+            channel_from(&channel)?,
+            u64::try_from(queued).unwrap_or(0),
+            u64::try_from(due).unwrap_or(0),
+            oldest_due.map(Timestamp::from_unix_millis),
+        ))
+    })
+    .collect()
 }

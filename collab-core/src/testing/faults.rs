@@ -68,7 +68,7 @@ use crate::event::{Event, Seq};
 use crate::id::{OutboxId, RoomId, TenantId};
 use crate::notify::{Notification, Notifier, NotifyError, Receipt};
 use crate::state::{RoomState, RoomSummary};
-use crate::store::{Append, ClaimedOutbox, Credential, RoomPage, RoomQuery, RoomStore};
+use crate::store::{Append, ClaimedOutbox, Credential, OutboxStats, RoomPage, RoomQuery, RoomStore};
 use crate::time::Timestamp;
 use crate::token::TokenHash;
 
@@ -100,6 +100,8 @@ pub enum Method {
     AddCredential,
     /// [`RoomStore::load_room`].
     LoadRoom,
+    /// [`RoomStore::outbox_stats`].
+    OutboxStats,
     /// [`BlobStore::put`].
     Put,
     /// [`BlobStore::get`].
@@ -395,6 +397,11 @@ impl<S: RoomStore> RoomStore for FaultyRoomStore<S> {
 
     async fn load_room(&self, room: RoomId) -> Result<Option<RoomState>, Error> {
         self.faults.store(Method::LoadRoom, self.inner.load_room(room)).await
+    }
+
+    async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
+        let call = self.inner.outbox_stats(now);
+        self.faults.store(Method::OutboxStats, call).await
     }
 }
 

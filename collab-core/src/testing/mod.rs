@@ -72,6 +72,7 @@ macro_rules! room_store_conformance {
                 credentials_can_be_added_alone,
                 outbox_claims_lease_and_reschedule,
                 completing_outbox_rows_is_atomic,
+                outbox_stats_count_queued_and_due,
                 idle_rooms_are_active_and_idle,
                 concurrent_appends_have_one_winner,
                 racing_appends_over_many_rooms_are_answered_one_by_one,

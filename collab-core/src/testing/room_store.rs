@@ -11,7 +11,9 @@ use crate::event::{Event, Seq};
 use crate::id::{AgentId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
 use crate::policy::Policy;
 use crate::state::{RoomState, RoomStatus};
-use crate::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage, RoomCursor, RoomQuery, RoomStore};
+use crate::store::{
+    Append, ClaimedOutbox, Credential, Grant, OutboxMessage, OutboxStats, RoomCursor, RoomQuery, RoomStore,
+};
 use crate::time::Timestamp;
 use crate::token::Token;
 
@@ -108,11 +110,15 @@ pub fn invite(
 }
 
 fn outbox_row(room: RoomId, not_before: Timestamp) -> OutboxMessage {
+    outbox_row_on(room, Channel::Email, not_before)
+}
+
+fn outbox_row_on(room: RoomId, channel: Channel, not_before: Timestamp) -> OutboxMessage {
     OutboxMessage {
         id: OutboxId::from_u128(new_id()),
         room,
         invite: InviteId::from_u128(new_id()),
-        channel: Channel::Email,
+        channel,
         payload: format!("payload {}", new_id()),
         not_before,
     }
@@ -649,6 +655,70 @@ pub async fn outbox_claims_lease_and_reschedule(store: &dyn RoomStore) {
     store.append(append).await.expect("append");
     let limited = store.claim_outbox(far, lease, 2).await.expect("claim");
     assert_eq!(limited.len(), 2);
+}
+
+/// `outbox_stats` counts each channel's queued and due rows and finds the oldest due one, as
+/// rows are queued, claimed (a leased row is not due until its lease ends) and deleted. Needs
+/// a store of its own, as the macros give each check: it counts every row of the store.
+pub async fn outbox_stats_count_queued_and_due(store: &dyn RoomStore) {
+    let now = Timestamp::from_unix_millis(4_200_000_000_000);
+    let ago = |s| now.saturating_sub(Duration::from_secs(s));
+    let stats = |now| async move {
+        let mut stats = store.outbox_stats(now).await.expect("outbox stats");
+        stats.sort_by_key(|s| s.channel.as_str());
+        stats
+    };
+    assert_eq!(stats(now).await, [], "an empty outbox has no channel");
+
+    let (state, _) = stored_room(store, 1).await;
+    let room = state.room();
+    let oldest = outbox_row_on(room, Channel::Email, ago(60));
+    let newer = outbox_row_on(room, Channel::Email, ago(10));
+    let later = outbox_row_on(room, Channel::Email, now.saturating_add(Duration::from_secs(3600)));
+    let sms = outbox_row_on(room, Channel::Sms, ago(30));
+    let (_, mut append) = post(&state, "queue", T0);
+    append
+        .outbox
+        .extend([oldest.clone(), newer.clone(), later.clone(), sms.clone()]);
+    store.append(append).await.expect("append");
+    let sms_stats = OutboxStats::new(Channel::Sms, 1, 1, Some(ago(30)));
+    assert_eq!(
+        stats(now).await,
+        [OutboxStats::new(Channel::Email, 3, 2, Some(ago(60))), sms_stats],
+        "queued"
+    );
+
+    let lease = Duration::from_secs(30);
+    let claimed = store.claim_outbox(now, lease, 1).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message.id, oldest.id, "the oldest due row first");
+    assert_eq!(
+        stats(now).await,
+        [OutboxStats::new(Channel::Email, 3, 1, Some(ago(10))), sms_stats],
+        "a claimed row is queued, not due"
+    );
+    let lease_over = now.saturating_add(lease);
+    assert_eq!(
+        stats(lease_over).await,
+        [
+            OutboxStats::new(Channel::Email, 3, 2, Some(ago(60))),
+            OutboxStats::new(Channel::Sms, 1, 1, Some(ago(30)))
+        ],
+        "due again once its lease ran out"
+    );
+
+    store.delete_outbox(newer.id).await.expect("delete");
+    assert_eq!(
+        stats(now).await,
+        [OutboxStats::new(Channel::Email, 2, 0, None), sms_stats],
+        "none due: the leased row and the later one"
+    );
+    store.delete_outbox(sms.id).await.expect("delete");
+    assert_eq!(
+        stats(now).await,
+        [OutboxStats::new(Channel::Email, 2, 0, None)],
+        "a channel without rows is left out"
+    );
 }
 
 /// Completing outbox rows happens with the append that records the outcome, or not at all.
