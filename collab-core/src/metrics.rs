@@ -13,11 +13,20 @@
 //! | `collab_posts_per_append` | histogram | | chat posts stored together in one append (a busy room's lane) |
 //! | `collab_deliveries_total` | counter | `channel` (`sms`, `email`), `result` (`sent`, `retry`, `failed`) | invite delivery attempts |
 //! | `collab_delivery_lag_seconds` | histogram | `channel` | how late a due invite was when a dispatcher claimed it |
+//! | `collab_outbox_queued` | gauge | `channel` | invites waiting in the outbox, claimed or not (refreshed by the dispatcher, every 10 s by default) |
+//! | `collab_outbox_due` | gauge | `channel` | invites a dispatcher could claim now: due, and under no live lease |
+//! | `collab_outbox_oldest_due_age_seconds` | gauge | `channel` | how long the oldest due invite has been due (0 when none is) |
 //! | `collab_invites_refused_total` | counter | `reason` (an [`ErrorKind`] code) | invites the [`InviteGuard`](crate::guard::InviteGuard) refused |
 //! | `collab_live_subscriptions` | gauge | | live subscriptions open in this process |
 //! | `collab_live_lagged_total` | counter | | times a live subscriber fell behind and caught up from the store |
 //! | `collab_document_bytes_total` | counter | | bytes of documents stored |
 //! | `collab_documents_refused_total` | counter | `reason` (an [`ErrorKind`] code) | uploads refused |
+//!
+//! The outbox gauges come from [`RoomStore::outbox_stats`](crate::store::RoomStore::outbox_stats)
+//! in the process that runs [`Rooms::run_dispatcher`](crate::rooms::Rooms::run_dispatcher), at
+//! most every [`DeliveryConfig::with_stats_interval`](crate::rooms::DeliveryConfig::with_stats_interval);
+//! a store without it reports none. They describe the shared outbox, so every server running a
+//! dispatcher reports the same figures: aggregate them with `max`, not `sum`.
 //!
 //! Stores report their own: `collab_store_group_commit_appends` (histogram, label `store`:
 //! `sqlite`, `postgres`; the jobs committed in one transaction), and SQLite
@@ -28,7 +37,10 @@
 
 use std::time::Duration;
 
+use crate::customer::Channel;
 use crate::error::{Error, ErrorKind};
+use crate::store::OutboxStats;
+use crate::time::Timestamp;
 
 /// `collab_append_duration_seconds`.
 pub const APPEND_DURATION: &str = "collab_append_duration_seconds";
@@ -40,6 +52,12 @@ pub const POSTS_PER_APPEND: &str = "collab_posts_per_append";
 pub const DELIVERIES: &str = "collab_deliveries_total";
 /// `collab_delivery_lag_seconds`.
 pub const DELIVERY_LAG: &str = "collab_delivery_lag_seconds";
+/// `collab_outbox_queued`.
+pub const OUTBOX_QUEUED: &str = "collab_outbox_queued";
+/// `collab_outbox_due`.
+pub const OUTBOX_DUE: &str = "collab_outbox_due";
+/// `collab_outbox_oldest_due_age_seconds`.
+pub const OUTBOX_OLDEST_DUE_AGE: &str = "collab_outbox_oldest_due_age_seconds";
 /// `collab_invites_refused_total`.
 pub const INVITES_REFUSED: &str = "collab_invites_refused_total";
 /// `collab_live_subscriptions`.
@@ -60,6 +78,9 @@ pub const ALL: &[&str] = &[
     POSTS_PER_APPEND,
     DELIVERIES,
     DELIVERY_LAG,
+    OUTBOX_QUEUED,
+    OUTBOX_DUE,
+    OUTBOX_OLDEST_DUE_AGE,
     INVITES_REFUSED,
     LIVE_SUBSCRIPTIONS,
     LIVE_LAGGED,
@@ -81,6 +102,17 @@ pub fn describe() {
     );
     describe_counter!(DELIVERIES, "Invite delivery attempts by channel and result");
     describe_histogram!(DELIVERY_LAG, Unit::Seconds, "How late a due invite was when claimed");
+    describe_gauge!(OUTBOX_QUEUED, Unit::Count, "Invites waiting in the outbox, by channel");
+    describe_gauge!(
+        OUTBOX_DUE,
+        Unit::Count,
+        "Invites a dispatcher could claim now, by channel"
+    );
+    describe_gauge!(
+        OUTBOX_OLDEST_DUE_AGE,
+        Unit::Seconds,
+        "How long the oldest due invite has been due, by channel (0 when none is)"
+    );
     describe_counter!(INVITES_REFUSED, "Invites refused by the invite guard");
     describe_gauge!(LIVE_SUBSCRIPTIONS, "Live subscriptions open in this process");
     describe_counter!(
@@ -113,6 +145,27 @@ pub(crate) fn delivery(channel: &'static str, result: &'static str) {
 
 pub(crate) fn delivery_lag(channel: &'static str, lag: Duration) {
     metrics::histogram!(DELIVERY_LAG, "channel" => channel).record(lag.as_secs_f64());
+}
+
+/// Sets the outbox gauges from `stats`, taken at `now`: to zero for a delivery channel that
+/// has no rows, so that an emptied queue reads 0 rather than its last figure.
+pub(crate) fn outbox(stats: &[OutboxStats], now: Timestamp) {
+    for channel in [Channel::Sms, Channel::Email] {
+        if !stats.iter().any(|s| s.channel == channel) {
+            outbox_gauges(&OutboxStats::new(channel, 0, 0, None), now);
+        }
+    }
+    for channel in stats {
+        outbox_gauges(channel, now);
+    }
+}
+
+fn outbox_gauges(stats: &OutboxStats, now: Timestamp) {
+    let channel = stats.channel.as_str();
+    metrics::gauge!(OUTBOX_QUEUED, "channel" => channel).set(stats.queued as f64);
+    metrics::gauge!(OUTBOX_DUE, "channel" => channel).set(stats.due as f64);
+    let age = stats.oldest_due.map_or(Duration::ZERO, |oldest| now.since(oldest));
+    metrics::gauge!(OUTBOX_OLDEST_DUE_AGE, "channel" => channel).set(age.as_secs_f64());
 }
 
 pub(crate) fn invite_refused(kind: ErrorKind) {

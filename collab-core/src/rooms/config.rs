@@ -309,6 +309,7 @@ pub struct DeliveryConfig {
     pub(crate) lease: Duration,
     pub(crate) batch: usize,
     pub(crate) poll_interval: Duration,
+    pub(crate) stats_interval: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -320,6 +321,7 @@ impl Default for DeliveryConfig {
             lease: Duration::from_secs(60),
             batch: 32,
             poll_interval: Duration::from_secs(1),
+            stats_interval: Duration::from_secs(10),
         }
     }
 }
@@ -370,6 +372,17 @@ impl DeliveryConfig {
         }
         self.batch = batch;
         self.poll_interval = poll_interval;
+        Ok(self)
+    }
+
+    /// How often the dispatcher refreshes the outbox gauges (`collab_outbox_*`, one query to
+    /// the store; [`crate::metrics`]): 100 ms to 1 hour, 10 s by default. It looks when it
+    /// wakes for a pass, so no more often than the poll interval.
+    pub fn with_stats_interval(mut self, interval: Duration) -> Result<Self, Error> {
+        if interval < Duration::from_millis(100) || interval > Duration::from_secs(3600) {
+            return Err(Error::invalid("stats_interval", "must be from 100 ms to 1 hour"));
+        }
+        self.stats_interval = interval;
         Ok(self)
     }
 }

@@ -122,8 +122,19 @@ impl Rooms {
         let most = delivery.batch.saturating_mul(4);
         // Dropped with this future: the deliveries under way stop with it.
         let mut running = tokio::task::JoinSet::new();
+        // The outbox gauges: a query, so not every pass; never again once the store says it
+        // cannot count.
+        let mut next_stats = Some(tokio::time::Instant::now());
         loop {
             self.dispatcher_passed();
+            if let Some(at) = next_stats
+                && tokio::time::Instant::now() >= at
+            {
+                next_stats = self
+                    .refresh_outbox_gauges()
+                    .await
+                    .then(|| tokio::time::Instant::now() + delivery.stats_interval);
+            }
             while running.try_join_next().is_some() {}
             let room = most.saturating_sub(running.len()).min(delivery.batch);
             let mut more = false;
@@ -157,6 +168,21 @@ impl Rooms {
                 let _ = futures_util::future::select(queued, ended).await;
             }
         }
+    }
+
+    /// Reports the outbox's figures as gauges; `false` when the store cannot count them.
+    async fn refresh_outbox_gauges(&self) -> bool {
+        let now = self.inner.clock.now();
+        match self.inner.store.outbox_stats(now).await {
+            Ok(stats) => crate::metrics::outbox(&stats, now),
+            Err(Error::Unsupported { .. }) => {
+                tracing::debug!("the room store does not count its outbox: no outbox gauges");
+                return false;
+            }
+            // A failing store shows in the dispatcher's own passes; try again next time.
+            Err(e) => tracing::debug!(error = %e, "could not count the outbox"),
+        }
+        true
     }
 
     async fn deliver(&self, row: ClaimedOutbox) -> Outcome {
