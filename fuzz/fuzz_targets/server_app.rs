@@ -21,7 +21,7 @@ use collab_core::notify::RecordingNotifier;
 use collab_core::rooms::{InviteRequest, Rooms, Upload};
 use collab_core::{Actor, EventData, TenantId};
 use collab_fuzz::{raw_fields, runtime};
-use collab_server::auth::{AGENT_COOKIE, AS_CUSTOMER_HEADER, Agents, CUSTOMER_COOKIE};
+use collab_server::auth::{AGENT_COOKIE, AS_CUSTOMER_HEADER, Agents, CUSTOMER_COOKIE, PasswordCost};
 use collab_server::{AppState, Shared, app};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -66,8 +66,11 @@ async fn world() -> World {
     let inbox = Arc::new(RecordingNotifier::new());
     let rooms = Rooms::builder().email(inbox.clone()).build();
     let tenant = TenantId::new("example").expect("a tenant id");
-    let agents = Agents::new(tenant.clone(), HashMap::from([("ada".to_owned(), "secret".to_owned())]));
-    let (agent, agent_token) = agents.sign_in("ada", "secret").expect("ada signs in");
+    // The least password cost: a world is made for every input.
+    let agents = Agents::new(tenant.clone(), HashMap::new())
+        .with_password_cost(PasswordCost::MINIMAL)
+        .with_tenant(tenant.clone(), HashMap::from([("ada".to_owned(), "secret".to_owned())]));
+    let (agent, agent_token) = agents.sign_in("ada", "secret", None).await.expect("ada signs in");
     let agent = Actor::Agent { tenant, agent };
     let room = rooms.create_room(&agent).await.expect("a room").room;
     rooms

@@ -1,20 +1,30 @@
 //! Who is asking. **This is the place where a real host plugs in its own authentication**: the
 //! example keeps agents in its configuration and signs them in with a password; customers are
 //! signed in only through invite links, by the library.
+//!
+//! Agents' passwords are kept only as argon2id hashes, made at start; sign-ins are limited per
+//! account and per client address ([`SignInLimits`]).
+
+mod guard;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use argon2::{Argon2, Params, PasswordHasher, PasswordVerifier};
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use axum::http::request::Parts;
 use collab_core::rooms::Rooms;
-use collab_core::{Actor, AgentId, Clock, SystemClock, TenantId, Timestamp, Token, TokenHash};
+use collab_core::{Actor, AgentId, Clock, Error, SystemClock, TenantId, Timestamp, Token, TokenHash};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+pub use self::guard::SignInLimits;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -36,6 +46,10 @@ pub const DEFAULT_ABSOLUTE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 
 /// [`DEFAULT_ABSOLUTE_LIFETIME`] after sign-in, whichever comes first (see
 /// [`Agents::with_lifetimes`]). Each sign-in opens its own session, so that an agent signed in
 /// on several devices stays signed in on each.
+///
+/// Passwords are hashed when agents are added, at the [`PasswordCost`] set then (see
+/// [`Agents::with_password_cost`]), and only the hashes are kept. Failed sign-ins lock an
+/// account and refuse an address for a while ([`SignInLimits`], [`Agents::with_sign_in_limits`]).
 pub struct Agents {
     accounts: HashMap<String, Account>,
     /// Sign-in tokens by hash: the tokens themselves live only in the browsers' cookies.
@@ -43,6 +57,77 @@ pub struct Agents {
     clock: Arc<dyn Clock>,
     idle: Duration,
     absolute: Duration,
+    cost: PasswordCost,
+    /// A hash of no agent's password at `cost`: an unknown agent's sign-in checks against it, so
+    /// that it takes as long as a known one's.
+    dummy: Option<String>,
+    guard: guard::Guard,
+    /// Password checks at once: each holds the cost's memory.
+    checks: Arc<Semaphore>,
+}
+
+/// What hashing and checking one password costs: argon2id's memory and passes, one lane.
+///
+/// The default, [`PasswordCost::OWASP`], is OWASP's minimum for argon2id (19 MiB, 2 passes): a
+/// check took 30 ms here (optimised; the workspace optimises argon2 in debug builds too, where
+/// it took 530 ms otherwise), slow enough to make guessing costly and fast enough for a
+/// sign-in. Checks run off the async runtime, a few at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PasswordCost {
+    memory_kib: u32,
+    passes: u32,
+}
+
+impl PasswordCost {
+    /// OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane.
+    pub const OWASP: Self = Self {
+        memory_kib: 19 * 1024,
+        passes: 2,
+    };
+
+    /// The least argon2 allows (8 KiB, 1 pass): for tests and the development agent, whose
+    /// password is public. Never for a real password: guessing against it is cheap.
+    pub const MINIMAL: Self = Self {
+        memory_kib: 8,
+        passes: 1,
+    };
+
+    /// `memory_kib` KiB (at least 8) and `passes` passes (at least 1).
+    pub fn new(memory_kib: u32, passes: u32) -> Result<Self, Error> {
+        let cost = Self { memory_kib, passes };
+        cost.argon2().map(|_| cost).map_err(|e| Error::Invalid {
+            field: "password cost",
+            reason: e.to_string().into(),
+        })
+    }
+
+    fn argon2(self) -> Result<Argon2<'static>, argon2::Error> {
+        Params::new(self.memory_kib, self.passes, 1, None).map(Argon2::from)
+    }
+
+    /// `password`'s hash, a PHC string (`$argon2id$v=19$m=…`) with a random salt.
+    fn hash(self, password: &str) -> Result<String, Error> {
+        let mut salt = [0; argon2::RECOMMENDED_SALT_LEN];
+        getrandom::fill(&mut salt).map_err(|e| Error::internal("password salt", e.to_string()))?;
+        let hash = self
+            .argon2()
+            .map_err(|e| Error::internal("password hash", e.to_string()))?
+            .hash_password_with_salt(password.as_bytes(), &salt)
+            .map_err(|e| Error::internal("password hash", e.to_string()))?;
+        Ok(hash.to_string())
+    }
+}
+
+impl Default for PasswordCost {
+    fn default() -> Self {
+        Self::OWASP
+    }
+}
+
+/// Whether `password` is the one of `hash` (at the hash's own cost).
+fn verify(hash: &str, password: &str) -> bool {
+    // The parameters come from the hash; a hash that cannot be read matches nothing.
+    Argon2::default().verify_password(password.as_bytes(), hash).is_ok()
 }
 
 struct Session {
@@ -53,7 +138,9 @@ struct Session {
 
 struct Account {
     tenant: TenantId,
-    password: String,
+    /// The password's argon2id PHC string; none when hashing failed at start (logged): then
+    /// the agent cannot sign in.
+    hash: Option<String>,
 }
 
 /// Never the passwords, never the sessions.
@@ -69,21 +156,46 @@ impl std::fmt::Debug for Agents {
             .field("agents", &agents)
             .field("idle", &self.idle)
             .field("absolute", &self.absolute)
+            .field("cost", &self.cost)
+            .field("limits", &self.guard.limits())
             .finish_non_exhaustive()
     }
 }
 
 impl Agents {
     /// Agents of `tenant` with their passwords, by agent id.
+    /// Their passwords are hashed at [`PasswordCost::OWASP`]: to hash at another cost, start
+    /// with no passwords, set it, and add them with [`Agents::with_tenant`].
     pub fn new(tenant: TenantId, passwords: HashMap<String, String>) -> Self {
+        let checks = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
             accounts: HashMap::new(),
             sessions: Mutex::new(HashMap::new()),
             clock: Arc::new(SystemClock),
             idle: DEFAULT_IDLE_LIFETIME,
             absolute: DEFAULT_ABSOLUTE_LIFETIME,
+            cost: PasswordCost::OWASP,
+            dummy: None,
+            guard: guard::Guard::new(SignInLimits::default()),
+            checks: Arc::new(Semaphore::new(checks)),
         }
         .with_tenant(tenant, passwords)
+    }
+
+    /// Hashes the passwords of the agents added from now on ([`Agents::with_tenant`]) at
+    /// `cost`; those added before keep theirs (a hash carries its cost). Give every agent one
+    /// cost, so that an unknown agent's sign-in takes as long as a known one's.
+    pub fn with_password_cost(mut self, cost: PasswordCost) -> Self {
+        self.cost = cost;
+        self.dummy = None;
+        self
+    }
+
+    /// Locks accounts and refuses addresses after failed sign-ins by `limits` (the defaults
+    /// otherwise: see [`SignInLimits`]); the counts start again.
+    pub fn with_sign_in_limits(mut self, limits: SignInLimits) -> Self {
+        self.guard = guard::Guard::new(limits);
+        self
     }
 
     /// Sessions end after `idle` without a request, and `absolute` after sign-in whatever the
@@ -100,19 +212,42 @@ impl Agents {
         self
     }
 
-    /// Adds the agents of another tenant. An agent id names one agent: a later entry with the
+    /// Adds the agents of another tenant, their passwords hashed at the cost set (the
+    /// passwords themselves are not kept). An agent id names one agent: a later entry with the
     /// same id replaces the earlier one.
     pub fn with_tenant(mut self, tenant: TenantId, passwords: HashMap<String, String>) -> Self {
+        if self.dummy.is_none() && !passwords.is_empty() {
+            self.dummy = self.cost.hash("").ok();
+        }
         for (agent, password) in passwords {
+            let hash = self.cost.hash(&password).inspect_err(|e| {
+                // Not the agent's id: only a broken random source or hasher gets here.
+                tracing::error!(error = %e, "an agent's password could not be hashed: that agent cannot sign in");
+            });
             let tenant = tenant.clone();
-            self.accounts.insert(agent, Account { tenant, password });
+            self.accounts.insert(
+                agent,
+                Account {
+                    tenant,
+                    hash: hash.ok(),
+                },
+            );
         }
         self
     }
 
     /// Checks a password and opens a session; the token goes into the agent's cookie. The agent
     /// is named by id alone or as `tenant/id`, as `--agents` lists it (the tenant must be theirs).
-    pub fn sign_in(&self, agent: &str, password: &str) -> Result<(AgentId, Token), ApiError> {
+    /// `from` is the client's address, when known: the sign-in limits count per address too.
+    ///
+    /// Past the limits ([`SignInLimits`]), [`Error::RateLimited`] whether or not the password is
+    /// right, so that a lock cannot be used to test guesses.
+    pub async fn sign_in(
+        &self,
+        agent: &str,
+        password: &str,
+        from: Option<IpAddr>,
+    ) -> Result<(AgentId, Token), ApiError> {
         // An id that holds a `/` itself (agents built in code may have one) is still its own.
         let (tenant, agent) = match agent.split_once('/') {
             Some((tenant, id)) if !self.accounts.contains_key(agent) => (Some(tenant), id),
@@ -122,12 +257,36 @@ impl Agents {
             .accounts
             .get(agent)
             .filter(|account| tenant.is_none_or(|tenant| account.tenant.as_str() == tenant));
-        // An unknown agent costs the same comparison, against no password.
-        let expected = account.map_or("", |account| account.password.as_str());
-        let matches = same_password(expected, password);
+        // The account counts as itself however it is named; an unknown one as named.
+        let key: [u8; 32] = match account {
+            Some(account) => Sha256::digest(format!("{}/{agent}", account.tenant)).into(),
+            None => Sha256::digest(format!("unknown:{agent}")).into(),
+        };
+        let from = from.map(guard::client);
+        self.guard
+            .begin(key, from, self.clock.now())
+            .map_err(|refused| Error::RateLimited {
+                retry_after: refused.retry_after,
+            })?;
+        let hash = account.and_then(|account| account.hash.clone());
+        let matches = self.check(hash, password).await?;
         let Some(account) = account.filter(|_| matches) else {
+            let (account_locked, address_locked) = self.guard.failed(key, from, self.clock.now());
+            let address = from.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+            if account_locked {
+                // Only a configured agent's id: an unknown "id" may be a password typed in the
+                // wrong field.
+                let who = account.map_or_else(|| "an unknown agent".to_owned(), |a| format!("{}/{agent}", a.tenant));
+                let limits = self.guard.limits();
+                let (failures, minutes) = (limits.account_failures(), limits.lockout().as_secs().div_ceil(60));
+                tracing::warn!(agent = %who, %address, "sign-in locked for {minutes} min after {failures} failed attempts");
+            }
+            if address_locked {
+                tracing::warn!(%address, "sign-ins from this address refused after too many failed attempts");
+            }
             return Err(ApiError::Unauthenticated);
         };
+        self.guard.succeeded(key, from);
         let agent = AgentId::new(agent)?;
         let token = Token::generate()?;
         let actor = Actor::Agent {
@@ -172,16 +331,25 @@ impl Agents {
         now < session.last_seen.saturating_add(self.idle) && now < session.signed_in.saturating_add(self.absolute)
     }
 
+    /// Whether `password` is the one of `hash`; without one (an unknown agent), nothing matches,
+    /// after the same check against a hash of no agent's password. Off
+    /// the async runtime and a few at once: a check holds its cost's memory for tens of ms.
+    async fn check(&self, hash: Option<String>, password: &str) -> Result<bool, ApiError> {
+        let _permit = self.checks.acquire().await;
+        let password = password.to_owned();
+        let known = hash.is_some();
+        let dummy = self.dummy.clone();
+        let checked = tokio::task::spawn_blocking(move || match hash.or(dummy) {
+            Some(hash) => verify(&hash, &password) && known,
+            None => false,
+        })
+        .await;
+        checked.map_err(|e| Error::internal("password check", e).into())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, Session>> {
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-/// Whether `given` is `expected`, in a time that tells nothing about either: their SHA-256
-/// digests have one length whatever the passwords' lengths, and `subtle` compares every byte of
-/// them whatever the first difference.
-fn same_password(expected: &str, given: &str) -> bool {
-    Sha256::digest(expected).ct_eq(&Sha256::digest(given)).into()
 }
 
 /// The value of cookie `name` in the request.
@@ -303,14 +471,20 @@ impl FromRequestParts<AppState> for LiveCaller {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_agent_signs_in_by_id_or_as_tenant_slash_id() {
+    fn agents(passwords: &[(&str, &str)]) -> Agents {
         let tenant = TenantId::new("example").expect("a tenant");
-        let passwords = HashMap::from([
-            ("ada".to_owned(), "secret".to_owned()),
-            ("team/bob".to_owned(), "hunter2".to_owned()),
-        ]);
-        let agents = Agents::new(tenant, passwords);
+        let passwords = passwords
+            .iter()
+            .map(|(a, p)| ((*a).to_owned(), (*p).to_owned()))
+            .collect();
+        Agents::new(tenant.clone(), HashMap::new())
+            .with_password_cost(PasswordCost::MINIMAL)
+            .with_tenant(tenant, passwords)
+    }
+
+    #[tokio::test]
+    async fn an_agent_signs_in_by_id_or_as_tenant_slash_id() {
+        let agents = agents(&[("ada", "secret"), ("team/bob", "hunter2")]);
         let known = [
             ("ada", "secret"),
             ("example/ada", "secret"),
@@ -318,7 +492,7 @@ mod tests {
             ("example/team/bob", "hunter2"),
         ];
         for (agent, password) in known {
-            assert!(agents.sign_in(agent, password).is_ok(), "{agent}");
+            assert!(agents.sign_in(agent, password, None).await.is_ok(), "{agent}");
         }
         for (agent, password) in [
             ("other/ada", "secret"),
@@ -326,17 +500,19 @@ mod tests {
             ("/ada", "secret"),
         ] {
             assert!(
-                matches!(agents.sign_in(agent, password), Err(ApiError::Unauthenticated)),
+                matches!(
+                    agents.sign_in(agent, password, None).await,
+                    Err(ApiError::Unauthenticated)
+                ),
                 "{agent}"
             );
         }
     }
 
-    #[test]
-    fn only_the_exact_password_signs_in() {
-        let tenant = TenantId::new("example").expect("a tenant");
-        let agents = Agents::new(tenant, HashMap::from([("ada".to_owned(), "secret".to_owned())]));
-        assert!(agents.sign_in("ada", "secret").is_ok());
+    #[tokio::test]
+    async fn only_the_exact_password_signs_in() {
+        let agents = agents(&[("ada", "secret")]);
+        assert!(agents.sign_in("ada", "secret", None).await.is_ok());
         // Same length, a prefix, longer, empty, another case; and an agent nobody configured.
         for (agent, password) in [
             ("ada", "secreT"),
@@ -347,10 +523,50 @@ mod tests {
             ("bob", "secret"),
             ("bob", ""),
         ] {
+            // A success in between: five failures in a row would lock ada.
             assert!(
-                matches!(agents.sign_in(agent, password), Err(ApiError::Unauthenticated)),
+                matches!(
+                    agents.sign_in(agent, password, None).await,
+                    Err(ApiError::Unauthenticated)
+                ),
                 "{agent}:{password}"
             );
+            assert!(agents.sign_in("ada", "secret", None).await.is_ok());
         }
+    }
+
+    #[test]
+    fn only_an_argon2_hash_is_kept_and_debug_shows_neither() {
+        let agents = agents(&[("ada", "correct horse")]);
+        let hash = agents.accounts["ada"].hash.clone().expect("a hash");
+        assert!(hash.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{hash}");
+        assert!(!hash.contains("correct horse"));
+        assert!(verify(&hash, "correct horse"));
+        assert!(!verify(&hash, "correct horse!"));
+        // The default cost is OWASP's, in the hash itself.
+        let owasp = PasswordCost::default().hash("correct horse").expect("a hash");
+        assert!(owasp.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{owasp}");
+        let debug = format!("{agents:?}");
+        assert!(debug.contains("example/ada"), "{debug}");
+        assert!(!debug.contains("correct horse") && !debug.contains("argon2") && !debug.contains(&hash));
+    }
+
+    #[test]
+    fn a_cost_below_argon2s_minimum_is_refused() {
+        assert!(matches!(
+            PasswordCost::new(7, 1),
+            Err(Error::Invalid {
+                field: "password cost",
+                ..
+            })
+        ));
+        assert!(matches!(
+            PasswordCost::new(8, 0),
+            Err(Error::Invalid {
+                field: "password cost",
+                ..
+            })
+        ));
+        assert_eq!(PasswordCost::new(8, 1).expect("a cost"), PasswordCost::MINIMAL);
     }
 }

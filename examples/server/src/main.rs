@@ -17,7 +17,7 @@ use collab_notify::{
     DevInbox, SecretString, SmtpConfig, SmtpEmail, SmtpSecurity, TwilioAuth, TwilioConfig, TwilioSender, TwilioSms,
     TwilioWebhook, VonageConfig, VonageSms,
 };
-use collab_server::auth::Agents;
+use collab_server::auth::{Agents, PasswordCost};
 use collab_server::quota::{HostLimits, Quotas};
 use collab_server::serve::ConnectionLimits;
 use collab_server::streams::{LiveStreams, StreamLimits};
@@ -305,10 +305,17 @@ async fn rooms_database(settings: &Settings) -> Result<RoomsDatabase, String> {
 /// The tenant of agents listed without one.
 const DEFAULT_TENANT: &str = "example";
 
-/// `[tenant/]id:password,...`: the password is everything after the first `:`.
+/// `[tenant/]id:password,...`: the password is everything after the first `:`. The passwords
+/// are hashed here (argon2id at OWASP's cost; the development agent's, which is public, at
+/// the least cost) and not kept.
 fn parse_agents(list: &str) -> Result<Agents, String> {
     let tenant = |name: &str| TenantId::new(name).map_err(|e| format!("agents: {e}"));
-    let mut agents = Agents::new(tenant(DEFAULT_TENANT)?, HashMap::new());
+    let cost = if list == DEV_AGENT {
+        PasswordCost::MINIMAL
+    } else {
+        PasswordCost::OWASP
+    };
+    let mut agents = Agents::new(tenant(DEFAULT_TENANT)?, HashMap::new()).with_password_cost(cost);
     let mut seen = HashSet::new();
     for (n, entry) in list.split(',').filter(|entry| !entry.trim().is_empty()).enumerate() {
         // Never echo an entry: it may hold a password.

@@ -348,7 +348,7 @@ async fn no_secret_reaches_a_log_or_debug_output() {
     let errors = [
         format!("{:?}", server.rooms.join(&"0".repeat(64)).await),
         format!("{:?}", server.rooms.customer_session(&link_token).await),
-        format!("{:?}", server.state.agents.sign_in("ada", "nope")),
+        format!("{:?}", server.state.agents.sign_in("ada", "nope", None).await),
         format!("{:?}", server.rooms.join("not a token").await),
     ];
     debug.extend(errors);

@@ -1,8 +1,11 @@
 //! Who is signed in: agents' sign-in and sign-out, customers' joining through an invite link.
 
+use std::borrow::Cow;
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use collab_core::{Actor, Error};
 use serde::{Deserialize, Serialize};
@@ -10,7 +13,8 @@ use utoipa::ToSchema;
 
 use super::{ApiResult, JsonBody, with_cookie};
 use crate::auth::{AGENT_COOKIE, CUSTOMER_COOKIE, Caller, cookie, expired_cookie, session_cookie};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::streams::PeerAddr;
 use crate::{AppState, i18n};
 
 /// An agent signs in.
@@ -24,12 +28,48 @@ pub struct SignIn {
 }
 
 /// Signs an agent in (the example's own sign-in: replace it with your authentication).
+///
+/// Failed sign-ins are limited: by default 5 within 15 minutes lock the account for 15 minutes,
+/// and 30 from one client address refuse that address for 15 minutes (429 `rate_limited` with
+/// `Retry-After`, whether or not the password is right then).
 #[utoipa::path(post, path = "/api/session", request_body = SignIn, tag = "agents",
-    responses((status = 204, description = "signed in; the cookie is set"), (status = 401, body = ErrorBody)))]
-pub async fn sign_in(State(state): State<AppState>, JsonBody(body): JsonBody<SignIn>) -> ApiResult<Response> {
-    let (_, token) = state.agents.sign_in(&body.agent, &body.password)?;
+    responses((status = 204, description = "signed in; the cookie is set"), (status = 401, body = ErrorBody),
+    (status = 429, body = ErrorBody, description = "`rate_limited`: too many failed sign-ins of this agent or \
+    from this address; sign-in is locked for a while, whatever the password: `Retry-After` says how long")))]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
+    JsonBody(body): JsonBody<SignIn>,
+) -> ApiResult<Response> {
+    let from = peer.map(|peer| peer.ip());
+    let (_, token) = match state.agents.sign_in(&body.agent, &body.password, from).await {
+        Ok(signed_in) => signed_in,
+        Err(ApiError::Core(Error::RateLimited { retry_after })) => return Ok(locked(retry_after)),
+        Err(e) => return Err(e),
+    };
     let cookie = session_cookie(AGENT_COOKIE, token.expose(), state.secure_cookies);
     Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), &cookie))
+}
+
+/// The answer while sign-in is locked: the core's `rate_limited`, with words for people.
+fn locked(retry_after: Duration) -> Response {
+    let seconds = retry_after.as_secs().max(1);
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: "rate_limited",
+            message: format!(
+                "too many failed sign-ins: sign-in is locked for a while; try again in {} min",
+                seconds.div_ceil(60)
+            ),
+            field: None::<Cow<'static, str>>,
+            limit: None,
+        },
+    };
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 /// Signs out whoever is signed in: ends the agent's sign-in of the `collab_agent` cookie and the

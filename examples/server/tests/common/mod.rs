@@ -15,7 +15,7 @@ use collab_core::notify::RecordingNotifier;
 use collab_core::rooms::{Rooms, RoomsBuilder};
 use collab_core::time::ManualClock;
 use collab_core::{TenantId, Timestamp};
-use collab_server::auth::Agents;
+use collab_server::auth::{Agents, PasswordCost};
 use collab_server::quota::Quotas;
 use collab_server::{AppState, Shared, app};
 use collab_store_s3::{Durability, ObjectBlobStore};
@@ -34,13 +34,17 @@ pub const ORIGIN: &str = "http://127.0.0.1:8080";
 pub const TWILIO_TOKEN: &str = "9f86d081884c7d659a2feaa0c55ad015";
 
 /// The example's agents in the tests: `ada` (password `secret`) and `bob` (`hunter2`), both of
-/// tenant `example`.
+/// tenant `example`, their passwords hashed at the least cost (the tests sign in hundreds of
+/// times).
 pub fn agents() -> Agents {
     let passwords = HashMap::from([
         ("ada".to_owned(), "secret".to_owned()),
         ("bob".to_owned(), "hunter2".to_owned()),
     ]);
-    Agents::new(TenantId::new("example").unwrap(), passwords)
+    let tenant = TenantId::new("example").unwrap();
+    Agents::new(tenant.clone(), HashMap::new())
+        .with_password_cost(PasswordCost::MINIMAL)
+        .with_tenant(tenant, passwords)
 }
 
 /// The server and what a test may reach behind it.
