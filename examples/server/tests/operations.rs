@@ -106,6 +106,14 @@ async fn health_probes_answer_and_metrics_move_with_the_work() {
         series(&after, r#"collab_store_group_commit_appends_count{store="sqlite"}"#).unwrap_or(0.0) >= 3.0,
         "{after}"
     );
+    // The dispatcher counted the outbox at its first pass: nothing queued, per channel.
+    for gauge in [
+        r#"collab_outbox_queued{channel="email"}"#,
+        r#"collab_outbox_due{channel="sms"}"#,
+        r#"collab_outbox_oldest_due_age_seconds{channel="email"}"#,
+    ] {
+        assert_eq!(series(&after, gauge), Some(0.0), "{gauge}\n{after}");
+    }
     // Described, with units, and no room id anywhere in the page.
     assert!(after.contains("# HELP collab_append_duration_seconds"), "{after}");
     assert!(!after.contains(&room), "a room id in the metrics");
