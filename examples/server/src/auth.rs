@@ -69,7 +69,7 @@ pub struct Agents {
 /// What hashing and checking one password costs: argon2id's memory and passes, one lane.
 ///
 /// The default, [`PasswordCost::OWASP`], is OWASP's minimum for argon2id (19 MiB, 2 passes): a
-/// check took 30 ms here (optimised; the workspace optimises argon2 in debug builds too, where
+/// check took 20 ms here (optimised; the workspace optimises argon2 in debug builds too, where
 /// it took 530 ms otherwise), slow enough to make guessing costly and fast enough for a
 /// sign-in. Checks run off the async runtime, a few at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use collab_notify::{
     DevInbox, SecretString, SmtpConfig, SmtpEmail, SmtpSecurity, TwilioAuth, TwilioConfig, TwilioSender, TwilioSms,
     TwilioWebhook, VonageConfig, VonageSms,
 };
-use collab_server::auth::{Agents, PasswordCost};
+use collab_server::auth::{Agents, PasswordCost, SignInLimits};
 use collab_server::quota::{HostLimits, Quotas};
 use collab_server::serve::ConnectionLimits;
 use collab_server::streams::{LiveStreams, StreamLimits};
@@ -105,6 +105,10 @@ Abuse limits (flags or environment); refusals answer 429 with Retry-After:
   --sms-countries LIST
                      SMS only to numbers of these countries, as FR,BE,...
                      (COLLAB_SMS_COUNTRIES), default all
+  --sign-in-failures ACCOUNT,ADDRESS
+                     failed sign-ins within 15 minutes that lock an agent, and that refuse
+                     a client address, for 15 minutes (COLLAB_SIGN_IN_FAILURES), default
+                     5,30; behind a proxy every client has its address: raise it there
 
 Notifiers (environment only; without them invites go to the Dev inbox, /api/dev/inbox, which
 is there only while a notifier sends to it):
@@ -141,6 +145,8 @@ struct Settings {
     limits: Vec<(&'static str, String)>,
     /// The abuse limits ([`HostLimits::FLAGS`]), as given: (flag, value).
     abuse_limits: Vec<(String, String)>,
+    /// `ACCOUNT,ADDRESS`: the failed sign-ins that lock an agent and refuse an address.
+    sign_in_failures: Option<String>,
 }
 
 /// The limits' flags and their variables.
@@ -177,6 +183,7 @@ fn settings() -> Result<Settings, String> {
             .iter()
             .filter_map(|&(flag, variable)| Some((flag.to_owned(), env(variable)?)))
             .collect(),
+        sign_in_failures: env("COLLAB_SIGN_IN_FAILURES"),
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -194,6 +201,7 @@ fn settings() -> Result<Settings, String> {
             "--locale" => settings.locale = Some(value()?),
             "--tenant-locales" => settings.tenant_locales = Some(value()?),
             "--browser-locale" => settings.browser_locale = Some(value()?),
+            "--sign-in-failures" => settings.sign_in_failures = Some(value()?),
             abuse if HostLimits::is_flag(abuse) => settings.abuse_limits.push((abuse.to_owned(), value()?)),
             "-h" | "--help" => return Err(HELP.to_owned()),
             other => match LIMIT_FLAGS.iter().find(|(limit, _)| *limit == other) {
@@ -331,6 +339,21 @@ fn parse_agents(list: &str) -> Result<Agents, String> {
         agents = agents.with_tenant(tenant(tenant_name)?, passwords);
     }
     Ok(agents)
+}
+
+/// The sign-in limits of `--sign-in-failures ACCOUNT,ADDRESS`, the defaults without it.
+fn sign_in_limits(given: Option<&str>) -> Result<SignInLimits, String> {
+    let Some(given) = given else {
+        return Ok(SignInLimits::default());
+    };
+    let number = |n: &str| n.trim().parse::<u32>().ok();
+    let (account, address) = given
+        .split_once(',')
+        .and_then(|(account, address)| Some((number(account)?, number(address)?)))
+        .ok_or_else(|| format!("--sign-in-failures is ACCOUNT,ADDRESS, two whole numbers, not {given:?}"))?;
+    SignInLimits::default()
+        .with_failures(account, address)
+        .map_err(|e| format!("--sign-in-failures: {e}"))
 }
 
 /// The notifiers the environment asks for.
@@ -513,7 +536,8 @@ async fn run() -> Result<(), String> {
         builder = builder.sms(sms);
     }
     let rooms = builder.email(notifiers.email).build();
-    let agents = parse_agents(&settings.agents)?;
+    let agents =
+        parse_agents(&settings.agents)?.with_sign_in_limits(sign_in_limits(settings.sign_in_failures.as_deref())?);
     let dev_agent = settings.agents == DEV_AGENT;
     if dev_agent && !addr.ip().is_loopback() {
         return Err(

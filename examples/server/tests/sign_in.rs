@@ -17,6 +17,7 @@ use collab_core::time::ManualClock;
 use collab_core::{TenantId, Timestamp};
 use collab_server::auth::{Agents, PasswordCost, SignInLimits};
 use collab_server::serve::{ConnectionLimits, serve};
+use common::process::ServerProcess;
 use common::{ORIGIN, Reply, Server};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -299,4 +300,48 @@ async fn without_an_address_the_account_limit_still_holds() {
         "{locked:?}"
     );
     assert!(agents.sign_in("bob", "hunter2", from).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_server_hashes_its_agents_at_start_and_takes_its_limits_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(|command| {
+        command
+            .args([
+                "--agents",
+                "ada:secret,acme/bob:hunter2",
+                "--sign-in-failures",
+                "2,50",
+                "--data",
+            ])
+            .arg(data.path());
+    });
+    let http = server.http();
+    let sign_in = |agent: &'static str, password: &'static str| {
+        let http = http.clone();
+        async move {
+            let body = json!({"agent": agent, "password": password});
+            http.call("POST", "/api/session", None, Some(body)).await
+        }
+    };
+    assert_eq!(sign_in("ada", "secret").await.status, StatusCode::NO_CONTENT);
+    for _ in 0..2 {
+        assert_eq!(sign_in("ada", "guess").await.status, StatusCode::UNAUTHORIZED);
+    }
+    let reply = sign_in("ada", "secret").await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    // The server's own clock runs: a second may have passed since the lock.
+    let retry_after: u64 = reply.header("retry-after").parse().unwrap();
+    assert!((899..=900).contains(&retry_after), "{retry_after}");
+    assert_eq!(sign_in("acme/bob", "hunter2").await.status, StatusCode::NO_CONTENT);
+
+    // A malformed limit stops the server before it listens, naming the flag.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_collab-server"))
+        .env_clear()
+        .args(["--addr", "127.0.0.1:0", "--sign-in-failures", "5"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--sign-in-failures is ACCOUNT,ADDRESS"), "{stderr}");
 }

@@ -53,7 +53,9 @@ pub async fn sign_in(
 
 /// The answer while sign-in is locked: the core's `rate_limited`, with words for people.
 fn locked(retry_after: Duration) -> Response {
-    let seconds = retry_after.as_secs().max(1);
+    // Rounded up: a client that waits as told finds the lock ended.
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let seconds = seconds.max(1);
     let body = ErrorBody {
         error: ErrorDetail {
             code: "rate_limited",
