@@ -164,6 +164,7 @@ impl std::fmt::Debug for Agents {
 
 impl Agents {
     /// Agents of `tenant` with their passwords, by agent id.
+    ///
     /// Their passwords are hashed at [`PasswordCost::OWASP`]: to hash at another cost, start
     /// with no passwords, set it, and add them with [`Agents::with_tenant`].
     pub fn new(tenant: TenantId, passwords: HashMap<String, String>) -> Self {
