@@ -105,6 +105,22 @@ pub fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
     }
 }
 
+/// A document id from the path: a malformed one is as unknown as a missing document.
+fn document_id(raw: &str) -> ApiResult<DocumentId> {
+    raw.parse()
+        .map_err(|_| ApiError::Core(Error::NotFound { what: Entity::Document }))
+}
+
+/// Sets the headers the core gives for stored bytes (type, disposition, sandbox, caching).
+fn insert_headers(response: &mut Response, safe_headers: &[(&'static str, String)]) {
+    let headers = response.headers_mut();
+    for (name, value) in safe_headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(*name, value);
+        }
+    }
+}
+
 /// Opens a document, or a byte range of it, with safe headers.
 #[utoipa::path(get, path = "/api/rooms/{room}/documents/{document}",
     params(("room" = String, Path), ("document" = String, Path), Caller), tag = "rooms",
@@ -117,21 +133,15 @@ pub async fn download(
     Caller(actor): Caller,
 ) -> ApiResult<Response> {
     let room = room_id(&room)?;
-    let document: DocumentId = document
-        .parse()
-        .map_err(|_| ApiError::Core(Error::NotFound { what: Entity::Document }))?;
+    let document = document_id(&document)?;
     let range = parse_range(&headers);
     let download = state.rooms.open_document(&actor, room, document, range).await?;
     let partial = range.is_some();
     let (size, range) = (download.meta.size, download.range.clone());
     let safe_headers = download.headers();
     let mut response = Response::new(Body::from_stream(download.stream.map_err(io::Error::other)));
+    insert_headers(&mut response, &safe_headers);
     let headers = response.headers_mut();
-    for (name, value) in &safe_headers {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(*name, value);
-        }
-    }
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(length) = HeaderValue::from_str(&(range.end - range.start).to_string()) {
         headers.insert(header::CONTENT_LENGTH, length);
@@ -160,17 +170,10 @@ pub async fn thumbnail(
     Caller(actor): Caller,
 ) -> ApiResult<Response> {
     let room = room_id(&room)?;
-    let document: DocumentId = document
-        .parse()
-        .map_err(|_| ApiError::Core(Error::NotFound { what: Entity::Document }))?;
+    let document = document_id(&document)?;
     let thumbnail = state.rooms.open_thumbnail(&actor, room, document).await?;
     let safe_headers = thumbnail.headers();
     let mut response = Response::new(Body::from(thumbnail.bytes));
-    let headers = response.headers_mut();
-    for (name, value) in &safe_headers {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(*name, value);
-        }
-    }
+    insert_headers(&mut response, &safe_headers);
     Ok(response)
 }
