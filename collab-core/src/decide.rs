@@ -2,11 +2,11 @@
 
 use crate::customer::{Channel, Customer, PersonName, Recipient};
 use crate::error::{Entity, Error, Rule};
-use crate::event::{DeliveryStatus, DocumentMeta, Event, EventActor, EventData, Seq};
+use crate::event::{DeliveryStatus, DocumentMeta, ErasureScope, Event, EventActor, EventData, Seq};
 use crate::id::{AgentId, InviteId, ParticipantId, RoomId, TenantId};
 use crate::locale::Locale;
 use crate::policy::Policy;
-pub use crate::state::{CLIENT_KEY_WINDOW, DEFAULT_ROOM_NAME};
+pub use crate::state::{CLIENT_KEY_WINDOW, DEFAULT_ROOM_NAME, ERASED_ROOM_NAME};
 use crate::state::{InviteStatus, RoomState, RoomStatus};
 use crate::time::Timestamp;
 
@@ -99,6 +99,14 @@ pub enum Command {
     TimeOut,
     /// Close the room for good. Agents only.
     Close,
+    /// Erase the room's personal data: every event but the first becomes
+    /// [`EventData::Redacted`], and [`EventData::RoomErased`] records the erasure. Agents only;
+    /// accepted in every status, a closed room included. The store does the redaction
+    /// ([`crate::store::RoomStore::erase`]).
+    Erase {
+        /// Asked for the room, or for its customer.
+        scope: ErasureScope,
+    },
 }
 
 /// An invite, as the agent filled in the invite frame.
@@ -165,10 +173,19 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
         // A retried post: it is recorded already.
         return Ok(Vec::new());
     }
+    if state.status() == RoomStatus::Erased {
+        return match command {
+            Command::Erase { .. } => Ok(Vec::new()),
+            _ => Err(Error::RoomErased),
+        };
+    }
     // A closed room stays readable by its customer; so that access can still be ended, ending
-    // a session (by the agent or by the customer) is the one change it accepts.
-    let revokes_session = matches!(command, Command::RevokeSession { .. } | Command::EndSession);
-    if state.status() == RoomStatus::Closed && !revokes_session {
+    // a session (by the agent or by the customer) is the change it accepts, besides erasure.
+    let closed_may = matches!(
+        command,
+        Command::RevokeSession { .. } | Command::EndSession | Command::Erase { .. }
+    );
+    if state.status() == RoomStatus::Closed && !closed_may {
         return Err(Error::RoomClosed);
     }
     let due = state.is_due_for_timeout(ctx.now, ctx.policy);
@@ -294,6 +311,7 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
         }
         Command::TimeOut => record_due_timeout(&mut out),
         Command::Close => out.push(EventData::Closed),
+        Command::Erase { scope } => out.push(EventData::RoomErased { scope: *scope }),
     }
     Ok(out.events)
 }
@@ -306,7 +324,11 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
     authorize_read(state, ctx.actor)?;
     let agents_only = matches!(
         command,
-        Command::Invite(_) | Command::RevokeInvite { .. } | Command::RevokeSession { .. } | Command::Close
+        Command::Invite(_)
+            | Command::RevokeInvite { .. }
+            | Command::RevokeSession { .. }
+            | Command::Close
+            | Command::Erase { .. }
     );
     let library_only = matches!(command, Command::Join { .. } | Command::RecordDelivery { .. });
     let customers_only = *command == Command::EndSession;

@@ -53,6 +53,10 @@ pub enum Error {
     /// The room is closed and accepts no change; its customer can still read it (409/410).
     #[error("the room is closed")]
     RoomClosed,
+    /// The room's content was erased: it keeps its sequence numbers and the record of the
+    /// erasure, and accepts nothing more (410).
+    #[error("the room was erased")]
+    RoomErased,
     /// The content is larger than the configured limit (413). Nothing was kept.
     #[error("too large: the limit is {limit} bytes")]
     TooLarge {
@@ -186,6 +190,7 @@ impl Error {
             Self::NotAllowed { .. } => ErrorKind::NotAllowed,
             Self::RoomTimedOut => ErrorKind::RoomTimedOut,
             Self::RoomClosed => ErrorKind::RoomClosed,
+            Self::RoomErased => ErrorKind::RoomErased,
             Self::TooLarge { .. } => ErrorKind::TooLarge,
             Self::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
             Self::UnsupportedMediaType { .. } => ErrorKind::UnsupportedMediaType,
@@ -223,6 +228,8 @@ pub enum ErrorKind {
     RoomTimedOut,
     /// [`Error::RoomClosed`].
     RoomClosed,
+    /// [`Error::RoomErased`].
+    RoomErased,
     /// [`Error::TooLarge`].
     TooLarge,
     /// [`Error::QuotaExceeded`].
@@ -256,6 +263,7 @@ impl ErrorKind {
         Self::NotAllowed,
         Self::RoomTimedOut,
         Self::RoomClosed,
+        Self::RoomErased,
         Self::TooLarge,
         Self::QuotaExceeded,
         Self::UnsupportedMediaType,
@@ -279,6 +287,7 @@ impl ErrorKind {
             Self::NotAllowed => "not_allowed",
             Self::RoomTimedOut => "room_timed_out",
             Self::RoomClosed => "room_closed",
+            Self::RoomErased => "room_erased",
             Self::TooLarge => "too_large",
             Self::QuotaExceeded => "quota_exceeded",
             Self::UnsupportedMediaType => "unsupported_media_type",

@@ -152,6 +152,56 @@ pub enum EventData {
     Reactivated,
     /// An agent closed the room: it accepts nothing more.
     Closed,
+    /// What an event said before its room was erased: only its type is left. The erasure
+    /// replaces every event of the room but the first (`room_created`) by one of these, keeping
+    /// its sequence number, time and actor, so the log stays gapless.
+    Redacted {
+        /// The type the event had (`"message_posted"`…).
+        was: String,
+    },
+    /// The room's personal data was erased: the record of the erasure (who asked is the event's
+    /// actor, when its time). The room accepts nothing more.
+    RoomErased {
+        /// Why: the room itself, or its customer (across the tenant's rooms).
+        scope: ErasureScope,
+    },
+}
+
+/// What an erasure was asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasureScope {
+    /// One room.
+    Room,
+    /// A customer, found by phone number or email address in every room of a tenant.
+    Customer,
+}
+
+impl ErasureScope {
+    /// The scope as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErasureScope::Room => "room",
+            ErasureScope::Customer => "customer",
+        }
+    }
+}
+
+impl Event {
+    /// The event as an erasure leaves it: its room, sequence number, time and actor, and of its
+    /// data only the type ([`EventData::Redacted`]). The first event (`room_created`, which holds
+    /// no personal data) and the erasure's own record stay as they are.
+    pub fn redacted(&self) -> Event {
+        let data = match &self.data {
+            EventData::RoomCreated { .. } | EventData::Redacted { .. } | EventData::RoomErased { .. } => {
+                self.data.clone()
+            }
+            other => EventData::Redacted {
+                was: other.type_name().to_owned(),
+            },
+        };
+        Event { data, ..self.clone() }
+    }
 }
 
 impl EventData {
@@ -170,6 +220,8 @@ impl EventData {
             EventData::TimedOut => "timed_out",
             EventData::Reactivated => "reactivated",
             EventData::Closed => "closed",
+            EventData::Redacted { .. } => "redacted",
+            EventData::RoomErased { .. } => "room_erased",
         }
     }
 

@@ -80,7 +80,7 @@ pub use blob::BlobStore;
 pub use customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
 pub use decide::Actor;
 pub use error::{BoxError, Entity, Error, ErrorKind, Rule};
-pub use event::{DeliveryStatus, DocumentKind, DocumentMeta, Event, EventActor, EventData, Seq};
+pub use event::{DeliveryStatus, DocumentKind, DocumentMeta, ErasureScope, Event, EventActor, EventData, Seq};
 pub use id::{AgentId, DocumentId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
 pub use locale::Locale;
 pub use notify::Notifier;

@@ -21,7 +21,8 @@ use crate::guard::{CounterStore, Hit, MAX_COUNTER_WINDOW};
 use crate::id::{OutboxId, RoomId, TenantId};
 use crate::state::{RoomStatus, RoomSummary};
 use crate::store::{
-    Append, ClaimedOutbox, Credential, OutboxMessage, OutboxStats, RoomCursor, RoomPage, RoomQuery, RoomStore,
+    Append, ClaimedOutbox, Credential, EndedRooms, OutboxMessage, OutboxStats, RoomCursor, RoomPage, RoomQuery,
+    RoomStore,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::token::TokenHash;
@@ -74,6 +75,65 @@ impl OutboxRow {
     }
 }
 
+
+impl RoomData {
+    /// The checks an append passes before it changes anything.
+    fn check(&self, append: &Append) -> Result<(), Error> {
+        let last = self.rooms.get(&append.room).map_or(Seq::ZERO, |r| r.summary.seq);
+        if last != append.expected {
+            return Err(Error::conflict(format!(
+                "room {} is at seq {last}, not {}",
+                append.room, append.expected
+            )));
+        }
+        if append.completed_outbox.iter().any(|id| !self.outbox.contains_key(id)) {
+            return Err(Error::conflict("a completed outbox row is gone"));
+        }
+        if append
+            .credentials
+            .iter()
+            .any(|c| self.credentials.contains_key(&c.hash))
+        {
+            return Err(Error::conflict("a credential with this hash exists"));
+        }
+        Ok(())
+    }
+
+    /// Writes a checked append.
+    fn write(&mut self, append: Append) {
+        let Append {
+            room,
+            events,
+            summary,
+            outbox,
+            completed_outbox,
+            credentials,
+            ..
+        } = append;
+        for id in completed_outbox {
+            self.outbox.remove(&id);
+        }
+        for message in outbox {
+            let row = OutboxRow {
+                message,
+                attempts: 0,
+                leased_until: None,
+            };
+            self.outbox.insert(row.message.id, row);
+        }
+        for credential in credentials {
+            self.credentials.insert(credential.hash, credential);
+        }
+        let stored = self.rooms.entry(room).or_insert_with(|| StoredRoom {
+            events: Vec::new(),
+            summary: summary.clone(),
+        });
+        stored.events.extend(events);
+        stored.summary = summary;
+    }
+
+}
+
 impl MemoryRoomStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -86,52 +146,44 @@ impl RoomStore for MemoryRoomStore {
     async fn append(&self, append: Append) -> Result<(), Error> {
         append.validate()?;
         let mut data = lock(&self.inner);
-        let last = data.rooms.get(&append.room).map_or(Seq::ZERO, |r| r.summary.seq);
-        if last != append.expected {
-            return Err(Error::conflict(format!(
-                "room {} is at seq {last}, not {}",
-                append.room, append.expected
-            )));
+        data.check(&append)?;
+        data.write(append);
+        Ok(())
+    }
+
+    async fn erase(&self, append: Append) -> Result<(), Error> {
+        append.validate()?;
+        let mut data = lock(&self.inner);
+        data.check(&append)?;
+        let room = append.room;
+        if let Some(stored) = data.rooms.get_mut(&room) {
+            for event in &mut stored.events {
+                *event = event.redacted();
+            }
         }
-        if append.completed_outbox.iter().any(|id| !data.outbox.contains_key(id)) {
-            return Err(Error::conflict("a completed outbox row is gone"));
-        }
-        if append
-            .credentials
-            .iter()
-            .any(|c| data.credentials.contains_key(&c.hash))
-        {
-            return Err(Error::conflict("a credential with this hash exists"));
-        }
-        let Append {
-            room,
-            events,
-            summary,
-            outbox,
-            completed_outbox,
-            credentials,
-            ..
-        } = append;
-        for id in completed_outbox {
-            data.outbox.remove(&id);
-        }
-        for message in outbox {
-            let row = OutboxRow {
-                message,
-                attempts: 0,
-                leased_until: None,
-            };
-            data.outbox.insert(row.message.id, row);
-        }
-        for credential in credentials {
-            data.credentials.insert(credential.hash, credential);
-        }
-        let stored = data.rooms.entry(room).or_insert_with(|| StoredRoom {
-            events: Vec::new(),
-            summary: summary.clone(),
-        });
-        stored.events.extend(events);
-        stored.summary = summary;
+        data.credentials.retain(|_, c| c.room != room);
+        data.outbox.retain(|_, row| row.message.room != room);
+        data.write(append);
+        Ok(())
+    }
+
+    async fn ended_rooms(&self, query: &EndedRooms) -> Result<Vec<RoomId>, Error> {
+        let data = lock(&self.inner);
+        let mut ended: Vec<&RoomSummary> = data
+            .rooms
+            .values()
+            .map(|r| &r.summary)
+            .filter(|s| query.matches(s))
+            .collect();
+        ended.sort_by_key(|s| (s.ended_at, s.room));
+        Ok(ended.into_iter().take(query.limit).map(|s| s.room).collect())
+    }
+
+    async fn purge(&self, room: RoomId) -> Result<(), Error> {
+        let mut data = lock(&self.inner);
+        data.rooms.remove(&room);
+        data.credentials.retain(|_, c| c.room != room);
+        data.outbox.retain(|_, row| row.message.room != room);
         Ok(())
     }
 

@@ -16,6 +16,9 @@ use crate::time::Timestamp;
 /// The name every new room gets.
 pub const DEFAULT_ROOM_NAME: &str = "Collaboration Room";
 
+/// The name of a room once erased (its own name was the customer's).
+pub const ERASED_ROOM_NAME: &str = "Erased room";
+
 /// Where a room is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,17 +31,21 @@ pub enum RoomStatus {
     /// re-invites.
     TimedOut,
     /// Closed by an agent: read-only, for its customer too; it accepts nothing but the
-    /// revocation of a customer's session.
+    /// revocation of a customer's session, and erasure.
     Closed,
+    /// Its personal data was erased: only sequence numbers, times and the record of the
+    /// erasure are left, and it accepts nothing more.
+    Erased,
 }
 
 impl RoomStatus {
     /// Every status, in life order.
-    pub const ALL: [RoomStatus; 4] = [
+    pub const ALL: [RoomStatus; 5] = [
         RoomStatus::Draft,
         RoomStatus::Active,
         RoomStatus::TimedOut,
         RoomStatus::Closed,
+        RoomStatus::Erased,
     ];
 
     /// The status as the API spells it.
@@ -48,6 +55,7 @@ impl RoomStatus {
             RoomStatus::Active => "active",
             RoomStatus::TimedOut => "timed_out",
             RoomStatus::Closed => "closed",
+            RoomStatus::Erased => "erased",
         }
     }
 }
@@ -178,6 +186,10 @@ pub struct RoomSummary {
     pub last_activity: Timestamp,
     /// Its last event.
     pub seq: Seq,
+    /// When it last timed out, closed or was erased; `None` while it is a draft or active.
+    /// What retention counts from. Absent from summaries written before retention existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
 }
 
 /// A room: the fold of its events. Build it with [`RoomState::replay`], move it forward with
@@ -236,6 +248,7 @@ impl RoomState {
                 created_at: event.at,
                 last_activity: event.at,
                 seq: event.seq,
+                ended_at: None,
             },
             invites: Vec::new(),
             participants: Vec::new(),
@@ -343,9 +356,32 @@ impl RoomState {
             EventData::MessagePosted { client_key: None, .. } => {}
             EventData::DocumentShared(document) => self.documents.push(document.clone()),
             EventData::RoomRenamed { name } => summary.name = name.clone(),
-            EventData::TimedOut => summary.status = RoomStatus::TimedOut,
-            EventData::Reactivated => summary.status = RoomStatus::Active,
-            EventData::Closed => summary.status = RoomStatus::Closed,
+            EventData::TimedOut => {
+                summary.status = RoomStatus::TimedOut;
+                summary.ended_at = Some(event.at);
+            }
+            EventData::Reactivated => {
+                summary.status = RoomStatus::Active;
+                summary.ended_at = None;
+            }
+            EventData::Closed => {
+                summary.status = RoomStatus::Closed;
+                summary.ended_at = Some(event.at);
+            }
+            EventData::Redacted { .. } => {}
+            EventData::RoomErased { .. } => {
+                // What a replay of the redacted log gives: nothing but the first event's facts.
+                summary.status = RoomStatus::Erased;
+                summary.ended_at = Some(event.at);
+                // Redacted events no longer say which were activity.
+                summary.last_activity = event.at;
+                summary.customer = None;
+                summary.name = ERASED_ROOM_NAME.to_owned();
+                self.invites.clear();
+                self.participants.clear();
+                self.documents.clear();
+                self.recent_client_keys.clear();
+            }
         }
     }
 

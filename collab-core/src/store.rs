@@ -341,6 +341,31 @@ impl RoomPage {
     }
 }
 
+/// The ended rooms a retention sweep asks for: rooms that timed out, closed or were erased
+/// ([`RoomSummary::ended_at`]) at or before `ended_before`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndedRooms {
+    /// Rooms of this tenant only; `None` for every tenant but those in `except`.
+    pub tenant: Option<TenantId>,
+    /// Tenants left out when `tenant` is `None` (they have a retention of their own).
+    pub except: Vec<TenantId>,
+    /// Ended at or before this time.
+    pub ended_before: Timestamp,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl EndedRooms {
+    /// Whether `room` is one of them.
+    pub fn matches(&self, room: &RoomSummary) -> bool {
+        let tenant = match &self.tenant {
+            Some(tenant) => room.tenant == *tenant,
+            None => !self.except.contains(&room.tenant),
+        };
+        tenant && room.status != RoomStatus::Draft && room.ended_at.is_some_and(|at| at <= self.ended_before)
+    }
+}
+
 /// Stores rooms as event logs, with their summaries, tokens and delivery outbox.
 ///
 /// # Contract
@@ -375,6 +400,16 @@ impl RoomPage {
 ///   `now`, and the earliest `not_before` among those. It is optional: the provided method
 ///   answers [`Error::Unsupported`] and the dispatcher then reports no outbox gauges; the
 ///   conformance kit expects it.
+///
+/// - **Erasure.** [`erase`](RoomStore::erase) writes an append as [`append`](RoomStore::append)
+///   does, with the same checks, and in the same transaction replaces every earlier event of
+///   the room by its [`Event::redacted`] form (same sequence number) and deletes the room's
+///   credentials and outbox rows. What the old events said must be gone from the store's data
+///   once it returns, as far as the backend allows (the SQLite store overwrites freed pages).
+/// - **Retention.** [`ended_rooms`](RoomStore::ended_rooms) returns the rooms matching
+///   [`EndedRooms::matches`], earliest end first, at most `limit`;
+///   [`purge`](RoomStore::purge) deletes every row of a room (events, summary, credentials,
+///   outbox rows), and is no error for a room that is not there.
 ///
 /// The conformance kit (`collab_core::testing`, feature `testing`) checks all of this; run it
 /// against your store with one line of `room_store_conformance!`.
@@ -436,6 +471,15 @@ impl RoomPage {
 ///     async fn add_credential(&self, credential: Credential) -> Result<(), Error> {
 ///         self.inner.add_credential(credential).await
 ///     }
+///     async fn erase(&self, append: Append) -> Result<(), Error> {
+///         self.inner.erase(append).await
+///     }
+///     async fn ended_rooms(&self, query: &EndedRooms) -> Result<Vec<RoomId>, Error> {
+///         self.inner.ended_rooms(query).await
+///     }
+///     async fn purge(&self, room: RoomId) -> Result<(), Error> {
+///         self.inner.purge(room).await
+///     }
 /// }
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
@@ -484,6 +528,19 @@ pub trait RoomStore: fmt::Debug + Send + Sync + 'static {
     /// Stores a credential on its own: the token of an invite minted by the dispatcher just
     /// before it sends it. A hash already stored is an [`Error::Conflict`].
     async fn add_credential(&self, credential: Credential) -> Result<(), Error>;
+
+    /// Erases a room: `append` (its [`EventData::RoomErased`](crate::EventData::RoomErased)
+    /// event) is written as [`append`](RoomStore::append) writes, and atomically with it every
+    /// earlier event of the room becomes [`Event::redacted`] and the room's credentials and
+    /// outbox rows are deleted.
+    async fn erase(&self, append: Append) -> Result<(), Error>;
+
+    /// Up to `query.limit` rooms that ended at or before `query.ended_before`, earliest first.
+    async fn ended_rooms(&self, query: &EndedRooms) -> Result<Vec<RoomId>, Error>;
+
+    /// Deletes every row of `room`: its events, summary, credentials and outbox rows. A room
+    /// that is not there is no error.
+    async fn purge(&self, room: RoomId) -> Result<(), Error>;
 
     /// The outbox's figures per channel at `now`, for monitoring: one query, not meant for
     /// every dispatcher pass. Optional: by default, [`Error::Unsupported`].
@@ -573,6 +630,18 @@ macro_rules! forward_room_store {
 
             async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
                 (**self).outbox_stats(now).await
+            }
+
+            async fn erase(&self, append: Append) -> Result<(), Error> {
+                (**self).erase(append).await
+            }
+
+            async fn ended_rooms(&self, query: &EndedRooms) -> Result<Vec<RoomId>, Error> {
+                (**self).ended_rooms(query).await
+            }
+
+            async fn purge(&self, room: RoomId) -> Result<(), Error> {
+                (**self).purge(room).await
             }
 
             async fn load_room(&self, room: RoomId) -> Result<Option<RoomState>, Error> {

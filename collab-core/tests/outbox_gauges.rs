@@ -18,7 +18,7 @@ use collab_core::memory::MemoryRoomStore;
 use collab_core::metrics::{OUTBOX_DUE, OUTBOX_OLDEST_DUE_AGE, OUTBOX_QUEUED};
 use collab_core::notify::{Notification, Notifier, NotifyError, Receipt, RecordingNotifier};
 use collab_core::rooms::{DeliveryConfig, Rooms, RoomsConfig};
-use collab_core::store::{Append, ClaimedOutbox, Credential, RoomPage, RoomQuery, RoomStore};
+use collab_core::store::{Append, ClaimedOutbox, Credential, EndedRooms, RoomPage, RoomQuery, RoomStore};
 use collab_core::*;
 use common::*;
 use tokio::sync::Semaphore;
@@ -188,5 +188,14 @@ impl RoomStore for Uncounted {
     }
     async fn add_credential(&self, credential: Credential) -> Result<(), Error> {
         self.0.add_credential(credential).await
+    }
+    async fn erase(&self, append: Append) -> Result<(), Error> {
+        self.0.erase(append).await
+    }
+    async fn ended_rooms(&self, query: &EndedRooms) -> Result<Vec<RoomId>, Error> {
+        self.0.ended_rooms(query).await
+    }
+    async fn purge(&self, room: RoomId) -> Result<(), Error> {
+        self.0.purge(room).await
     }
 }

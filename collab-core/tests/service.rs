@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use collab_core::rooms::{InviteRequest, TimelineQuery};
-use collab_core::store::{Append, ClaimedOutbox, Credential, RoomPage, RoomQuery};
+use collab_core::store::{Append, ClaimedOutbox, Credential, EndedRooms, RoomPage, RoomQuery};
 use collab_core::time::ManualClock;
 use collab_core::*;
 use common::*;
@@ -641,6 +641,15 @@ impl RoomStore for Interleaving {
     }
     async fn add_credential(&self, credential: Credential) -> Result<(), Error> {
         self.inner.add_credential(credential).await
+    }
+    async fn erase(&self, append: Append) -> Result<(), Error> {
+        self.inner.erase(append).await
+    }
+    async fn ended_rooms(&self, query: &EndedRooms) -> Result<Vec<RoomId>, Error> {
+        self.inner.ended_rooms(query).await
+    }
+    async fn purge(&self, room: RoomId) -> Result<(), Error> {
+        self.inner.purge(room).await
     }
 }
 

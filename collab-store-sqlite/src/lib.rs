@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use collab_core::guard::{CounterStore, Hit};
-use collab_core::store::{Append, ClaimedOutbox, Credential, OutboxStats, RoomPage, RoomQuery, RoomStore};
+use collab_core::store::{Append, ClaimedOutbox, Credential, EndedRooms, OutboxStats, RoomPage, RoomQuery, RoomStore};
 use collab_core::{Error, Event, OutboxId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash};
 
 use crate::read::Readers;
@@ -257,6 +257,24 @@ impl RoomStore for SqliteRoomStore {
 
     async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
         self.readers.run(move |conn| read::outbox_stats(conn, now)).await
+    }
+
+    async fn erase(&self, erasure: Append) -> Result<(), Error> {
+        erasure.validate()?;
+        self.writer.run(move |conn| write::erase(conn, &erasure)).await?;
+        // `secure_delete` overwrote the old content in the database's pages; the log still
+        // holds the pages as they were until it is emptied.
+        self.writer.empty_wal().await
+    }
+
+    async fn ended_rooms(&self, query: &EndedRooms) -> Result<Vec<RoomId>, Error> {
+        let query = query.clone();
+        self.readers.run(move |conn| read::ended_rooms(conn, &query)).await
+    }
+
+    async fn purge(&self, room: RoomId) -> Result<(), Error> {
+        self.writer.run(move |conn| write::purge(conn, room)).await?;
+        self.writer.empty_wal().await
     }
 }
 

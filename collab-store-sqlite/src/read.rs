@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use collab_core::store::{Credential, Grant, OutboxStats, RoomPage, RoomQuery};
+use collab_core::store::{Credential, EndedRooms, Grant, OutboxStats, RoomPage, RoomQuery};
 use collab_core::{
     Channel, Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
 };
@@ -213,6 +213,33 @@ pub(crate) fn idle_rooms(conn: &Connection, idle_since: Timestamp, limit: usize)
         .map_err(sqlite)?;
     rows.map(|row| Ok(RoomId::from_u128(uuid_from(&row.map_err(sqlite)?)?)))
         .collect()
+}
+
+pub(crate) fn ended_rooms(conn: &Connection, query: &EndedRooms) -> Result<Vec<RoomId>, Error> {
+    let ended_before = query.ended_before.unix_millis();
+    let limit = limit_value(query.limit);
+    let rows: Vec<Vec<u8>> = match &query.tenant {
+        Some(tenant) => conn
+            .prepare_cached(
+                "SELECT room FROM rooms WHERE ended_at <= ?1 AND tenant = ?2 AND status <> 'draft' \
+                 ORDER BY ended_at, room LIMIT ?3",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![ended_before, tenant.as_str(), limit], |row| row.get(0))?
+                    .collect()
+            }),
+        None => {
+            let except = serde_json::to_string(&query.except).map_err(|e| Error::backend("sqlite", e))?;
+            conn.prepare_cached(
+                "SELECT room FROM rooms WHERE ended_at <= ?1 AND status <> 'draft' \
+                 AND tenant NOT IN (SELECT value FROM json_each(?2)) \
+                 ORDER BY ended_at, room LIMIT ?3",
+            )
+            .and_then(|mut s| s.query_map(params![ended_before, except, limit], |row| row.get(0))?.collect())
+        }
+    }
+    .map_err(sqlite)?;
+    rows.iter().map(|room| Ok(RoomId::from_u128(uuid_from(room)?))).collect()
 }
 
 pub(crate) fn credential(conn: &Connection, hash: &TokenHash) -> Result<Option<Credential>, Error> {

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_counters.sql"),
     include_str!("migrations/0003_email_match_key.sql"),
     include_str!("migrations/0004_outbox_by_channel.sql"),
+    include_str!("migrations/0005_retention_and_erasure.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

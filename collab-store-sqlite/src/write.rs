@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use collab_core::guard::{Hit, MAX_COUNTER_WINDOW};
 use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage};
-use collab_core::{Entity, Error, EventData, InviteId, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
+use collab_core::{Entity, Error, Event, EventData, InviteId, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
@@ -32,11 +32,20 @@ struct Pending {
     answer: Answer,
 }
 
+/// What the writer thread is asked to do.
+enum Queued {
+    /// A write, in the next group commit.
+    Job(Job),
+    /// Empty the write-ahead log after the writes queued before it (an erasure's old pages must
+    /// not linger there), then answer.
+    EmptyWal(oneshot::Sender<()>),
+}
+
 /// The handle to the writer thread. Dropping the last one stops the thread after the queued
 /// writes.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Queued>,
 }
 
 /// Group commits between two nudges of the checkpointer.
@@ -44,7 +53,7 @@ const COMMITS_PER_CHECKPOINT: u32 = 64;
 
 impl Writer {
     pub(crate) fn start(conn: Connection, path: &Path, config: &SqliteConfig) -> Result<Self, Error> {
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Queued>();
         let (nudge, nudges) = mpsc::sync_channel::<()>(1);
         let max_batch = config.max_batch;
         let wal_limit = config.wal_limit;
@@ -86,36 +95,64 @@ impl Writer {
                 }),
             }
         }));
-        self.jobs.send(job).map_err(|_| Error::from(SqliteError::WriterGone))?;
+        self.jobs
+            .send(Queued::Job(job))
+            .map_err(|_| Error::from(SqliteError::WriterGone))?;
         answer.await.map_err(|_| Error::from(SqliteError::WriterGone))?
+    }
+
+    /// Empties the write-ahead log once the writes queued so far are committed, waiting (up to
+    /// the busy timeout) for readers of older pages. Best effort: a reader that holds on keeps
+    /// the log, which the next checkpoint then empties.
+    pub(crate) async fn empty_wal(&self) -> Result<(), Error> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Queued::EmptyWal(reply))
+            .map_err(|_| Error::from(SqliteError::WriterGone))?;
+        answer.await.map_err(|_| Error::from(SqliteError::WriterGone))
     }
 }
 
 fn write_loop(
     conn: &Connection,
-    queue: &mpsc::Receiver<Job>,
+    queue: &mpsc::Receiver<Queued>,
     max_batch: usize,
     nudge: &mpsc::SyncSender<()>,
     wal_too_long: &AtomicBool,
 ) {
     let mut commits = 0u32;
     while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut emptied = Vec::new();
+        let mut next = Some(first);
+        while let Some(queued) = next.take() {
+            match queued {
+                Queued::Job(job) => batch.push(job),
+                // The writes before it go first; the ones after it wait for the next commit.
+                Queued::EmptyWal(reply) => {
+                    emptied.push(reply);
+                    break;
+                }
+            }
+            if batch.len() < max_batch {
+                next = queue.try_recv().ok();
             }
         }
-        metrics::histogram!(collab_core::metrics::GROUP_COMMIT_APPENDS, "store" => "sqlite").record(batch.len() as f64);
-        commit_batch(conn, batch);
-        if wal_too_long.swap(false, Ordering::Relaxed) {
+        if !batch.is_empty() {
+            metrics::histogram!(collab_core::metrics::GROUP_COMMIT_APPENDS, "store" => "sqlite")
+                .record(batch.len() as f64);
+            commit_batch(conn, batch);
+            commits += 1;
+            if commits.is_multiple_of(COMMITS_PER_CHECKPOINT) {
+                // Full means one is pending already.
+                let _ = nudge.try_send(());
+            }
+        }
+        if wal_too_long.swap(false, Ordering::Relaxed) || !emptied.is_empty() {
             empty_wal(conn);
         }
-        commits += 1;
-        if commits.is_multiple_of(COMMITS_PER_CHECKPOINT) {
-            // Full means one is pending already.
-            let _ = nudge.try_send(());
+        for reply in emptied {
+            let _ = reply.send(());
         }
     }
 }
@@ -280,6 +317,71 @@ pub(crate) fn append(conn: &Connection, append: &Append) -> Result<(), Error> {
     Ok(())
 }
 
+/// Events redacted per statement of an erasure, so that a long log is not held in memory whole.
+const ERASE_PAGE: i64 = 1_000;
+
+/// Writes an erasure: its append, then every earlier event redacted, the room's credentials and
+/// outbox rows deleted and its customer columns emptied. The connection's `secure_delete`
+/// overwrites what is removed.
+pub(crate) fn erase(conn: &Connection, erasure: &Append) -> Result<(), Error> {
+    append(conn, erasure)?;
+    let room = id_bytes(erasure.room.as_u128());
+    let last = seq_value(erasure.expected.get())?;
+    let mut after = 0i64;
+    loop {
+        let page: Vec<(i64, String)> = conn
+            .prepare_cached(
+                "SELECT seq, data FROM events WHERE room = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![&room, after, last, ERASE_PAGE], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .map_err(sqlite)?;
+        let Some((seq, _)) = page.last() else {
+            break;
+        };
+        after = *seq;
+        let mut update = conn
+            .prepare_cached("UPDATE events SET data = ?3 WHERE room = ?1 AND seq = ?2")
+            .map_err(sqlite)?;
+        for (seq, data) in &page {
+            let event: Event = serde_json::from_str(data).map_err(|e| SqliteError::Corrupt(e.to_string()))?;
+            let redacted = event.redacted();
+            if redacted != event {
+                let data = serde_json::to_string(&redacted).map_err(|e| Error::backend("sqlite", e))?;
+                update.execute(params![&room, seq, data]).map_err(sqlite)?;
+            }
+        }
+    }
+    for statement in [
+        "DELETE FROM credentials WHERE room = ?1",
+        "DELETE FROM outbox WHERE room = ?1",
+        "UPDATE rooms SET first_lc = NULL, last_lc = NULL, full_lc = NULL, phone = NULL, email = NULL WHERE room = ?1",
+    ] {
+        conn.prepare_cached(statement)
+            .and_then(|mut s| s.execute([&room]))
+            .map_err(sqlite)?;
+    }
+    Ok(())
+}
+
+/// Deletes every row of a room.
+pub(crate) fn purge(conn: &Connection, room: RoomId) -> Result<(), Error> {
+    let room = id_bytes(room.as_u128());
+    for statement in [
+        "DELETE FROM events WHERE room = ?1",
+        "DELETE FROM credentials WHERE room = ?1",
+        "DELETE FROM outbox WHERE room = ?1",
+        "DELETE FROM rooms WHERE room = ?1",
+    ] {
+        conn.prepare_cached(statement)
+            .and_then(|mut s| s.execute([&room]))
+            .map_err(sqlite)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn insert_credential(conn: &Connection, credential: &Credential) -> Result<(), Error> {
     let (kind, id) = match credential.grant {
         Grant::Invite(invite) => ("invite", invite.as_u128()),
@@ -324,12 +426,13 @@ fn write_room(conn: &Connection, room: &[u8; 16], summary: &RoomSummary, row: Ro
     );
     let phone = customer.and_then(|c| c.phone.as_ref()).map(|p| p.as_str());
     let email = customer.and_then(|c| c.email.as_ref()).map(|e| e.match_key());
+    let ended_at = summary.ended_at.map(Timestamp::unix_millis);
     let customer_changed = match row {
         RoomRow::New => {
             conn.prepare_cached(
                 "INSERT INTO rooms (room, tenant, agent, status, seq, created_at, last_activity, \
-                                    first_lc, last_lc, full_lc, phone, email, summary) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                    first_lc, last_lc, full_lc, phone, email, summary, ended_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -346,6 +449,7 @@ fn write_room(conn: &Connection, room: &[u8; 16], summary: &RoomSummary, row: Ro
                     phone,
                     email,
                     json,
+                    ended_at,
                 ])
             })
             .map_err(sqlite)?;
@@ -353,16 +457,19 @@ fn write_room(conn: &Connection, room: &[u8; 16], summary: &RoomSummary, row: Ro
         }
         RoomRow::Existing { customer_changed } => customer_changed,
     };
-    conn.prepare_cached("UPDATE rooms SET status = ?2, seq = ?3, last_activity = ?4, summary = ?5 WHERE room = ?1")
-        .and_then(|mut s| {
-            s.execute(params![
-                &room[..],
-                summary.status.as_str(),
-                seq,
-                summary.last_activity.unix_millis(),
-                json
-            ])
-        })
+    conn.prepare_cached(
+        "UPDATE rooms SET status = ?2, seq = ?3, last_activity = ?4, summary = ?5, ended_at = ?6 WHERE room = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            &room[..],
+            summary.status.as_str(),
+            seq,
+            summary.last_activity.unix_millis(),
+            json,
+            ended_at
+        ])
+    })
         .map_err(sqlite)?;
     if customer_changed {
         conn.prepare_cached(

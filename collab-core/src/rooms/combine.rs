@@ -196,6 +196,7 @@ fn same_error(error: &Error) -> Error {
         Error::Forbidden => Error::Forbidden,
         Error::Conflict { reason } => Error::Conflict { reason: reason.clone() },
         Error::RoomClosed => Error::RoomClosed,
+        Error::RoomErased => Error::RoomErased,
         Error::RoomTimedOut => Error::RoomTimedOut,
         Error::Backend { backend, source } => Error::Backend {
             backend,

@@ -40,6 +40,8 @@ pub struct RoomsConfig {
     pub(crate) max_conflict_retries: u32,
     pub(crate) state_cache_rooms: usize,
     pub(crate) orphan_grace: Duration,
+    retention: Option<Duration>,
+    tenant_retentions: HashMap<TenantId, Option<Duration>>,
 }
 
 impl Default for RoomsConfig {
@@ -61,6 +63,8 @@ impl Default for RoomsConfig {
             max_conflict_retries: 8,
             state_cache_rooms: 4_096,
             orphan_grace: Duration::from_secs(3600),
+            retention: None,
+            tenant_retentions: HashMap::new(),
         }
     }
 }
@@ -68,6 +72,35 @@ impl Default for RoomsConfig {
 impl RoomsConfig {
     /// 25 MiB.
     pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 25 * 1024 * 1024;
+
+    /// The shortest retention accepted: one day.
+    pub const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+    /// How long rooms are kept after they time out, close or are erased, before
+    /// [`Rooms::sweep_retention`](super::Rooms::sweep_retention) purges them; by default they are
+    /// kept for ever. At least [`MIN_RETENTION`](Self::MIN_RETENTION).
+    pub fn with_retention(mut self, retention: Duration) -> Result<Self, Error> {
+        self.retention = Some(checked_retention(retention)?);
+        Ok(self)
+    }
+
+    /// A tenant's own retention, instead of the deployment's: `Some` period (at least
+    /// [`MIN_RETENTION`](Self::MIN_RETENTION)), or `None` to keep its rooms for ever.
+    pub fn with_tenant_retention(mut self, tenant: TenantId, retention: Option<Duration>) -> Result<Self, Error> {
+        let retention = retention.map(checked_retention).transpose()?;
+        self.tenant_retentions.insert(tenant, retention);
+        Ok(self)
+    }
+
+    /// The deployment's retention, if any.
+    pub fn retention(&self) -> Option<Duration> {
+        self.retention
+    }
+
+    /// The tenants with a retention of their own.
+    pub fn tenant_retentions(&self) -> impl Iterator<Item = (&TenantId, Option<Duration>)> {
+        self.tenant_retentions.iter().map(|(tenant, retention)| (tenant, *retention))
+    }
 
     /// Where links point: `http(s)://host[:port][/prefix]`, without a trailing slash.
     pub fn with_base_url(mut self, url: &str) -> Result<Self, Error> {
@@ -385,4 +418,11 @@ impl DeliveryConfig {
         self.stats_interval = interval;
         Ok(self)
     }
+}
+
+fn checked_retention(retention: Duration) -> Result<Duration, Error> {
+    if retention < RoomsConfig::MIN_RETENTION {
+        return Err(Error::invalid("retention", "must be at least one day"));
+    }
+    Ok(retention)
 }

@@ -364,8 +364,8 @@ impl Rooms {
         };
         let drop_row = match recorded {
             Ok(done) => done.events.is_empty(),
-            // The room closed, or the invite is gone: nothing left to record.
-            Err(Error::RoomClosed | Error::NotFound { .. }) => true,
+            // The room closed or was erased, or the invite is gone: nothing left to record.
+            Err(Error::RoomClosed | Error::RoomErased | Error::NotFound { .. }) => true,
             Err(e) => {
                 tracing::warn!(room = %message.room, invite = %message.invite, error = %e, "could not record an invite's delivery");
                 return Outcome::Unrecorded;

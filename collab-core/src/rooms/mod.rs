@@ -6,6 +6,7 @@ mod config;
 mod dispatch;
 mod documents;
 mod health;
+mod lifecycle;
 mod subscribe;
 mod thumbnails;
 
@@ -21,6 +22,7 @@ use dispatch::Delivery;
 pub use dispatch::DispatchReport;
 pub use documents::{DocumentDownload, OrphanSweep, Upload};
 pub use health::NotReady;
+pub use lifecycle::RetentionSweep;
 pub use subscribe::EventStream;
 pub use thumbnails::Thumbnail;
 
@@ -62,6 +64,8 @@ pub enum Operation {
     ListRooms,
     /// Close a room.
     CloseRoom,
+    /// Erase a room's personal data, or a customer's across rooms.
+    Erase,
 }
 
 /// Refines what agents may do, beyond "agents act within their tenant". Optional: without a
@@ -415,7 +419,11 @@ impl Rooms {
             append.credentials = extra.credentials;
             let events = append.events.clone();
             let started = std::time::Instant::now();
-            let stored = self.inner.store.append(append).await;
+            let stored = if matches!(command, Command::Erase { .. }) {
+                self.inner.store.erase(append).await
+            } else {
+                self.inner.store.append(append).await
+            };
             crate::metrics::append_finished(started.elapsed(), &stored);
             match stored {
                 Ok(()) => {

@@ -228,7 +228,7 @@ impl Rooms {
 /// document in the same room's prefix. [`BlobKey::document_ids`] does not read it as a
 /// document, so the orphan sweep leaves it alone. (Not a key below the document's: a file
 /// system store cannot hold a file and a folder of the same name.)
-fn thumbnail_key(document: &BlobKey) -> Result<BlobKey, Error> {
+pub(super) fn thumbnail_key(document: &BlobKey) -> Result<BlobKey, Error> {
     BlobKey::parse(&format!("{document}{KEY_SUFFIX}"))
 }
 

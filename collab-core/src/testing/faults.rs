@@ -68,7 +68,7 @@ use crate::event::{Event, Seq};
 use crate::id::{OutboxId, RoomId, TenantId};
 use crate::notify::{Notification, Notifier, NotifyError, Receipt};
 use crate::state::{RoomState, RoomSummary};
-use crate::store::{Append, ClaimedOutbox, Credential, OutboxStats, RoomPage, RoomQuery, RoomStore};
+use crate::store::{Append, ClaimedOutbox, Credential, EndedRooms, OutboxStats, RoomPage, RoomQuery, RoomStore};
 use crate::time::Timestamp;
 use crate::token::TokenHash;
 
@@ -102,6 +102,12 @@ pub enum Method {
     LoadRoom,
     /// [`RoomStore::outbox_stats`].
     OutboxStats,
+    /// [`RoomStore::erase`].
+    Erase,
+    /// [`RoomStore::ended_rooms`].
+    EndedRooms,
+    /// [`RoomStore::purge`].
+    Purge,
     /// [`BlobStore::put`].
     Put,
     /// [`BlobStore::get`].
@@ -402,6 +408,19 @@ impl<S: RoomStore> RoomStore for FaultyRoomStore<S> {
     async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
         let call = self.inner.outbox_stats(now);
         self.faults.store(Method::OutboxStats, call).await
+    }
+
+    async fn erase(&self, append: Append) -> Result<(), Error> {
+        self.faults.store(Method::Erase, self.inner.erase(append)).await
+    }
+
+    async fn ended_rooms(&self, query: &EndedRooms) -> Result<Vec<RoomId>, Error> {
+        let call = self.inner.ended_rooms(query);
+        self.faults.store(Method::EndedRooms, call).await
+    }
+
+    async fn purge(&self, room: RoomId) -> Result<(), Error> {
+        self.faults.store(Method::Purge, self.inner.purge(room)).await
     }
 }
 

@@ -76,6 +76,9 @@ macro_rules! room_store_conformance {
                 idle_rooms_are_active_and_idle,
                 concurrent_appends_have_one_winner,
                 racing_appends_over_many_rooms_are_answered_one_by_one,
+                erase_redacts_the_log_and_drops_credentials_and_outbox,
+                ended_rooms_by_tenant_and_end,
+                purge_deletes_every_row,
             ]
         );
     };

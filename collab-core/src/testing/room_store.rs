@@ -12,7 +12,8 @@ use crate::id::{AgentId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
 use crate::policy::Policy;
 use crate::state::{RoomState, RoomStatus};
 use crate::store::{
-    Append, ClaimedOutbox, Credential, Grant, OutboxMessage, OutboxStats, RoomCursor, RoomQuery, RoomStore,
+    Append, ClaimedOutbox, Credential, EndedRooms, Grant, OutboxMessage, OutboxStats, RoomCursor, RoomQuery,
+    RoomStore,
 };
 use crate::time::Timestamp;
 use crate::token::Token;
@@ -857,4 +858,151 @@ pub async fn racing_appends_over_many_rooms_are_answered_one_by_one(store: &dyn 
             .collect();
         assert_eq!(seqs, [1, 2, 3, 4, 5, 6], "nothing lost, nothing doubled");
     }
+}
+
+/// The JSON of every stored event of `room` and of its summary, for looking for leftovers.
+async fn stored_text(store: &dyn RoomStore, room: RoomId) -> String {
+    let events = serde_json::to_string(&all_events(store, room).await).expect("serialisable");
+    let summary = serde_json::to_string(&store.room_summary(room).await.expect("summary")).expect("serialisable");
+    events + &summary
+}
+
+/// `erase` keeps the log's sequence numbers but none of its content, records the erasure, and
+/// drops the room's credentials and outbox rows, all at once; other rooms keep theirs.
+pub async fn erase_redacts_the_log_and_drops_credentials_and_outbox(store: &dyn RoomStore) {
+    let tenant = fresh_tenant();
+    let at = |s| T0.saturating_add(Duration::from_secs(s));
+    let room = stored(store, create(&tenant, "agent-a", at(0))).await;
+    let (state, mut append) = invite(&room, "Erasmus", "Forgotten", "erasmus@example.com", Some("+14155550123"), at(1));
+    let (cred, row) = (credential(state.room()), outbox_row(state.room(), at(1)));
+    append.credentials.push(cred);
+    append.outbox.push(row.clone());
+    store.append(append).await.expect("invite");
+    let state = stored(store, post(&state, "my secret is 4242", at(2))).await;
+    let before = all_events(store, state.room()).await;
+
+    let other = stored(store, create(&tenant, "agent-a", at(0))).await;
+    let (other, mut append) = invite(&other, "Kept", "Customer", "kept@example.com", None, at(1));
+    let (other_cred, other_row) = (credential(other.room()), outbox_row(other.room(), at(1)));
+    append.credentials.push(other_cred);
+    append.outbox.push(other_row.clone());
+    store.append(append).await.expect("other room");
+
+    let scope = crate::event::ErasureScope::Room;
+    let (erased, erase) = command(&state, Command::Erase { scope }, at(3));
+    // A stale erasure is refused and changes nothing.
+    let stale = renumbered(erase.clone(), Seq::ZERO.next());
+    assert!(matches!(store.erase(stale).await, Err(Error::Conflict { .. })));
+    assert_eq!(all_events(store, state.room()).await, before, "a refused erasure changed the log");
+    store.erase(erase).await.expect("erase");
+
+    let after = all_events(store, state.room()).await;
+    assert_eq!(after.len(), before.len() + 1, "sequence numbers stay, and the erasure is added");
+    assert_eq!(after[0], before[0], "the first event holds no personal data and stays");
+    for (old, new) in before.iter().zip(&after).skip(1) {
+        assert_eq!((new.seq, new.at, &new.actor), (old.seq, old.at, &old.actor));
+        assert_eq!(new.data, crate::EventData::Redacted { was: old.data.type_name().to_owned() });
+    }
+    assert_eq!(after.last().map(|e| &e.data), Some(&crate::EventData::RoomErased { scope }));
+    let text = stored_text(store, state.room()).await;
+    for personal in ["Erasmus", "Forgotten", "erasmus@example.com", "4155550123", "4242"] {
+        assert!(!text.contains(personal), "{personal:?} is still stored: {text}");
+    }
+    let summary = store.room_summary(state.room()).await.expect("summary").expect("room");
+    assert_eq!(summary, *erased.summary());
+    assert_eq!((summary.status, summary.customer.as_ref()), (RoomStatus::Erased, None));
+    assert_eq!(
+        store.load_room(state.room()).await.expect("load").as_ref(),
+        Some(&erased),
+        "the redacted log folds to the erased state"
+    );
+
+    assert_eq!(store.find_credential(&cred.hash).await.expect("lookup"), None);
+    assert!(matches!(store.delete_outbox(row.id).await, Err(Error::NotFound { .. })));
+    assert!(store.find_credential(&other_cred.hash).await.expect("lookup").is_some());
+    store.delete_outbox(other_row.id).await.expect("the other room's row stays");
+    let by_email = RoomQuery {
+        email: Some(EmailAddress::parse("erasmus@example.com").expect("valid")),
+        ..RoomQuery::default()
+    };
+    assert!(store.list_rooms(&tenant, &by_email).await.expect("list").rooms.is_empty());
+    let by_name = RoomQuery {
+        name_prefix: Some("kept".into()),
+        ..RoomQuery::default()
+    };
+    assert_eq!(store.list_rooms(&tenant, &by_name).await.expect("list").rooms.len(), 1);
+}
+
+/// `ended_rooms` lists rooms that timed out, closed or were erased by the cutoff, earliest end
+/// first, of one tenant or of all tenants but some.
+pub async fn ended_rooms_by_tenant_and_end(store: &dyn RoomStore) {
+    // Long before other checks' rooms, so that the all-tenants query meets only these.
+    let base = Timestamp::from_unix_millis(900_000_000_000);
+    let at = |s| base.saturating_add(Duration::from_secs(s));
+    let (tenant, kept_tenant) = (fresh_tenant(), fresh_tenant());
+    let customer_room = |tenant: TenantId| async move {
+        let room = stored(store, create(&tenant, "agent-a", at(0))).await;
+        stored(store, invite(&room, "Ended", "Customer", "ended@example.com", None, at(0))).await
+    };
+    let closed_late = customer_room(tenant.clone()).await;
+    stored(store, command(&closed_late, Command::Close, at(300))).await;
+    let closed_early = customer_room(tenant.clone()).await;
+    stored(store, command(&closed_early, Command::Close, at(100))).await;
+    let timeout = Policy::default().inactivity_timeout().as_secs();
+    let timed_out = customer_room(tenant.clone()).await;
+    stored(store, command(&timed_out, Command::TimeOut, at(timeout + 1))).await;
+    let active = customer_room(tenant.clone()).await;
+    stored(store, post(&active, "still here", at(50))).await;
+    let draft = stored(store, create(&tenant, "agent-a", at(0))).await;
+    let other_tenant = customer_room(kept_tenant.clone()).await;
+    stored(store, command(&other_tenant, Command::Close, at(10))).await;
+
+    let query = |tenant: Option<&TenantId>, except: Vec<TenantId>, until: u64, limit| EndedRooms {
+        tenant: tenant.cloned(),
+        except,
+        ended_before: at(until),
+        limit,
+    };
+    let ended = |query| async move { store.ended_rooms(&query).await.expect("ended rooms") };
+    assert_eq!(
+        ended(query(Some(&tenant), Vec::new(), timeout + 1, 10)).await,
+        [closed_early.room(), closed_late.room(), timed_out.room()]
+    );
+    assert_eq!(ended(query(Some(&tenant), Vec::new(), 299, 10)).await, [closed_early.room()]);
+    assert_eq!(ended(query(Some(&tenant), Vec::new(), timeout + 1, 1)).await, [closed_early.room()]);
+    assert_eq!(
+        ended(query(None, Vec::new(), 300, 10)).await,
+        [other_tenant.room(), closed_early.room(), closed_late.room()]
+    );
+    assert_eq!(
+        ended(query(None, vec![tenant.clone()], 300, 10)).await,
+        [other_tenant.room()]
+    );
+    let listed = ended(query(Some(&tenant), Vec::new(), u64::from(u32::MAX), 10)).await;
+    assert!(!listed.contains(&active.room()) && !listed.contains(&draft.room()));
+}
+
+/// `purge` deletes every row of a room, and nothing of another; purging again is no error.
+pub async fn purge_deletes_every_row(store: &dyn RoomStore) {
+    let tenant = fresh_tenant();
+    let room = stored(store, create(&tenant, "agent-a", T0)).await;
+    let (state, mut append) = invite(&room, "Purged", "Customer", "purged@example.com", None, T0);
+    let (cred, row) = (credential(state.room()), outbox_row(state.room(), T0));
+    append.credentials.push(cred);
+    append.outbox.push(row.clone());
+    store.append(append).await.expect("invite");
+    let (kept, _) = stored_room(store, 3).await;
+    let kept_cred = credential(kept.room());
+    store.add_credential(kept_cred).await.expect("credential");
+
+    store.purge(state.room()).await.expect("purge");
+    assert!(all_events(store, state.room()).await.is_empty());
+    assert_eq!(store.room_summary(state.room()).await.expect("summary"), None);
+    assert_eq!(store.find_credential(&cred.hash).await.expect("lookup"), None);
+    assert!(matches!(store.delete_outbox(row.id).await, Err(Error::NotFound { .. })));
+    assert!(store.list_rooms(&tenant, &RoomQuery::default()).await.expect("list").rooms.is_empty());
+    store.purge(state.room()).await.expect("purging again");
+
+    assert_eq!(all_events(store, kept.room()).await.len(), 3);
+    assert!(store.find_credential(&kept_cred.hash).await.expect("lookup").is_some());
 }

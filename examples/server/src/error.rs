@@ -102,6 +102,7 @@ pub fn status(kind: ErrorKind) -> StatusCode {
         | ErrorKind::NotAllowed
         | ErrorKind::RoomTimedOut
         | ErrorKind::RoomClosed => StatusCode::CONFLICT,
+        ErrorKind::RoomErased => StatusCode::GONE,
         // A room's storage quota: 413 rather than 507, which a client would take for the
         // server's fault and retry; a smaller document (up to `limit`) may still pass.
         ErrorKind::TooLarge | ErrorKind::QuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,
