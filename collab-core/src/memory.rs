@@ -75,7 +75,6 @@ impl OutboxRow {
     }
 }
 
-
 impl RoomData {
     /// The checks an append passes before it changes anything.
     fn check(&self, append: &Append) -> Result<(), Error> {
@@ -131,7 +130,6 @@ impl RoomData {
         stored.events.extend(events);
         stored.summary = summary;
     }
-
 }
 
 impl MemoryRoomStore {

@@ -49,6 +49,12 @@ fn room_in(status: RoomStatus, policy: &Policy) -> (Room, Option<Actor>, Option<
         RoomStatus::Closed => {
             room.run(Command::Close).expect("close");
         }
+        RoomStatus::Erased => {
+            room.run(Command::Erase {
+                scope: ErasureScope::Room,
+            })
+            .expect("erase");
+        }
         _ => {}
     }
     assert_eq!(room.state.status(), status);
@@ -124,6 +130,12 @@ fn outcome(label: &str, status: RoomStatus) -> String {
             (Actor::System, Command::TimeOut)
         }
         "close (agent)" => (agent(), Command::Close),
+        "erase (agent)" => (
+            agent(),
+            Command::Erase {
+                scope: ErasureScope::Customer,
+            },
+        ),
         other => panic!("the table has a row this test does not know: {other:?}"),
     };
     match room.run_as(&actor, command) {
@@ -136,7 +148,7 @@ fn outcome(label: &str, status: RoomStatus) -> String {
 #[test]
 fn decide_follows_the_transition_table() {
     let rows = table();
-    assert_eq!(rows.len(), 14, "every command of the table is checked");
+    assert_eq!(rows.len(), 15, "every command of the table is checked");
     let mut mismatches = Vec::new();
     for (label, cells) in &rows {
         for (status, cell) in RoomStatus::ALL.iter().zip(cells) {
@@ -175,6 +187,10 @@ fn the_table_allows_only_forward_moves_and_reactivation() {
         (TimedOut, Closed),
         // Revoking a session of a closed room: it stays closed.
         (Closed, Closed),
+        (Draft, Erased),
+        (Active, Erased),
+        (TimedOut, Erased),
+        (Closed, Erased),
     ]);
     assert_eq!(moves, expected);
 }

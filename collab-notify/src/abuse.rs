@@ -295,17 +295,26 @@ impl fmt::Debug for SmsAbuseGuard {
 /// Counter keys: namespaced, with host-supplied ids length-prefixed so that no two keys collide.
 mod key {
     use collab_core::{AgentId, RoomId, TenantId};
+    use sha2::{Digest, Sha256};
+
+    /// A recipient's counters are keyed by a hash of the address, so that the counter store
+    /// holds no phone number or email address (erasure removes them from everywhere else).
+    fn hashed(kind: &str, personal: &str) -> String {
+        let digest = Sha256::digest(personal.as_bytes());
+        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        format!("collab-notify:{kind}:{hex}")
+    }
 
     pub(super) fn recipient(recipient: &str) -> String {
-        format!("collab-notify:to:{recipient}")
+        hashed("to", recipient)
     }
 
     pub(super) fn cooldown(recipient: &str) -> String {
-        format!("collab-notify:cooldown:{recipient}")
+        hashed("cooldown", recipient)
     }
 
     pub(super) fn block(prefix: &str) -> String {
-        format!("collab-notify:block:{prefix}")
+        hashed("block", prefix)
     }
 
     pub(super) fn room(room: RoomId) -> String {

@@ -343,3 +343,45 @@ async fn invites_and_joins_are_counted_per_tenant() {
     let other = guard.stats(&TenantId::new("other").unwrap(), T0).await.unwrap();
     assert_eq!(other.join_rate(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counters_hold_no_phone_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "sid": "SM1" })))
+        .mount(&server)
+        .await;
+    let clock = clock();
+    // The guard counts in a database of its own, so that its file holds nothing else.
+    let counters_path = dir.path().join("counters.db");
+    let counters = SqliteRoomStore::open(&counters_path).await.unwrap();
+    let guard = Arc::new(SmsAbuseGuard::new(counters.clone()).with_clock(clock.clone()));
+    let rooms = builder(&clock)
+        .room_store(SqliteRoomStore::open(dir.path().join("rooms.db")).await.unwrap())
+        .sms(twilio(&server))
+        .invite_guard(guard)
+        .build();
+    for i in 0..3 {
+        invite_new_room(&rooms, &number(i)).await.unwrap();
+        clock.advance(Duration::from_secs(600));
+    }
+    rooms.dispatch_due().await.unwrap();
+    // Read while the stores are open: the rows are in the database file or its log.
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal"] {
+        let mut path = counters_path.clone().into_os_string();
+        path.push(suffix);
+        bytes.extend(std::fs::read(&path).unwrap_or_default());
+    }
+    let key = b"collab-notify:to:";
+    assert!(
+        bytes.windows(key.len()).any(|w| w == key),
+        "the guard counted the invites"
+    );
+    let digits = b"612345";
+    assert!(
+        !bytes.windows(digits.len()).any(|w| w == digits),
+        "a phone number's digits are in the counter store"
+    );
+}

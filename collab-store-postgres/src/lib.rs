@@ -78,7 +78,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use collab_core::guard::{CounterStore, Hit};
-use collab_core::store::{Append, ClaimedOutbox, Credential, OutboxStats, RoomPage, RoomQuery, RoomStore};
+use collab_core::store::{Append, ClaimedOutbox, Credential, EndedRooms, OutboxStats, RoomPage, RoomQuery, RoomStore};
 use collab_core::{Error, Event, OutboxId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
@@ -235,6 +235,8 @@ impl PostgresConfig {
 pub struct PostgresRoomStore {
     pool: Pool,
     writer: Writer,
+    /// The `NOTIFY` channel, empty when the store does not notify.
+    channel: String,
     schema: Option<String>,
 }
 
@@ -271,13 +273,11 @@ impl PostgresRoomStore {
             .recycle_timeout(Some(config.timeout))
             .build()
             .map_err(|e| Error::backend("postgres", e))?;
+        // An empty channel sends no notification (`write`).
+        let channel = if config.notify { config.channel() } else { String::new() };
         Ok(Self {
-            // An empty channel sends no notification (`write`).
-            writer: Writer::start(
-                pool.clone(),
-                if config.notify { config.channel() } else { String::new() },
-                config.max_batch,
-            ),
+            writer: Writer::start(pool.clone(), channel.clone(), config.max_batch),
+            channel,
             pool,
             schema: config.schema.clone(),
         })
@@ -349,6 +349,19 @@ impl RoomStore for PostgresRoomStore {
 
     async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
         read::outbox_stats(&self.client().await?, now).await
+    }
+
+    async fn erase(&self, erasure: Append) -> Result<(), Error> {
+        erasure.validate()?;
+        write::erase(&mut self.client().await?, &self.channel, &erasure).await
+    }
+
+    async fn ended_rooms(&self, query: &EndedRooms) -> Result<Vec<RoomId>, Error> {
+        read::ended_rooms(&self.client().await?, query).await
+    }
+
+    async fn purge(&self, room: RoomId) -> Result<(), Error> {
+        write::purge(&mut self.client().await?, room).await
     }
 }
 

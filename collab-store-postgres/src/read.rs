@@ -1,6 +1,6 @@
 //! The queries that only read, and the conversions between the core's types and columns.
 
-use collab_core::store::{Credential, Grant, OutboxStats, RoomPage, RoomQuery};
+use collab_core::store::{Credential, EndedRooms, Grant, OutboxStats, RoomPage, RoomQuery};
 use collab_core::{
     Channel, Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
 };
@@ -148,6 +148,44 @@ pub(crate) async fn idle_rooms(client: &Client, idle_since: Timestamp, limit: us
         .query(&statement, &[&idle_since.unix_millis(), &limit_value(limit)])
         .await
         .map_err(postgres)?;
+    rows.iter()
+        .map(|row| {
+            Ok(RoomId::from_u128(
+                row.try_get::<_, Uuid>(0).map_err(postgres)?.as_u128(),
+            ))
+        })
+        .collect()
+}
+
+pub(crate) async fn ended_rooms(client: &Client, query: &EndedRooms) -> Result<Vec<RoomId>, Error> {
+    let ended_before = query.ended_before.unix_millis();
+    let limit = limit_value(query.limit);
+    let rows = match &query.tenant {
+        Some(tenant) => {
+            let statement = client
+                .prepare_cached(
+                    "SELECT room FROM rooms WHERE ended_at <= $1 AND tenant = $2 AND status <> 'draft' \
+                     ORDER BY ended_at, room LIMIT $3",
+                )
+                .await
+                .map_err(postgres)?;
+            client
+                .query(&statement, &[&ended_before, &tenant.as_str(), &limit])
+                .await
+        }
+        None => {
+            let except: Vec<&str> = query.except.iter().map(TenantId::as_str).collect();
+            let statement = client
+                .prepare_cached(
+                    "SELECT room FROM rooms WHERE ended_at <= $1 AND tenant <> ALL($2::text[]) AND status <> 'draft' \
+                     ORDER BY ended_at, room LIMIT $3",
+                )
+                .await
+                .map_err(postgres)?;
+            client.query(&statement, &[&ended_before, &except, &limit]).await
+        }
+    }
+    .map_err(postgres)?;
     rows.iter()
         .map(|row| {
             Ok(RoomId::from_u128(

@@ -18,6 +18,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "V3__email_match_key",
         include_str!("migrations/V3__email_match_key.sql"),
     ),
+    (
+        "V4__retention_and_erasure",
+        include_str!("migrations/V4__retention_and_erasure.sql"),
+    ),
 ];
 
 pub(crate) fn migrations() -> Result<Vec<Migration>, Error> {

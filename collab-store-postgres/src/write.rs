@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use collab_core::guard::{Hit, MAX_COUNTER_WINDOW};
 use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage};
-use collab_core::{Entity, Error, InviteId, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
+use collab_core::{Entity, Error, Event, InviteId, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
 use deadpool_postgres::{Client, Pool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
@@ -295,21 +295,21 @@ async fn write_plain(
 const WRITE_PLAIN: &str = "WITH input AS ( \
          SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], \
                               $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
-                              $14::text[], $15::bigint[], $16::text[]) \
+                              $14::text[], $15::bigint[], $16::bigint[], $17::text[]) \
              AS i (room, tenant, agent, status, seq, created_at, last_activity, first_lc, last_lc, full_lc, \
-                   phone, email, summary, expected, wake_up)), \
+                   phone, email, summary, ended_at, expected, wake_up)), \
      locked AS MATERIALIZED ( \
          SELECT room, seq FROM rooms WHERE room = ANY($2::uuid[]) ORDER BY room FOR UPDATE), \
      updated AS ( \
          UPDATE rooms SET status = i.status, seq = i.seq, last_activity = i.last_activity, \
                 first_lc = i.first_lc, last_lc = i.last_lc, full_lc = i.full_lc, phone = i.phone, \
-                email = i.email, summary = i.summary \
+                email = i.email, summary = i.summary, ended_at = i.ended_at \
          FROM locked l JOIN input i ON i.room = l.room AND i.expected = l.seq \
          WHERE rooms.room = l.room \
          RETURNING rooms.room, i.wake_up), \
      inserted AS ( \
          INSERT INTO events (room, seq, data) \
-         SELECT * FROM unnest($17::uuid[], $18::bigint[], $19::text[]) AS e (room, seq, data) \
+         SELECT * FROM unnest($18::uuid[], $19::bigint[], $20::text[]) AS e (room, seq, data) \
          WHERE e.room IN (SELECT room FROM updated)), \
      notified AS ( \
          SELECT count(pg_notify($1, wake_ups)) AS notifies FROM ( \
@@ -472,6 +472,7 @@ struct RoomColumns {
     phone: Vec<Option<String>>,
     email: Vec<Option<String>>,
     summary: Vec<String>,
+    ended_at: Vec<Option<i64>>,
 }
 
 impl RoomColumns {
@@ -494,10 +495,11 @@ impl RoomColumns {
             .push(customer.and_then(|c| c.email.as_ref()).map(|e| e.match_key()));
         self.summary
             .push(serde_json::to_string(summary).map_err(|e| Error::backend("postgres", e))?);
+        self.ended_at.push(summary.ended_at.map(Timestamp::unix_millis));
         Ok(())
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 14] {
         [
             &self.room,
             &self.tenant,
@@ -512,23 +514,24 @@ impl RoomColumns {
             &self.phone,
             &self.email,
             &self.summary,
+            &self.ended_at,
         ]
     }
 }
 
 const INSERT_ROOMS: &str = "INSERT INTO rooms (room, tenant, agent, status, seq, created_at, last_activity, \
-                                               first_lc, last_lc, full_lc, phone, email, summary) \
+                                               first_lc, last_lc, full_lc, phone, email, summary, ended_at) \
      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], \
-                          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])";
+                          $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[])";
 
 /// The tenant, agent and creation time of a room never change; the rest follows the summary.
 const UPDATE_ROOMS: &str = "UPDATE rooms SET status = u.status, seq = u.seq, last_activity = u.last_activity, \
             first_lc = u.first_lc, last_lc = u.last_lc, full_lc = u.full_lc, phone = u.phone, email = u.email, \
-            summary = u.summary \
+            summary = u.summary, ended_at = u.ended_at \
      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], \
-                 $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) \
+                 $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[]) \
           AS u (room, tenant, agent, status, seq, created_at, last_activity, first_lc, last_lc, full_lc, phone, \
-                email, summary) \
+                email, summary, ended_at) \
      WHERE rooms.room = u.room";
 
 /// Writes the accepted appends of a group, one statement per table, sent together.
@@ -644,6 +647,86 @@ async fn write_accepted(tx: &Transaction<'_>, channel: &str, accepted: &[&Append
     )
     .map_err(refused)?;
     Ok(())
+}
+
+/// Events redacted per statement of an erasure, so that a long log is not held in memory whole.
+const ERASE_PAGE: i64 = 1_000;
+
+/// Writes an erasure in one transaction: its append, checked and written as a group of one,
+/// then every earlier event redacted, the room's credentials and outbox rows deleted and its
+/// customer columns emptied. The old row versions stay in the table's files until `VACUUM`
+/// reclaims them (autovacuum does, in time); no query sees them.
+pub(crate) async fn erase(client: &mut Client, channel: &str, erasure: &Append) -> Result<(), Error> {
+    let failed = |failure: GroupFailure| match failure {
+        GroupFailure::Refused(e) => postgres(e),
+        GroupFailure::Failed(e) => e.into(),
+    };
+    let tx = client.transaction().await.map_err(postgres)?;
+    let mut current = lock(&tx, std::slice::from_ref(erasure)).await.map_err(failed)?;
+    current.accept(erasure)?;
+    write_accepted(&tx, channel, &[erasure]).await.map_err(failed)?;
+
+    let room = uuid(erasure.room.as_u128());
+    let last = seq_value(erasure.expected)?;
+    let page = tx
+        .prepare_cached("SELECT seq, data FROM events WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4")
+        .await
+        .map_err(postgres)?;
+    let update = tx
+        .prepare_cached(
+            "UPDATE events SET data = r.data FROM unnest($2::bigint[], $3::text[]) AS r (seq, data) \
+             WHERE events.room = $1 AND events.seq = r.seq",
+        )
+        .await
+        .map_err(postgres)?;
+    let mut after = 0i64;
+    loop {
+        let rows = tx
+            .query(&page, &[&room, &after, &last, &ERASE_PAGE])
+            .await
+            .map_err(postgres)?;
+        let Some(row) = rows.last() else {
+            break;
+        };
+        after = row.try_get(0).map_err(postgres)?;
+        let (mut seqs, mut data) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+        for row in &rows {
+            let event: Event = crate::read::json(row.try_get(1).map_err(postgres)?)?;
+            let redacted = event.redacted();
+            if redacted != event {
+                seqs.push(row.try_get::<_, i64>(0).map_err(postgres)?);
+                data.push(serde_json::to_string(&redacted).map_err(|e| Error::backend("postgres", e))?);
+            }
+        }
+        if !seqs.is_empty() {
+            tx.execute(&update, &[&room, &seqs, &data]).await.map_err(postgres)?;
+        }
+    }
+    for statement in [
+        "DELETE FROM credentials WHERE room = $1",
+        "DELETE FROM outbox WHERE room = $1",
+        "UPDATE rooms SET first_lc = NULL, last_lc = NULL, full_lc = NULL, phone = NULL, email = NULL WHERE room = $1",
+    ] {
+        let statement = tx.prepare_cached(statement).await.map_err(postgres)?;
+        tx.execute(&statement, &[&room]).await.map_err(postgres)?;
+    }
+    tx.commit().await.map_err(postgres)
+}
+
+/// Deletes every row of a room, in one transaction.
+pub(crate) async fn purge(client: &mut Client, room: RoomId) -> Result<(), Error> {
+    let room = uuid(room.as_u128());
+    let tx = client.transaction().await.map_err(postgres)?;
+    for statement in [
+        "DELETE FROM events WHERE room = $1",
+        "DELETE FROM credentials WHERE room = $1",
+        "DELETE FROM outbox WHERE room = $1",
+        "DELETE FROM rooms WHERE room = $1",
+    ] {
+        let statement = tx.prepare_cached(statement).await.map_err(postgres)?;
+        tx.execute(&statement, &[&room]).await.map_err(postgres)?;
+    }
+    tx.commit().await.map_err(postgres)
 }
 
 fn grant_columns(grant: Grant) -> (&'static str, Uuid) {

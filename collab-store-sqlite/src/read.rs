@@ -235,11 +235,16 @@ pub(crate) fn ended_rooms(conn: &Connection, query: &EndedRooms) -> Result<Vec<R
                  AND tenant NOT IN (SELECT value FROM json_each(?2)) \
                  ORDER BY ended_at, room LIMIT ?3",
             )
-            .and_then(|mut s| s.query_map(params![ended_before, except, limit], |row| row.get(0))?.collect())
+            .and_then(|mut s| {
+                s.query_map(params![ended_before, except, limit], |row| row.get(0))?
+                    .collect()
+            })
         }
     }
     .map_err(sqlite)?;
-    rows.iter().map(|room| Ok(RoomId::from_u128(uuid_from(room)?))).collect()
+    rows.iter()
+        .map(|room| Ok(RoomId::from_u128(uuid_from(room)?)))
+        .collect()
 }
 
 pub(crate) fn credential(conn: &Connection, hash: &TokenHash) -> Result<Option<Credential>, Error> {

@@ -334,8 +334,10 @@ pub(crate) fn erase(conn: &Connection, erasure: &Append) -> Result<(), Error> {
                 "SELECT seq, data FROM events WHERE room = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
             )
             .and_then(|mut s| {
-                s.query_map(params![&room, after, last, ERASE_PAGE], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect()
+                s.query_map(params![&room, after, last, ERASE_PAGE], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect()
             })
             .map_err(sqlite)?;
         let Some((seq, _)) = page.last() else {
@@ -470,7 +472,7 @@ fn write_room(conn: &Connection, room: &[u8; 16], summary: &RoomSummary, row: Ro
             ended_at
         ])
     })
-        .map_err(sqlite)?;
+    .map_err(sqlite)?;
     if customer_changed {
         conn.prepare_cached(
             "UPDATE rooms SET first_lc = ?2, last_lc = ?3, full_lc = ?4, phone = ?5, email = ?6 WHERE room = ?1",

@@ -99,7 +99,9 @@ impl RoomsConfig {
 
     /// The tenants with a retention of their own.
     pub fn tenant_retentions(&self) -> impl Iterator<Item = (&TenantId, Option<Duration>)> {
-        self.tenant_retentions.iter().map(|(tenant, retention)| (tenant, *retention))
+        self.tenant_retentions
+            .iter()
+            .map(|(tenant, retention)| (tenant, *retention))
     }
 
     /// Where links point: `http(s)://host[:port][/prefix]`, without a trailing slash.

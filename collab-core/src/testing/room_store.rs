@@ -12,8 +12,7 @@ use crate::id::{AgentId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
 use crate::policy::Policy;
 use crate::state::{RoomState, RoomStatus};
 use crate::store::{
-    Append, ClaimedOutbox, Credential, EndedRooms, Grant, OutboxMessage, OutboxStats, RoomCursor, RoomQuery,
-    RoomStore,
+    Append, ClaimedOutbox, Credential, EndedRooms, Grant, OutboxMessage, OutboxStats, RoomCursor, RoomQuery, RoomStore,
 };
 use crate::time::Timestamp;
 use crate::token::Token;
@@ -873,7 +872,14 @@ pub async fn erase_redacts_the_log_and_drops_credentials_and_outbox(store: &dyn 
     let tenant = fresh_tenant();
     let at = |s| T0.saturating_add(Duration::from_secs(s));
     let room = stored(store, create(&tenant, "agent-a", at(0))).await;
-    let (state, mut append) = invite(&room, "Erasmus", "Forgotten", "erasmus@example.com", Some("+14155550123"), at(1));
+    let (state, mut append) = invite(
+        &room,
+        "Erasmus",
+        "Forgotten",
+        "erasmus@example.com",
+        Some("+14155550123"),
+        at(1),
+    );
     let (cred, row) = (credential(state.room()), outbox_row(state.room(), at(1)));
     append.credentials.push(cred);
     append.outbox.push(row.clone());
@@ -893,17 +899,33 @@ pub async fn erase_redacts_the_log_and_drops_credentials_and_outbox(store: &dyn 
     // A stale erasure is refused and changes nothing.
     let stale = renumbered(erase.clone(), Seq::ZERO.next());
     assert!(matches!(store.erase(stale).await, Err(Error::Conflict { .. })));
-    assert_eq!(all_events(store, state.room()).await, before, "a refused erasure changed the log");
+    assert_eq!(
+        all_events(store, state.room()).await,
+        before,
+        "a refused erasure changed the log"
+    );
     store.erase(erase).await.expect("erase");
 
     let after = all_events(store, state.room()).await;
-    assert_eq!(after.len(), before.len() + 1, "sequence numbers stay, and the erasure is added");
+    assert_eq!(
+        after.len(),
+        before.len() + 1,
+        "sequence numbers stay, and the erasure is added"
+    );
     assert_eq!(after[0], before[0], "the first event holds no personal data and stays");
     for (old, new) in before.iter().zip(&after).skip(1) {
         assert_eq!((new.seq, new.at, &new.actor), (old.seq, old.at, &old.actor));
-        assert_eq!(new.data, crate::EventData::Redacted { was: old.data.type_name().to_owned() });
+        assert_eq!(
+            new.data,
+            crate::EventData::Redacted {
+                was: old.data.type_name().to_owned()
+            }
+        );
     }
-    assert_eq!(after.last().map(|e| &e.data), Some(&crate::EventData::RoomErased { scope }));
+    assert_eq!(
+        after.last().map(|e| &e.data),
+        Some(&crate::EventData::RoomErased { scope })
+    );
     let text = stored_text(store, state.room()).await;
     for personal in ["Erasmus", "Forgotten", "erasmus@example.com", "4155550123", "4242"] {
         assert!(!text.contains(personal), "{personal:?} is still stored: {text}");
@@ -920,12 +942,22 @@ pub async fn erase_redacts_the_log_and_drops_credentials_and_outbox(store: &dyn 
     assert_eq!(store.find_credential(&cred.hash).await.expect("lookup"), None);
     assert!(matches!(store.delete_outbox(row.id).await, Err(Error::NotFound { .. })));
     assert!(store.find_credential(&other_cred.hash).await.expect("lookup").is_some());
-    store.delete_outbox(other_row.id).await.expect("the other room's row stays");
+    store
+        .delete_outbox(other_row.id)
+        .await
+        .expect("the other room's row stays");
     let by_email = RoomQuery {
         email: Some(EmailAddress::parse("erasmus@example.com").expect("valid")),
         ..RoomQuery::default()
     };
-    assert!(store.list_rooms(&tenant, &by_email).await.expect("list").rooms.is_empty());
+    assert!(
+        store
+            .list_rooms(&tenant, &by_email)
+            .await
+            .expect("list")
+            .rooms
+            .is_empty()
+    );
     let by_name = RoomQuery {
         name_prefix: Some("kept".into()),
         ..RoomQuery::default()
@@ -942,7 +974,11 @@ pub async fn ended_rooms_by_tenant_and_end(store: &dyn RoomStore) {
     let (tenant, kept_tenant) = (fresh_tenant(), fresh_tenant());
     let customer_room = |tenant: TenantId| async move {
         let room = stored(store, create(&tenant, "agent-a", at(0))).await;
-        stored(store, invite(&room, "Ended", "Customer", "ended@example.com", None, at(0))).await
+        stored(
+            store,
+            invite(&room, "Ended", "Customer", "ended@example.com", None, at(0)),
+        )
+        .await
     };
     let closed_late = customer_room(tenant.clone()).await;
     stored(store, command(&closed_late, Command::Close, at(300))).await;
@@ -968,8 +1004,14 @@ pub async fn ended_rooms_by_tenant_and_end(store: &dyn RoomStore) {
         ended(query(Some(&tenant), Vec::new(), timeout + 1, 10)).await,
         [closed_early.room(), closed_late.room(), timed_out.room()]
     );
-    assert_eq!(ended(query(Some(&tenant), Vec::new(), 299, 10)).await, [closed_early.room()]);
-    assert_eq!(ended(query(Some(&tenant), Vec::new(), timeout + 1, 1)).await, [closed_early.room()]);
+    assert_eq!(
+        ended(query(Some(&tenant), Vec::new(), 299, 10)).await,
+        [closed_early.room()]
+    );
+    assert_eq!(
+        ended(query(Some(&tenant), Vec::new(), timeout + 1, 1)).await,
+        [closed_early.room()]
+    );
     assert_eq!(
         ended(query(None, Vec::new(), 300, 10)).await,
         [other_tenant.room(), closed_early.room(), closed_late.room()]
@@ -1000,7 +1042,14 @@ pub async fn purge_deletes_every_row(store: &dyn RoomStore) {
     assert_eq!(store.room_summary(state.room()).await.expect("summary"), None);
     assert_eq!(store.find_credential(&cred.hash).await.expect("lookup"), None);
     assert!(matches!(store.delete_outbox(row.id).await, Err(Error::NotFound { .. })));
-    assert!(store.list_rooms(&tenant, &RoomQuery::default()).await.expect("list").rooms.is_empty());
+    assert!(
+        store
+            .list_rooms(&tenant, &RoomQuery::default())
+            .await
+            .expect("list")
+            .rooms
+            .is_empty()
+    );
     store.purge(state.room()).await.expect("purging again");
 
     assert_eq!(all_events(store, kept.room()).await.len(), 3);

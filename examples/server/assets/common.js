@@ -72,7 +72,8 @@ function systemText(event) {
   switch (event.type) {
     case "room_renamed": return t("event.room_renamed", { name: event.name || "" });
     case "customer_invited": return t("event.customer_invited", { channel: t(`channel.${event.channel}`) });
-    case "timed_out": case "reactivated": case "closed": case "customer_joined": return t(`event.${event.type}`);
+    case "timed_out": case "reactivated": case "closed": case "customer_joined": case "room_erased":
+      return t(`event.${event.type}`);
     default: return null;
   }
 }

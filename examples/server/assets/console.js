@@ -111,6 +111,9 @@ function showRoom(room) {
   $("room-status").textContent = room.status.replace("_", " ");
   $("customer-info").textContent = customerLine(room.customer);
   $("invite-button").textContent = room.customer ? "Re Invite" : "Invite";
+  // An erased room can only be read.
+  const erased = room.status === "erased";
+  for (const id of ["invite-button", "share-button", "erase-button", "chat-input", "send"]) $(id).disabled = erased;
 }
 
 function signedOut() {
@@ -148,6 +151,8 @@ async function openRoom(id) {
       $("content").scrollTop = $("content").scrollHeight;
     }
     if (ACCESS_EVENTS.includes(event.type)) loadAccess();
+    // Everything shown before is gone from the server: show the room as it is now.
+    if (event.type === "room_erased") return openRoom(id);
     if (["room_renamed", "customer_invited", "timed_out", "reactivated", "closed"].includes(event.type)) {
       showRoom(await api("GET", `/api/rooms/${id}`));
       loadRooms();
@@ -169,6 +174,18 @@ $("chat").addEventListener("submit", async (e) => {
     await api("POST", `/api/rooms/${current.id}/messages`, { text, client_key: crypto.randomUUID() });
   } catch (error) {
     $("chat-input").value = text;
+    alert(error.message);
+  }
+});
+
+$("erase-button").addEventListener("click", async () => {
+  if (!current) return;
+  const room = current.id;
+  if (!confirm("Erase this room's personal data for good? Messages, the customer's name, number and "
+    + "address, and every document are deleted; the customer's links stop working.")) return;
+  try {
+    await api("POST", `/api/rooms/${room}/erase`);
+  } catch (error) {
     alert(error.message);
   }
 });

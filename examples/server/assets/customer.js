@@ -53,6 +53,13 @@ async function start() {
       $("content").append(item);
       $("content").scrollTop = $("content").scrollHeight;
     }
+    // The room's content and this session are gone from the server: say so, keep nothing shown.
+    if (event.type === "room_erased") {
+      $("content").replaceChildren();
+      noAccess(t("room.erased"));
+      left = true;
+      return;
+    }
     if (["room_renamed", "timed_out", "reactivated", "closed", "session_revoked"].includes(event.type)) refresh();
   }, () => refresh());
 }

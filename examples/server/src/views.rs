@@ -194,6 +194,7 @@ impl EventView {
             EventData::TimedOut => Some("The room timed out".to_owned()),
             EventData::Reactivated => Some("The room is active again".to_owned()),
             EventData::Closed => Some("The room was closed".to_owned()),
+            EventData::RoomErased { .. } => Some("The room's personal data was erased".to_owned()),
             EventData::CustomerJoined { .. } => Some("The customer joined".to_owned()),
             _ => None,
         };

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use collab_core::rooms::{InviteRequest, TimelineQuery};
 use collab_core::store::{RoomCursor, RoomQuery};
-use collab_core::{Actor, Channel, EmailAddress, Error, PhoneNumber, RoomId, Seq};
+use collab_core::{Actor, Channel, EmailAddress, Error, PhoneNumber, Recipient, RoomId, Seq};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -58,7 +58,6 @@ pub async fn list_rooms(
     QueryParams(query): QueryParams<ListQuery>,
     Caller(actor): Caller,
 ) -> ApiResult<Json<RoomList>> {
-    let blank = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     let fields = request_field(&[("name_prefix", "name")]);
     let query = RoomQuery {
         name_prefix: blank(&query.name),
@@ -73,6 +72,15 @@ pub async fn list_rooms(
         rooms: page.rooms.iter().map(RoomRow::from).collect(),
         next: page.next.map(|n| n.to_string()),
     }))
+}
+
+/// A text field, trimmed; none when it is missing or blank.
+fn blank(field: &Option<String>) -> Option<String> {
+    field
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 async fn room_view(state: &AppState, actor: &Actor, room: RoomId) -> ApiResult<RoomView> {
@@ -195,6 +203,61 @@ pub async fn close_room(
 ) -> ApiResult<StatusCode> {
     state.rooms.close_room(&actor, room_id(&room)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Erases the room's personal data: every message, name, number, address and document goes,
+/// the timeline keeps its sequence numbers (each event becomes `redacted`), links and sessions
+/// stop working, and a `room_erased` event records who did it and when. The room then answers
+/// 410 `room_erased` to anything but reading it. Agents of its tenant only; repeating it is no
+/// error.
+#[utoipa::path(post, path = "/api/rooms/{room}/erase", params(("room" = String, Path), Caller), tag = "rooms",
+    responses((status = 204, description = "erased (or erased already)"), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody)))]
+pub async fn erase_room(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Caller(actor): Caller,
+) -> ApiResult<StatusCode> {
+    state.rooms.erase_room(&actor, room_id(&room)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whose personal data to erase: one mobile number or one email address.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseCustomerBody {
+    /// The customer's mobile number, international form.
+    pub phone: Option<String>,
+    /// The customer's email address (any case).
+    pub email: Option<String>,
+}
+
+/// The rooms an erasure covered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErasedRooms {
+    /// The ids of the rooms erased (none when the customer had none).
+    pub rooms: Vec<String>,
+}
+
+/// Erases a customer from every room of the agent's tenant: each room whose customer has this
+/// mobile number or email address is erased as `POST /api/rooms/{room}/erase` erases one.
+/// Agents only.
+#[utoipa::path(post, path = "/api/customers/erase", params(Caller), request_body = EraseCustomerBody, tag = "rooms",
+    responses((status = 200, body = ErasedRooms), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn erase_customer(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    JsonBody(body): JsonBody<EraseCustomerBody>,
+) -> ApiResult<Json<ErasedRooms>> {
+    let customer = match (blank(&body.phone), blank(&body.email)) {
+        (Some(phone), None) => Recipient::Phone(PhoneNumber::parse(&phone)?),
+        (None, Some(email)) => Recipient::Email(EmailAddress::parse(&email)?),
+        _ => return Err(Error::invalid("phone", "give either a phone or an email, not both").into()),
+    };
+    let rooms = state.rooms.erase_customer(&actor, &customer).await?;
+    Ok(Json(ErasedRooms {
+        rooms: rooms.iter().map(ToString::to_string).collect(),
+    }))
 }
 
 /// Which events to read.
