@@ -75,6 +75,7 @@ pub mod testing;
 pub mod time;
 mod token;
 pub mod transport;
+mod zip;
 
 pub use blob::BlobStore;
 pub use customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};

@@ -78,6 +78,26 @@ impl fmt::Display for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The MS-DOS date and time (as ZIP archives keep them, in UTC, to two seconds), clamped to
+    /// the years DOS can say (1980 to 2107).
+    pub(crate) fn dos_date_time(self) -> (u16, u16) {
+        let days = self.0.div_euclid(86_400_000);
+        let secs = self.0.rem_euclid(86_400_000) / 1000;
+        let (year, month, day) = civil_from_days(days);
+        if year < 1980 {
+            return ((1 << 5) | 1, 0);
+        }
+        if year > 2107 {
+            return ((127 << 9) | (12 << 5) | 31, (23 << 11) | (59 << 5) | 29);
+        }
+        // Each part is within its bit field now: the casts cannot truncate.
+        let date = (((year - 1980) << 9) | (month << 5) | day) as u16;
+        let time = (((secs / 3600) << 11) | ((secs / 60 % 60) << 5) | (secs % 60 / 2)) as u16;
+        (date, time)
+    }
+}
+
 /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;

@@ -96,16 +96,17 @@ count() {
 }
 
 # Live events are an endless stream (server-sent events): a request-response check would only
-# time out on it; tests/api.rs checks the stream. Signing out ends the session the other
-# operations use: it runs last, on its own.
-run agent -H "cookie: $agent" --exclude-method DELETE
-run agent-sign-out -H "cookie: $agent" --include-method DELETE
+# time out on it; tests/api.rs checks the stream. Erasing the room (or its customer) ends it for
+# the operations after, and signing out ends the agent's session: those run last, in that order.
+run agent -H "cookie: $agent" --exclude-method DELETE --exclude-path-regex '/erase$'
 # The customer with both cookies, as a browser that opened an invite from the console holds
 # them: `x-collab-as` picks the customer. Both session cookies are security schemes of the
 # document: given one only, schemathesis would invent the other and take the answer for one to
 # an invented credential.
 run customer -H "cookie: $agent; $customer" -H "x-collab-as: customer" --exclude-method DELETE
-for who in agent agent-sign-out customer; do
+run agent-erase -H "cookie: $agent" --include-path-regex '/erase$'
+run agent-sign-out -H "cookie: $agent" --include-method DELETE
+for who in agent customer agent-erase agent-sign-out; do
   total=$((total + $(count "$who" || true)))
 done
 [ "$total" -gt 0 ] || { echo "schemathesis ran no test case" >&2; exit 1; }

@@ -5,6 +5,7 @@ mod combine;
 mod config;
 mod dispatch;
 mod documents;
+mod export;
 mod health;
 mod lifecycle;
 mod subscribe;
@@ -21,6 +22,7 @@ pub use config::{DeliveryConfig, RoomsConfig};
 use dispatch::Delivery;
 pub use dispatch::DispatchReport;
 pub use documents::{DocumentDownload, OrphanSweep, Upload};
+pub use export::RoomExport;
 pub use health::NotReady;
 pub use lifecycle::RetentionSweep;
 pub use subscribe::EventStream;
@@ -66,6 +68,8 @@ pub enum Operation {
     CloseRoom,
     /// Erase a room's personal data, or a customer's across rooms.
     Erase,
+    /// Export a room's whole record.
+    Export,
 }
 
 /// Refines what agents may do, beyond "agents act within their tenant". Optional: without a

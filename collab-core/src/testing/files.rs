@@ -317,3 +317,51 @@ pub fn deflated_zeros(len: usize) -> Vec<u8> {
     bits.push(0, 7, true);
     bits.out
 }
+
+/// The entries of a ZIP archive as Python's `zipfile` reads them (every CRC checked): a reader
+/// that is not ours. Panics, saying so, when `python3` is missing or the archive is broken.
+pub fn read_zip_with_python(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+    static ARCHIVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = ARCHIVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("collab-zip-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let path = dir.join("archive.zip");
+    std::fs::write(&path, archive).expect("write the archive");
+    let script = "import base64, json, sys, zipfile\n\
+        z = zipfile.ZipFile(sys.argv[1])\n\
+        bad = z.testzip()\n\
+        assert bad is None, bad\n\
+        print(json.dumps([[i.filename, base64.b64encode(z.read(i)).decode()] for i in z.infolist()]))";
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .expect("python3 is needed to read the archives back (CI has it)");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        output.status.success(),
+        "python3's zipfile refused the archive: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let entries: Vec<(String, String)> = serde_json::from_slice(&output.stdout).expect("python's answer");
+    entries
+        .into_iter()
+        .map(|(name, bytes)| (name, base64_decode(&bytes)))
+        .collect()
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut bits, mut count) = (0u32, 0);
+    for byte in text.bytes().filter(|&b| b != b'=') {
+        let value = ALPHABET.iter().position(|&a| a == byte).expect("base64") as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}

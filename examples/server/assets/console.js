@@ -111,6 +111,7 @@ function showRoom(room) {
   $("room-status").textContent = room.status.replace("_", " ");
   $("customer-info").textContent = customerLine(room.customer);
   $("invite-button").textContent = room.customer ? "Re Invite" : "Invite";
+  $("export-link").href = `/api/rooms/${room.id}/export`;
   // An erased room can only be read.
   const erased = room.status === "erased";
   for (const id of ["invite-button", "share-button", "erase-button", "chat-input", "send"]) $(id).disabled = erased;

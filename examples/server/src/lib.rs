@@ -103,7 +103,7 @@ impl AppState {
 struct ApiDoc;
 
 /// Adds the answers every route can give (a malformed request, no sign-in, a refused host or
-/// origin, a closed or timed-out room, a server or backend failure) to each operation that does not list
+/// origin, a closed, timed-out or erased room, a server or backend failure) to each operation that does not list
 /// them, with the error body; and to each operation with a body, the answers to a body of
 /// another type or shape.
 fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
@@ -126,6 +126,7 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         ("404", "not found"),
         // A customer's cookie counts on every route, and their room may have closed.
         ("409", "the room is closed or timed out, or changed meanwhile"),
+        ("410", "the room's personal data was erased: it accepts no change"),
         ("500", "the server failed"),
         ("503", "a backend (database, document store) failed; try again later"),
     ];
@@ -189,6 +190,7 @@ fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(documents::upload))
         .routes(routes!(documents::download))
         .routes(routes!(documents::thumbnail))
+        .routes(routes!(documents::export))
         .routes(routes!(sessions::join))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz));

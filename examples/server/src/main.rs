@@ -50,6 +50,9 @@ Flags (or environment variables):
                      default one dev agent: agent@example.com:dev
   --lease SECONDS    how long a dispatcher holds an invite it is sending before another
                      process may take it over (COLLAB_DELIVERY_LEASE), at least 5, default 60
+  --retention-days N rooms that timed out, closed or were erased more than N days ago are
+                     purged, with their documents, by an hourly sweep (COLLAB_RETENTION_DAYS),
+                     at least 1; default none: rooms are kept
   --metrics-addr ADDR
                      serve Prometheus metrics at http://ADDR/metrics, a listener of its own
                      off the public API (COLLAB_METRICS_ADDR); default none
@@ -136,6 +139,7 @@ struct Settings {
     database_schema: Option<String>,
     agents: String,
     lease: Option<String>,
+    retention_days: Option<String>,
     metrics_addr: Option<String>,
     nats: Option<String>,
     locale: Option<String>,
@@ -170,6 +174,7 @@ fn settings() -> Result<Settings, String> {
         database_schema: env("COLLAB_DATABASE_SCHEMA"),
         agents: env("COLLAB_AGENTS").unwrap_or_else(|| DEV_AGENT.to_owned()),
         lease: env("COLLAB_DELIVERY_LEASE"),
+        retention_days: env("COLLAB_RETENTION_DAYS"),
         metrics_addr: env("COLLAB_METRICS_ADDR"),
         nats: env("COLLAB_NATS"),
         locale: env("COLLAB_LOCALE"),
@@ -196,6 +201,7 @@ fn settings() -> Result<Settings, String> {
             "--database-schema" => settings.database_schema = Some(value()?),
             "--agents" => settings.agents = value()?,
             "--lease" => settings.lease = Some(value()?),
+            "--retention-days" => settings.retention_days = Some(value()?),
             "--metrics-addr" => settings.metrics_addr = Some(value()?),
             "--nats" => settings.nats = Some(value()?),
             "--locale" => settings.locale = Some(value()?),
@@ -520,6 +526,17 @@ async fn run() -> Result<(), String> {
         .with_delivery(delivery)
         .with_max_room_bytes(abuse_limits.room_bytes)
         .map_err(fail("room quota"))?;
+    let config = match &settings.retention_days {
+        Some(days) => {
+            let days: u64 = days
+                .trim()
+                .parse()
+                .map_err(|_| format!("--retention-days is a whole number, not {days:?}"))?;
+            let retention = Duration::from_secs(days.saturating_mul(24 * 3600));
+            config.with_retention(retention).map_err(fail("retention"))?
+        }
+        None => config,
+    };
     let config = languages(config, &settings)?;
     let notifiers = notifiers(&base_url, &inbox)?;
     let mut builder = Rooms::builder()
@@ -572,6 +589,10 @@ async fn run() -> Result<(), String> {
                 Ok(sweep) if sweep.orphans > 0 => tracing::info!(?sweep, "orphan documents swept"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "orphan document sweep failed"),
+            }
+            // Without a retention, nothing is purged (it logs its counts itself).
+            if let Err(e) = rooms.sweep_retention().await {
+                tracing::warn!(error = %e, "retention sweep failed");
             }
         }
     });

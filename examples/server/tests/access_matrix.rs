@@ -49,7 +49,7 @@ const CALLERS: [Caller; 8] = [
 
 /// The documented operations, `METHOD path`, with the status each caller must get, in the
 /// order of [`CALLERS`]. A new route fails the test until it is added here.
-const EXPECTED: [(&str, [u16; 8]); 22] = [
+const EXPECTED: [(&str, [u16; 8]); 25] = [
     // The platform's probes: public, and the same for everyone.
     ("GET /healthz", [200, 200, 200, 200, 200, 200, 200, 200]),
     ("GET /readyz", [200, 200, 200, 200, 200, 200, 200, 200]),
@@ -66,6 +66,10 @@ const EXPECTED: [(&str, [u16; 8]); 22] = [
     ),
     ("POST /api/rooms/{room}/close", [401, 204, 404, 403, 404, 403, 403, 401]),
     ("GET /api/rooms/{room}/access", [401, 200, 404, 403, 404, 403, 403, 401]),
+    ("GET /api/rooms/{room}/export", [401, 200, 404, 403, 404, 403, 403, 401]),
+    ("POST /api/rooms/{room}/erase", [401, 204, 404, 403, 404, 403, 403, 401]),
+    // Another tenant's agent erases nothing (no such customer in its tenant): 200, no rooms.
+    ("POST /api/customers/erase", [401, 200, 200, 403, 403, 403, 403, 401]),
     (
         "DELETE /api/rooms/{room}/sessions/{participant}",
         [401, 204, 404, 403, 404, 403, 403, 401],
@@ -305,6 +309,7 @@ async fn call(world: &World, operation: &str, caller: Caller) -> Reply {
         "POST /api/session" => json!({"agent": "ada", "password": "wrong"}).to_string(),
         "POST /api/rooms/{room}/invites" => json!({"channel": "link"}).to_string(),
         "POST /api/rooms/{room}/messages" => json!({"text": "hello"}).to_string(),
+        "POST /api/customers/erase" => json!({"email": "grace@example.com"}).to_string(),
         "POST /api/join" => json!({"token": credential.join_token}).to_string(),
         "POST /api/rooms/{room}/documents" => {
             uri.push_str("?name=notes.txt");
@@ -372,7 +377,7 @@ async fn every_operation_by_every_caller_gets_its_status_and_reveals_no_other_ro
         documented, expected,
         "the documented operations and the matrix differ: add the new route to EXPECTED"
     );
-    assert_eq!(documented.len(), 22);
+    assert_eq!(documented.len(), 25);
 
     let cells: Vec<(&str, Caller, u16)> = EXPECTED
         .iter()

@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use collab_core::blob::ByteRange;
+use collab_core::document::{Disposition, content_disposition_header};
 use collab_core::rooms::Upload;
 use collab_core::{DocumentId, Entity, Error};
 use futures_util::TryStreamExt;
@@ -175,5 +176,33 @@ pub async fn thumbnail(
     let safe_headers = thumbnail.headers();
     let mut response = Response::new(Body::from(thumbnail.bytes));
     insert_headers(&mut response, &safe_headers);
+    Ok(response)
+}
+
+/// The room's whole record as a ZIP archive (`room-<id>.zip`): `events.jsonl` (every event, one
+/// JSON object per line), `transcript.html` (the conversation, readable) and
+/// `documents/<seq>-<name>` (each shared file). Streamed as it is made; a failure midway ends
+/// the download early (the archive then has no directory, and no reader takes it for whole).
+/// Agents of the room's tenant only.
+#[utoipa::path(get, path = "/api/rooms/{room}/export", params(("room" = String, Path), Caller), tag = "rooms",
+    responses((status = 200, description = "the archive, `application/zip`"), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Caller(actor): Caller,
+) -> ApiResult<Response> {
+    let export = state.rooms.export_room(&actor, room_id(&room)?).await?;
+    let mut response = Response::new(Body::from_stream(export.stream.map_err(io::Error::other)));
+    let disposition = content_disposition_header(Disposition::Attachment, &export.file_name);
+    insert_headers(
+        &mut response,
+        &[
+            ("content-type", "application/zip".to_owned()),
+            ("content-disposition", disposition),
+            ("x-content-type-options", "nosniff".to_owned()),
+            ("cache-control", "private, no-store".to_owned()),
+        ],
+    );
     Ok(response)
 }
