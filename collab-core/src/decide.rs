@@ -233,8 +233,9 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             }
         }
         Command::Join { invite, participant } => {
-            // Wrong, revoked and expired invites are one error, so a token holder learns nothing.
-            let usable = state.invite(*invite).is_some_and(|i| i.is_usable_at(ctx.now));
+            // Wrong, revoked, expired and superseded invites are one error, so a token holder
+            // learns nothing.
+            let usable = state.link_opens(*invite, ctx.now, ctx.policy);
             if !usable {
                 return Err(Error::NotFound { what: Entity::Invite });
             }

@@ -23,6 +23,7 @@ const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 pub struct Policy {
     sms_activated: bool,
     link_requires_prior_invite: bool,
+    supersede_links: bool,
     inactivity_timeout: Duration,
     invite_ttl: Duration,
     max_message_chars: usize,
@@ -33,6 +34,7 @@ impl Default for Policy {
         Self {
             sms_activated: false,
             link_requires_prior_invite: true,
+            supersede_links: true,
             inactivity_timeout: Self::DEFAULT_INACTIVITY_TIMEOUT,
             invite_ttl: Self::DEFAULT_INVITE_TTL,
             max_message_chars: Self::DEFAULT_MAX_MESSAGE_CHARS,
@@ -61,6 +63,15 @@ impl Policy {
     /// Whether "Get Link" needs an SMS or email invite first, as in the product. On by default.
     pub fn with_link_requires_prior_invite(mut self, required: bool) -> Self {
         self.link_requires_prior_invite = required;
+        self
+    }
+
+    /// Whether a new invite supersedes the earlier ones of its channel: their links stop opening
+    /// the room (the sessions they opened go on), so that each "Get Link", SMS or email leaves
+    /// one live link per channel. On by default; off keeps every link until it expires or is
+    /// revoked.
+    pub fn with_superseding_links(mut self, supersede: bool) -> Self {
+        self.supersede_links = supersede;
         self
     }
 
@@ -99,6 +110,11 @@ impl Policy {
     /// Whether "Get Link" needs an SMS or email invite first.
     pub fn link_requires_prior_invite(&self) -> bool {
         self.link_requires_prior_invite
+    }
+
+    /// Whether a new invite supersedes the earlier ones of its channel.
+    pub fn supersedes_links(&self) -> bool {
+        self.supersede_links
     }
 
     /// How long a room may be idle before it times out.

@@ -160,6 +160,10 @@ pub struct ParticipantState {
     pub invite: InviteId,
     /// When the customer joined.
     pub joined_at: Timestamp,
+    /// When the customer last did something through this participation: joined, posted,
+    /// shared a document. A session idle since longer than the deployment allows ends
+    /// ([`RoomsConfig::with_customer_sessions`](crate::rooms::RoomsConfig::with_customer_sessions)).
+    pub last_active: Timestamp,
     /// Whether its session was revoked: by an agent, or replaced by a later join with the same
     /// link.
     pub revoked: bool,
@@ -287,6 +291,11 @@ impl RoomState {
         if event.data.is_activity() {
             summary.last_activity = event.at;
         }
+        if let EventActor::Customer(participant) = &event.actor
+            && let Some(p) = self.participants.iter_mut().find(|p| p.id == *participant)
+        {
+            p.last_active = event.at;
+        }
         match &event.data {
             EventData::RoomCreated { .. } => {}
             EventData::CustomerInvited {
@@ -333,6 +342,7 @@ impl RoomState {
                     id: *participant,
                     invite: *invite,
                     joined_at: event.at,
+                    last_active: event.at,
                     revoked: false,
                 });
             }
@@ -439,6 +449,25 @@ impl RoomState {
     /// One invite.
     pub fn invite(&self, id: InviteId) -> Option<&InviteState> {
         self.invites.iter().find(|i| i.id == id)
+    }
+
+    /// Whether the invite's link opens the room at `now`: neither revoked nor expired, nor,
+    /// under a `policy` that supersedes links, followed by a later invite of its channel.
+    pub fn link_opens(&self, id: InviteId, now: Timestamp, policy: &Policy) -> bool {
+        let Some(at) = self.invites.iter().position(|i| i.id == id) else {
+            return false;
+        };
+        let invite = &self.invites[at];
+        invite.is_usable_at(now) && !(policy.supersedes_links() && self.is_superseded(invite))
+    }
+
+    /// Whether a later invite went out through the same channel as `invite`.
+    pub fn is_superseded(&self, invite: &InviteState) -> bool {
+        self.invites
+            .iter()
+            .skip_while(|i| i.id != invite.id)
+            .skip(1)
+            .any(|later| later.channel == invite.channel)
     }
 
     /// The customer's participations, oldest first.

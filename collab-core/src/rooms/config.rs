@@ -42,6 +42,8 @@ pub struct RoomsConfig {
     pub(crate) orphan_grace: Duration,
     retention: Option<Duration>,
     tenant_retentions: HashMap<TenantId, Option<Duration>>,
+    pub(crate) session_idle: Duration,
+    pub(crate) session_lifetime: Duration,
 }
 
 impl Default for RoomsConfig {
@@ -65,6 +67,8 @@ impl Default for RoomsConfig {
             orphan_grace: Duration::from_secs(3600),
             retention: None,
             tenant_retentions: HashMap::new(),
+            session_idle: Self::DEFAULT_SESSION_IDLE,
+            session_lifetime: Self::DEFAULT_SESSION_LIFETIME,
         }
     }
 }
@@ -72,6 +76,33 @@ impl Default for RoomsConfig {
 impl RoomsConfig {
     /// 25 MiB.
     pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 25 * 1024 * 1024;
+
+    /// A customer session ends after 120 days without the customer doing anything (joining,
+    /// posting, sharing): longer than a room's default inactivity timeout (90 days), so that a
+    /// timed-out room stays readable for its customer a while, as the product promises.
+    pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(120 * 24 * 3600);
+
+    /// A customer session ends a year after the customer joined, however active.
+    pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
+    /// How long a customer session lasts: it ends once the customer has done nothing in the room
+    /// through it (joined, posted, shared a document) for `idle`, or `lifetime` after they
+    /// joined, whichever comes first ([`DEFAULT_SESSION_IDLE`](Self::DEFAULT_SESSION_IDLE),
+    /// [`DEFAULT_SESSION_LIFETIME`](Self::DEFAULT_SESSION_LIFETIME)). Then
+    /// [`Rooms::customer_session`](super::Rooms::customer_session) refuses its token, and the
+    /// customer opens their invite link again (or is sent a new one). `idle` is at least an
+    /// hour, and at most `lifetime`.
+    pub fn with_customer_sessions(mut self, idle: Duration, lifetime: Duration) -> Result<Self, Error> {
+        if idle < Duration::from_secs(3600) {
+            return Err(Error::invalid("idle", "must be at least an hour"));
+        }
+        if lifetime < idle {
+            return Err(Error::invalid("lifetime", "must be at least the idle timeout"));
+        }
+        self.session_idle = idle;
+        self.session_lifetime = lifetime;
+        Ok(self)
+    }
 
     /// The shortest retention accepted: one day.
     pub const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);

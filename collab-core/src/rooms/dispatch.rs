@@ -226,7 +226,8 @@ impl Rooms {
                     .await;
             }
         };
-        // Never send what can no longer be used: a closed room, a revoked or expired invite.
+        // Never send what can no longer be used: a closed room, a revoked, expired or
+        // superseded invite.
         let state = match self.load(message.room).await {
             Ok(state) => state,
             Err(e) => {
@@ -234,11 +235,10 @@ impl Rooms {
                 return Outcome::Unrecorded;
             }
         };
-        let usable = state
-            .invite(message.invite)
-            .is_some_and(|i| i.is_usable_at(self.inner.clock.now()));
+        let usable = state.link_opens(message.invite, self.inner.clock.now(), self.policy());
         if state.status() == RoomStatus::Closed || !usable {
-            let reason = "the invite was revoked, expired or its room closed before it was sent".to_owned();
+            let reason =
+                "the invite was revoked, expired or superseded, or its room closed, before it was sent".to_owned();
             return self.finish(&row, failed(reason)).await;
         }
         // The link's token exists from here on, and is stored only as its hash.

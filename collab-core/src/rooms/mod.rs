@@ -680,8 +680,8 @@ impl Rooms {
         })
     }
 
-    /// The actor of a customer session token (from [`Rooms::join`]). An unknown or revoked
-    /// session is [`Error::Forbidden`].
+    /// The actor of a customer session token (from [`Rooms::join`]). An unknown, revoked or
+    /// expired session ([`RoomsConfig::with_customer_sessions`]) is [`Error::Forbidden`].
     #[tracing::instrument(skip_all)]
     pub async fn customer_session(&self, token: &str) -> Result<Actor, Error> {
         let token = Token::parse(token).map_err(|_| Error::Forbidden)?;
@@ -696,6 +696,14 @@ impl Rooms {
         let state = self.load(room).await?;
         let actor = Actor::Customer { room, participant };
         authorize_read(&state, &actor)?;
+        let now = self.inner.clock.now();
+        let config = &self.inner.config;
+        let ended = state.participant(participant).is_none_or(|p| {
+            now.since(p.last_active) > config.session_idle || now.since(p.joined_at) > config.session_lifetime
+        });
+        if ended {
+            return Err(Error::Forbidden);
+        }
         Ok(actor)
     }
 

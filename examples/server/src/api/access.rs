@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use collab_core::{Actor, Entity, Error, InviteId, InviteStatus, ParticipantId, RoomState, Timestamp};
+use collab_core::{Actor, Entity, Error, InviteId, InviteStatus, ParticipantId, Policy, RoomState, Timestamp};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -31,9 +31,11 @@ pub struct InviteView {
     pub channel: String,
     /// The mobile number or email address it went to; none for a link.
     pub recipient: Option<String>,
-    /// As of now: `requested`, `sent`, `delivered`, `failed`, `opened`, `revoked` or `expired`.
+    /// As of now: `requested`, `sent`, `delivered`, `failed`, `opened`, `revoked`, `expired`
+    /// or `superseded` (a later invite went out through its channel: its link no longer opens
+    /// the room, the sessions it opened go on).
     pub status: String,
-    /// Whether its link opens the room now (neither revoked nor expired).
+    /// Whether its link opens the room now (neither revoked, expired nor superseded).
     pub live: bool,
     /// When it was issued (RFC 3339).
     pub issued_at: String,
@@ -67,8 +69,8 @@ fn status_name(status: InviteStatus) -> &'static str {
 }
 
 impl AccessView {
-    /// The invites and live sessions of `state` at `now`.
-    pub fn new(state: &RoomState, now: Timestamp) -> Self {
+    /// The invites and live sessions of `state` at `now`, under `policy`.
+    pub fn new(state: &RoomState, now: Timestamp, policy: &Policy) -> Self {
         let invites = state
             .invites()
             .iter()
@@ -76,8 +78,11 @@ impl AccessView {
                 id: invite.id.to_string(),
                 channel: invite.channel.as_str().to_owned(),
                 recipient: invite.recipient.as_ref().map(ToString::to_string),
-                status: status_name(invite.status_at(now)).to_owned(),
-                live: invite.is_usable_at(now),
+                status: match invite.is_usable_at(now) && !state.link_opens(invite.id, now, policy) {
+                    true => "superseded".to_owned(),
+                    false => status_name(invite.status_at(now)).to_owned(),
+                },
+                live: state.link_opens(invite.id, now, policy),
                 issued_at: invite.issued_at.to_string(),
                 expires_at: invite.expires_at.to_string(),
             })
@@ -110,7 +115,8 @@ pub async fn access(
     if !matches!(actor, Actor::Agent { .. }) {
         return Err(Error::Forbidden.into());
     }
-    Ok(Json(AccessView::new(&room_state, state.rooms.now())))
+    let policy = state.rooms.config().policy();
+    Ok(Json(AccessView::new(&room_state, state.rooms.now(), policy)))
 }
 
 /// Revokes a customer's session: its cookie stops working and its live stream ends. The link
