@@ -74,6 +74,13 @@ pub trait Transport: fmt::Debug + Send + Sync + 'static {
 
     /// News about `room` from now on.
     fn subscribe(&self, room: RoomId) -> LiveStream;
+
+    /// Whether news from other processes can reach this one now (for a readiness probe:
+    /// [`Rooms::check_ready`](crate::rooms::Rooms::check_ready)). By default `Ok`: a transport
+    /// within one process is always connected.
+    async fn check_ready(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 macro_rules! forward_transport {
@@ -87,6 +94,10 @@ macro_rules! forward_transport {
 
             fn subscribe(&self, room: RoomId) -> LiveStream {
                 (**self).subscribe(room)
+            }
+
+            async fn check_ready(&self) -> Result<(), Error> {
+                (**self).check_ready().await
             }
         }
     };

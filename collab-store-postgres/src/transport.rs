@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -42,6 +43,8 @@ struct Inner {
     local: Arc<InProcessTransport>,
     channel: String,
     listener: JoinHandle<()>,
+    /// Whether the listening connection is up and listening now.
+    listening: Arc<AtomicBool>,
 }
 
 impl Drop for Inner {
@@ -66,14 +69,16 @@ impl PostgresTransport {
     pub async fn connect(config: &PostgresConfig) -> Result<Self, Error> {
         let local = Arc::new(InProcessTransport::default());
         let channel = config.channel();
-        let (listening, first) = oneshot::channel();
-        let listener = tokio::spawn(listen(config.clone(), local.clone(), listening));
+        let (started, first) = oneshot::channel();
+        let listening = Arc::new(AtomicBool::new(false));
+        let listener = tokio::spawn(listen(config.clone(), local.clone(), listening.clone(), started));
         match first.await {
             Ok(Ok(())) => Ok(Self {
                 inner: Arc::new(Inner {
                     local,
                     channel,
                     listener,
+                    listening,
                 }),
             }),
             Ok(Err(e)) => {
@@ -95,15 +100,28 @@ impl Transport for PostgresTransport {
     fn subscribe(&self, room: RoomId) -> LiveStream {
         self.inner.local.subscribe(room)
     }
+
+    async fn check_ready(&self) -> Result<(), Error> {
+        match self.inner.listening.load(Ordering::Relaxed) {
+            true => Ok(()),
+            false => Err(PostgresError::ListenerClosed.into()),
+        }
+    }
 }
 
 /// The listener task: one session after another, for as long as the transport lives. The
 /// first session's outcome goes to `first`; after that, failures are logged and retried.
-async fn listen(config: PostgresConfig, local: Arc<InProcessTransport>, first: oneshot::Sender<Result<(), Error>>) {
+async fn listen(
+    config: PostgresConfig,
+    local: Arc<InProcessTransport>,
+    listening: Arc<AtomicBool>,
+    first: oneshot::Sender<Result<(), Error>>,
+) {
     let mut first = Some(first);
     let mut backoff = MIN_BACKOFF;
     loop {
         let lost = session(&config, &local, &mut || {
+            listening.store(true, Ordering::Relaxed);
             backoff = MIN_BACKOFF;
             match first.take() {
                 Some(first) => {
@@ -114,6 +132,7 @@ async fn listen(config: PostgresConfig, local: Arc<InProcessTransport>, first: o
             }
         })
         .await;
+        listening.store(false, Ordering::Relaxed);
         if let Some(first) = first.take() {
             let _ = first.send(Err(lost));
             return;

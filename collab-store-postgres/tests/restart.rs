@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use collab_core::rooms::{Rooms, TimelineQuery};
+use collab_core::transport::Transport;
 use collab_core::*;
 use collab_store_postgres::testing::PrivateServer;
 use collab_store_postgres::{PostgresConfig, PostgresRoomStore, PostgresTransport};
@@ -53,9 +54,10 @@ async fn a_restarted_server_fails_calls_clearly_then_serves_them_with_nothing_ac
         .room_store(PostgresRoomStore::connect(&config).await.unwrap())
         .transport(PostgresTransport::connect(&config).await.unwrap())
         .build();
+    let transport_b = Arc::new(PostgresTransport::connect(&config).await.unwrap());
     let server_b = Rooms::builder()
         .room_store(PostgresRoomStore::connect(&config).await.unwrap())
-        .transport(PostgresTransport::connect(&config).await.unwrap())
+        .transport(transport_b.clone())
         .build();
     let ada = agent();
     let room = server_a.create_room(&ada).await.unwrap().room;
@@ -118,11 +120,19 @@ async fn a_restarted_server_fails_calls_clearly_then_serves_them_with_nothing_ac
         "nothing is acknowledged while the server is down"
     );
 
+    // The listener knows it lost its connection: a readiness probe says so.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while transport_b.check_ready().await.is_ok() {
+        assert!(Instant::now() < deadline, "the transport still says it listens");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     server.start_again().await;
     // After: calls succeed again, on both servers.
     eventually(|| server_b.post_message(&ada, room, "after the restart", None)).await;
     writer.await.unwrap();
     assert!(!failures.lock().unwrap().is_empty(), "the writer met the outage");
+    eventually(|| transport_b.check_ready()).await;
 
     // Everything acknowledged is stored, once each.
     let events = eventually(|| {

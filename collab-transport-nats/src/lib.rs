@@ -249,6 +249,16 @@ impl Transport for NatsTransport {
     fn subscribe(&self, room: RoomId) -> LiveStream {
         self.inner.local.subscribe(room)
     }
+
+    async fn check_ready(&self) -> Result<(), Error> {
+        match self.inner.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(Error::backend(
+                "nats",
+                std::io::Error::new(std::io::ErrorKind::NotConnected, format!("the NATS client is {state}")),
+            )),
+        }
+    }
 }
 
 /// A message to ourselves through the server: once it comes back, the server has processed

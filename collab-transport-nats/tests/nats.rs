@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use collab_core::decide::create_room;
 use collab_core::memory::MemoryRoomStore;
-use collab_core::rooms::EventStream;
+use collab_core::rooms::{EventStream, NotReady};
 use collab_core::transport::{InProcessTransport, Live, Transport};
 use collab_core::{Actor, AgentId, Event, EventData, RoomId, Rooms, Seq, TenantId, Timestamp};
 use collab_transport_nats::{NatsConfig, NatsTransport};
@@ -216,7 +216,18 @@ async fn wake_ups_lost_while_nats_is_down_cost_latency_never_an_event() {
     // NATS goes away, and posts are stored whose wake-ups b never gets (a's client would buffer
     // its own and might deliver them after the outage: they come from a server without NATS).
     let port = nats.port;
+    b.check_ready().await.expect("connected: ready");
     drop(nats);
+    // A readiness probe says so while NATS is away.
+    let mut not_ready = None;
+    for _ in 0..100 {
+        not_ready = b.check_ready().await.err();
+        if not_ready.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(not_ready, Some(NotReady::Transport));
     let during: Vec<String> = (0..20).map(|i| format!("during {i}")).collect();
     for text in &during {
         unheard.post_message(&agent(), room, text, None).await.unwrap();
@@ -235,6 +246,7 @@ async fn wake_ups_lost_while_nats_is_down_cost_latency_never_an_event() {
         next_texts(&mut on_b, during.len(), Duration::from_secs(30)).await,
         during
     );
+    b.check_ready().await.expect("reconnected: ready again");
     let after = "after the outage".to_owned();
     a.post_message(&agent(), room, &after, None).await.unwrap();
     assert_eq!(next_texts(&mut on_b, 1, Duration::from_secs(10)).await, vec![after]);

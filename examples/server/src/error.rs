@@ -235,6 +235,7 @@ mod tests {
             ("not_allowed", 409),
             ("room_timed_out", 409),
             ("room_closed", 409),
+            ("room_erased", 410),
             ("too_large", 413),
             ("quota_exceeded", 413),
             ("unsupported_media_type", 415),

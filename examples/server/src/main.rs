@@ -50,6 +50,10 @@ Flags (or environment variables):
                      default one dev agent: agent@example.com:dev
   --lease SECONDS    how long a dispatcher holds an invite it is sending before another
                      process may take it over (COLLAB_DELIVERY_LEASE), at least 5, default 60
+  --links supersede|keep
+                     whether a new invite's link supersedes the earlier links of its channel
+                     (they stop opening the room; their sessions go on) or all are kept until
+                     they expire (COLLAB_LINKS), default supersede
   --retention-days N rooms that timed out, closed or were erased more than N days ago are
                      purged, with their documents, by an hourly sweep (COLLAB_RETENTION_DAYS),
                      at least 1; default none: rooms are kept
@@ -140,6 +144,7 @@ struct Settings {
     agents: String,
     lease: Option<String>,
     retention_days: Option<String>,
+    links: Option<String>,
     metrics_addr: Option<String>,
     nats: Option<String>,
     locale: Option<String>,
@@ -175,6 +180,7 @@ fn settings() -> Result<Settings, String> {
         agents: env("COLLAB_AGENTS").unwrap_or_else(|| DEV_AGENT.to_owned()),
         lease: env("COLLAB_DELIVERY_LEASE"),
         retention_days: env("COLLAB_RETENTION_DAYS"),
+        links: env("COLLAB_LINKS"),
         metrics_addr: env("COLLAB_METRICS_ADDR"),
         nats: env("COLLAB_NATS"),
         locale: env("COLLAB_LOCALE"),
@@ -202,6 +208,7 @@ fn settings() -> Result<Settings, String> {
             "--agents" => settings.agents = value()?,
             "--lease" => settings.lease = Some(value()?),
             "--retention-days" => settings.retention_days = Some(value()?),
+            "--links" => settings.links = Some(value()?),
             "--metrics-addr" => settings.metrics_addr = Some(value()?),
             "--nats" => settings.nats = Some(value()?),
             "--locale" => settings.locale = Some(value()?),
@@ -537,7 +544,13 @@ async fn run() -> Result<(), String> {
         }
         None => config,
     };
-    let config = languages(config, &settings)?;
+    let supersede = match settings.links.as_deref() {
+        None | Some("supersede") => true,
+        Some("keep") => false,
+        Some(_) => return Err("--links is supersede or keep".to_owned()),
+    };
+    let policy = config.policy().clone().with_superseding_links(supersede);
+    let config = languages(config.with_policy(policy), &settings)?;
     let notifiers = notifiers(&base_url, &inbox)?;
     let mut builder = Rooms::builder()
         .room_store(database.store)

@@ -220,6 +220,8 @@ async fn world() -> World {
         .revoke_session(&ada_actor, room_id, participant)
         .await
         .unwrap();
+    // The customer's own link: the newest, as each link supersedes the one before.
+    let customer_token = server.link_token(&ada, &room).await;
     // An image, so that its thumbnail is there for those who may see it.
     let picture = collab_core::testing::files::png(40, 30);
     let uploaded = server.upload(&room, &customer, "agenda-notes.png", picture).await;

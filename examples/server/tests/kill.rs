@@ -162,6 +162,9 @@ impl Server {
                 .env("COLLAB_MESSAGE_BURST", "1000000")
                 .env("COLLAB_UPLOAD_BURST", "1000000")
                 .env("COLLAB_INVITE_LIMITS", "off")
+                // Every re-invite's link is checked to open the room after the kills: none may
+                // supersede another.
+                .env("COLLAB_LINKS", "keep")
                 .env("RUST_LOG", "info");
         });
         self.port = process.port();

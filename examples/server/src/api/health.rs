@@ -13,8 +13,9 @@ use crate::AppState;
 pub struct Health {
     /// `ok`, or `unavailable`.
     pub status: &'static str,
-    /// The part that failed, when unavailable: `store` (the rooms database did not answer) or
-    /// `dispatcher` (the invite dispatcher stopped).
+    /// The part that failed, when unavailable: `store` (the rooms database did not answer),
+    /// `dispatcher` (the invite dispatcher stopped) or `transport` (live events from other
+    /// servers cannot arrive: PostgreSQL's listener or the NATS client is disconnected).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failing: Option<&'static str>,
 }
@@ -29,8 +30,9 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// Readiness: the rooms database answers and the invite dispatcher runs. A load balancer
-/// sends no traffic to a server that answers 503.
+/// Readiness: the rooms database answers, the invite dispatcher runs and the live transport
+/// hears the other servers (`failing` names the part). A load balancer sends no traffic to a
+/// server that answers 503 — mind that a NATS outage makes every server unready at once.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health, description = "ready"),
     (status = 503, body = Health, description = "a part the server needs is failing")))]
