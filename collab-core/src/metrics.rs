@@ -11,7 +11,7 @@
 //! | `collab_append_duration_seconds` | histogram | | one append to the room store, from call to answer |
 //! | `collab_append_conflicts_total` | counter | | appends refused because another writer changed the room first (each is decided again) |
 //! | `collab_posts_per_append` | histogram | | chat posts stored together in one append (a busy room's lane) |
-//! | `collab_deliveries_total` | counter | `channel` (`sms`, `email`), `result` (`sent`, `retry`, `failed`) | invite delivery attempts |
+//! | `collab_deliveries_total` | counter | `channel` (`sms`, `email`), `provider` ([`Notifier::provider`](crate::notify::Notifier::provider): `twilio`, `vonage`, `http_gateway`, `smtp`, `dev`…; `none` without a notifier), `result` (`sent`, `retry`, `failed`, `unrecorded`) | invite delivery attempts |
 //! | `collab_delivery_lag_seconds` | histogram | `channel` | how late a due invite was when a dispatcher claimed it |
 //! | `collab_outbox_queued` | gauge | `channel` | invites waiting in the outbox, claimed or not (refreshed by the dispatcher, every 10 s by default) |
 //! | `collab_outbox_due` | gauge | `channel` | invites a dispatcher could claim now: due, and under no live lease |
@@ -100,7 +100,7 @@ pub fn describe() {
         Unit::Count,
         "Chat posts stored together in one append"
     );
-    describe_counter!(DELIVERIES, "Invite delivery attempts by channel and result");
+    describe_counter!(DELIVERIES, "Invite delivery attempts by channel, provider and result");
     describe_histogram!(DELIVERY_LAG, Unit::Seconds, "How late a due invite was when claimed");
     describe_gauge!(OUTBOX_QUEUED, Unit::Count, "Invites waiting in the outbox, by channel");
     describe_gauge!(
@@ -139,8 +139,8 @@ pub(crate) fn posts_per_append(posts: usize) {
     metrics::histogram!(POSTS_PER_APPEND).record(posts as f64);
 }
 
-pub(crate) fn delivery(channel: &'static str, result: &'static str) {
-    metrics::counter!(DELIVERIES, "channel" => channel, "result" => result).increment(1);
+pub(crate) fn delivery(channel: &'static str, provider: &'static str, result: &'static str) {
+    metrics::counter!(DELIVERIES, "channel" => channel, "provider" => provider, "result" => result).increment(1);
 }
 
 pub(crate) fn delivery_lag(channel: &'static str, lag: Duration) {

@@ -147,6 +147,13 @@ impl NotifyError {
 pub trait Notifier: fmt::Debug + Send + Sync + 'static {
     /// Makes one attempt to deliver `notification`.
     async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError>;
+
+    /// A short, fixed name of the provider behind it (`twilio`, `smtp`…), for the delivery
+    /// metrics' `provider` label: a constant, never configuration or personal data. By default
+    /// `custom`.
+    fn provider(&self) -> &'static str {
+        "custom"
+    }
 }
 
 macro_rules! forward_notifier {
@@ -156,6 +163,10 @@ macro_rules! forward_notifier {
         impl<T: Notifier + ?Sized> Notifier for $wrapper {
             async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
                 (**self).send(notification).await
+            }
+
+            fn provider(&self) -> &'static str {
+                (**self).provider()
             }
         }
     };
@@ -215,6 +226,10 @@ impl RecordingNotifier {
 
 #[async_trait]
 impl Notifier for RecordingNotifier {
+    fn provider(&self) -> &'static str {
+        "recording"
+    }
+
     async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
         let mut state = self.lock();
         state.attempts += 1;

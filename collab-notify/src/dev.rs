@@ -134,6 +134,10 @@ impl DevInbox {
 
 #[async_trait]
 impl Notifier for DevInbox {
+    fn provider(&self) -> &'static str {
+        "dev"
+    }
+
     async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
         let message = DevMessage {
             at: self.inner.clock.now(),

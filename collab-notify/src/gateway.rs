@@ -146,6 +146,10 @@ impl HttpSms {
 
 #[async_trait]
 impl Notifier for HttpSms {
+    fn provider(&self) -> &'static str {
+        "http_gateway"
+    }
+
     async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
         let to = http::phone_number(PROVIDER, notification)?;
         let message = GatewayMessage {

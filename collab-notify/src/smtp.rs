@@ -261,6 +261,10 @@ impl SmtpEmail {
 
 #[async_trait]
 impl Notifier for SmtpEmail {
+    fn provider(&self) -> &'static str {
+        "smtp"
+    }
+
     async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
         let Recipient::Email(to) = &notification.recipient else {
             return Err(NotifyError::permanent(ProviderError::new(

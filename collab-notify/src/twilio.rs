@@ -215,6 +215,10 @@ impl TwilioSms {
 
 #[async_trait]
 impl Notifier for TwilioSms {
+    fn provider(&self) -> &'static str {
+        "twilio"
+    }
+
     async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
         let to = http::phone_number(PROVIDER, notification)?;
         let url = format!(

@@ -146,6 +146,10 @@ impl VonageSms {
 
 #[async_trait]
 impl Notifier for VonageSms {
+    fn provider(&self) -> &'static str {
+        "vonage"
+    }
+
     async fn send(&self, notification: &Notification) -> Result<Receipt, NotifyError> {
         let to = http::phone_number(PROVIDER, notification)?;
         let request = self

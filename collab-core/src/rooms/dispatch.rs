@@ -191,6 +191,12 @@ impl Rooms {
             let lag = self.inner.clock.now().since(row.message.not_before);
             crate::metrics::delivery_lag(channel, lag);
         }
+        let provider = match row.message.channel {
+            Channel::Sms => self.inner.sms.as_ref(),
+            Channel::Email => self.inner.email.as_ref(),
+            Channel::Link => None,
+        }
+        .map_or("none", |notifier| notifier.provider());
         let outcome = self.attempt(row).await;
         let result = match outcome {
             Outcome::Sent => "sent",
@@ -198,7 +204,7 @@ impl Rooms {
             Outcome::Retried => "retry",
             Outcome::Unrecorded => "unrecorded",
         };
-        crate::metrics::delivery(channel, result);
+        crate::metrics::delivery(channel, provider, result);
         outcome
     }
 

@@ -114,6 +114,29 @@ async fn health_probes_answer_and_metrics_move_with_the_work() {
     ] {
         assert_eq!(series(&after, gauge), Some(0.0), "{gauge}\n{after}");
     }
+    // An invite delivered: counted by channel, provider (the dev inbox here) and result.
+    let invite = json!({"channel": "email", "first_name": "Grace", "last_name": "Hopper",
+        "identifier": "grace@example.com"});
+    let invited = http
+        .call(
+            "POST",
+            &format!("/api/rooms/{room}/invites"),
+            Some(&agent),
+            Some(invite),
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{:?}", invited.json());
+    let delivered = r#"collab_deliveries_total{channel="email",provider="dev",result="sent"}"#;
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = scrape(&metrics).await;
+        if series(&page, delivered).is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(series(&page, delivered), Some(1.0), "{page}");
+
     // Described, with units, and no room id anywhere in the page.
     assert!(after.contains("# HELP collab_append_duration_seconds"), "{after}");
     assert!(!after.contains(&room), "a room id in the metrics");
