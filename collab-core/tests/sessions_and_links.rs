@@ -109,3 +109,28 @@ async fn links_can_be_kept_instead() {
     rooms.get_link(&agent(), room).await.unwrap();
     rooms.join(older.token()).await.expect("kept");
 }
+
+#[tokio::test]
+async fn an_erasure_ends_the_live_streams_after_saying_so() {
+    use futures_util::StreamExt;
+    let world = World::new();
+    let rooms = &world.rooms;
+    let (room, customer, _) = world.room_with_customer().await;
+    let last = rooms.room(&agent(), room).await.unwrap().seq();
+    let mut streams = vec![
+        rooms.subscribe(&customer, room, last).await.unwrap(),
+        rooms.subscribe(&agent(), room, last).await.unwrap(),
+    ];
+    rooms.erase_room(&agent(), room).await.unwrap();
+    for stream in &mut streams {
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .unwrap();
+        let event = next.expect("an event").expect("no error");
+        assert!(matches!(event.data, EventData::RoomErased { .. }), "{event:?}");
+        let end = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .unwrap();
+        assert!(end.is_none(), "the stream goes on: {end:?}");
+    }
+}

@@ -82,11 +82,13 @@ type ReadEvents = Pin<Box<dyn Future<Output = Result<Vec<Event>, Error>> + Send>
 
 impl Follow {
     /// Notes `event` as yielded, and ends the stream after it if it ends the subscriber's access
-    /// or, for a customer, closes the room: nothing new will come for them to see.
+    /// or, for a customer, closes the room, or erases the room for anyone: nothing new will
+    /// come for them to see.
     fn yielded(&mut self, event: Arc<Event>) -> Arc<Event> {
         self.last = event.seq;
         let ends_access = match &event.data {
             EventData::Closed => self.customer.is_some(),
+            EventData::RoomErased { .. } => true,
             EventData::SessionRevoked { participant } => self.customer == Some(*participant),
             _ => false,
         };

@@ -152,8 +152,9 @@ async function openRoom(id) {
       $("content").scrollTop = $("content").scrollHeight;
     }
     if (ACCESS_EVENTS.includes(event.type)) loadAccess();
-    // Everything shown before is gone from the server: show the room as it is now.
-    if (event.type === "room_erased") return openRoom(id);
+    // Everything shown before is gone from the server: show the room as it is now (once: the
+    // room shown again has this event in its history).
+    if (event.type === "room_erased" && current.status !== "erased") return openRoom(id);
     if (["room_renamed", "customer_invited", "timed_out", "reactivated", "closed"].includes(event.type)) {
       showRoom(await api("GET", `/api/rooms/${id}`));
       loadRooms();

@@ -56,6 +56,9 @@ async function start() {
     // The room's content and this session are gone from the server: say so, keep nothing shown.
     if (event.type === "room_erased") {
       $("content").replaceChildren();
+      $("room-name").textContent = t("page.title");
+      document.title = t("page.title");
+      $("room-status").textContent = t("status.erased");
       noAccess(t("room.erased"));
       left = true;
       return;

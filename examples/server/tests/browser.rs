@@ -1220,3 +1220,63 @@ async fn a_customer_who_leaves_on_a_phone_ends_the_session_on_the_server() {
     shot(&customer, "customer-left").await;
     customer.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_erases_a_room_and_the_customer_s_phone_shows_it_gone() {
+    let Some(rig) = rig() else { return };
+    let base = rig.server.base.clone();
+    let agent_cookie = api_agent(&rig.server).await;
+    let (room, link) = api_room(&rig.server, &agent_cookie).await;
+    api_message(&rig.server, &agent_cookie, &room, "Your account number is 4417.").await;
+    let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
+    customer.goto(&link).await.unwrap();
+    wait_text(&customer, "#content", |t| t.contains("account number is 4417")).await;
+
+    let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1280, 800).await;
+    agent.goto(&format!("{base}/#room={room}")).await.unwrap();
+    sign_in(&agent).await;
+    wait_text(&agent, "#content", |t| t.contains("account number is 4417")).await;
+    click(&agent, "#erase-button").await;
+    // The confirmation is the browser's own dialog.
+    let started = Instant::now();
+    loop {
+        match agent.accept_alert().await {
+            Ok(()) => break,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("no confirmation came: {e}"),
+        }
+    }
+    // The console shows the room as it is now: erased, its content gone, nothing to write with.
+    wait_text(&agent, "#room-status", |t| t.contains("erased")).await;
+    wait_text(&agent, "#content", |t| {
+        t.contains("personal data was erased") && !t.contains("4417")
+    })
+    .await;
+    for control in [
+        "#invite-button",
+        "#share-button",
+        "#erase-button",
+        "#chat-input",
+        "#send",
+    ] {
+        let disabled = js(&agent, &format!("return document.querySelector('{control}').disabled")).await;
+        assert_eq!(disabled, true, "{control} is still enabled in an erased room");
+    }
+    shot(&agent, "agent-erased-room").await;
+
+    // The customer's page hears it: the content goes and the page says why.
+    wait_text(&customer, "#join-error", |t| t.contains("erased")).await;
+    let page = js(&customer, "return document.body.textContent + document.title").await;
+    for personal in ["4417", "Ada", "Lovelace"] {
+        assert!(
+            !page.as_str().unwrap_or_default().contains(personal),
+            "{personal}: {page}"
+        );
+    }
+    axe(&customer, "the customer page of an erased room").await;
+    shot(&customer, "customer-erased-room").await;
+    customer.close().await.unwrap();
+    agent.close().await.unwrap();
+}
