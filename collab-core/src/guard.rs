@@ -94,6 +94,8 @@ pub enum Hit {
 /// - [`recent`](CounterStore::recent) returns the times of the hits of `key` after `since`,
 ///   oldest first.
 /// - Hits older than every window in use may be forgotten.
+/// - [`forget_before`](CounterStore::forget_before) deletes the hits at or before a time, of
+///   every key (a key whose hits are all gone is gone), and says how many it deleted.
 #[async_trait]
 pub trait CounterStore: fmt::Debug + Send + Sync + 'static {
     /// Counts a hit on `key` unless it has `limit` within `window` already.
@@ -101,6 +103,17 @@ pub trait CounterStore: fmt::Debug + Send + Sync + 'static {
 
     /// The hits of `key` after `since`, oldest first.
     async fn recent(&self, key: &str, since: Timestamp) -> Result<Vec<Timestamp>, Error>;
+
+    /// Deletes every hit at or before `before`, of every key: the keys that are never hit
+    /// again (a purged room's, a number never invited again) would otherwise stay for ever.
+    /// Returns how many hits were deleted. Optional: by default, [`Error::Unsupported`].
+    async fn forget_before(&self, before: Timestamp) -> Result<u64, Error> {
+        let _ = before;
+        Err(Error::Unsupported {
+            backend: "this counter store",
+            capability: "forgetting old hits",
+        })
+    }
 }
 
 macro_rules! forward_counter_store {
@@ -114,6 +127,10 @@ macro_rules! forward_counter_store {
 
             async fn recent(&self, key: &str, since: Timestamp) -> Result<Vec<Timestamp>, Error> {
                 (**self).recent(key, since).await
+            }
+
+            async fn forget_before(&self, before: Timestamp) -> Result<u64, Error> {
+                (**self).forget_before(before).await
             }
         }
     };

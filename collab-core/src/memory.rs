@@ -450,4 +450,16 @@ impl CounterStore for MemoryCounterStore {
             .map(|times| times.iter().copied().filter(|t| *t > since).collect())
             .unwrap_or_default())
     }
+
+    async fn forget_before(&self, before: Timestamp) -> Result<u64, Error> {
+        let mut hits = self.hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut forgotten = 0;
+        hits.retain(|_, times| {
+            let old = times.iter().take_while(|t| **t <= before).count();
+            times.drain(..old);
+            forgotten += old as u64;
+            !times.is_empty()
+        });
+        Ok(forgotten)
+    }
 }

@@ -366,6 +366,19 @@ impl SmsAbuseGuard {
         &self.limits
     }
 
+    /// Deletes the counted hits older than any window ([`MAX_COUNTER_WINDOW`]) from the
+    /// counter store: those of numbers, rooms and agents never invited again would otherwise
+    /// stay for ever. Returns how many went. Schedule it (daily is plenty); a store without
+    /// [`CounterStore::forget_before`] answers [`Error::Unsupported`].
+    pub async fn forget_old_hits(&self) -> Result<u64, Error> {
+        let before = self.clock.now().saturating_sub(MAX_COUNTER_WINDOW);
+        let forgotten = self.store.forget_before(before).await?;
+        if forgotten > 0 {
+            tracing::info!(forgotten, "old abuse-guard counts forgotten");
+        }
+        Ok(forgotten)
+    }
+
     /// Invites admitted and joins of `tenant` from `since` on (counters reach back 31 days).
     pub async fn stats(&self, tenant: &TenantId, since: Timestamp) -> Result<InviteStats, Error> {
         // The store counts strictly after its bound.

@@ -389,3 +389,23 @@ async fn the_counters_hold_no_phone_number() {
         "a phone number's digits are in the counter store"
     );
 }
+
+#[tokio::test]
+async fn counts_older_than_any_window_are_forgotten_on_request() {
+    let clock = clock();
+    let store = Arc::new(MemoryCounterStore::new());
+    let guard = Arc::new(SmsAbuseGuard::new(store.clone()).with_clock(clock.clone()));
+    let rooms = builder(&clock)
+        .sms(RecordingNotifier::new())
+        .invite_guard(guard.clone())
+        .build();
+    sms_invite(&rooms, "+33612345678").await;
+    let tenant = TenantId::new("acme").unwrap();
+    let epoch = Timestamp::from_unix_millis(0);
+    assert_eq!(guard.stats(&tenant, epoch).await.unwrap().invited, 1);
+    assert_eq!(guard.forget_old_hits().await.unwrap(), 0, "nothing old yet");
+
+    clock.advance(Duration::from_secs(32 * 24 * 3600));
+    assert!(guard.forget_old_hits().await.unwrap() >= 1);
+    assert_eq!(guard.stats(&tenant, epoch).await.unwrap().invited, 0);
+}

@@ -374,6 +374,10 @@ impl CounterStore for PostgresRoomStore {
     async fn recent(&self, key: &str, since: Timestamp) -> Result<Vec<Timestamp>, Error> {
         read::recent_hits(&self.client().await?, key, since).await
     }
+
+    async fn forget_before(&self, before: Timestamp) -> Result<u64, Error> {
+        write::forget_hits(&self.client().await?, before).await
+    }
 }
 
 /// The store's private errors, kept as sources of [`Error::Backend`].

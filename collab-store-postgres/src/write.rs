@@ -874,6 +874,18 @@ pub(crate) async fn delete_outbox(client: &Client, id: OutboxId) -> Result<(), E
     Ok(())
 }
 
+/// Deletes the counter hits at or before `before`, of every key.
+pub(crate) async fn forget_hits(client: &Client, before: Timestamp) -> Result<u64, Error> {
+    let statement = client
+        .prepare_cached("DELETE FROM counter_hits WHERE at <= $1")
+        .await
+        .map_err(postgres)?;
+    client
+        .execute(&statement, &[&before.unix_millis()])
+        .await
+        .map_err(postgres)
+}
+
 /// Counts a hit. The key's advisory lock makes concurrent hits on one key (from any server)
 /// take turns, so that no more than `limit` pass.
 pub(crate) async fn hit(

@@ -291,6 +291,10 @@ impl CounterStore for SqliteRoomStore {
         let key = key.to_owned();
         self.readers.run(move |conn| read::recent_hits(conn, &key, since)).await
     }
+
+    async fn forget_before(&self, before: Timestamp) -> Result<u64, Error> {
+        self.writer.run(move |conn| write::forget_hits(conn, before)).await
+    }
 }
 
 /// The store's private errors, kept as sources of [`Error::Backend`].

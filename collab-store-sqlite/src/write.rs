@@ -577,6 +577,15 @@ pub(crate) fn delete_outbox(conn: &Connection, id: OutboxId) -> Result<(), Error
     Ok(())
 }
 
+/// Deletes the counter hits at or before `before`, of every key.
+pub(crate) fn forget_hits(conn: &Connection, before: Timestamp) -> Result<u64, Error> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM counter_hits WHERE at <= ?1")
+        .and_then(|mut s| s.execute([before.unix_millis()]))
+        .map_err(sqlite)?;
+    Ok(deleted as u64)
+}
+
 pub(crate) fn hit(conn: &Connection, key: &str, now: Timestamp, window: Duration, limit: u32) -> Result<Hit, Error> {
     let forget = now.saturating_sub(MAX_COUNTER_WINDOW).unix_millis();
     conn.prepare_cached("DELETE FROM counter_hits WHERE key = ?1 AND at <= ?2")

@@ -61,3 +61,21 @@ pub async fn concurrent_hits_never_pass_the_limit(store: &dyn CounterStore) {
     let counted = hits.iter().filter(|h| matches!(h, Ok(Hit::Counted { .. }))).count();
     assert_eq!(counted, 5, "{hits:?}");
 }
+
+/// Old hits of every key are forgotten on request; newer ones stay and still count. A store
+/// without it answers [`Unsupported`](crate::Error::Unsupported).
+pub async fn old_hits_are_forgotten(store: &dyn CounterStore) {
+    let (old_only, mixed) = (fresh_key(), fresh_key());
+    store.hit(&old_only, T0, HOUR, 10).await.expect("hit");
+    store.hit(&mixed, T0, HOUR, 10).await.expect("hit");
+    let later = T0.saturating_add(HOUR * 3);
+    store.hit(&mixed, later, HOUR, 10).await.expect("hit");
+    match store.forget_before(T0.saturating_add(HOUR)).await {
+        // Other checks share the store: at least these two went.
+        Ok(forgotten) => assert!(forgotten >= 2, "{forgotten}"),
+        Err(crate::Error::Unsupported { .. }) => return,
+        Err(e) => panic!("forget_before: {e}"),
+    }
+    assert_eq!(store.recent(&old_only, Timestamp::EPOCH).await.expect("recent"), []);
+    assert_eq!(store.recent(&mixed, Timestamp::EPOCH).await.expect("recent"), [later]);
+}

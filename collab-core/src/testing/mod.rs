@@ -120,6 +120,7 @@ macro_rules! counter_store_conformance {
                 hits_are_counted_up_to_the_limit,
                 the_window_slides,
                 concurrent_hits_never_pass_the_limit,
+                old_hits_are_forgotten,
             ]
         );
     };

@@ -559,8 +559,9 @@ async fn run() -> Result<(), String> {
     if let Some(transport) = database.transport {
         builder = builder.transport(transport);
     }
-    if let Some(guard) = abuse_limits.invite_guard(database.counters) {
-        builder = builder.invite_guard(guard);
+    let invite_guard = abuse_limits.invite_guard(database.counters).map(Arc::new);
+    if let Some(guard) = &invite_guard {
+        builder = builder.invite_guard(guard.clone());
     }
     if let Some(sms) = notifiers.sms {
         builder = builder.sms(sms);
@@ -606,6 +607,11 @@ async fn run() -> Result<(), String> {
             // Without a retention, nothing is purged (it logs its counts itself).
             if let Err(e) = rooms.sweep_retention().await {
                 tracing::warn!(error = %e, "retention sweep failed");
+            }
+            if let Some(guard) = &invite_guard
+                && let Err(e) = guard.forget_old_hits().await
+            {
+                tracing::warn!(error = %e, "forgetting old abuse-guard counts failed");
             }
         }
     });
