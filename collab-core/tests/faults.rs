@@ -702,3 +702,85 @@ async fn a_stalled_provider_holds_up_only_its_own_invites() {
     );
     dispatcher.abort();
 }
+
+/// The blobs stored under `prefix`, read behind the faults.
+async fn blobs_under(world: &Faulty, prefix: &BlobPrefix) -> usize {
+    world
+        .blobs
+        .inner()
+        .list(prefix)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn an_erasure_that_failed_is_finished_by_asking_again() {
+    let world = Faulty::new();
+    let rooms = &world.rooms;
+    let (room, customer, _) = room_with_customer(rooms).await;
+    rooms
+        .share_document(&customer, room, upload("scan.png", &png(8, 8)))
+        .await
+        .unwrap();
+    let prefix = BlobPrefix::room(&tenant(), room);
+    assert!(blobs_under(&world, &prefix).await > 0);
+
+    world.faults.plan_next(Method::Erase, Fault::Fail);
+    rooms.erase_room(&agent(), room).await.expect_err("the store failed");
+    // The documents went first; the log is as it was, and the room is not erased yet.
+    assert_eq!(blobs_under(&world, &prefix).await, 0);
+    let state = rooms.room(&agent(), room).await.unwrap();
+    assert_ne!(state.status(), RoomStatus::Erased);
+
+    rooms.erase_room(&agent(), room).await.expect("asked again");
+    assert_eq!(rooms.room(&agent(), room).await.unwrap().status(), RoomStatus::Erased);
+    assert!(
+        world
+            .log(room)
+            .await
+            .iter()
+            .all(|e| !matches!(e.data, EventData::MessagePosted { .. }))
+    );
+}
+
+#[tokio::test]
+async fn a_retention_sweep_stopped_half_way_is_finished_by_the_next() {
+    let world = Faulty::with(|builder| {
+        builder.config(
+            RoomsConfig::default()
+                .with_retention(Duration::from_secs(86_400))
+                .unwrap(),
+        )
+    });
+    let rooms = &world.rooms;
+    let mut closed = Vec::new();
+    for _ in 0..5 {
+        let (room, customer, _) = room_with_customer(rooms).await;
+        rooms
+            .share_document(&customer, room, upload("scan.png", &png(8, 8)))
+            .await
+            .unwrap();
+        rooms.close_room(&agent(), room).await.unwrap();
+        closed.push(room);
+    }
+    world.clock.advance(Duration::from_secs(2 * 86_400));
+
+    // The third purge fails after the room's documents went: it is counted, not lost.
+    world.faults.plan(Method::Purge, 3, Fault::Fail);
+    let first = rooms.sweep_retention().await.unwrap();
+    assert_eq!((first.purged, first.failed), (4, 1));
+    let mut left = 0;
+    for room in &closed {
+        left += usize::from(world.store.room_summary(*room).await.unwrap().is_some());
+    }
+    assert_eq!(left, 1, "the room whose purge failed is still listed");
+
+    let second = rooms.sweep_retention().await.unwrap();
+    assert_eq!((second.purged, second.failed), (1, 0));
+    for room in &closed {
+        assert!(matches!(rooms.room(&agent(), *room).await, Err(Error::NotFound { .. })));
+        assert_eq!(blobs_under(&world, &BlobPrefix::room(&tenant(), *room)).await, 0);
+    }
+}
