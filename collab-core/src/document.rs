@@ -824,6 +824,30 @@ pub fn disposition(media_type: &str) -> Disposition {
     }
 }
 
+/// `text` made safe inside HTML, as an element's content or a quoted attribute's value: `&`,
+/// `<`, `>`, `"` and `'` become entities.
+///
+/// ```
+/// assert_eq!(
+///     collab_core::document::escape_html("<b>\"Tom\" & 'Jerry'</b>"),
+///     "&lt;b&gt;&quot;Tom&quot; &amp; &#39;Jerry&#39;&lt;/b&gt;"
+/// );
+/// ```
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A `Content-Disposition` header value (RFC 6266) carrying `name` twice: as an ASCII-only
 /// quoted `filename` for old clients, and as the exact `filename*` (RFC 5987, UTF-8,
 /// percent-encoded), which current browsers prefer.

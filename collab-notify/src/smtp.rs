@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use collab_core::document::escape_html;
 use collab_core::notify::{Notification, Notifier, NotifyError, Receipt};
 use collab_core::{Error, Recipient};
 use lettre::message::header::ContentType;
@@ -310,7 +311,7 @@ fn classify(e: lettre::transport::smtp::Error) -> NotifyError {
 /// The HTML body: the text, escaped, line breaks kept, and every occurrence of the link made
 /// a link (the link is added at the end if the text lacks it).
 pub fn html_body(text: &str, link: &str) -> String {
-    let anchor = format!("<a href=\"{0}\">{0}</a>", escape(link));
+    let anchor = format!("<a href=\"{0}\">{0}</a>", escape_html(link));
     let mut body = String::new();
     let mut pieces = if link.is_empty() {
         vec![text]
@@ -319,31 +320,16 @@ pub fn html_body(text: &str, link: &str) -> String {
     };
     let last = pieces.pop().unwrap_or_default();
     for piece in pieces {
-        body.push_str(&escape(piece));
+        body.push_str(&escape_html(piece));
         body.push_str(&anchor);
     }
-    body.push_str(&escape(last));
+    body.push_str(&escape_html(last));
     if link.is_empty() || !text.contains(link) {
         body.push_str("\n\n");
         body.push_str(&anchor);
     }
     let body = body.replace("\r\n", "\n").replace('\n', "<br>\n");
     format!("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head>\n<body>\n<p>{body}</p>\n</body></html>\n")
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::{Operation, Rooms};
 use crate::blob::DownloadStream;
 use crate::decide::Actor;
+use crate::document::escape_html;
 use crate::error::Error;
 use crate::event::{Event, EventActor, EventData, Seq};
 use crate::id::RoomId;
@@ -237,16 +238,16 @@ fn transcript_line(html: &mut String, event: &Event) {
         "<p id=\"e{}\"><span class=\"who\">{} · {}</span><br>",
         event.seq,
         event.at,
-        escape(&who)
+        escape_html(&who)
     );
     match &event.data {
-        EventData::MessagePosted { text, .. } => html.push_str(&escape(text)),
+        EventData::MessagePosted { text, .. } => html.push_str(&escape_html(text)),
         EventData::DocumentShared(meta) => {
             let _ = write!(
                 html,
                 "shared <a href=\"{}\">{}</a>",
-                escape(&document_path(event.seq, &meta.name)),
-                escape(&meta.name)
+                escape_html(&document_path(event.seq, &meta.name)),
+                escape_html(&meta.name)
             );
         }
         other => {
@@ -254,19 +255,4 @@ fn transcript_line(html: &mut String, event: &Event) {
         }
     }
     html.push_str("</p>\n");
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
