@@ -152,7 +152,7 @@ impl Notifier for DevInbox {
             target: "collab_notify::dev",
             room = %message.room,
             invite = %message.invite,
-            to = %message.recipient,
+            // No recipient: a number or address in a log outlives the customer's erasure.
             "dev inbox: invite not sent, the Dev inbox shows its link"
         );
         let mut messages = self.lock();
