@@ -221,7 +221,7 @@ async fn retention_purges_ended_rooms_in_batches_and_keeps_the_rest() {
         .with_retention(Duration::from_secs(30 * 24 * 3600))
         .expect("retention");
     let d = deployment(dir.path(), clock.clone(), config).await;
-    const ROOMS: usize = 2_500;
+    const ROOMS: usize = 10_000;
     let mut closed = Vec::with_capacity(ROOMS);
     for _ in 0..ROOMS {
         let room = d.rooms.create_room(&d.agent).await.expect("create").room;
