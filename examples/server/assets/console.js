@@ -6,6 +6,7 @@ let current = null;      // the open room's view
 let source = null;       // its live timeline
 let opening = 0;         // which openRoom call is the latest
 let inviteChannel = "email";
+let inviteAnyway = null;  // the number or address the agent chose to invite here though it has a room
 
 async function start() {
   // The console stays in English; the timeline's shared parts read the English strings file.
@@ -280,6 +281,7 @@ function selectChannel(channel) {
   $("invite-send").textContent = channel === "link" ? "Get Link" : "Send";
   $("invite-message").textContent = "";
   $("invite-message").className = "";
+  inviteAnyway = null;
   if (channel === "sms" && !current.sms_activated) {
     $("invite-message").className = "error";
     $("invite-message").textContent = "SMS is not activated: no sender number is configured.";
@@ -295,6 +297,17 @@ $("invite-button").addEventListener("click", () => {
 });
 $("invite-cancel").addEventListener("click", () => closeDialog($("invite-frame")));
 
+// Another room of the tenant whose customer has this mobile number or email address, if any.
+async function otherRoomOf(identifier) {
+  const field = inviteChannel === "sms" ? "phone" : "email";
+  try {
+    const page = await api("GET", `/api/rooms?${field}=${encodeURIComponent(identifier)}&limit=5`);
+    return page.rooms.find((room) => room.id !== current.id) || null;
+  } catch {
+    return null; // A malformed number or address: the invite itself says what is wrong with it.
+  }
+}
+
 $("invite-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const body = { channel: inviteChannel };
@@ -304,6 +317,19 @@ $("invite-form").addEventListener("submit", async (e) => {
   }
   if (inviteChannel !== "link" && !$("identifier").disabled) body.identifier = $("identifier").value;
   if (inviteChannel !== "link" && $("invite-locale").value) body.locale = $("invite-locale").value;
+  // A customer who has a room already is shown it before a second one is opened for them.
+  if (!current.customer && body.identifier && body.identifier !== inviteAnyway) {
+    const other = await otherRoomOf(body.identifier.trim());
+    if (other) {
+      inviteAnyway = body.identifier;
+      const open = el("a", { href: `#room=${other.id}`, onclick: () => closeDialog($("invite-frame")) },
+        `open “${other.name}”`);
+      $("invite-message").className = "error";
+      $("invite-message").replaceChildren("This customer already has a room: ", open,
+        ". Press Send again to invite them to this one too.");
+      return;
+    }
+  }
   try {
     const answer = await api("POST", `/api/rooms/${current.id}/invites`, body);
     if (answer.link) {

@@ -1280,3 +1280,64 @@ async fn an_agent_erases_a_room_and_the_customer_s_phone_shows_it_gone() {
     customer.close().await.unwrap();
     agent.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inviting_a_customer_who_has_a_room_shows_that_room_first() {
+    // Ada is invited three times within a minute: past the abuse guard's cool-down.
+    let Some(rig) = rig_with(|command| {
+        command.env("COLLAB_INVITE_LIMITS", "off");
+    }) else {
+        return;
+    };
+    let base = rig.server.base.clone();
+    let agent_cookie = api_agent(&rig.server).await;
+    // Ada Lovelace's room, invited through the API.
+    let (room, _) = api_room(&rig.server, &agent_cookie).await;
+    let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1280, 800).await;
+    agent.goto(&format!("{base}/")).await.unwrap();
+    sign_in(&agent).await;
+
+    // A new room, and Ada invited to it: the console shows her room first.
+    let invite_ada = async || {
+        click(&agent, "#new-room").await;
+        wait_text(&agent, "#room-name", |t| t == "Collaboration Room").await;
+        click(&agent, "#invite-button").await;
+        type_into(&agent, "#first-name", "Ada").await;
+        type_into(&agent, "#last-name", "Lovelace").await;
+        type_into(&agent, "#identifier", "ada@example.com").await;
+        click(&agent, "#invite-send").await;
+        wait_text(&agent, "#invite-message", |t| t.contains("already has a room")).await;
+    };
+    invite_ada().await;
+    axe(&agent, "the invite dialog naming the customer's room").await;
+    shot(&agent, "agent-customer-has-a-room").await;
+    // Sending again invites her here too, as the agent chose.
+    click(&agent, "#invite-send").await;
+    wait_text(&agent, "#invite-message", |t| t.contains("on its way")).await;
+    press(&agent, ESCAPE).await;
+
+    // Or the agent opens a room she has (the newest), instead of a third.
+    invite_ada().await;
+    let new_room = js(&agent, "return location.hash").await;
+    click(&agent, "#invite-message a").await;
+    wait_text(&agent, "#room-name", |t| t == "Ada Lovelace").await;
+    let opened = js(&agent, "return location.hash").await;
+    assert_ne!(opened, new_room, "another room opened");
+    assert!(!is_shown(&agent, "#invite-frame").await, "the dialog closed");
+    // The room made through the API is still hers, and the new one has no customer.
+    let rooms = rig
+        .server
+        .http()
+        .call("GET", "/api/rooms?email=ada@example.com", Some(&agent_cookie), None)
+        .await
+        .json();
+    let ids: Vec<&str> = rooms["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 2, "{rooms}");
+    assert!(ids.contains(&room.as_str()));
+    agent.close().await.unwrap();
+}
