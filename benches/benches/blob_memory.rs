@@ -3,12 +3,10 @@
 //! S3 server in the process (whose own buffers count too). Each chunk of the upload stream is
 //! freshly allocated, as a server reading a request body would do. Goal: at most 32 MiB.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use collab_benches::blobs::{fresh_chunks, key, local_store, s3_store};
-use collab_benches::{fixture, rss_bytes};
+use collab_benches::{PeakRss, fixture};
 use collab_core::BlobStore;
 use collab_store_s3::{Durability, ObjectBlobStore};
 
@@ -19,25 +17,13 @@ const SIZE: u64 = 256 * MIB;
 async fn peak_growth(store: &ObjectBlobStore) -> (u64, Duration) {
     // One small upload first, so that connection pools and runtime buffers exist already.
     fixture(store.put(&key(0), fresh_chunks(1024), u64::MAX).await);
-    let before = rss_bytes().unwrap_or_else(|| panic!("this bench reads /proc/self/statm (Linux only)"));
-    let peak = Arc::new(AtomicU64::new(before));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done) = (peak.clone(), done.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_bytes().unwrap_or(0), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        })
-    };
+    let peak = PeakRss::start();
     let started = Instant::now();
     let info = fixture(store.put(&key(1), fresh_chunks(SIZE as usize), SIZE).await);
     let elapsed = started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    let _ = sampler.join();
+    let growth = peak.growth();
     assert_eq!(info.size, SIZE);
-    (peak.load(Ordering::Relaxed).saturating_sub(before), elapsed)
+    (growth, elapsed)
 }
 
 fn main() {

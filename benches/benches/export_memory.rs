@@ -3,12 +3,10 @@
 //! read to the end as fast as the process can; the growth of the process's RSS over the
 //! export, sampled every millisecond. Goal (issue 16): at most 32 MiB.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use collab_benches::{agent, fixture, rss_bytes, runtime};
+use collab_benches::{PeakRss, agent, fixture, runtime};
 use collab_core::rooms::{Rooms, RoomsConfig, Upload};
 use collab_core::{Error, RoomId};
 use collab_store_s3::{Durability, ObjectBlobStore};
@@ -84,18 +82,7 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
 
-        let before = rss_bytes().unwrap_or_else(|| panic!("this bench reads /proc/self/statm (Linux only)"));
-        let peak = Arc::new(AtomicU64::new(before));
-        let done = Arc::new(AtomicBool::new(false));
-        let sampler = {
-            let (peak, done) = (peak.clone(), done.clone());
-            std::thread::spawn(move || {
-                while !done.load(Ordering::Relaxed) {
-                    peak.fetch_max(rss_bytes().unwrap_or(0), Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            })
-        };
+        let peak = PeakRss::start();
         let started = Instant::now();
         let mut archive = fixture(rooms.export_room(&agent(), room).await).stream;
         let mut bytes = 0usize;
@@ -103,10 +90,8 @@ fn main() {
             bytes += fixture(chunk).len();
         }
         let elapsed = started.elapsed();
-        done.store(true, Ordering::Relaxed);
-        let _ = sampler.join();
+        let growth = peak.growth();
         assert!(bytes > DOCUMENTS * DOCUMENT_BYTES, "the whole archive: {bytes} bytes");
-        let growth = peak.load(Ordering::Relaxed).saturating_sub(before);
         println!(
             "export: {:.0} MiB archive in {:.1} s ({:.0} MiB/s); peak RSS growth {:.1} MiB (goal: at most 32 MiB)",
             bytes as f64 / MIB as f64,

@@ -36,6 +36,49 @@ pub fn rss_bytes() -> Option<u64> {
     Some(resident_pages * 4096)
 }
 
+/// The peak of the process's RSS over a stretch of work, sampled every millisecond by a thread
+/// of its own from [`PeakRss::start`] to [`PeakRss::growth`].
+#[derive(Debug)]
+pub struct PeakRss {
+    before: u64,
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sampler: std::thread::JoinHandle<()>,
+}
+
+impl PeakRss {
+    /// Notes the RSS now and starts sampling. Panics off Linux (no `/proc/self/statm`).
+    pub fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let before = rss_bytes().unwrap_or_else(|| panic!("this bench reads /proc/self/statm (Linux only)"));
+        let peak = std::sync::Arc::new(AtomicU64::new(before));
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let sampler = std::thread::spawn({
+            let (peak, done) = (peak.clone(), done.clone());
+            move || {
+                while !done.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_bytes().unwrap_or(0), Ordering::Relaxed);
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        });
+        Self {
+            before,
+            peak,
+            done,
+            sampler,
+        }
+    }
+
+    /// Stops sampling: the peak's growth over the RSS at the start, in bytes.
+    pub fn growth(self) -> u64 {
+        use std::sync::atomic::Ordering;
+        self.done.store(true, Ordering::Relaxed);
+        let _ = self.sampler.join();
+        self.peak.load(Ordering::Relaxed).saturating_sub(self.before)
+    }
+}
+
 /// A multi-threaded tokio runtime on the machine's two cores.
 pub fn runtime() -> tokio::runtime::Runtime {
     fixture(
