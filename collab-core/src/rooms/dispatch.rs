@@ -1,5 +1,6 @@
 //! The outbox dispatcher: delivers queued invites and records each outcome in the timeline.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -12,7 +13,7 @@ use crate::decide::{Actor, Command};
 use crate::event::{DeliveryStatus, Event, EventData};
 use crate::id::{InviteId, RoomId};
 use crate::locale::Locale;
-use crate::notify::NotifyError;
+use crate::notify::{Notifier, NotifyError};
 use crate::state::RoomStatus;
 use crate::store::{ClaimedOutbox, Credential, Grant};
 use crate::token::Token;
@@ -185,18 +186,24 @@ impl Rooms {
         true
     }
 
+    /// The notifier that delivers through `channel`, if one is configured (links go through none).
+    fn notifier(&self, channel: Channel) -> Option<&Arc<dyn Notifier>> {
+        match channel {
+            Channel::Sms => self.inner.sms.as_ref(),
+            Channel::Email => self.inner.email.as_ref(),
+            Channel::Link => None,
+        }
+    }
+
     async fn deliver(&self, row: ClaimedOutbox) -> Outcome {
         let channel = row.message.channel.as_str();
         if row.attempts == 1 {
             let lag = self.inner.clock.now().since(row.message.not_before);
             crate::metrics::delivery_lag(channel, lag);
         }
-        let provider = match row.message.channel {
-            Channel::Sms => self.inner.sms.as_ref(),
-            Channel::Email => self.inner.email.as_ref(),
-            Channel::Link => None,
-        }
-        .map_or("none", |notifier| notifier.provider());
+        let provider = self
+            .notifier(row.message.channel)
+            .map_or("none", |notifier| notifier.provider());
         let outcome = self.attempt(row).await;
         let result = match outcome {
             Outcome::Sent => "sent",
@@ -215,12 +222,7 @@ impl Rooms {
             permanent: true,
             reason,
         };
-        let notifier = match message.channel {
-            Channel::Sms => self.inner.sms.clone(),
-            Channel::Email => self.inner.email.clone(),
-            Channel::Link => None,
-        };
-        let Some(notifier) = notifier else {
+        let Some(notifier) = self.notifier(message.channel).cloned() else {
             let reason = format!("no {} notifier is configured", message.channel);
             return self.finish(&row, failed(reason)).await;
         };
