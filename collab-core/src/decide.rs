@@ -3,7 +3,7 @@
 use crate::customer::{Channel, Customer, PersonName, Recipient};
 use crate::error::{Entity, Error, Rule};
 use crate::event::{DeliveryStatus, DocumentMeta, ErasureScope, Event, EventActor, EventData, Seq};
-use crate::id::{AgentId, InviteId, ParticipantId, RoomId, TenantId};
+use crate::id::{AgentId, EndpointId, InviteId, ParticipantId, RoomId, TenantId};
 use crate::locale::Locale;
 use crate::policy::Policy;
 pub use crate::state::{CLIENT_KEY_WINDOW, DEFAULT_ROOM_NAME, ERASED_ROOM_NAME};
@@ -95,6 +95,18 @@ pub enum Command {
         /// What the provider reported.
         status: DeliveryStatus,
     },
+    /// Record that a webhook delivery was given up. The library only; accepted in a closed
+    /// room too (the room's last events are the ones endpoints most want to hear of).
+    RecordWebhookFailure {
+        /// The endpoint.
+        endpoint: EndpointId,
+        /// The message's `webhook-id`.
+        webhook_id: String,
+        /// The event it was about.
+        about: Seq,
+        /// The last failure.
+        reason: String,
+    },
     /// Time the room out if it has been idle for the policy's period. Agents or the library.
     TimeOut,
     /// Close the room for good. Agents only.
@@ -183,7 +195,10 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
     // a session (by the agent or by the customer) is the change it accepts, besides erasure.
     let closed_may = matches!(
         command,
-        Command::RevokeSession { .. } | Command::EndSession | Command::Erase { .. }
+        Command::RevokeSession { .. }
+            | Command::EndSession
+            | Command::Erase { .. }
+            | Command::RecordWebhookFailure { .. }
     );
     if state.status() == RoomStatus::Closed && !closed_may {
         return Err(Error::RoomClosed);
@@ -310,6 +325,17 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
                 });
             }
         }
+        Command::RecordWebhookFailure {
+            endpoint,
+            webhook_id,
+            about,
+            reason,
+        } => out.system(EventData::WebhookFailed {
+            endpoint: *endpoint,
+            webhook_id: webhook_id.chars().take(MAX_PROVIDER_ID_CHARS).collect(),
+            about: *about,
+            reason: reason.chars().take(MAX_DELIVERY_REASON_CHARS).collect(),
+        }),
         Command::TimeOut => record_due_timeout(&mut out),
         Command::Close => out.push(EventData::Closed),
         Command::Erase { scope } => out.push(EventData::RoomErased { scope: *scope }),
@@ -331,7 +357,10 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
             | Command::Close
             | Command::Erase { .. }
     );
-    let library_only = matches!(command, Command::Join { .. } | Command::RecordDelivery { .. });
+    let library_only = matches!(
+        command,
+        Command::Join { .. } | Command::RecordDelivery { .. } | Command::RecordWebhookFailure { .. }
+    );
     let customers_only = *command == Command::EndSession;
     let allowed = match ctx.actor {
         Actor::Agent { .. } => !(library_only || customers_only),

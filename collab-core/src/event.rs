@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::{BlobKey, Sha256Digest};
 use crate::customer::{Channel, Customer, Recipient};
-use crate::id::{AgentId, DocumentId, InviteId, ParticipantId, RoomId, TenantId};
+use crate::id::{AgentId, DocumentId, EndpointId, InviteId, ParticipantId, RoomId, TenantId};
 use crate::locale::Locale;
 use crate::time::Timestamp;
 
@@ -165,6 +165,19 @@ pub enum EventData {
         /// Why: the room itself, or its customer (across the tenant's rooms).
         scope: ErasureScope,
     },
+    /// A webhook endpoint did not accept an event of the room within the retry period, and its
+    /// delivery was given up (dead-lettered). Recorded by the library, in any status but erased;
+    /// the room's status does not change.
+    WebhookFailed {
+        /// The endpoint.
+        endpoint: EndpointId,
+        /// The message's `webhook-id`, as every attempt sent it.
+        webhook_id: String,
+        /// The event it was about.
+        about: Seq,
+        /// The last failure, shortened.
+        reason: String,
+    },
 }
 
 /// What an erasure was asked for.
@@ -222,6 +235,7 @@ impl EventData {
             EventData::Closed => "closed",
             EventData::Redacted { .. } => "redacted",
             EventData::RoomErased { .. } => "room_erased",
+            EventData::WebhookFailed { .. } => "webhook_failed",
         }
     }
 

@@ -81,6 +81,11 @@ uuid_id!(
     "participant_id"
 );
 uuid_id!(
+    /// A webhook endpoint of a tenant ([`crate::webhook`]).
+    EndpointId,
+    "endpoint_id"
+);
+uuid_id!(
     /// A pending delivery in the outbox.
     OutboxId,
     "outbox_id"

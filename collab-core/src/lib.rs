@@ -75,6 +75,7 @@ pub mod testing;
 pub mod time;
 mod token;
 pub mod transport;
+pub mod webhook;
 mod zip;
 
 pub use blob::BlobStore;
@@ -82,7 +83,7 @@ pub use customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Rec
 pub use decide::Actor;
 pub use error::{BoxError, Entity, Error, ErrorKind, Rule};
 pub use event::{DeliveryStatus, DocumentKind, DocumentMeta, ErasureScope, Event, EventActor, EventData, Seq};
-pub use id::{AgentId, DocumentId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
+pub use id::{AgentId, DocumentId, EndpointId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
 pub use locale::Locale;
 pub use notify::Notifier;
 pub use policy::Policy;
@@ -92,6 +93,7 @@ pub use store::RoomStore;
 pub use time::{Clock, SystemClock, Timestamp};
 pub use token::{Token, TokenHash};
 pub use transport::Transport;
+pub use webhook::{WebhookEndpoint, WebhookSender};
 
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

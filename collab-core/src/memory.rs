@@ -14,14 +14,13 @@ use crate::blob::{
     BlobInfo, BlobKey, BlobListing, BlobMeta, BlobPrefix, BlobStore, ByteRange, Download, StoredBlob, UploadDigest,
     UploadStream, upload_interrupted,
 };
-use crate::customer::Channel;
 use crate::error::{Entity, Error};
 use crate::event::{Event, Seq};
 use crate::guard::{CounterStore, Hit, MAX_COUNTER_WINDOW};
 use crate::id::{OutboxId, RoomId, TenantId};
 use crate::state::{RoomStatus, RoomSummary};
 use crate::store::{
-    Append, ClaimedOutbox, Credential, EndedRooms, OutboxMessage, OutboxStats, RoomCursor, RoomPage, RoomQuery,
+    Append, ClaimedOutbox, Credential, EndedRooms, OutboxKind, OutboxMessage, OutboxStats, RoomCursor, RoomPage, RoomQuery,
     RoomStore,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
@@ -55,6 +54,8 @@ struct RoomData {
     rooms: HashMap<RoomId, StoredRoom>,
     credentials: HashMap<TokenHash, Credential>,
     outbox: BTreeMap<OutboxId, OutboxRow>,
+    /// The `queued` number of the next outbox row.
+    next_queued: u64,
 }
 
 struct StoredRoom {
@@ -66,6 +67,8 @@ struct OutboxRow {
     message: OutboxMessage,
     attempts: u32,
     leased_until: Option<Timestamp>,
+    /// The order rows were queued in: a row waits for the earlier rows of its room and subject.
+    queued: u64,
 }
 
 impl OutboxRow {
@@ -117,7 +120,9 @@ impl RoomData {
                 message,
                 attempts: 0,
                 leased_until: None,
+                queued: self.next_queued,
             };
+            self.next_queued += 1;
             self.outbox.insert(row.message.id, row);
         }
         for credential in credentials {
@@ -241,7 +246,20 @@ impl RoomStore for MemoryRoomStore {
 
     async fn claim_outbox(&self, now: Timestamp, lease: Duration, limit: usize) -> Result<Vec<ClaimedOutbox>, Error> {
         let mut data = lock(&self.inner);
-        let mut due: Vec<&mut OutboxRow> = data.outbox.values_mut().filter(|row| row.is_claimable(now)).collect();
+        // The first row queued of each room and subject: the others wait for it.
+        let mut first: HashMap<(RoomId, u128), u64> = HashMap::new();
+        for row in data.outbox.values() {
+            let key = (row.message.room, row.message.target.subject());
+            let queued = first.entry(key).or_insert(row.queued);
+            *queued = (*queued).min(row.queued);
+        }
+        let mut due: Vec<&mut OutboxRow> = data
+            .outbox
+            .values_mut()
+            .filter(|row| {
+                row.is_claimable(now) && first.get(&(row.message.room, row.message.target.subject())) == Some(&row.queued)
+            })
+            .collect();
         due.sort_by_key(|row| (row.message.not_before, row.message.id));
         let leased_until = now.saturating_add(lease);
         Ok(due
@@ -285,9 +303,9 @@ impl RoomStore for MemoryRoomStore {
 
     async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
         let data = lock(&self.inner);
-        let mut stats: Vec<OutboxStats> = Channel::ALL.map(|c| OutboxStats::new(c, 0, 0, None)).into();
+        let mut stats: Vec<OutboxStats> = OutboxKind::ALL.map(|k| OutboxStats::new(k, 0, 0, None)).into();
         for row in data.outbox.values() {
-            let Some(entry) = stats.iter_mut().find(|s| s.channel == row.message.channel) else {
+            let Some(entry) = stats.iter_mut().find(|s| s.kind == row.message.target.kind()) else {
                 continue;
             };
             entry.queued += 1;

@@ -11,11 +11,11 @@
 //! | `collab_append_duration_seconds` | histogram | | one append to the room store, from call to answer |
 //! | `collab_append_conflicts_total` | counter | | appends refused because another writer changed the room first (each is decided again) |
 //! | `collab_posts_per_append` | histogram | | chat posts stored together in one append (a busy room's lane) |
-//! | `collab_deliveries_total` | counter | `channel` (`sms`, `email`), `provider` ([`Notifier::provider`](crate::notify::Notifier::provider): `twilio`, `vonage`, `http_gateway`, `smtp`, `dev`…; `none` without a notifier), `result` (`sent`, `retry`, `failed`, `unrecorded`) | invite delivery attempts |
-//! | `collab_delivery_lag_seconds` | histogram | `channel` | how late a due invite was when a dispatcher claimed it |
-//! | `collab_outbox_queued` | gauge | `channel` | invites waiting in the outbox, claimed or not (refreshed by the dispatcher, every 10 s by default) |
-//! | `collab_outbox_due` | gauge | `channel` | invites a dispatcher could claim now: due, and under no live lease |
-//! | `collab_outbox_oldest_due_age_seconds` | gauge | `channel` | how long the oldest due invite has been due (0 when none is) |
+//! | `collab_deliveries_total` | counter | `channel` (`sms`, `email`, `webhook`), `provider` ([`Notifier::provider`](crate::notify::Notifier::provider): `twilio`, `vonage`, `http_gateway`, `smtp`, `dev`…; `none` without a notifier), `result` (`sent`, `retry`, `failed`, `unrecorded`) | delivery attempts of invites and webhooks (a webhook's provider is `webhook`) |
+//! | `collab_delivery_lag_seconds` | histogram | `channel` | how late a due delivery was when a dispatcher claimed it |
+//! | `collab_outbox_queued` | gauge | `channel` | deliveries waiting in the outbox, claimed or not (refreshed by the dispatcher, every 10 s by default) |
+//! | `collab_outbox_due` | gauge | `channel` | deliveries whose time has come, under no live lease |
+//! | `collab_outbox_oldest_due_age_seconds` | gauge | `channel` | how long the oldest due delivery has been due (0 when none is) |
 //! | `collab_invites_refused_total` | counter | `reason` (an [`ErrorKind`] code) | invites the [`InviteGuard`](crate::guard::InviteGuard) refused |
 //! | `collab_live_subscriptions` | gauge | | live subscriptions open in this process |
 //! | `collab_live_lagged_total` | counter | | times a live subscriber fell behind and caught up from the store |
@@ -37,9 +37,8 @@
 
 use std::time::Duration;
 
-use crate::customer::Channel;
 use crate::error::{Error, ErrorKind};
-use crate::store::OutboxStats;
+use crate::store::{OutboxKind, OutboxStats};
 use crate::time::Timestamp;
 
 /// `collab_append_duration_seconds`.
@@ -147,21 +146,21 @@ pub(crate) fn delivery_lag(channel: &'static str, lag: Duration) {
     metrics::histogram!(DELIVERY_LAG, "channel" => channel).record(lag.as_secs_f64());
 }
 
-/// Sets the outbox gauges from `stats`, taken at `now`: to zero for a delivery channel that
-/// has no rows, so that an emptied queue reads 0 rather than its last figure.
+/// Sets the outbox gauges from `stats`, taken at `now`: to zero for a kind that has no rows,
+/// so that an emptied queue reads 0 rather than its last figure.
 pub(crate) fn outbox(stats: &[OutboxStats], now: Timestamp) {
-    for channel in [Channel::Sms, Channel::Email] {
-        if !stats.iter().any(|s| s.channel == channel) {
-            outbox_gauges(&OutboxStats::new(channel, 0, 0, None), now);
+    for kind in OutboxKind::ALL {
+        if !stats.iter().any(|s| s.kind == kind) {
+            outbox_gauges(&OutboxStats::new(kind, 0, 0, None), now);
         }
     }
-    for channel in stats {
-        outbox_gauges(channel, now);
+    for kind in stats {
+        outbox_gauges(kind, now);
     }
 }
 
 fn outbox_gauges(stats: &OutboxStats, now: Timestamp) {
-    let channel = stats.channel.as_str();
+    let channel = stats.kind.as_str();
     metrics::gauge!(OUTBOX_QUEUED, "channel" => channel).set(stats.queued as f64);
     metrics::gauge!(OUTBOX_DUE, "channel" => channel).set(stats.due as f64);
     let age = stats.oldest_due.map_or(Duration::ZERO, |oldest| now.since(oldest));

@@ -378,7 +378,7 @@ impl RoomState {
                 summary.status = RoomStatus::Closed;
                 summary.ended_at = Some(event.at);
             }
-            EventData::Redacted { .. } => {}
+            EventData::Redacted { .. } | EventData::WebhookFailed { .. } => {}
             EventData::RoomErased { .. } => {
                 // What a replay of the redacted log gives: nothing but the first event's facts.
                 summary.status = RoomStatus::Erased;

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crate::Error;
 use crate::customer::{Channel, EmailAddress, PhoneNumber};
 use crate::event::{Event, Seq};
-use crate::id::{AgentId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
+use crate::id::{AgentId, EndpointId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
 use crate::state::{RoomState, RoomStatus, RoomSummary};
 use crate::time::Timestamp;
 use crate::token::TokenHash;
@@ -117,6 +117,100 @@ pub struct Credential {
     pub grant: Grant,
 }
 
+/// What an outbox row delivers, and to whom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutboxTarget {
+    /// An invite, through SMS or email.
+    Invite {
+        /// The invite being delivered.
+        invite: InviteId,
+        /// Its channel.
+        channel: Channel,
+    },
+    /// Room events, to one of the tenant's webhook endpoints ([`crate::webhook`]).
+    Webhook {
+        /// The endpoint.
+        endpoint: EndpointId,
+    },
+}
+
+impl OutboxTarget {
+    /// The kind of delivery: what the store keeps beside the [`subject`](Self::subject).
+    pub fn kind(self) -> OutboxKind {
+        match self {
+            OutboxTarget::Invite { channel, .. } => OutboxKind::Invite(channel),
+            OutboxTarget::Webhook { .. } => OutboxKind::Webhook,
+        }
+    }
+
+    /// Who the delivery is for: the invite, or the endpoint. Rows of one room and subject are
+    /// delivered in the order they were queued ([`RoomStore::claim_outbox`]).
+    pub fn subject(self) -> u128 {
+        match self {
+            OutboxTarget::Invite { invite, .. } => invite.as_u128(),
+            OutboxTarget::Webhook { endpoint } => endpoint.as_u128(),
+        }
+    }
+
+    /// The target a store reads back from its kind and subject.
+    pub fn from_parts(kind: OutboxKind, subject: u128) -> Self {
+        match kind {
+            OutboxKind::Invite(channel) => OutboxTarget::Invite {
+                invite: InviteId::from_u128(subject),
+                channel,
+            },
+            OutboxKind::Webhook => OutboxTarget::Webhook {
+                endpoint: EndpointId::from_u128(subject),
+            },
+        }
+    }
+}
+
+/// The kinds of outbox rows: one per invite channel, and webhooks. Stores keep it as text
+/// ([`as_str`](Self::as_str)); it labels the `collab_outbox_*` gauges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OutboxKind {
+    /// Invites through this channel.
+    Invite(Channel),
+    /// Webhook deliveries.
+    Webhook,
+}
+
+impl OutboxKind {
+    /// Every kind a dispatcher delivers.
+    pub const ALL: [OutboxKind; 3] = [
+        OutboxKind::Invite(Channel::Sms),
+        OutboxKind::Invite(Channel::Email),
+        OutboxKind::Webhook,
+    ];
+
+    /// The kind's name: the channel's (`sms`, `email`), or `webhook`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Invite(channel) => channel.as_str(),
+            OutboxKind::Webhook => "webhook",
+        }
+    }
+
+    /// The kind named `name`, as [`as_str`](Self::as_str) spells it; a store that reads an
+    /// unknown name reports its data as corrupt.
+    pub fn parse(name: &str) -> Option<Self> {
+        if name == "webhook" {
+            return Some(OutboxKind::Webhook);
+        }
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .map(OutboxKind::Invite)
+    }
+}
+
+impl fmt::Display for OutboxKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A delivery waiting to be sent: written with the event that asked for it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
@@ -124,13 +218,12 @@ pub struct OutboxMessage {
     pub id: OutboxId,
     /// The room.
     pub room: RoomId,
-    /// The invite being delivered.
-    pub invite: InviteId,
-    /// Its channel.
-    pub channel: Channel,
-    /// What the notifier needs, serialised by the service: who to invite (their address and
-    /// first name), never the link, whose token is minted when the row is sent. It is personal
-    /// data: `Debug` hides it, and it is deleted with the row once delivered.
+    /// What it delivers to whom.
+    pub target: OutboxTarget,
+    /// What the dispatcher needs, serialised by the service. For an invite: who to invite
+    /// (their address and first name), never the link, whose token is minted when the row is
+    /// sent. It may be personal data: `Debug` hides it, and it is deleted with the row once
+    /// delivered.
     pub payload: String,
     /// Not to be sent before this time.
     pub not_before: Timestamp,
@@ -141,8 +234,7 @@ impl fmt::Debug for OutboxMessage {
         f.debug_struct("OutboxMessage")
             .field("id", &self.id)
             .field("room", &self.room)
-            .field("invite", &self.invite)
-            .field("channel", &self.channel)
+            .field("target", &self.target)
             .field("payload", &"<redacted>")
             .field("not_before", &self.not_before)
             .finish()
@@ -158,26 +250,27 @@ pub struct ClaimedOutbox {
     pub attempts: u32,
 }
 
-/// How far one channel's outbox has got: [`RoomStore::outbox_stats`], for the
+/// How far one kind of outbox row has got: [`RoomStore::outbox_stats`], for the
 /// `collab_outbox_*` gauges ([`crate::metrics`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OutboxStats {
-    /// The channel of the rows counted.
-    pub channel: Channel,
+    /// The kind of the rows counted.
+    pub kind: OutboxKind,
     /// Rows waiting, claimed or not.
     pub queued: u64,
-    /// Rows a dispatcher could claim now: due, and held by no live lease.
+    /// Rows whose time has come and that no live lease holds (some may wait behind an earlier
+    /// row of their room and subject).
     pub due: u64,
     /// The earliest `not_before` of the due rows; `None` when none is due.
     pub oldest_due: Option<Timestamp>,
 }
 
 impl OutboxStats {
-    /// The figures of `channel`'s rows.
-    pub fn new(channel: Channel, queued: u64, due: u64, oldest_due: Option<Timestamp>) -> Self {
+    /// The figures of `kind`'s rows.
+    pub fn new(kind: OutboxKind, queued: u64, due: u64, oldest_due: Option<Timestamp>) -> Self {
         Self {
-            channel,
+            kind,
             queued,
             due,
             oldest_due,
@@ -391,11 +484,14 @@ impl EndedRooms {
 ///   `idle_since`, for the timeout sweep.
 /// - **Outbox.** [`claim_outbox`](RoomStore::claim_outbox) returns rows due at `now` that no
 ///   live claim holds, oldest `not_before` first, and leases them until `now + lease`, counting
-///   the attempt; a row whose lease ran out (its dispatcher died) is claimable again.
+///   the attempt; a row whose lease ran out (its dispatcher died) is claimable again. A row is
+///   not claimable while a row of the same room and [`OutboxTarget::subject`] queued before it
+///   (in an earlier append, or earlier in the same one) is still there, due or not: a webhook
+///   endpoint hears of a room's events in order, whatever retries do to `not_before`.
 ///   [`reschedule_outbox`](RoomStore::reschedule_outbox) releases a claimed row until
 ///   `not_before`; [`delete_outbox`](RoomStore::delete_outbox) drops it. Both return
 ///   [`Error::NotFound`] for a missing row.
-///   [`outbox_stats`](RoomStore::outbox_stats) counts, per channel that has rows (in any
+///   [`outbox_stats`](RoomStore::outbox_stats) counts, per [`OutboxKind`] that has rows (in any
 ///   order), the rows queued, the rows [`claim_outbox`](RoomStore::claim_outbox) could take at
 ///   `now`, and the earliest `not_before` among those. It is optional: the provided method
 ///   answers [`Error::Unsupported`] and the dispatcher then reports no outbox gauges; the
@@ -542,7 +638,7 @@ pub trait RoomStore: fmt::Debug + Send + Sync + 'static {
     /// that is not there is no error.
     async fn purge(&self, room: RoomId) -> Result<(), Error>;
 
-    /// The outbox's figures per channel at `now`, for monitoring: one query, not meant for
+    /// The outbox's figures per kind at `now`, for monitoring: one query, not meant for
     /// every dispatcher pass. Optional: by default, [`Error::Unsupported`].
     async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
         let _ = now;

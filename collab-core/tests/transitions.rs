@@ -125,6 +125,15 @@ fn outcome(label: &str, status: RoomStatus) -> String {
                 status: DeliveryStatus::Sent { provider_id: None },
             },
         ),
+        "record webhook failure (library)" => (
+            Actor::System,
+            Command::RecordWebhookFailure {
+                endpoint: EndpointId::from_u128(7),
+                webhook_id: "msg_1".to_owned(),
+                about: Seq::new(1),
+                reason: "HTTP 500".to_owned(),
+            },
+        ),
         "time out when idle (library)" => {
             room.advance(room.policy.inactivity_timeout());
             (Actor::System, Command::TimeOut)
@@ -148,7 +157,7 @@ fn outcome(label: &str, status: RoomStatus) -> String {
 #[test]
 fn decide_follows_the_transition_table() {
     let rows = table();
-    assert_eq!(rows.len(), 15, "every command of the table is checked");
+    assert_eq!(rows.len(), 16, "every command of the table is checked");
     let mut mismatches = Vec::new();
     for (label, cells) in &rows {
         for (status, cell) in RoomStatus::ALL.iter().zip(cells) {

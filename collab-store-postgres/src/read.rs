@@ -1,8 +1,8 @@
 //! The queries that only read, and the conversions between the core's types and columns.
 
-use collab_core::store::{Credential, EndedRooms, Grant, OutboxStats, RoomPage, RoomQuery};
+use collab_core::store::{Credential, EndedRooms, Grant, OutboxKind, OutboxStats, RoomPage, RoomQuery};
 use collab_core::{
-    Channel, Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
+    Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
 };
 use deadpool_postgres::Client;
 use tokio_postgres::types::ToSql;
@@ -29,11 +29,9 @@ pub(crate) fn limit_value(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
-pub(crate) fn channel_from(name: &str) -> Result<Channel, Error> {
-    Channel::ALL
-        .into_iter()
-        .find(|c| c.as_str() == name)
-        .ok_or_else(|| corrupt(format!("channel {name:?}"), None))
+/// An outbox row's kind, from its `channel` column.
+pub(crate) fn kind_from(name: &str) -> Result<OutboxKind, Error> {
+    OutboxKind::parse(name).ok_or_else(|| corrupt(format!("outbox kind {name:?}"), None))
 }
 
 /// A stored value this version cannot read back.
@@ -261,7 +259,7 @@ pub(crate) async fn outbox_stats(client: &Client, now: Timestamp) -> Result<Vec<
             let due: i64 = row.try_get(2).map_err(postgres)?;
             let oldest_due: Option<i64> = row.try_get(3).map_err(postgres)?;
             Ok(OutboxStats::new(
-                channel_from(row.try_get(0).map_err(postgres)?)?,
+                kind_from(row.try_get(0).map_err(postgres)?)?,
                 u64::try_from(queued).unwrap_or(0),
                 u64::try_from(due).unwrap_or(0),
                 oldest_due.map(Timestamp::from_unix_millis),

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "V4__retention_and_erasure",
         include_str!("migrations/V4__retention_and_erasure.sql"),
     ),
+    ("V5__outbox_order", include_str!("migrations/V5__outbox_order.sql")),
 ];
 
 pub(crate) fn migrations() -> Result<Vec<Migration>, Error> {

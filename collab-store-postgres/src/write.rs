@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use collab_core::guard::{Hit, MAX_COUNTER_WINDOW};
-use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage};
-use collab_core::{Entity, Error, Event, InviteId, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
+use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage, OutboxTarget};
+use collab_core::{Entity, Error, Event, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
 use deadpool_postgres::{Client, Pool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::read::{channel_from, limit_value, seq_from, seq_value, uuid};
+use crate::read::{kind_from, limit_value, seq_from, seq_value, uuid};
 use crate::{PostgresError, postgres};
 
 /// An append waiting for the writer, and where its answer goes.
@@ -736,8 +736,12 @@ fn grant_columns(grant: Grant) -> (&'static str, Uuid) {
     }
 }
 
+/// In the arrays' order, so that `queued` numbers a room's rows as they were queued.
 const INSERT_OUTBOX: &str = "INSERT INTO outbox (id, room, invite, channel, payload, not_before) \
-     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[])";
+     SELECT id, room, invite, channel, payload, not_before \
+     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[]) \
+          WITH ORDINALITY AS rows (id, room, invite, channel, payload, not_before, n) \
+     ORDER BY n";
 
 /// The columns of outbox rows to insert.
 #[derive(Default)]
@@ -754,8 +758,8 @@ impl<'a> OutboxColumns<'a> {
     fn push(&mut self, message: &'a OutboxMessage) {
         self.id.push(uuid(message.id.as_u128()));
         self.room.push(uuid(message.room.as_u128()));
-        self.invite.push(uuid(message.invite.as_u128()));
-        self.channel.push(message.channel.as_str());
+        self.invite.push(uuid(message.target.subject()));
+        self.channel.push(message.target.kind().as_str());
         self.payload.push(&message.payload);
         self.not_before.push(message.not_before.unix_millis());
     }
@@ -810,6 +814,9 @@ pub(crate) async fn claim_outbox(
             "UPDATE outbox SET attempts = attempts + 1, leased_until = $2 \
              WHERE id IN (SELECT id FROM outbox \
                           WHERE not_before <= $1 AND (leased_until IS NULL OR leased_until <= $1) \
+                            AND NOT EXISTS (SELECT 1 FROM outbox AS earlier \
+                                            WHERE earlier.room = outbox.room AND earlier.invite = outbox.invite \
+                                              AND earlier.queued < outbox.queued) \
                           ORDER BY not_before, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING id, room, invite, channel, payload, not_before, attempts",
         )
@@ -827,8 +834,7 @@ pub(crate) async fn claim_outbox(
             message: OutboxMessage {
                 id: OutboxId::from_u128(get_id(0)?),
                 room: RoomId::from_u128(get_id(1)?),
-                invite: InviteId::from_u128(get_id(2)?),
-                channel: channel_from(row.try_get(3).map_err(postgres)?)?,
+                target: OutboxTarget::from_parts(kind_from(row.try_get(3).map_err(postgres)?)?, get_id(2)?),
                 payload: row.try_get(4).map_err(postgres)?,
                 not_before: Timestamp::from_unix_millis(row.try_get(5).map_err(postgres)?),
             },

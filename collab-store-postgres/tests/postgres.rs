@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use collab_core::store::Append;
+use collab_core::store::{Append, OutboxTarget};
 use collab_core::testing::room_store::{self, T0, create, fresh_tenant, post, stale};
 use collab_core::*;
 use collab_store_postgres::testing::TestSchema;
@@ -29,8 +29,10 @@ async fn a_key_no_check_covers_fails_only_its_own_append() {
     clashing.outbox.push(store::OutboxMessage {
         id: taken,
         room: clashing.room,
-        invite: InviteId::from_u128(1),
-        channel: Channel::Email,
+        target: OutboxTarget::Invite {
+            invite: InviteId::from_u128(1),
+            channel: Channel::Email,
+        },
         payload: "payload".into(),
         not_before: T0,
     });
@@ -281,7 +283,7 @@ async fn servers_starting_together_migrate_once() {
         .await
         .unwrap();
     let (rows, versions) = (applied.get::<_, i64>(0), applied.get::<_, i64>(1));
-    assert_eq!((rows, versions), (4, 4), "V1 to V4 applied once each");
+    assert_eq!((rows, versions), (5, 5), "V1 to V5 applied once each");
 }
 
 #[tokio::test]
@@ -379,7 +381,8 @@ async fn a_database_from_before_email_match_keys_finds_addresses_in_any_case() {
     client
         .batch_execute(
             "DELETE FROM refinery_schema_history WHERE version >= 3; \
-             DROP INDEX rooms_by_end; DROP INDEX credentials_by_room; ALTER TABLE rooms DROP COLUMN ended_at",
+             DROP INDEX rooms_by_end; DROP INDEX credentials_by_room; ALTER TABLE rooms DROP COLUMN ended_at; \
+             DROP INDEX outbox_by_subject; ALTER TABLE outbox DROP COLUMN queued",
         )
         .await
         .unwrap();

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use collab_core::store::{Credential, EndedRooms, Grant, OutboxStats, RoomPage, RoomQuery};
+use collab_core::store::{Credential, EndedRooms, Grant, OutboxKind, OutboxStats, RoomPage, RoomQuery};
 use collab_core::{
-    Channel, Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
+    Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -89,11 +89,9 @@ pub(crate) fn uuid_from(bytes: &[u8]) -> Result<u128, Error> {
     Ok(u128::from_be_bytes(bytes))
 }
 
-pub(crate) fn channel_from(name: &str) -> Result<Channel, Error> {
-    Channel::ALL
-        .into_iter()
-        .find(|c| c.as_str() == name)
-        .ok_or_else(|| SqliteError::Corrupt(format!("channel {name:?}")).into())
+/// An outbox row's kind, from its `channel` column.
+pub(crate) fn kind_from(name: &str) -> Result<OutboxKind, Error> {
+    OutboxKind::parse(name).ok_or_else(|| SqliteError::Corrupt(format!("outbox kind {name:?}")).into())
 }
 
 fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
@@ -320,7 +318,7 @@ pub(crate) fn outbox_stats(conn: &Connection, now: Timestamp) -> Result<Vec<Outb
     rows.map(|row| {
         let (channel, queued, due, oldest_due) = row.map_err(sqlite)?;
         Ok(OutboxStats::new(
-            channel_from(&channel)?,
+            kind_from(&channel)?,
             u64::try_from(queued).unwrap_or(0),
             u64::try_from(due).unwrap_or(0),
             oldest_due.map(Timestamp::from_unix_millis),

@@ -8,12 +8,12 @@ use std::thread;
 use std::time::Duration;
 
 use collab_core::guard::{Hit, MAX_COUNTER_WINDOW};
-use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage};
-use collab_core::{Entity, Error, Event, EventData, InviteId, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
+use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage, OutboxTarget};
+use collab_core::{Entity, Error, Event, EventData, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use crate::read::{channel_from, id_bytes, uuid_from};
+use crate::read::{id_bytes, kind_from, uuid_from};
 use crate::{SqliteConfig, SqliteError, schema, sqlite};
 
 /// A write waiting for the writer thread. It runs in its own savepoint (or is told why it
@@ -491,8 +491,8 @@ fn insert_outbox(conn: &Connection, message: &OutboxMessage) -> Result<(), Error
         s.execute(params![
             id_bytes(message.id.as_u128()),
             id_bytes(message.room.as_u128()),
-            id_bytes(message.invite.as_u128()),
-            message.channel.as_str(),
+            id_bytes(message.target.subject()),
+            message.target.kind().as_str(),
             message.payload,
             message.not_before.unix_millis(),
         ])
@@ -513,6 +513,9 @@ pub(crate) fn claim_outbox(
             "UPDATE outbox SET attempts = attempts + 1, leased_until = ?2 \
              WHERE id IN (SELECT id FROM outbox \
                           WHERE not_before <= ?1 AND (leased_until IS NULL OR leased_until <= ?1) \
+                            AND NOT EXISTS (SELECT 1 FROM outbox AS earlier \
+                                            WHERE earlier.room = outbox.room AND earlier.invite = outbox.invite \
+                                              AND earlier.rowid < outbox.rowid) \
                           ORDER BY not_before, id LIMIT ?3) \
              RETURNING id, room, invite, channel, payload, not_before, attempts",
         )
@@ -538,8 +541,7 @@ pub(crate) fn claim_outbox(
             message: OutboxMessage {
                 id: OutboxId::from_u128(uuid_from(&id)?),
                 room: RoomId::from_u128(uuid_from(&room)?),
-                invite: InviteId::from_u128(uuid_from(&invite)?),
-                channel: channel_from(&channel)?,
+                target: OutboxTarget::from_parts(kind_from(&channel)?, uuid_from(&invite)?),
                 payload,
                 not_before: Timestamp::from_unix_millis(not_before),
             },

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use collab_core::id::RandomIds;
-use collab_core::store::OutboxMessage;
+use collab_core::store::{OutboxMessage, OutboxTarget};
 use collab_core::testing::room_store::{T0, create, post};
 use collab_core::*;
 use collab_store_sqlite::SqliteRoomStore;
@@ -54,8 +54,10 @@ fn crash_child() {
                 append.outbox.push(OutboxMessage {
                     id: OutboxId::generate(&RandomIds).unwrap(),
                     room: state.room(),
-                    invite: InviteId::from_u128(1),
-                    channel: Channel::Email,
+                    target: OutboxTarget::Invite {
+                        invite: InviteId::from_u128(1),
+                        channel: Channel::Email,
+                    },
                     payload: format!("{}:{}", state.room(), seq),
                     not_before: T0,
                 });

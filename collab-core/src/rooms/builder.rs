@@ -14,6 +14,7 @@ use crate::notify::Notifier;
 use crate::store::RoomStore;
 use crate::time::{Clock, SystemClock};
 use crate::transport::{InProcessTransport, Transport};
+use crate::webhook::{WebhookConfig, WebhookSender};
 
 /// Builds a [`Rooms`]. Every part has a default: the in-memory stores, the in-process transport,
 /// the system clock, random ids, no notifiers (so SMS and email invites are refused) and
@@ -29,6 +30,7 @@ pub struct RoomsBuilder {
     ids: Option<Arc<dyn IdGenerator>>,
     access: Option<Arc<dyn AccessHook>>,
     guard: Option<Arc<dyn InviteGuard>>,
+    webhooks: Option<(Arc<dyn WebhookSender>, WebhookConfig)>,
     config: RoomsConfig,
 }
 
@@ -87,6 +89,13 @@ impl RoomsBuilder {
         self
     }
 
+    /// Sends room events to the tenants' webhook endpoints in `config` through `sender`
+    /// ([`crate::webhook`]). Without it, no webhooks are queued.
+    pub fn webhooks(mut self, sender: impl WebhookSender, config: WebhookConfig) -> Self {
+        self.webhooks = Some((Arc::new(sender), config));
+        self
+    }
+
     /// The settings.
     pub fn config(mut self, config: RoomsConfig) -> Self {
         self.config = config;
@@ -110,6 +119,11 @@ impl RoomsBuilder {
                 ids: self.ids.unwrap_or_else(|| Arc::new(RandomIds)),
                 access: self.access,
                 guard: self.guard,
+                webhooks: self.webhooks.map(|(sender, config)| super::Webhooks {
+                    sender,
+                    config,
+                    gates: Mutex::new(HashMap::new()),
+                }),
                 states: Mutex::new(HashMap::new()),
                 outbox_added: Notify::new(),
                 lanes: Default::default(),

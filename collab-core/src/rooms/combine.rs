@@ -143,11 +143,19 @@ impl Rooms {
                 }
                 return;
             }
-            let stored = match Append::new(Some(&state), events.clone()) {
+            let append = Append::new(Some(&state), events.clone()).and_then(|mut append| {
+                append.outbox = self.webhook_rows(state.tenant(), &events)?;
+                Ok(append)
+            });
+            let stored = match append {
                 Ok(append) => {
+                    let queued = !append.outbox.is_empty();
                     let started = std::time::Instant::now();
                     let stored = self.inner.store.append(append).await;
                     crate::metrics::append_finished(started.elapsed(), &stored);
+                    if queued && stored.is_ok() {
+                        self.inner.outbox_added.notify_one();
+                    }
                     stored
                 }
                 Err(e) => Err(e),

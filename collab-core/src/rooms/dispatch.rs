@@ -15,7 +15,7 @@ use crate::id::{InviteId, RoomId};
 use crate::locale::Locale;
 use crate::notify::{Notifier, NotifyError};
 use crate::state::RoomStatus;
-use crate::store::{ClaimedOutbox, Credential, Grant};
+use crate::store::{ClaimedOutbox, Credential, Grant, OutboxTarget};
 use crate::token::Token;
 
 /// An outbox row's payload: who to invite where. No link: its token is minted when sending.
@@ -65,7 +65,7 @@ pub struct DispatchReport {
     pub retried: usize,
 }
 
-enum Outcome {
+pub(super) enum Outcome {
     Sent,
     Failed,
     Retried,
@@ -196,41 +196,44 @@ impl Rooms {
     }
 
     async fn deliver(&self, row: ClaimedOutbox) -> Outcome {
-        let channel = row.message.channel.as_str();
+        let kind = row.message.target.kind();
         if row.attempts == 1 {
             let lag = self.inner.clock.now().since(row.message.not_before);
-            crate::metrics::delivery_lag(channel, lag);
+            crate::metrics::delivery_lag(kind.as_str(), lag);
         }
-        let provider = self
-            .notifier(row.message.channel)
-            .map_or("none", |notifier| notifier.provider());
-        let outcome = self.attempt(row).await;
+        let (outcome, provider) = match row.message.target {
+            OutboxTarget::Invite { invite, channel } => {
+                let provider = self.notifier(channel).map_or("none", |notifier| notifier.provider());
+                (self.attempt(row, invite, channel).await, provider)
+            }
+            OutboxTarget::Webhook { endpoint } => (self.deliver_webhook(row, endpoint).await, "webhook"),
+        };
         let result = match outcome {
             Outcome::Sent => "sent",
             Outcome::Failed => "failed",
             Outcome::Retried => "retry",
             Outcome::Unrecorded => "unrecorded",
         };
-        crate::metrics::delivery(channel, provider, result);
+        crate::metrics::delivery(kind.as_str(), provider, result);
         outcome
     }
 
     /// One attempt at delivering a claimed invite, and its record.
-    async fn attempt(&self, row: ClaimedOutbox) -> Outcome {
+    async fn attempt(&self, row: ClaimedOutbox, invite: InviteId, channel: Channel) -> Outcome {
         let message = &row.message;
         let failed = |reason: String| DeliveryStatus::Failed {
             permanent: true,
             reason,
         };
-        let Some(notifier) = self.notifier(message.channel).cloned() else {
-            let reason = format!("no {} notifier is configured", message.channel);
-            return self.finish(&row, failed(reason)).await;
+        let Some(notifier) = self.notifier(channel).cloned() else {
+            let reason = format!("no {channel} notifier is configured");
+            return self.finish(&row, invite, failed(reason)).await;
         };
         let delivery: Delivery = match serde_json::from_str(&message.payload) {
             Ok(delivery) => delivery,
             Err(e) => {
                 return self
-                    .finish(&row, failed(format!("unreadable outbox payload: {e}")))
+                    .finish(&row, invite, failed(format!("unreadable outbox payload: {e}")))
                     .await;
             }
         };
@@ -243,11 +246,11 @@ impl Rooms {
                 return Outcome::Unrecorded;
             }
         };
-        let usable = state.link_opens(message.invite, self.inner.clock.now(), self.policy());
+        let usable = state.link_opens(invite, self.inner.clock.now(), self.policy());
         if state.status() == RoomStatus::Closed || !usable {
             let reason =
                 "the invite was revoked, expired or superseded, or its room closed, before it was sent".to_owned();
-            return self.finish(&row, failed(reason)).await;
+            return self.finish(&row, invite, failed(reason)).await;
         }
         // The link's token exists from here on, and is stored only as its hash.
         let token = match Token::generate() {
@@ -260,7 +263,7 @@ impl Rooms {
         let credential = Credential {
             hash: token.hash(),
             room: message.room,
-            grant: Grant::Invite(message.invite),
+            grant: Grant::Invite(invite),
         };
         if let Err(e) = self.inner.store.add_credential(credential).await {
             tracing::warn!(room = %message.room, error = %e, "could not store an invite token");
@@ -286,18 +289,19 @@ impl Rooms {
                 let status = DeliveryStatus::Sent {
                     provider_id: receipt.provider_id,
                 };
-                self.finish(&row, status).await
+                self.finish(&row, invite, status).await
             }
             Err(NotifyError::Permanent { source }) => {
                 let reason = scrub(&source);
-                tracing::warn!(room = %message.room, invite = %message.invite, error = %reason, "invite delivery failed");
-                self.finish(&row, failed(reason)).await
+                tracing::warn!(room = %message.room, invite = %invite, error = %reason, "invite delivery failed");
+                self.finish(&row, invite, failed(reason)).await
             }
             Err(e) if row.attempts >= max_attempts => {
                 let reason = format!("gave up after {} attempts: {}", row.attempts, scrub(&e));
-                tracing::warn!(room = %message.room, invite = %message.invite, error = %reason, "invite delivery gave up");
+                tracing::warn!(room = %message.room, invite = %invite, error = %reason, "invite delivery gave up");
                 self.finish(
                     &row,
+                    invite,
                     DeliveryStatus::Failed {
                         permanent: false,
                         reason,
@@ -311,7 +315,7 @@ impl Rooms {
                     _ => None,
                 };
                 let wait = self.backoff(row.attempts, retry_after);
-                tracing::info!(room = %message.room, invite = %message.invite, error = %scrub(&e), ?wait, "invite delivery will be retried");
+                tracing::info!(room = %message.room, invite = %invite, error = %scrub(&e), ?wait, "invite delivery will be retried");
                 let not_before = self.inner.clock.now().saturating_add(wait);
                 match self.inner.store.reschedule_outbox(message.id, not_before).await {
                     Ok(()) => Outcome::Retried,
@@ -326,7 +330,7 @@ impl Rooms {
 
     /// The wait before attempt `attempts + 1`: exponential, capped, with jitter; never shorter
     /// than what the provider asked for.
-    fn backoff(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
+    pub(super) fn backoff(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
         let delivery = &self.inner.config.delivery;
         let doublings = attempts.saturating_sub(1).min(30);
         let wait = delivery
@@ -340,21 +344,26 @@ impl Rooms {
     }
 
     /// Records the outcome and completes the outbox row in the same append.
-    async fn finish(&self, row: &ClaimedOutbox, status: DeliveryStatus) -> Outcome {
-        let message = &row.message;
+    async fn finish(&self, row: &ClaimedOutbox, invite: InviteId, status: DeliveryStatus) -> Outcome {
         let outcome = match status {
             DeliveryStatus::Sent { .. } => Outcome::Sent,
             _ => Outcome::Failed,
         };
-        let command = Command::RecordDelivery {
-            invite: message.invite,
-            status,
-        };
+        match self.record_completion(row, &Command::RecordDelivery { invite, status }).await {
+            true => outcome,
+            false => Outcome::Unrecorded,
+        }
+    }
+
+    /// Records `command` in the row's room and completes the row in the same append; `false`
+    /// when that could not be written (the row then goes back to the outbox when its lease ends).
+    pub(super) async fn record_completion(&self, row: &ClaimedOutbox, command: &Command) -> bool {
+        let message = &row.message;
         let completed = message.id;
         let mut retries = 0;
         let recorded = loop {
             let recorded = self
-                .execute(&Actor::System, message.room, Operation::Read, &command, |_, _| {
+                .execute(&Actor::System, message.room, Operation::Read, command, |_, _| {
                     Ok(Extras {
                         completed_outbox: vec![completed],
                         ..Extras::default()
@@ -375,14 +384,14 @@ impl Rooms {
             // The room closed or was erased, or the invite is gone: nothing left to record.
             Err(Error::RoomClosed | Error::RoomErased | Error::NotFound { .. }) => true,
             Err(e) => {
-                tracing::warn!(room = %message.room, invite = %message.invite, error = %e, "could not record an invite's delivery");
-                return Outcome::Unrecorded;
+                tracing::warn!(room = %message.room, target = ?message.target, error = %e, "could not record a delivery's outcome");
+                return false;
             }
         };
         if drop_row && let Err(e) = self.inner.store.delete_outbox(completed).await {
             tracing::debug!(room = %message.room, error = %e, "outbox row already gone");
         }
-        outcome
+        true
     }
 }
 

@@ -10,6 +10,7 @@ mod health;
 mod lifecycle;
 mod subscribe;
 mod thumbnails;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,6 +21,7 @@ use tokio::sync::{Notify, Semaphore};
 pub use builder::RoomsBuilder;
 pub use config::{DeliveryConfig, RoomsConfig};
 use dispatch::Delivery;
+use webhooks::Webhooks;
 pub use dispatch::DispatchReport;
 pub use documents::{DocumentDownload, OrphanSweep, Upload};
 pub use export::RoomExport;
@@ -39,7 +41,7 @@ use crate::locale::Locale;
 use crate::notify::{Notification, Notifier, sms_segments};
 use crate::policy::Policy;
 use crate::state::{RoomState, RoomSummary};
-use crate::store::{Append, Credential, Grant, OutboxMessage, RoomPage, RoomQuery, RoomStore};
+use crate::store::{Append, Credential, Grant, OutboxMessage, OutboxTarget, RoomPage, RoomQuery, RoomStore};
 use crate::time::Clock;
 use crate::token::Token;
 use crate::transport::Transport;
@@ -153,6 +155,7 @@ struct Inner {
     ids: Arc<dyn IdGenerator>,
     access: Option<Arc<dyn AccessHook>>,
     guard: Option<Arc<dyn InviteGuard>>,
+    webhooks: Option<Webhooks>,
     config: RoomsConfig,
     /// Recently used room states, brought up to date from the store before each use.
     states: Mutex<HashMap<RoomId, RoomState>>,
@@ -415,7 +418,8 @@ impl Rooms {
             if events.is_empty() {
                 return Ok(Executed { state, events });
             }
-            let extra = extras(&state, &events)?;
+            let mut extra = extras(&state, &events)?;
+            extra.outbox.extend(self.webhook_rows(state.tenant(), &events)?);
             let queued = !extra.outbox.is_empty();
             let mut append = Append::new(Some(&state), events)?;
             append.outbox = extra.outbox;
@@ -469,10 +473,15 @@ impl Rooms {
         self.check_hook(actor, Operation::CreateRoom, None)?;
         let room = RoomId::generate(self.inner.ids.as_ref())?;
         let event = create_room(room, tenant.clone(), agent.clone(), self.inner.clock.now());
-        let append = Append::new(None, vec![event])?;
+        let mut append = Append::new(None, vec![event])?;
+        append.outbox = self.webhook_rows(tenant, &append.events)?;
+        let queued = !append.outbox.is_empty();
         let summary = append.summary.clone();
         let events = append.events.clone();
         self.inner.store.append(append).await?;
+        if queued {
+            self.inner.outbox_added.notify_one();
+        }
         self.publish(room, &events).await;
         tracing::info!(%room, %tenant, "room created");
         Ok(summary)
@@ -556,8 +565,10 @@ impl Rooms {
                     extras.outbox.push(OutboxMessage {
                         id: outbox_id,
                         room,
-                        invite,
-                        channel: delivery.recipient.channel(),
+                        target: OutboxTarget::Invite {
+                            invite,
+                            channel: delivery.recipient.channel(),
+                        },
                         payload: serde_json::to_string(&delivery).map_err(|e| Error::internal("outbox payload", e))?,
                         not_before: now,
                     });

@@ -73,6 +73,7 @@ macro_rules! room_store_conformance {
                 outbox_claims_lease_and_reschedule,
                 completing_outbox_rows_is_atomic,
                 outbox_stats_count_queued_and_due,
+                outbox_rows_of_a_subject_wait_their_turn,
                 idle_rooms_are_active_and_idle,
                 concurrent_appends_have_one_winner,
                 racing_appends_over_many_rooms_are_answered_one_by_one,

@@ -8,11 +8,12 @@ use crate::Error;
 use crate::customer::{Channel, EmailAddress, PersonName, PhoneNumber, Recipient};
 use crate::decide::{Actor, Command, Context, InviteCommand, create_room, decide};
 use crate::event::{Event, Seq};
-use crate::id::{AgentId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
+use crate::id::{AgentId, EndpointId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
 use crate::policy::Policy;
 use crate::state::{RoomState, RoomStatus};
 use crate::store::{
-    Append, ClaimedOutbox, Credential, EndedRooms, Grant, OutboxMessage, OutboxStats, RoomCursor, RoomQuery, RoomStore,
+    Append, ClaimedOutbox, Credential, EndedRooms, Grant, OutboxKind, OutboxMessage, OutboxStats, OutboxTarget, RoomCursor,
+    RoomQuery, RoomStore,
 };
 use crate::time::Timestamp;
 use crate::token::Token;
@@ -114,11 +115,21 @@ fn outbox_row(room: RoomId, not_before: Timestamp) -> OutboxMessage {
 }
 
 fn outbox_row_on(room: RoomId, channel: Channel, not_before: Timestamp) -> OutboxMessage {
+    outbox_row_for(
+        room,
+        OutboxTarget::Invite {
+            invite: InviteId::from_u128(new_id()),
+            channel,
+        },
+        not_before,
+    )
+}
+
+fn outbox_row_for(room: RoomId, target: OutboxTarget, not_before: Timestamp) -> OutboxMessage {
     OutboxMessage {
         id: OutboxId::from_u128(new_id()),
         room,
-        invite: InviteId::from_u128(new_id()),
-        channel,
+        target,
         payload: format!("payload {}", new_id()),
         not_before,
     }
@@ -657,6 +668,87 @@ pub async fn outbox_claims_lease_and_reschedule(store: &dyn RoomStore) {
     assert_eq!(limited.len(), 2);
 }
 
+/// Rows of one room and subject are claimed in the order they were queued, whatever their
+/// `not_before`: a later row waits while an earlier one is there (due, leased or not yet due);
+/// rows of another subject or room do not wait. Webhooks rely on it for their order per room.
+pub async fn outbox_rows_of_a_subject_wait_their_turn(store: &dyn RoomStore) {
+    let (state, _) = stored_room(store, 1).await;
+    let room = state.room();
+    let (other_state, _) = stored_room(store, 1).await;
+    // Far in the future, so rows of other checks sharing the store are not due.
+    let now = Timestamp::from_unix_millis(4_100_000_000_000);
+    let later = now.saturating_add(Duration::from_secs(3600));
+    let lease = Duration::from_secs(30);
+    let endpoint = OutboxTarget::Webhook {
+        endpoint: EndpointId::from_u128(new_id()),
+    };
+    let other_endpoint = OutboxTarget::Webhook {
+        endpoint: EndpointId::from_u128(new_id()),
+    };
+    // Queued first but due last; then, in one append, two more for the same endpoint.
+    let first = outbox_row_for(room, endpoint, later);
+    let (state, mut append) = post(&state, "first", T0);
+    append.outbox.push(first.clone());
+    store.append(append).await.expect("append");
+    let second = outbox_row_for(room, endpoint, now);
+    let third = outbox_row_for(room, endpoint, now);
+    let elsewhere = outbox_row_for(room, other_endpoint, now);
+    let (_, mut append) = post(&state, "second and third", T0);
+    append.outbox.extend([second.clone(), third.clone(), elsewhere.clone()]);
+    store.append(append).await.expect("append");
+    let other_room = outbox_row_for(other_state.room(), endpoint, now);
+    let (_, mut append) = post(&other_state, "another room", T0);
+    append.outbox.push(other_room.clone());
+    store.append(append).await.expect("append");
+    let mine = |claimed: Vec<ClaimedOutbox>| -> Vec<OutboxId> {
+        let mut ids: Vec<OutboxId> = claimed
+            .into_iter()
+            .filter(|c| c.message.room == room || c.message.room == other_state.room())
+            .map(|c| c.message.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut ids: Vec<OutboxId>| {
+        ids.sort();
+        ids
+    };
+
+    assert_eq!(
+        mine(store.claim_outbox(now, lease, 100).await.expect("claim")),
+        sorted(vec![elsewhere.id, other_room.id]),
+        "the endpoint's rows wait for its first row, which is not due yet; other subjects and rooms do not"
+    );
+    for id in [elsewhere.id, other_room.id] {
+        store.delete_outbox(id).await.expect("delete");
+    }
+    let claimed = mine(store.claim_outbox(later, lease, 100).await.expect("claim"));
+    assert_eq!(claimed, [first.id], "the first row, once due; the later rows still wait");
+    store
+        .reschedule_outbox(first.id, later.saturating_add(Duration::from_secs(600)))
+        .await
+        .expect("reschedule");
+    assert_eq!(
+        mine(store.claim_outbox(later.saturating_add(lease), lease, 100).await.expect("claim")),
+        [],
+        "a rescheduled first row still holds the others back"
+    );
+    store.delete_outbox(first.id).await.expect("delete");
+    let far = later.saturating_add(Duration::from_secs(86_400));
+    assert_eq!(
+        mine(store.claim_outbox(far, lease, 100).await.expect("claim")),
+        [second.id],
+        "next in line once the first is gone; the third was queued after it in the same append"
+    );
+    store.delete_outbox(second.id).await.expect("delete");
+    assert_eq!(
+        mine(store.claim_outbox(far, lease, 100).await.expect("claim")),
+        [third.id],
+        "last in line"
+    );
+    store.delete_outbox(third.id).await.expect("delete");
+}
+
 /// `outbox_stats` counts each channel's queued and due rows and finds the oldest due one, as
 /// rows are queued, claimed (a leased row is not due until its lease ends) and deleted. Needs
 /// a store of its own, as the macros give each check: it counts every row of the store.
@@ -665,7 +757,7 @@ pub async fn outbox_stats_count_queued_and_due(store: &dyn RoomStore) {
     let ago = |s| now.saturating_sub(Duration::from_secs(s));
     let stats = |now| async move {
         let mut stats = store.outbox_stats(now).await.expect("outbox stats");
-        stats.sort_by_key(|s| s.channel.as_str());
+        stats.sort_by_key(|s| s.kind.as_str());
         stats
     };
     assert_eq!(stats(now).await, [], "an empty outbox has no channel");
@@ -681,10 +773,10 @@ pub async fn outbox_stats_count_queued_and_due(store: &dyn RoomStore) {
         .outbox
         .extend([oldest.clone(), newer.clone(), later.clone(), sms.clone()]);
     store.append(append).await.expect("append");
-    let sms_stats = OutboxStats::new(Channel::Sms, 1, 1, Some(ago(30)));
+    let sms_stats = OutboxStats::new(OutboxKind::Invite(Channel::Sms), 1, 1, Some(ago(30)));
     assert_eq!(
         stats(now).await,
-        [OutboxStats::new(Channel::Email, 3, 2, Some(ago(60))), sms_stats],
+        [OutboxStats::new(OutboxKind::Invite(Channel::Email), 3, 2, Some(ago(60))), sms_stats],
         "queued"
     );
 
@@ -694,15 +786,15 @@ pub async fn outbox_stats_count_queued_and_due(store: &dyn RoomStore) {
     assert_eq!(claimed[0].message.id, oldest.id, "the oldest due row first");
     assert_eq!(
         stats(now).await,
-        [OutboxStats::new(Channel::Email, 3, 1, Some(ago(10))), sms_stats],
+        [OutboxStats::new(OutboxKind::Invite(Channel::Email), 3, 1, Some(ago(10))), sms_stats],
         "a claimed row is queued, not due"
     );
     let lease_over = now.saturating_add(lease);
     assert_eq!(
         stats(lease_over).await,
         [
-            OutboxStats::new(Channel::Email, 3, 2, Some(ago(60))),
-            OutboxStats::new(Channel::Sms, 1, 1, Some(ago(30)))
+            OutboxStats::new(OutboxKind::Invite(Channel::Email), 3, 2, Some(ago(60))),
+            OutboxStats::new(OutboxKind::Invite(Channel::Sms), 1, 1, Some(ago(30)))
         ],
         "due again once its lease ran out"
     );
@@ -710,13 +802,13 @@ pub async fn outbox_stats_count_queued_and_due(store: &dyn RoomStore) {
     store.delete_outbox(newer.id).await.expect("delete");
     assert_eq!(
         stats(now).await,
-        [OutboxStats::new(Channel::Email, 2, 0, None), sms_stats],
+        [OutboxStats::new(OutboxKind::Invite(Channel::Email), 2, 0, None), sms_stats],
         "none due: the leased row and the later one"
     );
     store.delete_outbox(sms.id).await.expect("delete");
     assert_eq!(
         stats(now).await,
-        [OutboxStats::new(Channel::Email, 2, 0, None)],
+        [OutboxStats::new(OutboxKind::Invite(Channel::Email), 2, 0, None)],
         "a channel without rows is left out"
     );
 }
