@@ -30,7 +30,9 @@
 //!
 //! ```json
 //! {"type": "message.posted", "timestamp": "2026-12-05T10:00:00.000Z",
-//!  "data": {"tenant": "acme", "room": "…", "seq": 7, "event": { "type": "message_posted", … }}}
+//!  "data": {"tenant": "acme", "room": "…", "seq": 7,
+//!           "event": {"room": "…", "seq": 7, "at": "…", "actor": {"kind": "customer", "id": "…"},
+//!                     "data": {"type": "message_posted", "text": "…"}}}}
 //! ```
 //!
 //! `timestamp` is when the event happened; `data.event` is the stored event in the JSON form of
@@ -444,6 +446,11 @@ impl RecordingWebhookSender {
     /// Makes the next attempts fail with these errors, in order.
     pub fn fail_next(&self, error: NotifyError) {
         lock(&self.failures).push(error);
+    }
+
+    /// Forgets the failures still queued: the next attempts succeed.
+    pub fn clear_failures(&self) {
+        lock(&self.failures).clear();
     }
 
     /// What was accepted, in order, with the endpoint it went to.
