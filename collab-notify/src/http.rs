@@ -104,6 +104,13 @@ pub(crate) fn with_invite_query(url: &str, room: &collab_core::RoomId, invite: &
 ///
 /// `timeout` bounds the whole call; keep it under [`MAX_TIMEOUT`].
 pub fn client(timeout: Duration) -> Result<reqwest::Client, Error> {
+    client_builder(timeout)?
+        .build()
+        .map_err(|e| Error::backend("HTTP client set-up", e))
+}
+
+/// [`client`]'s settings, for a caller that adds its own.
+pub(crate) fn client_builder(timeout: Duration) -> Result<reqwest::ClientBuilder, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier =
         rustls_platform_verifier::Verifier::new(provider.clone()).map_err(|e| Error::backend("TLS set-up", e))?;
@@ -113,14 +120,12 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, Error> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
-    reqwest::Client::builder()
+    Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("collab-notify/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::backend("HTTP client set-up", e))
+        .user_agent(concat!("collab-notify/", env!("CARGO_PKG_VERSION"))))
 }
 
 /// The notification's phone number; any other recipient is a permanent failure of `provider`,

@@ -15,6 +15,8 @@ pub mod testing;
 pub mod twilio;
 #[cfg(feature = "http")]
 pub mod vonage;
+#[cfg(feature = "http")]
+pub mod webhook;
 
 pub use abuse::{AbuseLimits, InviteStats, Limit, SmsAbuseGuard};
 pub use dev::{DevInbox, DevMessage};
