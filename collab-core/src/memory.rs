@@ -20,8 +20,8 @@ use crate::guard::{CounterStore, Hit, MAX_COUNTER_WINDOW};
 use crate::id::{OutboxId, RoomId, TenantId};
 use crate::state::{RoomStatus, RoomSummary};
 use crate::store::{
-    Append, ClaimedOutbox, Credential, EndedRooms, OutboxKind, OutboxMessage, OutboxStats, RoomCursor, RoomPage, RoomQuery,
-    RoomStore,
+    Append, ClaimedOutbox, Credential, EndedRooms, OutboxKind, OutboxMessage, OutboxStats, RoomCursor, RoomPage,
+    RoomQuery, RoomStore,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::token::TokenHash;
@@ -257,7 +257,8 @@ impl RoomStore for MemoryRoomStore {
             .outbox
             .values_mut()
             .filter(|row| {
-                row.is_claimable(now) && first.get(&(row.message.room, row.message.target.subject())) == Some(&row.queued)
+                row.is_claimable(now)
+                    && first.get(&(row.message.room, row.message.target.subject())) == Some(&row.queued)
             })
             .collect();
         due.sort_by_key(|row| (row.message.not_before, row.message.id));

@@ -36,7 +36,7 @@
 //! ```
 //!
 //! `timestamp` is when the event happened; `data.event` is the stored event in the JSON form of
-//! [`Event`](crate::Event).
+//! [`Event`].
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -187,7 +187,10 @@ impl WebhookSecret {
 
     /// The secret as the endpoint's owner configures it on their side: `whsec_…`.
     pub fn expose(&self) -> String {
-        format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(&self.bytes))
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(&self.bytes)
+        )
     }
 }
 
@@ -217,7 +220,10 @@ impl WebhookEndpoint {
             return Err(Error::invalid("url", "a webhook endpoint is an http or https URL"));
         }
         if url.len() > 2_000 || url.chars().any(char::is_whitespace) {
-            return Err(Error::invalid("url", "a webhook URL has no spaces and at most 2,000 bytes"));
+            return Err(Error::invalid(
+                "url",
+                "a webhook URL has no spaces and at most 2,000 bytes",
+            ));
         }
         Ok(Self {
             id,
@@ -230,7 +236,10 @@ impl WebhookEndpoint {
     /// The same endpoint, hearing only of `events` (at least one).
     pub fn with_events(mut self, events: &[WebhookEvent]) -> Result<Self, Error> {
         if events.is_empty() {
-            return Err(Error::invalid("event_types", "an endpoint wants at least one event type"));
+            return Err(Error::invalid(
+                "event_types",
+                "an endpoint wants at least one event type",
+            ));
         }
         let mut events = events.to_vec();
         events.sort();
@@ -508,7 +517,13 @@ mod tests {
     fn endpoints_check_their_url_and_event_types() {
         let secret = || WebhookSecret::generate().expect("random");
         let id = EndpointId::from_u128(1);
-        for bad in ["ftp://example.com/hook", "https://", "example.com", "https:///x", "https://a b"] {
+        for bad in [
+            "ftp://example.com/hook",
+            "https://",
+            "example.com",
+            "https:///x",
+            "https://a b",
+        ] {
             assert!(WebhookEndpoint::new(id, bad, secret()).is_err(), "{bad}");
         }
         let endpoint = WebhookEndpoint::new(id, "https://crm.example.com/hooks", secret()).expect("valid");

@@ -18,10 +18,14 @@ use common::*;
 const ENDPOINT: EndpointId = EndpointId::from_u128(0xE1);
 
 fn endpoint(events: &[WebhookEvent]) -> WebhookEndpoint {
-    WebhookEndpoint::new(ENDPOINT, "https://crm.example.com/hooks", WebhookSecret::generate().unwrap())
-        .unwrap()
-        .with_events(events)
-        .unwrap()
+    WebhookEndpoint::new(
+        ENDPOINT,
+        "https://crm.example.com/hooks",
+        WebhookSecret::generate().unwrap(),
+    )
+    .unwrap()
+    .with_events(events)
+    .unwrap()
 }
 
 fn world(config: WebhookConfig) -> (World, Arc<RecordingWebhookSender>) {
@@ -64,7 +68,11 @@ async fn drain(world: &World, step: Duration) {
 async fn a_post_queues_its_webhook_in_the_same_append_and_the_body_describes_the_event() {
     let (world, sender) = world(messages_only());
     let room = world.rooms.create_room(&agent()).await.unwrap().room;
-    let event = world.rooms.post_message(&agent(), room, "Hello Grace", None).await.unwrap();
+    let event = world
+        .rooms
+        .post_message(&agent(), room, "Hello Grace", None)
+        .await
+        .unwrap();
     let stats = world.store.outbox_stats(world.clock.now()).await.unwrap();
     assert_eq!(stats.len(), 1, "one row, for the message only: {stats:?}");
     assert_eq!(stats[0].kind, store::OutboxKind::Webhook);
@@ -111,7 +119,15 @@ async fn a_receiver_that_fails_three_times_gets_every_event_once_in_order() {
     let room = world.rooms.create_room(&agent()).await.unwrap().room;
     let mut posted = Vec::new();
     for text in ["one", "two", "three", "four"] {
-        posted.push(world.rooms.post_message(&agent(), room, text, None).await.unwrap().seq.get());
+        posted.push(
+            world
+                .rooms
+                .post_message(&agent(), room, text, None)
+                .await
+                .unwrap()
+                .seq
+                .get(),
+        );
     }
     for _ in 0..3 {
         sender.fail_next(NotifyError::transient("HTTP 500"));
@@ -202,7 +218,10 @@ async fn a_delivery_is_given_up_after_the_period_recorded_in_the_timeline_and_th
         assert!(rounds < 100, "never given up");
         world.clock.advance(Duration::from_secs(10 * 60));
     }
-    assert!(rounds >= 3, "retried for the whole period, not given up at once ({rounds} rounds)");
+    assert!(
+        rounds >= 3,
+        "retried for the whole period, not given up at once ({rounds} rounds)"
+    );
     // The endpoint recovers: the second event goes through, and only it.
     sender.clear_failures();
     drain(&world, Duration::from_secs(30 * 60)).await;
@@ -230,7 +249,10 @@ async fn a_permanent_failure_gives_up_at_once_and_a_closed_room_still_records_it
         "{:?}",
         last[0].data
     );
-    assert_eq!(world.rooms.room(&agent(), room).await.unwrap().status(), RoomStatus::Closed);
+    assert_eq!(
+        world.rooms.room(&agent(), room).await.unwrap().status(),
+        RoomStatus::Closed
+    );
     assert!(world.store.outbox_stats(world.clock.now()).await.unwrap().is_empty());
 }
 

@@ -45,7 +45,10 @@ const PROVIDER: &str = "webhook";
 /// The signature of one message under one secret: `v1,` and the base64 HMAC-SHA256 of
 /// `{id}.{timestamp}.{body}`.
 pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> String {
-    format!("v1,{}", BASE64.encode(mac(secret, id, timestamp, body).finalize().into_bytes()))
+    format!(
+        "v1,{}",
+        BASE64.encode(mac(secret, id, timestamp, body).finalize().into_bytes())
+    )
 }
 
 fn mac(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> Hmac<sha2::Sha256> {
@@ -153,7 +156,9 @@ pub struct HttpWebhookSender {
 
 impl fmt::Debug for HttpWebhookSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpWebhookSender").field("reach", &self.reach).finish_non_exhaustive()
+        f.debug_struct("HttpWebhookSender")
+            .field("reach", &self.reach)
+            .finish_non_exhaustive()
     }
 }
 
@@ -236,7 +241,13 @@ impl HttpWebhookSender {
     /// A sender that also reaches plain `http` URLs and private and loopback addresses: for
     /// tests, and for a host whose endpoints live on its own network on purpose.
     pub fn allowing_private_networks(timeout: Duration) -> Result<Self, Error> {
-        Self::with_reach(timeout, Reach { http: true, private: true })
+        Self::with_reach(
+            timeout,
+            Reach {
+                http: true,
+                private: true,
+            },
+        )
     }
 
     fn with_reach(timeout: Duration, reach: Reach) -> Result<Self, Error> {
@@ -259,8 +270,14 @@ impl HttpWebhookSender {
             _ => return Err(refuse("the endpoint's URL is not https")),
         }
         // A literal address is not resolved: check it here.
-        let host = parsed.host_str().ok_or_else(|| refuse("the endpoint's URL has no host"))?;
-        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| refuse("the endpoint's URL has no host"))?;
+        let literal = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok();
         if literal.is_some_and(|ip| !self.reach.allows(ip)) {
             return Err(refuse("the endpoint's address is private or loopback"));
         }
@@ -319,7 +336,13 @@ mod tests {
         let verifier = Verifier::new(secret);
         let at = 1_649_367_553;
         assert_eq!(
-            verifier.verify_at("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", "1649367553", &signature, body, at + 60),
+            verifier.verify_at(
+                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+                "1649367553",
+                &signature,
+                body,
+                at + 60
+            ),
             Ok(())
         );
         assert_eq!(
@@ -327,7 +350,13 @@ mod tests {
             Err(VerifyError::NoMatch)
         );
         assert_eq!(
-            verifier.verify_at("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", "1649367553", &signature, body, at + 301),
+            verifier.verify_at(
+                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+                "1649367553",
+                &signature,
+                body,
+                at + 301
+            ),
             Err(VerifyError::OutsideTolerance)
         );
         assert_eq!(
@@ -340,8 +369,15 @@ mod tests {
     fn either_of_two_secrets_verifies_while_rotating() {
         let old = WebhookSecret::generate().expect("random");
         let new = WebhookSecret::generate().expect("random");
-        let both = format!("{} {}", sign(&old, "msg_1", 100, b"{}"), sign(&new, "msg_1", 100, b"{}"));
-        assert_eq!(Verifier::new(new.clone()).verify_at("msg_1", "100", &both, b"{}", 100), Ok(()));
+        let both = format!(
+            "{} {}",
+            sign(&old, "msg_1", 100, b"{}"),
+            sign(&new, "msg_1", 100, b"{}")
+        );
+        assert_eq!(
+            Verifier::new(new.clone()).verify_at("msg_1", "100", &both, b"{}", 100),
+            Ok(())
+        );
         assert_eq!(Verifier::new(old).verify_at("msg_1", "100", &both, b"{}", 100), Ok(()));
         let only_new = sign(&new, "msg_1", 100, b"{}");
         let stranger = WebhookSecret::generate().expect("random");

@@ -1,6 +1,8 @@
 //! Webhooks over real HTTP: a SQLite store, an in-process receiver (wiremock), signatures
 //! checked by the Standard Webhooks authors' own verifier.
 #![cfg(feature = "http")]
+// Tests fail by panicking.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
 
@@ -77,7 +79,11 @@ async fn the_standard_webhooks_verifier_accepts_our_signatures_under_either_secr
     let request = &received[0];
     assert_eq!(header(request, "content-type"), "application/json");
     assert!(header(request, "webhook-id").starts_with("msg_"));
-    assert_eq!(header(request, "webhook-signature").split(' ').count(), 2, "one signature per secret");
+    assert_eq!(
+        header(request, "webhook-signature").split(' ').count(),
+        2,
+        "one signature per secret"
+    );
     for secret in [&old, &new] {
         let theirs = standardwebhooks::Webhook::new(&secret.expose()).unwrap();
         theirs
@@ -134,7 +140,11 @@ async fn a_receiver_that_answers_500_three_times_gets_each_event_in_order_with_s
         let (id, seq) = (header(request, "webhook-id").to_owned(), seq_of(request));
         if let Some((previous_id, previous_seq)) = &last_id {
             assert!(seq >= *previous_seq, "never an older event after a newer one");
-            assert_eq!(seq == *previous_seq, id == *previous_id, "a retry keeps its id; a new event has a new one");
+            assert_eq!(
+                seq == *previous_seq,
+                id == *previous_id,
+                "a retry keeps its id; a new event has a new one"
+            );
         }
         if delivered.last() != Some(&seq) {
             delivered.push(seq);
@@ -162,7 +172,10 @@ async fn a_webhook_queued_before_a_crash_is_sent_after_the_restart_with_the_same
     {
         let rooms = rooms_on(&file, &clock, endpoint_at(&server, secret.clone())).await;
         let room = rooms.create_room(&agent()).await.unwrap().room;
-        rooms.post_message(&agent(), room, "before the crash", None).await.unwrap();
+        rooms
+            .post_message(&agent(), room, "before the crash", None)
+            .await
+            .unwrap();
         // One attempt, refused; then the process is gone (its Rooms and store dropped).
         assert_eq!(rooms.dispatch_due().await.unwrap().retried, 1);
     }
@@ -201,5 +214,8 @@ async fn the_default_sender_refuses_plain_http_and_private_addresses_without_a_r
             "{url}: {text}"
         );
     }
-    assert!(requests(&server).await.is_empty(), "nothing reached the loopback receiver");
+    assert!(
+        requests(&server).await.is_empty(),
+        "nothing reached the loopback receiver"
+    );
 }

@@ -1,9 +1,7 @@
 //! The queries that only read, and the conversions between the core's types and columns.
 
 use collab_core::store::{Credential, EndedRooms, Grant, OutboxKind, OutboxStats, RoomPage, RoomQuery};
-use collab_core::{
-    Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
-};
+use collab_core::{Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash};
 use deadpool_postgres::Client;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;

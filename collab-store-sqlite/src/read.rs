@@ -4,9 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use collab_core::store::{Credential, EndedRooms, Grant, OutboxKind, OutboxStats, RoomPage, RoomQuery};
-use collab_core::{
-    Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash,
-};
+use collab_core::{Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 

@@ -349,7 +349,10 @@ impl Rooms {
             DeliveryStatus::Sent { .. } => Outcome::Sent,
             _ => Outcome::Failed,
         };
-        match self.record_completion(row, &Command::RecordDelivery { invite, status }).await {
+        match self
+            .record_completion(row, &Command::RecordDelivery { invite, status })
+            .await
+        {
             true => outcome,
             false => Outcome::Unrecorded,
         }

@@ -21,7 +21,6 @@ use tokio::sync::{Notify, Semaphore};
 pub use builder::RoomsBuilder;
 pub use config::{DeliveryConfig, RoomsConfig};
 use dispatch::Delivery;
-use webhooks::Webhooks;
 pub use dispatch::DispatchReport;
 pub use documents::{DocumentDownload, OrphanSweep, Upload};
 pub use export::RoomExport;
@@ -29,6 +28,7 @@ pub use health::NotReady;
 pub use lifecycle::RetentionSweep;
 pub use subscribe::EventStream;
 pub use thumbnails::Thumbnail;
+use webhooks::Webhooks;
 
 use crate::blob::BlobStore;
 use crate::customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};

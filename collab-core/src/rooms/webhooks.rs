@@ -75,7 +75,10 @@ impl Webhooks {
             return Err(now.saturating_add(Duration::from_secs(1)));
         }
         gate.in_flight += 1;
-        Ok(Slot { webhooks: self, endpoint })
+        Ok(Slot {
+            webhooks: self,
+            endpoint,
+        })
     }
 
     fn passed(&self, endpoint: EndpointId) {
@@ -118,7 +121,9 @@ impl Rooms {
                 rows.push(OutboxMessage {
                     id: OutboxId::generate(self.inner.ids.as_ref())?,
                     room: event.room,
-                    target: OutboxTarget::Webhook { endpoint: endpoint.id() },
+                    target: OutboxTarget::Webhook {
+                        endpoint: endpoint.id(),
+                    },
                     payload: serde_json::to_string(&payload).map_err(|e| Error::internal("webhook row", e))?,
                     not_before: now,
                 });
@@ -152,7 +157,13 @@ impl Rooms {
             // Another server may know the endpoint; this one keeps the row until it expires.
             if expired {
                 return self
-                    .give_up(&row, endpoint, webhook_id, &payload, "the endpoint is not configured".to_owned())
+                    .give_up(
+                        &row,
+                        endpoint,
+                        webhook_id,
+                        &payload,
+                        "the endpoint is not configured".to_owned(),
+                    )
                     .await;
             }
             tracing::warn!(%endpoint, "a webhook row names an endpoint this server does not know");
@@ -162,7 +173,12 @@ impl Rooms {
             Ok(slot) => slot,
             Err(at) => return self.retry_at(&row, at).await,
         };
-        let event = match self.inner.store.read_events(message.room, Seq::new(payload.about.get().saturating_sub(1)), 1).await {
+        let event = match self
+            .inner
+            .store
+            .read_events(message.room, Seq::new(payload.about.get().saturating_sub(1)), 1)
+            .await
+        {
             Ok(events) => events.into_iter().next().filter(|e| e.seq == payload.about),
             Err(e) => {
                 tracing::warn!(room = %message.room, error = %e, "could not read the event of a webhook");
@@ -185,7 +201,10 @@ impl Rooms {
         let send_timeout = self.inner.config.delivery.lease * 3 / 4;
         let sent = match tokio::time::timeout(send_timeout, webhooks.sender.send(&target, &webhook)).await {
             Ok(sent) => sent,
-            Err(_) => Err(NotifyError::ambiguous(format!("no answer within {} s", send_timeout.as_secs()))),
+            Err(_) => Err(NotifyError::ambiguous(format!(
+                "no answer within {} s",
+                send_timeout.as_secs()
+            ))),
         };
         drop(slot);
         match sent {
@@ -205,7 +224,8 @@ impl Rooms {
             }
             Err(NotifyError::Permanent { source }) => {
                 webhooks.failed(endpoint, now);
-                self.give_up(&row, endpoint, webhook_id, &payload, source.to_string()).await
+                self.give_up(&row, endpoint, webhook_id, &payload, source.to_string())
+                    .await
             }
             Err(e) => {
                 webhooks.failed(endpoint, now);

@@ -12,8 +12,8 @@ use crate::id::{AgentId, EndpointId, InviteId, OutboxId, ParticipantId, RoomId, 
 use crate::policy::Policy;
 use crate::state::{RoomState, RoomStatus};
 use crate::store::{
-    Append, ClaimedOutbox, Credential, EndedRooms, Grant, OutboxKind, OutboxMessage, OutboxStats, OutboxTarget, RoomCursor,
-    RoomQuery, RoomStore,
+    Append, ClaimedOutbox, Credential, EndedRooms, Grant, OutboxKind, OutboxMessage, OutboxStats, OutboxTarget,
+    RoomCursor, RoomQuery, RoomStore,
 };
 use crate::time::Timestamp;
 use crate::token::Token;
@@ -723,13 +723,22 @@ pub async fn outbox_rows_of_a_subject_wait_their_turn(store: &dyn RoomStore) {
         store.delete_outbox(id).await.expect("delete");
     }
     let claimed = mine(store.claim_outbox(later, lease, 100).await.expect("claim"));
-    assert_eq!(claimed, [first.id], "the first row, once due; the later rows still wait");
+    assert_eq!(
+        claimed,
+        [first.id],
+        "the first row, once due; the later rows still wait"
+    );
     store
         .reschedule_outbox(first.id, later.saturating_add(Duration::from_secs(600)))
         .await
         .expect("reschedule");
     assert_eq!(
-        mine(store.claim_outbox(later.saturating_add(lease), lease, 100).await.expect("claim")),
+        mine(
+            store
+                .claim_outbox(later.saturating_add(lease), lease, 100)
+                .await
+                .expect("claim")
+        ),
         [],
         "a rescheduled first row still holds the others back"
     );
@@ -776,7 +785,10 @@ pub async fn outbox_stats_count_queued_and_due(store: &dyn RoomStore) {
     let sms_stats = OutboxStats::new(OutboxKind::Invite(Channel::Sms), 1, 1, Some(ago(30)));
     assert_eq!(
         stats(now).await,
-        [OutboxStats::new(OutboxKind::Invite(Channel::Email), 3, 2, Some(ago(60))), sms_stats],
+        [
+            OutboxStats::new(OutboxKind::Invite(Channel::Email), 3, 2, Some(ago(60))),
+            sms_stats
+        ],
         "queued"
     );
 
@@ -786,7 +798,10 @@ pub async fn outbox_stats_count_queued_and_due(store: &dyn RoomStore) {
     assert_eq!(claimed[0].message.id, oldest.id, "the oldest due row first");
     assert_eq!(
         stats(now).await,
-        [OutboxStats::new(OutboxKind::Invite(Channel::Email), 3, 1, Some(ago(10))), sms_stats],
+        [
+            OutboxStats::new(OutboxKind::Invite(Channel::Email), 3, 1, Some(ago(10))),
+            sms_stats
+        ],
         "a claimed row is queued, not due"
     );
     let lease_over = now.saturating_add(lease);
@@ -802,7 +817,10 @@ pub async fn outbox_stats_count_queued_and_due(store: &dyn RoomStore) {
     store.delete_outbox(newer.id).await.expect("delete");
     assert_eq!(
         stats(now).await,
-        [OutboxStats::new(OutboxKind::Invite(Channel::Email), 2, 0, None), sms_stats],
+        [
+            OutboxStats::new(OutboxKind::Invite(Channel::Email), 2, 0, None),
+            sms_stats
+        ],
         "none due: the leased row and the later one"
     );
     store.delete_outbox(sms.id).await.expect("delete");
