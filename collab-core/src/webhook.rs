@@ -8,7 +8,8 @@
 //! - Every append whose events an endpoint wants queues one outbox row per event and endpoint
 //!   **in the same store transaction**: no event is stored without its webhooks, and none is
 //!   sent for an event that was not stored. The row holds no personal data: the message body is
-//!   built from the stored event when it is sent, so an erasure in between is honoured.
+//!   built from the stored event when it is sent (an erasure drops the room's webhooks not yet
+//!   sent, with its other queued deliveries).
 //! - The dispatcher ([`Rooms::run_dispatcher`](crate::Rooms::run_dispatcher)) delivers them
 //!   at least once, **in order per room and endpoint** (a row waits for the earlier rows of its
 //!   room and endpoint, [`RoomStore::claim_outbox`](crate::RoomStore::claim_outbox)), retrying

@@ -12,7 +12,9 @@ use collab_core::guard::CounterStore;
 use collab_core::notify::Notifier;
 use collab_core::rooms::{DeliveryConfig, Rooms, RoomsConfig};
 use collab_core::transport::Transport;
-use collab_core::{Error, Locale, RoomStore, TenantId};
+use collab_core::webhook::{WebhookConfig, WebhookSecret};
+use collab_core::{EndpointId, Error, Locale, RoomStore, TenantId, WebhookEndpoint};
+use collab_notify::webhook::HttpWebhookSender;
 use collab_notify::{
     DevInbox, SecretString, SmtpConfig, SmtpEmail, SmtpSecurity, TwilioAuth, TwilioConfig, TwilioSender, TwilioSms,
     TwilioWebhook, VonageConfig, VonageSms,
@@ -26,6 +28,7 @@ use collab_store_postgres::{PostgresConfig, PostgresRoomStore, PostgresTransport
 use collab_store_s3::{Durability, ObjectBlobStore};
 use collab_store_sqlite::SqliteRoomStore;
 use collab_transport_nats::{NatsConfig, NatsTransport};
+use sha2::{Digest, Sha256};
 
 const HELP: &str = "\
 collab-server: the collab example host
@@ -128,7 +131,49 @@ is there only while a notifier sends to it):
                                          SMS through Vonage
   COLLAB_SMTP_HOST, COLLAB_EMAIL_FROM [, COLLAB_SMTP_PORT, COLLAB_SMTP_USER, COLLAB_SMTP_PASSWORD]
                                          email over SMTP with STARTTLS
+
+Webhooks (environment only):
+  COLLAB_WEBHOOKS=tenant=URL,...         post every room event of these tenants to these URLs,
+                                         signed the Standard Webhooks way (README, Webhooks)
+  COLLAB_WEBHOOK_SECRET=whsec_...        the signing secret (needed with COLLAB_WEBHOOKS)
+  COLLAB_WEBHOOK_NETWORKS=public|private public (the default) posts only to https URLs on
+                                         public addresses; private also to http and to
+                                         private and loopback addresses
 ";
+
+/// The webhook endpoints of `COLLAB_WEBHOOKS`, and the sender: none without the variable.
+fn webhooks() -> Result<Option<(HttpWebhookSender, WebhookConfig)>, String> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some(list) = env("COLLAB_WEBHOOKS") else {
+        return Ok(None);
+    };
+    let secret = env("COLLAB_WEBHOOK_SECRET").ok_or("COLLAB_WEBHOOKS needs COLLAB_WEBHOOK_SECRET (whsec_...)")?;
+    let secret = WebhookSecret::parse(&secret).map_err(|e| format!("COLLAB_WEBHOOK_SECRET: {e}"))?;
+    let timeout = Duration::from_secs(10);
+    let sender = match env("COLLAB_WEBHOOK_NETWORKS").as_deref() {
+        None | Some("public") => HttpWebhookSender::new(timeout),
+        Some("private") => HttpWebhookSender::allowing_private_networks(timeout),
+        Some(_) => return Err("COLLAB_WEBHOOK_NETWORKS is public or private".to_owned()),
+    }
+    .map_err(|e| format!("webhook sender: {e}"))?;
+    let mut config = WebhookConfig::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (tenant, url) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("COLLAB_WEBHOOKS: {entry:?} is not tenant=URL"))?;
+        let tenant = TenantId::new(tenant).map_err(|e| format!("COLLAB_WEBHOOKS: {e}"))?;
+        // Queued rows name their endpoint: its id must stay the same across restarts.
+        let digest = Sha256::digest(format!("{tenant} {url}").as_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        let endpoint = WebhookEndpoint::new(EndpointId::from_u128(u128::from_be_bytes(id)), url, secret.clone())
+            .map_err(|e| format!("COLLAB_WEBHOOKS: {e}"))?;
+        config = config
+            .with_endpoint(tenant, endpoint)
+            .map_err(|e| format!("COLLAB_WEBHOOKS: {e}"))?;
+    }
+    Ok(Some((sender, config)))
+}
 
 /// The development agent, when none is configured.
 const DEV_AGENT: &str = "agent@example.com:dev";
@@ -565,6 +610,9 @@ async fn run() -> Result<(), String> {
     }
     if let Some(sms) = notifiers.sms {
         builder = builder.sms(sms);
+    }
+    if let Some((sender, webhooks)) = webhooks()? {
+        builder = builder.webhooks(sender, webhooks);
     }
     let rooms = builder.email(notifiers.email).build();
     let agents =

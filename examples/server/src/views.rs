@@ -196,6 +196,15 @@ impl EventView {
             EventData::Closed => Some("The room was closed".to_owned()),
             EventData::RoomErased { .. } => Some("The room's personal data was erased".to_owned()),
             EventData::CustomerJoined { .. } => Some("The customer joined".to_owned()),
+            // The host's integration, not the customer's business.
+            EventData::WebhookFailed {
+                endpoint,
+                about,
+                reason,
+                ..
+            } if reader == Reader::Agent => Some(format!(
+                "A webhook about event {about} to endpoint {endpoint} was given up: {reason}"
+            )),
             _ => None,
         };
         Self {
