@@ -54,8 +54,9 @@ fn crash_child() {
                 append.outbox.push(OutboxMessage {
                     id: OutboxId::generate(&RandomIds).unwrap(),
                     room: state.room(),
+                    // An invite of its own: rows of one invite would be claimed one at a time.
                     target: OutboxTarget::Invite {
-                        invite: InviteId::from_u128(1),
+                        invite: InviteId::generate(&RandomIds).unwrap(),
                         channel: Channel::Email,
                     },
                     payload: format!("{}:{}", state.room(), seq),
