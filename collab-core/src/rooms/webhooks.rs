@@ -142,17 +142,11 @@ impl Rooms {
             return self.drop_row(&row).await;
         };
         let webhook_id = format!("msg_{:032x}", message.id.as_u128());
-        let give_up_after = self
-            .inner
-            .webhooks
-            .as_ref()
-            .map_or(Duration::from_secs(24 * 60 * 60), |w| w.config.give_up_after);
+        // Without webhooks configured here, rows queued by another server wait the default period.
+        let webhooks = self.inner.webhooks.as_ref();
+        let give_up_after = webhooks.map_or(WebhookConfig::default().give_up_after, |w| w.config.give_up_after);
         let expired = now.since(payload.queued_at) >= give_up_after;
-        let configured = self
-            .inner
-            .webhooks
-            .as_ref()
-            .and_then(|w| w.config.endpoint(endpoint).cloned().map(|e| (w, e)));
+        let configured = webhooks.and_then(|w| w.config.endpoint(endpoint).cloned().map(|e| (w, e)));
         let Some((webhooks, (tenant, target))) = configured else {
             // Another server may know the endpoint; this one keeps the row until it expires.
             if expired {
