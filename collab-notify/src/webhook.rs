@@ -335,28 +335,11 @@ mod tests {
         assert_eq!(signature, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
         let verifier = Verifier::new(secret);
         let at = 1_649_367_553;
+        let check = |id: &str, now: i64| verifier.verify_at(id, "1649367553", &signature, body, now);
+        assert_eq!(check("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", at + 60), Ok(()));
+        assert_eq!(check("msg_other", at), Err(VerifyError::NoMatch));
         assert_eq!(
-            verifier.verify_at(
-                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
-                "1649367553",
-                &signature,
-                body,
-                at + 60
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            verifier.verify_at("msg_other", "1649367553", &signature, body, at),
-            Err(VerifyError::NoMatch)
-        );
-        assert_eq!(
-            verifier.verify_at(
-                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
-                "1649367553",
-                &signature,
-                body,
-                at + 301
-            ),
+            check("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", at + 301),
             Err(VerifyError::OutsideTolerance)
         );
         assert_eq!(

@@ -43,6 +43,20 @@ async fn receiver(status: u16) -> MockServer {
     server_answering("/hooks", ResponseTemplate::new(status)).await
 }
 
+/// A receiver answering `status` to its first `times` requests, then 200.
+async fn receiver_refusing(times: u64, status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks"))
+        .respond_with(ResponseTemplate::new(status))
+        .up_to_n_times(times)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    answer(&server, "/hooks", ResponseTemplate::new(200)).await;
+    server
+}
+
 fn header<'a>(request: &'a wiremock::Request, name: &str) -> &'a str {
     request.headers.get(name).unwrap().to_str().unwrap()
 }
@@ -109,15 +123,7 @@ async fn the_standard_webhooks_verifier_accepts_our_signatures_under_either_secr
 #[tokio::test]
 async fn a_receiver_that_answers_500_three_times_gets_each_event_in_order_with_stable_ids() {
     let dir = tempfile::tempdir().unwrap();
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/hooks"))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(3)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    answer(&server, "/hooks", ResponseTemplate::new(200)).await;
+    let server = receiver_refusing(3, 500).await;
     let clock = clock();
     let rooms = rooms_on(
         &dir.path().join("rooms.db"),
@@ -158,15 +164,7 @@ async fn a_receiver_that_answers_500_three_times_gets_each_event_in_order_with_s
 async fn a_webhook_queued_before_a_crash_is_sent_after_the_restart_with_the_same_id() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rooms.db");
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/hooks"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    answer(&server, "/hooks", ResponseTemplate::new(200)).await;
+    let server = receiver_refusing(1, 503).await;
     let secret = WebhookSecret::generate().unwrap();
     let clock = clock();
     {
