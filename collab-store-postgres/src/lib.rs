@@ -340,7 +340,7 @@ impl RoomStore for PostgresRoomStore {
     }
 
     async fn delete_outbox(&self, id: OutboxId) -> Result<(), Error> {
-        write::delete_outbox(&self.client().await?, id).await
+        write::delete_outbox(&mut self.client().await?, id).await
     }
 
     async fn add_credential(&self, credential: Credential) -> Result<(), Error> {

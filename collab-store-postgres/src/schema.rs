@@ -23,6 +23,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/V4__retention_and_erasure.sql"),
     ),
     ("V5__outbox_order", include_str!("migrations/V5__outbox_order.sql")),
+    ("V6__outbox_parked", include_str!("migrations/V6__outbox_parked.sql")),
 ];
 
 pub(crate) fn migrations() -> Result<Vec<Migration>, Error> {

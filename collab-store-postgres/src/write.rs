@@ -583,10 +583,7 @@ async fn write_accepted(tx: &Transaction<'_>, channel: &str, accepted: &[&Append
         )
         .await
         .map_err(refused)?;
-    let delete_outbox = tx
-        .prepare_cached("DELETE FROM outbox WHERE id = ANY($1)")
-        .await
-        .map_err(refused)?;
+    let delete_outbox = tx.prepare_cached(DELETE_OUTBOX).await.map_err(refused)?;
     let insert_credentials = tx
         .prepare_cached(
             "INSERT INTO credentials (hash, room, grant_kind, grant_id) \
@@ -616,7 +613,7 @@ async fn write_accepted(tx: &Transaction<'_>, channel: &str, accepted: &[&Append
         async {
             match completed.is_empty() {
                 true => skip().await,
-                false => tx.execute(&delete_outbox, &[&completed]).await,
+                false => tx.query_one(&delete_outbox, &[&completed]).await.map(|_| 0),
             }
         },
         async {
@@ -737,11 +734,28 @@ fn grant_columns(grant: Grant) -> (&'static str, Uuid) {
 }
 
 /// In the arrays' order, so that `queued` numbers a room's rows as they were queued.
-const INSERT_OUTBOX: &str = "INSERT INTO outbox (id, room, invite, channel, payload, not_before) \
-     SELECT id, room, invite, channel, payload, not_before \
+/// Inserts outbox rows in array order, each parked (migration V6) when a row of its room and
+/// subject is queued already, in the table or earlier in the arrays. The caller holds the rooms'
+/// row locks, so no concurrent delete can unpark the row before it without seeing it.
+const INSERT_OUTBOX: &str = "INSERT INTO outbox (id, room, invite, channel, payload, not_before, parked) \
+     SELECT id, room, invite, channel, payload, not_before, \
+            row_number() OVER (PARTITION BY room, invite ORDER BY n) > 1 \
+            OR EXISTS (SELECT 1 FROM outbox AS queued WHERE queued.room = rows.room AND queued.invite = rows.invite) \
      FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[]) \
           WITH ORDINALITY AS rows (id, room, invite, channel, payload, not_before, n) \
      ORDER BY n";
+
+/// Deletes the outbox rows `$1`, unparks the row queued next for each one's room and subject,
+/// and counts the rows deleted. One snapshot for the whole statement: the next row is the first
+/// one not deleted. The caller holds the rooms' row locks (see `INSERT_OUTBOX`).
+const DELETE_OUTBOX: &str = "WITH gone AS (DELETE FROM outbox WHERE id = ANY($1) RETURNING room, invite), \
+          unparked AS (UPDATE outbox SET parked = false \
+                       WHERE parked AND queued IN (SELECT (SELECT min(queued) FROM outbox AS next \
+                                                           WHERE next.room = gone.room AND next.invite = gone.invite \
+                                                             AND next.id <> ALL($1)) \
+                                                   FROM gone) \
+                       RETURNING 1) \
+     SELECT count(*) FROM gone";
 
 /// The columns of outbox rows to insert.
 #[derive(Default)]
@@ -813,10 +827,7 @@ pub(crate) async fn claim_outbox(
         .prepare_cached(
             "UPDATE outbox SET attempts = attempts + 1, leased_until = $2 \
              WHERE id IN (SELECT id FROM outbox \
-                          WHERE not_before <= $1 AND (leased_until IS NULL OR leased_until <= $1) \
-                            AND NOT EXISTS (SELECT 1 FROM outbox AS earlier \
-                                            WHERE earlier.room = outbox.room AND earlier.invite = outbox.invite \
-                                              AND earlier.queued < outbox.queued) \
+                          WHERE NOT parked AND not_before <= $1 AND (leased_until IS NULL OR leased_until <= $1) \
                           ORDER BY not_before, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING id, room, invite, channel, payload, not_before, attempts",
         )
@@ -863,15 +874,28 @@ pub(crate) async fn reschedule_outbox(client: &Client, id: OutboxId, not_before:
     Ok(())
 }
 
-pub(crate) async fn delete_outbox(client: &Client, id: OutboxId) -> Result<(), Error> {
-    let statement = client
-        .prepare_cached("DELETE FROM outbox WHERE id = $1")
+/// Deletes an outbox row under its room's row lock, which appends to the room take too: a row
+/// queued by a concurrent append is then either seen and unparked, or queued after the delete
+/// and not parked behind it (see `INSERT_OUTBOX`).
+pub(crate) async fn delete_outbox(client: &mut Client, id: OutboxId) -> Result<(), Error> {
+    let tx = client.transaction().await.map_err(postgres)?;
+    let lock_room = tx
+        .prepare_cached("SELECT 1 FROM rooms WHERE room = (SELECT room FROM outbox WHERE id = $1) FOR UPDATE")
         .await
         .map_err(postgres)?;
-    let removed = client
-        .execute(&statement, &[&uuid(id.as_u128())])
-        .await
-        .map_err(postgres)?;
+    let delete = tx.prepare_cached(DELETE_OUTBOX).await.map_err(postgres)?;
+    let id = uuid(id.as_u128());
+    let ids = vec![id];
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&id];
+    let delete_params: [&(dyn ToSql + Sync); 1] = [&ids];
+    // Sent together; the delete starts, and takes its snapshot, once the lock is held.
+    let (_, removed) = tokio::try_join!(
+        tx.query(&lock_room, &lock_params),
+        tx.query_one(&delete, &delete_params)
+    )
+    .map_err(postgres)?;
+    let removed: i64 = removed.try_get(0).map_err(postgres)?;
+    tx.commit().await.map_err(postgres)?;
     if removed == 0 {
         return Err(Error::NotFound {
             what: Entity::OutboxRow,

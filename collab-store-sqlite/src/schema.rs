@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_outbox_by_channel.sql"),
     include_str!("migrations/0005_retention_and_erasure.sql"),
     include_str!("migrations/0006_outbox_order.sql"),
+    include_str!("migrations/0007_outbox_parked.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

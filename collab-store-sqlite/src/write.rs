@@ -277,11 +277,7 @@ pub(crate) fn append(conn: &Connection, append: &Append) -> Result<(), Error> {
         )));
     }
     for id in &append.completed_outbox {
-        let removed = conn
-            .prepare_cached("DELETE FROM outbox WHERE id = ?1")
-            .and_then(|mut s| s.execute([id_bytes(id.as_u128())]))
-            .map_err(sqlite)?;
-        if removed == 0 {
+        if !remove_outbox(conn, *id)? {
             return Err(Error::conflict("a completed outbox row is gone"));
         }
     }
@@ -485,7 +481,8 @@ fn write_room(conn: &Connection, room: &[u8; 16], summary: &RoomSummary, row: Ro
 
 fn insert_outbox(conn: &Connection, message: &OutboxMessage) -> Result<(), Error> {
     conn.prepare_cached(
-        "INSERT INTO outbox (id, room, invite, channel, payload, not_before) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO outbox (id, room, invite, channel, payload, not_before, parked) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, EXISTS (SELECT 1 FROM outbox WHERE room = ?2 AND invite = ?3))",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -512,10 +509,7 @@ pub(crate) fn claim_outbox(
         .prepare_cached(
             "UPDATE outbox SET attempts = attempts + 1, leased_until = ?2 \
              WHERE id IN (SELECT id FROM outbox \
-                          WHERE not_before <= ?1 AND (leased_until IS NULL OR leased_until <= ?1) \
-                            AND NOT EXISTS (SELECT 1 FROM outbox AS earlier \
-                                            WHERE earlier.room = outbox.room AND earlier.invite = outbox.invite \
-                                              AND earlier.rowid < outbox.rowid) \
+                          WHERE parked = 0 AND not_before <= ?1 AND (leased_until IS NULL OR leased_until <= ?1) \
                           ORDER BY not_before, id LIMIT ?3) \
              RETURNING id, room, invite, channel, payload, not_before, attempts",
         )
@@ -567,16 +561,36 @@ pub(crate) fn reschedule_outbox(conn: &Connection, id: OutboxId, not_before: Tim
 }
 
 pub(crate) fn delete_outbox(conn: &Connection, id: OutboxId) -> Result<(), Error> {
-    let removed = conn
-        .prepare_cached("DELETE FROM outbox WHERE id = ?1")
-        .and_then(|mut s| s.execute([id_bytes(id.as_u128())]))
-        .map_err(sqlite)?;
-    if removed == 0 {
+    if !remove_outbox(conn, id)? {
         return Err(Error::NotFound {
             what: Entity::OutboxRow,
         });
     }
     Ok(())
+}
+
+/// Deletes an outbox row and unparks the row queued next for its room and subject (migration
+/// 0007): `false` if there was no such row.
+fn remove_outbox(conn: &Connection, id: OutboxId) -> Result<bool, Error> {
+    let removed = conn
+        .prepare_cached("DELETE FROM outbox WHERE id = ?1 RETURNING room, invite")
+        .and_then(|mut s| {
+            s.query_row([id_bytes(id.as_u128())], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()
+        })
+        .map_err(sqlite)?;
+    let Some((room, subject)) = removed else {
+        return Ok(false);
+    };
+    conn.prepare_cached(
+        "UPDATE outbox SET parked = 0 \
+         WHERE rowid = (SELECT min(rowid) FROM outbox WHERE room = ?1 AND invite = ?2) AND parked = 1",
+    )
+    .and_then(|mut s| s.execute(params![room, subject]))
+    .map_err(sqlite)?;
+    Ok(true)
 }
 
 /// Deletes the counter hits at or before `before`, of every key.

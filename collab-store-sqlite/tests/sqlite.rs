@@ -281,11 +281,57 @@ async fn a_database_from_before_email_match_keys_finds_addresses_in_any_case() {
     // Without what later migrations added, so that they run again.
     conn.execute_batch(
         "DROP INDEX outbox_by_channel; DROP INDEX rooms_by_end; DROP INDEX credentials_by_room; \
-         ALTER TABLE rooms DROP COLUMN ended_at;",
+         ALTER TABLE rooms DROP COLUMN ended_at; DROP INDEX outbox_ready; ALTER TABLE outbox DROP COLUMN parked;",
     )
     .unwrap();
     conn.pragma_update(None, "user_version", 2).unwrap();
     drop(conn);
     let store = open(&path).await;
     room_store::assert_found_by_email_in_any_case(&store, &tenant, state.room()).await;
+}
+
+#[tokio::test]
+async fn outbox_rows_queued_before_parking_still_wait_their_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("before-parking.db");
+    let store = open(&path).await;
+    let (state, append) = create(&fresh_tenant(), "agent", T0);
+    store.append(append).await.unwrap();
+    let target = store::OutboxTarget::Webhook {
+        endpoint: EndpointId::from_u128(7),
+    };
+    let rows: Vec<store::OutboxMessage> = (1..=3u128)
+        .map(|n| store::OutboxMessage {
+            id: OutboxId::from_u128(n),
+            room: state.room(),
+            target,
+            payload: format!("row {n}"),
+            not_before: T0,
+        })
+        .collect();
+    let (_, mut append) = post(&state, "three webhooks", T0);
+    append.outbox.extend(rows.iter().cloned());
+    store.append(append).await.unwrap();
+    drop(store);
+    // As version 6 left the table: no parked column, every row in the claim index.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX outbox_ready; ALTER TABLE outbox DROP COLUMN parked; \
+         CREATE INDEX outbox_due ON outbox (not_before, id);",
+    )
+    .unwrap();
+    conn.pragma_update(None, "user_version", 6).unwrap();
+    drop(conn);
+
+    let store = open(&path).await;
+    let lease = std::time::Duration::from_secs(30);
+    let mut later = T0;
+    for row in &rows {
+        later = later.saturating_add(lease);
+        let claimed = store.claim_outbox(later, lease, 10).await.unwrap();
+        let ids: Vec<OutboxId> = claimed.iter().map(|c| c.message.id).collect();
+        assert_eq!(ids, [row.id], "one at a time, in the order queued");
+        store.delete_outbox(row.id).await.unwrap();
+    }
+    assert!(store.claim_outbox(later, lease, 10).await.unwrap().is_empty());
 }

@@ -74,6 +74,7 @@ macro_rules! room_store_conformance {
                 completing_outbox_rows_is_atomic,
                 outbox_stats_count_queued_and_due,
                 outbox_rows_of_a_subject_wait_their_turn,
+                a_row_queued_while_the_one_before_goes_is_claimable,
                 idle_rooms_are_active_and_idle,
                 concurrent_appends_have_one_winner,
                 racing_appends_over_many_rooms_are_answered_one_by_one,

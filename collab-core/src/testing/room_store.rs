@@ -693,7 +693,7 @@ pub async fn outbox_rows_of_a_subject_wait_their_turn(store: &dyn RoomStore) {
     let second = outbox_row_for(room, endpoint, now);
     let third = outbox_row_for(room, endpoint, now);
     let elsewhere = outbox_row_for(room, other_endpoint, now);
-    let (_, mut append) = post(&state, "second and third", T0);
+    let (state, mut append) = post(&state, "second and third", T0);
     append.outbox.extend([second.clone(), third.clone(), elsewhere.clone()]);
     store.append(append).await.expect("append");
     let other_room = outbox_row_for(other_state.room(), endpoint, now);
@@ -749,11 +749,14 @@ pub async fn outbox_rows_of_a_subject_wait_their_turn(store: &dyn RoomStore) {
         [second.id],
         "next in line once the first is gone; the third was queued after it in the same append"
     );
-    store.delete_outbox(second.id).await.expect("delete");
+    // Completed by an append this time, the other way a row goes.
+    let (_, mut append) = post(&state, "second delivered", T0);
+    append.completed_outbox.push(second.id);
+    store.append(append).await.expect("append");
     assert_eq!(
         mine(store.claim_outbox(far, lease, 100).await.expect("claim")),
         [third.id],
-        "last in line"
+        "last in line, once the row before it was completed"
     );
     store.delete_outbox(third.id).await.expect("delete");
 }
@@ -855,6 +858,48 @@ pub async fn completing_outbox_rows_is_atomic(store: &dyn RoomStore) {
     let twice = renumbered(twice, state.seq());
     assert!(matches!(store.append(twice).await, Err(Error::Conflict { .. })));
     assert_eq!(all_events(store, room).await.len(), 3);
+}
+
+/// A row queued for a room and subject while the row before it is deleted, concurrently, is
+/// claimable once the delete is done: never left waiting behind a row that is gone, whichever
+/// of the two writes goes first.
+pub async fn a_row_queued_while_the_one_before_goes_is_claimable(store: &dyn RoomStore) {
+    let (mut state, _) = stored_room(store, 1).await;
+    let room = state.room();
+    let far = Timestamp::from_unix_millis(4_200_000_000_000);
+    let lease = Duration::from_secs(30);
+    let target = OutboxTarget::Webhook {
+        endpoint: EndpointId::from_u128(new_id()),
+    };
+    let mut head = outbox_row_for(room, target, far);
+    let (next, mut append) = post(&state, "the first row", T0);
+    append.outbox.push(head.clone());
+    store.append(append).await.expect("append");
+    state = next;
+    for round in 0..50 {
+        let queued = outbox_row_for(room, target, far);
+        let (next, mut append) = post(&state, &format!("round {round}"), T0);
+        append.outbox.push(queued.clone());
+        let (deleted, appended) = futures_util::future::join(store.delete_outbox(head.id), store.append(append)).await;
+        deleted.expect("delete");
+        appended.expect("append");
+        state = next;
+        let claimed: Vec<OutboxId> = store
+            .claim_outbox(far, lease, 100)
+            .await
+            .expect("claim")
+            .into_iter()
+            .filter(|c| c.message.room == room)
+            .map(|c| c.message.id)
+            .collect();
+        assert_eq!(claimed, [queued.id], "round {round}: the row queued last is next in line");
+        store
+            .reschedule_outbox(queued.id, far)
+            .await
+            .expect("put back for the next round");
+        head = queued;
+    }
+    store.delete_outbox(head.id).await.expect("delete");
 }
 
 /// `idle_rooms` lists active rooms idle since the cutoff, oldest activity first.
