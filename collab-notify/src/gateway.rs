@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use collab_core::notify::{Notification, Notifier, NotifyError, Receipt, sms_segments};
-use collab_core::{Error, InviteId, RoomId};
+use collab_core::rooms::Rooms;
+use collab_core::{DeliveryStatus, Error, InviteId, RoomId};
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -190,5 +191,142 @@ impl Notifier for HttpSms {
             _ => {}
         }
         Err(reply.failure(error))
+    }
+}
+
+/// A delivery report the gateway posts back, signed as the gateway's requests are: the same
+/// secret, [`TIMESTAMP_HEADER`] and [`SIGNATURE_HEADER`] over the raw JSON body.
+///
+/// ```json
+/// { "version": 1, "room": "5d7c…", "invite": "9a41…", "status": "failed",
+///   "permanent": true, "reason": "unknown subscriber" }
+/// ```
+///
+/// `status` is `sent` (with the gateway's `id`, if any), `delivered` or `failed` (`permanent`
+/// when another attempt cannot help; `reason` is shown to the agent, so it must not hold the
+/// link).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayReport {
+    /// The payload's version: 1.
+    pub version: u32,
+    /// The room, as in the [`GatewayMessage`].
+    pub room: RoomId,
+    /// The invite, as in the [`GatewayMessage`].
+    pub invite: InviteId,
+    /// `sent`, `delivered` or `failed`.
+    pub status: String,
+    /// The gateway's message id, for `sent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// For `failed`: whether another attempt cannot help.
+    #[serde(default)]
+    pub permanent: bool,
+    /// For `failed`: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl GatewayReport {
+    /// What the report means for the invite.
+    pub fn delivery_status(&self) -> Result<DeliveryStatus, Error> {
+        match self.status.as_str() {
+            "sent" => Ok(DeliveryStatus::Sent {
+                provider_id: self.id.clone(),
+            }),
+            "delivered" => Ok(DeliveryStatus::Delivered),
+            "failed" => Ok(DeliveryStatus::Failed {
+                permanent: self.permanent,
+                reason: format!("gateway: {}", self.reason.as_deref().unwrap_or("failed")),
+            }),
+            _ => Err(Error::invalid("status", "must be sent, delivered or failed")),
+        }
+    }
+}
+
+/// Verifies the gateway's signed delivery reports and records them on the invite.
+///
+/// ```
+/// use collab_notify::gateway::{GatewayReports, signature};
+/// use collab_notify::SecretString;
+///
+/// let secret = SecretString::from("gateway-shared-secret-0123456789");
+/// let reports = GatewayReports::new(secret.clone())?;
+/// let body = br#"{"version":1,"room":"00000000-0000-0000-0000-000000000001","invite":"00000000-0000-0000-0000-000000000002","status":"delivered"}"#;
+/// let signed = signature(&secret, 1_796_398_200, body)?;
+/// let report = reports.verify_at("1796398200", &signed, body, 1_796_398_260)?;
+/// assert_eq!(report.status, "delivered");
+/// // In the host's handler: `reports.record(&rooms, timestamp_header, signature_header, &body).await`.
+/// # Ok::<(), collab_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct GatewayReports {
+    secret: SecretString,
+}
+
+impl fmt::Debug for GatewayReports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GatewayReports(<redacted>)")
+    }
+}
+
+/// How far a report's timestamp may be from this server's clock.
+pub const REPORT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
+
+impl GatewayReports {
+    /// Verifies reports signed with `secret` (the gateway's, at least 16 bytes).
+    pub fn new(secret: SecretString) -> Result<Self, Error> {
+        if secret.expose_secret().len() < 16 {
+            return Err(Error::invalid("secret", "must be at least 16 bytes"));
+        }
+        Ok(Self { secret })
+    }
+
+    /// Checks the signature of `body` and its timestamp against the clock, then reads the report.
+    /// A wrong signature, or a timestamp more than [`REPORT_TOLERANCE`] away, is
+    /// [`Error::Forbidden`]; a body that is not a report is [`Error::Invalid`].
+    pub fn verify(&self, timestamp: &str, signature: &str, body: &[u8]) -> Result<GatewayReport, Error> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.verify_at(timestamp, signature, body, now)
+    }
+
+    /// [`verify`](Self::verify) at `now` (Unix seconds).
+    pub fn verify_at(&self, timestamp: &str, signature: &str, body: &[u8], now: u64) -> Result<GatewayReport, Error> {
+        let at: u64 = timestamp.trim().parse().map_err(|_| Error::Forbidden)?;
+        if at.abs_diff(now) > REPORT_TOLERANCE.as_secs() {
+            return Err(Error::Forbidden);
+        }
+        let hex = signature.trim().strip_prefix("v1=").ok_or(Error::Forbidden)?;
+        let tag = http::unhex(hex).ok_or(Error::Forbidden)?;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(self.secret.expose_secret().as_bytes())
+            .map_err(|_| Error::invalid("secret", "not usable as an HMAC key"))?;
+        mac.update(at.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(&tag).map_err(|_| Error::Forbidden)?;
+        let report: GatewayReport =
+            serde_json::from_slice(body).map_err(|e| Error::invalid("body", format!("not a delivery report: {e}")))?;
+        if report.version != 1 {
+            return Err(Error::invalid("version", "must be 1"));
+        }
+        Ok(report)
+    }
+
+    /// Verifies a report (the [`TIMESTAMP_HEADER`] and [`SIGNATURE_HEADER`] values, the raw
+    /// body) and records it on the invite through [`Rooms::record_delivery`]. A replayed or
+    /// late report records nothing and succeeds.
+    ///
+    /// Answer the gateway with 2xx on `Ok`, 403 on [`Error::Forbidden`], 400 on
+    /// [`Error::Invalid`] and 404 on [`Error::NotFound`].
+    pub async fn record(
+        &self,
+        rooms: &Rooms,
+        timestamp: &str,
+        signature: &str,
+        body: &[u8],
+    ) -> Result<GatewayReport, Error> {
+        let report = self.verify(timestamp, signature, body)?;
+        let status = report.delivery_status()?;
+        rooms.record_delivery(report.room, report.invite, status).await?;
+        Ok(report)
     }
 }

@@ -29,4 +29,4 @@ pub use smtp::{SmtpConfig, SmtpEmail, SmtpSecurity};
 #[cfg(feature = "http")]
 pub use twilio::{TwilioAuth, TwilioConfig, TwilioSender, TwilioSms, TwilioWebhook};
 #[cfg(feature = "http")]
-pub use vonage::{VonageConfig, VonageSms};
+pub use vonage::{VonageConfig, VonageReceipts, VonageSms};

@@ -1,10 +1,13 @@
 //! SMS through Vonage's (formerly Nexmo's) SMS API.
 
+use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use collab_core::Error;
 use collab_core::notify::{Notification, Notifier, NotifyError, Receipt};
+use collab_core::rooms::Rooms;
+use collab_core::{DeliveryStatus, Error, InviteId, RoomId};
+use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -56,7 +59,7 @@ impl VonageConfig {
         })
     }
 
-    /// Asks for delivery receipts at `url` (with `room` and `invite` added to its query).
+    /// Asks for delivery receipts at `url`; [`VonageReceipts`] reads them.
     pub fn with_status_callback(self, url: &str) -> Result<Self, Error> {
         let endpoint = self.endpoint.with_status_callback(url)?;
         Ok(Self { endpoint, ..self })
@@ -130,15 +133,14 @@ impl VonageSms {
             .append_pair("from", &self.config.from)
             .append_pair("to", to.trim_start_matches('+'))
             .append_pair("text", &notification.text)
-            .append_pair("client-ref", &notification.invite.to_string());
+            .append_pair("client-ref", &client_ref(notification.room, notification.invite));
         if !notification.text.is_ascii() {
             form.append_pair("type", "unicode");
         }
         if let Some(callback) = &self.config.endpoint.status_callback {
-            form.append_pair("status-report-req", "1").append_pair(
-                "callback",
-                &http::with_invite_query(callback, &notification.room, &notification.invite),
-            );
+            // The callback as configured: the receipt names the invite in its signed `client-ref`.
+            form.append_pair("status-report-req", "1")
+                .append_pair("callback", callback);
         }
         form.finish()
     }
@@ -194,4 +196,215 @@ impl Notifier for VonageSms {
             Err(NotifyError::permanent(error))
         }
     }
+}
+
+/// The `client-ref` of an invite's message: `room:invite`, echoed in its delivery receipts
+/// (73 characters; Vonage keeps up to 100).
+fn client_ref(room: RoomId, invite: InviteId) -> String {
+    format!("{room}:{invite}")
+}
+
+/// How the account signs its webhooks (Vonage's dashboard, "signature method").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureMethod {
+    /// MD5 of the parameters followed by the secret: Vonage's default, and the weakest.
+    Md5Hash,
+    /// HMAC-MD5.
+    Md5Hmac,
+    /// HMAC-SHA1.
+    Sha1Hmac,
+    /// HMAC-SHA256.
+    Sha256Hmac,
+    /// HMAC-SHA512.
+    Sha512Hmac,
+}
+
+impl SignatureMethod {
+    /// The method named as Vonage names it: `md5hash`, `md5`, `sha1`, `sha256` or `sha512`.
+    pub fn parse(name: &str) -> Result<Self, Error> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "md5hash" => Ok(Self::Md5Hash),
+            "md5" => Ok(Self::Md5Hmac),
+            "sha1" => Ok(Self::Sha1Hmac),
+            "sha256" => Ok(Self::Sha256Hmac),
+            "sha512" => Ok(Self::Sha512Hmac),
+            _ => Err(Error::invalid(
+                "signature_method",
+                "must be md5hash, md5, sha1, sha256 or sha512",
+            )),
+        }
+    }
+}
+
+/// A delivery receipt, read and verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VonageStatusReport {
+    /// The room, from `client-ref`.
+    pub room: RoomId,
+    /// The invite, from `client-ref`.
+    pub invite: InviteId,
+    /// `messageId`.
+    pub message_id: String,
+    /// `status` as Vonage spells it.
+    pub status_name: String,
+    /// What it means for the invite; `None` for steps that are not delivery news (buffered,
+    /// unknown).
+    pub status: Option<DeliveryStatus>,
+}
+
+/// What a receipt's `status` (and `err-code`) mean for the invite: `accepted` (by the carrier),
+/// `delivered`, `expired`/`failed`/`rejected`; `None` for the others.
+pub fn delivery_status(status: &str, message_id: &str, error_code: Option<&str>) -> Option<DeliveryStatus> {
+    /// Error codes after which another attempt cannot help: absent subscriber (permanent), call
+    /// barred, illegal number, unroutable, age restriction, blocked by the carrier.
+    const PERMANENT: [&str; 6] = ["3", "4", "9", "11", "13", "14"];
+    match status {
+        "accepted" => Some(DeliveryStatus::Sent {
+            provider_id: Some(message_id.to_owned()),
+        }),
+        "delivered" => Some(DeliveryStatus::Delivered),
+        "expired" | "failed" | "rejected" => Some(DeliveryStatus::Failed {
+            permanent: status == "rejected" || error_code.is_some_and(|c| PERMANENT.contains(&c)),
+            reason: match error_code {
+                Some(code) => format!("vonage: {status} (code {code})"),
+                None => format!("vonage: {status}"),
+            },
+        }),
+        _ => None,
+    }
+}
+
+/// Verifies Vonage's signed delivery receipts and records them on the invite.
+///
+/// Ask Vonage's support to sign the account's webhooks, and set the account's *signature
+/// secret* and *signature method* here. Vonage sends each receipt's parameters (in the query of a
+/// `GET`, or as a form `POST`) with `sig`: over every other parameter, sorted by name, each as
+/// `&name=value` with `&` and `=` in values replaced by `_`, the method's hash — hex. The receipt
+/// names its invite by the `client-ref` that [`VonageSms`] sends.
+///
+/// ```
+/// use collab_notify::vonage::{SignatureMethod, VonageReceipts};
+///
+/// // The example of Vonage's Python library: MD5 hash, secret "secret".
+/// let receipts = VonageReceipts::new("secret".into(), SignatureMethod::Md5Hash);
+/// let params = [("a", "1"), ("b", "2"), ("timestamp", "1461605396"), ("sig", "6af838ef94998832dbfc29020b564830")];
+/// let params: Vec<(String, String)> = params.iter().map(|(n, v)| ((*n).into(), (*v).into())).collect();
+/// assert!(receipts.verify(&params).is_ok());
+/// // In the host's handler: `receipts.record(&rooms, &params).await`.
+/// ```
+#[derive(Clone)]
+pub struct VonageReceipts {
+    secret: SecretString,
+    method: SignatureMethod,
+}
+
+impl fmt::Debug for VonageReceipts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VonageReceipts")
+            .field("secret", &"<redacted>")
+            .field("method", &self.method)
+            .finish()
+    }
+}
+
+impl VonageReceipts {
+    /// Verifies receipts signed with the account's `signature_secret` by `method`.
+    pub fn new(signature_secret: SecretString, method: SignatureMethod) -> Self {
+        Self {
+            secret: signature_secret,
+            method,
+        }
+    }
+
+    /// The signature of `params` (all but `sig`), lower-case hex (for tests and tools).
+    pub fn signature(&self, params: &[(String, String)]) -> Result<String, Error> {
+        let mut signed: Vec<(&str, String)> = params
+            .iter()
+            .filter(|(name, _)| name != "sig")
+            .map(|(name, value)| (name.as_str(), value.replace(['&', '='], "_")))
+            .collect();
+        signed.sort();
+        let text: String = signed.iter().map(|(name, value)| format!("&{name}={value}")).collect();
+        let key = self.secret.expose_secret().as_bytes();
+        let bad_key = |_| Error::invalid("signature_secret", "not usable as an HMAC key");
+        let digest = match self.method {
+            SignatureMethod::Md5Hash => {
+                use md5::Digest;
+                let mut hash = md5::Md5::new();
+                hash.update(text.as_bytes());
+                hash.update(key);
+                hash.finalize().to_vec()
+            }
+            SignatureMethod::Md5Hmac => mac::<Hmac<md5::Md5>>(key, &text).map_err(bad_key)?,
+            SignatureMethod::Sha1Hmac => mac::<Hmac<sha1::Sha1>>(key, &text).map_err(bad_key)?,
+            SignatureMethod::Sha256Hmac => mac::<Hmac<sha2::Sha256>>(key, &text).map_err(bad_key)?,
+            SignatureMethod::Sha512Hmac => mac::<Hmac<sha2::Sha512>>(key, &text).map_err(bad_key)?,
+        };
+        Ok(http::hex(&digest))
+    }
+
+    /// Checks the `sig` parameter against the others (case-insensitive hex, in constant time).
+    /// A missing or wrong signature is [`Error::Forbidden`].
+    pub fn verify(&self, params: &[(String, String)]) -> Result<(), Error> {
+        let sig = params
+            .iter()
+            .find(|(name, _)| name == "sig")
+            .map(|(_, value)| value.trim().to_ascii_lowercase())
+            .ok_or(Error::Forbidden)?;
+        let expected = self.signature(params)?;
+        // Constant time: every byte compared, whatever the first difference.
+        let same = sig.len() == expected.len()
+            && sig
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0;
+        if same { Ok(()) } else { Err(Error::Forbidden) }
+    }
+
+    /// Verifies a receipt and reads it: the room and invite from `client-ref`, the message id and
+    /// status. Missing or malformed fields are [`Error::Invalid`].
+    pub fn status_report(&self, params: &[(String, String)]) -> Result<VonageStatusReport, Error> {
+        self.verify(params)?;
+        let find = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let client_ref = find("client-ref").ok_or_else(|| Error::invalid("client-ref", "missing"))?;
+        let (room, invite) = client_ref
+            .split_once(':')
+            .ok_or_else(|| Error::invalid("client-ref", "not a room and an invite"))?;
+        let (room, invite): (RoomId, InviteId) = (room.parse()?, invite.parse()?);
+        let message_id = find("messageId").ok_or_else(|| Error::invalid("messageId", "missing"))?;
+        let status_name = find("status").ok_or_else(|| Error::invalid("status", "missing"))?;
+        let error_code = find("err-code").filter(|c| !c.is_empty() && c != "0");
+        let status = delivery_status(&status_name, &message_id, error_code.as_deref());
+        Ok(VonageStatusReport {
+            room,
+            invite,
+            message_id,
+            status_name,
+            status,
+        })
+    }
+
+    /// Verifies a receipt (all its parameters: the query of a `GET`, or the form of a `POST`,
+    /// decoded with [`crate::twilio::parse_form`]) and records its news on the invite through
+    /// [`Rooms::record_delivery`]. A replayed or late receipt records nothing and succeeds.
+    ///
+    /// Answer Vonage with 2xx on `Ok`, 403 on [`Error::Forbidden`], 400 on [`Error::Invalid`]
+    /// and 404 on [`Error::NotFound`].
+    pub async fn record(&self, rooms: &Rooms, params: &[(String, String)]) -> Result<VonageStatusReport, Error> {
+        let report = self.status_report(params)?;
+        if let Some(status) = &report.status {
+            rooms
+                .record_delivery(report.room, report.invite, status.clone())
+                .await?;
+        }
+        Ok(report)
+    }
+}
+
+/// The HMAC of `text` under `key`.
+fn mac<M: Mac + KeyInit>(key: &[u8], text: &str) -> Result<Vec<u8>, hmac::digest::InvalidLength> {
+    let mut mac = <M as KeyInit>::new_from_slice(key)?;
+    mac.update(text.as_bytes());
+    Ok(mac.finalize().into_bytes().to_vec())
 }

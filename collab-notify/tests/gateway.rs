@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use collab_core::notify::{Notifier, NotifyError};
+use collab_core::{DeliveryStatus, Error, InviteId, InviteStatus};
 use collab_notify::ProviderError;
-use collab_notify::gateway::{GatewayMessage, HttpSms, HttpSmsConfig, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use collab_notify::gateway::{
+    GatewayMessage, GatewayReports, HttpSms, HttpSmsConfig, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
 use collab_notify::testing::{Answer, Received};
 use common::*;
 use hmac::{Hmac, KeyInit, Mac};
@@ -135,6 +138,104 @@ async fn a_short_secret_is_refused_and_none_shows_in_debug() {
 }
 
 // The conformance kit.
+
+// Delivery reports the gateway posts back.
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[tokio::test]
+async fn signed_reports_are_recorded_on_their_invite() {
+    let server = server_answering(
+        GATEWAY_MESSAGES,
+        ResponseTemplate::new(202).set_body_json(json!({ "id": "gw-7" })),
+    )
+    .await;
+    let clock = clock();
+    let rooms = builder(&clock).sms(gateway(&server)).build();
+    let (room, invite) = sms_invite(&rooms, "+447911123456").await;
+    rooms.dispatch_due().await.unwrap();
+    let reports = GatewayReports::new(GATEWAY_SECRET.into()).unwrap();
+    let timestamp = now().to_string();
+    let report = |body: Value| {
+        let body = serde_json::to_vec(&body).unwrap();
+        let signature = expected_signature(&timestamp, &body);
+        (body, signature)
+    };
+
+    let (failed, signature) = report(json!({
+        "version": 1, "room": room, "invite": invite, "status": "failed",
+        "permanent": true, "reason": "unknown subscriber"
+    }));
+    let recorded = reports.record(&rooms, &timestamp, &signature, &failed).await.unwrap();
+    assert_eq!(recorded.status, "failed");
+    // A replay records nothing more.
+    reports.record(&rooms, &timestamp, &signature, &failed).await.unwrap();
+    let news = deliveries(&rooms, room, invite).await;
+    assert_eq!(news.len(), 2, "{news:?}");
+    assert!(
+        matches!(&news[1], DeliveryStatus::Failed { permanent: true, reason } if reason == "gateway: unknown subscriber"),
+        "{news:?}"
+    );
+    let state = rooms.room(&agent(), room).await.unwrap();
+    assert_eq!(
+        state.invite(invite).unwrap().status,
+        InviteStatus::Failed { permanent: true }
+    );
+
+    // Refused, recording nothing: tampered, signed with another secret, stale, unsigned.
+    let (delivered, signature) = report(json!({
+        "version": 1, "room": room, "invite": invite, "status": "delivered"
+    }));
+    let mut tampered = delivered.clone();
+    tampered.extend_from_slice(b" ");
+    let stranger = GatewayReports::new("another-secret-0123456789".into()).unwrap();
+    let stale = (now() - 3600).to_string();
+    let stale_signature = expected_signature(&stale, &delivered);
+    for (what, result) in [
+        (
+            "tampered",
+            reports.record(&rooms, &timestamp, &signature, &tampered).await,
+        ),
+        (
+            "another secret",
+            stranger.record(&rooms, &timestamp, &signature, &delivered).await,
+        ),
+        (
+            "an hour old",
+            reports.record(&rooms, &stale, &stale_signature, &delivered).await,
+        ),
+        ("unsigned", reports.record(&rooms, &timestamp, "", &delivered).await),
+        ("not hex", reports.record(&rooms, &timestamp, "v1=zz", &delivered).await),
+    ] {
+        assert!(matches!(result, Err(Error::Forbidden)), "{what}: {result:?}");
+    }
+    assert_eq!(deliveries(&rooms, room, invite).await.len(), 2, "nothing recorded");
+
+    // Signed but not a report, or a status that means nothing.
+    let (unknown, signature) = report(json!({
+        "version": 1, "room": room, "invite": invite, "status": "teleported"
+    }));
+    let result = reports.record(&rooms, &timestamp, &signature, &unknown).await;
+    assert!(
+        matches!(result, Err(Error::Invalid { field: "status", .. })),
+        "{result:?}"
+    );
+    let (other, signature) = report(json!({
+        "version": 1, "room": room, "invite": InviteId::from_u128(9), "status": "delivered"
+    }));
+    let result = reports.record(&rooms, &timestamp, &signature, &other).await;
+    assert!(matches!(result, Err(Error::NotFound { .. })), "{result:?}");
+    let garbage = b"not json".to_vec();
+    let signature = expected_signature(&timestamp, &garbage);
+    let result = reports.record(&rooms, &timestamp, &signature, &garbage).await;
+    assert!(
+        matches!(result, Err(Error::Invalid { field: "body", .. })),
+        "{result:?}"
+    );
+    assert!(!format!("{reports:?}").contains(GATEWAY_SECRET));
+}
 
 async fn gateway_backend() -> MockBackend {
     MockBackend::start(

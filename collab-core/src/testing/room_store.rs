@@ -892,7 +892,11 @@ pub async fn a_row_queued_while_the_one_before_goes_is_claimable(store: &dyn Roo
             .filter(|c| c.message.room == room)
             .map(|c| c.message.id)
             .collect();
-        assert_eq!(claimed, [queued.id], "round {round}: the row queued last is next in line");
+        assert_eq!(
+            claimed,
+            [queued.id],
+            "round {round}: the row queued last is next in line"
+        );
         store
             .reschedule_outbox(queued.id, far)
             .await

@@ -35,6 +35,7 @@ async fn serve(dir: &tempfile::TempDir) -> String {
         secure_cookies: false,
         origin: format!("http://{addr}"),
         twilio: None,
+        vonage: None,
         allowed_hosts: vec![addr.to_string()],
         live_streams: collab_server::streams::LiveStreams::default(),
         // The load posts faster than one session may by default: not what this test checks.

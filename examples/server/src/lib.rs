@@ -56,6 +56,9 @@ pub struct Shared {
     /// Checks Twilio's status callbacks, when SMS goes through Twilio: the callback route is
     /// mounted only with one.
     pub twilio: Option<collab_notify::TwilioWebhook>,
+    /// Checks Vonage's signed delivery receipts, when SMS goes through Vonage with a signature
+    /// secret: the receipt routes are mounted only with one.
+    pub vonage: Option<collab_notify::VonageReceipts>,
     /// The `Host` values the server answers to (`127.0.0.1:8080`): anything else is refused, so
     /// that a rebound DNS name cannot pass for this origin.
     pub allowed_hosts: Vec<String>,
@@ -199,6 +202,9 @@ fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
     }
     if state.twilio.is_some() {
         router = router.routes(routes!(callbacks::twilio_callback));
+    }
+    if state.vonage.is_some() {
+        router = router.routes(routes!(callbacks::vonage_receipt, callbacks::vonage_receipt_form));
     }
     router.split_for_parts()
 }
@@ -500,6 +506,7 @@ mod tests {
             secure_cookies: false,
             origin: "http://127.0.0.1:8080".to_owned(),
             twilio: None,
+            vonage: None,
             allowed_hosts: vec!["127.0.0.1:8080".to_owned()],
             live_streams: streams::LiveStreams::default(),
             quotas: quota::Quotas::default(),

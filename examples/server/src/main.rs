@@ -14,10 +14,11 @@ use collab_core::rooms::{DeliveryConfig, Rooms, RoomsConfig};
 use collab_core::transport::Transport;
 use collab_core::webhook::{WebhookConfig, WebhookSecret};
 use collab_core::{EndpointId, Error, Locale, RoomStore, TenantId, WebhookEndpoint};
+use collab_notify::vonage::SignatureMethod;
 use collab_notify::webhook::HttpWebhookSender;
 use collab_notify::{
     DevInbox, SecretString, SmtpConfig, SmtpEmail, SmtpSecurity, TwilioAuth, TwilioConfig, TwilioSender, TwilioSms,
-    TwilioWebhook, VonageConfig, VonageSms,
+    TwilioWebhook, VonageConfig, VonageReceipts, VonageSms,
 };
 use collab_server::auth::{Agents, PasswordCost, SignInLimits};
 use collab_server::quota::{HostLimits, Quotas};
@@ -127,8 +128,11 @@ is there only while a notifier sends to it):
                                          SMS through Twilio (status callbacks on
                                          BASE_URL/api/callbacks/twilio; TWILIO_BASE_URL
                                          for a regional edge or a test server)
-  VONAGE_API_KEY, VONAGE_API_SECRET, COLLAB_SMS_FROM
-                                         SMS through Vonage
+  VONAGE_API_KEY, VONAGE_API_SECRET, COLLAB_SMS_FROM [, VONAGE_SIGNATURE_SECRET,
+  VONAGE_SIGNATURE_METHOD]               SMS through Vonage (with the account's signature secret,
+                                         signed delivery receipts on
+                                         BASE_URL/api/callbacks/vonage; the method md5hash (the
+                                         default), md5, sha1, sha256 or sha512)
   COLLAB_SMTP_HOST, COLLAB_EMAIL_FROM [, COLLAB_SMTP_PORT, COLLAB_SMTP_USER, COLLAB_SMTP_PASSWORD]
                                          email over SMTP with STARTTLS
 
@@ -419,6 +423,7 @@ struct Notifiers {
     sms: Option<Arc<dyn Notifier>>,
     email: Arc<dyn Notifier>,
     twilio: Option<TwilioWebhook>,
+    vonage: Option<VonageReceipts>,
     /// Whether SMS or email goes to the Dev inbox (dev mode): only then is it shown.
     dev_inbox: bool,
 }
@@ -430,6 +435,7 @@ fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let dev: Arc<dyn Notifier> = Arc::new(inbox.clone());
     let mut twilio = None;
+    let mut vonage = None;
     let mut dev_inbox = false;
     let sms: Option<Arc<dyn Notifier>> = match (env("TWILIO_ACCOUNT_SID"), env("VONAGE_API_KEY"), env("COLLAB_SMS")) {
         (Some(sid), _, _) => {
@@ -452,7 +458,15 @@ fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
         (None, Some(key), _) => {
             let secret = env("VONAGE_API_SECRET").ok_or("VONAGE_API_SECRET is missing")?;
             let from = env("COLLAB_SMS_FROM").ok_or("COLLAB_SMS_FROM (the sender) is missing")?;
-            let config = VonageConfig::new(&key, SecretString::from(secret), &from).map_err(fail("Vonage"))?;
+            let mut config = VonageConfig::new(&key, SecretString::from(secret), &from).map_err(fail("Vonage"))?;
+            if let Some(signature_secret) = env("VONAGE_SIGNATURE_SECRET") {
+                let method = env("VONAGE_SIGNATURE_METHOD").unwrap_or_else(|| "md5hash".to_owned());
+                let method = SignatureMethod::parse(&method).map_err(fail("VONAGE_SIGNATURE_METHOD"))?;
+                config = config
+                    .with_status_callback(&format!("{base_url}/api/callbacks/vonage"))
+                    .map_err(fail("Vonage"))?;
+                vonage = Some(VonageReceipts::new(SecretString::from(signature_secret), method));
+            }
             Some(Arc::new(VonageSms::new(config).map_err(fail("Vonage"))?))
         }
         (None, None, Some(mode)) if mode == "dev" => {
@@ -484,6 +498,7 @@ fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
         sms,
         email,
         twilio,
+        vonage,
         dev_inbox,
     })
 }
@@ -630,6 +645,7 @@ async fn run() -> Result<(), String> {
         secure_cookies: base_url.starts_with("https://"),
         origin,
         twilio: notifiers.twilio,
+        vonage: notifiers.vonage,
         allowed_hosts,
         live_streams: LiveStreams::new(stream_limits),
         quotas: Quotas::new(abuse_limits.quotas),

@@ -49,7 +49,7 @@ const CALLERS: [Caller; 8] = [
 
 /// The documented operations, `METHOD path`, with the status each caller must get, in the
 /// order of [`CALLERS`]. A new route fails the test until it is added here.
-const EXPECTED: [(&str, [u16; 8]); 25] = [
+const EXPECTED: [(&str, [u16; 8]); 27] = [
     // The platform's probes: public, and the same for everyone.
     ("GET /healthz", [200, 200, 200, 200, 200, 200, 200, 200]),
     ("GET /readyz", [200, 200, 200, 200, 200, 200, 200, 200]),
@@ -101,6 +101,9 @@ const EXPECTED: [(&str, [u16; 8]); 25] = [
     ("GET /api/dev/inbox", [401, 200, 200, 403, 403, 403, 403, 401]),
     // Public, but signed: no caller has Twilio's signature.
     ("POST /api/callbacks/twilio", [403, 403, 403, 403, 403, 403, 403, 403]),
+    // Likewise Vonage's.
+    ("GET /api/callbacks/vonage", [403, 403, 403, 403, 403, 403, 403, 403]),
+    ("POST /api/callbacks/vonage", [403, 403, 403, 403, 403, 403, 403, 403]),
 ];
 
 /// What one caller holds.
@@ -318,6 +321,20 @@ async fn call(world: &World, operation: &str, caller: Caller) -> Reply {
             content_type = "application/octet-stream";
             "some notes".to_owned()
         }
+        "GET /api/callbacks/vonage" => {
+            uri.push_str(&format!(
+                "?client-ref={}:{}&status=delivered&messageId=M1",
+                world.room, world.invite
+            ));
+            String::new()
+        }
+        "POST /api/callbacks/vonage" => {
+            content_type = "application/x-www-form-urlencoded";
+            format!(
+                "client-ref={}:{}&status=delivered&messageId=M1",
+                world.room, world.invite
+            )
+        }
         "POST /api/callbacks/twilio" => {
             uri.push_str(&format!("?room={}&invite={}", world.room, world.invite));
             content_type = "application/x-www-form-urlencoded";
@@ -379,7 +396,7 @@ async fn every_operation_by_every_caller_gets_its_status_and_reveals_no_other_ro
         documented, expected,
         "the documented operations and the matrix differ: add the new route to EXPECTED"
     );
-    assert_eq!(documented.len(), 25);
+    assert_eq!(documented.len(), 27);
 
     let cells: Vec<(&str, Caller, u16)> = EXPECTED
         .iter()

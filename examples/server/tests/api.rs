@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use collab_core::Error;
 use collab_core::guard::{InviteAttempt, InviteGuard};
-use common::{ORIGIN, Server, TWILIO_TOKEN, agents};
+use common::{ORIGIN, Server, TWILIO_TOKEN, VONAGE_SIGNATURE_SECRET, agents};
 use futures_util::StreamExt;
 use serde_json::json;
 use tower::ServiceExt;
@@ -519,6 +519,76 @@ async fn twilio_callbacks_are_verified_then_recorded() {
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert!(types.contains(&"invite_delivery"), "{types:?}");
+}
+
+#[tokio::test]
+async fn vonage_receipts_are_verified_then_recorded() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let room = server.call("POST", "/api/rooms", Some(&agent), None).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let email =
+        json!({"channel": "email", "first_name": "Ada", "last_name": "Lovelace", "identifier": "ada@example.com"});
+    let invite = server
+        .call("POST", &format!("/api/rooms/{room}/invites"), Some(&agent), Some(email))
+        .await
+        .json()["invite"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let receipts = collab_notify::VonageReceipts::new(
+        collab_notify::SecretString::from(VONAGE_SIGNATURE_SECRET),
+        collab_notify::vonage::SignatureMethod::Sha256Hmac,
+    );
+    let mut params = vec![
+        ("messageId".to_owned(), "0A0000000".to_owned()),
+        ("status".to_owned(), "delivered".to_owned()),
+        ("err-code".to_owned(), "0".to_owned()),
+        ("client-ref".to_owned(), format!("{room}:{invite}")),
+        ("timestamp".to_owned(), "1796398200".to_owned()),
+    ];
+    let sig = receipts.signature(&params).unwrap();
+    params.push(("sig".to_owned(), sig));
+    // Every value here is safe in a query as it is: ids, digits, letters, ':'.
+    let encode = |params: &[(String, String)]| {
+        params
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let mut tampered = params.clone();
+    tampered[1].1 = "failed".to_owned();
+    let get = |query: String| {
+        let server = &server;
+        async move {
+            server
+                .send_with("GET", &format!("/api/callbacks/vonage?{query}"), &[], Body::empty())
+                .await
+                .status
+        }
+    };
+    assert_eq!(get(encode(&tampered)).await, StatusCode::FORBIDDEN, "tampered");
+    assert_eq!(get(encode(&params)).await, StatusCode::NO_CONTENT);
+    // The same receipt as a form POST: a replay, accepted, recording nothing more.
+    let headers = [("content-type", "application/x-www-form-urlencoded")];
+    let post = server
+        .send_with("POST", "/api/callbacks/vonage", &headers, Body::from(encode(&params)))
+        .await;
+    assert_eq!(post.status, StatusCode::NO_CONTENT);
+    let events = server
+        .call("GET", &format!("/api/rooms/{room}/events"), Some(&agent), None)
+        .await
+        .json();
+    let deliveries = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "invite_delivery")
+        .count();
+    assert_eq!(deliveries, 1, "{events}");
 }
 
 #[tokio::test]

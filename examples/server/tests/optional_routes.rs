@@ -1,6 +1,7 @@
 //! Routes that exist only when the server has what they serve, in the real server: the Dev inbox
 //! in dev mode (a development notifier is in use), Twilio's status callback with a Twilio
-//! account. Without, each is not found and not in the OpenAPI document.
+//! account, Vonage's delivery receipts with a Vonage signature secret. Without, each is not found
+//! and not in the OpenAPI document.
 
 // Tests fail by panicking.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -21,9 +22,9 @@ struct Route {
     documented: bool,
 }
 
-/// The Dev inbox (as a signed-in agent) and the Twilio callback (unsigned) of a server started
-/// with `configure`.
-async fn optional_routes(configure: impl FnOnce(&mut Command)) -> (Route, Route) {
+/// The Dev inbox (as a signed-in agent), the Twilio callback and the Vonage receipt (both
+/// unsigned) of a server started with `configure`.
+async fn optional_routes(configure: impl FnOnce(&mut Command)) -> (Route, Route, Route) {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(|command| {
         command.arg("--data").arg(dir.path());
@@ -42,7 +43,14 @@ async fn optional_routes(configure: impl FnOnce(&mut Command)) -> (Route, Route)
     let callback = http
         .call("POST", "/api/callbacks/twilio?room=r&invite=i", None, None)
         .await;
-    (route("/api/dev/inbox", inbox), route("/api/callbacks/twilio", callback))
+    let receipt = http
+        .call("GET", "/api/callbacks/vonage?client-ref=r:i&sig=0", None, None)
+        .await;
+    (
+        route("/api/dev/inbox", inbox),
+        route("/api/callbacks/twilio", callback),
+        route("/api/callbacks/vonage", receipt),
+    )
 }
 
 fn there(status: StatusCode, code: &str) -> Route {
@@ -71,14 +79,15 @@ fn with_smtp(command: &mut Command) {
 #[tokio::test]
 async fn the_dev_inbox_is_there_when_invites_go_to_it() {
     // The defaults: email to the Dev inbox, no SMS.
-    let (inbox, callback) = optional_routes(|_| {}).await;
+    let (inbox, callback, receipt) = optional_routes(|_| {}).await;
     assert_eq!(inbox, there(StatusCode::OK, ""));
     assert_eq!(callback, not_found());
+    assert_eq!(receipt, not_found());
 }
 
 #[tokio::test]
 async fn sms_to_the_dev_inbox_is_dev_mode_too() {
-    let (inbox, _) = optional_routes(|command| {
+    let (inbox, _, _) = optional_routes(|command| {
         with_smtp(command);
         command.env("COLLAB_SMS", "dev");
     })
@@ -88,13 +97,13 @@ async fn sms_to_the_dev_inbox_is_dev_mode_too() {
 
 #[tokio::test]
 async fn without_dev_mode_the_dev_inbox_is_not_found() {
-    let (inbox, _) = optional_routes(with_smtp).await;
+    let (inbox, _, _) = optional_routes(with_smtp).await;
     assert_eq!(inbox, not_found());
 }
 
 #[tokio::test]
 async fn the_twilio_callback_is_there_with_a_twilio_account() {
-    let (inbox, callback) = optional_routes(|command| {
+    let (inbox, callback, _) = optional_routes(|command| {
         with_smtp(command);
         command
             .env("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")
@@ -105,4 +114,30 @@ async fn the_twilio_callback_is_there_with_a_twilio_account() {
     assert_eq!(inbox, not_found());
     // There, and refusing a request without Twilio's signature.
     assert_eq!(callback, there(StatusCode::FORBIDDEN, "forbidden"));
+}
+
+/// A Vonage account, with `configure`'s extra settings.
+fn with_vonage(command: &mut Command) {
+    with_smtp(command);
+    command
+        .env("VONAGE_API_KEY", "abcd1234")
+        .env("VONAGE_API_SECRET", "vonage-api-secret")
+        .env("COLLAB_SMS_FROM", "AcmeRooms");
+}
+
+#[tokio::test]
+async fn vonage_receipts_are_there_with_a_signature_secret() {
+    let (_, callback, receipt) = optional_routes(|command| {
+        with_vonage(command);
+        command
+            .env("VONAGE_SIGNATURE_SECRET", "vonage-signature-secret")
+            .env("VONAGE_SIGNATURE_METHOD", "sha256");
+    })
+    .await;
+    assert_eq!(callback, not_found());
+    // There, and refusing a receipt without Vonage's signature.
+    assert_eq!(receipt, there(StatusCode::FORBIDDEN, "forbidden"));
+    // Without the signature secret, Vonage is not asked for receipts and the route is absent.
+    let (_, _, receipt) = optional_routes(with_vonage).await;
+    assert_eq!(receipt, not_found());
 }

@@ -28,7 +28,7 @@ use collab_notify::{
     TwilioWebhook, VonageConfig, VonageSms,
 };
 use collab_server::auth::Agents;
-use common::{ORIGIN, Server, TWILIO_TOKEN};
+use common::{ORIGIN, Server, TWILIO_TOKEN, VONAGE_SIGNATURE_SECRET};
 use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -244,6 +244,13 @@ async fn no_secret_reaches_a_log_or_debug_output() {
         format!("{smtp:?}"),
         format!("{vonage:?}"),
         format!("{:?}", TwilioWebhook::new(SecretString::from(TWILIO_TOKEN))),
+        format!(
+            "{:?}",
+            collab_notify::VonageReceipts::new(
+                SecretString::from(VONAGE_SIGNATURE_SECRET),
+                collab_notify::vonage::SignatureMethod::Sha256Hmac
+            )
+        ),
     ]);
 
     let agents = || {
@@ -384,7 +391,16 @@ async fn no_secret_reaches_a_log_or_debug_output() {
     );
     secrets.extend([link_token.clone(), customer_token, agent_token]);
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{TWILIO_SID}:{TWILIO_TOKEN}"));
-    secrets.extend([TWILIO_TOKEN, VONAGE_SECRET, SMTP_PASSWORD, AGENT_PASSWORD].map(str::to_owned));
+    secrets.extend(
+        [
+            TWILIO_TOKEN,
+            VONAGE_SECRET,
+            VONAGE_SIGNATURE_SECRET,
+            SMTP_PASSWORD,
+            AGENT_PASSWORD,
+        ]
+        .map(str::to_owned),
+    );
     // A cut text may hold part of a secret: look for every 16 characters of each too. The
     // Basic credentials' first 48 characters encode only the account SID, which is no secret.
     let mut needles: BTreeSet<String> = BTreeSet::new();

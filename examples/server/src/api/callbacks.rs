@@ -50,3 +50,44 @@ pub async fn twilio_callback(
     webhook.record(&state.rooms, &url, &body, signature).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Vonage's delivery receipt, as a `GET` (its parameters in the query) or a form `POST`:
+/// checked against its `sig` parameter, then recorded on the invite its `client-ref` names (a
+/// replay records nothing).
+#[utoipa::path(get, path = "/api/callbacks/vonage", tag = "providers",
+    params(("sig" = String, Query, description = "Vonage's signature of the other parameters"),
+        ("client-ref" = String, Query, description = "the room and invite, as sent with the message")),
+    responses((status = 204, description = "recorded"), (status = 400, body = ErrorBody),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub async fn vonage_receipt(State(state): State<AppState>, uri: axum::http::Uri) -> ApiResult<StatusCode> {
+    record_vonage(&state, uri.query().unwrap_or_default().as_bytes(), &[]).await
+}
+
+/// Vonage's delivery receipt as a form `POST`; see `GET /api/callbacks/vonage`.
+#[utoipa::path(post, path = "/api/callbacks/vonage", tag = "providers",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 204, description = "recorded"), (status = 400, body = ErrorBody),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub async fn vonage_receipt_form(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    record_vonage(&state, uri.query().unwrap_or_default().as_bytes(), &body).await
+}
+
+/// Verifies and records a receipt whose parameters are in `query` and `form`.
+async fn record_vonage(state: &AppState, query: &[u8], form: &[u8]) -> ApiResult<StatusCode> {
+    // The route is mounted only with a signature secret (`crate::api`); a router built
+    // otherwise says why.
+    let Some(receipts) = &state.vonage else {
+        return Err(ApiError::Core(Error::Unsupported {
+            backend: "this server",
+            capability: "Vonage delivery receipts (no Vonage signature secret is configured)",
+        }));
+    };
+    let mut params = collab_notify::twilio::parse_form(query);
+    params.extend(collab_notify::twilio::parse_form(form));
+    receipts.record(&state.rooms, &params).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

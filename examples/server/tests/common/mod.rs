@@ -32,6 +32,8 @@ pub const ORIGIN: &str = "http://127.0.0.1:8080";
 
 /// The Twilio auth token the test server checks callbacks with: 32 hex digits, as Twilio's are.
 pub const TWILIO_TOKEN: &str = "9f86d081884c7d659a2feaa0c55ad015";
+/// The Vonage signature secret the test servers check delivery receipts with.
+pub const VONAGE_SIGNATURE_SECRET: &str = "vonage-signature-secret-0123456789";
 
 /// The example's agents in the tests: `ada` (password `secret`) and `bob` (`hunter2`), both of
 /// tenant `example`, their passwords hashed at the least cost (the tests sign in hundreds of
@@ -130,6 +132,10 @@ impl Server {
             twilio: Some(collab_notify::TwilioWebhook::new(collab_notify::SecretString::from(
                 TWILIO_TOKEN,
             ))),
+            vonage: Some(collab_notify::VonageReceipts::new(
+                collab_notify::SecretString::from(VONAGE_SIGNATURE_SECRET),
+                collab_notify::vonage::SignatureMethod::Sha256Hmac,
+            )),
             allowed_hosts: vec!["127.0.0.1:8080".to_owned()],
             live_streams: collab_server::streams::LiveStreams::default(),
             quotas,
