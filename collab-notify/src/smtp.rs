@@ -221,12 +221,14 @@ impl SmtpEmail {
         })
     }
 
-    /// A fresh `Message-ID` on the sender's domain: the invite, the time and a counter.
+    /// A fresh `Message-ID` on the sender's domain: the room and invite (which a bounce quotes:
+    /// [`invite_of`]), the time and a counter.
     fn message_id(&self, notification: &Notification) -> String {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
         format!(
-            "<{}.{nanos:x}.{n}@{}>",
+            "<{}.{}.{nanos:x}.{n}@{}>",
+            notification.room,
             notification.invite,
             self.config.from.email.domain()
         )
@@ -355,4 +357,28 @@ mod tests {
         assert!(SmtpConfig::new("bad host", SmtpSecurity::StartTls, "rooms@example.com").is_err());
         assert!(SmtpConfig::new("localhost", SmtpSecurity::StartTls, "not an address").is_err());
     }
+}
+
+/// The room and invite of an invite email, from its `Message-ID` (with or without the angle
+/// brackets): what a bounce processor needs to record the bounce with
+/// [`Rooms::record_delivery`](collab_core::rooms::Rooms::record_delivery). A bounce (a delivery
+/// status notification) quotes the original message's headers; `None` for an id this crate did
+/// not write.
+///
+/// ```
+/// use collab_notify::smtp::invite_of;
+///
+/// let id = "<5d7c0a1e-0000-4000-8000-000000000001.9a41be2f-0000-4000-8000-000000000002.18f3a.0@example.com>";
+/// let (room, invite) = invite_of(id).unwrap();
+/// assert_eq!(invite.to_string(), "9a41be2f-0000-4000-8000-000000000002");
+/// assert_eq!(room.to_string(), "5d7c0a1e-0000-4000-8000-000000000001");
+/// assert!(invite_of("<CAF=abc@mail.example.com>").is_none());
+/// ```
+pub fn invite_of(message_id: &str) -> Option<(collab_core::RoomId, collab_core::InviteId)> {
+    let id = message_id.trim().trim_start_matches('<');
+    let (local, _domain) = id.split_once('@')?;
+    let mut parts = local.split('.');
+    let room = parts.next()?.parse().ok()?;
+    let invite = parts.next()?.parse().ok()?;
+    Some((room, invite))
 }

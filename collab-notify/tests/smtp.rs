@@ -258,9 +258,11 @@ async fn an_invite_arrives_with_the_link_in_both_bodies_and_proper_headers() {
     );
     let message_id = top.header("message-id").unwrap();
     assert!(
-        message_id.starts_with(&format!("<{invite}.")) && message_id.ends_with("@example.com>"),
+        message_id.starts_with(&format!("<{room}.{invite}.")) && message_id.ends_with("@example.com>"),
         "{message_id}"
     );
+    // What a bounce processor reads back from the quoted Message-ID.
+    assert_eq!(collab_notify::smtp::invite_of(message_id), Some((room, invite)));
 
     assert!(text.header("content-type").unwrap().starts_with("text/plain"));
     assert!(html.header("content-type").unwrap().starts_with("text/html"));

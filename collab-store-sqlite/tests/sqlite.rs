@@ -280,7 +280,7 @@ async fn a_database_from_before_email_match_keys_finds_addresses_in_any_case() {
         .unwrap();
     // Without what later migrations added, so that they run again.
     conn.execute_batch(
-        "DROP INDEX outbox_by_channel; DROP INDEX rooms_by_end; DROP INDEX credentials_by_room; \
+        "DROP INDEX rooms_by_end; DROP INDEX credentials_by_room; \
          ALTER TABLE rooms DROP COLUMN ended_at; DROP INDEX outbox_ready; ALTER TABLE outbox DROP COLUMN parked;",
     )
     .unwrap();

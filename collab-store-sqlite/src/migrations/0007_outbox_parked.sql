@@ -10,3 +10,6 @@ UPDATE outbox SET parked = 1
 -- What a claim walks; it replaces outbox_due, which indexed the parked rows too.
 CREATE INDEX outbox_ready ON outbox (not_before, id) WHERE parked = 0;
 DROP INDEX IF EXISTS outbox_due;
+-- The statistics (0004) read the table instead: a scan every stats interval costs less than
+-- keeping this index on every row queued, claimed and put back (webhook_append, BENCHMARKS.md).
+DROP INDEX IF EXISTS outbox_by_channel;
