@@ -107,6 +107,13 @@ pub enum Command {
         /// The last failure.
         reason: String,
     },
+    /// Say that the actor has seen the room up to `up_to`, an event of the room. Agents and the
+    /// room's customer, in every status but erased; a horizon that does not move forward
+    /// records nothing.
+    MarkRead {
+        /// The last event seen.
+        up_to: Seq,
+    },
     /// Time the room out if it has been idle for the policy's period. Agents or the library.
     TimeOut,
     /// Close the room for good. Agents only.
@@ -199,6 +206,7 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             | Command::EndSession
             | Command::Erase { .. }
             | Command::RecordWebhookFailure { .. }
+            | Command::MarkRead { .. }
     );
     if state.status() == RoomStatus::Closed && !closed_may {
         return Err(Error::RoomClosed);
@@ -336,6 +344,14 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             about: *about,
             reason: reason.chars().take(MAX_DELIVERY_REASON_CHARS).collect(),
         }),
+        Command::MarkRead { up_to } => {
+            if *up_to > state.seq() {
+                return Err(Error::invalid("seq", "after the room's last event"));
+            }
+            if *up_to > state.read_horizon(&out.by) {
+                out.push(EventData::ReadUpTo { seq: *up_to });
+            }
+        }
         Command::TimeOut => record_due_timeout(&mut out),
         Command::Close => out.push(EventData::Closed),
         Command::Erase { scope } => out.push(EventData::RoomErased { scope: *scope }),
@@ -362,10 +378,11 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
         Command::Join { .. } | Command::RecordDelivery { .. } | Command::RecordWebhookFailure { .. }
     );
     let customers_only = *command == Command::EndSession;
+    let people_only = matches!(command, Command::MarkRead { .. });
     let allowed = match ctx.actor {
         Actor::Agent { .. } => !(library_only || customers_only),
         Actor::Customer { .. } => !(agents_only || library_only || *command == Command::TimeOut),
-        Actor::System => library_only || *command == Command::TimeOut,
+        Actor::System => !people_only && (library_only || *command == Command::TimeOut),
     };
     if allowed {
         Ok(ctx.actor.event_actor())

@@ -178,6 +178,12 @@ pub enum EventData {
         /// The last failure, shortened.
         reason: String,
     },
+    /// The event's actor has seen the room up to `seq` (its read horizon). Never moves back;
+    /// not activity.
+    ReadUpTo {
+        /// The last event seen.
+        seq: Seq,
+    },
 }
 
 /// What an erasure was asked for.
@@ -236,6 +242,7 @@ impl EventData {
             EventData::Redacted { .. } => "redacted",
             EventData::RoomErased { .. } => "room_erased",
             EventData::WebhookFailed { .. } => "webhook_failed",
+            EventData::ReadUpTo { .. } => "read_up_to",
         }
     }
 

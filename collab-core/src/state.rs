@@ -194,6 +194,14 @@ pub struct RoomSummary {
     /// What retention counts from. Absent from summaries written before retention existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Timestamp>,
+    /// The customer's messages and documents that no agent has seen yet (past every agent's
+    /// read horizon). Absent from summaries written before read horizons existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unread: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A room: the fold of its events. Build it with [`RoomState::replay`], move it forward with
@@ -205,6 +213,10 @@ pub struct RoomState {
     participants: Vec<ParticipantState>,
     documents: Vec<DocumentMeta>,
     recent_client_keys: VecDeque<ClientKey>,
+    /// Each reader's horizon: the last event it said it has seen.
+    read: Vec<(EventActor, Seq)>,
+    /// The customer's messages and documents past every agent's horizon ([`RoomSummary::unread`]).
+    unread_by_agents: Vec<Seq>,
 }
 
 /// A message posted with a client idempotency key.
@@ -253,11 +265,14 @@ impl RoomState {
                 last_activity: event.at,
                 seq: event.seq,
                 ended_at: None,
+                unread: 0,
             },
             invites: Vec::new(),
             participants: Vec::new(),
             documents: Vec::new(),
             recent_client_keys: VecDeque::new(),
+            read: Vec::new(),
+            unread_by_agents: Vec::new(),
         })
     }
 
@@ -295,6 +310,15 @@ impl RoomState {
             && let Some(p) = self.participants.iter_mut().find(|p| p.id == *participant)
         {
             p.last_active = event.at;
+        }
+        if matches!(event.actor, EventActor::Customer(_))
+            && matches!(
+                event.data,
+                EventData::MessagePosted { .. } | EventData::DocumentShared(_)
+            )
+        {
+            self.unread_by_agents.push(event.seq);
+            summary.unread = u32::try_from(self.unread_by_agents.len()).unwrap_or(u32::MAX);
         }
         match &event.data {
             EventData::RoomCreated { .. } => {}
@@ -379,6 +403,16 @@ impl RoomState {
                 summary.ended_at = Some(event.at);
             }
             EventData::Redacted { .. } | EventData::WebhookFailed { .. } => {}
+            EventData::ReadUpTo { seq } => {
+                match self.read.iter_mut().find(|(reader, _)| *reader == event.actor) {
+                    Some((_, horizon)) => *horizon = (*horizon).max(*seq),
+                    None => self.read.push((event.actor.clone(), *seq)),
+                }
+                if matches!(event.actor, EventActor::Agent(_)) {
+                    self.unread_by_agents.retain(|unread| unread > seq);
+                    summary.unread = u32::try_from(self.unread_by_agents.len()).unwrap_or(u32::MAX);
+                }
+            }
             EventData::RoomErased { .. } => {
                 // What a replay of the redacted log gives: nothing but the first event's facts.
                 summary.status = RoomStatus::Erased;
@@ -391,8 +425,38 @@ impl RoomState {
                 self.participants.clear();
                 self.documents.clear();
                 self.recent_client_keys.clear();
+                self.read.clear();
+                self.unread_by_agents.clear();
+                summary.unread = 0;
             }
         }
+    }
+
+    /// The last event `reader` said it has seen; [`Seq::ZERO`] if none.
+    pub fn read_horizon(&self, reader: &EventActor) -> Seq {
+        self.read
+            .iter()
+            .find(|(r, _)| r == reader)
+            .map_or(Seq::ZERO, |(_, seq)| *seq)
+    }
+
+    /// The furthest any agent has seen: what the customer's page shows as "Seen".
+    pub fn seen_by_agents(&self) -> Seq {
+        self.furthest_read(|reader| matches!(reader, EventActor::Agent(_)))
+    }
+
+    /// The furthest any of the customer's sessions has seen: what the console shows as "Seen".
+    pub fn seen_by_customer(&self) -> Seq {
+        self.furthest_read(|reader| matches!(reader, EventActor::Customer(_)))
+    }
+
+    fn furthest_read(&self, side: impl Fn(&EventActor) -> bool) -> Seq {
+        self.read
+            .iter()
+            .filter(|(reader, _)| side(reader))
+            .map(|(_, seq)| *seq)
+            .max()
+            .unwrap_or(Seq::ZERO)
     }
 
     /// The room.

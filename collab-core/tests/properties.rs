@@ -45,6 +45,11 @@ enum Step {
         invite: usize,
         status: u8,
     },
+    Read {
+        customer: usize,
+        by_customer: bool,
+        back: u64,
+    },
     Wait {
         hours: u64,
     },
@@ -62,6 +67,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..8).prop_map(|customer| Step::RevokeSession { customer }),
         1 => (0usize..8).prop_map(|customer| Step::EndSession { customer }),
         2 => (0usize..8, 0u8..4).prop_map(|(invite, status)| Step::Delivery { invite, status }),
+        2 => (0usize..8, any::<bool>(), 0u64..4).prop_map(|(customer, by_customer, back)| Step::Read { customer, by_customer, back }),
         3 => prop_oneof![0u64..48, 24u64 * 80..24 * 100].prop_map(|hours| Step::Wait { hours }),
         1 => Just(Step::Sweep),
         1 => Just(Step::Close),
@@ -165,6 +171,19 @@ fn command(room: &mut Room, step: &Step) -> Option<(Actor, Command)> {
                 },
             )
         }
+        Step::Read {
+            customer,
+            by_customer,
+            back,
+        } => {
+            let actor = if by_customer {
+                as_customer(pick(&customers, customer)?)
+            } else {
+                agent()
+            };
+            let up_to = Seq::new(room.state.seq().get().saturating_sub(back).max(1));
+            (actor, Command::MarkRead { up_to })
+        }
         Step::Wait { hours } => {
             room.advance(Duration::from_secs(hours * 3600));
             return None;
@@ -201,8 +220,12 @@ proptest! {
             let effective = before.status_at(room.now, &room.policy);
             let result = room.run_as(&actor, command.clone());
 
-            let ends_a_session = matches!(command, Command::RevokeSession { .. } | Command::EndSession);
-            if before.status() == RoomStatus::Closed && !ends_a_session {
+            // A closed room can still have its sessions ended, and be read.
+            let closed_may = matches!(
+                command,
+                Command::RevokeSession { .. } | Command::EndSession | Command::MarkRead { .. }
+            );
+            if before.status() == RoomStatus::Closed && !closed_may {
                 // Refused: RoomClosed, or an access error for an actor without access at all.
                 prop_assert!(
                     matches!(result, Err(Error::RoomClosed | Error::Forbidden | Error::NotFound { .. })),
@@ -243,6 +266,20 @@ proptest! {
                     "{:?} moved {} to {}", command, before.status(), room.state.status()
                 );
             }
+            // Read horizons never move back; unread counts the customer's posts past every
+            // agent's horizon.
+            prop_assert!(room.state.seen_by_agents() >= before.seen_by_agents());
+            prop_assert!(room.state.seen_by_customer() >= before.seen_by_customer());
+            let unread = room
+                .log
+                .iter()
+                .filter(|e| {
+                    matches!(e.actor, EventActor::Customer(_))
+                        && matches!(e.data, EventData::MessagePosted { .. } | EventData::DocumentShared(_))
+                        && e.seq > room.state.seen_by_agents()
+                })
+                .count();
+            prop_assert_eq!(room.state.summary().unread as usize, unread);
             // The name is the default until the first invite, then the customer's.
             let expected_name = room.state.customer().map_or(DEFAULT_ROOM_NAME.to_owned(), Customer::full_name);
             prop_assert_eq!(room.state.name(), expected_name);

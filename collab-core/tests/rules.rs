@@ -592,3 +592,21 @@ fn room_invite_link(room: &mut Room) -> InviteId {
     room.run(command).expect("link");
     id
 }
+
+#[test]
+fn rule_13_read_horizons_move_forward_and_count_what_agents_have_not_seen() {
+    let mut room = Room::new();
+    let invite = room.invite_by_email();
+    let customer = room.join(invite);
+    room.run_as(&customer, Room::post("Hello")).unwrap();
+    let question = room.run_as(&customer, Room::post("Did you get it?")).unwrap()[0].seq;
+    assert_eq!(room.state.summary().unread, 2);
+    let read = room.run(Command::MarkRead { up_to: question }).unwrap();
+    assert_eq!(types(&read), ["read_up_to"]);
+    assert_eq!(room.state.summary().unread, 0);
+    assert_eq!(room.state.seen_by_agents(), question);
+    assert!(
+        room.run(Command::MarkRead { up_to: Seq::new(1) }).unwrap().is_empty(),
+        "never back"
+    );
+}

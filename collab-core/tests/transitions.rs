@@ -134,6 +134,18 @@ fn outcome(label: &str, status: RoomStatus) -> String {
                 reason: "HTTP 500".to_owned(),
             },
         ),
+        "mark read (agent)" => (
+            agent(),
+            Command::MarkRead {
+                up_to: room.state.seq(),
+            },
+        ),
+        "mark read (customer)" => (
+            customer,
+            Command::MarkRead {
+                up_to: room.state.seq(),
+            },
+        ),
         "time out when idle (library)" => {
             room.advance(room.policy.inactivity_timeout());
             (Actor::System, Command::TimeOut)
@@ -157,7 +169,7 @@ fn outcome(label: &str, status: RoomStatus) -> String {
 #[test]
 fn decide_follows_the_transition_table() {
     let rows = table();
-    assert_eq!(rows.len(), 16, "every command of the table is checked");
+    assert_eq!(rows.len(), 18, "every command of the table is checked");
     let mut mismatches = Vec::new();
     for (label, cells) in &rows {
         for (status, cell) in RoomStatus::ALL.iter().zip(cells) {

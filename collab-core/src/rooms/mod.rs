@@ -857,6 +857,19 @@ impl Rooms {
         self.inner.store.list_rooms(tenant, query).await
     }
 
+    /// Records that `actor` has seen the room up to `up_to` (its read horizon): the customer's
+    /// page shows an agent's horizon as "Seen", the console the customer's, and the rooms list
+    /// counts the customer's messages and documents past every agent's
+    /// ([`RoomSummary::unread`]). Agents and the room's customer; a horizon that does not move
+    /// forward records nothing, and `up_to` past the room's last event is
+    /// [`Error::Invalid`]. Not activity: reading does not keep a room from timing out.
+    #[tracing::instrument(skip_all, fields(%room))]
+    pub async fn mark_read(&self, actor: &Actor, room: RoomId, up_to: Seq) -> Result<(), Error> {
+        let command = Command::MarkRead { up_to };
+        self.execute(actor, room, Operation::Read, &command, no_extras).await?;
+        Ok(())
+    }
+
     /// Closes the room for good. Agents only.
     #[tracing::instrument(skip_all, fields(%room))]
     pub async fn close_room(&self, actor: &Actor, room: RoomId) -> Result<(), Error> {
