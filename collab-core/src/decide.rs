@@ -348,8 +348,9 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             if *up_to > state.seq() {
                 return Err(Error::invalid("seq", "after the room's last event"));
             }
-            if *up_to > state.read_horizon(&out.by) {
-                out.push(EventData::ReadUpTo { seq: *up_to });
+            let up_to = (*up_to).min(state.last_readable());
+            if up_to > state.read_horizon(&out.by) {
+                out.push(EventData::ReadUpTo { seq: up_to });
             }
         }
         Command::TimeOut => record_due_timeout(&mut out),

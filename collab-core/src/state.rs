@@ -215,6 +215,8 @@ pub struct RoomState {
     recent_client_keys: VecDeque<ClientKey>,
     /// Each reader's horizon: the last event it said it has seen.
     read: Vec<(EventActor, Seq)>,
+    /// The last event that is not a read horizon: how far a horizon can go.
+    last_readable: Seq,
     /// The customer's messages and documents past every agent's horizon ([`RoomSummary::unread`]).
     unread_by_agents: Vec<Seq>,
 }
@@ -272,6 +274,7 @@ impl RoomState {
             documents: Vec::new(),
             recent_client_keys: VecDeque::new(),
             read: Vec::new(),
+            last_readable: event.seq,
             unread_by_agents: Vec::new(),
         })
     }
@@ -303,6 +306,9 @@ impl RoomState {
     pub fn apply(&mut self, event: &Event) {
         let summary = &mut self.summary;
         summary.seq = event.seq;
+        if !matches!(event.data, EventData::ReadUpTo { .. }) {
+            self.last_readable = event.seq;
+        }
         if event.data.is_activity() {
             summary.last_activity = event.at;
         }
@@ -438,6 +444,12 @@ impl RoomState {
             .iter()
             .find(|(r, _)| r == reader)
             .map_or(Seq::ZERO, |(_, seq)| *seq)
+    }
+
+    /// The last event that is not a read horizon: horizons stop there, so that reading
+    /// another reader's horizon records nothing (else two readers could add events forever).
+    pub fn last_readable(&self) -> Seq {
+        self.last_readable
     }
 
     /// The furthest any agent has seen: what the customer's page shows as "Seen".

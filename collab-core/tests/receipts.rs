@@ -141,3 +141,23 @@ fn the_library_does_not_read_and_others_cannot_read_for_a_room() {
     assert!(matches!(other, Err(Error::NotFound { .. })), "{other:?}");
     assert_eq!(room.run_as(&customer, Command::MarkRead { up_to }).unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn reading_a_horizon_records_nothing_so_readers_cannot_loop() {
+    let world = World::new();
+    let (room, customer, _) = world.room_with_customer().await;
+    let message = world.rooms.post_message(&agent(), room, "Hello", None).await.unwrap();
+    world.rooms.mark_read(&customer, room, message.seq).await.unwrap();
+    world.rooms.mark_read(&agent(), room, message.seq).await.unwrap();
+    // Each side now "reads" the other's read event, again and again: nothing more is recorded.
+    for _ in 0..3 {
+        for reader in [&customer, &agent()] {
+            let last = world.rooms.room(&agent(), room).await.unwrap().seq();
+            world.rooms.mark_read(reader, room, last).await.unwrap();
+        }
+    }
+    let state = world.rooms.room(&agent(), room).await.unwrap();
+    assert_eq!(state.seq(), message.seq.next().next(), "two read events, no more");
+    assert_eq!(state.seen_by_customer(), message.seq);
+    assert_eq!(state.last_readable(), message.seq);
+}
