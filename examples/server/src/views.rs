@@ -30,6 +30,10 @@ pub struct RoomView {
     pub sms_activated: bool,
     /// The last event's sequence number.
     pub seq: u64,
+    /// The furthest event any agent has seen (0: none): the customer page's "Seen".
+    pub seen_by_agents: u64,
+    /// The furthest event the customer has seen (0: none): the console's "Seen".
+    pub seen_by_customer: u64,
 }
 
 /// The customer information area.
@@ -70,6 +74,8 @@ impl RoomView {
             channels_used,
             sms_activated,
             seq: state.seq().get(),
+            seen_by_agents: state.seen_by_agents().get(),
+            seen_by_customer: state.seen_by_customer().get(),
         }
     }
 }
@@ -87,6 +93,8 @@ pub struct RoomRow {
     pub customer: Option<CustomerView>,
     /// When it was opened (RFC 3339).
     pub created_at: String,
+    /// The customer's messages and documents no agent has seen yet.
+    pub unread: u32,
 }
 
 impl From<&RoomSummary> for RoomRow {
@@ -97,6 +105,7 @@ impl From<&RoomSummary> for RoomRow {
             status: s.status.as_str().to_owned(),
             customer: s.customer.as_ref().map(CustomerView::from),
             created_at: s.created_at.to_string(),
+            unread: s.unread,
         }
     }
 }
@@ -121,6 +130,8 @@ pub struct EventView {
     pub name: Option<String>,
     /// The invite's channel (`sms`, `email`, `link`), for `customer_invited`.
     pub channel: Option<&'static str>,
+    /// For `read_up_to`: the furthest event its reader (`by`) has seen.
+    pub read_up_to: Option<u64>,
 }
 
 /// A shared document, with where to fetch it.
@@ -216,6 +227,10 @@ impl EventView {
             document,
             name,
             channel,
+            read_up_to: match event.data {
+                EventData::ReadUpTo { seq } => Some(seq.get()),
+                _ => None,
+            },
         }
     }
 }

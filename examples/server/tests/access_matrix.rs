@@ -49,7 +49,7 @@ const CALLERS: [Caller; 8] = [
 
 /// The documented operations, `METHOD path`, with the status each caller must get, in the
 /// order of [`CALLERS`]. A new route fails the test until it is added here.
-const EXPECTED: [(&str, [u16; 8]); 27] = [
+const EXPECTED: [(&str, [u16; 8]); 28] = [
     // The platform's probes: public, and the same for everyone.
     ("GET /healthz", [200, 200, 200, 200, 200, 200, 200, 200]),
     ("GET /readyz", [200, 200, 200, 200, 200, 200, 200, 200]),
@@ -84,6 +84,7 @@ const EXPECTED: [(&str, [u16; 8]); 27] = [
         "POST /api/rooms/{room}/messages",
         [401, 201, 404, 201, 404, 403, 403, 401],
     ),
+    ("POST /api/rooms/{room}/read", [401, 204, 404, 204, 404, 403, 403, 401]),
     (
         "POST /api/rooms/{room}/documents",
         [401, 201, 404, 201, 404, 403, 403, 401],
@@ -314,6 +315,7 @@ async fn call(world: &World, operation: &str, caller: Caller) -> Reply {
         "POST /api/session" => json!({"agent": "ada", "password": "wrong"}).to_string(),
         "POST /api/rooms/{room}/invites" => json!({"channel": "link"}).to_string(),
         "POST /api/rooms/{room}/messages" => json!({"text": "hello"}).to_string(),
+        "POST /api/rooms/{room}/read" => json!({"seq": 1}).to_string(),
         "POST /api/customers/erase" => json!({"email": "grace@example.com"}).to_string(),
         "POST /api/join" => json!({"token": credential.join_token}).to_string(),
         "POST /api/rooms/{room}/documents" => {
@@ -396,7 +398,7 @@ async fn every_operation_by_every_caller_gets_its_status_and_reveals_no_other_ro
         documented, expected,
         "the documented operations and the matrix differ: add the new route to EXPECTED"
     );
-    assert_eq!(documented.len(), 27);
+    assert_eq!(documented.len(), 28);
 
     let cells: Vec<(&str, Caller, u16)> = EXPECTED
         .iter()

@@ -592,6 +592,92 @@ async fn vonage_receipts_are_verified_then_recorded() {
 }
 
 #[tokio::test]
+async fn read_horizons_show_as_seen_and_unread() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let (room, customer) = server.room_with_customer(&agent).await;
+    let post = |cookie: &str, text: &str| {
+        let (server, room, cookie, text) = (&server, room.clone(), cookie.to_owned(), text.to_owned());
+        async move {
+            let reply = server
+                .call(
+                    "POST",
+                    &format!("/api/rooms/{room}/messages"),
+                    Some(&cookie),
+                    Some(json!({"text": text})),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::CREATED);
+            reply.json()["seq"].as_u64().unwrap()
+        }
+    };
+    let read = |cookie: &str, seq: u64| {
+        let (server, room, cookie) = (&server, room.clone(), cookie.to_owned());
+        async move {
+            server
+                .call(
+                    "POST",
+                    &format!("/api/rooms/{room}/read"),
+                    Some(&cookie),
+                    Some(json!({"seq": seq})),
+                )
+                .await
+        }
+    };
+    let unread = || async {
+        let rooms = server.call("GET", "/api/rooms", Some(&agent), None).await.json();
+        rooms["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == room.as_str())
+            .unwrap()["unread"]
+            .as_u64()
+            .unwrap()
+    };
+    post(&customer, "Hello").await;
+    let question = post(&customer, "Did you get the form?").await;
+    assert_eq!(unread().await, 2);
+
+    // The agent reads: unread falls; the customer's page sees how far.
+    assert_eq!(read(&agent, question).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(unread().await, 0);
+    let view = server
+        .call("GET", &format!("/api/rooms/{room}"), Some(&customer), None)
+        .await
+        .json();
+    assert_eq!(view["seen_by_agents"], question);
+    assert_eq!(view["seen_by_customer"], 0);
+
+    // The customer reads the agent's answer; the timeline carries the horizon.
+    let answer = post(&agent, "Yes, thank you").await;
+    assert_eq!(read(&customer, answer).await.status, StatusCode::NO_CONTENT);
+    let view = server
+        .call("GET", &format!("/api/rooms/{room}"), Some(&agent), None)
+        .await
+        .json();
+    assert_eq!(view["seen_by_customer"], answer);
+    let events = server
+        .call("GET", &format!("/api/rooms/{room}/events"), Some(&agent), None)
+        .await
+        .json();
+    let last = events.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["type"].as_str(), last["by"].as_str()),
+        (Some("read_up_to"), Some("customer"))
+    );
+    assert_eq!(last["read_up_to"], answer);
+    assert!(last["text"].is_null(), "no line in the timeline: {last}");
+
+    // Past the room's last event: refused, naming the field, nothing recorded.
+    let past = read(&customer, 1_000).await;
+    assert_eq!(past.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(past.json()["error"]["field"], "seq", "{}", past.json());
+    let bad = read(&customer, 0).await;
+    assert_eq!(bad.status, StatusCode::NO_CONTENT, "an old horizon changes nothing");
+}
+
+#[tokio::test]
 async fn a_rebound_host_name_is_refused() {
     let server = server().await;
     let sign_in = |host: &'static str| {

@@ -388,6 +388,31 @@ pub async fn live(
     Ok(Sse::new(slot.hold(events)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
+/// How far the caller has seen the room.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReadBody {
+    /// The last event seen (its `seq`); at most the room's last.
+    #[schema(minimum = 0)]
+    pub seq: u64,
+}
+
+/// Says how far the caller (agent or customer) has seen the room: the other side's page shows
+/// it as "Seen", and the rooms list counts the customer's messages past every agent's horizon.
+/// A horizon never moves back: an older one is accepted and changes nothing.
+#[utoipa::path(post, path = "/api/rooms/{room}/read", params(("room" = String, Path), Caller), request_body = ReadBody,
+    tag = "rooms", responses((status = 204, description = "recorded, or nothing to record"),
+    (status = 410, body = ErrorBody), (status = 422, body = ErrorBody, description = "`seq` is past the room's last event")))]
+pub async fn mark_read(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Caller(actor): Caller,
+    JsonBody(body): JsonBody<ReadBody>,
+) -> ApiResult<StatusCode> {
+    let room = room_id(&room)?;
+    state.rooms.mark_read(&actor, room, Seq::new(body.seq)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// A chat message.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MessageBody {
