@@ -212,6 +212,56 @@ function renderEvent(event, me) {
   return null;
 }
 
+// Read horizons, for the room shown: says how far this page has seen the other side's messages
+// and documents (once the page is visible, at most once a second), and shows "Seen" under the
+// last of this side's items the other side has seen. `me` is "agent" or "customer";
+// `onReported` runs after the server took a horizon.
+let shownReads = null;
+document.addEventListener("visibilitychange", () => { if (shownReads) shownReads.schedule(); });
+
+function trackReads(roomId, me, seenLabel, onReported) {
+  const other = me === "agent" ? "customer" : "agent";
+  let seen = 0;      // how far the other side has seen
+  let newest = 0;    // the other side's newest item shown here
+  let reported = 0;  // the horizon the server has from this page
+  let timer = null;
+  const showSeen = () => {
+    const content = $("content");
+    content.querySelectorAll(".seen").forEach((node) => node.remove());
+    const mine = [...content.querySelectorAll(".item.mine")].filter((node) => Number(node.dataset.seq) <= seen);
+    if (mine.length) mine[mine.length - 1].append(el("div", { class: "seen" }, seenLabel));
+  };
+  const report = () => {
+    timer = null;
+    if (document.visibilityState !== "visible" || newest <= reported || shownReads !== tracker) return;
+    const seq = newest;
+    api("POST", `/api/rooms/${roomId}/read`, { seq }).then(() => {
+      reported = Math.max(reported, seq);
+      if (onReported) onReported();
+    }, () => {});
+  };
+  const tracker = {
+    schedule() { if (!timer) timer = setTimeout(report, 1000); },
+    // The other side's horizon, from the room's view or a `read_up_to` event.
+    seenUpTo(seq) {
+      if (seq > seen) { seen = seq; showSeen(); }
+    },
+    // Every timeline event, after its item (if any) is shown.
+    onEvent(event) {
+      if (event.type === "read_up_to") {
+        if (event.by === other) tracker.seenUpTo(event.read_up_to);
+      } else if (event.by === other && (event.type === "message_posted" || event.type === "document_shared")) {
+        newest = Math.max(newest, event.seq);
+        tracker.schedule();
+      } else if (event.by === me && event.seq <= seen) {
+        showSeen();
+      }
+    },
+  };
+  shownReads = tracker;
+  return tracker;
+}
+
 // Loads the timeline, then follows it live; calls `onEvent` once per event, in order, and
 // `onFail` when the room cannot be read any more (signed out, closed, revoked).
 async function follow(roomId, onEvent, onFail) {

@@ -5,6 +5,7 @@ const $ = (id) => document.getElementById(id);
 let current = null;      // the open room's view
 let source = null;       // its live timeline
 let opening = 0;         // which openRoom call is the latest
+let reads = null;        // the open room's read horizons
 let inviteChannel = "email";
 let inviteAnyway = null;  // the number or address the agent chose to invite here though it has a room
 
@@ -81,7 +82,9 @@ async function loadRooms() {
         "data-room": room.id,
         "aria-current": current && current.id === room.id ? "true" : "false",
         onclick: () => { showRoomList(false); openRoom(room.id); },
-      }, room.name, el("small", {}, customerLine(room.customer) || room.status)))));
+      }, room.name,
+      room.unread ? el("span", { class: "unread", title: `${room.unread} unread` }, String(room.unread)) : null,
+      el("small", {}, customerLine(room.customer) || room.status)))));
   } catch (error) {
     list.replaceChildren(el("li", { class: "error" }, error.message));
   }
@@ -135,10 +138,12 @@ async function openRoom(id) {
   $("room").classList.remove("hidden");
   $("content").replaceChildren();
   clearAccess();
+  reads = trackReads(id, "agent", "Seen", loadRooms);
   try {
     const room = await api("GET", `/api/rooms/${id}`);
     if (mine !== opening) return;
     showRoom(room);
+    reads.seenUpTo(room.seen_by_customer);
   } catch (error) {
     if (error.status === 401) return signedOut();
     $("content").append(el("div", { class: "item system error" }, error.message));
@@ -152,6 +157,7 @@ async function openRoom(id) {
       $("content").append(item);
       $("content").scrollTop = $("content").scrollHeight;
     }
+    reads.onEvent(event);
     if (ACCESS_EVENTS.includes(event.type)) loadAccess();
     // Everything shown before is gone from the server: show the room as it is now (once: the
     // room shown again has this event in its history).

@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 let roomId = null;
 // Set once the customer left on this device: the room is out of reach on purpose.
 let left = false;
+let reads = null;  // read horizons: this page's, and the agents' "Seen"
 
 // The strings of the first language that has a file: the one the server chose for this customer
 // (the tenant's, or the browser's where allowed), else, before any room is known (a link that
@@ -46,6 +47,7 @@ async function start() {
     return;
   }
   $("leave").classList.remove("hidden");
+  reads = trackReads(roomId, "customer", t("item.seen"));
   await refresh();
   await follow(roomId, async (event) => {
     const item = renderEvent(event, "customer");
@@ -53,6 +55,7 @@ async function start() {
       $("content").append(item);
       $("content").scrollTop = $("content").scrollHeight;
     }
+    reads.onEvent(event);
     // The room's content and this session are gone from the server: say so, keep nothing shown.
     if (event.type === "room_erased") {
       $("content").replaceChildren();
@@ -84,6 +87,7 @@ async function refresh() {
   }
   $("room-name").textContent = room.name;
   document.title = room.name;
+  reads.seenUpTo(room.seen_by_agents);
   $("room-status").textContent = t(`status.${room.status}`);
   // A timed-out or closed room stays readable for the customer; only writing stops.
   const readOnly = room.status === "timed_out" || room.status === "closed";

@@ -1341,3 +1341,71 @@ async fn inviting_a_customer_who_has_a_room_shows_that_room_first() {
     assert!(ids.contains(&room.as_str()));
     agent.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_side_sees_what_the_other_has_read_and_the_console_counts_unread() {
+    let Some(rig) = rig() else { return };
+    let base = rig.server.base.clone();
+    let http = rig.server.http();
+    let agent_cookie = api_agent(&rig.server).await;
+    let (room, link) = api_room(&rig.server, &agent_cookie).await;
+    api_message(&rig.server, &agent_cookie, &room, "Your form is ready to sign.").await;
+    let room_view = async || {
+        http.call("GET", &format!("/api/rooms/{room}"), Some(&agent_cookie), None)
+            .await
+            .json()
+    };
+
+    // The customer's phone shows the message, and says so to the server by itself.
+    let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
+    customer.goto(&link).await.unwrap();
+    wait_text(&customer, "#content", |t| t.contains("Your form is ready to sign.")).await;
+    let started = Instant::now();
+    while room_view().await["seen_by_customer"].as_u64().unwrap_or(0) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the page never said it read"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The customer writes twice; the console lists the room with two unread.
+    for text in ["Signed, thank you.", "Anything else?"] {
+        type_into(&customer, "#chat-input", text).await;
+        click(&customer, "#send").await;
+        wait_text(&customer, "#content .item.mine:last-of-type", |t| t.contains(text)).await;
+    }
+    let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1280, 800).await;
+    agent.goto(&format!("{base}/")).await.unwrap();
+    sign_in(&agent).await;
+    let badge = format!(".room-button[data-room='{room}'] .unread");
+    wait_text(&agent, &badge, |t| t == "2").await;
+    axe(&agent, "the console with an unread count").await;
+
+    // Opening the room reads it: the badge goes, the agent's message shows the customer saw
+    // it, and the customer's phone shows "Seen" under her last message.
+    click(&agent, &format!(".room-button[data-room='{room}']")).await;
+    wait_text(&agent, "#content .item.mine .seen", |t| t == "Seen").await;
+    wait_js(
+        &agent,
+        "the badge gone once the room is read",
+        &format!("return document.querySelector(\"{badge}\") === null"),
+        vec![],
+        |v| v == true,
+    )
+    .await;
+    wait_text(&customer, "#content .item.mine .seen", |t| t == "Seen").await;
+    let seen_under = js(
+        &customer,
+        "const seen = document.querySelector('#content .seen'); return seen.closest('.item').textContent",
+    )
+    .await;
+    assert!(
+        seen_under.as_str().is_some_and(|t| t.contains("Anything else?")),
+        "\"Seen\" under the last message the agent read: {seen_under}"
+    );
+    axe(&customer, "the customer page with Seen").await;
+    shot(&customer, "customer-seen").await;
+    customer.close().await.unwrap();
+    agent.close().await.unwrap();
+}
