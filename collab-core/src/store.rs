@@ -628,7 +628,7 @@ pub trait RoomStore: fmt::Debug + Send + Sync + 'static {
     /// Erases a room: `append` (its [`EventData::RoomErased`](crate::EventData::RoomErased)
     /// event) is written as [`append`](RoomStore::append) writes, and atomically with it every
     /// earlier event of the room becomes [`Event::redacted`] and the room's credentials and
-    /// outbox rows are deleted.
+    /// earlier outbox rows are deleted (the erasure's own rows, its webhooks, stay).
     async fn erase(&self, append: Append) -> Result<(), Error>;
 
     /// Up to `query.limit` rooms that ended at or before `query.ended_before`, earliest first.

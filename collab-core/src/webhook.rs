@@ -85,11 +85,15 @@ pub enum WebhookEvent {
     /// `room.closed`
     #[serde(rename = "room.closed")]
     RoomClosed,
+    /// `erasure.done`: the room's personal data was erased (the body's event says whether the
+    /// room or its customer was asked for; it holds no personal data).
+    #[serde(rename = "erasure.done")]
+    ErasureDone,
 }
 
 impl WebhookEvent {
     /// Every type.
-    pub const ALL: [WebhookEvent; 10] = [
+    pub const ALL: [WebhookEvent; 11] = [
         WebhookEvent::RoomCreated,
         WebhookEvent::InviteQueued,
         WebhookEvent::InviteSent,
@@ -100,6 +104,7 @@ impl WebhookEvent {
         WebhookEvent::DocumentShared,
         WebhookEvent::RoomTimedOut,
         WebhookEvent::RoomClosed,
+        WebhookEvent::ErasureDone,
     ];
 
     /// The type's name in message bodies (`message.posted`…).
@@ -115,6 +120,7 @@ impl WebhookEvent {
             WebhookEvent::DocumentShared => "document.shared",
             WebhookEvent::RoomTimedOut => "room.timed_out",
             WebhookEvent::RoomClosed => "room.closed",
+            WebhookEvent::ErasureDone => "erasure.done",
         }
     }
 
@@ -141,6 +147,7 @@ impl WebhookEvent {
             EventData::DocumentShared(_) => WebhookEvent::DocumentShared,
             EventData::TimedOut => WebhookEvent::RoomTimedOut,
             EventData::Closed => WebhookEvent::RoomClosed,
+            EventData::RoomErased { .. } => WebhookEvent::ErasureDone,
             _ => return None,
         })
     }

@@ -286,3 +286,36 @@ async fn the_circuit_breaker_holds_an_endpoint_back_after_a_run_of_failures() {
     drain(&world, Duration::from_secs(60)).await;
     assert_eq!(sender.sent().len(), 3);
 }
+
+#[tokio::test]
+async fn an_erasure_drops_the_room_s_pending_webhooks_and_says_it_is_done() {
+    let config = WebhookConfig::new()
+        .with_endpoint(
+            tenant(),
+            endpoint(&[WebhookEvent::MessagePosted, WebhookEvent::ErasureDone]),
+        )
+        .unwrap();
+    let (world, sender) = world(config);
+    let (room, _, _) = world.room_with_customer().await;
+    world
+        .rooms
+        .post_message(&agent(), room, "Your account number is 4242", None)
+        .await
+        .unwrap();
+    world.rooms.erase_room(&agent(), room).await.unwrap();
+    drain(&world, HOUR).await;
+
+    // The message's webhook, queued before the erasure, is gone with the room's other rows;
+    // the erasure's own is sent, and holds no personal data.
+    let sent = sender.sent();
+    let types: Vec<WebhookEvent> = sent.iter().map(|(_, m)| m.event).collect();
+    assert_eq!(types, [WebhookEvent::ErasureDone]);
+    let body: serde_json::Value = serde_json::from_str(&sent[0].1.body).unwrap();
+    assert_eq!(body["type"], "erasure.done");
+    assert_eq!(body["data"]["event"]["data"]["scope"], "room");
+    assert!(
+        !sent[0].1.body.contains("4242") && !sent[0].1.body.contains("Grace"),
+        "{}",
+        sent[0].1.body
+    );
+}

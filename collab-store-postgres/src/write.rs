@@ -661,9 +661,15 @@ pub(crate) async fn erase(client: &mut Client, channel: &str, erasure: &Append) 
     let tx = client.transaction().await.map_err(postgres)?;
     let mut current = lock(&tx, std::slice::from_ref(erasure)).await.map_err(failed)?;
     current.accept(erasure)?;
+    let room = uuid(erasure.room.as_u128());
+    // The rows queued before the erasure go; its own (its webhooks) stay.
+    let delete_outbox = tx
+        .prepare_cached("DELETE FROM outbox WHERE room = $1")
+        .await
+        .map_err(postgres)?;
+    tx.execute(&delete_outbox, &[&room]).await.map_err(postgres)?;
     write_accepted(&tx, channel, &[erasure]).await.map_err(failed)?;
 
-    let room = uuid(erasure.room.as_u128());
     let last = seq_value(erasure.expected)?;
     let page = tx
         .prepare_cached("SELECT seq, data FROM events WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4")
@@ -701,7 +707,6 @@ pub(crate) async fn erase(client: &mut Client, channel: &str, erasure: &Append) 
     }
     for statement in [
         "DELETE FROM credentials WHERE room = $1",
-        "DELETE FROM outbox WHERE room = $1",
         "UPDATE rooms SET first_lc = NULL, last_lc = NULL, full_lc = NULL, phone = NULL, email = NULL WHERE room = $1",
     ] {
         let statement = tx.prepare_cached(statement).await.map_err(postgres)?;

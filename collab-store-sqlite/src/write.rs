@@ -316,12 +316,17 @@ pub(crate) fn append(conn: &Connection, append: &Append) -> Result<(), Error> {
 /// Events redacted per statement of an erasure, so that a long log is not held in memory whole.
 const ERASE_PAGE: i64 = 1_000;
 
-/// Writes an erasure: its append, then every earlier event redacted, the room's credentials and
-/// outbox rows deleted and its customer columns emptied. The connection's `secure_delete`
+/// Writes an erasure: the room's outbox rows deleted, its append, then every earlier event
+/// redacted, the room's credentials deleted and its customer columns emptied. The connection's `secure_delete`
 /// overwrites what is removed.
 pub(crate) fn erase(conn: &Connection, erasure: &Append) -> Result<(), Error> {
-    append(conn, erasure)?;
     let room = id_bytes(erasure.room.as_u128());
+    // The rows queued before the erasure go; its own (its webhooks) stay. A refused append
+    // rolls this back with it (each job runs in its own savepoint).
+    conn.prepare_cached("DELETE FROM outbox WHERE room = ?1")
+        .and_then(|mut s| s.execute([&room]))
+        .map_err(sqlite)?;
+    append(conn, erasure)?;
     let last = seq_value(erasure.expected.get())?;
     let mut after = 0i64;
     loop {
@@ -354,7 +359,6 @@ pub(crate) fn erase(conn: &Connection, erasure: &Append) -> Result<(), Error> {
     }
     for statement in [
         "DELETE FROM credentials WHERE room = ?1",
-        "DELETE FROM outbox WHERE room = ?1",
         "UPDATE rooms SET first_lc = NULL, last_lc = NULL, full_lc = NULL, phone = NULL, email = NULL WHERE room = ?1",
     ] {
         conn.prepare_cached(statement)
