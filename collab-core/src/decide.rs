@@ -379,11 +379,10 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
         Command::Join { .. } | Command::RecordDelivery { .. } | Command::RecordWebhookFailure { .. }
     );
     let customers_only = *command == Command::EndSession;
-    let people_only = matches!(command, Command::MarkRead { .. });
     let allowed = match ctx.actor {
         Actor::Agent { .. } => !(library_only || customers_only),
         Actor::Customer { .. } => !(agents_only || library_only || *command == Command::TimeOut),
-        Actor::System => !people_only && (library_only || *command == Command::TimeOut),
+        Actor::System => library_only || *command == Command::TimeOut,
     };
     if allowed {
         Ok(ctx.actor.event_actor())

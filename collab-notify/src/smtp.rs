@@ -334,6 +334,30 @@ pub fn html_body(text: &str, link: &str) -> String {
     format!("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head>\n<body>\n<p>{body}</p>\n</body></html>\n")
 }
 
+/// The room and invite of an invite email, from its `Message-ID` (with or without the angle
+/// brackets): what a bounce processor needs to record the bounce with
+/// [`Rooms::record_delivery`](collab_core::rooms::Rooms::record_delivery). A bounce (a delivery
+/// status notification) quotes the original message's headers; `None` for an id this crate did
+/// not write.
+///
+/// ```
+/// use collab_notify::smtp::invite_of;
+///
+/// let id = "<5d7c0a1e-0000-4000-8000-000000000001.9a41be2f-0000-4000-8000-000000000002.18f3a.0@example.com>";
+/// let (room, invite) = invite_of(id).unwrap();
+/// assert_eq!(invite.to_string(), "9a41be2f-0000-4000-8000-000000000002");
+/// assert_eq!(room.to_string(), "5d7c0a1e-0000-4000-8000-000000000001");
+/// assert!(invite_of("<CAF=abc@mail.example.com>").is_none());
+/// ```
+pub fn invite_of(message_id: &str) -> Option<(collab_core::RoomId, collab_core::InviteId)> {
+    let id = message_id.trim().trim_start_matches('<');
+    let (local, _domain) = id.split_once('@')?;
+    let mut parts = local.split('.');
+    let room = parts.next()?.parse().ok()?;
+    let invite = parts.next()?.parse().ok()?;
+    Some((room, invite))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,28 +381,4 @@ mod tests {
         assert!(SmtpConfig::new("bad host", SmtpSecurity::StartTls, "rooms@example.com").is_err());
         assert!(SmtpConfig::new("localhost", SmtpSecurity::StartTls, "not an address").is_err());
     }
-}
-
-/// The room and invite of an invite email, from its `Message-ID` (with or without the angle
-/// brackets): what a bounce processor needs to record the bounce with
-/// [`Rooms::record_delivery`](collab_core::rooms::Rooms::record_delivery). A bounce (a delivery
-/// status notification) quotes the original message's headers; `None` for an id this crate did
-/// not write.
-///
-/// ```
-/// use collab_notify::smtp::invite_of;
-///
-/// let id = "<5d7c0a1e-0000-4000-8000-000000000001.9a41be2f-0000-4000-8000-000000000002.18f3a.0@example.com>";
-/// let (room, invite) = invite_of(id).unwrap();
-/// assert_eq!(invite.to_string(), "9a41be2f-0000-4000-8000-000000000002");
-/// assert_eq!(room.to_string(), "5d7c0a1e-0000-4000-8000-000000000001");
-/// assert!(invite_of("<CAF=abc@mail.example.com>").is_none());
-/// ```
-pub fn invite_of(message_id: &str) -> Option<(collab_core::RoomId, collab_core::InviteId)> {
-    let id = message_id.trim().trim_start_matches('<');
-    let (local, _domain) = id.split_once('@')?;
-    let mut parts = local.split('.');
-    let room = parts.next()?.parse().ok()?;
-    let invite = parts.next()?.parse().ok()?;
-    Some((room, invite))
 }
