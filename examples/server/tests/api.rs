@@ -467,23 +467,23 @@ async fn a_timed_out_room_is_read_only_for_the_customer() {
     assert_eq!(events.status, StatusCode::OK, "still readable");
 }
 
+/// A new room with Ada invited by email: the room and the invite, for delivery reports.
+async fn invited_by_email(server: &Server, agent: &str) -> (String, String) {
+    let room = server.create_room(agent).await;
+    let email =
+        json!({"channel": "email", "first_name": "Ada", "last_name": "Lovelace", "identifier": "ada@example.com"});
+    let invite = server.invite(agent, &room, email).await["invite"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (room, invite)
+}
+
 #[tokio::test]
 async fn twilio_callbacks_are_verified_then_recorded() {
     let server = server().await;
     let agent = server.agent("ada", "secret").await;
-    let room = server.call("POST", "/api/rooms", Some(&agent), None).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let email =
-        json!({"channel": "email", "first_name": "Ada", "last_name": "Lovelace", "identifier": "ada@example.com"});
-    let invite = server
-        .call("POST", &format!("/api/rooms/{room}/invites"), Some(&agent), Some(email))
-        .await
-        .json()["invite"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (room, invite) = invited_by_email(&server, &agent).await;
     let path = format!("/api/callbacks/twilio?room={room}&invite={invite}");
     let params = vec![
         ("MessageSid".to_owned(), "SM1".to_owned()),
@@ -525,19 +525,7 @@ async fn twilio_callbacks_are_verified_then_recorded() {
 async fn vonage_receipts_are_verified_then_recorded() {
     let server = server().await;
     let agent = server.agent("ada", "secret").await;
-    let room = server.call("POST", "/api/rooms", Some(&agent), None).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let email =
-        json!({"channel": "email", "first_name": "Ada", "last_name": "Lovelace", "identifier": "ada@example.com"});
-    let invite = server
-        .call("POST", &format!("/api/rooms/{room}/invites"), Some(&agent), Some(email))
-        .await
-        .json()["invite"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (room, invite) = invited_by_email(&server, &agent).await;
     let receipts = collab_notify::VonageReceipts::new(
         collab_notify::SecretString::from(VONAGE_SIGNATURE_SECRET),
         collab_notify::vonage::SignatureMethod::Sha256Hmac,

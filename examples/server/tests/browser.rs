@@ -1381,6 +1381,7 @@ async fn each_side_sees_what_the_other_has_read_and_the_console_counts_unread() 
     let badge = format!(".room-button[data-room='{room}'] .unread");
     wait_text(&agent, &badge, |t| t == "2").await;
     axe(&agent, "the console with an unread count").await;
+    shot(&agent, "console-unread").await;
 
     // Opening the room reads it: the badge goes, the agent's message shows the customer saw
     // it, and the customer's phone shows "Seen" under her last message.
