@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_core::Stream;
@@ -12,7 +14,7 @@ use tokio::sync::broadcast;
 
 use crate::Error;
 use crate::event::{Event, Seq};
-use crate::id::RoomId;
+use crate::id::{AgentId, ParticipantId, RoomId};
 
 /// What a subscriber hears from a [`Transport`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +29,63 @@ pub enum Live {
     },
     /// Some events were dropped for this subscriber (it fell behind); read the store to catch up.
     Lagged,
+    /// Someone in the room is typing. Ephemeral: never stored, and lost without harm.
+    Typing(Typing),
+}
+
+/// Someone in a room is typing now: the room's other participants show it for
+/// [`Typing::EXPIRES_AFTER`], or until the typist's next message arrives. A typist who goes on
+/// typing signals again before then (see
+/// [`RoomsConfig::with_typing_interval`](crate::rooms::RoomsConfig::with_typing_interval)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Typing {
+    /// Who types.
+    pub by: Typist,
+}
+
+impl Typing {
+    /// How long a typing indicator shows after its signal: 6 s.
+    pub const EXPIRES_AFTER: Duration = Duration::from_secs(6);
+}
+
+/// Who is typing. As text (for transports between processes): `agent:{id}` or
+/// `customer:{participant}`.
+///
+/// ```
+/// use collab_core::transport::Typist;
+///
+/// let typist: Typist = "agent:ana lópez".parse()?;
+/// assert_eq!(typist.to_string(), "agent:ana lópez");
+/// assert!("nobody:1".parse::<Typist>().is_err());
+/// # Ok::<(), collab_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Typist {
+    /// An agent.
+    Agent(AgentId),
+    /// The room's customer, through one participation.
+    Customer(ParticipantId),
+}
+
+impl fmt::Display for Typist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Agent(agent) => write!(f, "agent:{agent}"),
+            Self::Customer(participant) => write!(f, "customer:{participant}"),
+        }
+    }
+}
+
+impl FromStr for Typist {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.split_once(':') {
+            Some(("agent", agent)) => Ok(Self::Agent(agent.parse()?)),
+            Some(("customer", participant)) => Ok(Self::Customer(participant.parse()?)),
+            _ => Err(Error::invalid("typist", "must be agent:{id} or customer:{participant}")),
+        }
+    }
 }
 
 /// A subscriber's stream of [`Live`] news about one room.
@@ -42,6 +101,7 @@ pub type LiveStream = Pin<Box<dyn Stream<Item = Live> + Send>>;
 ///   order. A failure is logged by the caller, never returned to the writer: the events are
 ///   stored already.
 /// - [`subscribe`](Transport::subscribe) starts hearing news from the moment it returns.
+/// - [`typing`](Transport::typing) is best effort: a signal may be lost, never stored.
 ///
 /// # Implement your own
 ///
@@ -75,6 +135,14 @@ pub trait Transport: fmt::Debug + Send + Sync + 'static {
     /// News about `room` from now on.
     fn subscribe(&self, room: RoomId) -> LiveStream;
 
+    /// Tells the subscribers of `room`, in every process the transport reaches, that someone
+    /// is typing ([`Live::Typing`]). By default nothing is sent: with a transport that does not
+    /// carry typing, nobody sees typing indicators, and nothing else changes.
+    async fn typing(&self, room: RoomId, typing: Typing) -> Result<(), Error> {
+        let _ = (room, typing);
+        Ok(())
+    }
+
     /// Whether news from other processes can reach this one now (for a readiness probe:
     /// [`Rooms::check_ready`](crate::rooms::Rooms::check_ready)). By default `Ok`: a transport
     /// within one process is always connected.
@@ -94,6 +162,10 @@ macro_rules! forward_transport {
 
             fn subscribe(&self, room: RoomId) -> LiveStream {
                 (**self).subscribe(room)
+            }
+
+            async fn typing(&self, room: RoomId, typing: Typing) -> Result<(), Error> {
+                (**self).typing(room, typing).await
             }
 
             async fn check_ready(&self) -> Result<(), Error> {
@@ -185,6 +257,11 @@ impl InProcessTransport {
 impl Transport for InProcessTransport {
     async fn publish(&self, room: RoomId, events: &[Arc<Event>]) -> Result<(), Error> {
         self.send(room, events.iter().map(|event| Live::Event(event.clone())));
+        Ok(())
+    }
+
+    async fn typing(&self, room: RoomId, typing: Typing) -> Result<(), Error> {
+        self.announce(room, Live::Typing(typing));
         Ok(())
     }
 

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use collab_core::transport::{InProcessTransport, Live, LiveStream, Transport};
+use collab_core::transport::{InProcessTransport, Live, LiveStream, Transport, Typing};
 use collab_core::{Error, Event, RoomId, Seq};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, NoTls};
 
@@ -19,6 +19,8 @@ const HEALTH_CHECK: Duration = Duration::from_secs(15);
 /// The first wait before reconnecting; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Typing signals waiting for the listening connection; more are dropped (they are ephemeral).
+const TYPING_QUEUE: usize = 256;
 
 /// A [`Transport`] across servers on PostgreSQL's `LISTEN/NOTIFY`, for [`crate::PostgresRoomStore`].
 ///
@@ -33,6 +35,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// then tells every local subscriber to catch up ([`Live::Lagged`]), so that nothing appended
 /// meanwhile is missed. A connection that stops answering is noticed within about 25 s.
 ///
+/// Typing signals ([`Transport::typing`]) go out as notifications on the same channel from the
+/// listening connection (`typing {room} {typist}`), and reach every server's subscribers, this
+/// one's included, the same way; those sent while the connection is down are lost.
+///
 /// Cheap to clone; the listener stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct PostgresTransport {
@@ -42,6 +48,8 @@ pub struct PostgresTransport {
 struct Inner {
     local: Arc<InProcessTransport>,
     channel: String,
+    /// Typing signals for the listening connection to send.
+    typing: mpsc::Sender<(RoomId, Typing)>,
     listener: JoinHandle<()>,
     /// Whether the listening connection is up and listening now.
     listening: Arc<AtomicBool>,
@@ -71,12 +79,20 @@ impl PostgresTransport {
         let channel = config.channel();
         let (started, first) = oneshot::channel();
         let listening = Arc::new(AtomicBool::new(false));
-        let listener = tokio::spawn(listen(config.clone(), local.clone(), listening.clone(), started));
+        let (typing, to_send) = mpsc::channel(TYPING_QUEUE);
+        let listener = tokio::spawn(listen(
+            config.clone(),
+            local.clone(),
+            listening.clone(),
+            to_send,
+            started,
+        ));
         match first.await {
             Ok(Ok(())) => Ok(Self {
                 inner: Arc::new(Inner {
                     local,
                     channel,
+                    typing,
                     listener,
                     listening,
                 }),
@@ -101,6 +117,13 @@ impl Transport for PostgresTransport {
         self.inner.local.subscribe(room)
     }
 
+    async fn typing(&self, room: RoomId, typing: Typing) -> Result<(), Error> {
+        if self.inner.typing.try_send((room, typing)).is_err() {
+            tracing::debug!(%room, "typing signal dropped: the listening connection is busy or down");
+        }
+        Ok(())
+    }
+
     async fn check_ready(&self) -> Result<(), Error> {
         match self.inner.listening.load(Ordering::Relaxed) {
             true => Ok(()),
@@ -115,12 +138,15 @@ async fn listen(
     config: PostgresConfig,
     local: Arc<InProcessTransport>,
     listening: Arc<AtomicBool>,
+    mut typing: mpsc::Receiver<(RoomId, Typing)>,
     first: oneshot::Sender<Result<(), Error>>,
 ) {
     let mut first = Some(first);
     let mut backoff = MIN_BACKOFF;
     loop {
-        let lost = session(&config, &local, &mut || {
+        // Signals queued while no connection was up are stale by now.
+        while typing.try_recv().is_ok() {}
+        let lost = session(&config, &local, &mut typing, &mut || {
             listening.store(true, Ordering::Relaxed);
             backoff = MIN_BACKOFF;
             match first.take() {
@@ -153,10 +179,11 @@ impl Drop for AbortOnDrop {
 }
 
 /// One listening connection: connects, `LISTEN`s, calls `listening`, then wakes local
-/// subscribers until the connection fails. Returns why it ended.
+/// subscribers and sends typing signals until the connection fails. Returns why it ended.
 async fn session(
     config: &PostgresConfig,
     local: &Arc<InProcessTransport>,
+    typing: &mut mpsc::Receiver<(RoomId, Typing)>,
     listening: &mut (dyn FnMut() + Send),
 ) -> Error {
     let mut settings = config.connection();
@@ -188,12 +215,24 @@ async fn session(
         return e;
     }
     listening();
+    let channel = config.channel();
+    // An interval, not a sleep per turn: typing signals must not put the check off for ever.
+    let mut health = tokio::time::interval_at(tokio::time::Instant::now() + HEALTH_CHECK, HEALTH_CHECK);
     loop {
         tokio::select! {
             reason = &mut end => return reason.unwrap_or_else(|_| PostgresError::ListenerClosed.into()),
-            () = tokio::time::sleep(HEALTH_CHECK) => if let Err(e) = answered(config, &client, "SELECT 1").await {
+            _ = health.tick() => if let Err(e) = answered(config, &client, "SELECT 1").await {
                 return e;
             },
+            Some((room, signal)) = typing.recv() => {
+                let payload = format!("typing {room} {}", signal.by);
+                let notify = "SELECT pg_notify($1, $2)";
+                match tokio::time::timeout(config.timeout, client.execute(notify, &[&channel, &payload])).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return postgres(e),
+                    Err(_) => return PostgresError::ListenerSilent.into(),
+                }
+            }
         }
     }
 }
@@ -207,8 +246,19 @@ async fn answered(config: &PostgresConfig, client: &tokio_postgres::Client, sql:
 }
 
 /// Wakes the local subscribers of the rooms a notification names (`room:seq`, space-separated:
-/// one notification per group commit).
+/// one notification per group commit), or tells them of a typing signal (`typing {room}
+/// {typist}`).
 fn wake(local: &InProcessTransport, payload: &str) {
+    if let Some(signal) = payload.strip_prefix("typing ") {
+        let parsed = signal
+            .split_once(' ')
+            .and_then(|(room, by)| Some((room.parse::<RoomId>().ok()?, by.parse().ok()?)));
+        match parsed {
+            Some((room, by)) => local.announce(room, Live::Typing(Typing { by })),
+            None => tracing::warn!("unreadable postgres typing signal; ignored"),
+        }
+        return;
+    }
     for wake_up in payload.split(' ') {
         let parsed = wake_up
             .split_once(':')

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use collab_core::notify::RecordingNotifier;
-use collab_core::rooms::{EventStream, InviteRequest, Rooms};
+use collab_core::rooms::{EventStream, InviteRequest, RoomUpdate, Rooms};
+use collab_core::transport::{Typing, Typist};
 use collab_core::*;
 use collab_store_postgres::testing::TestSchema;
 use futures_util::StreamExt;
@@ -170,6 +171,41 @@ async fn two_dispatchers_deliver_each_invite_exactly_once() {
         .await
         .unwrap();
     assert_eq!(left.get::<_, i64>(0), 0, "the outbox is empty");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_on_one_server_reaches_subscribers_on_both_and_is_not_stored() {
+    let Some(schema) = TestSchema::create("typing_on_one_server_reaches_subscribers_on_both_and_is_not_stored").await
+    else {
+        return;
+    };
+    let email = Arc::new(RecordingNotifier::new());
+    let (a, b) = (server(&schema, email.clone()).await, server(&schema, email).await);
+    let room = a.create_room(&agent()).await.unwrap().room;
+    let colleague = Actor::Agent {
+        tenant: TenantId::new("acme").unwrap(),
+        agent: AgentId::new("grace's colleague").unwrap(),
+    };
+    let mut on_a = a.follow(&colleague, room, Seq::new(1)).await.unwrap();
+    let mut on_b = b.follow(&colleague, room, Seq::new(1)).await.unwrap();
+
+    a.typing(&agent(), room).await.unwrap();
+    let ada = RoomUpdate::Typing(Typing {
+        by: Typist::Agent(AgentId::new("ada").unwrap()),
+    });
+    for (server, stream) in [("b", &mut on_b), ("a", &mut on_a)] {
+        let heard = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no typing on {server} in time"))
+            .expect("the stream goes on")
+            .expect("no error");
+        assert_eq!(heard, ada, "on {server}");
+    }
+    assert_eq!(
+        b.room(&agent(), room).await.unwrap().seq(),
+        Seq::new(1),
+        "nothing stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,10 @@
 //!
 //! Events appended in this process reach its own subscribers directly, without NATS; the
 //! wake-ups it publishes carry its instance id so that it ignores its own.
+//!
+//! Typing signals ([`Transport::typing`]) go to `{prefix}.typing.{room}` carrying the typist,
+//! and reach every server's subscribers, this one's included, through NATS: ephemeral, at most
+//! once, and lost while the connection is down.
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,7 +47,7 @@ use std::time::Duration;
 use async_nats::Event as ClientEvent;
 use async_trait::async_trait;
 use bytes::Bytes;
-use collab_core::transport::{InProcessTransport, Live, LiveStream, Transport};
+use collab_core::transport::{InProcessTransport, Live, LiveStream, Transport, Typing};
 use collab_core::{Error, Event, RoomId, Seq};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -158,6 +162,14 @@ impl fmt::Debug for NatsTransport {
     }
 }
 
+/// What the transport hears from other servers.
+struct Subscriptions {
+    /// `{prefix}.{room}`.
+    wake_ups: async_nats::Subscriber,
+    /// `{prefix}.typing.{room}`.
+    typing: async_nats::Subscriber,
+}
+
 /// What the client reports that calls for a catch-up.
 enum Lost {
     /// Reconnected: messages published while it was away are gone.
@@ -205,13 +217,20 @@ impl NatsTransport {
             .subscribe(format!("{}.*", config.prefix))
             .await
             .map_err(|e| Error::backend("nats", e))?;
+        let typing = client
+            .subscribe(format!("{}.typing.*", config.prefix))
+            .await
+            .map_err(|e| Error::backend("nats", e))?;
         let instance = getrandom::u64().map_err(|e| Error::internal("os random number generator", e))?;
         // Two tokens after the prefix: the wake-up subscription (one token) never hears it.
         let probe = format!("{}.sync.{instance:016x}", config.prefix);
         round_trip(&client, &probe, config.connect_timeout).await?;
         let local = Arc::new(InProcessTransport::default());
         let listener = tokio::spawn(listen(
-            subscriber,
+            Subscriptions {
+                wake_ups: subscriber,
+                typing,
+            },
             lost_rx,
             client.clone(),
             local.clone(),
@@ -250,6 +269,15 @@ impl Transport for NatsTransport {
         self.inner.local.subscribe(room)
     }
 
+    async fn typing(&self, room: RoomId, typing: Typing) -> Result<(), Error> {
+        let payload = Bytes::from(typing.by.to_string());
+        self.inner
+            .client
+            .publish(format!("{}.typing.{room}", self.inner.prefix), payload)
+            .await
+            .map_err(|e| Error::backend("nats", e))
+    }
+
     async fn check_ready(&self) -> Result<(), Error> {
         match self.inner.client.connection_state() {
             async_nats::connection::State::Connected => Ok(()),
@@ -283,7 +311,10 @@ async fn round_trip(client: &async_nats::Client, subject: &str, timeout: Duratio
 /// Wakes local subscribers for other servers' wake-ups, and has them all catch up when the
 /// client reports that wake-ups may have been lost.
 async fn listen(
-    mut subscriber: async_nats::Subscriber,
+    Subscriptions {
+        wake_ups: mut subscriber,
+        mut typing,
+    }: Subscriptions,
     mut lost: mpsc::UnboundedReceiver<Lost>,
     client: async_nats::Client,
     local: Arc<InProcessTransport>,
@@ -305,6 +336,10 @@ async fn listen(
                     Err(reason) => tracing::warn!(subject = %message.subject, reason, "unreadable NATS wake-up ignored"),
                 }
             }
+            Some(message) = typing.next() => match typing_signal(&message.subject, &message.payload, prefix_len) {
+                Ok((room, typing)) => local.announce(room, Live::Typing(typing)),
+                Err(reason) => tracing::warn!(reason, "unreadable NATS typing signal ignored"),
+            },
             Some(lost) = lost.recv() => {
                 if let Lost::Reconnected = lost {
                     // The client subscribes again as it reconnects; a round trip after that
@@ -339,6 +374,18 @@ fn wake_up(
     Ok((from != instance).then_some((room, Seq::new(seq))))
 }
 
+/// The room and typist of a typing signal (`{prefix}.typing.{room}` carrying the typist).
+fn typing_signal(subject: &str, payload: &[u8], prefix_len: usize) -> Result<(RoomId, Typing), &'static str> {
+    let room = subject
+        .get(prefix_len..)
+        .and_then(|rest| rest.strip_prefix("typing."))
+        .ok_or("subject without a room")?;
+    let room = RoomId::from_str(room).map_err(|_| "subject with a malformed room id")?;
+    let by = std::str::from_utf8(payload).map_err(|_| "payload not UTF-8")?;
+    let by = by.parse().map_err(|_| "payload not a typist")?;
+    Ok((room, Typing { by }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +403,17 @@ mod tests {
             assert!(wake_up(&subject, bad, 7, 1).is_err(), "{bad:?}");
         }
         assert!(wake_up("collab.not-a-room", b"1 01", 7, 1).is_err());
+    }
+
+    #[test]
+    fn typing_signals_are_read() {
+        let room = RoomId::from_u128(7);
+        let subject = format!("collab.typing.{room}");
+        let (heard, typing) = typing_signal(&subject, b"agent:ana", 7).expect("readable");
+        assert_eq!((heard, typing.by.to_string()), (room, "agent:ana".to_owned()));
+        assert!(typing_signal(&subject, b"someone", 7).is_err());
+        assert!(typing_signal(&subject, b"\xff", 7).is_err());
+        assert!(typing_signal(&format!("collab.{room}"), b"agent:ana", 7).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use collab_core::decide::create_room;
 use collab_core::memory::MemoryRoomStore;
 use collab_core::rooms::{EventStream, NotReady};
-use collab_core::transport::{InProcessTransport, Live, Transport};
+use collab_core::transport::{InProcessTransport, Live, Transport, Typing, Typist};
 use collab_core::{Actor, AgentId, Event, EventData, RoomId, Rooms, Seq, TenantId, Timestamp};
 use collab_transport_nats::{NatsConfig, NatsTransport};
 use futures_util::StreamExt;
@@ -130,6 +130,36 @@ async fn another_server_hears_a_wake_up_and_the_publisher_its_own_events() {
     assert!(
         tokio::time::timeout(quiet, elsewhere.next()).await.is_err(),
         "no news for another room"
+    );
+}
+
+#[tokio::test]
+async fn typing_reaches_every_server_s_subscribers_of_the_room_only() {
+    if !nats_here("typing_reaches_every_server_s_subscribers_of_the_room_only", false) {
+        return;
+    }
+    let config = config(MACHINE_NATS);
+    let a = NatsTransport::connect(&config).await.expect("NATS on 127.0.0.1:4222");
+    let b = NatsTransport::connect(&config).await.expect("NATS on 127.0.0.1:4222");
+    let room = RoomId::from_u128(42);
+    let mut on_a = a.subscribe(room);
+    let mut on_b = b.subscribe(room);
+    let mut elsewhere = b.subscribe(RoomId::from_u128(43));
+    let typing = Typing {
+        by: Typist::Agent(AgentId::new("ada lópez").unwrap()),
+    };
+    a.typing(room, typing.clone()).await.expect("sent");
+    for (server, stream) in [("b", &mut on_b), ("a", &mut on_a)] {
+        let heard = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no typing on {server} in time"));
+        assert_eq!(heard, Some(Live::Typing(typing.clone())), "on {server}");
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), elsewhere.next())
+            .await
+            .is_err(),
+        "no typing for another room"
     );
 }
 

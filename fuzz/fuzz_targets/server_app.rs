@@ -42,6 +42,7 @@ const ROUTES: &[(&str, &[Method])] = &[
     ("/api/rooms/{room}/live", &[Method::GET]),
     ("/api/rooms/{room}/messages", &[Method::POST]),
     ("/api/rooms/{room}/read", &[Method::POST]),
+    ("/api/rooms/{room}/typing", &[Method::POST]),
     ("/api/rooms/{room}/documents", &[Method::POST]),
     ("/api/rooms/{room}/documents/{document}", &[Method::GET]),
     ("/api/join", &[Method::POST]),

@@ -128,6 +128,7 @@ impl RoomsBuilder {
                 outbox_added: Notify::new(),
                 lanes: Default::default(),
                 dispatcher_pass: Mutex::new(None),
+                typing: Default::default(),
                 inspection_permits: Arc::new(Semaphore::new(config.whole_inspections)),
                 config,
             }),

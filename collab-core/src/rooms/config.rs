@@ -44,6 +44,7 @@ pub struct RoomsConfig {
     tenant_retentions: HashMap<TenantId, Option<Duration>>,
     pub(crate) session_idle: Duration,
     pub(crate) session_lifetime: Duration,
+    pub(crate) typing_interval: Duration,
 }
 
 impl Default for RoomsConfig {
@@ -69,6 +70,7 @@ impl Default for RoomsConfig {
             tenant_retentions: HashMap::new(),
             session_idle: Self::DEFAULT_SESSION_IDLE,
             session_lifetime: Self::DEFAULT_SESSION_LIFETIME,
+            typing_interval: Self::DEFAULT_TYPING_INTERVAL,
         }
     }
 }
@@ -101,6 +103,21 @@ impl RoomsConfig {
         }
         self.session_idle = idle;
         self.session_lifetime = lifetime;
+        Ok(self)
+    }
+
+    /// A participant's typing signals pass at most once per 2 s.
+    pub const DEFAULT_TYPING_INTERVAL: Duration = Duration::from_secs(2);
+
+    /// How often each participant's typing signals pass ([`Rooms::typing`](super::Rooms::typing)):
+    /// those that come sooner after the last one passed are dropped. From 250 ms to 5 s, so
+    /// that an indicator is renewed before it expires
+    /// ([`Typing::EXPIRES_AFTER`](crate::transport::Typing::EXPIRES_AFTER)).
+    pub fn with_typing_interval(mut self, interval: Duration) -> Result<Self, Error> {
+        if interval < Duration::from_millis(250) || interval > Duration::from_secs(5) {
+            return Err(Error::invalid("typing_interval", "must be from 250 ms to 5 s"));
+        }
+        self.typing_interval = interval;
         Ok(self)
     }
 

@@ -10,6 +10,7 @@ mod health;
 mod lifecycle;
 mod subscribe;
 mod thumbnails;
+mod typing;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ pub use documents::{DocumentDownload, OrphanSweep, Upload};
 pub use export::RoomExport;
 pub use health::NotReady;
 pub use lifecycle::RetentionSweep;
-pub use subscribe::EventStream;
+pub use subscribe::{EventStream, RoomUpdate, UpdateStream};
 pub use thumbnails::Thumbnail;
 use webhooks::Webhooks;
 
@@ -167,6 +168,8 @@ struct Inner {
     lanes: combine::Lanes,
     /// When this process's dispatcher last made a pass, if it runs one (`health`).
     dispatcher_pass: Mutex<Option<tokio::time::Instant>>,
+    /// Drops typing signals that come too soon after a participant's last one.
+    typing: typing::TypingThrottle,
 }
 
 /// An invite as the agent fills in the invite frame. Strings are checked here, and a bad one is

@@ -14,10 +14,23 @@ use crate::decide::Actor;
 use crate::event::{Event, EventData, Seq};
 use crate::id::{ParticipantId, RoomId};
 use crate::store::RoomStore;
-use crate::transport::{Live, LiveStream};
+use crate::transport::{Live, LiveStream, Typing, Typist};
 
 /// A room's events in order: the stored ones after a sequence number, then live ones.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<Arc<Event>, Error>> + Send>>;
+
+/// What [`Rooms::follow`] yields: the room's events in order, with typing news between them.
+pub type UpdateStream = Pin<Box<dyn Stream<Item = Result<RoomUpdate, Error>> + Send>>;
+
+/// One item of [`Rooms::follow`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoomUpdate {
+    /// The room's next event, exactly as [`Rooms::subscribe`] yields it.
+    Event(Arc<Event>),
+    /// Someone else in the room is typing (never the subscriber itself). Ephemeral: show it
+    /// for [`Typing::EXPIRES_AFTER`] or until that typist's next message.
+    Typing(Typing),
+}
 
 /// Events read from the store per catch-up query.
 const CATCH_UP_PAGE: usize = 500;
@@ -35,23 +48,57 @@ impl Rooms {
     /// their access: their session revoked, or the room closed.
     #[tracing::instrument(skip_all, fields(%room))]
     pub async fn subscribe(&self, actor: &Actor, room: RoomId, after: Seq) -> Result<EventStream, Error> {
+        let follow = self.start_following(actor, room, after, false).await?;
+        Ok(Box::pin(EventsOnly(follow)))
+    }
+
+    /// As [`subscribe`](Rooms::subscribe), with typing news too: the room's events after
+    /// `after`, each exactly once and in order, and between them [`RoomUpdate::Typing`] when
+    /// someone else in the room types ([`Rooms::typing`]).
+    #[tracing::instrument(skip_all, fields(%room))]
+    pub async fn follow(&self, actor: &Actor, room: RoomId, after: Seq) -> Result<UpdateStream, Error> {
+        Ok(Box::pin(self.start_following(actor, room, after, true).await?))
+    }
+
+    async fn start_following(&self, actor: &Actor, room: RoomId, after: Seq, typing: bool) -> Result<Follow, Error> {
         self.readable(actor, room, Operation::Read).await?;
         // Listen before reading the store, so that nothing can fall between the two.
         let live = self.inner.transport.subscribe(room);
-        let customer = match actor {
-            Actor::Customer { participant, .. } => Some(*participant),
-            _ => None,
+        let (customer, me) = match actor {
+            Actor::Customer { participant, .. } => (Some(*participant), Some(Typist::Customer(*participant))),
+            Actor::Agent { agent, .. } => (None, Some(Typist::Agent(agent.clone()))),
+            Actor::System => (None, None),
         };
         crate::metrics::live_subscribers(1.0);
-        Ok(Box::pin(Follow {
+        Ok(Follow {
             store: self.inner.store.clone(),
             room,
             customer,
+            typing: typing.then_some(me).flatten(),
             last: after,
             live,
             backlog: VecDeque::new(),
             phase: Phase::CatchUp,
-        }))
+        })
+    }
+}
+
+/// The events of a [`Follow`] that hears no typing news.
+struct EventsOnly(Follow);
+
+impl Stream for EventsOnly {
+    type Item = Result<Arc<Event>, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            let item = match ready!(self.0.poll_next_unpin(cx)) {
+                Some(Ok(RoomUpdate::Typing(_))) => continue,
+                Some(Ok(RoomUpdate::Event(event))) => Some(Ok(event)),
+                Some(Err(e)) => Some(Err(e)),
+                None => None,
+            };
+            return Poll::Ready(item);
+        }
     }
 }
 
@@ -62,6 +109,8 @@ struct Follow {
     room: RoomId,
     /// The subscriber's participation, when a customer subscribes.
     customer: Option<ParticipantId>,
+    /// Who the subscriber is, when it hears typing news: its own are skipped.
+    typing: Option<Typist>,
     /// The last event yielded.
     last: Seq,
     live: LiveStream,
@@ -107,13 +156,13 @@ impl Drop for Follow {
 }
 
 impl Stream for Follow {
-    type Item = Result<Arc<Event>, Error>;
+    type Item = Result<RoomUpdate, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
             if let Some(event) = this.backlog.pop_front() {
-                return Poll::Ready(Some(Ok(this.yielded(event))));
+                return Poll::Ready(Some(Ok(RoomUpdate::Event(this.yielded(event)))));
             }
             match &mut this.phase {
                 Phase::Ended => return Poll::Ready(None),
@@ -142,7 +191,7 @@ impl Stream for Follow {
                     None => return Poll::Ready(None),
                     Some(Live::Event(event)) if event.seq <= this.last => {}
                     Some(Live::Event(event)) if event.seq == this.last.next() => {
-                        return Poll::Ready(Some(Ok(this.yielded(event))));
+                        return Poll::Ready(Some(Ok(RoomUpdate::Event(this.yielded(event)))));
                     }
                     // Ahead of us: something was missed. Read it from the store.
                     Some(Live::Event(_)) => this.phase = Phase::CatchUp,
@@ -152,6 +201,11 @@ impl Stream for Follow {
                     }
                     Some(Live::Wake { seq }) if seq > this.last => this.phase = Phase::CatchUp,
                     Some(Live::Wake { .. }) => {}
+                    Some(Live::Typing(typing)) => {
+                        if this.typing.as_ref().is_some_and(|me| *me != typing.by) {
+                            return Poll::Ready(Some(Ok(RoomUpdate::Typing(typing))));
+                        }
+                    }
                 },
             }
         }

@@ -262,9 +262,49 @@ function trackReads(roomId, me, seenLabel, onReported) {
   return tracker;
 }
 
-// Loads the timeline, then follows it live; calls `onEvent` once per event, in order, and
-// `onFail` when the room cannot be read any more (signed out, closed, revoked).
-async function follow(roomId, onEvent, onFail) {
+// Typing indicators, for the room shown: tells the server as this side types (at most once per
+// 2 s; the server drops the rest anyway), and shows `label` while the `other` side ("agent" or
+// "customer") types: for as long as the server says, or until their next message or document.
+let shownTyping = null;
+document.addEventListener("input", (e) => {
+  if (e.target.id === "chat-input" && shownTyping) shownTyping.typed(e.target.value);
+});
+
+function trackTyping(roomId, other, label) {
+  let sentAt = 0;
+  let timer = null;
+  const hide = () => {
+    clearTimeout(timer);
+    timer = null;
+    $("typing").textContent = "";
+  };
+  hide();
+  const tracker = {
+    typed(value) {
+      if (!value.trim() || Date.now() - sentAt < 2000) return;
+      sentAt = Date.now();
+      api("POST", `/api/rooms/${roomId}/typing`).catch(() => {});
+    },
+    // A `typing` event of the live stream (anyone's but this session's own).
+    onTyping(typing) {
+      if (shownTyping !== tracker || typing.by !== other) return;
+      clearTimeout(timer);
+      $("typing").textContent = label;
+      timer = setTimeout(hide, typing.expires_in_ms);
+    },
+    // Every timeline event: the other side's message or document ends its typing.
+    onEvent(event) {
+      if (event.by === other && (event.type === "message_posted" || event.type === "document_shared")) hide();
+    },
+  };
+  shownTyping = tracker;
+  return tracker;
+}
+
+// Loads the timeline, then follows it live; calls `onEvent` once per event, in order, `onFail`
+// when the room cannot be read any more (signed out, closed, revoked), and `onTyping` for each
+// typing signal from the other side.
+async function follow(roomId, onEvent, onFail, onTyping) {
   let last = 0;
   let source = null;
   let stopped = false;
@@ -289,6 +329,7 @@ async function follow(roomId, onEvent, onFail) {
     // an error answer closes it for good: then read the timeline again and start over.
     source = new EventSource(`/api/rooms/${roomId}/live?after=${last}${asCustomer() ? "&as=customer" : ""}`);
     source.addEventListener("timeline", (message) => deliver(JSON.parse(message.data)));
+    source.addEventListener("typing", (message) => { if (!stopped && onTyping) onTyping(JSON.parse(message.data)); });
     source.onerror = () => {
       if (source.readyState === EventSource.CLOSED && !stopped) setTimeout(connect, 2000);
     };

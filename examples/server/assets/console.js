@@ -5,6 +5,7 @@ const $ = (id) => document.getElementById(id);
 let current = null;      // the open room's view
 let source = null;       // its live timeline
 let opening = 0;         // which openRoom call is the latest
+let typing = null;        // the customer's typing indicator
 let reads = null;        // the open room's read horizons
 let inviteChannel = "email";
 let inviteAnyway = null;  // the number or address the agent chose to invite here though it has a room
@@ -139,6 +140,7 @@ async function openRoom(id) {
   $("content").replaceChildren();
   clearAccess();
   reads = trackReads(id, "agent", "Seen", loadRooms);
+  typing = trackTyping(id, "customer", "The customer is typing…");
   try {
     const room = await api("GET", `/api/rooms/${id}`);
     if (mine !== opening) return;
@@ -158,6 +160,7 @@ async function openRoom(id) {
       $("content").scrollTop = $("content").scrollHeight;
     }
     reads.onEvent(event);
+    typing.onEvent(event);
     if (ACCESS_EVENTS.includes(event.type)) loadAccess();
     // Everything shown before is gone from the server: show the room as it is now (once: the
     // room shown again has this event in its history).
@@ -168,7 +171,7 @@ async function openRoom(id) {
     }
   }, (error) => {
     if (error.status === 401) signedOut();
-  });
+  }, (signal) => { if (mine === opening) typing.onTyping(signal); });
   // A later click opened another room meanwhile: this one is not shown any more.
   if (mine === opening) source = followed;
   else followed.close();

@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 let roomId = null;
 // Set once the customer left on this device: the room is out of reach on purpose.
 let left = false;
+let typing = null; // the agents' typing indicator
 let reads = null;  // read horizons: this page's, and the agents' "Seen"
 
 // The strings of the first language that has a file: the one the server chose for this customer
@@ -48,6 +49,7 @@ async function start() {
   }
   $("leave").classList.remove("hidden");
   reads = trackReads(roomId, "customer", t("item.seen"));
+  typing = trackTyping(roomId, "agent", t("chat.agent_typing"));
   await refresh();
   await follow(roomId, async (event) => {
     const item = renderEvent(event, "customer");
@@ -56,6 +58,7 @@ async function start() {
       $("content").scrollTop = $("content").scrollHeight;
     }
     reads.onEvent(event);
+    typing.onEvent(event);
     // The room's content and this session are gone from the server: say so, keep nothing shown.
     if (event.type === "room_erased") {
       $("content").replaceChildren();
@@ -67,7 +70,7 @@ async function start() {
       return;
     }
     if (["room_renamed", "timed_out", "reactivated", "closed", "session_revoked"].includes(event.type)) refresh();
-  }, () => refresh());
+  }, () => refresh(), (signal) => typing.onTyping(signal));
 }
 
 function noAccess(message) {

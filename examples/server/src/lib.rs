@@ -95,14 +95,17 @@ impl AppState {
 }
 
 #[derive(OpenApi)]
-#[openapi(info(
-    title = "collab example server",
-    description = "The JSON API of the agent console and the customer page.\n\n\
+#[openapi(
+    info(
+        title = "collab example server",
+        description = "The JSON API of the agent console and the customer page.\n\n\
                    Every request names a host the server answers to (`Host`). A request that \
                    changes state (POST, PUT, PATCH, DELETE) names the server's origin in \
                    `Origin` (`http://127.0.0.1:8080`), as browsers do: a client other than a \
                    browser sends it too, else the answer is 403 `cross_origin`."
-))]
+    ),
+    components(schemas(views::TypingView))
+)]
 struct ApiDoc;
 
 /// Adds the answers every route can give (a malformed request, no sign-in, a refused host or
@@ -191,6 +194,7 @@ fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(rooms::live))
         .routes(routes!(rooms::post_message))
         .routes(routes!(rooms::mark_read))
+        .routes(routes!(rooms::typing))
         .routes(routes!(documents::upload))
         .routes(routes!(documents::download))
         .routes(routes!(documents::thumbnail))

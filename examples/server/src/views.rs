@@ -1,5 +1,6 @@
 //! What the API sends: the core's types, shaped for a browser and for the reader's role.
 
+use collab_core::transport::{Typing, Typist};
 use collab_core::{Customer, DocumentKind, Event, EventActor, EventData, RoomId, RoomState, RoomStatus, RoomSummary};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -132,6 +133,28 @@ pub struct EventView {
     pub channel: Option<&'static str>,
     /// For `read_up_to`: the furthest event its reader (`by`) has seen.
     pub read_up_to: Option<u64>,
+}
+
+/// Someone else in the room is typing (the live stream's `typing` event, which has no `id`):
+/// show it for `expires_in_ms`, or until their next message arrives.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TypingView {
+    /// `agent` or `customer`.
+    pub by: &'static str,
+    /// How long to show it, in milliseconds.
+    pub expires_in_ms: u64,
+}
+
+impl TypingView {
+    /// The signal of `typist`.
+    pub fn new(typist: &Typist) -> Self {
+        let by = match typist {
+            Typist::Agent(_) => "agent",
+            Typist::Customer(_) => "customer",
+        };
+        let expires_in_ms = u64::try_from(Typing::EXPIRES_AFTER.as_millis()).unwrap_or(u64::MAX);
+        Self { by, expires_in_ms }
+    }
 }
 
 /// A shared document, with where to fetch it.

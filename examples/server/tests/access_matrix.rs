@@ -49,7 +49,7 @@ const CALLERS: [Caller; 8] = [
 
 /// The documented operations, `METHOD path`, with the status each caller must get, in the
 /// order of [`CALLERS`]. A new route fails the test until it is added here.
-const EXPECTED: [(&str, [u16; 8]); 28] = [
+const EXPECTED: [(&str, [u16; 8]); 29] = [
     // The platform's probes: public, and the same for everyone.
     ("GET /healthz", [200, 200, 200, 200, 200, 200, 200, 200]),
     ("GET /readyz", [200, 200, 200, 200, 200, 200, 200, 200]),
@@ -85,6 +85,10 @@ const EXPECTED: [(&str, [u16; 8]); 28] = [
         [401, 201, 404, 201, 404, 403, 403, 401],
     ),
     ("POST /api/rooms/{room}/read", [401, 204, 404, 204, 404, 403, 403, 401]),
+    (
+        "POST /api/rooms/{room}/typing",
+        [401, 204, 404, 204, 404, 403, 403, 401],
+    ),
     (
         "POST /api/rooms/{room}/documents",
         [401, 201, 404, 201, 404, 403, 403, 401],
@@ -398,7 +402,7 @@ async fn every_operation_by_every_caller_gets_its_status_and_reveals_no_other_ro
         documented, expected,
         "the documented operations and the matrix differ: add the new route to EXPECTED"
     );
-    assert_eq!(documented.len(), 28);
+    assert_eq!(documented.len(), 29);
 
     let cells: Vec<(&str, Caller, u16)> = EXPECTED
         .iter()

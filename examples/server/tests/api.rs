@@ -14,7 +14,7 @@ use collab_core::Error;
 use collab_core::guard::{InviteAttempt, InviteGuard};
 use common::{ORIGIN, Server, TWILIO_TOKEN, VONAGE_SIGNATURE_SECRET, agents};
 use futures_util::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 #[derive(Debug)]
@@ -435,6 +435,84 @@ async fn live_events_resume_from_last_event_id_without_gap_or_duplicate() {
     }
     assert_eq!(ids, (resume_from + 1..=last).collect::<Vec<_>>());
     assert!(!text.contains("ada@example"), "customers see no recipients");
+}
+
+#[tokio::test]
+async fn typing_reaches_the_other_side_s_live_stream_as_an_event_without_an_id() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let (room, customer) = server.room_with_customer(&agent).await;
+    let last = server
+        .call("GET", &format!("/api/rooms/{room}"), Some(&customer), None)
+        .await
+        .json()["seq"]
+        .as_u64()
+        .unwrap();
+    let request = Request::builder()
+        .uri(format!("/api/rooms/{room}/live?after={last}"))
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::COOKIE, &customer)
+        .body(Body::empty())
+        .unwrap();
+    let response = server.app.clone().oneshot(request).await.unwrap();
+    let mut body = response.into_body().into_data_stream();
+    // Read until quiet: the stream has read the store and listens, so what comes next comes
+    // in the order it happened.
+    while let Ok(early) = tokio::time::timeout(Duration::from_millis(200), body.next()).await {
+        let early = early.unwrap().unwrap();
+        assert!(
+            !std::str::from_utf8(&early).unwrap().contains("typing"),
+            "nobody typed yet"
+        );
+    }
+    let typing = format!("/api/rooms/{room}/typing");
+    for _ in 0..3 {
+        let sent = server.call("POST", &typing, Some(&agent), None).await;
+        assert_eq!(sent.status, StatusCode::NO_CONTENT, "passed on, or dropped as too soon");
+    }
+    // Then a message, so that everything sent before it has come once its event is read.
+    let marker = json!({"text": "marker"});
+    server
+        .call(
+            "POST",
+            &format!("/api/rooms/{room}/messages"),
+            Some(&agent),
+            Some(marker),
+        )
+        .await;
+    let mut text = String::new();
+    while !text.contains("marker") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("the marker in time")
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let signals: Vec<&str> = text
+        .split("\n\n")
+        .filter(|block| block.contains("event: typing"))
+        .collect();
+    assert_eq!(signals.len(), 1, "three signals at once pass as one: {text}");
+    assert!(
+        !signals[0].contains("id:"),
+        "a typing event moves no resume point: {}",
+        signals[0]
+    );
+    let data = signals[0].lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    let data: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(data, json!({"by": "agent", "expires_in_ms": 6000}));
+
+    server
+        .call("POST", &format!("/api/rooms/{room}/close"), Some(&agent), None)
+        .await;
+    // Past the interval, so that the signal is checked rather than dropped as too soon.
+    server.clock.advance(Duration::from_secs(3));
+    let refused = server.call("POST", &typing, Some(&agent), None).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::CONFLICT, "room_closed".to_owned())
+    );
 }
 
 #[tokio::test]

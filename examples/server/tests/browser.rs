@@ -1410,3 +1410,44 @@ async fn each_side_sees_what_the_other_has_read_and_the_console_counts_unread() 
     customer.close().await.unwrap();
     agent.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_side_sees_the_other_typing_until_the_message_comes_or_it_expires() {
+    let Some(rig) = rig() else { return };
+    let base = rig.server.base.clone();
+    let agent_cookie = api_agent(&rig.server).await;
+    let (room, link) = api_room(&rig.server, &agent_cookie).await;
+    let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
+    customer.goto(&link).await.unwrap();
+    wait_visible(&customer, "#chat-input").await;
+    let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1280, 800).await;
+    agent.goto(&format!("{base}/")).await.unwrap();
+    sign_in(&agent).await;
+    let room_button = format!(".room-button[data-room='{room}']");
+    wait_visible(&agent, &room_button).await;
+    click(&agent, &room_button).await;
+    wait_visible(&agent, "#chat-input").await;
+
+    // The customer types: the console says so, until her message arrives.
+    type_into(&customer, "#chat-input", "I have a question").await;
+    wait_text(&agent, "#typing", |t| t == "The customer is typing…").await;
+    click(&customer, "#send").await;
+    wait_text(&agent, "#content", |t| t.contains("I have a question")).await;
+    wait_text(&agent, "#typing", str::is_empty).await;
+
+    // The agent types: the phone says so, and stops saying it a few seconds after the agent
+    // stops typing, though nothing was sent.
+    type_into(&agent, "#chat-input", "Let me check").await;
+    wait_text(&customer, "#typing", |t| t == "The agent is typing…").await;
+    axe(&customer, "the customer page with the agent typing").await;
+    shot(&customer, "customer-typing").await;
+    let shown = Instant::now();
+    wait_text(&customer, "#typing", str::is_empty).await;
+    assert!(
+        shown.elapsed() > Duration::from_secs(3),
+        "gone after it expired, not at once: {:?}",
+        shown.elapsed()
+    );
+    customer.close().await.unwrap();
+    agent.close().await.unwrap();
+}

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use collab_core::rooms::{InviteRequest, TimelineQuery};
+use collab_core::rooms::{InviteRequest, RoomUpdate, TimelineQuery};
 use collab_core::store::{RoomCursor, RoomQuery};
 use collab_core::{Actor, Channel, EmailAddress, Error, PhoneNumber, Recipient, RoomId, Seq};
 use futures_util::{Stream, StreamExt};
@@ -20,7 +20,7 @@ use super::{ApiResult, JsonBody, QueryParams, reader, request_field, room_id, se
 use crate::AppState;
 use crate::auth::{Caller, LiveCaller};
 use crate::error::{ApiError, ErrorBody};
-use crate::views::{EventView, RoomRow, RoomView};
+use crate::views::{EventView, RoomRow, RoomView, TypingView};
 
 /// Filters of the rooms list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -332,9 +332,11 @@ fn resume_point(headers: &HeaderMap, after: Option<i64>) -> ApiResult<(Seq, &'st
     }
 }
 
-/// Live events as server-sent events (`id` = sequence number): resumable without gap or
-/// duplicate through `Last-Event-ID` or `after`. A resume point that is not a number is 400, one
-/// beyond the room's last event 422 (start again from 0). Open streams are capped per session and
+/// Live events as server-sent events: `timeline` events (`id` = sequence number, data an
+/// `EventView`), resumable without gap or duplicate through `Last-Event-ID` or `after`, and
+/// between them `typing` events (no `id`, data a `TypingView`) when someone else in the room
+/// types. A resume point that is not a number is 400, one beyond the room's last event 422
+/// (start again from 0). Open streams are capped per session and
 /// per client address: past a cap, 429 with `Retry-After`.
 #[utoipa::path(get, path = "/api/rooms/{room}/live", tag = "rooms",
     params(("room" = String, Path), LiveQuery,
@@ -366,7 +368,7 @@ pub async fn live(
     let role = reader(&actor);
     // Held by the stream: its slot frees when the client goes away.
     let slot = state.live_streams.open(&actor, peer.map(|p| p.ip()))?;
-    let stream = state.rooms.subscribe(&actor, room, resume).await?;
+    let stream = state.rooms.follow(&actor, room, resume).await?;
     let events = stream
         .inspect(move |item| {
             if let Err(e) = item {
@@ -376,13 +378,21 @@ pub async fn live(
         })
         .take_while(|item| std::future::ready(item.is_ok()))
         .filter_map(move |item| {
-            std::future::ready(item.ok().map(|event| {
-                let view = EventView::new(room, &event, role);
-                let data = serde_json::to_string(&view).unwrap_or_default();
-                Ok(SseEvent::default()
-                    .id(event.seq.to_string())
-                    .event("timeline")
-                    .data(data))
+            std::future::ready(item.ok().map(|update| {
+                Ok(match update {
+                    RoomUpdate::Event(event) => {
+                        let view = EventView::new(room, &event, role);
+                        let data = serde_json::to_string(&view).unwrap_or_default();
+                        SseEvent::default()
+                            .id(event.seq.to_string())
+                            .event("timeline")
+                            .data(data)
+                    }
+                    RoomUpdate::Typing(typing) => {
+                        let data = serde_json::to_string(&TypingView::new(&typing.by)).unwrap_or_default();
+                        SseEvent::default().event("typing").data(data)
+                    }
+                })
             }))
         });
     Ok(Sse::new(slot.hold(events)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
@@ -410,6 +420,23 @@ pub async fn mark_read(
 ) -> ApiResult<StatusCode> {
     let room = room_id(&room)?;
     state.rooms.mark_read(&actor, room, Seq::new(body.seq)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Says the caller (agent or customer) is typing: the other side's live stream gets a `typing`
+/// event. Send it as the person types; the server passes one signal per participant every 2 s
+/// and answers 204 for the rest too. Nothing is stored. Refused like a message would be: 409
+/// in a closed room (and, for the customer, a timed-out one), 410 in an erased room.
+#[utoipa::path(post, path = "/api/rooms/{room}/typing", params(("room" = String, Path), Caller),
+    tag = "rooms", responses((status = 204, description = "passed on, or dropped as too soon after the last"),
+    (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn typing(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Caller(actor): Caller,
+) -> ApiResult<StatusCode> {
+    let room = room_id(&room)?;
+    state.rooms.typing(&actor, room).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
