@@ -107,6 +107,15 @@ pub enum Command {
         /// The last failure.
         reason: String,
     },
+    /// Record that the room's agent was alerted of the customer's unread messages and documents
+    /// up to `up_to`, or that the alert was given up (`failure`). The library only; an alert
+    /// that covers nothing new records nothing.
+    RecordAgentsAlerted {
+        /// The last message or document the alert covered.
+        up_to: Seq,
+        /// Why it was given up, if it was.
+        failure: Option<String>,
+    },
     /// Say that the actor has seen the room up to `up_to`, an event of the room. Agents and the
     /// room's customer, in every status but erased; a horizon that does not move forward
     /// records nothing.
@@ -344,6 +353,19 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             about: *about,
             reason: reason.chars().take(MAX_DELIVERY_REASON_CHARS).collect(),
         }),
+        Command::RecordAgentsAlerted { up_to, failure } => {
+            if *up_to > state.seq() {
+                return Err(Error::invalid("up_to", "after the room's last event"));
+            }
+            if *up_to > state.alerted_up_to() {
+                out.system(EventData::AgentsAlerted {
+                    up_to: *up_to,
+                    failure: failure
+                        .as_ref()
+                        .map(|reason| reason.chars().take(MAX_DELIVERY_REASON_CHARS).collect()),
+                });
+            }
+        }
         Command::MarkRead { up_to } => {
             if *up_to > state.seq() {
                 return Err(Error::invalid("seq", "after the room's last event"));
@@ -376,7 +398,10 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
     );
     let library_only = matches!(
         command,
-        Command::Join { .. } | Command::RecordDelivery { .. } | Command::RecordWebhookFailure { .. }
+        Command::Join { .. }
+            | Command::RecordDelivery { .. }
+            | Command::RecordWebhookFailure { .. }
+            | Command::RecordAgentsAlerted { .. }
     );
     let customers_only = *command == Command::EndSession;
     let allowed = match ctx.actor {

@@ -184,6 +184,15 @@ pub enum EventData {
         /// The last event seen.
         seq: Seq,
     },
+    /// The room's agent was alerted that the customer's messages and documents up to `up_to`
+    /// waited unread ([`crate::alert`]), or, with a `failure`, the alert was given up. Recorded
+    /// by the library; not activity.
+    AgentsAlerted {
+        /// The last of the customer's messages and documents the alert covered.
+        up_to: Seq,
+        /// Why the alert could not be sent, when it was given up.
+        failure: Option<String>,
+    },
 }
 
 /// What an erasure was asked for.
@@ -243,6 +252,7 @@ impl EventData {
             EventData::RoomErased { .. } => "room_erased",
             EventData::WebhookFailed { .. } => "webhook_failed",
             EventData::ReadUpTo { .. } => "read_up_to",
+            EventData::AgentsAlerted { .. } => "agents_alerted",
         }
     }
 

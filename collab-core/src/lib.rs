@@ -53,6 +53,7 @@
 //! |---|---|
 //! | `testing` | the `testing` module: the conformance kit for store adapters and fault-injecting wrappers (not a stable API) |
 
+pub mod alert;
 pub mod blob;
 mod content;
 pub mod customer;

@@ -219,6 +219,8 @@ pub struct RoomState {
     last_readable: Seq,
     /// The customer's messages and documents past every agent's horizon ([`RoomSummary::unread`]).
     unread_by_agents: Vec<Seq>,
+    /// The last of the customer's messages and documents an agent alert covered.
+    alerted_up_to: Seq,
 }
 
 /// A message posted with a client idempotency key.
@@ -276,6 +278,7 @@ impl RoomState {
             read: Vec::new(),
             last_readable: event.seq,
             unread_by_agents: Vec::new(),
+            alerted_up_to: Seq::ZERO,
         })
     }
 
@@ -409,6 +412,7 @@ impl RoomState {
                 summary.ended_at = Some(event.at);
             }
             EventData::Redacted { .. } | EventData::WebhookFailed { .. } => {}
+            EventData::AgentsAlerted { up_to, .. } => self.alerted_up_to = self.alerted_up_to.max(*up_to),
             EventData::ReadUpTo { seq } => {
                 match self.read.iter_mut().find(|(reader, _)| *reader == event.actor) {
                     Some((_, horizon)) => *horizon = (*horizon).max(*seq),
@@ -433,6 +437,7 @@ impl RoomState {
                 self.recent_client_keys.clear();
                 self.read.clear();
                 self.unread_by_agents.clear();
+                self.alerted_up_to = Seq::ZERO;
                 summary.unread = 0;
             }
         }
@@ -450,6 +455,18 @@ impl RoomState {
     /// another reader's horizon records nothing (else two readers could add events forever).
     pub fn last_readable(&self) -> Seq {
         self.last_readable
+    }
+
+    /// The customer's messages and documents that no agent has seen and no agent alert
+    /// covered yet, oldest first ([`crate::alert`]).
+    pub fn unalerted(&self) -> &[Seq] {
+        let start = self.unread_by_agents.partition_point(|seq| *seq <= self.alerted_up_to);
+        &self.unread_by_agents[start..]
+    }
+
+    /// The last of the customer's messages and documents an agent alert covered.
+    pub fn alerted_up_to(&self) -> Seq {
+        self.alerted_up_to
     }
 
     /// The furthest any agent has seen: what the customer's page shows as "Seen".

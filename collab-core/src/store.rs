@@ -132,23 +132,32 @@ pub enum OutboxTarget {
         /// The endpoint.
         endpoint: EndpointId,
     },
+    /// An alert to the room's agent that the customer's messages wait unread
+    /// ([`crate::alert`]).
+    AgentAlert,
 }
 
 impl OutboxTarget {
+    /// The [`subject`](Self::subject) of agent alerts: one per room, in turn.
+    const AGENT_ALERT_SUBJECT: u128 = 1;
+
     /// The kind of delivery: what the store keeps beside the [`subject`](Self::subject).
     pub fn kind(self) -> OutboxKind {
         match self {
             OutboxTarget::Invite { channel, .. } => OutboxKind::Invite(channel),
             OutboxTarget::Webhook { .. } => OutboxKind::Webhook,
+            OutboxTarget::AgentAlert => OutboxKind::AgentAlert,
         }
     }
 
-    /// Who the delivery is for: the invite, or the endpoint. Rows of one room and subject are
-    /// delivered in the order they were queued ([`RoomStore::claim_outbox`]).
+    /// Who the delivery is for: the invite, the endpoint, or (the same for every agent alert)
+    /// the room's agents. Rows of one room and subject are delivered in the order they were
+    /// queued ([`RoomStore::claim_outbox`]).
     pub fn subject(self) -> u128 {
         match self {
             OutboxTarget::Invite { invite, .. } => invite.as_u128(),
             OutboxTarget::Webhook { endpoint } => endpoint.as_u128(),
+            OutboxTarget::AgentAlert => Self::AGENT_ALERT_SUBJECT,
         }
     }
 
@@ -162,46 +171,45 @@ impl OutboxTarget {
             OutboxKind::Webhook => OutboxTarget::Webhook {
                 endpoint: EndpointId::from_u128(subject),
             },
+            OutboxKind::AgentAlert => OutboxTarget::AgentAlert,
         }
     }
 }
 
-/// The kinds of outbox rows: one per invite channel, and webhooks. Stores keep it as text
-/// ([`as_str`](Self::as_str)); it labels the `collab_outbox_*` gauges.
+/// The kinds of outbox rows: one per invite channel, webhooks and agent alerts. Stores keep it
+/// as text ([`as_str`](Self::as_str)); it labels the `collab_outbox_*` gauges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OutboxKind {
     /// Invites through this channel.
     Invite(Channel),
     /// Webhook deliveries.
     Webhook,
+    /// Agent alerts.
+    AgentAlert,
 }
 
 impl OutboxKind {
     /// Every kind a dispatcher delivers.
-    pub const ALL: [OutboxKind; 3] = [
+    pub const ALL: [OutboxKind; 4] = [
         OutboxKind::Invite(Channel::Sms),
         OutboxKind::Invite(Channel::Email),
         OutboxKind::Webhook,
+        OutboxKind::AgentAlert,
     ];
 
-    /// The kind's name: the channel's (`sms`, `email`), or `webhook`.
+    /// The kind's name: the channel's (`sms`, `email`), `webhook` or `agent_alert`.
     pub fn as_str(self) -> &'static str {
         match self {
             OutboxKind::Invite(channel) => channel.as_str(),
             OutboxKind::Webhook => "webhook",
+            OutboxKind::AgentAlert => "agent_alert",
         }
     }
 
     /// The kind named `name`, as [`as_str`](Self::as_str) spells it; a store that reads an
     /// unknown name reports its data as corrupt.
     pub fn parse(name: &str) -> Option<Self> {
-        if name == "webhook" {
-            return Some(OutboxKind::Webhook);
-        }
-        Channel::ALL
-            .into_iter()
-            .find(|c| c.as_str() == name)
-            .map(OutboxKind::Invite)
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 }
 

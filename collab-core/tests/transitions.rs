@@ -134,6 +134,13 @@ fn outcome(label: &str, status: RoomStatus) -> String {
                 reason: "HTTP 500".to_owned(),
             },
         ),
+        "record agents alerted (library)" => (
+            Actor::System,
+            Command::RecordAgentsAlerted {
+                up_to: room.state.seq(),
+                failure: None,
+            },
+        ),
         "mark read (agent)" => (
             agent(),
             Command::MarkRead {
@@ -169,7 +176,7 @@ fn outcome(label: &str, status: RoomStatus) -> String {
 #[test]
 fn decide_follows_the_transition_table() {
     let rows = table();
-    assert_eq!(rows.len(), 18, "every command of the table is checked");
+    assert_eq!(rows.len(), 19, "every command of the table is checked");
     let mut mismatches = Vec::new();
     for (label, cells) in &rows {
         for (status, cell) in RoomStatus::ALL.iter().zip(cells) {

@@ -1,13 +1,15 @@
 //! Email invites over SMTP (lettre): STARTTLS or implicit TLS, authentication, a connection pool.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use collab_core::alert::{AgentAlerts, CustomerWaiting};
 use collab_core::document::escape_html;
 use collab_core::notify::{Notification, Notifier, NotifyError, Receipt};
-use collab_core::{Error, Recipient};
+use collab_core::{AgentId, EmailAddress, Error, Recipient, TenantId};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
@@ -221,45 +223,55 @@ impl SmtpEmail {
         })
     }
 
-    /// A fresh `Message-ID` on the sender's domain: the room and invite (which a bounce quotes:
-    /// [`invite_of`]), the time and a counter.
-    fn message_id(&self, notification: &Notification) -> String {
+    /// A fresh `Message-ID` on the sender's domain: `about` (for an invite, the room and invite,
+    /// which a bounce quotes: [`invite_of`]), the time and a counter.
+    fn message_id(&self, about: &str) -> String {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-        format!(
-            "<{}.{}.{nanos:x}.{n}@{}>",
-            notification.room,
-            notification.invite,
-            self.config.from.email.domain()
-        )
+        format!("<{about}.{nanos:x}.{n}@{}>", self.config.from.email.domain())
     }
 
-    fn message(&self, notification: &Notification, to: &str, message_id: &str) -> Result<Message, NotifyError> {
+    /// Sends `mail` to `to`; the provider id of the receipt is the `Message-ID`.
+    async fn deliver(&self, to: &str, mail: Mail<'_>, message_id: String) -> Result<Receipt, NotifyError> {
         let refuse = |what: &str, e: &dyn fmt::Display| {
             NotifyError::permanent(ProviderError::new(PROVIDER, format!("{what}: {e}")))
         };
         let address = to.parse().map_err(|e| refuse("unusable address", &e))?;
-        let name = Some(notification.first_name.clone()).filter(|n| !n.is_empty());
-        let subject = notification
-            .subject
-            .clone()
-            .unwrap_or_else(|| "Your collaboration room".to_owned());
-        Message::builder()
+        let message = Message::builder()
             .from(self.config.from.clone())
-            .to(Mailbox::new(name, address))
-            .subject(subject)
-            .message_id(Some(message_id.to_owned()))
+            .to(Mailbox::new(mail.name, address))
+            .subject(mail.subject)
+            .message_id(Some(message_id.clone()))
             .multipart(
                 MultiPart::alternative()
-                    .singlepart(SinglePart::plain(notification.text.clone()))
+                    .singlepart(SinglePart::plain(mail.text.to_owned()))
                     .singlepart(
                         SinglePart::builder()
                             .header(ContentType::TEXT_HTML)
-                            .body(html_body(&notification.text, &notification.link)),
+                            .body(html_body(mail.text, mail.link)),
                     ),
             )
-            .map_err(|e| refuse("could not build the message", &e))
+            .map_err(|e| refuse("could not build the message", &e))?;
+        match tokio::time::timeout(self.config.timeout, self.transport.send(message)).await {
+            Ok(Ok(_)) => Ok(Receipt {
+                provider_id: Some(message_id),
+            }),
+            Ok(Err(e)) => Err(classify(e)),
+            Err(_) => Err(NotifyError::ambiguous(ProviderError::new(
+                PROVIDER,
+                format!("no answer within {} ms", self.config.timeout.as_millis()),
+            ))),
+        }
     }
+}
+
+/// One email: the recipient's name, the subject, and the text with a link in it (made
+/// clickable in the HTML part).
+struct Mail<'a> {
+    name: Option<String>,
+    subject: String,
+    text: &'a str,
+    link: &'a str,
 }
 
 #[async_trait]
@@ -275,18 +287,104 @@ impl Notifier for SmtpEmail {
                 "an email needs an email address",
             )));
         };
-        let message_id = self.message_id(notification);
-        let message = self.message(notification, to.as_str(), &message_id)?;
-        match tokio::time::timeout(self.config.timeout, self.transport.send(message)).await {
-            Ok(Ok(_)) => Ok(Receipt {
-                provider_id: Some(message_id),
-            }),
-            Ok(Err(e)) => Err(classify(e)),
-            Err(_) => Err(NotifyError::ambiguous(ProviderError::new(
-                PROVIDER,
-                format!("no answer within {} ms", self.config.timeout.as_millis()),
-            ))),
+        let message_id = self.message_id(&format!("{}.{}", notification.room, notification.invite));
+        let mail = Mail {
+            name: Some(notification.first_name.clone()).filter(|n| !n.is_empty()),
+            subject: notification
+                .subject
+                .clone()
+                .unwrap_or_else(|| "Your collaboration room".to_owned()),
+            text: &notification.text,
+            link: &notification.link,
+        };
+        self.deliver(to.as_str(), mail, message_id).await
+    }
+}
+
+/// Where an agent's email goes: the host's directory of agents.
+type AddressBook = dyn Fn(&TenantId, &AgentId) -> Option<EmailAddress> + Send + Sync;
+
+/// Emails a room's agent when the customer waits ([`collab_core::alert`]), through the SMTP
+/// connections of an [`SmtpEmail`]: a short plain text (and HTML) message, the customer's name
+/// in the subject, and a link to the room in the agent console. Its `Message-ID` starts with
+/// `alert.` and the room.
+///
+/// ```
+/// use std::sync::Arc;
+/// use collab_core::EmailAddress;
+/// use collab_notify::smtp::{SmtpAgentAlerts, SmtpConfig, SmtpEmail, SmtpSecurity};
+///
+/// let email = Arc::new(SmtpEmail::new(SmtpConfig::new("smtp.example.com", SmtpSecurity::StartTls, "rooms@example.com")?)?);
+/// // Here agents sign in with their email address as their id.
+/// let alerts = SmtpAgentAlerts::new(email, "https://rooms.example.com/#room={room}", |_tenant, agent| {
+///     EmailAddress::parse(agent.as_str()).ok()
+/// })?;
+/// # let _ = alerts;
+/// # Ok::<(), collab_core::Error>(())
+/// ```
+pub struct SmtpAgentAlerts {
+    email: Arc<SmtpEmail>,
+    console_link: String,
+    address_of: Box<AddressBook>,
+}
+
+impl fmt::Debug for SmtpAgentAlerts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpAgentAlerts")
+            .field("email", &self.email)
+            .field("console_link", &self.console_link)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpAgentAlerts {
+    /// Alerts through `email`, linking to `console_link` with `{room}` replaced by the room's
+    /// id (one link for every room when it lacks `{room}`), to the address
+    /// `address_of` gives for the agent. An agent without an address is a permanent failure,
+    /// recorded in the room.
+    pub fn new(
+        email: Arc<SmtpEmail>,
+        console_link: &str,
+        address_of: impl Fn(&TenantId, &AgentId) -> Option<EmailAddress> + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        if !(console_link.starts_with("https://") || console_link.starts_with("http://")) {
+            return Err(Error::invalid("console_link", "must be an http or https URL"));
         }
+        Ok(Self {
+            email,
+            console_link: console_link.to_owned(),
+            address_of: Box::new(address_of),
+        })
+    }
+}
+
+#[async_trait]
+impl AgentAlerts for SmtpAgentAlerts {
+    async fn customer_waiting(&self, alert: &CustomerWaiting) -> Result<Receipt, NotifyError> {
+        let Some(to) = (self.address_of)(&alert.tenant, &alert.agent) else {
+            return Err(NotifyError::permanent(ProviderError::new(
+                PROVIDER,
+                "the agent has no email address",
+            )));
+        };
+        let who = alert.customer.as_deref().unwrap_or("Your customer");
+        let link = self.console_link.replace("{room}", &alert.room.to_string());
+        let what = match alert.waiting {
+            1 => "a message".to_owned(),
+            n => format!("{n} messages"),
+        };
+        let text = format!(
+            "{who} sent {what} that nobody has read yet (the first at {}).\n\nOpen the room: {link}\n",
+            alert.since
+        );
+        let mail = Mail {
+            name: None,
+            subject: format!("{who} is waiting for an answer"),
+            text: &text,
+            link: &link,
+        };
+        let message_id = self.email.message_id(&format!("alert.{}", alert.room));
+        self.email.deliver(to.as_str(), mail, message_id).await
     }
 }
 

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use collab_core::notify::{Notifier, NotifyError};
 use collab_core::*;
 use collab_notify::ProviderError;
-use collab_notify::smtp::{SmtpConfig, SmtpEmail, SmtpSecurity};
+use collab_notify::smtp::{SmtpAgentAlerts, SmtpConfig, SmtpEmail, SmtpSecurity};
 use common::*;
 use mailin_embedded::{AuthMechanism, Handler, Response, Server, SslConfig, response};
 
@@ -288,6 +288,52 @@ async fn an_invite_arrives_with_the_link_in_both_bodies_and_proper_headers() {
             provider_id: Some(message_id.to_owned())
         }]
     );
+}
+
+#[tokio::test]
+async fn ten_posts_in_a_minute_to_an_absent_agent_send_the_agent_one_email() {
+    let server = SmtpServer::start(false);
+    let clock = clock();
+    let email = Arc::new(server.plain());
+    let alerts = SmtpAgentAlerts::new(email.clone(), "https://rooms.example.com/#room={room}", |_, agent| {
+        EmailAddress::parse(&format!("{agent}@example.com")).ok()
+    })
+    .unwrap();
+    let rooms = builder(&clock).email(email).agent_alerts(alerts).build();
+    let (room, _) = email_invite(&rooms, "grace@example.com").await;
+    rooms.dispatch_due().await.unwrap();
+    let link = rooms.get_link(&agent(), room).await.unwrap().link.unwrap();
+    let session = rooms.join(link.token()).await.unwrap();
+    let customer = rooms.customer_session(session.token.expose()).await.unwrap();
+    for i in 0..10 {
+        rooms
+            .post_message(&customer, room, &format!("hello? {i}"), None)
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(6));
+    }
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(60));
+        rooms.dispatch_due().await.unwrap();
+    }
+
+    let mails = server.mails();
+    let alerts: Vec<&Mail> = mails.iter().filter(|m| m.to == ["ada@example.com"]).collect();
+    assert_eq!(alerts.len(), 1, "one email for the burst: {mails:?}");
+    let (top, text, html) = parse_mail(&alerts[0].data);
+    assert_eq!(top.header("subject"), Some("Grace Hopper is waiting for an answer"));
+    assert!(
+        top.header("message-id")
+            .unwrap()
+            .starts_with(&format!("<alert.{room}.")),
+        "{:?}",
+        top.header("message-id")
+    );
+    let console = format!("https://rooms.example.com/#room={room}");
+    assert!(text.body.contains("Grace Hopper sent 10 messages"), "{}", text.body);
+    assert!(text.body.contains(&console), "{}", text.body);
+    assert!(html.body.contains(&format!("<a href=\"{console}\">")), "{}", html.body);
+    assert!(!text.body.contains("hello?"), "no message text in the alert");
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 
 use super::{AccessHook, Inner, Rooms, RoomsConfig};
+use crate::alert::AgentAlerts;
 use crate::blob::BlobStore;
 use crate::guard::InviteGuard;
 use crate::id::{IdGenerator, RandomIds};
@@ -31,6 +32,7 @@ pub struct RoomsBuilder {
     access: Option<Arc<dyn AccessHook>>,
     guard: Option<Arc<dyn InviteGuard>>,
     webhooks: Option<(Arc<dyn WebhookSender>, WebhookConfig)>,
+    alerts: Option<Arc<dyn AgentAlerts>>,
     config: RoomsConfig,
 }
 
@@ -96,6 +98,13 @@ impl RoomsBuilder {
         self
     }
 
+    /// Alerts a room's agent through `alerts` when the customer's messages wait unread
+    /// ([`crate::alert`]). Without it, no alerts are queued.
+    pub fn agent_alerts(mut self, alerts: impl AgentAlerts) -> Self {
+        self.alerts = Some(Arc::new(alerts));
+        self
+    }
+
     /// The settings.
     pub fn config(mut self, config: RoomsConfig) -> Self {
         self.config = config;
@@ -119,6 +128,7 @@ impl RoomsBuilder {
                 ids: self.ids.unwrap_or_else(|| Arc::new(RandomIds)),
                 access: self.access,
                 guard: self.guard,
+                alerts: self.alerts,
                 webhooks: self.webhooks.map(|(sender, config)| super::Webhooks {
                     sender,
                     config,

@@ -144,7 +144,7 @@ impl Rooms {
                 return;
             }
             let append = Append::new(Some(&state), events.clone()).and_then(|mut append| {
-                append.outbox = self.webhook_rows(state.tenant(), &events)?;
+                append.outbox = self.queued_rows(state.tenant(), Some(&state), &events)?;
                 Ok(append)
             });
             let stored = match append {

@@ -45,6 +45,7 @@ pub struct RoomsConfig {
     pub(crate) session_idle: Duration,
     pub(crate) session_lifetime: Duration,
     pub(crate) typing_interval: Duration,
+    pub(crate) alert_after: Duration,
 }
 
 impl Default for RoomsConfig {
@@ -71,6 +72,7 @@ impl Default for RoomsConfig {
             session_idle: Self::DEFAULT_SESSION_IDLE,
             session_lifetime: Self::DEFAULT_SESSION_LIFETIME,
             typing_interval: Self::DEFAULT_TYPING_INTERVAL,
+            alert_after: Self::DEFAULT_ALERT_AFTER,
         }
     }
 }
@@ -118,6 +120,20 @@ impl RoomsConfig {
             return Err(Error::invalid("typing_interval", "must be from 250 ms to 5 s"));
         }
         self.typing_interval = interval;
+        Ok(self)
+    }
+
+    /// A customer's message waits 5 minutes unread before the room's agent is alerted.
+    pub const DEFAULT_ALERT_AFTER: Duration = Duration::from_secs(5 * 60);
+
+    /// How long the customer's messages and documents wait unread before the room's agent is
+    /// alerted, and so the least time between two alerts of a room ([`crate::alert`]). From
+    /// 10 s to a day.
+    pub fn with_alert_after(mut self, quiet: Duration) -> Result<Self, Error> {
+        if quiet < Duration::from_secs(10) || quiet > Duration::from_secs(24 * 3600) {
+            return Err(Error::invalid("alert_after", "must be from 10 s to a day"));
+        }
+        self.alert_after = quiet;
         Ok(self)
     }
 

@@ -71,6 +71,8 @@ pub(super) enum Outcome {
     Retried,
     /// The outcome could not be recorded; the row goes back to the outbox when its lease ends.
     Unrecorded,
+    /// Nothing to send (yet): an agent alert whose messages were read, or are not old enough.
+    Skipped,
 }
 
 /// How many more times an outcome is recorded after a store failure. The provider is not
@@ -107,7 +109,7 @@ impl Rooms {
                 Outcome::Sent => report.sent += 1,
                 Outcome::Failed => report.failed += 1,
                 Outcome::Retried => report.retried += 1,
-                Outcome::Unrecorded => {}
+                Outcome::Unrecorded | Outcome::Skipped => {}
             }
         }
         Ok(report)
@@ -207,12 +209,14 @@ impl Rooms {
                 (self.attempt(row, invite, channel).await, provider)
             }
             OutboxTarget::Webhook { endpoint } => (self.deliver_webhook(row, endpoint).await, "webhook"),
+            OutboxTarget::AgentAlert => (self.deliver_agent_alert(row).await, "agent_alerts"),
         };
         let result = match outcome {
             Outcome::Sent => "sent",
             Outcome::Failed => "failed",
             Outcome::Retried => "retry",
             Outcome::Unrecorded => "unrecorded",
+            Outcome::Skipped => "skipped",
         };
         crate::metrics::delivery(kind.as_str(), provider, result);
         outcome

@@ -1,5 +1,6 @@
 //! The service a host calls: [`Rooms`].
 
+mod alerts;
 mod builder;
 mod combine;
 mod config;
@@ -31,6 +32,7 @@ pub use subscribe::{EventStream, RoomUpdate, UpdateStream};
 pub use thumbnails::Thumbnail;
 use webhooks::Webhooks;
 
+use crate::alert::AgentAlerts;
 use crate::blob::BlobStore;
 use crate::customer::{Channel, Customer, EmailAddress, PersonName, PhoneNumber, Recipient};
 use crate::decide::{Actor, Command, Context, InviteCommand, authorize_read, create_room, decide};
@@ -157,6 +159,7 @@ struct Inner {
     access: Option<Arc<dyn AccessHook>>,
     guard: Option<Arc<dyn InviteGuard>>,
     webhooks: Option<Webhooks>,
+    alerts: Option<Arc<dyn AgentAlerts>>,
     config: RoomsConfig,
     /// Recently used room states, brought up to date from the store before each use.
     states: Mutex<HashMap<RoomId, RoomState>>,
@@ -422,7 +425,9 @@ impl Rooms {
                 return Ok(Executed { state, events });
             }
             let mut extra = extras(&state, &events)?;
-            extra.outbox.extend(self.webhook_rows(state.tenant(), &events)?);
+            extra
+                .outbox
+                .extend(self.queued_rows(state.tenant(), Some(&state), &events)?);
             let queued = !extra.outbox.is_empty();
             let mut append = Append::new(Some(&state), events)?;
             append.outbox = extra.outbox;
@@ -477,7 +482,7 @@ impl Rooms {
         let room = RoomId::generate(self.inner.ids.as_ref())?;
         let event = create_room(room, tenant.clone(), agent.clone(), self.inner.clock.now());
         let mut append = Append::new(None, vec![event])?;
-        append.outbox = self.webhook_rows(tenant, &append.events)?;
+        append.outbox = self.queued_rows(tenant, None, &append.events)?;
         let queued = !append.outbox.is_empty();
         let summary = append.summary.clone();
         let events = append.events.clone();

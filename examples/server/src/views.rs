@@ -239,6 +239,10 @@ impl EventView {
             } if reader == Reader::Agent => Some(format!(
                 "A webhook about event {about} to endpoint {endpoint} was given up: {reason}"
             )),
+            EventData::AgentsAlerted { failure, .. } if reader == Reader::Agent => Some(match failure {
+                None => "The room's agent was alerted of the customer's unread messages".to_owned(),
+                Some(reason) => format!("An alert of the customer's unread messages was given up: {reason}"),
+            }),
             _ => None,
         };
         Self {
