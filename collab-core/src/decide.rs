@@ -116,6 +116,16 @@ pub enum Command {
         /// Why it was given up, if it was.
         failure: Option<String>,
     },
+    /// Remind the customer of the agents' unread messages and documents up to `up_to`: with
+    /// `invite`, a new invite through that channel (to the locked identifier, in the same
+    /// append); without, only the record. The library only, in an active room; a reminder that
+    /// covers nothing new records nothing.
+    RemindCustomer {
+        /// The last message or document the reminder covers.
+        up_to: Seq,
+        /// The new invite's id and channel (SMS or email), if one goes out.
+        invite: Option<(InviteId, Channel)>,
+    },
     /// Say that the actor has seen the room up to `up_to`, an event of the room. Agents and the
     /// room's customer, in every status but erased; a horizon that does not move forward
     /// records nothing.
@@ -366,6 +376,34 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
                 });
             }
         }
+        Command::RemindCustomer { up_to, invite } => {
+            if *up_to > state.seq() {
+                return Err(Error::invalid("up_to", "after the room's last event"));
+            }
+            // Never after the room timed out (closed rooms were refused above).
+            if timed_out {
+                return Err(Error::RoomTimedOut);
+            }
+            if *up_to > state.reminded_up_to() {
+                let new_invite = invite.map(|(id, _)| id);
+                if let Some((id, channel)) = invite {
+                    let again = InviteCommand {
+                        invite: *id,
+                        channel: *channel,
+                        first_name: None,
+                        last_name: None,
+                        recipient: None,
+                        locale: None,
+                    };
+                    let invited = invite_event(state, &again, ctx)?;
+                    out.system(invited);
+                }
+                out.system(EventData::CustomerReminded {
+                    up_to: *up_to,
+                    invite: new_invite,
+                });
+            }
+        }
         Command::MarkRead { up_to } => {
             if *up_to > state.seq() {
                 return Err(Error::invalid("seq", "after the room's last event"));
@@ -402,6 +440,7 @@ fn authorize(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result<
             | Command::RecordDelivery { .. }
             | Command::RecordWebhookFailure { .. }
             | Command::RecordAgentsAlerted { .. }
+            | Command::RemindCustomer { .. }
     );
     let customers_only = *command == Command::EndSession;
     let allowed = match ctx.actor {

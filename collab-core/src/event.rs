@@ -193,6 +193,16 @@ pub enum EventData {
         /// Why the alert could not be sent, when it was given up.
         failure: Option<String>,
     },
+    /// The customer was reminded of the agents' messages and documents up to `up_to`, which
+    /// waited unread ([`crate::alert`]): by a new invite through their channel (`invite`), or,
+    /// without one, not at all (no SMS or email channel, or the invite guard refused).
+    /// Recorded by the library; not activity.
+    CustomerReminded {
+        /// The last of the agents' messages and documents the reminder covered.
+        up_to: Seq,
+        /// The invite that carries the reminder, recorded in the same append.
+        invite: Option<InviteId>,
+    },
 }
 
 /// What an erasure was asked for.
@@ -253,6 +263,7 @@ impl EventData {
             EventData::WebhookFailed { .. } => "webhook_failed",
             EventData::ReadUpTo { .. } => "read_up_to",
             EventData::AgentsAlerted { .. } => "agents_alerted",
+            EventData::CustomerReminded { .. } => "customer_reminded",
         }
     }
 

@@ -309,6 +309,44 @@ impl InviteTemplates {
         })
     }
 
+    /// The texts of reminders ([`crate::alert`]) the library ships for `locale`'s language:
+    /// English for languages it has no text for. The same placeholders as invites.
+    ///
+    /// ```
+    /// use collab_core::Locale;
+    /// use collab_core::notify::InviteTemplates;
+    ///
+    /// let reminder = InviteTemplates::reminder(&Locale::english());
+    /// assert_eq!(
+    ///     reminder.sms_text("Grace", "https://x/join/t"),
+    ///     "Hi Grace, you have a new message in your collaboration room: https://x/join/t"
+    /// );
+    /// ```
+    pub fn reminder(locale: &Locale) -> Self {
+        let (sms, email_subject, email_body) = match locale.language() {
+            "es" => (
+                "Hola {first_name}, tiene un mensaje nuevo en su sala de colaboración: {link}",
+                "Mensaje nuevo en su sala de colaboración",
+                "Hola, {first_name}:\n\nTiene un mensaje nuevo en su sala de colaboración:\n{link}\n",
+            ),
+            "he" => (
+                "שלום {first_name}, יש לכם הודעה חדשה בחדר שיתוף הפעולה: {link}",
+                "הודעה חדשה בחדר שיתוף הפעולה שלכם",
+                "שלום {first_name},\n\nיש לכם הודעה חדשה בחדר שיתוף הפעולה:\n{link}\n",
+            ),
+            _ => (
+                "Hi {first_name}, you have a new message in your collaboration room: {link}",
+                "New message in your collaboration room",
+                "Hello {first_name},\n\nYou have a new message in your collaboration room:\n{link}\n",
+            ),
+        };
+        Self {
+            sms: sms.to_owned(),
+            email_subject: email_subject.to_owned(),
+            email_body: email_body.to_owned(),
+        }
+    }
+
     /// The SMS text.
     pub fn with_sms(mut self, template: impl Into<String>) -> Result<Self, Error> {
         self.sms = checked_template("sms_template", template.into())?;

@@ -221,6 +221,10 @@ pub struct RoomState {
     unread_by_agents: Vec<Seq>,
     /// The last of the customer's messages and documents an agent alert covered.
     alerted_up_to: Seq,
+    /// The agents' messages and documents past the customer's horizon.
+    unread_by_customer: Vec<Seq>,
+    /// The last of the agents' messages and documents a customer reminder covered.
+    reminded_up_to: Seq,
 }
 
 /// A message posted with a client idempotency key.
@@ -279,6 +283,8 @@ impl RoomState {
             last_readable: event.seq,
             unread_by_agents: Vec::new(),
             alerted_up_to: Seq::ZERO,
+            unread_by_customer: Vec::new(),
+            reminded_up_to: Seq::ZERO,
         })
     }
 
@@ -320,14 +326,18 @@ impl RoomState {
         {
             p.last_active = event.at;
         }
-        if matches!(event.actor, EventActor::Customer(_))
-            && matches!(
-                event.data,
-                EventData::MessagePosted { .. } | EventData::DocumentShared(_)
-            )
-        {
-            self.unread_by_agents.push(event.seq);
-            summary.unread = u32::try_from(self.unread_by_agents.len()).unwrap_or(u32::MAX);
+        if matches!(
+            event.data,
+            EventData::MessagePosted { .. } | EventData::DocumentShared(_)
+        ) {
+            match event.actor {
+                EventActor::Customer(_) => {
+                    self.unread_by_agents.push(event.seq);
+                    summary.unread = u32::try_from(self.unread_by_agents.len()).unwrap_or(u32::MAX);
+                }
+                EventActor::Agent(_) => self.unread_by_customer.push(event.seq),
+                EventActor::System => {}
+            }
         }
         match &event.data {
             EventData::RoomCreated { .. } => {}
@@ -413,14 +423,19 @@ impl RoomState {
             }
             EventData::Redacted { .. } | EventData::WebhookFailed { .. } => {}
             EventData::AgentsAlerted { up_to, .. } => self.alerted_up_to = self.alerted_up_to.max(*up_to),
+            EventData::CustomerReminded { up_to, .. } => self.reminded_up_to = self.reminded_up_to.max(*up_to),
             EventData::ReadUpTo { seq } => {
                 match self.read.iter_mut().find(|(reader, _)| *reader == event.actor) {
                     Some((_, horizon)) => *horizon = (*horizon).max(*seq),
                     None => self.read.push((event.actor.clone(), *seq)),
                 }
-                if matches!(event.actor, EventActor::Agent(_)) {
-                    self.unread_by_agents.retain(|unread| unread > seq);
-                    summary.unread = u32::try_from(self.unread_by_agents.len()).unwrap_or(u32::MAX);
+                match event.actor {
+                    EventActor::Agent(_) => {
+                        self.unread_by_agents.retain(|unread| unread > seq);
+                        summary.unread = u32::try_from(self.unread_by_agents.len()).unwrap_or(u32::MAX);
+                    }
+                    EventActor::Customer(_) => self.unread_by_customer.retain(|unread| unread > seq),
+                    EventActor::System => {}
                 }
             }
             EventData::RoomErased { .. } => {
@@ -438,6 +453,8 @@ impl RoomState {
                 self.read.clear();
                 self.unread_by_agents.clear();
                 self.alerted_up_to = Seq::ZERO;
+                self.unread_by_customer.clear();
+                self.reminded_up_to = Seq::ZERO;
                 summary.unread = 0;
             }
         }
@@ -467,6 +484,20 @@ impl RoomState {
     /// The last of the customer's messages and documents an agent alert covered.
     pub fn alerted_up_to(&self) -> Seq {
         self.alerted_up_to
+    }
+
+    /// The agents' messages and documents that the customer has not seen and no reminder
+    /// covered yet, oldest first ([`crate::alert`]).
+    pub fn unreminded(&self) -> &[Seq] {
+        let start = self
+            .unread_by_customer
+            .partition_point(|seq| *seq <= self.reminded_up_to);
+        &self.unread_by_customer[start..]
+    }
+
+    /// The last of the agents' messages and documents a customer reminder covered.
+    pub fn reminded_up_to(&self) -> Seq {
+        self.reminded_up_to
     }
 
     /// The furthest any agent has seen: what the customer's page shows as "Seen".

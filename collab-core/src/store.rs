@@ -135,11 +135,16 @@ pub enum OutboxTarget {
     /// An alert to the room's agent that the customer's messages wait unread
     /// ([`crate::alert`]).
     AgentAlert,
+    /// A reminder to the room's customer that the agents' messages wait unread
+    /// ([`crate::alert`]).
+    CustomerReminder,
 }
 
 impl OutboxTarget {
     /// The [`subject`](Self::subject) of agent alerts: one per room, in turn.
     const AGENT_ALERT_SUBJECT: u128 = 1;
+    /// The [`subject`](Self::subject) of customer reminders.
+    const CUSTOMER_REMINDER_SUBJECT: u128 = 2;
 
     /// The kind of delivery: what the store keeps beside the [`subject`](Self::subject).
     pub fn kind(self) -> OutboxKind {
@@ -147,17 +152,19 @@ impl OutboxTarget {
             OutboxTarget::Invite { channel, .. } => OutboxKind::Invite(channel),
             OutboxTarget::Webhook { .. } => OutboxKind::Webhook,
             OutboxTarget::AgentAlert => OutboxKind::AgentAlert,
+            OutboxTarget::CustomerReminder => OutboxKind::CustomerReminder,
         }
     }
 
-    /// Who the delivery is for: the invite, the endpoint, or (the same for every agent alert)
-    /// the room's agents. Rows of one room and subject are delivered in the order they were
+    /// Who the delivery is for: the invite, the endpoint, or (one each per room) the agents
+    /// to alert or the customer to remind. Rows of one room and subject are delivered in the order they were
     /// queued ([`RoomStore::claim_outbox`]).
     pub fn subject(self) -> u128 {
         match self {
             OutboxTarget::Invite { invite, .. } => invite.as_u128(),
             OutboxTarget::Webhook { endpoint } => endpoint.as_u128(),
             OutboxTarget::AgentAlert => Self::AGENT_ALERT_SUBJECT,
+            OutboxTarget::CustomerReminder => Self::CUSTOMER_REMINDER_SUBJECT,
         }
     }
 
@@ -172,12 +179,14 @@ impl OutboxTarget {
                 endpoint: EndpointId::from_u128(subject),
             },
             OutboxKind::AgentAlert => OutboxTarget::AgentAlert,
+            OutboxKind::CustomerReminder => OutboxTarget::CustomerReminder,
         }
     }
 }
 
-/// The kinds of outbox rows: one per invite channel, webhooks and agent alerts. Stores keep it
-/// as text ([`as_str`](Self::as_str)); it labels the `collab_outbox_*` gauges.
+/// The kinds of outbox rows: one per invite channel, webhooks, agent alerts and customer
+/// reminders. Stores keep it as text ([`as_str`](Self::as_str)); it labels the
+/// `collab_outbox_*` gauges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OutboxKind {
     /// Invites through this channel.
@@ -186,23 +195,28 @@ pub enum OutboxKind {
     Webhook,
     /// Agent alerts.
     AgentAlert,
+    /// Customer reminders.
+    CustomerReminder,
 }
 
 impl OutboxKind {
     /// Every kind a dispatcher delivers.
-    pub const ALL: [OutboxKind; 4] = [
+    pub const ALL: [OutboxKind; 5] = [
         OutboxKind::Invite(Channel::Sms),
         OutboxKind::Invite(Channel::Email),
         OutboxKind::Webhook,
         OutboxKind::AgentAlert,
+        OutboxKind::CustomerReminder,
     ];
 
-    /// The kind's name: the channel's (`sms`, `email`), `webhook` or `agent_alert`.
+    /// The kind's name: the channel's (`sms`, `email`), `webhook`, `agent_alert` or
+    /// `customer_reminder`.
     pub fn as_str(self) -> &'static str {
         match self {
             OutboxKind::Invite(channel) => channel.as_str(),
             OutboxKind::Webhook => "webhook",
             OutboxKind::AgentAlert => "agent_alert",
+            OutboxKind::CustomerReminder => "customer_reminder",
         }
     }
 

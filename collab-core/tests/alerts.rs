@@ -231,3 +231,143 @@ fn the_quiet_period_is_bounded() {
         );
     }
 }
+
+/// A world that reminds customers.
+fn reminding(customize: impl FnOnce(rooms::RoomsBuilder) -> rooms::RoomsBuilder) -> World {
+    World::with(|builder| customize(builder.config(RoomsConfig::default().with_customer_reminders(true))))
+}
+
+/// The emails sent that are reminders (not the first invite), by their subject.
+fn reminders(world: &World) -> Vec<notify::Notification> {
+    world
+        .email
+        .sent()
+        .into_iter()
+        .filter(|n| n.subject.as_deref() == Some("New message in your collaboration room"))
+        .collect()
+}
+
+/// The `customer_reminded` events of the room: how far each covered, and whether an invite
+/// carried it.
+async fn reminded(world: &World, room: RoomId) -> Vec<(u64, bool)> {
+    let query = TimelineQuery::After {
+        seq: Seq::ZERO,
+        limit: 1_000,
+    };
+    let events = world.rooms.timeline(&agent(), room, query).await.unwrap();
+    events
+        .iter()
+        .filter_map(|event| match &event.data {
+            EventData::CustomerReminded { up_to, invite } => Some((up_to.get(), invite.is_some())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn agent_posts_unread_for_the_quiet_period_remind_the_customer_once() {
+    let world = reminding(|b| b);
+    let (room, _customer, _) = world.room_with_customer().await;
+    let mut last = Seq::ZERO;
+    for i in 0..5 {
+        last = post(&world, &agent(), room, &format!("update {i}")).await;
+        world.clock.advance(Duration::from_secs(12));
+    }
+    world.rooms.dispatch_due().await.unwrap();
+    assert!(reminders(&world).is_empty(), "not before the quiet period");
+    for _ in 0..10 {
+        world.clock.advance(MINUTE);
+        world.rooms.dispatch_due().await.unwrap();
+    }
+    let sent = reminders(&world);
+    assert_eq!(sent.len(), 1, "one reminder for the burst");
+    assert_eq!(sent[0].recipient.to_string(), "grace@example.com");
+    assert!(
+        sent[0].text.starts_with("Hello Grace,\n\nYou have a new message"),
+        "{}",
+        sent[0].text
+    );
+    assert_eq!(reminded(&world, room).await, [(last.get(), true)]);
+    // Its link lets the customer in, as an invite's does.
+    let token = sent[0].link.rsplit('/').next().unwrap();
+    world.rooms.join(token).await.expect("the reminder's link works");
+}
+
+#[tokio::test]
+async fn a_customer_who_reads_in_time_is_not_reminded() {
+    let world = reminding(|b| b);
+    let (room, customer, _) = world.room_with_customer().await;
+    let seq = post(&world, &agent(), room, "your form is ready").await;
+    world.clock.advance(MINUTE);
+    world.rooms.mark_read(&customer, room, seq).await.unwrap();
+    for _ in 0..10 {
+        world.clock.advance(MINUTE);
+        world.rooms.dispatch_due().await.unwrap();
+    }
+    assert!(reminders(&world).is_empty());
+    assert!(reminded(&world, room).await.is_empty());
+}
+
+#[tokio::test]
+async fn no_reminder_once_the_room_timed_out_or_closed() {
+    let world = reminding(|b| b);
+    let (closed, _, _) = world.room_with_customer().await;
+    post(&world, &agent(), closed, "goodbye").await;
+    world.rooms.close_room(&agent(), closed).await.unwrap();
+    let (idle, _, _) = world.room_with_customer().await;
+    post(&world, &agent(), idle, "anyone?").await;
+    // The reminder is due long after the room's inactivity timeout.
+    world.clock.advance(Policy::DEFAULT_INACTIVITY_TIMEOUT + DAY);
+    for _ in 0..3 {
+        world.rooms.dispatch_due().await.unwrap();
+    }
+    assert!(reminders(&world).is_empty());
+    assert!(reminded(&world, closed).await.is_empty());
+    assert!(reminded(&world, idle).await.is_empty());
+}
+
+#[tokio::test]
+async fn reminders_are_off_by_default() {
+    let world = World::new();
+    let (room, _, _) = world.room_with_customer().await;
+    post(&world, &agent(), room, "hello").await;
+    for _ in 0..10 {
+        world.clock.advance(MINUTE);
+        world.rooms.dispatch_due().await.unwrap();
+    }
+    assert!(reminders(&world).is_empty());
+    assert!(reminded(&world, room).await.is_empty());
+}
+
+/// Admits invites until told to refuse.
+#[derive(Debug, Default)]
+struct ClosingGuard {
+    closed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl guard::InviteGuard for ClosingGuard {
+    async fn admit(&self, _attempt: &guard::InviteAttempt<'_>) -> Result<(), Error> {
+        match self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            true => Err(Error::RateLimited {
+                retry_after: Duration::from_secs(3600),
+            }),
+            false => Ok(()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_invite_guard_can_refuse_a_reminder_which_is_recorded_unsent() {
+    let guard = Arc::new(ClosingGuard::default());
+    let world = reminding(|b| b.invite_guard(guard.clone()));
+    let (room, _, _) = world.room_with_customer().await;
+    guard.closed.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seq = post(&world, &agent(), room, "hello").await;
+    for _ in 0..10 {
+        world.clock.advance(MINUTE);
+        world.rooms.dispatch_due().await.unwrap();
+    }
+    assert!(reminders(&world).is_empty());
+    assert_eq!(reminded(&world, room).await, [(seq.get(), false)]);
+}

@@ -141,6 +141,13 @@ fn outcome(label: &str, status: RoomStatus) -> String {
                 failure: None,
             },
         ),
+        "remind customer (library)" => (
+            Actor::System,
+            Command::RemindCustomer {
+                up_to: room.state.seq(),
+                invite: None,
+            },
+        ),
         "mark read (agent)" => (
             agent(),
             Command::MarkRead {
@@ -176,7 +183,7 @@ fn outcome(label: &str, status: RoomStatus) -> String {
 #[test]
 fn decide_follows_the_transition_table() {
     let rows = table();
-    assert_eq!(rows.len(), 19, "every command of the table is checked");
+    assert_eq!(rows.len(), 20, "every command of the table is checked");
     let mut mismatches = Vec::new();
     for (label, cells) in &rows {
         for (status, cell) in RoomStatus::ALL.iter().zip(cells) {

@@ -1,13 +1,15 @@
-//! Agent alerts ([`crate::alert`]): queued with the customer's first unread post, sent by the
-//! dispatcher once the posts have waited a quiet period unread.
+//! Agent alerts and customer reminders ([`crate::alert`]): queued with the first unread post
+//! of a burst, sent by the dispatcher once the posts have waited a quiet period unread.
 
-use super::Rooms;
-use super::dispatch::Outcome;
+use super::dispatch::{Delivery, Outcome};
+use super::{Extras, Operation, Rooms};
 use crate::Error;
 use crate::alert::CustomerWaiting;
-use crate::decide::Command;
+use crate::customer::Channel;
+use crate::decide::{Actor, Command};
 use crate::event::{Event, EventActor, EventData, Seq};
-use crate::id::{OutboxId, TenantId};
+use crate::guard::InviteAttempt;
+use crate::id::{InviteId, OutboxId, TenantId};
 use crate::notify::NotifyError;
 use crate::state::{RoomState, RoomStatus};
 use crate::store::{ClaimedOutbox, OutboxMessage, OutboxTarget};
@@ -23,18 +25,24 @@ impl Rooms {
         events: &[Event],
     ) -> Result<Vec<OutboxMessage>, Error> {
         let mut rows = self.webhook_rows(tenant, events)?;
-        if let Some(before) = before
-            && self.inner.alerts.is_some()
-            && alert_called_for(before, events)
-        {
-            let now = self.inner.clock.now();
-            rows.push(OutboxMessage {
-                id: OutboxId::generate(self.inner.ids.as_ref())?,
-                room: before.room(),
-                target: OutboxTarget::AgentAlert,
-                payload: String::new(),
-                not_before: now.saturating_add(self.inner.config.alert_after),
-            });
+        let Some(before) = before else {
+            return Ok(rows);
+        };
+        let alert = self.inner.alerts.is_some() && called_for(Side::Agents, before, events);
+        let remind = self.inner.config.customer_reminders && called_for(Side::Customer, before, events);
+        for (called, target) in [
+            (alert, OutboxTarget::AgentAlert),
+            (remind, OutboxTarget::CustomerReminder),
+        ] {
+            if called {
+                rows.push(OutboxMessage {
+                    id: OutboxId::generate(self.inner.ids.as_ref())?,
+                    room: before.room(),
+                    target,
+                    payload: String::new(),
+                    not_before: self.inner.clock.now().saturating_add(self.inner.config.alert_after),
+                });
+            }
         }
         Ok(rows)
     }
@@ -55,30 +63,17 @@ impl Rooms {
                 return Outcome::Unrecorded;
             }
         };
-        let (Some(first), Some(last)) = (state.unalerted().first().copied(), state.unalerted().last().copied()) else {
+        let Some(last) = state.unalerted().last().copied() else {
             // An agent read them all.
             return self.skip_alert(&row).await;
         };
         if matches!(state.status(), RoomStatus::Closed | RoomStatus::Erased) {
             return self.skip_alert(&row).await;
         }
-        let since = match self
-            .inner
-            .store
-            .read_events(room, Seq::new(first.get().saturating_sub(1)), 1)
-            .await
-        {
-            Ok(events) => events.first().map_or_else(|| self.inner.clock.now(), |event| event.at),
-            Err(e) => {
-                tracing::warn!(%room, error = %e, "could not read the oldest unread post");
-                return Outcome::Unrecorded;
-            }
+        let since = match self.quiet_since(&row, state.unalerted()).await {
+            Ok(since) => since,
+            Err(outcome) => return outcome,
         };
-        let due = since.saturating_add(self.inner.config.alert_after);
-        if due > self.inner.clock.now() {
-            // An agent read the older posts: the newer ones get their own quiet period.
-            return self.alert_at(&row, due).await;
-        }
         let alert = CustomerWaiting {
             tenant: state.tenant().clone(),
             room,
@@ -129,6 +124,143 @@ impl Rooms {
         }
     }
 
+    /// When the oldest of `waiting` (a room's posts, oldest first) was posted, if the quiet
+    /// period since then is over; else the row is put back until it is. `Err` holds the
+    /// outcome to report: nothing waits any more, not yet, or the store failed.
+    async fn quiet_since(&self, row: &ClaimedOutbox, waiting: &[Seq]) -> Result<Timestamp, Outcome> {
+        let room = row.message.room;
+        let Some(first) = waiting.first() else {
+            return Err(self.skip_alert(row).await);
+        };
+        let after = Seq::new(first.get().saturating_sub(1));
+        let since = match self.inner.store.read_events(room, after, 1).await {
+            Ok(events) => events.first().map_or_else(|| self.inner.clock.now(), |event| event.at),
+            Err(e) => {
+                tracing::warn!(%room, error = %e, "could not read the oldest unread post");
+                return Err(Outcome::Unrecorded);
+            }
+        };
+        let due = since.saturating_add(self.inner.config.alert_after);
+        if due > self.inner.clock.now() {
+            // The older posts were read: the newer ones get their own quiet period.
+            return Err(self.alert_at(row, due).await);
+        }
+        Ok(since)
+    }
+
+    /// One look at a claimed reminder row: nothing to send, not yet, or the customer reminded
+    /// by a new invite through their channel (whose own row then delivers it).
+    pub(super) async fn deliver_customer_reminder(&self, row: ClaimedOutbox) -> Outcome {
+        let room = row.message.room;
+        let now = self.inner.clock.now();
+        let state = match self.load(room).await {
+            Ok(state) => state,
+            Err(Error::NotFound { .. }) => return self.skip_alert(&row).await,
+            Err(e) => {
+                tracing::warn!(%room, error = %e, "could not load the room of a reminder");
+                return Outcome::Unrecorded;
+            }
+        };
+        // Never after the room timed out or closed.
+        if !self.inner.config.customer_reminders || state.status_at(now, self.policy()) != RoomStatus::Active {
+            return self.skip_alert(&row).await;
+        }
+        let Some(up_to) = state.unreminded().last().copied() else {
+            return self.skip_alert(&row).await;
+        };
+        if let Err(outcome) = self.quiet_since(&row, state.unreminded()).await {
+            return outcome;
+        }
+        let channel = match self.reminder_channel(&state).await {
+            Ok(channel) => channel,
+            Err(e) => {
+                tracing::info!(%room, error = %e, "the customer is not reminded: the invite guard refused");
+                None
+            }
+        };
+        let ids = channel
+            .map(|channel| {
+                let invite = InviteId::generate(self.inner.ids.as_ref())?;
+                let outbox = OutboxId::generate(self.inner.ids.as_ref())?;
+                Ok::<_, Error>((invite, channel, outbox))
+            })
+            .transpose();
+        let ids = match ids {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(%room, error = %e, "could not make the ids of a reminder");
+                return Outcome::Unrecorded;
+            }
+        };
+        let completed = row.message.id;
+        let command = Command::RemindCustomer {
+            up_to,
+            invite: ids.map(|(invite, channel, _)| (invite, channel)),
+        };
+        let recorded = self
+            .execute(&Actor::System, room, Operation::Read, &command, |_, events| {
+                let mut extras = Extras {
+                    completed_outbox: vec![completed],
+                    ..Extras::default()
+                };
+                if let (Some(mut delivery), Some((invite, channel, outbox))) = (Delivery::of(events), ids) {
+                    delivery.reminder = true;
+                    extras.outbox.push(OutboxMessage {
+                        id: outbox,
+                        room,
+                        target: OutboxTarget::Invite { invite, channel },
+                        payload: serde_json::to_string(&delivery).map_err(|e| Error::internal("outbox payload", e))?,
+                        not_before: now,
+                    });
+                }
+                Ok(extras)
+            })
+            .await;
+        match recorded {
+            Ok(done) if done.events.is_empty() => self.skip_alert(&row).await,
+            Ok(_) if ids.is_some() => Outcome::Sent,
+            Ok(_) => Outcome::Failed,
+            Err(Error::RoomClosed | Error::RoomErased | Error::RoomTimedOut | Error::NotFound { .. }) => {
+                self.skip_alert(&row).await
+            }
+            Err(e) => {
+                tracing::warn!(%room, error = %e, "could not record a reminder");
+                Outcome::Unrecorded
+            }
+        }
+    }
+
+    /// The channel a reminder goes through: that of the customer's latest SMS or email invite
+    /// (SMS only while SMS is activated), once the invite guard admits it; `Ok(None)` when the
+    /// customer has no such channel.
+    async fn reminder_channel(&self, state: &RoomState) -> Result<Option<Channel>, Error> {
+        let usable = |channel: Channel| match channel {
+            Channel::Sms => self.policy().sms_activated(),
+            Channel::Email => true,
+            Channel::Link => false,
+        };
+        let Some(channel) = state.invites().iter().rev().map(|i| i.channel).find(|c| usable(*c)) else {
+            return Ok(None);
+        };
+        let Some(recipient) = state.customer().and_then(|c| c.recipient_for(channel)) else {
+            return Ok(None);
+        };
+        if let Some(guard) = &self.inner.guard {
+            let attempt = InviteAttempt {
+                tenant: state.tenant(),
+                agent: &state.summary().agent,
+                room: state.room(),
+                recipient: &recipient,
+                now: self.inner.clock.now(),
+            };
+            guard
+                .admit(&attempt)
+                .await
+                .inspect_err(|e| crate::metrics::invite_refused(e.kind()))?;
+        }
+        Ok(Some(channel))
+    }
+
     /// Puts the row back until `at`.
     async fn alert_at(&self, row: &ClaimedOutbox, at: Timestamp) -> Outcome {
         match self.inner.store.reschedule_outbox(row.message.id, at).await {
@@ -148,20 +280,40 @@ impl Rooms {
     }
 }
 
-/// Whether an append of `events` to a room in state `before` queues an agent alert: the
-/// customer posts while nothing of theirs waits (else the waiting post's row covers it), or an
-/// alert is recorded that leaves posts behind (posted while it was being sent).
-fn alert_called_for(before: &RoomState, events: &[Event]) -> bool {
-    let customer_posts = events.iter().any(|event| {
-        matches!(event.actor, EventActor::Customer(_))
+/// Who a notice of unread posts goes to.
+#[derive(Clone, Copy)]
+enum Side {
+    /// The room's agent: the customer's posts wait.
+    Agents,
+    /// The customer: the agents' posts wait.
+    Customer,
+}
+
+/// Whether an append of `events` to a room in state `before` queues a notice to `side`: the
+/// other side posts while nothing of theirs waits unnoticed (else the waiting post's row covers
+/// it), or a notice is recorded that leaves posts behind (posted while it was being sent).
+fn called_for(side: Side, before: &RoomState, events: &[Event]) -> bool {
+    let waiting = match side {
+        Side::Agents => before.unalerted(),
+        Side::Customer => before.unreminded(),
+    };
+    let other_side_posts = events.iter().any(|event| {
+        let poster = match side {
+            Side::Agents => matches!(event.actor, EventActor::Customer(_)),
+            Side::Customer => matches!(event.actor, EventActor::Agent(_)),
+        };
+        poster
             && matches!(
                 event.data,
                 EventData::MessagePosted { .. } | EventData::DocumentShared(_)
             )
     });
-    let left_behind = events.iter().any(|event| match event.data {
-        EventData::AgentsAlerted { up_to, .. } => before.unalerted().last().is_some_and(|last| *last > up_to),
+    let left_behind = events.iter().any(|event| match (side, &event.data) {
+        (Side::Agents, EventData::AgentsAlerted { up_to, .. })
+        | (Side::Customer, EventData::CustomerReminded { up_to, .. }) => {
+            waiting.last().is_some_and(|last| last > up_to)
+        }
         _ => false,
     });
-    (customer_posts && before.unalerted().is_empty()) || left_behind
+    (other_side_posts && waiting.is_empty()) || left_behind
 }

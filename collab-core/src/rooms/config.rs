@@ -46,6 +46,8 @@ pub struct RoomsConfig {
     pub(crate) session_lifetime: Duration,
     pub(crate) typing_interval: Duration,
     pub(crate) alert_after: Duration,
+    pub(crate) customer_reminders: bool,
+    reminder_templates: Option<InviteTemplates>,
 }
 
 impl Default for RoomsConfig {
@@ -73,6 +75,8 @@ impl Default for RoomsConfig {
             session_lifetime: Self::DEFAULT_SESSION_LIFETIME,
             typing_interval: Self::DEFAULT_TYPING_INTERVAL,
             alert_after: Self::DEFAULT_ALERT_AFTER,
+            customer_reminders: false,
+            reminder_templates: None,
         }
     }
 }
@@ -127,14 +131,41 @@ impl RoomsConfig {
     pub const DEFAULT_ALERT_AFTER: Duration = Duration::from_secs(5 * 60);
 
     /// How long the customer's messages and documents wait unread before the room's agent is
-    /// alerted, and so the least time between two alerts of a room ([`crate::alert`]). From
-    /// 10 s to a day.
+    /// alerted (and the agents' before the customer is reminded, when
+    /// [reminders](Self::with_customer_reminders) are on), and so the least time between two
+    /// alerts, or two reminders, of a room ([`crate::alert`]). From 10 s to a day.
     pub fn with_alert_after(mut self, quiet: Duration) -> Result<Self, Error> {
         if quiet < Duration::from_secs(10) || quiet > Duration::from_secs(24 * 3600) {
             return Err(Error::invalid("alert_after", "must be from 10 s to a day"));
         }
         self.alert_after = quiet;
         Ok(self)
+    }
+
+    /// Whether the customer is reminded, by a new invite through their SMS or email channel,
+    /// when the agents' messages wait unread for the quiet period ([`crate::alert`]). Off by
+    /// default: each reminder is an SMS or an email the deployment pays for.
+    pub fn with_customer_reminders(mut self, on: bool) -> Self {
+        self.customer_reminders = on;
+        self
+    }
+
+    /// The texts of reminders, instead of the library's
+    /// ([`InviteTemplates::reminder`], in the customer's or the tenant's language).
+    pub fn with_reminder_templates(mut self, templates: InviteTemplates) -> Self {
+        self.reminder_templates = Some(templates);
+        self
+    }
+
+    /// The texts of a reminder in `locale` (else the tenant's language) for `tenant`.
+    pub(crate) fn reminder_templates(&self, locale: Option<&Locale>, tenant: &TenantId) -> InviteTemplates {
+        if let Some(templates) = &self.reminder_templates {
+            return templates.clone();
+        }
+        let locale = locale
+            .or_else(|| self.tenant_locales.get(tenant))
+            .unwrap_or(&self.default_locale);
+        InviteTemplates::reminder(locale)
     }
 
     /// The shortest retention accepted: one day.

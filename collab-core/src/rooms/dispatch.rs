@@ -28,6 +28,10 @@ pub(super) struct Delivery {
     /// The invite's language, if the agent chose one (absent from rows queued before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) locale: Option<Locale>,
+    /// Whether the invite is a reminder of unread messages ([`crate::alert`]): its texts are
+    /// the reminder's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) reminder: bool,
 }
 
 impl Delivery {
@@ -46,6 +50,7 @@ impl Delivery {
                 recipient: recipient.clone(),
                 first_name: customer.first_name.as_str().to_owned(),
                 locale: locale.clone(),
+                reminder: false,
             }),
             _ => None,
         })
@@ -210,6 +215,7 @@ impl Rooms {
             }
             OutboxTarget::Webhook { endpoint } => (self.deliver_webhook(row, endpoint).await, "webhook"),
             OutboxTarget::AgentAlert => (self.deliver_agent_alert(row).await, "agent_alerts"),
+            OutboxTarget::CustomerReminder => (self.deliver_customer_reminder(row).await, "reminder"),
         };
         let result = match outcome {
             Outcome::Sent => "sent",

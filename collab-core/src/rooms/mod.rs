@@ -610,7 +610,14 @@ impl Rooms {
 
     /// The message for a delivery of `tenant`, with its link, in the invite's language.
     fn notification(&self, delivery: &Delivery, tenant: &TenantId, link: &str) -> Notification {
-        let templates = self.inner.config.invite_templates(delivery.locale.as_ref(), tenant);
+        let reminder;
+        let templates = match delivery.reminder {
+            true => {
+                reminder = self.inner.config.reminder_templates(delivery.locale.as_ref(), tenant);
+                &reminder
+            }
+            false => self.inner.config.invite_templates(delivery.locale.as_ref(), tenant),
+        };
         let first_name = delivery.first_name.as_str();
         let (subject, text) = match delivery.recipient {
             Recipient::Phone(_) => (None, templates.sms_text(first_name, link)),

@@ -13,7 +13,8 @@ use collab_core::notify::Notifier;
 use collab_core::rooms::{DeliveryConfig, Rooms, RoomsConfig};
 use collab_core::transport::Transport;
 use collab_core::webhook::{WebhookConfig, WebhookSecret};
-use collab_core::{EndpointId, Error, Locale, RoomStore, TenantId, WebhookEndpoint};
+use collab_core::{AgentId, EmailAddress, EndpointId, Error, Locale, RoomStore, TenantId, WebhookEndpoint};
+use collab_notify::smtp::SmtpAgentAlerts;
 use collab_notify::vonage::SignatureMethod;
 use collab_notify::webhook::HttpWebhookSender;
 use collab_notify::{
@@ -134,7 +135,12 @@ is there only while a notifier sends to it):
                                          BASE_URL/api/callbacks/vonage; the method md5hash (the
                                          default), md5, sha1, sha256 or sha512)
   COLLAB_SMTP_HOST, COLLAB_EMAIL_FROM [, COLLAB_SMTP_PORT, COLLAB_SMTP_USER, COLLAB_SMTP_PASSWORD]
-                                         email over SMTP with STARTTLS
+                                         email over SMTP with STARTTLS; also emails a room's
+                                         agent (when the agent's id is an email address) once
+                                         the customer's messages wait 5 minutes unread
+  COLLAB_CUSTOMER_REMINDERS=on           remind the customer by a new SMS or email invite when
+                                         the agents' messages wait 5 minutes unread (off by
+                                         default: each reminder is a message to pay for)
 
 Webhooks (environment only):
   COLLAB_WEBHOOKS=tenant=URL,...         post every room event of these tenants to these URLs,
@@ -426,6 +432,8 @@ struct Notifiers {
     vonage: Option<VonageReceipts>,
     /// Whether SMS or email goes to the Dev inbox (dev mode): only then is it shown.
     dev_inbox: bool,
+    /// Agent alerts, by email when SMTP is configured.
+    alerts: Option<SmtpAgentAlerts>,
 }
 
 fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
@@ -475,6 +483,7 @@ fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
         }
         _ => None,
     };
+    let mut alerts = None;
     let email: Arc<dyn Notifier> = match env("COLLAB_SMTP_HOST") {
         Some(host) => {
             let from = env("COLLAB_EMAIL_FROM").ok_or("COLLAB_EMAIL_FROM is missing")?;
@@ -487,7 +496,12 @@ fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
                     .with_credentials(&user, SecretString::from(password))
                     .map_err(fail("SMTP"))?;
             }
-            Arc::new(SmtpEmail::new(config).map_err(fail("SMTP"))?)
+            let smtp = Arc::new(SmtpEmail::new(config).map_err(fail("SMTP"))?);
+            // The example's agents sign in with their email address as their id.
+            let console = format!("{base_url}/#room={{room}}");
+            let address_of = |_: &TenantId, agent: &AgentId| EmailAddress::parse(agent.as_str()).ok();
+            alerts = Some(SmtpAgentAlerts::new(smtp.clone(), &console, address_of).map_err(fail("SMTP"))?);
+            smtp
         }
         None => {
             dev_inbox = true;
@@ -500,6 +514,7 @@ fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
         twilio,
         vonage,
         dev_inbox,
+        alerts,
     })
 }
 
@@ -609,6 +624,12 @@ async fn run() -> Result<(), String> {
         Some("keep") => false,
         Some(_) => return Err("--links is supersede or keep".to_owned()),
     };
+    let reminders = match std::env::var("COLLAB_CUSTOMER_REMINDERS").ok().as_deref() {
+        None | Some("" | "off") => false,
+        Some("on") => true,
+        Some(_) => return Err("COLLAB_CUSTOMER_REMINDERS is on or off".to_owned()),
+    };
+    let config = config.with_customer_reminders(reminders);
     let policy = config.policy().clone().with_superseding_links(supersede);
     let config = languages(config.with_policy(policy), &settings)?;
     let notifiers = notifiers(&base_url, &inbox)?;
@@ -625,6 +646,9 @@ async fn run() -> Result<(), String> {
     }
     if let Some(sms) = notifiers.sms {
         builder = builder.sms(sms);
+    }
+    if let Some(alerts) = notifiers.alerts {
+        builder = builder.agent_alerts(alerts);
     }
     if let Some((sender, webhooks)) = webhooks()? {
         builder = builder.webhooks(sender, webhooks);

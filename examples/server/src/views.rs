@@ -243,6 +243,12 @@ impl EventView {
                 None => "The room's agent was alerted of the customer's unread messages".to_owned(),
                 Some(reason) => format!("An alert of the customer's unread messages was given up: {reason}"),
             }),
+            EventData::CustomerReminded { invite, .. } if reader == Reader::Agent => Some(match invite {
+                Some(_) => "The customer was reminded of unread messages".to_owned(),
+                None => "The customer was not reminded of unread messages: no SMS or email channel, or the invite \
+                         limits refused"
+                    .to_owned(),
+            }),
             _ => None,
         };
         Self {
