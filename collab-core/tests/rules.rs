@@ -610,3 +610,62 @@ fn rule_13_read_horizons_move_forward_and_count_what_agents_have_not_seen() {
         "never back"
     );
 }
+
+#[test]
+fn rule_14_unread_posts_wait_for_an_alert_or_a_reminder_until_read_or_covered() {
+    let mut room = Room::new();
+    let invite = room.invite_by_email();
+    let customer = room.join(invite);
+    let question = room.run_as(&customer, Room::post("Hello?")).unwrap()[0].seq;
+    let answer = room.run(Room::post("Hi Grace")).unwrap()[0].seq;
+    assert_eq!(room.state.unalerted(), [question]);
+    assert_eq!(room.state.unreminded(), [answer]);
+
+    // An alert covers the customer's post once; a second one for it records nothing.
+    let alerted = Command::RecordAgentsAlerted {
+        up_to: question,
+        failure: None,
+    };
+    let recorded = room.run_as(&Actor::System, alerted.clone()).unwrap();
+    assert_eq!(types(&recorded), ["agents_alerted"]);
+    assert!(room.state.unalerted().is_empty());
+    assert!(room.run_as(&Actor::System, alerted).unwrap().is_empty());
+    assert_eq!(
+        kind(
+            &room
+                .try_as(
+                    &agent(),
+                    &Command::RecordAgentsAlerted {
+                        up_to: question,
+                        failure: None
+                    }
+                )
+                .unwrap_err()
+        ),
+        "Forbidden"
+    );
+
+    // A reminder is a new invite through the customer's channel, in the same append.
+    let reminder = Command::RemindCustomer {
+        up_to: answer,
+        invite: Some((InviteId::from_u128(0x4E), Channel::Email)),
+    };
+    let recorded = room.run_as(&Actor::System, reminder).unwrap();
+    assert_eq!(types(&recorded), ["customer_invited", "customer_reminded"]);
+    assert!(room.state.unreminded().is_empty());
+
+    // Reading is the other way a post stops waiting; and a timed-out room reminds nobody.
+    let later = room.run(Room::post("Anything else?")).unwrap()[0].seq;
+    room.run_as(&customer, Command::MarkRead { up_to: later }).unwrap();
+    assert!(room.state.unreminded().is_empty());
+    let unread = room.run(Room::post("Still there?")).unwrap()[0].seq;
+    room.advance(room.policy.inactivity_timeout());
+    let refused = room.try_as(
+        &Actor::System,
+        &Command::RemindCustomer {
+            up_to: unread,
+            invite: None,
+        },
+    );
+    assert_eq!(kind(&refused.unwrap_err()), "RoomTimedOut");
+}

@@ -73,6 +73,7 @@ macro_rules! room_store_conformance {
                 outbox_claims_lease_and_reschedule,
                 completing_outbox_rows_is_atomic,
                 outbox_stats_count_queued_and_due,
+                every_outbox_kind_comes_back_as_queued,
                 outbox_rows_of_a_subject_wait_their_turn,
                 a_row_queued_while_the_one_before_goes_is_claimable,
                 idle_rooms_are_active_and_idle,

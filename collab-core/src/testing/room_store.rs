@@ -668,6 +668,51 @@ pub async fn outbox_claims_lease_and_reschedule(store: &dyn RoomStore) {
     assert_eq!(limited.len(), 2);
 }
 
+/// A row of every kind comes back from a claim as it was queued: its target (kind and subject)
+/// and payload. Agent alerts and customer reminders have one subject per room.
+pub async fn every_outbox_kind_comes_back_as_queued(store: &dyn RoomStore) {
+    let (state, _) = stored_room(store, 1).await;
+    let room = state.room();
+    // Far in the future, so rows of other checks sharing the store are not due.
+    let now = Timestamp::from_unix_millis(4_200_000_000_000);
+    let targets = [
+        OutboxTarget::Invite {
+            invite: InviteId::from_u128(new_id()),
+            channel: Channel::Sms,
+        },
+        OutboxTarget::Invite {
+            invite: InviteId::from_u128(new_id()),
+            channel: Channel::Email,
+        },
+        OutboxTarget::Webhook {
+            endpoint: EndpointId::from_u128(new_id()),
+        },
+        OutboxTarget::AgentAlert,
+        OutboxTarget::CustomerReminder,
+    ];
+    let kinds: Vec<OutboxKind> = targets.iter().map(|t| t.kind()).collect();
+    assert_eq!(kinds, OutboxKind::ALL, "one row of every kind");
+    let rows: Vec<OutboxMessage> = targets.into_iter().map(|t| outbox_row_for(room, t, now)).collect();
+    let (_, mut append) = post(&state, "one of each", T0);
+    append.outbox.extend(rows.iter().cloned());
+    store.append(append).await.expect("append");
+    let mut claimed: Vec<OutboxMessage> = store
+        .claim_outbox(now, Duration::from_secs(30), 100)
+        .await
+        .expect("claim")
+        .into_iter()
+        .map(|c| c.message)
+        .filter(|m| m.room == room)
+        .collect();
+    claimed.sort_by_key(|m| m.target.kind());
+    let mut expected = rows;
+    expected.sort_by_key(|m| m.target.kind());
+    assert_eq!(claimed, expected);
+    for row in &expected {
+        store.delete_outbox(row.id).await.expect("delete");
+    }
+}
+
 /// Rows of one room and subject are claimed in the order they were queued, whatever their
 /// `not_before`: a later row waits while an earlier one is there (due, leased or not yet due);
 /// rows of another subject or room do not wait. Webhooks rely on it for their order per room.
