@@ -316,11 +316,12 @@ impl InviteTemplates {
     /// use collab_core::Locale;
     /// use collab_core::notify::InviteTemplates;
     ///
-    /// let reminder = InviteTemplates::reminder(&Locale::english());
+    /// let reminder = InviteTemplates::reminder(&Locale::parse("en")?);
     /// assert_eq!(
     ///     reminder.sms_text("Grace", "https://x/join/t"),
     ///     "Hi Grace, you have a new message in your collaboration room: https://x/join/t"
     /// );
+    /// # Ok::<(), collab_core::Error>(())
     /// ```
     pub fn reminder(locale: &Locale) -> Self {
         let (sms, email_subject, email_body) = match locale.language() {

@@ -310,6 +310,7 @@ type AddressBook = dyn Fn(&TenantId, &AgentId) -> Option<EmailAddress> + Send + 
 /// `alert.` and the room.
 ///
 /// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use std::sync::Arc;
 /// use collab_core::EmailAddress;
 /// use collab_notify::smtp::{SmtpAgentAlerts, SmtpConfig, SmtpEmail, SmtpSecurity};
@@ -321,6 +322,7 @@ type AddressBook = dyn Fn(&TenantId, &AgentId) -> Option<EmailAddress> + Send + 
 /// })?;
 /// # let _ = alerts;
 /// # Ok::<(), collab_core::Error>(())
+/// # }).unwrap();
 /// ```
 pub struct SmtpAgentAlerts {
     email: Arc<SmtpEmail>,

@@ -17,7 +17,8 @@ use crate::time::Timestamp;
 
 impl Rooms {
     /// The outbox rows an append of `events` queues, `before` being the room's state before
-    /// them (none for a new room): its webhooks, and its agent alert when one is called for.
+    /// them (none for a new room): its webhooks, and its agent alert or customer reminder when
+    /// one is called for.
     pub(super) fn queued_rows(
         &self,
         tenant: &TenantId,
@@ -53,11 +54,11 @@ impl Rooms {
         let room = row.message.room;
         let Some(alerts) = self.inner.alerts.clone() else {
             // Alerts were turned off since the row was queued.
-            return self.skip_alert(&row).await;
+            return self.drop_notice_row(&row).await;
         };
         let state = match self.load(room).await {
             Ok(state) => state,
-            Err(Error::NotFound { .. }) => return self.skip_alert(&row).await,
+            Err(Error::NotFound { .. }) => return self.drop_notice_row(&row).await,
             Err(e) => {
                 tracing::warn!(%room, error = %e, "could not load the room of an agent alert");
                 return Outcome::Unrecorded;
@@ -65,10 +66,10 @@ impl Rooms {
         };
         let Some(last) = state.unalerted().last().copied() else {
             // An agent read them all.
-            return self.skip_alert(&row).await;
+            return self.drop_notice_row(&row).await;
         };
         if matches!(state.status(), RoomStatus::Closed | RoomStatus::Erased) {
-            return self.skip_alert(&row).await;
+            return self.drop_notice_row(&row).await;
         }
         let since = match self.quiet_since(&row, state.unalerted()).await {
             Ok(since) => since,
@@ -102,7 +103,7 @@ impl Rooms {
                 };
                 let wait = self.backoff(row.attempts, retry_after);
                 tracing::info!(%room, error = %e, ?wait, "agent alert will be retried");
-                return match self.alert_at(&row, self.inner.clock.now().saturating_add(wait)).await {
+                return match self.put_back_until(&row, self.inner.clock.now().saturating_add(wait)).await {
                     Outcome::Skipped => Outcome::Retried,
                     other => other,
                 };
@@ -130,7 +131,7 @@ impl Rooms {
     async fn quiet_since(&self, row: &ClaimedOutbox, waiting: &[Seq]) -> Result<Timestamp, Outcome> {
         let room = row.message.room;
         let Some(first) = waiting.first() else {
-            return Err(self.skip_alert(row).await);
+            return Err(self.drop_notice_row(row).await);
         };
         let after = Seq::new(first.get().saturating_sub(1));
         let since = match self.inner.store.read_events(room, after, 1).await {
@@ -143,7 +144,7 @@ impl Rooms {
         let due = since.saturating_add(self.inner.config.alert_after);
         if due > self.inner.clock.now() {
             // The older posts were read: the newer ones get their own quiet period.
-            return Err(self.alert_at(row, due).await);
+            return Err(self.put_back_until(row, due).await);
         }
         Ok(since)
     }
@@ -155,7 +156,7 @@ impl Rooms {
         let now = self.inner.clock.now();
         let state = match self.load(room).await {
             Ok(state) => state,
-            Err(Error::NotFound { .. }) => return self.skip_alert(&row).await,
+            Err(Error::NotFound { .. }) => return self.drop_notice_row(&row).await,
             Err(e) => {
                 tracing::warn!(%room, error = %e, "could not load the room of a reminder");
                 return Outcome::Unrecorded;
@@ -163,10 +164,10 @@ impl Rooms {
         };
         // Never after the room timed out or closed.
         if !self.inner.config.customer_reminders || state.status_at(now, self.policy()) != RoomStatus::Active {
-            return self.skip_alert(&row).await;
+            return self.drop_notice_row(&row).await;
         }
         let Some(up_to) = state.unreminded().last().copied() else {
-            return self.skip_alert(&row).await;
+            return self.drop_notice_row(&row).await;
         };
         if let Err(outcome) = self.quiet_since(&row, state.unreminded()).await {
             return outcome;
@@ -217,11 +218,11 @@ impl Rooms {
             })
             .await;
         match recorded {
-            Ok(done) if done.events.is_empty() => self.skip_alert(&row).await,
+            Ok(done) if done.events.is_empty() => self.drop_notice_row(&row).await,
             Ok(_) if ids.is_some() => Outcome::Sent,
             Ok(_) => Outcome::Failed,
             Err(Error::RoomClosed | Error::RoomErased | Error::RoomTimedOut | Error::NotFound { .. }) => {
-                self.skip_alert(&row).await
+                self.drop_notice_row(&row).await
             }
             Err(e) => {
                 tracing::warn!(%room, error = %e, "could not record a reminder");
@@ -261,20 +262,21 @@ impl Rooms {
         Ok(Some(channel))
     }
 
-    /// Puts the row back until `at`.
-    async fn alert_at(&self, row: &ClaimedOutbox, at: Timestamp) -> Outcome {
+    /// Puts an alert or reminder row back until `at`.
+    async fn put_back_until(&self, row: &ClaimedOutbox, at: Timestamp) -> Outcome {
         match self.inner.store.reschedule_outbox(row.message.id, at).await {
             Ok(()) => Outcome::Skipped,
             Err(e) => {
-                tracing::warn!(room = %row.message.room, error = %e, "could not put an agent alert back");
+                tracing::warn!(room = %row.message.room, error = %e, "could not put an alert or reminder back");
                 Outcome::Unrecorded
             }
         }
     }
 
-    async fn skip_alert(&self, row: &ClaimedOutbox) -> Outcome {
+    /// Deletes an alert or reminder row that has nothing (more) to send.
+    async fn drop_notice_row(&self, row: &ClaimedOutbox) -> Outcome {
         if let Err(e) = self.inner.store.delete_outbox(row.message.id).await {
-            tracing::debug!(room = %row.message.room, error = %e, "agent alert row already gone");
+            tracing::debug!(room = %row.message.room, error = %e, "alert or reminder row already gone");
         }
         Outcome::Skipped
     }
