@@ -103,7 +103,10 @@ impl Rooms {
                 };
                 let wait = self.backoff(row.attempts, retry_after);
                 tracing::info!(%room, error = %e, ?wait, "agent alert will be retried");
-                return match self.put_back_until(&row, self.inner.clock.now().saturating_add(wait)).await {
+                return match self
+                    .put_back_until(&row, self.inner.clock.now().saturating_add(wait))
+                    .await
+                {
                     Outcome::Skipped => Outcome::Retried,
                     other => other,
                 };
