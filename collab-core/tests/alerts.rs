@@ -24,20 +24,23 @@ fn world() -> (World, Arc<RecordingAgentAlerts>) {
     (world, alerts)
 }
 
-/// The `agents_alerted` events of the room: how far each covered, and its failure.
-async fn alerted(world: &World, room: RoomId) -> Vec<(u64, Option<String>)> {
+/// What `pick` takes from each event of the room's timeline that it recognises, in order.
+async fn recorded<T>(world: &World, room: RoomId, pick: impl Fn(&EventData) -> Option<T>) -> Vec<T> {
     let query = TimelineQuery::After {
         seq: Seq::ZERO,
         limit: 1_000,
     };
     let events = world.rooms.timeline(&agent(), room, query).await.unwrap();
-    events
-        .iter()
-        .filter_map(|event| match &event.data {
-            EventData::AgentsAlerted { up_to, failure } => Some((up_to.get(), failure.clone())),
-            _ => None,
-        })
-        .collect()
+    events.iter().filter_map(|event| pick(&event.data)).collect()
+}
+
+/// The `agents_alerted` events of the room: how far each covered, and its failure.
+async fn alerted(world: &World, room: RoomId) -> Vec<(u64, Option<String>)> {
+    recorded(world, room, |data| match data {
+        EventData::AgentsAlerted { up_to, failure } => Some((up_to.get(), failure.clone())),
+        _ => None,
+    })
+    .await
 }
 
 async fn post(world: &World, actor: &Actor, room: RoomId, text: &str) -> Seq {
@@ -250,18 +253,11 @@ fn reminders(world: &World) -> Vec<notify::Notification> {
 /// The `customer_reminded` events of the room: how far each covered, and whether an invite
 /// carried it.
 async fn reminded(world: &World, room: RoomId) -> Vec<(u64, bool)> {
-    let query = TimelineQuery::After {
-        seq: Seq::ZERO,
-        limit: 1_000,
-    };
-    let events = world.rooms.timeline(&agent(), room, query).await.unwrap();
-    events
-        .iter()
-        .filter_map(|event| match &event.data {
-            EventData::CustomerReminded { up_to, invite } => Some((up_to.get(), invite.is_some())),
-            _ => None,
-        })
-        .collect()
+    recorded(world, room, |data| match data {
+        EventData::CustomerReminded { up_to, invite } => Some((up_to.get(), invite.is_some())),
+        _ => None,
+    })
+    .await
 }
 
 #[tokio::test]

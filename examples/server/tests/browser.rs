@@ -1431,6 +1431,8 @@ async fn each_side_sees_the_other_typing_until_the_message_comes_or_it_expires()
     // The customer types: the console says so, until her message arrives.
     type_into(&customer, "#chat-input", "I have a question").await;
     wait_text(&agent, "#typing", |t| t == "The customer is typing…").await;
+    axe(&agent, "the console with the customer typing").await;
+    shot(&agent, "console-typing").await;
     click(&customer, "#send").await;
     wait_text(&agent, "#content", |t| t.contains("I have a question")).await;
     wait_text(&agent, "#typing", str::is_empty).await;
