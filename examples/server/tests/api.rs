@@ -604,6 +604,25 @@ async fn vonage_receipts_are_verified_then_recorded() {
     let server = server().await;
     let agent = server.agent("ada", "secret").await;
     let (room, invite) = invited_by_email(&server, &agent).await;
+    let deliveries = || async {
+        let events = server
+            .call("GET", &format!("/api/rooms/{room}/events"), Some(&agent), None)
+            .await
+            .json();
+        let count = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "invite_delivery")
+            .count();
+        (count, events)
+    };
+    // The dispatcher records the email as sent; wait for it, so the count below is the receipt's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while deliveries().await.0 == 0 {
+        assert!(std::time::Instant::now() < deadline, "the invite was never sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let receipts = collab_notify::VonageReceipts::new(
         collab_notify::SecretString::from(VONAGE_SIGNATURE_SECRET),
         collab_notify::vonage::SignatureMethod::Sha256Hmac,
@@ -644,17 +663,8 @@ async fn vonage_receipts_are_verified_then_recorded() {
         .send_with("POST", "/api/callbacks/vonage", &headers, Body::from(encode(&params)))
         .await;
     assert_eq!(post.status, StatusCode::NO_CONTENT);
-    let events = server
-        .call("GET", &format!("/api/rooms/{room}/events"), Some(&agent), None)
-        .await
-        .json();
-    let deliveries = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "invite_delivery")
-        .count();
-    assert_eq!(deliveries, 1, "{events}");
+    let (count, events) = deliveries().await;
+    assert_eq!(count, 2, "sent, then delivered once: {events}");
 }
 
 #[tokio::test]
