@@ -217,6 +217,16 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
             _ => Err(Error::RoomErased),
         };
     }
+    // A merged room is history: its content lives on in the survivor.
+    if let Some(into) = state.merged_into() {
+        let merged_may = matches!(
+            command,
+            Command::Erase { .. } | Command::RecordWebhookFailure { .. } | Command::MarkRead { .. }
+        );
+        if !merged_may {
+            return Err(Error::RoomMerged { into });
+        }
+    }
     // A closed room stays readable by its customer; so that access can still be ended, ending
     // a session (by the agent or by the customer) is the change it accepts, besides erasure.
     let closed_may = matches!(
@@ -418,6 +428,125 @@ pub fn decide(state: &RoomState, command: &Command, ctx: &Context<'_>) -> Result
         Command::Erase { scope } => out.push(EventData::RoomErased { scope: *scope }),
     }
     Ok(out.events)
+}
+
+/// The events of a merge ([`decide_merge`]): the survivor's and the absorbed room's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MergeEvents {
+    /// The absorbed room's copied events, then [`EventData::RoomMerged`].
+    pub survivor: Vec<Event>,
+    /// [`EventData::MergedInto`].
+    pub absorbed: Vec<Event>,
+}
+
+/// Decides a merge of `absorbed` into `survivor`: two rooms of the agent's tenant whose
+/// customers share a mobile number or email address. `absorbed_log` is the absorbed room's whole
+/// log, up to the state's last event.
+///
+/// The survivor gets a copy of the absorbed room's invites, delivery news, sessions, messages
+/// and documents (their times and actors kept, in their order), then one
+/// [`EventData::RoomMerged`]; the absorbed room gets [`EventData::MergedInto`]. Refused for an
+/// erased or merged room on either side, a closed survivor, customers that share nothing, and
+/// ids that the two rooms both use.
+pub fn decide_merge(
+    survivor: &RoomState,
+    absorbed: &RoomState,
+    absorbed_log: &[Event],
+    ctx: &Context<'_>,
+) -> Result<MergeEvents, Error> {
+    authorize_read(survivor, ctx.actor)?;
+    authorize_read(absorbed, ctx.actor)?;
+    if !matches!(ctx.actor, Actor::Agent { .. }) {
+        return Err(Error::Forbidden);
+    }
+    if survivor.room() == absorbed.room() {
+        return Err(Error::invalid("into", "a room cannot be merged into itself"));
+    }
+    for state in [absorbed, survivor] {
+        if state.status() == RoomStatus::Erased {
+            return Err(Error::RoomErased);
+        }
+        if let Some(into) = state.merged_into() {
+            return Err(Error::RoomMerged { into });
+        }
+    }
+    if survivor.status() == RoomStatus::Closed {
+        return Err(Error::RoomClosed);
+    }
+    let customer = match (survivor.customer(), absorbed.customer()) {
+        (Some(kept), Some(other)) if same_person(kept, other) => {
+            let mut merged = kept.clone();
+            if merged.phone.is_none() {
+                merged.phone.clone_from(&other.phone);
+            }
+            if merged.email.is_none() {
+                merged.email.clone_from(&other.email);
+            }
+            merged
+        }
+        _ => {
+            return Err(Error::invalid(
+                "into",
+                "the rooms' customers share no mobile number or email address",
+            ));
+        }
+    };
+    if absorbed_log.last().map(|e| e.seq) != Some(absorbed.seq()) || absorbed_log.len() as u64 != absorbed.seq().get() {
+        return Err(Error::conflict("the absorbed room's log is not whole"));
+    }
+    let shared_id = absorbed.invites().iter().any(|i| survivor.invite(i.id).is_some())
+        || absorbed
+            .participants()
+            .iter()
+            .any(|p| survivor.participant(p.id).is_some())
+        || absorbed.documents().iter().any(|d| survivor.document(d.id).is_some());
+    if shared_id {
+        return Err(Error::conflict("the rooms share an invite, session or document id"));
+    }
+    let mut out = Emitter::new(survivor, ctx.now, ctx.actor.event_actor());
+    let mut copied = 0;
+    for event in absorbed_log.iter().filter(|e| is_copied_by_merge(&e.data)) {
+        out.at = event.at;
+        out.push_as(event.actor.clone(), event.data.clone());
+        copied += 1;
+    }
+    out.at = ctx.now;
+    out.push(EventData::RoomMerged {
+        absorbed: absorbed.room(),
+        copied,
+        customer: Some(customer),
+    });
+    let mut gone = Emitter::new(absorbed, ctx.now, ctx.actor.event_actor());
+    gone.push(EventData::MergedInto {
+        survivor: survivor.room(),
+    });
+    Ok(MergeEvents {
+        survivor: out.events,
+        absorbed: gone.events,
+    })
+}
+
+/// Whether two customers are one person by a mobile number or an email address.
+fn same_person(a: &Customer, b: &Customer) -> bool {
+    let phone = matches!((&a.phone, &b.phone), (Some(x), Some(y)) if x == y);
+    let email = matches!((&a.email, &b.email), (Some(x), Some(y)) if x.match_key() == y.match_key());
+    phone || email
+}
+
+/// The events a merge copies into the survivor: what the customer and the agents did and
+/// shared. The rest (names, statuses, horizons, alerts, webhook records) speaks of the absorbed
+/// room itself, or of its sequence numbers.
+fn is_copied_by_merge(data: &EventData) -> bool {
+    matches!(
+        data,
+        EventData::CustomerInvited { .. }
+            | EventData::InviteDelivery { .. }
+            | EventData::InviteRevoked { .. }
+            | EventData::CustomerJoined { .. }
+            | EventData::SessionRevoked { .. }
+            | EventData::MessagePosted { .. }
+            | EventData::DocumentShared(_)
+    )
 }
 
 /// Checks that the actor may send this command to this room, and says how events record it.

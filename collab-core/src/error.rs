@@ -4,6 +4,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+use crate::id::RoomId;
+
 /// A boxed error from a backend, kept as a value so callers can inspect its chain.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -57,6 +59,13 @@ pub enum Error {
     /// erasure, and accepts nothing more (410).
     #[error("the room was erased")]
     RoomErased,
+    /// The room was merged into another room of the tenant, which holds its content now: send
+    /// the command there (409, naming `into`).
+    #[error("the room was merged into room {into}")]
+    RoomMerged {
+        /// The room it is part of now.
+        into: RoomId,
+    },
     /// The content is larger than the configured limit (413). Nothing was kept.
     #[error("too large: the limit is {limit} bytes")]
     TooLarge {
@@ -191,6 +200,7 @@ impl Error {
             Self::RoomTimedOut => ErrorKind::RoomTimedOut,
             Self::RoomClosed => ErrorKind::RoomClosed,
             Self::RoomErased => ErrorKind::RoomErased,
+            Self::RoomMerged { .. } => ErrorKind::RoomMerged,
             Self::TooLarge { .. } => ErrorKind::TooLarge,
             Self::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
             Self::UnsupportedMediaType { .. } => ErrorKind::UnsupportedMediaType,
@@ -230,6 +240,8 @@ pub enum ErrorKind {
     RoomClosed,
     /// [`Error::RoomErased`].
     RoomErased,
+    /// [`Error::RoomMerged`].
+    RoomMerged,
     /// [`Error::TooLarge`].
     TooLarge,
     /// [`Error::QuotaExceeded`].
@@ -264,6 +276,7 @@ impl ErrorKind {
         Self::RoomTimedOut,
         Self::RoomClosed,
         Self::RoomErased,
+        Self::RoomMerged,
         Self::TooLarge,
         Self::QuotaExceeded,
         Self::UnsupportedMediaType,
@@ -288,6 +301,7 @@ impl ErrorKind {
             Self::RoomTimedOut => "room_timed_out",
             Self::RoomClosed => "room_closed",
             Self::RoomErased => "room_erased",
+            Self::RoomMerged => "room_merged",
             Self::TooLarge => "too_large",
             Self::QuotaExceeded => "quota_exceeded",
             Self::UnsupportedMediaType => "unsupported_media_type",

@@ -203,6 +203,26 @@ pub enum EventData {
         /// The invite that carries the reminder, recorded in the same append.
         invite: Option<InviteId>,
     },
+    /// Another room of the tenant, with the same customer, became part of this one
+    /// ([`Rooms::merge_rooms`](crate::rooms::Rooms::merge_rooms)). The `copied` events just
+    /// before this one are the absorbed room's invites, sessions, messages and documents, in
+    /// their order and with their times and actors; its links and sessions lead here.
+    RoomMerged {
+        /// The room that was absorbed. Its own log ends with [`EventData::MergedInto`].
+        absorbed: RoomId,
+        /// How many of the events before this one came from it.
+        copied: u64,
+        /// The customer after the merge: this room's, with a phone number or email address it
+        /// lacked taken from the absorbed room's.
+        customer: Option<Customer>,
+    },
+    /// The room became part of `survivor` ([`EventData::RoomMerged`] there): it stays readable
+    /// by agents as it was, and accepts nothing more but erasure. Its links and sessions lead
+    /// to the survivor.
+    MergedInto {
+        /// The room it is part of now.
+        survivor: RoomId,
+    },
 }
 
 /// What an erasure was asked for.
@@ -227,13 +247,14 @@ impl ErasureScope {
 
 impl Event {
     /// The event as an erasure leaves it: its room, sequence number, time and actor, and of its
-    /// data only the type ([`EventData::Redacted`]). The first event (`room_created`, which holds
-    /// no personal data) and the erasure's own record stay as they are.
+    /// data only the type ([`EventData::Redacted`]). The events that hold no personal data stay as
+    /// they are: the first (`room_created`), the erasure's own record, and `merged_into`.
     pub fn redacted(&self) -> Event {
         let data = match &self.data {
-            EventData::RoomCreated { .. } | EventData::Redacted { .. } | EventData::RoomErased { .. } => {
-                self.data.clone()
-            }
+            EventData::RoomCreated { .. }
+            | EventData::Redacted { .. }
+            | EventData::RoomErased { .. }
+            | EventData::MergedInto { .. } => self.data.clone(),
             other => EventData::Redacted {
                 was: other.type_name().to_owned(),
             },
@@ -264,6 +285,8 @@ impl EventData {
             EventData::ReadUpTo { .. } => "read_up_to",
             EventData::AgentsAlerted { .. } => "agents_alerted",
             EventData::CustomerReminded { .. } => "customer_reminded",
+            EventData::RoomMerged { .. } => "room_merged",
+            EventData::MergedInto { .. } => "merged_into",
         }
     }
 
@@ -277,6 +300,7 @@ impl EventData {
                 | EventData::MessagePosted { .. }
                 | EventData::DocumentShared(_)
                 | EventData::Reactivated
+                | EventData::RoomMerged { .. }
         )
     }
 }

@@ -154,6 +154,16 @@ impl RoomStore for MemoryRoomStore {
         Ok(())
     }
 
+    async fn merge(&self, survivor: Append, absorbed: Append) -> Result<(), Error> {
+        Append::validate_merge(&survivor, &absorbed)?;
+        let mut data = lock(&self.inner);
+        data.check(&survivor)?;
+        data.check(&absorbed)?;
+        data.write(survivor);
+        data.write(absorbed);
+        Ok(())
+    }
+
     async fn erase(&self, append: Append) -> Result<(), Error> {
         append.validate()?;
         let mut data = lock(&self.inner);

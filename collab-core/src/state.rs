@@ -33,6 +33,9 @@ pub enum RoomStatus {
     /// Closed by an agent: read-only, for its customer too; it accepts nothing but the
     /// revocation of a customer's session, and erasure.
     Closed,
+    /// Merged into another room of the tenant, which holds its content now: read-only for
+    /// agents, and its links and sessions lead to the other room. It accepts nothing but erasure.
+    Merged,
     /// Its personal data was erased: only sequence numbers, times and the record of the
     /// erasure are left, and it accepts nothing more.
     Erased,
@@ -40,11 +43,12 @@ pub enum RoomStatus {
 
 impl RoomStatus {
     /// Every status, in life order.
-    pub const ALL: [RoomStatus; 5] = [
+    pub const ALL: [RoomStatus; 6] = [
         RoomStatus::Draft,
         RoomStatus::Active,
         RoomStatus::TimedOut,
         RoomStatus::Closed,
+        RoomStatus::Merged,
         RoomStatus::Erased,
     ];
 
@@ -55,6 +59,7 @@ impl RoomStatus {
             RoomStatus::Active => "active",
             RoomStatus::TimedOut => "timed_out",
             RoomStatus::Closed => "closed",
+            RoomStatus::Merged => "merged",
             RoomStatus::Erased => "erased",
         }
     }
@@ -225,6 +230,8 @@ pub struct RoomState {
     unread_by_customer: Vec<Seq>,
     /// The last of the agents' messages and documents a customer reminder covered.
     reminded_up_to: Seq,
+    /// The room it was merged into, if it was.
+    merged_into: Option<RoomId>,
 }
 
 /// A message posted with a client idempotency key.
@@ -285,6 +292,7 @@ impl RoomState {
             alerted_up_to: Seq::ZERO,
             unread_by_customer: Vec::new(),
             reminded_up_to: Seq::ZERO,
+            merged_into: None,
         })
     }
 
@@ -438,6 +446,19 @@ impl RoomState {
                     EventActor::System => {}
                 }
             }
+            EventData::RoomMerged { customer, .. } => {
+                if customer.is_some() {
+                    summary.customer.clone_from(customer);
+                }
+                // The copied messages are history here: no alert or reminder is owed for them.
+                self.alerted_up_to = event.seq;
+                self.reminded_up_to = event.seq;
+            }
+            EventData::MergedInto { survivor } => {
+                summary.status = RoomStatus::Merged;
+                summary.ended_at = Some(event.at);
+                self.merged_into = Some(*survivor);
+            }
             EventData::RoomErased { .. } => {
                 // What a replay of the redacted log gives: nothing but the first event's facts.
                 summary.status = RoomStatus::Erased;
@@ -455,6 +476,8 @@ impl RoomState {
                 self.alerted_up_to = Seq::ZERO;
                 self.unread_by_customer.clear();
                 self.reminded_up_to = Seq::ZERO;
+                // `merged_into` stays: it holds no personal data, and the survivor owns the
+                // documents both rooms' logs name.
                 summary.unread = 0;
             }
         }
@@ -517,6 +540,11 @@ impl RoomState {
             .map(|(_, seq)| *seq)
             .max()
             .unwrap_or(Seq::ZERO)
+    }
+
+    /// The room this one was merged into ([`RoomStatus::Merged`]), if it was.
+    pub fn merged_into(&self) -> Option<RoomId> {
+        self.merged_into
     }
 
     /// The room.

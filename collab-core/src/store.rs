@@ -95,6 +95,28 @@ impl Append {
         }
         Ok(())
     }
+
+    /// Checks the two appends of a merge ([`RoomStore::merge`]): each as
+    /// [`validate`](Append::validate) does, and together: two rooms that exist already, and no
+    /// credential in both.
+    pub fn validate_merge(survivor: &Append, absorbed: &Append) -> Result<(), Error> {
+        survivor.validate()?;
+        absorbed.validate()?;
+        if survivor.room == absorbed.room {
+            return Err(Error::invalid("absorbed", "a room cannot be merged into itself"));
+        }
+        if survivor.expected == Seq::ZERO || absorbed.expected == Seq::ZERO {
+            return Err(Error::invalid("events", "a merge joins two rooms that exist"));
+        }
+        if survivor
+            .credentials
+            .iter()
+            .any(|c| absorbed.credentials.iter().any(|other| other.hash == c.hash))
+        {
+            return Err(Error::conflict("a credential with this hash exists"));
+        }
+        Ok(())
+    }
 }
 
 /// What a token grants.
@@ -660,6 +682,18 @@ pub trait RoomStore: fmt::Debug + Send + Sync + 'static {
     /// that is not there is no error.
     async fn purge(&self, room: RoomId) -> Result<(), Error>;
 
+    /// Writes a merge of two rooms ([`Rooms::merge_rooms`](crate::rooms::Rooms::merge_rooms)):
+    /// `survivor` and `absorbed` as [`append`](RoomStore::append) writes each, both or neither.
+    /// Each must pass [`Append::validate`] and its expected-seq check, or nothing is written.
+    /// Optional: by default, [`Error::Unsupported`], and rooms cannot be merged.
+    async fn merge(&self, survivor: Append, absorbed: Append) -> Result<(), Error> {
+        let _ = (survivor, absorbed);
+        Err(Error::Unsupported {
+            backend: "this room store",
+            capability: "merging rooms",
+        })
+    }
+
     /// The outbox's figures per kind at `now`, for monitoring: one query, not meant for
     /// every dispatcher pass. Optional: by default, [`Error::Unsupported`].
     async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
@@ -744,6 +778,10 @@ macro_rules! forward_room_store {
 
             async fn add_credential(&self, credential: Credential) -> Result<(), Error> {
                 (**self).add_credential(credential).await
+            }
+
+            async fn merge(&self, survivor: Append, absorbed: Append) -> Result<(), Error> {
+                (**self).merge(survivor, absorbed).await
             }
 
             async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {

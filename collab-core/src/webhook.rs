@@ -85,6 +85,10 @@ pub enum WebhookEvent {
     /// `room.closed`
     #[serde(rename = "room.closed")]
     RoomClosed,
+    /// `room.merged`: another room of the tenant became part of this one (the body's event
+    /// names it; the absorbed room's copied events make no webhooks of their own).
+    #[serde(rename = "room.merged")]
+    RoomMerged,
     /// `erasure.done`: the room's personal data was erased (the body's event says whether the
     /// room or its customer was asked for; it holds no personal data).
     #[serde(rename = "erasure.done")]
@@ -93,7 +97,7 @@ pub enum WebhookEvent {
 
 impl WebhookEvent {
     /// Every type.
-    pub const ALL: [WebhookEvent; 11] = [
+    pub const ALL: [WebhookEvent; 12] = [
         WebhookEvent::RoomCreated,
         WebhookEvent::InviteQueued,
         WebhookEvent::InviteSent,
@@ -104,6 +108,7 @@ impl WebhookEvent {
         WebhookEvent::DocumentShared,
         WebhookEvent::RoomTimedOut,
         WebhookEvent::RoomClosed,
+        WebhookEvent::RoomMerged,
         WebhookEvent::ErasureDone,
     ];
 
@@ -120,6 +125,7 @@ impl WebhookEvent {
             WebhookEvent::DocumentShared => "document.shared",
             WebhookEvent::RoomTimedOut => "room.timed_out",
             WebhookEvent::RoomClosed => "room.closed",
+            WebhookEvent::RoomMerged => "room.merged",
             WebhookEvent::ErasureDone => "erasure.done",
         }
     }
@@ -147,6 +153,7 @@ impl WebhookEvent {
             EventData::DocumentShared(_) => WebhookEvent::DocumentShared,
             EventData::TimedOut => WebhookEvent::RoomTimedOut,
             EventData::Closed => WebhookEvent::RoomClosed,
+            EventData::RoomMerged { .. } => WebhookEvent::RoomMerged,
             EventData::RoomErased { .. } => WebhookEvent::ErasureDone,
             _ => return None,
         })

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use collab_core::decide::Command;
+use collab_core::decide::{Command, Context, MergeEvents, decide_merge};
 use collab_core::*;
 use common::*;
 
@@ -55,12 +55,41 @@ fn room_in(status: RoomStatus, policy: &Policy) -> (Room, Option<Actor>, Option<
             })
             .expect("erase");
         }
+        RoomStatus::Merged => {
+            let survivor = grace_s_other_room(2, policy);
+            let events = merge(&survivor, &room).expect("merge");
+            for event in &events.absorbed {
+                room.state.apply(event);
+            }
+        }
         _ => {}
     }
     assert_eq!(room.state.status(), status);
     room.policy = policy.clone();
     room.advance(HOUR);
     (room, Some(customer), Some(second))
+}
+
+/// Another room of the tenant, active, with Grace invited by email.
+fn grace_s_other_room(number: u128, policy: &Policy) -> Room {
+    let mut other = Room::numbered(number, policy.clone());
+    other.invite_by_email();
+    other
+}
+
+/// What merging `absorbed` into `survivor` appends, decided by the agent at the later of
+/// their times.
+fn merge(survivor: &Room, absorbed: &Room) -> Result<MergeEvents, Error> {
+    decide_merge(
+        &survivor.state,
+        &absorbed.state,
+        &absorbed.log,
+        &Context {
+            now: survivor.now.max(absorbed.now),
+            actor: &agent(),
+            policy: &absorbed.policy,
+        },
+    )
 }
 
 /// Runs the table row `label` in `status` and describes the outcome as the table would.
@@ -80,6 +109,29 @@ fn outcome(label: &str, status: RoomStatus) -> String {
         Actor::Customer { participant, .. } => *participant,
         _ => unreachable!("customers are customers"),
     };
+    // A merge changes two rooms: the cell is this room's status after it.
+    let merged = match label {
+        "merge into another room (agent)" => {
+            let survivor = grace_s_other_room(2, &room.policy);
+            Some(merge(&survivor, &room).map(|events| events.absorbed))
+        }
+        "take in another room (agent)" => {
+            let absorbed = grace_s_other_room(3, &room.policy);
+            Some(merge(&room, &absorbed).map(|events| events.survivor))
+        }
+        _ => None,
+    };
+    if let Some(merged) = merged {
+        return match merged {
+            Ok(events) => {
+                for event in &events {
+                    room.state.apply(event);
+                }
+                room.state.status().as_str().to_owned()
+            }
+            Err(e) => format!("error: {}", kind(&e)),
+        };
+    }
     let (actor, command) = match label {
         "invite by email (agent)" => (
             agent(),
@@ -183,7 +235,7 @@ fn outcome(label: &str, status: RoomStatus) -> String {
 #[test]
 fn decide_follows_the_transition_table() {
     let rows = table();
-    assert_eq!(rows.len(), 20, "every command of the table is checked");
+    assert_eq!(rows.len(), 22, "every command of the table is checked");
     let mut mismatches = Vec::new();
     for (label, cells) in &rows {
         for (status, cell) in RoomStatus::ALL.iter().zip(cells) {
@@ -226,6 +278,13 @@ fn the_table_allows_only_forward_moves_and_reactivation() {
         (Active, Erased),
         (TimedOut, Erased),
         (Closed, Erased),
+        // A room taken into another: from any status with a customer.
+        (Active, Merged),
+        (TimedOut, Merged),
+        (Closed, Merged),
+        // What a merged room still accepts (a read horizon, a webhook failure), and erasure.
+        (Merged, Merged),
+        (Merged, Erased),
     ]);
     assert_eq!(moves, expected);
 }

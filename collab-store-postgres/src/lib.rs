@@ -351,6 +351,11 @@ impl RoomStore for PostgresRoomStore {
         read::outbox_stats(&self.client().await?, now).await
     }
 
+    async fn merge(&self, survivor: Append, absorbed: Append) -> Result<(), Error> {
+        Append::validate_merge(&survivor, &absorbed)?;
+        write::merge(&mut self.client().await?, &self.channel, &survivor, &absorbed).await
+    }
+
     async fn erase(&self, erasure: Append) -> Result<(), Error> {
         erasure.validate()?;
         write::erase(&mut self.client().await?, &self.channel, &erasure).await

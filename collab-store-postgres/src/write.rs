@@ -715,6 +715,28 @@ pub(crate) async fn erase(client: &mut Client, channel: &str, erasure: &Append) 
     tx.commit().await.map_err(postgres)
 }
 
+/// Writes a merge's two appends in one transaction of its own: both or neither.
+pub(crate) async fn merge(
+    client: &mut Client,
+    channel: &str,
+    survivor: &Append,
+    absorbed: &Append,
+) -> Result<(), Error> {
+    let failed = |failure: GroupFailure| match failure {
+        GroupFailure::Refused(e) => postgres(e),
+        GroupFailure::Failed(e) => e.into(),
+    };
+    let both = [survivor.clone(), absorbed.clone()];
+    let tx = client.transaction().await.map_err(postgres)?;
+    let mut current = lock(&tx, &both).await.map_err(failed)?;
+    current.accept(survivor)?;
+    current.accept(absorbed)?;
+    write_accepted(&tx, channel, &[survivor, absorbed])
+        .await
+        .map_err(failed)?;
+    tx.commit().await.map_err(postgres)
+}
+
 /// Deletes every row of a room, in one transaction.
 pub(crate) async fn purge(client: &mut Client, room: RoomId) -> Result<(), Error> {
     let room = uuid(room.as_u128());

@@ -259,6 +259,17 @@ impl RoomStore for SqliteRoomStore {
         self.readers.run(move |conn| read::outbox_stats(conn, now)).await
     }
 
+    async fn merge(&self, survivor: Append, absorbed: Append) -> Result<(), Error> {
+        Append::validate_merge(&survivor, &absorbed)?;
+        // One job runs in one savepoint: both appends stand, or neither.
+        self.writer
+            .run(move |conn| {
+                write::append(conn, &survivor)?;
+                write::append(conn, &absorbed)
+            })
+            .await
+    }
+
     async fn erase(&self, erasure: Append) -> Result<(), Error> {
         erasure.validate()?;
         self.writer.run(move |conn| write::erase(conn, &erasure)).await?;

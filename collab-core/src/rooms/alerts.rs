@@ -68,7 +68,10 @@ impl Rooms {
             // An agent read them all.
             return self.drop_notice_row(&row).await;
         };
-        if matches!(state.status(), RoomStatus::Closed | RoomStatus::Erased) {
+        if matches!(
+            state.status(),
+            RoomStatus::Closed | RoomStatus::Merged | RoomStatus::Erased
+        ) {
             return self.drop_notice_row(&row).await;
         }
         let since = match self.quiet_since(&row, state.unalerted()).await {
@@ -224,9 +227,13 @@ impl Rooms {
             Ok(done) if done.events.is_empty() => self.drop_notice_row(&row).await,
             Ok(_) if ids.is_some() => Outcome::Sent,
             Ok(_) => Outcome::Failed,
-            Err(Error::RoomClosed | Error::RoomErased | Error::RoomTimedOut | Error::NotFound { .. }) => {
-                self.drop_notice_row(&row).await
-            }
+            Err(
+                Error::RoomClosed
+                | Error::RoomErased
+                | Error::RoomMerged { .. }
+                | Error::RoomTimedOut
+                | Error::NotFound { .. },
+            ) => self.drop_notice_row(&row).await,
             Err(e) => {
                 tracing::warn!(%room, error = %e, "could not record a reminder");
                 Outcome::Unrecorded

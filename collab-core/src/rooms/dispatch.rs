@@ -249,7 +249,8 @@ impl Rooms {
         };
         // Never send what can no longer be used: a closed room, a revoked, expired or
         // superseded invite.
-        let state = match self.load(message.room).await {
+        // An invite of a merged room lives on in the room it was merged into.
+        let state = match self.survivor_of(message.room).await {
             Ok(state) => state,
             Err(e) => {
                 tracing::warn!(room = %message.room, error = %e, "could not load the room of an invite");
@@ -272,7 +273,7 @@ impl Rooms {
         };
         let credential = Credential {
             hash: token.hash(),
-            room: message.room,
+            room: state.room(),
             grant: Grant::Invite(invite),
         };
         if let Err(e) = self.inner.store.add_credential(credential).await {
@@ -373,10 +374,18 @@ impl Rooms {
     pub(super) async fn record_completion(&self, row: &ClaimedOutbox, command: &Command) -> bool {
         let message = &row.message;
         let completed = message.id;
+        // Delivery news about an invite of a merged room belongs where the invite lives now.
+        let room = match command {
+            Command::RecordDelivery { .. } => match self.survivor_of(message.room).await {
+                Ok(state) => state.room(),
+                Err(_) => message.room,
+            },
+            _ => message.room,
+        };
         let mut retries = 0;
         let recorded = loop {
             let recorded = self
-                .execute(&Actor::System, message.room, Operation::Read, command, |_, _| {
+                .execute(&Actor::System, room, Operation::Read, command, |_, _| {
                     Ok(Extras {
                         completed_outbox: vec![completed],
                         ..Extras::default()
@@ -394,8 +403,8 @@ impl Rooms {
         };
         let drop_row = match recorded {
             Ok(done) => done.events.is_empty(),
-            // The room closed or was erased, or the invite is gone: nothing left to record.
-            Err(Error::RoomClosed | Error::RoomErased | Error::NotFound { .. }) => true,
+            // The room closed, was erased or merged, or the invite is gone: nothing left to record.
+            Err(Error::RoomClosed | Error::RoomErased | Error::RoomMerged { .. } | Error::NotFound { .. }) => true,
             Err(e) => {
                 tracing::warn!(room = %message.room, target = ?message.target, error = %e, "could not record a delivery's outcome");
                 return false;

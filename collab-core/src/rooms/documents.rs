@@ -287,7 +287,8 @@ impl Rooms {
                 continue;
             };
             let ours = BlobKey::for_document(state.tenant(), room, document) == blob.key;
-            if !ours || state.document(document).is_some() {
+            // A merged room's documents are named by the room it was merged into.
+            if !ours || state.document(document).is_some() || state.merged_into().is_some() {
                 continue;
             }
             report.orphans += 1;

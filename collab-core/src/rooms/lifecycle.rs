@@ -107,6 +107,10 @@ impl Rooms {
     /// and whatever else the blob store lists under the room's prefix (an upload under way, one
     /// whose clean-up failed). Returns how many keys were deleted (or were gone already).
     async fn delete_room_blobs(&self, state: &RoomState) -> Result<usize, Error> {
+        // A merged room's documents belong to the room it was merged into, whose log names them.
+        if state.merged_into().is_some() {
+            return Ok(0);
+        }
         let mut keys: Vec<BlobKey> = Vec::new();
         for document in state.documents() {
             keys.push(document.blob.clone());

@@ -9,6 +9,7 @@ mod documents;
 mod export;
 mod health;
 mod lifecycle;
+mod merge;
 mod subscribe;
 mod thumbnails;
 mod typing;
@@ -75,6 +76,8 @@ pub enum Operation {
     Erase,
     /// Export a room's whole record.
     Export,
+    /// Merge a room into another ([`Rooms::merge_rooms`]); the hook is asked about both.
+    MergeRooms,
 }
 
 /// Refines what agents may do, beyond "agents act within their tenant". Optional: without a
@@ -675,6 +678,12 @@ impl Rooms {
         else {
             return Err(not_found());
         };
+        // A link of a merged room opens the room that holds its content now.
+        let room = match self.survivor_of(room).await {
+            Ok(state) => state.room(),
+            Err(Error::NotFound { .. }) => return Err(not_found()),
+            Err(e) => return Err(e),
+        };
         let participant = ParticipantId::generate(self.inner.ids.as_ref())?;
         let session = Token::generate()?;
         let command = Command::Join { invite, participant };
@@ -719,7 +728,9 @@ impl Rooms {
         else {
             return Err(Error::Forbidden);
         };
-        let state = self.load(room).await?;
+        // A session of a merged room acts in the room that holds its content now.
+        let state = self.survivor_of(room).await?;
+        let room = state.room();
         let actor = Actor::Customer { room, participant };
         authorize_read(&state, &actor)?;
         let now = self.inner.clock.now();
@@ -895,9 +906,11 @@ impl Rooms {
     }
 
     /// Records a provider's delivery report for an invite (e.g. from a status callback).
-    /// News that does not move the invite forward is accepted and records nothing.
+    /// News that does not move the invite forward is accepted and records nothing. News about
+    /// an invite of a merged room is recorded in the room it was merged into.
     #[tracing::instrument(skip_all, fields(%room))]
     pub async fn record_delivery(&self, room: RoomId, invite: InviteId, status: DeliveryStatus) -> Result<(), Error> {
+        let room = self.survivor_of(room).await?.room();
         let command = Command::RecordDelivery { invite, status };
         self.execute(&Actor::System, room, Operation::Read, &command, no_extras)
             .await?;

@@ -104,6 +104,8 @@ pub enum Method {
     OutboxStats,
     /// [`RoomStore::erase`].
     Erase,
+    /// [`RoomStore::merge`].
+    Merge,
     /// [`RoomStore::ended_rooms`].
     EndedRooms,
     /// [`RoomStore::purge`].
@@ -412,6 +414,12 @@ impl<S: RoomStore> RoomStore for FaultyRoomStore<S> {
 
     async fn erase(&self, append: Append) -> Result<(), Error> {
         self.faults.store(Method::Erase, self.inner.erase(append)).await
+    }
+
+    async fn merge(&self, survivor: Append, absorbed: Append) -> Result<(), Error> {
+        self.faults
+            .store(Method::Merge, self.inner.merge(survivor, absorbed))
+            .await
     }
 
     async fn ended_rooms(&self, query: &EndedRooms) -> Result<Vec<RoomId>, Error> {

@@ -82,6 +82,8 @@ macro_rules! room_store_conformance {
                 erase_redacts_the_log_and_drops_credentials_and_outbox,
                 ended_rooms_by_tenant_and_end,
                 purge_deletes_every_row,
+                merge_writes_both_rooms,
+                a_refused_merge_writes_nothing,
             ]
         );
     };

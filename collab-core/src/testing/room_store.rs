@@ -6,7 +6,7 @@ use futures_util::future::join_all;
 
 use crate::Error;
 use crate::customer::{Channel, EmailAddress, PersonName, PhoneNumber, Recipient};
-use crate::decide::{Actor, Command, Context, InviteCommand, create_room, decide};
+use crate::decide::{Actor, Command, Context, InviteCommand, create_room, decide, decide_merge};
 use crate::event::{Event, Seq};
 use crate::id::{AgentId, EndpointId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
 use crate::policy::Policy;
@@ -1265,4 +1265,141 @@ pub async fn purge_deletes_every_row(store: &dyn RoomStore) {
 
     assert_eq!(all_events(store, kept.room()).await.len(), 3);
     assert!(store.find_credential(&kept_cred.hash).await.expect("lookup").is_some());
+}
+
+/// The two appends that merge `absorbed` (whose whole log is `log`) into `survivor`, decided
+/// as the survivor's agent at `at`.
+pub fn merge(survivor: &RoomState, absorbed: &RoomState, log: &[Event], at: Timestamp) -> (Append, Append) {
+    let policy = Policy::default();
+    let actor = agent_of(survivor);
+    let ctx = Context {
+        now: at,
+        actor: &actor,
+        policy: &policy,
+    };
+    let events = decide_merge(survivor, absorbed, log, &ctx).expect("a merge of one customer's rooms");
+    (
+        Append::new(Some(survivor), events.survivor).expect("valid survivor events"),
+        Append::new(Some(absorbed), events.absorbed).expect("valid absorbed events"),
+    )
+}
+
+/// Two rooms of one tenant whose customer has the same email address, stored: the survivor
+/// (invited), and the absorbed room (invited, then `posts` messages).
+async fn rooms_of_one_customer(store: &dyn RoomStore, posts: u64) -> (RoomState, RoomState) {
+    let tenant = fresh_tenant();
+    let survivor = stored(store, create(&tenant, "agent-a", T0)).await;
+    let survivor = stored(store, invite(&survivor, "Ada", "Lovelace", "ada@example.com", None, T0)).await;
+    let absorbed = stored(store, create(&tenant, "agent-b", T0)).await;
+    let mut absorbed = stored(
+        store,
+        invite(
+            &absorbed,
+            "Ada",
+            "Lovelace",
+            "ADA@example.com",
+            Some("+14155550101"),
+            T0,
+        ),
+    )
+    .await;
+    for i in 0..posts {
+        let at = T0.saturating_add(Duration::from_secs(i + 1));
+        absorbed = stored(store, post(&absorbed, &format!("absorbed {i}"), at)).await;
+    }
+    (survivor, absorbed)
+}
+
+/// A merge writes both rooms: the survivor's copies and record, the absorbed room's pointer,
+/// and both summaries (the absorbed room "merged"); its credentials and outbox rows too.
+pub async fn merge_writes_both_rooms(store: &dyn RoomStore) {
+    let (survivor, absorbed) = rooms_of_one_customer(store, 3).await;
+    let log = all_events(store, absorbed.room()).await;
+    let (mut to_survivor, to_absorbed) = merge(&survivor, &absorbed, &log, T0.saturating_add(Duration::from_secs(60)));
+    let cred = credential(survivor.room());
+    to_survivor.credentials.push(cred);
+    let row = outbox_row(survivor.room(), T0);
+    to_survivor.outbox.push(row.clone());
+    let (expect_survivor, expect_absorbed) = (to_survivor.events.clone(), to_absorbed.events.clone());
+    match store.merge(to_survivor, to_absorbed).await {
+        Err(Error::Unsupported { .. }) => panic!("this store cannot merge rooms"),
+        merged => merged.expect("merge"),
+    }
+    let survivor_log = all_events(store, survivor.room()).await;
+    assert_eq!(
+        survivor_log[survivor_log.len() - expect_survivor.len()..],
+        expect_survivor[..]
+    );
+    let absorbed_log = all_events(store, absorbed.room()).await;
+    assert_eq!(absorbed_log[log.len()..], expect_absorbed[..]);
+    let summary = store
+        .room_summary(absorbed.room())
+        .await
+        .expect("summary")
+        .expect("exists");
+    assert_eq!(summary.status, RoomStatus::Merged);
+    let summary = store
+        .room_summary(survivor.room())
+        .await
+        .expect("summary")
+        .expect("exists");
+    assert_eq!(summary.seq, expect_survivor.last().expect("events").seq);
+    let customer = summary.customer.expect("a customer");
+    assert!(
+        customer.phone.is_some(),
+        "the absorbed room's phone joined the survivor's customer"
+    );
+    assert_eq!(store.find_credential(&cred.hash).await.expect("lookup"), Some(cred));
+    let claimed = store
+        .claim_outbox(T0, Duration::from_secs(30), 100)
+        .await
+        .expect("claim");
+    assert!(claimed.iter().any(|c| c.message.id == row.id));
+    let state = store.load_room(absorbed.room()).await.expect("load").expect("exists");
+    assert_eq!(state.merged_into(), Some(survivor.room()));
+}
+
+/// A merge that one of its rooms refuses (a stale expected seq, a credential stored already)
+/// writes nothing in either room.
+pub async fn a_refused_merge_writes_nothing(store: &dyn RoomStore) {
+    let (survivor, absorbed) = rooms_of_one_customer(store, 2).await;
+    let log = all_events(store, absorbed.room()).await;
+    let later = T0.saturating_add(Duration::from_secs(60));
+    let (to_survivor, to_absorbed) = merge(&survivor, &absorbed, &log, later);
+    // The absorbed room moves on first: the merge decided on its old state is stale.
+    let absorbed_after = stored(store, post(&absorbed, "one more", later)).await;
+    let refused = store.merge(to_survivor, to_absorbed).await;
+    assert!(matches!(refused, Err(Error::Conflict { .. })), "{refused:?}");
+    // The survivor's side is stale now.
+    let log = all_events(store, absorbed.room()).await;
+    let (to_survivor_2, to_absorbed_2) = merge(&survivor, &absorbed_after, &log, later);
+    let survivor_after = stored(store, post(&survivor, "meanwhile", later)).await;
+    let refused = store.merge(to_survivor_2, to_absorbed_2).await;
+    assert!(matches!(refused, Err(Error::Conflict { .. })), "{refused:?}");
+    // A credential that exists already.
+    let existing = credential(survivor.room());
+    store.add_credential(existing).await.expect("credential");
+    let (mut to_survivor_3, to_absorbed_3) = merge(&survivor_after, &absorbed_after, &log, later);
+    to_survivor_3.credentials.push(existing);
+    let refused = store.merge(to_survivor_3, to_absorbed_3).await;
+    assert!(matches!(refused, Err(Error::Conflict { .. })), "{refused:?}");
+
+    for (room, seq) in [
+        (survivor.room(), survivor_after.seq()),
+        (absorbed.room(), absorbed_after.seq()),
+    ] {
+        let events = all_events(store, room).await;
+        assert_eq!(
+            events.last().map(|e| e.seq),
+            Some(seq),
+            "nothing of a refused merge is stored"
+        );
+        let summary = store.room_summary(room).await.expect("summary").expect("exists");
+        assert_eq!(summary.seq, seq);
+        assert_ne!(summary.status, RoomStatus::Merged);
+    }
+    // A merge of a room into itself is refused before anything is written.
+    let (to_survivor_4, _) = merge(&survivor_after, &absorbed_after, &log, later);
+    let refused = store.merge(to_survivor_4.clone(), to_survivor_4).await;
+    assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
 }

@@ -52,14 +52,25 @@ impl Room {
     }
 
     pub fn with_policy(policy: Policy) -> Self {
-        let created = create_room(RoomId::from_u128(1), tenant(), AgentId::new("ada").expect("valid"), T0);
+        Self::numbered(1, policy)
+    }
+
+    /// Room `number` of the tenant. Its ids (invites, sessions, documents) start at 100 for
+    /// room 1 and at `number * 100_000` for the others, so that two rooms never share one.
+    pub fn numbered(number: u128, policy: Policy) -> Self {
+        let created = create_room(
+            RoomId::from_u128(number),
+            tenant(),
+            AgentId::new("ada").expect("valid"),
+            T0,
+        );
         let state = RoomState::replay([&created]).expect("replays").expect("exists");
         Self {
             state,
             log: vec![created],
             now: T0,
             policy,
-            ids: 100,
+            ids: if number == 1 { 100 } else { number * 100_000 },
         }
     }
 

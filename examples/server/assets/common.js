@@ -73,6 +73,7 @@ function systemText(event) {
     case "room_renamed": return t("event.room_renamed", { name: event.name || "" });
     case "customer_invited": return t("event.customer_invited", { channel: t(`channel.${event.channel}`) });
     case "timed_out": case "reactivated": case "closed": case "customer_joined": case "room_erased":
+    case "room_merged":
       return t(`event.${event.type}`);
     default: return null;
   }
@@ -207,7 +208,10 @@ function renderEvent(event, me) {
   // The console shows the server's English line (with the recipient); the customer page its own.
   const text = me === "agent" ? event.text : systemText(event);
   if (text) {
-    return el("div", { class: "item system", "data-seq": event.seq }, text);
+    const item = el("div", { class: "item system", "data-seq": event.seq }, text);
+    // A merge names the other room: agents can open it.
+    if (me === "agent" && event.room) item.append(" · ", el("a", { href: `#room=${event.room}` }, "open it"));
+    return item;
   }
   return null;
 }

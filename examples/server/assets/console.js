@@ -165,7 +165,8 @@ async function openRoom(id) {
     // Everything shown before is gone from the server: show the room as it is now (once: the
     // room shown again has this event in its history).
     if (event.type === "room_erased" && current.status !== "erased") return openRoom(id);
-    if (["room_renamed", "customer_invited", "timed_out", "reactivated", "closed"].includes(event.type)) {
+    if (["room_renamed", "customer_invited", "timed_out", "reactivated", "closed", "room_merged", "merged_into"]
+      .includes(event.type)) {
       showRoom(await api("GET", `/api/rooms/${id}`));
       loadRooms();
     }
@@ -311,7 +312,7 @@ async function otherRoomOf(identifier) {
   const field = inviteChannel === "sms" ? "phone" : "email";
   try {
     const page = await api("GET", `/api/rooms?${field}=${encodeURIComponent(identifier)}&limit=5`);
-    return page.rooms.find((room) => room.id !== current.id) || null;
+    return page.rooms.find((room) => room.id !== current.id && !["merged", "erased"].includes(room.status)) || null;
   } catch {
     return null; // A malformed number or address: the invite itself says what is wrong with it.
   }
@@ -333,9 +334,12 @@ $("invite-form").addEventListener("submit", async (e) => {
       inviteAnyway = body.identifier;
       const open = el("a", { href: `#room=${other.id}`, onclick: () => closeDialog($("invite-frame")) },
         `open “${other.name}”`);
+      // Or one room for them: invited here, then the other room merged into this one.
+      const merge = el("button", { type: "button", id: "invite-and-merge", onclick: () => inviteAndMerge(body, other) },
+        `Invite here and merge “${other.name}” into this room`);
       $("invite-message").className = "error";
       $("invite-message").replaceChildren("This customer already has a room: ", open,
-        ". Press Send again to invite them to this one too.");
+        ". Press Send again to invite them to this one too, or ", merge);
       return;
     }
   }
@@ -357,6 +361,20 @@ $("invite-form").addEventListener("submit", async (e) => {
     $("invite-message").textContent = error.message;
   }
 });
+
+async function inviteAndMerge(body, other) {
+  const room = current.id;
+  try {
+    await api("POST", `/api/rooms/${room}/invites`, body);
+    await api("POST", `/api/rooms/${other.id}/merge`, { into: room });
+    closeDialog($("invite-frame"));
+    loadRooms();
+    openRoom(room);
+  } catch (error) {
+    $("invite-message").className = "error";
+    $("invite-message").textContent = error.message;
+  }
+}
 
 $("copy-link").addEventListener("click", async () => {
   $("link-output").select();

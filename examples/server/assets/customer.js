@@ -59,6 +59,11 @@ async function start() {
     }
     reads.onEvent(event);
     typing.onEvent(event);
+    // This room became part of another: the session leads there now.
+    if (event.type === "merged_into") {
+      location.reload();
+      return;
+    }
     // The room's content and this session are gone from the server: say so, keep nothing shown.
     if (event.type === "room_erased") {
       $("content").replaceChildren();
@@ -85,6 +90,12 @@ async function refresh() {
   try {
     room = await api("GET", `/api/rooms/${roomId}`);
   } catch (error) {
+    // Merged into another room meanwhile: the session leads there now.
+    const me = await api("GET", "/api/me").catch(() => null);
+    if (me && me.room && me.room !== roomId) {
+      location.reload();
+      return;
+    }
     noAccess(error.code === "room_closed" ? t("room.closed") : t("room.unreachable"));
     return;
   }

@@ -32,6 +32,9 @@ pub struct ErrorDetail {
     /// room can still store, the largest document it accepts now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    /// With `room_merged`: the room that holds this one's content now; send the request there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
 }
 
 /// An error on its way to becoming a response.
@@ -101,7 +104,8 @@ pub fn status(kind: ErrorKind) -> StatusCode {
         | ErrorKind::SmsNotActivated
         | ErrorKind::NotAllowed
         | ErrorKind::RoomTimedOut
-        | ErrorKind::RoomClosed => StatusCode::CONFLICT,
+        | ErrorKind::RoomClosed
+        | ErrorKind::RoomMerged => StatusCode::CONFLICT,
         ErrorKind::RoomErased => StatusCode::GONE,
         // A room's storage quota: 413 rather than 507, which a client would take for the
         // server's fault and retry; a smaller document (up to `limit`) may still pass.
@@ -137,7 +141,18 @@ fn core_response(e: Error) -> Response {
         Error::QuotaExceeded { available, .. } => (Some(Cow::Borrowed("body")), Some(*available)),
         _ => (None, None),
     };
-    let mut response = body(status(kind), kind.as_str(), message, field, limit);
+    let room = match &e {
+        Error::RoomMerged { into } => Some(into.to_string()),
+        _ => None,
+    };
+    let detail = ErrorDetail {
+        code: kind.as_str(),
+        message,
+        field,
+        limit,
+        room,
+    };
+    let mut response = respond(status(kind), detail);
     let headers = response.headers_mut();
     match e {
         Error::RangeNotSatisfiable { size } => {
@@ -162,15 +177,18 @@ fn body(
     field: Option<Cow<'static, str>>,
     limit: Option<u64>,
 ) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code,
-            message,
-            field,
-            limit,
-        },
+    let detail = ErrorDetail {
+        code,
+        message,
+        field,
+        limit,
+        room: None,
     };
-    (status, axum::Json(body)).into_response()
+    respond(status, detail)
+}
+
+fn respond(status: StatusCode, detail: ErrorDetail) -> Response {
+    (status, axum::Json(ErrorBody { error: detail })).into_response()
 }
 
 /// The answer to a body over `limit` bytes.
@@ -236,6 +254,7 @@ mod tests {
             ("room_timed_out", 409),
             ("room_closed", 409),
             ("room_erased", 410),
+            ("room_merged", 409),
             ("too_large", 413),
             ("quota_exceeded", 413),
             ("unsupported_media_type", 415),

@@ -21,8 +21,10 @@ pub struct RoomView {
     pub id: String,
     /// Its name: "Collaboration Room", then the customer's.
     pub name: String,
-    /// `draft`, `active`, `timed_out` or `closed`, as of now.
+    /// `draft`, `active`, `timed_out`, `closed`, `merged` or `erased`, as of now.
     pub status: String,
+    /// For a `merged` room: the room that holds its content now.
+    pub merged_into: Option<String>,
     /// The customer, once invited.
     pub customer: Option<CustomerView>,
     /// Channels invites went through already (their identifiers are locked): `sms`, `email`, `link`.
@@ -71,6 +73,7 @@ impl RoomView {
             id: state.room().to_string(),
             name: state.name().to_owned(),
             status: status.as_str().to_owned(),
+            merged_into: state.merged_into().map(|room| room.to_string()),
             customer: state.customer().map(CustomerView::from),
             channels_used,
             sms_activated,
@@ -133,6 +136,9 @@ pub struct EventView {
     pub channel: Option<&'static str>,
     /// For `read_up_to`: the furthest event its reader (`by`) has seen.
     pub read_up_to: Option<u64>,
+    /// For `room_merged`: the room that was merged into this one; for `merged_into`: the room
+    /// that holds this one's content now.
+    pub room: Option<String>,
 }
 
 /// Someone else in the room is typing (the live stream's `typing` event, which has no `id`):
@@ -229,6 +235,13 @@ impl EventView {
             EventData::Reactivated => Some("The room is active again".to_owned()),
             EventData::Closed => Some("The room was closed".to_owned()),
             EventData::RoomErased { .. } => Some("The room's personal data was erased".to_owned()),
+            EventData::RoomMerged { copied, .. } => Some(match reader {
+                Reader::Agent => {
+                    format!("Another room of this customer was merged into this one: its {copied} events are above")
+                }
+                Reader::Customer => "An earlier conversation was added to this room".to_owned(),
+            }),
+            EventData::MergedInto { survivor } => Some(format!("This room was merged into room {survivor}")),
             EventData::CustomerJoined { .. } => Some("The customer joined".to_owned()),
             // The host's integration, not the customer's business.
             EventData::WebhookFailed {
@@ -262,6 +275,11 @@ impl EventView {
             channel,
             read_up_to: match event.data {
                 EventData::ReadUpTo { seq } => Some(seq.get()),
+                _ => None,
+            },
+            room: match &event.data {
+                EventData::RoomMerged { absorbed, .. } => Some(absorbed.to_string()),
+                EventData::MergedInto { survivor } => Some(survivor.to_string()),
                 _ => None,
             },
         }

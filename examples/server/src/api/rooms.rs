@@ -205,6 +205,41 @@ pub async fn close_room(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Where a room goes in a merge.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeBody {
+    /// The room that takes this one in (the survivor).
+    pub into: String,
+}
+
+/// Merges this room into another room of the tenant whose customer has the same mobile number
+/// or email address. The other room (`into`) gets a copy of this room's invites, sessions,
+/// messages and documents, in their order, then a `room_merged` event; this room gets a
+/// `merged_into` event and from then on answers 409 `room_merged` (naming `into` in the error's
+/// `room`) to anything but reading it. Its links and its customer's sessions lead to `into`.
+/// Both rooms change in one transaction, or neither. Agents of its tenant only. Answers the
+/// room that took it in.
+#[utoipa::path(post, path = "/api/rooms/{room}/merge", params(("room" = String, Path), Caller),
+    request_body = MergeBody, tag = "rooms",
+    responses((status = 200, body = RoomView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn merge_room(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Caller(actor): Caller,
+    JsonBody(body): JsonBody<MergeBody>,
+) -> ApiResult<Json<RoomView>> {
+    let absorbed = room_id(&room)?;
+    let into = body
+        .into
+        .trim()
+        .parse::<RoomId>()
+        .map_err(|_| Error::invalid("into", "not a room id"))?;
+    let survivor = state.rooms.merge_rooms(&actor, absorbed, into).await?;
+    Ok(Json(room_view(&state, &actor, survivor.room()).await?))
+}
+
 /// Erases the room's personal data: every message, name, number, address and document goes,
 /// the timeline keeps its sequence numbers (each event becomes `redacted`), links and sessions
 /// stop working, and a `room_erased` event records who did it and when. The room then answers

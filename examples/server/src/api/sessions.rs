@@ -65,6 +65,7 @@ fn locked(retry_after: Duration) -> Response {
             ),
             field: None::<Cow<'static, str>>,
             limit: None,
+            room: None,
         },
     };
     let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
