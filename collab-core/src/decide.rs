@@ -515,6 +515,7 @@ pub fn decide_merge(
         absorbed: absorbed.room(),
         copied,
         customer: Some(customer),
+        invites: absorbed.invites().iter().map(|i| i.id).collect(),
     });
     let mut gone = Emitter::new(absorbed, ctx.now, ctx.actor.event_actor());
     gone.push(EventData::MergedInto {

@@ -215,6 +215,10 @@ pub enum EventData {
         /// The customer after the merge: this room's, with a phone number or email address it
         /// lacked taken from the absorbed room's.
         customer: Option<Customer>,
+        /// The absorbed room's invites among the copies: their links lead here, and neither
+        /// room's links supersede the other's.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        invites: Vec<InviteId>,
     },
     /// The room became part of `survivor` ([`EventData::RoomMerged`] there): it stays readable
     /// by agents as it was, and accepts nothing more but erasure. Its links and sessions lead

@@ -138,6 +138,10 @@ pub struct InviteState {
     pub issued_at: Timestamp,
     /// When its link stops working.
     pub expires_at: Timestamp,
+    /// The room it was issued in, when that was a room merged into this one: a later invite
+    /// of the absorbed room, or one issued here after the merge, supersedes it; this room's own
+    /// earlier invites do not.
+    pub merged_from: Option<RoomId>,
 }
 
 impl InviteState {
@@ -368,6 +372,7 @@ impl RoomState {
                     status: InviteStatus::Requested,
                     issued_at: event.at,
                     expires_at: *expires_at,
+                    merged_from: None,
                 });
             }
             EventData::InviteDelivery { invite, status } => {
@@ -446,9 +451,17 @@ impl RoomState {
                     EventActor::System => {}
                 }
             }
-            EventData::RoomMerged { customer, .. } => {
+            EventData::RoomMerged {
+                absorbed,
+                customer,
+                invites,
+                ..
+            } => {
                 if customer.is_some() {
                     summary.customer.clone_from(customer);
+                }
+                for invite in self.invites.iter_mut().filter(|i| invites.contains(&i.id)) {
+                    invite.merged_from = Some(*absorbed);
                 }
                 // The copied messages are history here: no alert or reminder is owed for them.
                 self.alerted_up_to = event.seq;
@@ -613,13 +626,18 @@ impl RoomState {
         invite.is_usable_at(now) && !(policy.supersedes_links() && self.is_superseded(invite))
     }
 
-    /// Whether a later invite went out through the same channel as `invite`.
+    /// Whether a later invite went out through the same channel as `invite`: one of the same
+    /// room, or one issued here after `invite` came in with a merged room. A merge does not make
+    /// either room's links supersede the other's.
     pub fn is_superseded(&self, invite: &InviteState) -> bool {
         self.invites
             .iter()
             .skip_while(|i| i.id != invite.id)
             .skip(1)
-            .any(|later| later.channel == invite.channel)
+            .any(|later| {
+                later.channel == invite.channel
+                    && (later.merged_from.is_none() || later.merged_from == invite.merged_from)
+            })
     }
 
     /// The customer's participations, oldest first.

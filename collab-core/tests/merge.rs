@@ -78,6 +78,7 @@ async fn the_survivor_holds_the_absorbed_timeline_and_its_links_and_sessions_lea
         panic!("a document event");
     };
     let survivor = second_room(rooms, "Welcome back").await;
+    let survivor_link = rooms.get_link(&agent(), survivor).await.unwrap().link.unwrap();
     let absorbed_before = timeline(rooms, &agent(), absorbed).await;
 
     let after = rooms.merge_rooms(&agent(), absorbed, survivor).await.unwrap();
@@ -90,11 +91,13 @@ async fn the_survivor_holds_the_absorbed_timeline_and_its_links_and_sessions_lea
         absorbed: from,
         copied,
         customer: merged,
+        invites,
     }) = events.last().map(|e| &e.data)
     else {
         panic!("the last event records the merge: {:?}", events.last());
     };
     assert_eq!(*from, absorbed);
+    assert_eq!(invites.len(), 3, "the email invite and two links");
     let copies = &events[events.len() - 1 - usize::try_from(*copied).unwrap()..events.len() - 1];
     let originals: Vec<_> = absorbed_before
         .iter()
@@ -164,9 +167,11 @@ async fn the_survivor_holds_the_absorbed_timeline_and_its_links_and_sessions_lea
             .map(String::as_str),
         Some("found you")
     );
-    // The absorbed room's link opens the survivor.
+    // The absorbed room's link opens the survivor, and the survivor's own link still works:
+    // neither room's links supersede the other's.
     let joined = rooms.join(link.token()).await.unwrap();
     assert_eq!(joined.room, survivor);
+    assert_eq!(rooms.join(survivor_link.token()).await.unwrap().room, survivor);
     let invite = rooms.room(&agent(), absorbed).await.unwrap().invites()[0].id;
     rooms
         .record_delivery(absorbed, invite, DeliveryStatus::Delivered)
@@ -174,6 +179,11 @@ async fn the_survivor_holds_the_absorbed_timeline_and_its_links_and_sessions_lea
         .unwrap();
     let delivered = rooms.room(&agent(), survivor).await.unwrap();
     assert_eq!(delivered.invite(invite).unwrap().status, InviteStatus::Delivered);
+    // A link issued after the merge supersedes both rooms' earlier ones.
+    rooms.get_link(&agent(), survivor).await.unwrap();
+    for old in [&link, &survivor_link] {
+        assert!(matches!(rooms.join(old.token()).await, Err(Error::NotFound { .. })));
+    }
 }
 
 #[tokio::test]
