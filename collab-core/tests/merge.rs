@@ -276,8 +276,13 @@ async fn merges_that_would_mix_people_rooms_or_tenants_are_refused_and_change_no
         rooms.merge_rooms(&other_tenant, absorbed, survivor).await,
         Err(Error::NotFound { .. })
     ));
+    // The customer may not know of the other room; in her own room alone, she is no agent.
     assert!(matches!(
         rooms.merge_rooms(&customer, absorbed, survivor).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        rooms.merge_rooms(&customer, absorbed, absorbed).await,
         Err(Error::Forbidden)
     ));
     assert_eq!(seqs(rooms).await, before, "a refused merge changes nothing");

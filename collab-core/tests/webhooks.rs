@@ -319,3 +319,47 @@ async fn an_erasure_drops_the_room_s_pending_webhooks_and_says_it_is_done() {
         sent[0].1.body
     );
 }
+
+#[tokio::test]
+async fn a_merge_sends_one_room_merged_naming_the_absorbed_room_and_no_webhook_per_copy() {
+    let config = WebhookConfig::new()
+        .with_endpoint(
+            tenant(),
+            endpoint(&[WebhookEvent::RoomMerged, WebhookEvent::MessagePosted]),
+        )
+        .unwrap();
+    let (world, sender) = world(config);
+    let rooms = &world.rooms;
+    let (absorbed, customer, _) = world.room_with_customer().await;
+    for text in ["one", "two"] {
+        rooms.post_message(&customer, absorbed, text, None).await.unwrap();
+    }
+    let survivor = rooms.create_room(&agent()).await.unwrap().room;
+    rooms
+        .invite(
+            &agent(),
+            survivor,
+            InviteRequest::email("Grace", "Hopper", "grace@example.com"),
+        )
+        .await
+        .unwrap();
+    drain(&world, Duration::from_secs(1)).await;
+    let before = sender.sent().len();
+    assert_eq!(before, 2, "the two messages");
+
+    let after = rooms.merge_rooms(&agent(), absorbed, survivor).await.unwrap();
+    drain(&world, Duration::from_secs(1)).await;
+    let sent = sender.sent();
+    assert_eq!(
+        sent.len(),
+        before + 1,
+        "one webhook for the merge, none for the copied messages"
+    );
+    let (_, message) = sent.last().unwrap();
+    assert_eq!(message.event, WebhookEvent::RoomMerged);
+    let body: serde_json::Value = serde_json::from_str(&message.body).unwrap();
+    assert_eq!(body["type"], "room.merged");
+    assert_eq!(body["data"]["room"], survivor.to_string());
+    assert_eq!(body["data"]["seq"], after.seq().get());
+    assert_eq!(body["data"]["event"]["data"]["absorbed"], absorbed.to_string());
+}

@@ -40,15 +40,17 @@ impl Rooms {
     /// a room of another tenant; [`Error::Unsupported`] for a store that cannot merge.
     #[tracing::instrument(skip_all, fields(%absorbed, %into))]
     pub async fn merge_rooms(&self, actor: &Actor, absorbed: RoomId, into: RoomId) -> Result<RoomState, Error> {
-        if !matches!(actor, Actor::Agent { .. }) {
-            return Err(Error::Forbidden);
-        }
         let mut attempt = 0;
         loop {
             let survivor = self.load(into).await?;
             let gone = self.load(absorbed).await?;
-            crate::decide::authorize_read(&survivor, actor)?;
+            // As for every room command: other tenants' rooms are not found, then non-agents
+            // are refused.
             crate::decide::authorize_read(&gone, actor)?;
+            crate::decide::authorize_read(&survivor, actor)?;
+            if !matches!(actor, Actor::Agent { .. }) {
+                return Err(Error::Forbidden);
+            }
             self.check_hook(actor, Operation::MergeRooms, Some(survivor.summary()))?;
             self.check_hook(actor, Operation::MergeRooms, Some(gone.summary()))?;
             let log = self.whole_log(absorbed, gone.seq()).await?;

@@ -49,7 +49,7 @@ const CALLERS: [Caller; 8] = [
 
 /// The documented operations, `METHOD path`, with the status each caller must get, in the
 /// order of [`CALLERS`]. A new route fails the test until it is added here.
-const EXPECTED: [(&str, [u16; 8]); 29] = [
+const EXPECTED: [(&str, [u16; 8]); 30] = [
     // The platform's probes: public, and the same for everyone.
     ("GET /healthz", [200, 200, 200, 200, 200, 200, 200, 200]),
     ("GET /readyz", [200, 200, 200, 200, 200, 200, 200, 200]),
@@ -68,6 +68,9 @@ const EXPECTED: [(&str, [u16; 8]); 29] = [
     ("GET /api/rooms/{room}/access", [401, 200, 404, 403, 404, 403, 403, 401]),
     ("GET /api/rooms/{room}/export", [401, 200, 404, 403, 404, 403, 403, 401]),
     ("POST /api/rooms/{room}/erase", [401, 204, 404, 403, 404, 403, 403, 401]),
+    // Into room B: the agent gets past access to the check that the rooms' customers differ;
+    // room A's customer may not know of room B.
+    ("POST /api/rooms/{room}/merge", [401, 422, 404, 404, 404, 403, 403, 401]),
     // Another tenant's agent erases nothing (no such customer in its tenant): 200, no rooms.
     ("POST /api/customers/erase", [401, 200, 200, 403, 403, 403, 403, 401]),
     (
@@ -129,6 +132,8 @@ struct RoomMarks {
 struct World {
     server: Server,
     room: String,
+    /// Room B: the tenant's other room, of another customer.
+    room_b: String,
     document: String,
     invite: String,
     /// The customer's session in room A.
@@ -287,7 +292,7 @@ async fn world() -> World {
         },
         RoomMarks {
             name: "B",
-            marks: vec![room_b, "Linus".into(), "Torvalds".into()],
+            marks: vec![room_b.clone(), "Linus".into(), "Torvalds".into()],
         },
         RoomMarks {
             name: "C",
@@ -297,6 +302,7 @@ async fn world() -> World {
     World {
         server,
         room,
+        room_b,
         document,
         invite,
         participant: customer_participant.to_string(),
@@ -321,6 +327,7 @@ async fn call(world: &World, operation: &str, caller: Caller) -> Reply {
         "POST /api/rooms/{room}/messages" => json!({"text": "hello"}).to_string(),
         "POST /api/rooms/{room}/read" => json!({"seq": 1}).to_string(),
         "POST /api/customers/erase" => json!({"email": "grace@example.com"}).to_string(),
+        "POST /api/rooms/{room}/merge" => json!({"into": world.room_b}).to_string(),
         "POST /api/join" => json!({"token": credential.join_token}).to_string(),
         "POST /api/rooms/{room}/documents" => {
             uri.push_str("?name=notes.txt");
@@ -402,7 +409,7 @@ async fn every_operation_by_every_caller_gets_its_status_and_reveals_no_other_ro
         documented, expected,
         "the documented operations and the matrix differ: add the new route to EXPECTED"
     );
-    assert_eq!(documented.len(), 29);
+    assert_eq!(documented.len(), 30);
 
     let cells: Vec<(&str, Caller, u16)> = EXPECTED
         .iter()

@@ -826,3 +826,88 @@ async fn the_customer_page_acts_as_the_customer_in_a_browser_signed_in_as_an_age
         "without the header the agent's cookie counts"
     );
 }
+
+#[tokio::test]
+async fn merging_a_customer_s_rooms_leads_her_session_to_the_survivor() {
+    let server = server().await;
+    let agent = server.agent("ada", "secret").await;
+    let (absorbed, customer) = server.room_with_customer(&agent).await;
+    let post = |room: &str, cookie: &str, text: &str| {
+        let (server, path, cookie, text) = (
+            &server,
+            format!("/api/rooms/{room}/messages"),
+            cookie.to_owned(),
+            text.to_owned(),
+        );
+        async move {
+            server
+                .call("POST", &path, Some(&cookie), Some(json!({ "text": text })))
+                .await
+        }
+    };
+    assert_eq!(
+        post(&absorbed, &customer, "in the first room").await.status,
+        StatusCode::CREATED
+    );
+    let me = server.call("GET", "/api/me", Some(&customer), None).await.json();
+    // A second room for the same customer, by the same address.
+    let survivor = server.create_room(&agent).await;
+    let again =
+        json!({"channel": "email", "first_name": "Grace", "last_name": "Hopper", "identifier": "grace@example.com"});
+    server.invite(&agent, &survivor, again).await;
+
+    let merge = |room: &str, into: Value| {
+        let (server, path, agent) = (&server, format!("/api/rooms/{room}/merge"), agent.clone());
+        async move { server.call("POST", &path, Some(&agent), Some(into)).await }
+    };
+    let refused = merge(&absorbed, json!({ "into": "not-a-room" })).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.json()["error"]["field"], "into");
+    let merged = merge(&absorbed, json!({ "into": survivor })).await;
+    assert_eq!(merged.status, StatusCode::OK, "{:?}", merged.json());
+    assert_eq!(merged.json()["id"], survivor.as_str());
+
+    let old = server
+        .call("GET", &format!("/api/rooms/{absorbed}"), Some(&agent), None)
+        .await
+        .json();
+    assert_eq!(
+        (old["status"].as_str(), old["merged_into"].as_str()),
+        (Some("merged"), Some(survivor.as_str()))
+    );
+    let refused = post(&absorbed, &agent, "too late").await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    let error = refused.json();
+    assert_eq!(
+        (error["error"]["code"].as_str(), error["error"]["room"].as_str()),
+        (Some("room_merged"), Some(survivor.as_str()))
+    );
+
+    // Her session now acts in the survivor, which holds her earlier message.
+    let me_now = server.call("GET", "/api/me", Some(&customer), None).await.json();
+    assert_eq!(me["room"], absorbed.as_str());
+    assert_eq!(me_now["room"], survivor.as_str());
+    assert_eq!(
+        post(&survivor, &customer, "in the merged room").await.status,
+        StatusCode::CREATED
+    );
+    let events = server
+        .call("GET", &format!("/api/rooms/{survivor}/events"), Some(&customer), None)
+        .await
+        .json();
+    let texts: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "message_posted")
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["in the first room", "in the merged room"]);
+    let record = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "room_merged")
+        .unwrap();
+    assert_eq!(record["room"], absorbed.as_str());
+}
