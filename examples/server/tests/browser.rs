@@ -1343,6 +1343,69 @@ async fn inviting_a_customer_who_has_a_room_shows_that_room_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_merges_a_customer_s_rooms_and_her_phone_follows_to_the_survivor() {
+    let Some(rig) = rig_with(|command| {
+        command.env("COLLAB_INVITE_LIMITS", "off");
+    }) else {
+        return;
+    };
+    let base = rig.server.base.clone();
+    let agent_cookie = api_agent(&rig.server).await;
+    // Ada's first room, open on her phone.
+    let (first, link) = api_room(&rig.server, &agent_cookie).await;
+    api_message(&rig.server, &agent_cookie, &first, "Your parcel number is 7731.").await;
+    let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
+    customer.goto(&link).await.unwrap();
+    wait_text(&customer, "#content", |t| t.contains("parcel number is 7731")).await;
+
+    // In a new room, the agent invites Ada again and takes her first room in.
+    let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1280, 800).await;
+    agent.goto(&format!("{base}/")).await.unwrap();
+    sign_in(&agent).await;
+    click(&agent, "#new-room").await;
+    wait_text(&agent, "#room-name", |t| t == "Collaboration Room").await;
+    let second = js(&agent, "return location.hash").await;
+    click(&agent, "#invite-button").await;
+    type_into(&agent, "#first-name", "Ada").await;
+    type_into(&agent, "#last-name", "Lovelace").await;
+    type_into(&agent, "#identifier", "ada@example.com").await;
+    click(&agent, "#invite-send").await;
+    wait_text(&agent, "#invite-message", |t| t.contains("already has a room")).await;
+    click(&agent, "#invite-and-merge").await;
+    // The console shows the room that took the first in: its history is there, with the record.
+    wait_text(&agent, "#content", |t| {
+        t.contains("parcel number is 7731") && t.contains("merged into this one")
+    })
+    .await;
+    assert_eq!(
+        js(&agent, "return location.hash").await,
+        second,
+        "the agent stays in the new room"
+    );
+    assert!(!is_shown(&agent, "#invite-frame").await, "the dialog closed");
+    axe(&agent, "the console after a merge").await;
+
+    // Her phone hears that her room was merged and moves to the survivor on its own.
+    wait_text(&customer, "#content", |t| t.contains("earlier conversation was added")).await;
+    wait_text(&customer, "#content", |t| t.contains("parcel number is 7731")).await;
+    type_into(&customer, "#chat-input", "Thanks, got it").await;
+    click(&customer, "#send").await;
+    wait_text(&agent, "#content", |t| t.contains("Thanks, got it")).await;
+    axe(&customer, "the customer page after a merge").await;
+    shot(&customer, "customer-merged-room").await;
+    // The first room is history now: read-only, pointing to the survivor.
+    let old = rig
+        .server
+        .http()
+        .call("GET", &format!("/api/rooms/{first}"), Some(&agent_cookie), None)
+        .await
+        .json();
+    assert_eq!(old["status"], "merged", "{old}");
+    customer.close().await.unwrap();
+    agent.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_side_sees_what_the_other_has_read_and_the_console_counts_unread() {
     let Some(rig) = rig() else { return };
     let base = rig.server.base.clone();
