@@ -669,3 +669,62 @@ fn rule_14_unread_posts_wait_for_an_alert_or_a_reminder_until_read_or_covered() 
     );
     assert_eq!(kind(&refused.unwrap_err()), "RoomTimedOut");
 }
+
+#[test]
+fn rule_15_a_room_of_the_same_customer_merges_into_another_whole() {
+    use collab_core::decide::{Context, decide_merge};
+    let mut absorbed = Room::new();
+    let invite = absorbed.invite_by_email();
+    let customer = absorbed.join(invite);
+    absorbed.run_as(&customer, Room::post("My order is late")).unwrap();
+    let mut survivor = Room::numbered(2, absorbed.policy.clone());
+    survivor.invite_by_email();
+    let decide = |survivor: &Room, absorbed: &Room| {
+        decide_merge(
+            &survivor.state,
+            &absorbed.state,
+            &absorbed.log,
+            &Context {
+                now: T0,
+                actor: &agent(),
+                policy: &absorbed.policy,
+            },
+        )
+    };
+
+    let merged = decide(&survivor, &absorbed).unwrap();
+    // The survivor: the absorbed room's invites, sessions and messages, then the record.
+    assert_eq!(
+        types(&merged.survivor),
+        ["customer_invited", "customer_joined", "message_posted", "room_merged"]
+    );
+    assert_eq!(types(&merged.absorbed), ["merged_into"]);
+    for event in &merged.survivor {
+        survivor.state.apply(event);
+    }
+    for event in &merged.absorbed {
+        absorbed.state.apply(event);
+    }
+    assert_eq!(absorbed.state.merged_into(), Some(survivor.state.room()));
+    assert_eq!(absorbed.state.status(), RoomStatus::Merged);
+    // The customer's session came along: she posts in the survivor.
+    let moved = Actor::Customer {
+        room: survivor.state.room(),
+        participant: match customer {
+            Actor::Customer { participant, .. } => participant,
+            _ => unreachable!("a customer"),
+        },
+    };
+    survivor.run_as(&moved, Room::post("Any news?")).unwrap();
+    // The absorbed room accepts nothing more but erasure; a merge goes one way, once.
+    assert_eq!(
+        kind(&absorbed.try_as(&agent(), &Room::post("hello")).unwrap_err()),
+        "RoomMerged"
+    );
+    assert_eq!(kind(&decide(&survivor, &absorbed).unwrap_err()), "RoomMerged");
+    // Rooms of two people never merge.
+    let mut stranger = Room::numbered(3, absorbed.policy.clone());
+    let cmd = stranger.invite_cmd(Channel::Email, Some("Ada"), Some("Lovelace"), email("ada@example.com"));
+    stranger.run(cmd).unwrap();
+    assert_eq!(kind(&decide(&survivor, &stranger).unwrap_err()), "Invalid");
+}
