@@ -59,6 +59,15 @@ pub enum Error {
     /// erasure, and accepts nothing more (410).
     #[error("the room was erased")]
     RoomErased,
+    /// The invite's mobile number or email address is the customer's in another room of the
+    /// tenant, and the deployment answers with that room rather than open a second
+    /// ([`ExistingCustomer::Answer`](crate::rooms::ExistingCustomer::Answer)). Nothing was
+    /// changed (409, naming `room`).
+    #[error("the customer has a room already: {room}")]
+    CustomerHasRoom {
+        /// The customer's room.
+        room: RoomId,
+    },
     /// The room was merged into another room of the tenant, which holds its content now: send
     /// the command there (409, naming `into`).
     #[error("the room was merged into room {into}")]
@@ -201,6 +210,7 @@ impl Error {
             Self::RoomClosed => ErrorKind::RoomClosed,
             Self::RoomErased => ErrorKind::RoomErased,
             Self::RoomMerged { .. } => ErrorKind::RoomMerged,
+            Self::CustomerHasRoom { .. } => ErrorKind::CustomerHasRoom,
             Self::TooLarge { .. } => ErrorKind::TooLarge,
             Self::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
             Self::UnsupportedMediaType { .. } => ErrorKind::UnsupportedMediaType,
@@ -242,6 +252,8 @@ pub enum ErrorKind {
     RoomErased,
     /// [`Error::RoomMerged`].
     RoomMerged,
+    /// [`Error::CustomerHasRoom`].
+    CustomerHasRoom,
     /// [`Error::TooLarge`].
     TooLarge,
     /// [`Error::QuotaExceeded`].
@@ -277,6 +289,7 @@ impl ErrorKind {
         Self::RoomClosed,
         Self::RoomErased,
         Self::RoomMerged,
+        Self::CustomerHasRoom,
         Self::TooLarge,
         Self::QuotaExceeded,
         Self::UnsupportedMediaType,
@@ -302,6 +315,7 @@ impl ErrorKind {
             Self::RoomClosed => "room_closed",
             Self::RoomErased => "room_erased",
             Self::RoomMerged => "room_merged",
+            Self::CustomerHasRoom => "customer_has_room",
             Self::TooLarge => "too_large",
             Self::QuotaExceeded => "quota_exceeded",
             Self::UnsupportedMediaType => "unsupported_media_type",

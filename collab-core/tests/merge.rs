@@ -9,7 +9,7 @@ mod common;
 
 use bytes::Bytes;
 use collab_core::memory::MemoryBlobStore;
-use collab_core::rooms::{InviteRequest, TimelineQuery, Upload};
+use collab_core::rooms::{ExistingCustomer, InviteRequest, TimelineQuery, Upload};
 use collab_core::*;
 use common::*;
 use futures_util::StreamExt;
@@ -322,4 +322,64 @@ async fn a_merged_room_merged_again_leads_links_through_both() {
     // The third room holds all three rooms' messages.
     let all = texts(&timeline(rooms, &agent(), third).await);
     assert_eq!(all, ["in the third", "in the second"]);
+}
+
+#[tokio::test]
+async fn an_invite_to_a_customer_who_has_a_room_invites_answers_or_merges_as_configured() {
+    let invite = |rooms: &rooms::Rooms, room| {
+        let rooms = rooms.clone();
+        async move {
+            rooms
+                .invite(
+                    &agent(),
+                    room,
+                    InviteRequest::email("Grace", "Hopper", "Grace@Example.com"),
+                )
+                .await
+        }
+    };
+    for existing in [
+        ExistingCustomer::InviteHere,
+        ExistingCustomer::Answer,
+        ExistingCustomer::Merge,
+    ] {
+        let world = World::with(|builder| builder.config(RoomsConfig::default().with_existing_customer(existing)));
+        let rooms = &world.rooms;
+        let (first, _, _) = world.room_with_customer().await;
+        let second = rooms.create_room(&agent()).await.unwrap().room;
+        let seq = rooms.room(&agent(), second).await.unwrap().seq();
+        let answer = invite(rooms, second).await;
+        let second_now = rooms.room(&agent(), second).await.unwrap();
+        let first_now = rooms.room(&agent(), first).await.unwrap();
+        match existing {
+            ExistingCustomer::InviteHere => {
+                assert!(answer.unwrap().merged.is_empty());
+                assert_eq!(
+                    (first_now.status(), second_now.status()),
+                    (RoomStatus::Active, RoomStatus::Active)
+                );
+            }
+            ExistingCustomer::Answer => {
+                assert!(
+                    matches!(answer, Err(Error::CustomerHasRoom { room }) if room == first),
+                    "{answer:?}"
+                );
+                assert_eq!(second_now.seq(), seq, "nothing changed");
+                let queued: u64 = world
+                    .store
+                    .outbox_stats(world.clock.now())
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.queued)
+                    .sum();
+                assert_eq!(queued, 1, "only the first room's invite is queued");
+            }
+            _ => {
+                assert_eq!(answer.unwrap().merged, [first]);
+                assert_eq!(first_now.merged_into(), Some(second));
+                assert!(second_now.invites().len() > 1, "the first room's invites came along");
+            }
+        }
+    }
 }

@@ -48,6 +48,24 @@ pub struct RoomsConfig {
     pub(crate) alert_after: Duration,
     pub(crate) customer_reminders: bool,
     reminder_templates: Option<InviteTemplates>,
+    pub(crate) existing_customer: ExistingCustomer,
+}
+
+/// What an SMS or email invite does when its mobile number or email address is already the
+/// customer's in another room of the tenant (one that is not merged or erased).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExistingCustomer {
+    /// Invite here too: the customer then has two rooms. The default, as before merging
+    /// existed, so that a host's invites do not start failing on an upgrade.
+    #[default]
+    InviteHere,
+    /// Refuse with [`Error::CustomerHasRoom`], naming that room, and change nothing: the agent
+    /// opens it, or merges ([`Rooms::merge_rooms`](super::Rooms::merge_rooms)).
+    Answer,
+    /// Invite here, then merge that room (each, if several) into this one
+    /// ([`InviteIssued::merged`](super::InviteIssued::merged)).
+    Merge,
 }
 
 impl Default for RoomsConfig {
@@ -77,6 +95,7 @@ impl Default for RoomsConfig {
             alert_after: Self::DEFAULT_ALERT_AFTER,
             customer_reminders: false,
             reminder_templates: None,
+            existing_customer: ExistingCustomer::default(),
         }
     }
 }
@@ -147,6 +166,13 @@ impl RoomsConfig {
     /// default: each reminder is an SMS or an email the deployment pays for.
     pub fn with_customer_reminders(mut self, on: bool) -> Self {
         self.customer_reminders = on;
+        self
+    }
+
+    /// What an invite to a customer who has another room of the tenant does
+    /// ([`ExistingCustomer`]; by default, [`ExistingCustomer::InviteHere`]).
+    pub fn with_existing_customer(mut self, existing: ExistingCustomer) -> Self {
+        self.existing_customer = existing;
         self
     }
 

@@ -1,12 +1,17 @@
 //! Merging two rooms of one customer into one, and finding where a merged room lives on.
 
 use super::{Operation, Rooms};
+use crate::customer::Recipient;
 use crate::decide::{Actor, Context, decide_merge};
 use crate::error::{Entity, Error};
 use crate::event::{Event, Seq};
 use crate::id::RoomId;
-use crate::state::RoomState;
-use crate::store::Append;
+use crate::id::TenantId;
+use crate::state::{RoomState, RoomStatus};
+use crate::store::{Append, RoomQuery};
+
+/// The most other rooms of a customer an invite looks at ([`ExistingCustomer`](super::ExistingCustomer)).
+const OTHER_ROOMS: usize = 20;
 
 /// Events read per call while copying a room's log for a merge.
 const MERGE_PAGE: usize = 1_000;
@@ -110,6 +115,30 @@ impl Rooms {
         }
         self.remember(&state);
         state
+    }
+
+    /// The other rooms of `tenant` (not merged or erased) whose customer has `recipient`.
+    pub(super) async fn other_rooms_of(
+        &self,
+        tenant: &TenantId,
+        room: RoomId,
+        recipient: &Recipient,
+    ) -> Result<Vec<RoomId>, Error> {
+        let mut query = RoomQuery {
+            limit: OTHER_ROOMS,
+            ..RoomQuery::default()
+        };
+        match recipient {
+            Recipient::Phone(number) => query.phone = Some(number.clone()),
+            Recipient::Email(address) => query.email = Some(address.clone()),
+        }
+        let page = self.inner.store.list_rooms(tenant, &query).await?;
+        Ok(page
+            .rooms
+            .iter()
+            .filter(|r| r.room != room && !matches!(r.status, RoomStatus::Merged | RoomStatus::Erased))
+            .map(|r| r.room)
+            .collect())
     }
 
     /// The room that holds `room`'s content now: `room` itself, or the room it was merged into

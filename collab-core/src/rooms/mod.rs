@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, Semaphore};
 
 pub use builder::RoomsBuilder;
-pub use config::{DeliveryConfig, RoomsConfig};
+pub use config::{DeliveryConfig, ExistingCustomer, RoomsConfig};
 use dispatch::Delivery;
 pub use dispatch::DispatchReport;
 pub use documents::{DocumentDownload, OrphanSweep, Upload};
@@ -274,6 +274,9 @@ pub struct InviteIssued {
     /// For an SMS invite, how many segments its text takes (more than one costs more and may
     /// arrive split).
     pub sms_segments: Option<usize>,
+    /// The customer's other rooms merged into this one after the invite
+    /// ([`ExistingCustomer::Merge`]).
+    pub merged: Vec<RoomId>,
 }
 
 /// What [`Rooms::join`] gives the customer: a session for the one room.
@@ -547,6 +550,21 @@ impl Rooms {
                     .inspect_err(|e| crate::metrics::invite_refused(e.kind()))?;
             }
         }
+        let others = match (&recipient, actor) {
+            (Some(to), Actor::Agent { tenant, .. })
+                if self.inner.config.existing_customer != ExistingCustomer::InviteHere =>
+            {
+                self.other_rooms_of(tenant, room, to).await?
+            }
+            _ => Vec::new(),
+        };
+        if self.inner.config.existing_customer == ExistingCustomer::Answer
+            && let Some(other) = others.first()
+        {
+            // Found only within the agent's tenant; the room itself is checked by the invite.
+            self.readable(actor, room, Operation::Invite).await?;
+            return Err(Error::CustomerHasRoom { room: *other });
+        }
         let invite = InviteId::generate(self.inner.ids.as_ref())?;
         let outbox_id = OutboxId::generate(self.inner.ids.as_ref())?;
         let link_token = match request.channel {
@@ -600,6 +618,15 @@ impl Rooms {
                 }
                 segments
             });
+        let mut merged = Vec::new();
+        for other in others {
+            // The invite stands either way: a merge that fails leaves two rooms, as asked of
+            // `InviteHere`, and the agent can merge them later.
+            match self.merge_rooms(actor, other, room).await {
+                Ok(_) => merged.push(other),
+                Err(e) => tracing::warn!(%room, %other, error = %e, "could not merge the customer's other room"),
+            }
+        }
         Ok(InviteIssued {
             invite,
             channel: request.channel,
@@ -608,6 +635,7 @@ impl Rooms {
                 token,
             }),
             sms_segments,
+            merged,
         })
     }
 

@@ -33,6 +33,7 @@ pub struct ErrorDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
     /// With `room_merged`: the room that holds this one's content now; send the request there.
+    /// With `customer_has_room`: the customer's room.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room: Option<String>,
 }
@@ -105,7 +106,8 @@ pub fn status(kind: ErrorKind) -> StatusCode {
         | ErrorKind::NotAllowed
         | ErrorKind::RoomTimedOut
         | ErrorKind::RoomClosed
-        | ErrorKind::RoomMerged => StatusCode::CONFLICT,
+        | ErrorKind::RoomMerged
+        | ErrorKind::CustomerHasRoom => StatusCode::CONFLICT,
         ErrorKind::RoomErased => StatusCode::GONE,
         // A room's storage quota: 413 rather than 507, which a client would take for the
         // server's fault and retry; a smaller document (up to `limit`) may still pass.
@@ -142,7 +144,7 @@ fn core_response(e: Error) -> Response {
         _ => (None, None),
     };
     let room = match &e {
-        Error::RoomMerged { into } => Some(into.to_string()),
+        Error::RoomMerged { into: room } | Error::CustomerHasRoom { room } => Some(room.to_string()),
         _ => None,
     };
     let detail = ErrorDetail {
@@ -255,6 +257,7 @@ mod tests {
             ("room_closed", 409),
             ("room_erased", 410),
             ("room_merged", 409),
+            ("customer_has_room", 409),
             ("too_large", 413),
             ("quota_exceeded", 413),
             ("unsupported_media_type", 415),

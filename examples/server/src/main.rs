@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use collab_core::guard::CounterStore;
 use collab_core::notify::Notifier;
-use collab_core::rooms::{DeliveryConfig, Rooms, RoomsConfig};
+use collab_core::rooms::{DeliveryConfig, ExistingCustomer, Rooms, RoomsConfig};
 use collab_core::transport::Transport;
 use collab_core::webhook::{WebhookConfig, WebhookSecret};
 use collab_core::{AgentId, EmailAddress, EndpointId, Error, Locale, RoomStore, TenantId, WebhookEndpoint};
@@ -141,6 +141,10 @@ is there only while a notifier sends to it):
   COLLAB_CUSTOMER_REMINDERS=on           remind the customer by a new SMS or email invite when
                                          the agents' messages wait 5 minutes unread (off by
                                          default: each reminder is a message to pay for)
+  COLLAB_EXISTING_CUSTOMER=invite|answer|merge
+                                         an SMS or email invite to a customer who has another
+                                         room: invite here too (the default), answer 409
+                                         customer_has_room naming it, or merge it into this one
 
 Webhooks (environment only):
   COLLAB_WEBHOOKS=tenant=URL,...         post every room event of these tenants to these URLs,
@@ -629,7 +633,15 @@ async fn run() -> Result<(), String> {
         Some("on") => true,
         Some(_) => return Err("COLLAB_CUSTOMER_REMINDERS is on or off".to_owned()),
     };
-    let config = config.with_customer_reminders(reminders);
+    let existing = match std::env::var("COLLAB_EXISTING_CUSTOMER").ok().as_deref() {
+        None | Some("" | "invite") => ExistingCustomer::InviteHere,
+        Some("answer") => ExistingCustomer::Answer,
+        Some("merge") => ExistingCustomer::Merge,
+        Some(_) => return Err("COLLAB_EXISTING_CUSTOMER is invite, answer or merge".to_owned()),
+    };
+    let config = config
+        .with_customer_reminders(reminders)
+        .with_existing_customer(existing);
     let policy = config.policy().clone().with_superseding_links(supersede);
     let config = languages(config.with_policy(policy), &settings)?;
     let notifiers = notifiers(&base_url, &inbox)?;

@@ -144,12 +144,18 @@ pub struct InviteAnswer {
     pub link: Option<String>,
     /// For SMS, how many segments the text takes.
     pub sms_segments: Option<usize>,
+    /// The customer's other rooms merged into this one after the invite (with
+    /// `COLLAB_EXISTING_CUSTOMER=merge`).
+    pub merged: Vec<String>,
 }
 
 /// Invites or re-invites the customer (SMS, email, or Get Link). SMS and email invites pass an
 /// abuse guard (per recipient, number block, room, agent and tenant, with a cool-down between
 /// invites to one recipient): past a limit, 429 `rate_limited` with `Retry-After`; a number
-/// the guard never sends to (a country not allowed, not a mobile) is 409 `not_allowed`.
+/// the guard never sends to (a country not allowed, not a mobile) is 409 `not_allowed`. A
+/// customer who has another room of the tenant is invited here too, or (as the server is
+/// configured) answered 409 `customer_has_room` naming that room in the error's `room`, or
+/// invited here with that room merged into this one (`merged`).
 #[utoipa::path(post, path = "/api/rooms/{room}/invites", params(("room" = String, Path), Caller), request_body = InviteBody,
     tag = "rooms", responses((status = 201, body = InviteAnswer), (status = 409, body = ErrorBody),
     (status = 422, body = ErrorBody), (status = 429, body = ErrorBody, description = "`rate_limited`: an abuse \
@@ -189,6 +195,7 @@ pub async fn invite(
             invite: issued.invite.to_string(),
             link: issued.link.map(|l| l.url().to_owned()),
             sms_segments: issued.sms_segments,
+            merged: issued.merged.iter().map(ToString::to_string).collect(),
         }),
     ))
 }
