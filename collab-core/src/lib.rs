@@ -69,6 +69,7 @@ pub mod metrics;
 pub mod notify;
 mod policy;
 pub mod rooms;
+pub mod settings;
 mod state;
 pub mod store;
 #[cfg(feature = "testing")]

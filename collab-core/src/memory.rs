@@ -18,6 +18,7 @@ use crate::error::{Entity, Error};
 use crate::event::{Event, Seq};
 use crate::guard::{CounterStore, Hit, MAX_COUNTER_WINDOW};
 use crate::id::{OutboxId, RoomId, TenantId};
+use crate::settings::SettingsChange;
 use crate::state::{RoomStatus, RoomSummary};
 use crate::store::{
     Append, ClaimedOutbox, Credential, EndedRooms, OutboxKind, OutboxMessage, OutboxStats, RoomCursor, RoomPage,
@@ -56,6 +57,8 @@ struct RoomData {
     outbox: BTreeMap<OutboxId, OutboxRow>,
     /// The `queued` number of the next outbox row.
     next_queued: u64,
+    /// Each tenant's settings changes, oldest first.
+    settings: HashMap<TenantId, Vec<SettingsChange>>,
 }
 
 struct StoredRoom {
@@ -151,6 +154,33 @@ impl RoomStore for MemoryRoomStore {
         let mut data = lock(&self.inner);
         data.check(&append)?;
         data.write(append);
+        Ok(())
+    }
+
+    async fn tenant_settings(&self, tenant: &TenantId) -> Result<Option<SettingsChange>, Error> {
+        Ok(lock(&self.inner)
+            .settings
+            .get(tenant)
+            .and_then(|changes| changes.last().cloned()))
+    }
+
+    async fn settings_history(&self, tenant: &TenantId, limit: usize) -> Result<Vec<SettingsChange>, Error> {
+        let data = lock(&self.inner);
+        let changes = data.settings.get(tenant).map(Vec::as_slice).unwrap_or_default();
+        Ok(changes.iter().rev().take(limit).cloned().collect())
+    }
+
+    async fn change_settings(&self, change: SettingsChange) -> Result<(), Error> {
+        let mut data = lock(&self.inner);
+        let changes = data.settings.entry(change.tenant.clone()).or_default();
+        let latest = changes.last().map_or(0, |c| c.version);
+        if change.version != latest + 1 {
+            return Err(Error::conflict(format!(
+                "the settings are at version {latest}, not {}",
+                change.version.saturating_sub(1)
+            )));
+        }
+        changes.push(change);
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use crate::Error;
 use crate::customer::{Channel, EmailAddress, PhoneNumber};
 use crate::event::{Event, Seq};
 use crate::id::{AgentId, EndpointId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
+use crate::settings::SettingsChange;
 use crate::state::{RoomState, RoomStatus, RoomSummary};
 use crate::time::Timestamp;
 use crate::token::TokenHash;
@@ -694,6 +695,38 @@ pub trait RoomStore: fmt::Debug + Send + Sync + 'static {
         })
     }
 
+    /// The latest change of `tenant`'s settings, if any was made. Optional, with
+    /// [`settings_history`](RoomStore::settings_history) and
+    /// [`change_settings`](RoomStore::change_settings): by default, [`Error::Unsupported`], and
+    /// tenants have the deployment's settings.
+    async fn tenant_settings(&self, tenant: &TenantId) -> Result<Option<SettingsChange>, Error> {
+        let _ = tenant;
+        Err(Error::Unsupported {
+            backend: "this room store",
+            capability: "tenant settings",
+        })
+    }
+
+    /// Up to `limit` changes of `tenant`'s settings, newest first.
+    async fn settings_history(&self, tenant: &TenantId, limit: usize) -> Result<Vec<SettingsChange>, Error> {
+        let _ = (tenant, limit);
+        Err(Error::Unsupported {
+            backend: "this room store",
+            capability: "tenant settings",
+        })
+    }
+
+    /// Stores a change of a tenant's settings, kept with the earlier ones. Its version must be
+    /// the latest one's plus one (1 for the first), or it is refused with [`Error::Conflict`]
+    /// (another admin changed them first).
+    async fn change_settings(&self, change: SettingsChange) -> Result<(), Error> {
+        let _ = change;
+        Err(Error::Unsupported {
+            backend: "this room store",
+            capability: "tenant settings",
+        })
+    }
+
     /// The outbox's figures per kind at `now`, for monitoring: one query, not meant for
     /// every dispatcher pass. Optional: by default, [`Error::Unsupported`].
     async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
@@ -786,6 +819,18 @@ macro_rules! forward_room_store {
 
             async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
                 (**self).outbox_stats(now).await
+            }
+
+            async fn tenant_settings(&self, tenant: &TenantId) -> Result<Option<SettingsChange>, Error> {
+                (**self).tenant_settings(tenant).await
+            }
+
+            async fn settings_history(&self, tenant: &TenantId, limit: usize) -> Result<Vec<SettingsChange>, Error> {
+                (**self).settings_history(tenant, limit).await
+            }
+
+            async fn change_settings(&self, change: SettingsChange) -> Result<(), Error> {
+                (**self).change_settings(change).await
             }
 
             async fn erase(&self, append: Append) -> Result<(), Error> {

@@ -383,3 +383,32 @@ async fn an_invite_to_a_customer_who_has_a_room_invites_answers_or_merges_as_con
         }
     }
 }
+
+#[tokio::test]
+async fn retention_purges_a_merged_room_and_leaves_the_survivor_its_documents() {
+    let world = World::with(|builder| {
+        builder
+            .blob_store(MemoryBlobStore::new())
+            .config(RoomsConfig::default().with_retention(DAY).unwrap())
+    });
+    let rooms = &world.rooms;
+    let (absorbed, customer, _) = world.room_with_customer().await;
+    let shared = rooms
+        .share_document(&customer, absorbed, upload("kept.txt", b"kept\n"))
+        .await
+        .unwrap();
+    let EventData::DocumentShared(meta) = shared.data else {
+        panic!("a document event");
+    };
+    let survivor = second_room(rooms, "Welcome back").await;
+    rooms.merge_rooms(&agent(), absorbed, survivor).await.unwrap();
+
+    world.clock.advance(2 * DAY);
+    let sweep = rooms.sweep_retention().await.unwrap();
+    assert_eq!(sweep.purged, 1, "the merged room, not the survivor: {sweep:?}");
+    assert!(matches!(
+        rooms.room(&agent(), absorbed).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(rooms.open_document(&agent(), survivor, meta.id, None).await.is_ok());
+}

@@ -78,6 +78,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use collab_core::guard::{CounterStore, Hit};
+use collab_core::settings::SettingsChange;
 use collab_core::store::{Append, ClaimedOutbox, Credential, EndedRooms, OutboxStats, RoomPage, RoomQuery, RoomStore};
 use collab_core::{Error, Event, OutboxId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -349,6 +350,19 @@ impl RoomStore for PostgresRoomStore {
 
     async fn outbox_stats(&self, now: Timestamp) -> Result<Vec<OutboxStats>, Error> {
         read::outbox_stats(&self.client().await?, now).await
+    }
+
+    async fn tenant_settings(&self, tenant: &TenantId) -> Result<Option<SettingsChange>, Error> {
+        let latest = read::settings_changes(&self.client().await?, tenant, 1).await?;
+        Ok(latest.into_iter().next())
+    }
+
+    async fn settings_history(&self, tenant: &TenantId, limit: usize) -> Result<Vec<SettingsChange>, Error> {
+        read::settings_changes(&self.client().await?, tenant, limit).await
+    }
+
+    async fn change_settings(&self, change: SettingsChange) -> Result<(), Error> {
+        write::change_settings(&self.client().await?, &change).await
     }
 
     async fn merge(&self, survivor: Append, absorbed: Append) -> Result<(), Error> {

@@ -1,5 +1,6 @@
 //! The queries that only read, and the conversions between the core's types and columns.
 
+use collab_core::settings::SettingsChange;
 use collab_core::store::{Credential, EndedRooms, Grant, OutboxKind, OutboxStats, RoomPage, RoomQuery};
 use collab_core::{Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash};
 use deadpool_postgres::Client;
@@ -127,6 +128,25 @@ pub(crate) async fn list_rooms(client: &Client, tenant: &TenantId, query: &RoomQ
     let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
     let rooms: Vec<RoomSummary> = collect_json(client, &sql, &params).await?;
     Ok(RoomPage::from_one_more(rooms, query.limit))
+}
+
+/// Up to `limit` settings changes of `tenant`, newest first.
+pub(crate) async fn settings_changes(
+    client: &Client,
+    tenant: &TenantId,
+    limit: usize,
+) -> Result<Vec<SettingsChange>, Error> {
+    let statement = client
+        .prepare_cached("SELECT change FROM tenant_settings WHERE tenant = $1 ORDER BY version DESC LIMIT $2")
+        .await
+        .map_err(postgres)?;
+    let rows = client
+        .query(&statement, &[&tenant.as_str(), &limit_value(limit)])
+        .await
+        .map_err(postgres)?;
+    rows.iter()
+        .map(|row| json(row.try_get::<_, &str>(0).map_err(postgres)?))
+        .collect()
 }
 
 pub(crate) async fn idle_rooms(client: &Client, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error> {

@@ -24,6 +24,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("V5__outbox_order", include_str!("migrations/V5__outbox_order.sql")),
     ("V6__outbox_parked", include_str!("migrations/V6__outbox_parked.sql")),
+    (
+        "V7__tenant_settings",
+        include_str!("migrations/V7__tenant_settings.sql"),
+    ),
 ];
 
 pub(crate) fn migrations() -> Result<Vec<Migration>, Error> {

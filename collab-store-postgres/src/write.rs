@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use collab_core::guard::{Hit, MAX_COUNTER_WINDOW};
+use collab_core::settings::SettingsChange;
 use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage, OutboxTarget};
 use collab_core::{Entity, Error, Event, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
 use deadpool_postgres::{Client, Pool, Transaction};
@@ -713,6 +714,30 @@ pub(crate) async fn erase(client: &mut Client, channel: &str, erasure: &Append) 
         tx.execute(&statement, &[&room]).await.map_err(postgres)?;
     }
     tx.commit().await.map_err(postgres)
+}
+
+/// Stores a settings change whose version follows the tenant's latest. Two at once: the
+/// primary key refuses the second.
+pub(crate) async fn change_settings(client: &Client, change: &SettingsChange) -> Result<(), Error> {
+    let version = i64::try_from(change.version).map_err(|_| Error::invalid("version", "too large"))?;
+    let text = serde_json::to_string(change).map_err(|e| Error::backend("postgres", e))?;
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO tenant_settings (tenant, version, change) \
+             SELECT $1::text, $2::bigint, $3::text \
+             WHERE (SELECT coalesce(max(version), 0) FROM tenant_settings WHERE tenant = $1::text) = $2::bigint - 1 \
+             ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(postgres)?;
+    let inserted = client
+        .execute(&statement, &[&change.tenant.as_str(), &version, &text])
+        .await
+        .map_err(postgres)?;
+    if inserted == 0 {
+        return Err(Error::conflict("the settings changed meanwhile: read them again"));
+    }
+    Ok(())
 }
 
 /// Writes a merge's two appends in one transaction of its own: both or neither.

@@ -45,6 +45,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use collab_core::guard::{CounterStore, Hit};
+use collab_core::settings::SettingsChange;
 use collab_core::store::{Append, ClaimedOutbox, Credential, EndedRooms, OutboxStats, RoomPage, RoomQuery, RoomStore};
 use collab_core::{Error, Event, OutboxId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash};
 
@@ -268,6 +269,24 @@ impl RoomStore for SqliteRoomStore {
                 write::append(conn, &absorbed)
             })
             .await
+    }
+
+    async fn tenant_settings(&self, tenant: &TenantId) -> Result<Option<SettingsChange>, Error> {
+        let latest = self
+            .readers
+            .run_inline(|conn| read::settings_changes(conn, tenant, 1))?;
+        Ok(latest.into_iter().next())
+    }
+
+    async fn settings_history(&self, tenant: &TenantId, limit: usize) -> Result<Vec<SettingsChange>, Error> {
+        let tenant = tenant.clone();
+        self.readers
+            .run(move |conn| read::settings_changes(conn, &tenant, limit))
+            .await
+    }
+
+    async fn change_settings(&self, change: SettingsChange) -> Result<(), Error> {
+        self.writer.run(move |conn| write::change_settings(conn, &change)).await
     }
 
     async fn erase(&self, erasure: Append) -> Result<(), Error> {

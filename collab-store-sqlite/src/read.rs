@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use collab_core::settings::SettingsChange;
 use collab_core::store::{Credential, EndedRooms, Grant, OutboxKind, OutboxStats, RoomPage, RoomQuery};
 use collab_core::{Error, Event, InviteId, ParticipantId, RoomId, RoomSummary, Seq, TenantId, Timestamp, TokenHash};
 use rusqlite::types::Value;
@@ -193,6 +194,27 @@ pub(crate) fn list_rooms(conn: &Connection, tenant: &TenantId, query: &RoomQuery
     values.push(Value::Integer(limit_value(query.limit.saturating_add(1))));
     let rooms: Vec<RoomSummary> = collect_json(conn, &sql, params_from_iter(values))?;
     Ok(RoomPage::from_one_more(rooms, query.limit))
+}
+
+/// Up to `limit` settings changes of `tenant`, newest first.
+pub(crate) fn settings_changes(
+    conn: &Connection,
+    tenant: &TenantId,
+    limit: usize,
+) -> Result<Vec<SettingsChange>, Error> {
+    let mut statement = conn
+        .prepare_cached("SELECT change FROM tenant_settings WHERE tenant = ?1 ORDER BY version DESC LIMIT ?2")
+        .map_err(sqlite)?;
+    let rows = statement
+        .query_map(params![tenant.as_str(), limit_value(limit)], |row| {
+            row.get::<_, String>(0)
+        })
+        .map_err(sqlite)?;
+    rows.map(|row| {
+        let text = row.map_err(sqlite)?;
+        serde_json::from_str(&text).map_err(|e| Error::backend("sqlite", e))
+    })
+    .collect()
 }
 
 pub(crate) fn idle_rooms(conn: &Connection, idle_since: Timestamp, limit: usize) -> Result<Vec<RoomId>, Error> {

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_retention_and_erasure.sql"),
     include_str!("migrations/0006_outbox_order.sql"),
     include_str!("migrations/0007_outbox_parked.sql"),
+    include_str!("migrations/0008_tenant_settings.sql"),
 ];
 
 pub(crate) fn migrations() -> Migrations<'static> {

@@ -8,6 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use collab_core::guard::{Hit, MAX_COUNTER_WINDOW};
+use collab_core::settings::SettingsChange;
 use collab_core::store::{Append, ClaimedOutbox, Credential, Grant, OutboxMessage, OutboxTarget};
 use collab_core::{Entity, Error, Event, EventData, OutboxId, RoomId, RoomSummary, Seq, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -381,6 +382,27 @@ pub(crate) fn purge(conn: &Connection, room: RoomId) -> Result<(), Error> {
             .and_then(|mut s| s.execute([&room]))
             .map_err(sqlite)?;
     }
+    Ok(())
+}
+
+/// Stores a settings change whose version follows the tenant's latest.
+pub(crate) fn change_settings(conn: &Connection, change: &SettingsChange) -> Result<(), Error> {
+    let tenant = change.tenant.as_str();
+    let latest: i64 = conn
+        .prepare_cached("SELECT coalesce(max(version), 0) FROM tenant_settings WHERE tenant = ?1")
+        .and_then(|mut s| s.query_row([tenant], |row| row.get(0)))
+        .map_err(sqlite)?;
+    let version = i64::try_from(change.version).map_err(|_| Error::invalid("version", "too large"))?;
+    if version != latest + 1 {
+        return Err(Error::conflict(format!(
+            "the settings are at version {latest}, not {}",
+            version - 1
+        )));
+    }
+    let text = serde_json::to_string(change).map_err(|e| Error::backend("sqlite", e))?;
+    conn.prepare_cached("INSERT INTO tenant_settings (tenant, version, change) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![tenant, version, text]))
+        .map_err(conflict_on_duplicate("a settings change with this version exists"))?;
     Ok(())
 }
 

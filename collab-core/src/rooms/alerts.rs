@@ -169,7 +169,8 @@ impl Rooms {
             }
         };
         // Never after the room timed out or closed.
-        if !self.inner.config.customer_reminders || state.status_at(now, self.policy()) != RoomStatus::Active {
+        let policy = self.policy_for(state.tenant()).await;
+        if !self.inner.config.customer_reminders || state.status_at(now, &policy) != RoomStatus::Active {
             return self.drop_notice_row(&row).await;
         }
         let Some(up_to) = state.unreminded().last().copied() else {

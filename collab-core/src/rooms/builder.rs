@@ -139,6 +139,7 @@ impl RoomsBuilder {
                 lanes: Default::default(),
                 dispatcher_pass: Mutex::new(None),
                 typing: Default::default(),
+                settings: Default::default(),
                 inspection_permits: Arc::new(Semaphore::new(config.whole_inspections)),
                 config,
             }),

@@ -108,6 +108,7 @@ impl Rooms {
                 Ok(state) => state,
                 Err(e) => return answer_all(batch, e),
             };
+            let policy = self.policy_for(state.tenant()).await;
             let mut after = state.clone();
             let mut decided = Vec::with_capacity(batch.len());
             let mut events = Vec::new();
@@ -115,7 +116,7 @@ impl Rooms {
                 let ctx = Context {
                     now: self.inner.clock.now(),
                     actor: &queued.actor,
-                    policy: self.policy(),
+                    policy: &policy,
                 };
                 let outcome = authorize_read(&after, &queued.actor)
                     .and_then(|()| self.check_hook(&queued.actor, queued.operation, Some(after.summary())))

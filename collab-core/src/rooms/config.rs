@@ -49,6 +49,7 @@ pub struct RoomsConfig {
     pub(crate) customer_reminders: bool,
     reminder_templates: Option<InviteTemplates>,
     pub(crate) existing_customer: ExistingCustomer,
+    pub(crate) settings_refresh: Duration,
 }
 
 /// What an SMS or email invite does when its mobile number or email address is already the
@@ -96,6 +97,7 @@ impl Default for RoomsConfig {
             customer_reminders: false,
             reminder_templates: None,
             existing_customer: ExistingCustomer::default(),
+            settings_refresh: Self::DEFAULT_SETTINGS_REFRESH,
         }
     }
 }
@@ -167,6 +169,21 @@ impl RoomsConfig {
     pub fn with_customer_reminders(mut self, on: bool) -> Self {
         self.customer_reminders = on;
         self
+    }
+
+    /// A server reads a tenant's settings again 5 s after it last did.
+    pub const DEFAULT_SETTINGS_REFRESH: Duration = Duration::from_secs(5);
+
+    /// How long a server uses a tenant's settings before it reads them again
+    /// ([`Rooms::change_settings`](super::Rooms::change_settings)): how soon another server's
+    /// change applies here. The server that makes a change applies it at once. From 0 (read
+    /// them for every command) to 10 minutes.
+    pub fn with_settings_refresh(mut self, refresh: Duration) -> Result<Self, Error> {
+        if refresh > Duration::from_secs(600) {
+            return Err(Error::invalid("settings_refresh", "must be at most 10 minutes"));
+        }
+        self.settings_refresh = refresh;
+        Ok(self)
     }
 
     /// What an invite to a customer who has another room of the tenant does

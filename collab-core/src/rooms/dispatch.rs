@@ -281,7 +281,8 @@ impl Rooms {
             return Outcome::Unrecorded;
         }
         let link = self.inner.config.invite_link(token.expose());
-        let notification = self.notification(&delivery, state.tenant(), &link);
+        let settings = self.current_settings(state.tenant()).await;
+        let notification = self.notification(&delivery, state.tenant(), settings.as_deref(), &link);
         // A provider call that hangs must end before the lease does, or another dispatcher would
         // take the row over and send it again.
         let send_timeout = self.inner.config.delivery.lease * 3 / 4;

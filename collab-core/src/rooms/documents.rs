@@ -133,10 +133,11 @@ impl Rooms {
             blob: blob.clone(),
         };
         // Refuse before any byte is stored when the actor could not share here anyway.
+        let policy = self.policy_for(state.tenant()).await;
         let ctx = crate::decide::Context {
             now: self.inner.clock.now(),
             actor,
-            policy: self.policy(),
+            policy: &policy,
         };
         crate::decide::decide(&state, &Command::ShareDocument(placeholder.clone()), &ctx)?;
         self.check_hook(actor, Operation::ShareDocument, Some(state.summary()))?;

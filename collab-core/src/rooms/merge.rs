@@ -59,10 +59,11 @@ impl Rooms {
             self.check_hook(actor, Operation::MergeRooms, Some(survivor.summary()))?;
             self.check_hook(actor, Operation::MergeRooms, Some(gone.summary()))?;
             let log = self.whole_log(absorbed, gone.seq()).await?;
+            let policy = self.policy_for(survivor.tenant()).await;
             let ctx = Context {
                 now: self.inner.clock.now(),
                 actor,
-                policy: self.policy(),
+                policy: &policy,
             };
             let events = decide_merge(&survivor, &gone, &log, &ctx)?;
             drop(log);

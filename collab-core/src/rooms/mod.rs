@@ -10,11 +10,13 @@ mod export;
 mod health;
 mod lifecycle;
 mod merge;
+mod settings;
 mod subscribe;
 mod thumbnails;
 mod typing;
 mod webhooks;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +31,7 @@ pub use documents::{DocumentDownload, OrphanSweep, Upload};
 pub use export::RoomExport;
 pub use health::NotReady;
 pub use lifecycle::RetentionSweep;
+pub use settings::MAX_SETTINGS_HISTORY;
 pub use subscribe::{EventStream, RoomUpdate, UpdateStream};
 pub use thumbnails::Thumbnail;
 use webhooks::Webhooks;
@@ -44,6 +47,7 @@ use crate::id::{IdGenerator, InviteId, OutboxId, ParticipantId, RoomId, TenantId
 use crate::locale::Locale;
 use crate::notify::{Notification, Notifier, sms_segments};
 use crate::policy::Policy;
+use crate::settings::SettingsChange;
 use crate::state::{RoomState, RoomSummary};
 use crate::store::{Append, Credential, Grant, OutboxMessage, OutboxTarget, RoomPage, RoomQuery, RoomStore};
 use crate::time::Clock;
@@ -78,6 +82,8 @@ pub enum Operation {
     Export,
     /// Merge a room into another ([`Rooms::merge_rooms`]); the hook is asked about both.
     MergeRooms,
+    /// Change the tenant's settings ([`Rooms::change_settings`]): a host's admins.
+    ChangeSettings,
 }
 
 /// Refines what agents may do, beyond "agents act within their tenant". Optional: without a
@@ -176,6 +182,8 @@ struct Inner {
     dispatcher_pass: Mutex<Option<tokio::time::Instant>>,
     /// Drops typing signals that come too soon after a participant's last one.
     typing: typing::TypingThrottle,
+    /// Each tenant's settings as last read (`settings`).
+    settings: settings::SettingsCache,
 }
 
 /// An invite as the agent fills in the invite frame. Strings are checked here, and a bad one is
@@ -403,6 +411,8 @@ impl Rooms {
         let state = self.load(room).await?;
         authorize_read(&state, actor)?;
         self.check_hook(actor, operation, Some(state.summary()))?;
+        // So that `current_status` judges the room by its tenant's settings.
+        self.current_settings(state.tenant()).await;
         Ok(state)
     }
 
@@ -421,10 +431,11 @@ impl Rooms {
             // Tenant and room first: the hook must not learn of, or reveal, other tenants' rooms.
             authorize_read(&state, actor)?;
             self.check_hook(actor, operation, Some(state.summary()))?;
+            let policy = self.policy_for(state.tenant()).await;
             let ctx = Context {
                 now: self.inner.clock.now(),
                 actor,
-                policy: self.policy(),
+                policy: &policy,
             };
             let events = decide(&state, command, &ctx)?;
             if events.is_empty() {
@@ -607,11 +618,12 @@ impl Rooms {
             .await?;
         tracing::info!(%room, %invite, channel = %request.channel, "customer invited");
         // What the SMS will weigh: the link's length is known before its token exists.
+        let settings = self.current_settings(done.state.tenant()).await;
         let sms_segments = Delivery::of(&done.events)
             .filter(|d| matches!(d.recipient, Recipient::Phone(_)))
             .map(|d| {
                 let sample_link = self.inner.config.invite_link(&"0".repeat(64));
-                let templates = self.inner.config.invite_templates(locale.as_ref(), done.state.tenant());
+                let templates = self.invite_templates_with(locale.as_ref(), done.state.tenant(), settings.as_deref());
                 let segments = sms_segments(&templates.sms_text(&d.first_name, &sample_link));
                 if segments > 1 {
                     tracing::warn!(%room, %invite, segments, "the SMS invite takes more than one segment");
@@ -639,15 +651,18 @@ impl Rooms {
         })
     }
 
-    /// The message for a delivery of `tenant`, with its link, in the invite's language.
-    fn notification(&self, delivery: &Delivery, tenant: &TenantId, link: &str) -> Notification {
-        let reminder;
+    /// The message for a delivery of `tenant` (whose settings are `settings`), with its link,
+    /// in the invite's language.
+    fn notification(
+        &self,
+        delivery: &Delivery,
+        tenant: &TenantId,
+        settings: Option<&SettingsChange>,
+        link: &str,
+    ) -> Notification {
         let templates = match delivery.reminder {
-            true => {
-                reminder = self.inner.config.reminder_templates(delivery.locale.as_ref(), tenant);
-                &reminder
-            }
-            false => self.inner.config.invite_templates(delivery.locale.as_ref(), tenant),
+            true => Cow::Owned(self.inner.config.reminder_templates(delivery.locale.as_ref(), tenant)),
+            false => self.invite_templates_with(delivery.locale.as_ref(), tenant, settings),
         };
         let first_name = delivery.first_name.as_str();
         let (subject, text) = match delivery.recipient {
@@ -883,10 +898,12 @@ impl Rooms {
         self.inner.clock.now()
     }
 
-    /// The status of `state` now: an active room past its inactivity timeout counts as timed out
-    /// before any sweep records it (the state's own `status()` is the recorded one).
+    /// The status of `state` now: an active room past its inactivity timeout (its tenant's, as
+    /// last read) counts as timed out before any sweep records it (the state's own `status()`
+    /// is the recorded one).
     pub fn current_status(&self, state: &RoomState) -> crate::RoomStatus {
-        state.status_at(self.inner.clock.now(), self.policy())
+        let change = self.cached_settings(state.tenant());
+        state.status_at(self.inner.clock.now(), &self.policy_with(change.as_deref()))
     }
 
     /// The room as `actor` may see it: name, status, customer information, invites, documents.
@@ -947,32 +964,53 @@ impl Rooms {
 
     /// Times out every active room idle for longer than the policy allows; returns how many.
     /// Schedule it (hourly is plenty): rooms also count as timed out on access before a sweep.
+    ///
+    /// The sweep looks at rooms idle past the deployment's timeout. A tenant's own timeout
+    /// ([`Rooms::change_settings`]) decides for its rooms: a longer one keeps them active here
+    /// (they are stepped over), and a shorter one times them out on their next read or write
+    /// (which records `timed_out`), or in the sweep once the deployment's timeout has passed.
     #[tracing::instrument(skip_all)]
     pub async fn sweep_timeouts(&self) -> Result<usize, Error> {
         const BATCH: usize = 100;
+        // Rooms a pass steps over (not due under their tenant's longer timeout, or failing):
+        // beyond this many, the rest waits for the next pass.
+        const MAX_STEPPED_OVER: usize = 10_000;
         let cutoff = self
             .inner
             .clock
             .now()
             .saturating_sub(self.policy().inactivity_timeout());
+        let mut stepped_over = std::collections::HashSet::new();
         let mut timed_out = 0;
         loop {
-            let idle = self.inner.store.idle_rooms(cutoff, BATCH).await?;
-            let mut progress = 0;
-            for room in &idle {
+            let asked = BATCH + stepped_over.len();
+            let idle = self.inner.store.idle_rooms(cutoff, asked).await?;
+            let fresh: Vec<RoomId> = idle.iter().filter(|r| !stepped_over.contains(*r)).copied().collect();
+            for room in &fresh {
                 // One room's trouble (closed meanwhile, a backend error) must not stop the rest.
                 match self
                     .execute(&Actor::System, *room, Operation::Read, &Command::TimeOut, no_extras)
                     .await
                 {
-                    Ok(done) => progress += usize::from(!done.events.is_empty()),
-                    Err(e) => tracing::warn!(%room, error = %e, "could not time out a room"),
+                    Ok(done) if !done.events.is_empty() => timed_out += 1,
+                    Ok(_) => {
+                        stepped_over.insert(*room);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%room, error = %e, "could not time out a room");
+                        stepped_over.insert(*room);
+                    }
                 }
             }
-            timed_out += progress;
-            // Stop when the list ran out, or when nothing in it could be timed out (failing rooms,
-            // or a clock that moved back, would otherwise come back for ever).
-            if idle.len() < BATCH || progress == 0 {
+            // Stop when the list ran out, or when all of it was stepped over already.
+            if idle.len() < asked || fresh.is_empty() {
+                break;
+            }
+            if stepped_over.len() > MAX_STEPPED_OVER {
+                tracing::warn!(
+                    stepped_over = stepped_over.len(),
+                    "timeout sweep stopped early: too many idle rooms not due"
+                );
                 break;
             }
         }

@@ -84,7 +84,7 @@ impl Rooms {
             return Ok(());
         }
         let state = self.readable(actor, room, Operation::PostMessage).await?;
-        match state.status_at(now, self.policy()) {
+        match state.status_at(now, &self.policy_for(state.tenant()).await) {
             RoomStatus::Closed => return Err(Error::RoomClosed),
             RoomStatus::Erased => return Err(Error::RoomErased),
             RoomStatus::TimedOut if matches!(actor, Actor::Customer { .. }) => return Err(Error::RoomTimedOut),

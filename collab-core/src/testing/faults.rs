@@ -67,6 +67,7 @@ use crate::blob::{BlobInfo, BlobKey, BlobListing, BlobMeta, BlobPrefix, BlobStor
 use crate::event::{Event, Seq};
 use crate::id::{OutboxId, RoomId, TenantId};
 use crate::notify::{Notification, Notifier, NotifyError, Receipt};
+use crate::settings::SettingsChange;
 use crate::state::{RoomState, RoomSummary};
 use crate::store::{Append, ClaimedOutbox, Credential, EndedRooms, OutboxStats, RoomPage, RoomQuery, RoomStore};
 use crate::time::Timestamp;
@@ -414,6 +415,18 @@ impl<S: RoomStore> RoomStore for FaultyRoomStore<S> {
 
     async fn erase(&self, append: Append) -> Result<(), Error> {
         self.faults.store(Method::Erase, self.inner.erase(append)).await
+    }
+
+    async fn tenant_settings(&self, tenant: &TenantId) -> Result<Option<SettingsChange>, Error> {
+        self.inner.tenant_settings(tenant).await
+    }
+
+    async fn settings_history(&self, tenant: &TenantId, limit: usize) -> Result<Vec<SettingsChange>, Error> {
+        self.inner.settings_history(tenant, limit).await
+    }
+
+    async fn change_settings(&self, change: SettingsChange) -> Result<(), Error> {
+        self.inner.change_settings(change).await
     }
 
     async fn merge(&self, survivor: Append, absorbed: Append) -> Result<(), Error> {

@@ -84,6 +84,8 @@ macro_rules! room_store_conformance {
                 purge_deletes_every_row,
                 merge_writes_both_rooms,
                 a_refused_merge_writes_nothing,
+                settings_changes_follow_one_another,
+                concurrent_settings_changes_have_one_winner,
             ]
         );
     };

@@ -10,6 +10,7 @@ use crate::decide::{Actor, Command, Context, InviteCommand, create_room, decide,
 use crate::event::{Event, Seq};
 use crate::id::{AgentId, EndpointId, InviteId, OutboxId, ParticipantId, RoomId, TenantId};
 use crate::policy::Policy;
+use crate::settings::{SettingsChange, TenantSettings};
 use crate::state::{RoomState, RoomStatus};
 use crate::store::{
     Append, ClaimedOutbox, Credential, EndedRooms, Grant, OutboxKind, OutboxMessage, OutboxStats, OutboxTarget,
@@ -1088,7 +1089,8 @@ pub async fn erase_redacts_the_log_and_drops_credentials_and_outbox(store: &dyn 
     append.credentials.push(cred);
     append.outbox.push(row.clone());
     store.append(append).await.expect("invite");
-    let state = stored(store, post(&state, "my secret is 4242", at(2))).await;
+    // Not hexadecimal: the random ids in the stored text cannot contain it by chance.
+    let state = stored(store, post(&state, "my secret is zebra-quartz", at(2))).await;
     let before = all_events(store, state.room()).await;
 
     let other = stored(store, create(&tenant, "agent-a", at(0))).await;
@@ -1134,7 +1136,13 @@ pub async fn erase_redacts_the_log_and_drops_credentials_and_outbox(store: &dyn 
         Some(&crate::EventData::RoomErased { scope })
     );
     let text = stored_text(store, state.room()).await;
-    for personal in ["Erasmus", "Forgotten", "erasmus@example.com", "4155550123", "4242"] {
+    for personal in [
+        "Erasmus",
+        "Forgotten",
+        "erasmus@example.com",
+        "4155550123",
+        "zebra-quartz",
+    ] {
         assert!(!text.contains(personal), "{personal:?} is still stored: {text}");
     }
     let summary = store.room_summary(state.room()).await.expect("summary").expect("room");
@@ -1402,4 +1410,75 @@ pub async fn a_refused_merge_writes_nothing(store: &dyn RoomStore) {
     let (to_survivor_4, _) = merge(&survivor_after, &absorbed_after, &log, later);
     let refused = store.merge(to_survivor_4.clone(), to_survivor_4).await;
     assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
+}
+
+fn settings_change(tenant: &TenantId, version: u64, days: u32) -> SettingsChange {
+    SettingsChange {
+        tenant: tenant.clone(),
+        version,
+        at: T0.saturating_add(Duration::from_secs(version)),
+        by: agent_id("admin"),
+        settings: TenantSettings {
+            timeout_days: Some(days),
+            timed_out_message: Some(format!("quiet for {days} days")),
+            ..TenantSettings::default()
+        },
+    }
+}
+
+/// Settings changes are kept per tenant in order: the latest is in force, the history newest
+/// first, and a version that does not follow the latest is a conflict that stores nothing.
+pub async fn settings_changes_follow_one_another(store: &dyn RoomStore) {
+    let tenant = fresh_tenant();
+    let other = fresh_tenant();
+    match store.tenant_settings(&tenant).await {
+        Err(Error::Unsupported { .. }) => panic!("this store keeps no tenant settings"),
+        latest => assert_eq!(latest.expect("read"), None),
+    }
+    assert!(store.settings_history(&tenant, 10).await.expect("history").is_empty());
+    for version in 1..=3 {
+        store
+            .change_settings(settings_change(&tenant, version, 3 + version as u32))
+            .await
+            .expect("change");
+    }
+    store
+        .change_settings(settings_change(&other, 1, 30))
+        .await
+        .expect("another tenant");
+    for stale in [
+        settings_change(&tenant, 3, 99),
+        settings_change(&tenant, 5, 99),
+        settings_change(&tenant, 0, 99),
+    ] {
+        let refused = store.change_settings(stale).await;
+        assert!(matches!(refused, Err(Error::Conflict { .. })), "{refused:?}");
+    }
+    assert_eq!(
+        store.tenant_settings(&tenant).await.expect("read"),
+        Some(settings_change(&tenant, 3, 6))
+    );
+    let history = store.settings_history(&tenant, 2).await.expect("history");
+    assert_eq!(
+        history,
+        [settings_change(&tenant, 3, 6), settings_change(&tenant, 2, 5)]
+    );
+    assert_eq!(
+        store.tenant_settings(&other).await.expect("read"),
+        Some(settings_change(&other, 1, 30))
+    );
+}
+
+/// Two admins changing at once from the same version: one change is stored.
+pub async fn concurrent_settings_changes_have_one_winner(store: &dyn RoomStore) {
+    let tenant = fresh_tenant();
+    let results = join_all((0..8).map(|i| store.change_settings(settings_change(&tenant, 1, 3 + i)))).await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(()) | Err(Error::Conflict { .. })))
+    );
+    assert_eq!(store.settings_history(&tenant, 10).await.expect("history").len(), 1);
 }

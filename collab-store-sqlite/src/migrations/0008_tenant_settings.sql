@@ -1,0 +1,9 @@
+-- Each tenant's settings changes (issue 16): the whole settings after each change, who made it
+-- and when, as the JSON of a `SettingsChange`. The latest version is in force; the earlier ones
+-- are the history.
+CREATE TABLE tenant_settings (
+    tenant TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    change TEXT NOT NULL,
+    PRIMARY KEY (tenant, version)
+) WITHOUT ROWID;
