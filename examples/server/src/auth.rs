@@ -7,7 +7,7 @@
 
 mod guard;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,8 +18,8 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use axum::http::request::Parts;
-use collab_core::rooms::Rooms;
-use collab_core::{Actor, AgentId, Clock, Error, SystemClock, TenantId, Timestamp, Token, TokenHash};
+use collab_core::rooms::{AccessHook, Operation, Rooms};
+use collab_core::{Actor, AgentId, Clock, Error, RoomSummary, SystemClock, TenantId, Timestamp, Token, TokenHash};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -64,6 +64,20 @@ pub struct Agents {
     guard: guard::Guard,
     /// Password checks at once: each holds the cost's memory.
     checks: Arc<Semaphore>,
+    /// The agents who may change their tenant's settings, by tenant and id.
+    admins: HashSet<(TenantId, String)>,
+}
+
+/// Lets only a tenant's admins change its settings ([`Agents::admin_hook`]).
+#[derive(Debug)]
+pub struct AdminsOnly {
+    admins: HashSet<(TenantId, String)>,
+}
+
+impl AccessHook for AdminsOnly {
+    fn allow(&self, tenant: &TenantId, agent: &AgentId, operation: Operation, _: Option<&RoomSummary>) -> bool {
+        operation != Operation::ChangeSettings || self.admins.contains(&(tenant.clone(), agent.as_str().to_owned()))
+    }
 }
 
 /// What hashing and checking one password costs: argon2id's memory and passes, one lane.
@@ -179,8 +193,30 @@ impl Agents {
             dummy: None,
             guard: guard::Guard::new(SignInLimits::default()),
             checks: Arc::new(Semaphore::new(checks)),
+            admins: HashSet::new(),
         }
         .with_tenant(tenant, passwords)
+    }
+
+    /// Makes `agent` of `tenant` an admin: they may change the tenant's settings
+    /// ([`Rooms::change_settings`](collab_core::Rooms::change_settings), through
+    /// [`Agents::admin_hook`]).
+    pub fn with_admin(mut self, tenant: TenantId, agent: &str) -> Self {
+        self.admins.insert((tenant, agent.to_owned()));
+        self
+    }
+
+    /// Whether `agent` of `tenant` is an admin.
+    pub fn is_admin(&self, tenant: &TenantId, agent: &AgentId) -> bool {
+        self.admins.contains(&(tenant.clone(), agent.as_str().to_owned()))
+    }
+
+    /// The access hook that lets only the admins change their tenant's settings; every agent
+    /// may do everything else in their tenant's rooms.
+    pub fn admin_hook(&self) -> AdminsOnly {
+        AdminsOnly {
+            admins: self.admins.clone(),
+        }
     }
 
     /// Hashes the passwords of the agents added from now on ([`Agents::with_tenant`]) at

@@ -47,18 +47,19 @@ pub fn shipped_for(wanted: &Locale) -> Option<&'static Locale> {
         .or_else(|| shipped.iter().find(|l| l.as_str() == wanted.language()))
 }
 
-/// The language of the page of a customer of `tenant`: the browser's first language the page has
-/// (from `Accept-Language`, by preference) where `config` allows it, else the tenant's, else the
-/// deployment's, else English.
-pub fn page_locale(config: &RoomsConfig, tenant: &TenantId, accept_language: Option<&str>) -> Locale {
+/// The language of the page of a customer of a tenant whose language is `tenant_locale`
+/// ([`Rooms::tenant_locale`](collab_core::Rooms::tenant_locale)): the browser's first language
+/// the page has (from `Accept-Language`, by preference) where `config` allows it, else the
+/// tenant's, else the deployment's, else English.
+pub fn page_locale(config: &RoomsConfig, tenant_locale: &Locale, accept_language: Option<&str>) -> Locale {
     let browser = accept_language
         .filter(|_| config.browser_locale())
         .and_then(|header| preferred(header).into_iter().find_map(|l| shipped_for(&l)));
     browser
-        .or_else(|| shipped_for(config.tenant_locale(tenant)))
+        .or_else(|| shipped_for(tenant_locale))
         .or_else(|| shipped_for(config.default_locale()))
         .cloned()
-        .unwrap_or_else(|| config.tenant_locale(tenant).clone())
+        .unwrap_or_else(|| tenant_locale.clone())
 }
 
 /// The valid tags of an `Accept-Language` header, most wanted first (at most 16 are read).
@@ -140,12 +141,15 @@ mod tests {
         let he = Locale::parse("he").expect("a tag");
         let config = RoomsConfig::default().with_tenant_locale(acme.clone(), he);
         let browser = Some("es-MX,es;q=0.9");
+        let (acme, other) = (
+            config.tenant_locale(&acme).clone(),
+            TenantId::new("other").expect("a tenant"),
+        );
         assert_eq!(page_locale(&config, &acme, browser).as_str(), "he");
         let config = config.with_browser_locale(true);
         assert_eq!(page_locale(&config, &acme, browser).as_str(), "es");
         // A browser language the page lacks: the tenant's.
         assert_eq!(page_locale(&config, &acme, Some("ja")).as_str(), "he");
-        let other = TenantId::new("other").expect("a tenant");
-        assert_eq!(page_locale(&config, &other, None).as_str(), "en");
+        assert_eq!(page_locale(&config, config.tenant_locale(&other), None).as_str(), "en");
     }
 }

@@ -177,7 +177,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use api::{access, callbacks, dev, documents, health, rooms, sessions};
+    use api::{access, callbacks, dev, documents, health, rooms, sessions, settings};
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(sessions::sign_in, sessions::sign_out))
         .routes(routes!(sessions::me))
@@ -187,6 +187,8 @@ fn api_routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) 
         .routes(routes!(rooms::close_room))
         .routes(routes!(rooms::erase_room))
         .routes(routes!(rooms::merge_room))
+        .routes(routes!(settings::get_settings, settings::change_settings))
+        .routes(routes!(settings::settings_history))
         .routes(routes!(rooms::erase_customer))
         .routes(routes!(access::access))
         .routes(routes!(access::revoke_session))

@@ -53,6 +53,8 @@ Flags (or environment variables):
   --agents LIST      agents as [tenant/]id:password,... (COLLAB_AGENTS); an agent sees
                      only its tenant's rooms (without one: tenant example);
                      default one dev agent: agent@example.com:dev
+  --admins LIST      the agents who may change their tenant's settings, as [tenant/]id,...
+                     (COLLAB_ADMINS); default none, or the dev agent with the dev default
   --lease SECONDS    how long a dispatcher holds an invite it is sending before another
                      process may take it over (COLLAB_DELIVERY_LEASE), at least 5, default 60
   --links supersede|keep
@@ -201,6 +203,8 @@ struct Settings {
     database: Option<String>,
     database_schema: Option<String>,
     agents: String,
+    /// `[tenant/]id,...`: the agents who may change their tenant's settings.
+    admins: Option<String>,
     lease: Option<String>,
     retention_days: Option<String>,
     links: Option<String>,
@@ -237,6 +241,7 @@ fn settings() -> Result<Settings, String> {
         database: env("COLLAB_DATABASE"),
         database_schema: env("COLLAB_DATABASE_SCHEMA"),
         agents: env("COLLAB_AGENTS").unwrap_or_else(|| DEV_AGENT.to_owned()),
+        admins: env("COLLAB_ADMINS"),
         lease: env("COLLAB_DELIVERY_LEASE"),
         retention_days: env("COLLAB_RETENTION_DAYS"),
         links: env("COLLAB_LINKS"),
@@ -265,6 +270,7 @@ fn settings() -> Result<Settings, String> {
             "--database" => settings.database = Some(value()?),
             "--database-schema" => settings.database_schema = Some(value()?),
             "--agents" => settings.agents = value()?,
+            "--admins" => settings.admins = Some(value()?),
             "--lease" => settings.lease = Some(value()?),
             "--retention-days" => settings.retention_days = Some(value()?),
             "--links" => settings.links = Some(value()?),
@@ -409,6 +415,16 @@ fn parse_agents(list: &str) -> Result<Agents, String> {
         }
         let passwords = HashMap::from([(id.to_owned(), password.to_owned())]);
         agents = agents.with_tenant(tenant(tenant_name)?, passwords);
+    }
+    Ok(agents)
+}
+
+/// `agents` with the admins of `--admins [tenant/]id,...`.
+fn with_admins(mut agents: Agents, list: &str) -> Result<Agents, String> {
+    for who in list.split(',').map(str::trim).filter(|who| !who.is_empty()) {
+        let (tenant, id) = who.split_once('/').unwrap_or((DEFAULT_TENANT, who));
+        let tenant = TenantId::new(tenant).map_err(|e| format!("admins: {e}"))?;
+        agents = agents.with_admin(tenant, id);
     }
     Ok(agents)
 }
@@ -665,10 +681,15 @@ async fn run() -> Result<(), String> {
     if let Some((sender, webhooks)) = webhooks()? {
         builder = builder.webhooks(sender, webhooks);
     }
-    let rooms = builder.email(notifiers.email).build();
-    let agents =
-        parse_agents(&settings.agents)?.with_sign_in_limits(sign_in_limits(settings.sign_in_failures.as_deref())?);
     let dev_agent = settings.agents == DEV_AGENT;
+    let admins = match (&settings.admins, dev_agent) {
+        (Some(list), _) => list.clone(),
+        (None, true) => "agent@example.com".to_owned(),
+        (None, false) => String::new(),
+    };
+    let agents = with_admins(parse_agents(&settings.agents)?, &admins)?
+        .with_sign_in_limits(sign_in_limits(settings.sign_in_failures.as_deref())?);
+    let rooms = builder.email(notifiers.email).access_hook(agents.admin_hook()).build();
     if dev_agent && !addr.ip().is_loopback() {
         return Err(
             "the dev agent (agent@example.com:dev) may only sign in on a loopback address: set --agents".into(),

@@ -25,6 +25,8 @@ pub struct RoomView {
     pub status: String,
     /// For a `merged` room: the room that holds its content now.
     pub merged_into: Option<String>,
+    /// For a `timed_out` room: what the tenant's admins want its customer told, if they set it.
+    pub timed_out_message: Option<String>,
     /// The customer, once invited.
     pub customer: Option<CustomerView>,
     /// Channels invites went through already (their identifiers are locked): `sms`, `email`, `link`.
@@ -64,8 +66,8 @@ impl From<&Customer> for CustomerView {
 }
 
 impl RoomView {
-    /// The view of `state` at its effective `status`.
-    pub fn new(state: &RoomState, status: RoomStatus, sms_activated: bool) -> Self {
+    /// The view of `state` at its effective `status`; `timed_out_message` is the tenant's.
+    pub fn new(state: &RoomState, status: RoomStatus, sms_activated: bool, timed_out_message: Option<String>) -> Self {
         let mut channels_used: Vec<String> = state.invites().iter().map(|i| i.channel.as_str().to_owned()).collect();
         channels_used.sort();
         channels_used.dedup();
@@ -74,6 +76,7 @@ impl RoomView {
             name: state.name().to_owned(),
             status: status.as_str().to_owned(),
             merged_into: state.merged_into().map(|room| room.to_string()),
+            timed_out_message: timed_out_message.filter(|_| status == RoomStatus::TimedOut),
             customer: state.customer().map(CustomerView::from),
             channels_used,
             sms_activated,

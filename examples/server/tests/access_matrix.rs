@@ -49,7 +49,7 @@ const CALLERS: [Caller; 8] = [
 
 /// The documented operations, `METHOD path`, with the status each caller must get, in the
 /// order of [`CALLERS`]. A new route fails the test until it is added here.
-const EXPECTED: [(&str, [u16; 8]); 30] = [
+const EXPECTED: [(&str, [u16; 8]); 33] = [
     // The platform's probes: public, and the same for everyone.
     ("GET /healthz", [200, 200, 200, 200, 200, 200, 200, 200]),
     ("GET /readyz", [200, 200, 200, 200, 200, 200, 200, 200]),
@@ -107,6 +107,10 @@ const EXPECTED: [(&str, [u16; 8]); 30] = [
     // Public: each caller joins with the invite token it holds (a made-up one if none).
     ("POST /api/join", [404, 404, 404, 200, 200, 404, 404, 404]),
     ("GET /api/dev/inbox", [401, 200, 200, 403, 403, 403, 403, 401]),
+    // Each tenant's own settings; only its admins (ada, not eve) change them.
+    ("GET /api/settings", [401, 200, 200, 403, 403, 403, 403, 401]),
+    ("PUT /api/settings", [401, 200, 403, 403, 403, 403, 403, 401]),
+    ("GET /api/settings/history", [401, 200, 200, 403, 403, 403, 403, 401]),
     // Public, but signed: no caller has Twilio's signature.
     ("POST /api/callbacks/twilio", [403, 403, 403, 403, 403, 403, 403, 403]),
     // Likewise Vonage's.
@@ -188,7 +192,8 @@ async fn world() -> World {
     .with_tenant(
         TenantId::new("globex").unwrap(),
         HashMap::from([("eve".to_owned(), "evil-pass".to_owned())]),
-    );
+    )
+    .with_admin(TenantId::new("acme").unwrap(), "ada");
     let server = Server::start_with(agents, |builder| builder).await;
     let ada = server.agent("ada", "secret").await;
     let eve = server.agent("eve", "evil-pass").await;
@@ -328,6 +333,7 @@ async fn call(world: &World, operation: &str, caller: Caller) -> Reply {
         "POST /api/rooms/{room}/read" => json!({"seq": 1}).to_string(),
         "POST /api/customers/erase" => json!({"email": "grace@example.com"}).to_string(),
         "POST /api/rooms/{room}/merge" => json!({"into": world.room_b}).to_string(),
+        "PUT /api/settings" => json!({"timeout_days": 30}).to_string(),
         "POST /api/join" => json!({"token": credential.join_token}).to_string(),
         "POST /api/rooms/{room}/documents" => {
             uri.push_str("?name=notes.txt");
@@ -409,7 +415,7 @@ async fn every_operation_by_every_caller_gets_its_status_and_reveals_no_other_ro
         documented, expected,
         "the documented operations and the matrix differ: add the new route to EXPECTED"
     );
-    assert_eq!(documented.len(), 30);
+    assert_eq!(documented.len(), 33);
 
     let cells: Vec<(&str, Caller, u16)> = EXPECTED
         .iter()

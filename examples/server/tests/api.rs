@@ -911,3 +911,89 @@ async fn merging_a_customer_s_rooms_leads_her_session_to_the_survivor() {
         .unwrap();
     assert_eq!(record["room"], absorbed.as_str());
 }
+
+#[tokio::test]
+async fn an_admin_s_settings_time_rooms_out_tell_the_customer_and_word_the_next_invite() {
+    let server = server().await;
+    let ada = server.agent("ada", "secret").await;
+    let bob = server.agent("bob", "hunter2").await;
+    let (room, customer) = server.room_with_customer(&ada).await;
+    let settings = json!({
+        "timeout_days": 3,
+        "timed_out_message": "Quiet for 3 days: call Acme on 555-0100.",
+        "email_template": "Dear {first_name}, your Acme room: {link}",
+    });
+    let put = |cookie: &str, body: Value| {
+        let (server, cookie) = (&server, cookie.to_owned());
+        async move { server.call("PUT", "/api/settings", Some(&cookie), Some(body)).await }
+    };
+    // Agents read them; only admins change them; bad values name their field.
+    let before = server.call("GET", "/api/settings", Some(&bob), None).await.json();
+    assert_eq!(
+        (before["version"].as_u64(), before["can_change"].as_bool()),
+        (Some(0), Some(false))
+    );
+    assert_eq!(before["default_timeout_days"], 90);
+    assert_eq!(put(&bob, settings.clone()).await.status, StatusCode::FORBIDDEN);
+    let bad = put(&ada, json!({ "timeout_days": 2 })).await;
+    assert_eq!(
+        (bad.status, bad.json()["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("timeout_days"))
+    );
+    let bad = put(&ada, json!({ "locale": "not a language!" })).await;
+    assert_eq!(bad.json()["error"]["field"], "locale");
+    let changed = put(&ada, settings).await;
+    assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.json());
+    assert_eq!(
+        (
+            changed.json()["version"].as_u64(),
+            changed.json()["changed_by"].as_str()
+        ),
+        (Some(1), Some("ada"))
+    );
+
+    // Four quiet days: the room timed out under the tenant's three, and says why.
+    server.clock.advance(Duration::from_secs(4 * 24 * 3600));
+    let seen = server
+        .call("GET", &format!("/api/rooms/{room}"), Some(&customer), None)
+        .await
+        .json();
+    assert_eq!(seen["status"], "timed_out");
+    assert_eq!(seen["timed_out_message"], "Quiet for 3 days: call Acme on 555-0100.");
+    let refused = server
+        .call(
+            "POST",
+            &format!("/api/rooms/{room}/messages"),
+            Some(&customer),
+            Some(json!({"text": "hello?"})),
+        )
+        .await;
+    assert_eq!(refused.json()["error"]["code"], "room_timed_out");
+
+    // The next invite is worded the tenant's way.
+    let sent_before = server.inbox.sent().len();
+    server.invite(&ada, &room, json!({"channel": "email"})).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.inbox.sent().len() == sent_before {
+        assert!(std::time::Instant::now() < deadline, "the invite was never sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = server.inbox.sent().last().unwrap().text.clone();
+    assert!(text.starts_with("Dear Grace, your Acme room: http"), "{text}");
+
+    // The history says who changed what.
+    put(&ada, json!({})).await;
+    let history = server
+        .call("GET", "/api/settings/history", Some(&bob), None)
+        .await
+        .json();
+    let versions: Vec<u64> = history["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [2, 1]);
+    assert_eq!(history["changes"][1]["settings"]["timeout_days"], 3);
+    assert_eq!(history["changes"][1]["by"], "ada");
+}

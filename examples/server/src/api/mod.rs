@@ -7,6 +7,7 @@ pub mod documents;
 pub mod health;
 pub mod rooms;
 pub mod sessions;
+pub mod settings;
 
 use std::borrow::Cow;
 

@@ -86,10 +86,12 @@ fn blank(field: &Option<String>) -> Option<String> {
 async fn room_view(state: &AppState, actor: &Actor, room: RoomId) -> ApiResult<RoomView> {
     let room_state = state.rooms.room(actor, room).await?;
     let status = state.rooms.current_status(&room_state);
+    let settings = state.rooms.tenant_settings(room_state.tenant()).await;
     Ok(RoomView::new(
         &room_state,
         status,
         state.rooms.config().policy().sms_activated(),
+        settings.timed_out_message,
     ))
 }
 

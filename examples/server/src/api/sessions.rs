@@ -112,6 +112,8 @@ pub struct Me {
     pub locale: Option<String>,
     /// For an agent: the languages the customer page has, which an invite may name.
     pub languages: Option<Vec<String>>,
+    /// For an agent: whether they may change the tenant's settings.
+    pub admin: Option<bool>,
 }
 
 /// Who is signed in.
@@ -120,12 +122,13 @@ pub struct Me {
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 pub async fn me(State(state): State<AppState>, headers: HeaderMap, Caller(actor): Caller) -> ApiResult<Json<Me>> {
     Ok(Json(match &actor {
-        Actor::Agent { agent, .. } => Me {
+        Actor::Agent { tenant, agent } => Me {
             role: "agent",
             agent: Some(agent.to_string()),
             room: None,
             locale: None,
             languages: Some(i18n::shipped().iter().map(ToString::to_string).collect()),
+            admin: Some(state.agents.is_admin(tenant, agent)),
         },
         Actor::Customer { room, .. } => {
             let config = state.rooms.config();
@@ -134,7 +137,7 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap, Caller(actor)
             let tenant = state.rooms.room(&actor, *room).await.ok().map(|r| r.tenant().clone());
             let browser = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
             let locale = match &tenant {
-                Some(tenant) => i18n::page_locale(config, tenant, browser),
+                Some(tenant) => i18n::page_locale(config, &state.rooms.tenant_locale(tenant).await, browser),
                 None => config.default_locale().clone(),
             };
             Me {
@@ -143,6 +146,7 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap, Caller(actor)
                 room: Some(room.to_string()),
                 locale: Some(locale.to_string()),
                 languages: None,
+                admin: None,
             }
         }
         Actor::System => return Err(ApiError::Unauthenticated),

@@ -35,9 +35,9 @@ pub const TWILIO_TOKEN: &str = "9f86d081884c7d659a2feaa0c55ad015";
 /// The Vonage signature secret the test servers check delivery receipts with.
 pub const VONAGE_SIGNATURE_SECRET: &str = "vonage-signature-secret-0123456789";
 
-/// The example's agents in the tests: `ada` (password `secret`) and `bob` (`hunter2`), both of
-/// tenant `example`, their passwords hashed at the least cost (the tests sign in hundreds of
-/// times).
+/// The example's agents in the tests: `ada` (password `secret`, an admin) and `bob` (`hunter2`),
+/// both of tenant `example`, their passwords hashed at the least cost (the tests sign in
+/// hundreds of times).
 pub fn agents() -> Agents {
     let passwords = HashMap::from([
         ("ada".to_owned(), "secret".to_owned()),
@@ -46,7 +46,8 @@ pub fn agents() -> Agents {
     let tenant = TenantId::new("example").unwrap();
     Agents::new(tenant.clone(), HashMap::new())
         .with_password_cost(PasswordCost::MINIMAL)
-        .with_tenant(tenant, passwords)
+        .with_tenant(tenant.clone(), passwords)
+        .with_admin(tenant, "ada")
 }
 
 /// The server and what a test may reach behind it.
@@ -121,7 +122,8 @@ impl Server {
             .room_store(store)
             .blob_store(documents)
             .email(inbox.clone())
-            .clock(clock.clone());
+            .clock(clock.clone())
+            .access_hook(agents.admin_hook());
         let rooms = customize(builder).build();
         let state = AppState::new(Shared {
             rooms: rooms.clone(),
