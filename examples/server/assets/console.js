@@ -47,7 +47,8 @@ function showConsole(agent) {
   // The invite's languages: those the customer page has (the server lists them).
   api("GET", "/api/me").then((me) => {
     const names = new Intl.DisplayNames(["en"], { type: "language" });
-    for (const tag of me.languages || []) $("invite-locale").append(el("option", { value: tag }, `In ${names.of(tag)}`));
+    languages = me.languages || [];
+    for (const tag of languages) $("invite-locale").append(el("option", { value: tag }, `In ${names.of(tag)}`));
   }, () => {});
   // The Dev inbox exists only while a development notifier sends to it (dev mode).
   api("GET", "/api/dev/inbox").then(() => $("inbox-button").classList.remove("hidden"), () => {});
@@ -414,6 +415,71 @@ zone.addEventListener("drop", (e) => {
   e.preventDefault();
   zone.classList.remove("over");
   if (e.dataTransfer.files.length) share(e.dataTransfer.files[0]);
+});
+
+// Tenant settings: every agent reads them, admins change them; each change is in the history.
+let languages = [];
+
+async function loadSettings() {
+  const [settings, history] = await Promise.all([
+    api("GET", "/api/settings"),
+    api("GET", "/api/settings/history?limit=20"),
+  ]);
+  const s = settings.settings;
+  $("settings-timeout").value = s.timeout_days || "";
+  $("settings-default-timeout").textContent = `${settings.default_timeout_days} days`;
+  $("settings-message").value = s.timed_out_message || "";
+  $("settings-sms").value = s.sms_template || "";
+  $("settings-email").value = s.email_template || "";
+  const names = new Intl.DisplayNames(["en"], { type: "language" });
+  $("settings-locale").replaceChildren(
+    el("option", { value: "" }, `The deployment's (${names.of(settings.default_locale)})`),
+    ...languages.map((tag) => el("option", { value: tag }, names.of(tag))));
+  $("settings-locale").value = s.locale || "";
+  $("settings-who").textContent = settings.version
+    ? `Last changed by ${settings.changed_by}, ${when(settings.changed_at)}.`
+    : "Never changed: the deployment's settings are in force.";
+  for (const id of ["settings-timeout", "settings-message", "settings-sms", "settings-email", "settings-locale", "settings-save"]) {
+    $(id).disabled = !settings.can_change;
+  }
+  if (!settings.can_change) $("settings-message-line").textContent = "Only the tenant's admins can change these.";
+  const described = (s) => Object.entries(s).map(([key, value]) => `${key.replace(/_/g, " ")}: ${value}`).join("; ") || "all the deployment's";
+  $("settings-history").replaceChildren(...history.changes.map((c) =>
+    el("li", {}, `Version ${c.version}, ${when(c.at)}, by ${c.by}: ${described(c.settings)}`)));
+}
+
+$("settings-button").addEventListener("click", async () => {
+  $("settings-message-line").className = "";
+  $("settings-message-line").textContent = "";
+  try {
+    await loadSettings();
+  } catch (error) {
+    $("settings-message-line").className = "error";
+    $("settings-message-line").textContent = error.message;
+  }
+  openDialog($("settings-frame"), $("settings-timeout"));
+});
+$("settings-close").addEventListener("click", () => closeDialog($("settings-frame")));
+$("settings-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const text = (id) => $(id).value.trim() || null;
+  const days = $("settings-timeout").value.trim();
+  const body = {
+    timeout_days: days ? Number(days) : null,
+    timed_out_message: text("settings-message"),
+    sms_template: text("settings-sms"),
+    email_template: text("settings-email"),
+    locale: text("settings-locale"),
+  };
+  try {
+    await api("PUT", "/api/settings", body);
+    await loadSettings();
+    $("settings-message-line").className = "notice";
+    $("settings-message-line").textContent = "Saved: the rooms follow from now on.";
+  } catch (error) {
+    $("settings-message-line").className = "error";
+    $("settings-message-line").textContent = error.message;
+  }
 });
 
 // The dev inbox: what the development notifiers "sent", with clickable links.

@@ -105,7 +105,9 @@ async function refresh() {
   $("room-status").textContent = t(`status.${room.status}`);
   // A timed-out or closed room stays readable for the customer; only writing stops.
   const readOnly = room.status === "timed_out" || room.status === "closed";
-  $("readonly-notice").textContent = readOnly ? t(`room.notice.${room.status}`) : "";
+  // The tenant's own words for a timed-out room, when its admins set them.
+  const notice = room.status === "timed_out" && room.timed_out_message ? room.timed_out_message : t(`room.notice.${room.status}`);
+  $("readonly-notice").textContent = readOnly ? notice : "";
   $("readonly-notice").classList.toggle("hidden", !readOnly);
   for (const id of ["chat-input", "send", "upload-button"]) $(id).disabled = readOnly;
 }

@@ -1406,6 +1406,55 @@ async fn an_agent_merges_a_customer_s_rooms_and_her_phone_follows_to_the_survivo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_changes_the_tenant_s_settings_and_the_history_says_who() {
+    let Some(rig) = rig() else { return };
+    let base = rig.server.base.clone();
+    let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1280, 800).await;
+    agent.goto(&format!("{base}/")).await.unwrap();
+    sign_in(&agent).await;
+    click(&agent, "#settings-button").await;
+    wait_text(&agent, "#settings-who", |t| t.contains("Never changed")).await;
+    // The dev agent is the dev tenant's admin: the form is open to it.
+    let disabled = js(&agent, "return document.querySelector('#settings-save').disabled").await;
+    assert_eq!(disabled, false);
+    type_into(&agent, "#settings-timeout", "2").await;
+    type_into(&agent, "#settings-message", "Quiet for a while: call us on 555-0100.").await;
+    // The browser's own check refuses 2 days before the server sees it; the server's answer
+    // names the field when it does.
+    js(
+        &agent,
+        "document.querySelector('#settings-timeout').removeAttribute('min'); return null",
+    )
+    .await;
+    click(&agent, "#settings-save").await;
+    wait_text(&agent, "#settings-message-line", |t| t.contains("timeout_days")).await;
+    js(
+        &agent,
+        "document.querySelector('#settings-timeout').value = ''; return null",
+    )
+    .await;
+    type_into(&agent, "#settings-timeout", "5").await;
+    click(&agent, "#settings-save").await;
+    wait_text(&agent, "#settings-message-line", |t| t.contains("Saved")).await;
+    wait_text(&agent, "#settings-who", |t| t.contains("agent@example.com")).await;
+    click(&agent, "#settings-history-box summary").await;
+    wait_text(&agent, "#settings-history", |t| {
+        t.contains("Version 1") && t.contains("timeout days: 5") && t.contains("agent@example.com")
+    })
+    .await;
+    axe(&agent, "the settings dialog").await;
+    shot(&agent, "agent-settings").await;
+    let settings = rig
+        .server
+        .http()
+        .call("GET", "/api/settings", Some(&api_agent(&rig.server).await), None)
+        .await
+        .json();
+    assert_eq!(settings["settings"]["timeout_days"], 5, "{settings}");
+    agent.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_side_sees_what_the_other_has_read_and_the_console_counts_unread() {
     let Some(rig) = rig() else { return };
     let base = rig.server.base.clone();
