@@ -728,3 +728,39 @@ fn rule_15_a_room_of_the_same_customer_merges_into_another_whole() {
     stranger.run(cmd).unwrap();
     assert_eq!(kind(&decide(&survivor, &stranger).unwrap_err()), "Invalid");
 }
+
+#[tokio::test]
+async fn rule_16_a_tenant_s_settings_apply_to_its_rooms_from_the_change_on() {
+    use collab_core::settings::TenantSettings;
+    let world = World::new();
+    let rooms = &world.rooms;
+    let (room, _, _) = world.room_with_customer().await;
+    world.clock.advance(4 * DAY);
+    let state = rooms.room(&agent(), room).await.unwrap();
+    assert_eq!(
+        rooms.current_status(&state),
+        RoomStatus::Active,
+        "the deployment's 90 days"
+    );
+    let change = rooms
+        .change_settings(
+            &agent(),
+            TenantSettings {
+                timeout_days: Some(3),
+                ..TenantSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((change.version, change.by.as_str()), (1, "ada"));
+    let state = rooms.room(&agent(), room).await.unwrap();
+    assert_eq!(
+        rooms.current_status(&state),
+        RoomStatus::TimedOut,
+        "the tenant's 3 days"
+    );
+    // Recorded on the room's next write, as any timeout is.
+    let events = rooms.post_message(&agent(), room, "Still there?", None).await.unwrap();
+    assert_eq!(rooms.room(&agent(), room).await.unwrap().status(), RoomStatus::TimedOut);
+    assert_eq!(events.data.type_name(), "message_posted");
+}

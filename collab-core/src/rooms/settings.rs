@@ -18,14 +18,17 @@ use crate::settings::{SettingsChange, TenantSettings};
 /// The most changes [`Rooms::settings_history`] returns at once.
 pub const MAX_SETTINGS_HISTORY: usize = 100;
 
-/// Each tenant's settings as last read, and when.
+/// A tenant's settings as last read (`None`: the deployment's), and when.
+type Cached = (Instant, Option<Arc<SettingsChange>>);
+
+/// Each tenant's settings as last read.
 #[derive(Debug, Default)]
 pub(super) struct SettingsCache {
-    entries: Mutex<HashMap<TenantId, (Instant, Option<Arc<SettingsChange>>)>>,
+    entries: Mutex<HashMap<TenantId, Cached>>,
 }
 
 impl SettingsCache {
-    fn lock(&self) -> MutexGuard<'_, HashMap<TenantId, (Instant, Option<Arc<SettingsChange>>)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<TenantId, Cached>> {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
