@@ -5,8 +5,7 @@ use crate::customer::Recipient;
 use crate::decide::{Actor, Context, decide_merge};
 use crate::error::{Entity, Error};
 use crate::event::{Event, Seq};
-use crate::id::RoomId;
-use crate::id::TenantId;
+use crate::id::{RoomId, TenantId};
 use crate::state::{RoomState, RoomStatus};
 use crate::store::{Append, RoomQuery};
 

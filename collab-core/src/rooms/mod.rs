@@ -536,6 +536,22 @@ impl Rooms {
             (Channel::Email, Some(address)) => Some(Recipient::Email(EmailAddress::parse(address)?)),
             (Channel::Link, Some(_)) => return Err(Error::invalid("identifier", "a link invite has no recipient")),
         };
+        let others = match (&recipient, actor) {
+            (Some(to), Actor::Agent { tenant, .. })
+                if self.inner.config.existing_customer != ExistingCustomer::InviteHere =>
+            {
+                self.other_rooms_of(tenant, room, to).await?
+            }
+            _ => Vec::new(),
+        };
+        if self.inner.config.existing_customer == ExistingCustomer::Answer
+            && let Some(other) = others.first()
+        {
+            // Before the invite guard counts an attempt. Found only within the agent's tenant;
+            // the room itself is checked here.
+            self.readable(actor, room, Operation::Invite).await?;
+            return Err(Error::CustomerHasRoom { room: *other });
+        }
         let sendable = match request.channel {
             Channel::Sms => self.policy().sms_activated(),
             Channel::Email => true,
@@ -560,21 +576,6 @@ impl Rooms {
                     .await
                     .inspect_err(|e| crate::metrics::invite_refused(e.kind()))?;
             }
-        }
-        let others = match (&recipient, actor) {
-            (Some(to), Actor::Agent { tenant, .. })
-                if self.inner.config.existing_customer != ExistingCustomer::InviteHere =>
-            {
-                self.other_rooms_of(tenant, room, to).await?
-            }
-            _ => Vec::new(),
-        };
-        if self.inner.config.existing_customer == ExistingCustomer::Answer
-            && let Some(other) = others.first()
-        {
-            // Found only within the agent's tenant; the room itself is checked by the invite.
-            self.readable(actor, room, Operation::Invite).await?;
-            return Err(Error::CustomerHasRoom { room: *other });
         }
         let invite = InviteId::generate(self.inner.ids.as_ref())?;
         let outbox_id = OutboxId::generate(self.inner.ids.as_ref())?;

@@ -19,6 +19,8 @@ async function api(method, path, body) {
     const error = new Error((data && data.error && data.error.message) || response.statusText);
     error.code = data && data.error && data.error.code;
     error.field = data && data.error && data.error.field;
+    // The room an error names: the survivor of a merge, or a customer's other room.
+    error.room = data && data.error && data.error.room;
     error.status = response.status;
     throw error;
   }

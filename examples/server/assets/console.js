@@ -118,9 +118,11 @@ function showRoom(room) {
   $("customer-info").textContent = customerLine(room.customer);
   $("invite-button").textContent = room.customer ? "Re Invite" : "Invite";
   $("export-link").href = `/api/rooms/${room.id}/export`;
-  // An erased room can only be read.
+  // An erased room can only be read; a merged one read and erased (its content is elsewhere).
   const erased = room.status === "erased";
-  for (const id of ["invite-button", "share-button", "erase-button", "chat-input", "send"]) $(id).disabled = erased;
+  const merged = room.status === "merged";
+  for (const id of ["invite-button", "share-button", "chat-input", "send"]) $(id).disabled = erased || merged;
+  $("erase-button").disabled = erased;
 }
 
 function signedOut() {
@@ -359,6 +361,12 @@ $("invite-form").addEventListener("submit", async (e) => {
     $("invite-title").textContent = "Re Invite";
   } catch (error) {
     $("invite-message").className = "error";
+    // A server that answers with the customer's room (COLLAB_EXISTING_CUSTOMER=answer).
+    if (error.code === "customer_has_room" && error.room) {
+      const open = el("a", { href: `#room=${error.room}`, onclick: () => closeDialog($("invite-frame")) }, "open it");
+      $("invite-message").replaceChildren("This customer already has a room: ", open, ".");
+      return;
+    }
     $("invite-message").textContent = error.message;
   }
 });

@@ -1401,6 +1401,14 @@ async fn an_agent_merges_a_customer_s_rooms_and_her_phone_follows_to_the_survivo
         .await
         .json();
     assert_eq!(old["status"], "merged", "{old}");
+    // In the console too: nothing to write with, and a way to the survivor.
+    agent.goto(&format!("{base}/#room={first}")).await.unwrap();
+    wait_text(&agent, "#room-status", |t| t == "merged").await;
+    let disabled = js(&agent, "return document.querySelector('#chat-input').disabled").await;
+    assert_eq!(disabled, true, "the chat is open in a merged room");
+    click(&agent, "#content .item.system a").await;
+    wait_text(&agent, "#content", |t| t.contains("Thanks, got it")).await;
+    assert_eq!(js(&agent, "return location.hash").await, second);
     customer.close().await.unwrap();
     agent.close().await.unwrap();
 }
