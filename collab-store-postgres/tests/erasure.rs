@@ -119,6 +119,9 @@ async fn an_erased_customer_leaves_nothing_in_any_table() {
     let rooms = rooms(schema.store().await, clock, RoomsConfig::default());
     let first = room_with_customer(&rooms).await;
     let second = room_with_customer(&rooms).await;
+    // A third room of hers, merged into the second: its content was copied there.
+    let third = room_with_customer(&rooms).await;
+    rooms.merge_rooms(&agent(), third, second).await.unwrap();
     let other = rooms.create_room(&agent()).await.unwrap().room;
     rooms
         .invite(
@@ -137,12 +140,12 @@ async fn an_erased_customer_leaves_nothing_in_any_table() {
     let customer = Recipient::Email(EmailAddress::parse("Zephyrine.Q@example.org").unwrap());
     let mut erased = rooms.erase_customer(&agent(), &customer).await.unwrap();
     erased.sort();
-    let mut expected = vec![first, second];
+    let mut expected = vec![first, second, third];
     expected.sort();
     assert_eq!(erased, expected);
 
     assert_eq!(leftovers(&schema).await, Vec::<(String, String)>::new());
-    for room in [first, second] {
+    for room in [first, second, third] {
         let state = rooms.room(&agent(), room).await.unwrap();
         assert_eq!(state.status(), RoomStatus::Erased);
         // Gapless: every seq is still there.
