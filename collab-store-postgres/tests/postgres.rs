@@ -283,7 +283,7 @@ async fn servers_starting_together_migrate_once() {
         .await
         .unwrap();
     let (rows, versions) = (applied.get::<_, i64>(0), applied.get::<_, i64>(1));
-    assert_eq!((rows, versions), (6, 6), "V1 to V6 applied once each");
+    assert_eq!((rows, versions), (7, 7), "V1 to V7 applied once each");
 }
 
 #[tokio::test]
@@ -383,7 +383,7 @@ async fn a_database_from_before_email_match_keys_finds_addresses_in_any_case() {
             "DELETE FROM refinery_schema_history WHERE version >= 3; \
              DROP INDEX rooms_by_end; DROP INDEX credentials_by_room; ALTER TABLE rooms DROP COLUMN ended_at; \
              DROP INDEX outbox_by_subject; ALTER TABLE outbox DROP COLUMN queued; \
-             DROP INDEX outbox_ready; ALTER TABLE outbox DROP COLUMN parked",
+             DROP INDEX outbox_ready; ALTER TABLE outbox DROP COLUMN parked; DROP TABLE tenant_settings",
         )
         .await
         .unwrap();

@@ -281,7 +281,8 @@ async fn a_database_from_before_email_match_keys_finds_addresses_in_any_case() {
     // Without what later migrations added, so that they run again.
     conn.execute_batch(
         "DROP INDEX rooms_by_end; DROP INDEX credentials_by_room; \
-         ALTER TABLE rooms DROP COLUMN ended_at; DROP INDEX outbox_ready; ALTER TABLE outbox DROP COLUMN parked;",
+         ALTER TABLE rooms DROP COLUMN ended_at; DROP INDEX outbox_ready; ALTER TABLE outbox DROP COLUMN parked; \
+         DROP TABLE tenant_settings;",
     )
     .unwrap();
     conn.pragma_update(None, "user_version", 2).unwrap();
@@ -317,7 +318,7 @@ async fn outbox_rows_queued_before_parking_still_wait_their_turn() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP INDEX outbox_ready; ALTER TABLE outbox DROP COLUMN parked; \
-         CREATE INDEX outbox_due ON outbox (not_before, id);",
+         CREATE INDEX outbox_due ON outbox (not_before, id); DROP TABLE tenant_settings;",
     )
     .unwrap();
     conn.pragma_update(None, "user_version", 6).unwrap();
