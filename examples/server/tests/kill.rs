@@ -151,7 +151,8 @@ impl Server {
         let process = ServerProcess::start(|command| {
             command
                 .args(["--addr", &format!("127.0.0.1:{}", self.port)])
-                .env("COLLAB_DATA", &self.data)
+                .arg("--data")
+                .arg(&self.data)
                 .env("COLLAB_DELIVERY_LEASE", LEASE_SECS.to_string())
                 .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
                 .env("TWILIO_AUTH_TOKEN", "twilio-auth-token")

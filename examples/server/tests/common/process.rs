@@ -31,21 +31,28 @@ impl Drop for KillOnDrop {
 #[derive(Debug)]
 pub struct ServerProcess {
     child: KillOnDrop,
+    /// Its data directory unless the test gives one: never the shared default, `collab-data` in
+    /// the working directory, whose counters would carry over from run to run.
+    _data: tempfile::TempDir,
     /// Where it listens: `http://127.0.0.1:PORT`.
     pub base: String,
     output: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
-    /// Starts `collab-server` on a free loopback port, with no environment but `RUST_LOG=warn`;
-    /// `configure` adds flags and variables (a later `--addr` picks the port). Returns once it
-    /// listens; panics with its output if it exits or takes longer than 30 s.
+    /// Starts `collab-server` on a free loopback port, with no environment but `RUST_LOG=warn`
+    /// and a data directory of its own; `configure` adds flags and variables (a later `--addr`
+    /// picks the port, a later `--data` the directory). Returns once it listens; panics with its
+    /// output if it exits or takes longer than 30 s.
     pub fn start(configure: impl FnOnce(&mut Command)) -> Self {
+        let data = tempfile::tempdir().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_collab-server"));
         command
             .env_clear()
             .env("RUST_LOG", "warn")
             .args(["--addr", "127.0.0.1:0"])
+            .arg("--data")
+            .arg(data.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -72,7 +79,12 @@ impl ServerProcess {
                 failed("never listened", &output)
             );
         };
-        Self { child, base, output }
+        Self {
+            child,
+            _data: data,
+            base,
+            output,
+        }
     }
 
     /// A client of this server.
