@@ -1463,6 +1463,41 @@ async fn an_admin_changes_the_tenant_s_settings_and_the_history_says_who() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_s_phone_shows_the_tenant_s_words_in_a_room_its_timeout_ended() {
+    let Some(rig) = rig() else { return };
+    // The server in process, on the test's clock, so that days can pass.
+    let (server, base) = common::Server::start_listening().await;
+    let ada = server.agent("ada", "secret").await;
+    let room = server.create_room(&ada).await;
+    let grace =
+        json!({"channel": "email", "first_name": "Grace", "last_name": "Hopper", "identifier": "grace@example.com"});
+    server.invite(&ada, &room, grace).await;
+    let token = server.link_token(&ada, &room).await;
+    let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
+    customer.goto(&format!("{base}/join/{token}")).await.unwrap();
+    wait_text(&customer, "#room-name", |t| t == "Grace Hopper").await;
+
+    let words = "This room closed after 3 quiet days. Call Acme on 555-0100 and we will open it again.";
+    let settings = json!({ "timeout_days": 3, "timed_out_message": words });
+    let changed = server.call("PUT", "/api/settings", Some(&ada), Some(settings)).await;
+    assert_eq!(changed.status, StatusCode::OK);
+    server.clock.advance(Duration::from_secs(4 * 24 * 3600));
+    customer.refresh().await.unwrap();
+    wait_text(&customer, "#readonly-notice", |t| t == words).await;
+    for control in ["#chat-input", "#send", "#upload-button"] {
+        let disabled = js(
+            &customer,
+            &format!("return document.querySelector('{control}').disabled"),
+        )
+        .await;
+        assert_eq!(disabled, true, "{control} is still enabled in a timed-out room");
+    }
+    axe(&customer, "the customer page of a room the tenant's timeout ended").await;
+    shot(&customer, "customer-tenant-timed-out").await;
+    customer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_side_sees_what_the_other_has_read_and_the_console_counts_unread() {
     let Some(rig) = rig() else { return };
     let base = rig.server.base.clone();

@@ -58,6 +58,9 @@ pub struct Server {
     pub clock: Arc<ManualClock>,
     pub inbox: Arc<RecordingNotifier>,
     pub dir: tempfile::TempDir,
+    /// The `Host` it answers to, and its origin: what its requests send.
+    host: String,
+    origin: String,
 }
 
 /// One answer, read whole.
@@ -110,6 +113,32 @@ impl Server {
         quotas: Quotas,
         customize: impl FnOnce(RoomsBuilder) -> RoomsBuilder,
     ) -> Server {
+        Self::build(agents, quotas, customize, "127.0.0.1:8080").await
+    }
+
+    /// The server with [`agents`], served on a loopback port as well, for a browser (its host
+    /// and origin are that port's; the manual clock is still the test's): the server and its
+    /// base URL.
+    pub async fn start_listening() -> (Server, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let server = Self::build(agents(), Quotas::default(), |builder| builder, &host).await;
+        tokio::spawn(collab_server::serve::serve(
+            listener,
+            server.app.clone(),
+            collab_server::serve::ConnectionLimits::default(),
+            std::future::pending(),
+        ));
+        (server, format!("http://{host}"))
+    }
+
+    async fn build(
+        agents: Agents,
+        quotas: Quotas,
+        customize: impl FnOnce(RoomsBuilder) -> RoomsBuilder,
+        host: &str,
+    ) -> Server {
+        let origin = format!("http://{host}");
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteRoomStore::open(dir.path().join("rooms.db")).await.unwrap();
         let documents = ObjectBlobStore::local(dir.path().join("documents"), Durability::Synced)
@@ -130,7 +159,7 @@ impl Server {
             agents,
             inbox: Some(inbox.clone()),
             secure_cookies: false,
-            origin: ORIGIN.to_owned(),
+            origin: origin.clone(),
             twilio: Some(collab_notify::TwilioWebhook::new(collab_notify::SecretString::from(
                 TWILIO_TOKEN,
             ))),
@@ -138,7 +167,7 @@ impl Server {
                 collab_notify::SecretString::from(VONAGE_SIGNATURE_SECRET),
                 collab_notify::vonage::SignatureMethod::Sha256Hmac,
             )),
-            allowed_hosts: vec!["127.0.0.1:8080".to_owned()],
+            allowed_hosts: vec![host.to_owned()],
             live_streams: collab_server::streams::LiveStreams::default(),
             quotas,
         });
@@ -153,6 +182,8 @@ impl Server {
             clock,
             inbox,
             dir,
+            host: host.to_owned(),
+            origin,
         }
     }
 
@@ -195,7 +226,7 @@ impl Server {
         // As a browser on the server's page would: the server refuses requests naming no host,
         // and state changes naming no origin. A test's own `host` or `origin` replaces these.
         let given = |name: &str| headers.iter().any(|(given, _)| given.eq_ignore_ascii_case(name));
-        for (name, value) in [("host", "127.0.0.1:8080"), ("origin", ORIGIN)] {
+        for (name, value) in [("host", self.host.as_str()), ("origin", self.origin.as_str())] {
             if !given(name) {
                 request = request.header(name, value);
             }
