@@ -34,7 +34,8 @@ pub enum RoomStatus {
     /// revocation of a customer's session, and erasure.
     Closed,
     /// Merged into another room of the tenant, which holds its content now: read-only for
-    /// agents, and its links and sessions lead to the other room. It accepts nothing but erasure.
+    /// agents, and its links and sessions lead to the other room. It accepts nothing but read
+    /// horizons, webhook failure records and erasure.
     Merged,
     /// Its personal data was erased: only sequence numbers, times and the record of the
     /// erasure are left, and it accepts nothing more.
@@ -453,9 +454,9 @@ impl RoomState {
             }
             EventData::RoomMerged {
                 absorbed,
+                copied,
                 customer,
                 invites,
-                ..
             } => {
                 if customer.is_some() {
                     summary.customer.clone_from(customer);
@@ -463,9 +464,12 @@ impl RoomState {
                 for invite in self.invites.iter_mut().filter(|i| invites.contains(&i.id)) {
                     invite.merged_from = Some(*absorbed);
                 }
-                // The copied messages are history here: no alert or reminder is owed for them.
-                self.alerted_up_to = event.seq;
-                self.reminded_up_to = event.seq;
+                // The copies are the absorbed room's history, read or not there: they count as
+                // nobody's unread here, and owe no alert or reminder.
+                let first_copy = event.seq.get().saturating_sub(*copied);
+                self.unread_by_agents.retain(|seq| seq.get() < first_copy);
+                self.unread_by_customer.retain(|seq| seq.get() < first_copy);
+                summary.unread = u32::try_from(self.unread_by_agents.len()).unwrap_or(u32::MAX);
             }
             EventData::MergedInto { survivor } => {
                 summary.status = RoomStatus::Merged;

@@ -412,3 +412,28 @@ async fn retention_purges_a_merged_room_and_leaves_the_survivor_its_documents() 
     ));
     assert!(rooms.open_document(&agent(), survivor, meta.id, None).await.is_ok());
 }
+
+#[tokio::test]
+async fn the_copies_are_nobody_s_unread_and_the_survivor_s_own_still_are() {
+    let world = World::new();
+    let rooms = &world.rooms;
+    let (absorbed, customer, _) = world.room_with_customer().await;
+    rooms
+        .post_message(&customer, absorbed, "old question", None)
+        .await
+        .unwrap();
+    let survivor = second_room(rooms, "Welcome back").await;
+    let link = rooms.get_link(&agent(), survivor).await.unwrap().link.unwrap();
+    let session = rooms.join(link.token()).await.unwrap();
+    let here = rooms.customer_session(session.token.expose()).await.unwrap();
+    rooms.post_message(&here, survivor, "new question", None).await.unwrap();
+    assert_eq!(rooms.room(&agent(), survivor).await.unwrap().summary().unread, 1);
+
+    let after = rooms.merge_rooms(&agent(), absorbed, survivor).await.unwrap();
+    assert_eq!(
+        after.summary().unread,
+        1,
+        "the survivor's own unread post, not the copy"
+    );
+    assert_eq!(after.unalerted().len(), 1, "its alert is still owed");
+}

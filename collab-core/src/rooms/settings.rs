@@ -63,8 +63,7 @@ impl Rooms {
     /// for a store without settings.
     #[tracing::instrument(skip_all)]
     pub async fn change_settings(&self, actor: &Actor, settings: TenantSettings) -> Result<SettingsChange, Error> {
-        let tenant = Self::agent_tenant(actor)?;
-        let Actor::Agent { agent, .. } = actor else {
+        let Actor::Agent { tenant, agent } = actor else {
             return Err(Error::Forbidden);
         };
         self.check_hook(actor, Operation::ChangeSettings, None)?;
@@ -109,12 +108,11 @@ impl Rooms {
     /// The language of `tenant`'s invites and customer pages: its admins' choice, else the
     /// deployment's for it ([`RoomsConfig::tenant_locale`](super::RoomsConfig::tenant_locale)).
     pub async fn tenant_locale(&self, tenant: &TenantId) -> Locale {
-        match self.current_settings(tenant).await {
-            Some(change) if change.settings.locale.is_some() => {
-                change.settings.locale.clone().unwrap_or_else(Locale::english)
-            }
-            _ => self.inner.config.tenant_locale(tenant).clone(),
-        }
+        let chosen = self
+            .current_settings(tenant)
+            .await
+            .and_then(|change| change.settings.locale.clone());
+        chosen.unwrap_or_else(|| self.inner.config.tenant_locale(tenant).clone())
     }
 
     fn agent_tenant(actor: &Actor) -> Result<&TenantId, Error> {
