@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::id::{AgentId, TenantId};
 use crate::locale::Locale;
-use crate::notify::{InviteTemplates, MAX_TEMPLATE_CHARS};
+use crate::notify::InviteTemplates;
 use crate::time::Timestamp;
 
 /// What a tenant's admins may change. Every field is optional: `None` is the deployment's.
@@ -41,10 +41,10 @@ pub struct TenantSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timed_out_message: Option<String>,
     /// The SMS invite's text: `{first_name}` and `{link}` (the link is appended when it is
-    /// missing). Used for invites whose agent chose no other language.
+    /// missing), up to 1,000 characters. Used for invites whose agent chose no other language.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sms_template: Option<String>,
-    /// The email invite's body, with the same placeholders.
+    /// The email invite's body, with the same placeholders, up to 3,000 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_template: Option<String>,
     /// The tenant's language: of its invites (when the agent chooses none) and of its customers'
@@ -58,6 +58,13 @@ pub const MAX_TIMED_OUT_MESSAGE_CHARS: usize = 500;
 
 /// The longest timeout a tenant may set, in days (ten years).
 pub const MAX_TIMEOUT_DAYS: u32 = 3_650;
+
+/// The longest SMS template a tenant may set, in characters (a few segments; an invite's SMS
+/// had better take one).
+pub const MAX_SMS_TEMPLATE_CHARS: usize = 1_000;
+
+/// The longest email template a tenant may set, in characters.
+pub const MAX_EMAIL_TEMPLATE_CHARS: usize = 3_000;
 
 impl TenantSettings {
     /// Checks every field; the error names the first one at fault.
@@ -82,14 +89,14 @@ impl TenantSettings {
                 ));
             }
         }
-        for (field, template) in [
-            ("sms_template", &self.sms_template),
-            ("email_template", &self.email_template),
+        for (field, template, max) in [
+            ("sms_template", &self.sms_template, MAX_SMS_TEMPLATE_CHARS),
+            ("email_template", &self.email_template, MAX_EMAIL_TEMPLATE_CHARS),
         ] {
             if let Some(template) = template
-                && (template.trim().is_empty() || template.chars().count() > MAX_TEMPLATE_CHARS)
+                && (template.trim().is_empty() || template.chars().count() > max)
             {
-                return Err(Error::invalid(field, "must be 1 to 10000 characters"));
+                return Err(Error::invalid(field, format!("must be 1 to {max} characters")));
             }
         }
         Ok(())

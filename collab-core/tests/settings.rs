@@ -137,6 +137,14 @@ async fn bad_settings_name_their_field_and_change_nothing() {
     );
     assert_eq!(
         field(TenantSettings {
+            sms_template: Some("x".repeat(1_001)),
+            ..base()
+        })
+        .await,
+        "sms_template"
+    );
+    assert_eq!(
+        field(TenantSettings {
             sms_template: Some(String::new()),
             ..base()
         })
@@ -145,7 +153,7 @@ async fn bad_settings_name_their_field_and_change_nothing() {
     );
     assert_eq!(
         field(TenantSettings {
-            email_template: Some("x".repeat(10_001)),
+            email_template: Some("x".repeat(3_001)),
             ..base()
         })
         .await,

@@ -219,6 +219,7 @@ pub async fn close_room(
 #[serde(deny_unknown_fields)]
 pub struct MergeBody {
     /// The room that takes this one in (the survivor).
+    #[schema(max_length = 36)]
     pub into: String,
 }
 

@@ -23,10 +23,10 @@ pub struct SettingsBody {
     #[schema(max_length = 500)]
     pub timed_out_message: Option<String>,
     /// The SMS invite's text: `{first_name}`, `{link}` (appended when missing).
-    #[schema(max_length = 10000)]
+    #[schema(max_length = 1000)]
     pub sms_template: Option<String>,
     /// The email invite's body, with the same placeholders.
-    #[schema(max_length = 10000)]
+    #[schema(max_length = 3000)]
     pub email_template: Option<String>,
     /// The tenant's language (`es`, `he`, `pt-BR`…): of its invites and customer pages.
     #[schema(max_length = 35)]
