@@ -186,15 +186,9 @@ async fn the_survivor_holds_the_absorbed_timeline_and_its_links_and_sessions_lea
     }
 }
 
-#[tokio::test]
-async fn the_absorbed_room_s_documents_outlive_its_erasure_and_the_orphan_sweep() {
-    let world = World::with(|builder| {
-        builder.blob_store(MemoryBlobStore::new()).config(
-            RoomsConfig::default()
-                .with_orphan_grace(std::time::Duration::from_secs(60))
-                .unwrap(),
-        )
-    });
+/// Grace's room with a document she shared, merged into a second room of hers: the two rooms
+/// and the document.
+async fn merged_with_a_document(world: &World) -> (RoomId, RoomId, DocumentMeta) {
     let rooms = &world.rooms;
     let (absorbed, customer, _) = world.room_with_customer().await;
     let shared = rooms
@@ -206,6 +200,20 @@ async fn the_absorbed_room_s_documents_outlive_its_erasure_and_the_orphan_sweep(
     };
     let survivor = second_room(rooms, "Welcome back").await;
     rooms.merge_rooms(&agent(), absorbed, survivor).await.unwrap();
+    (absorbed, survivor, meta)
+}
+
+#[tokio::test]
+async fn the_absorbed_room_s_documents_outlive_its_erasure_and_the_orphan_sweep() {
+    let world = World::with(|builder| {
+        builder.blob_store(MemoryBlobStore::new()).config(
+            RoomsConfig::default()
+                .with_orphan_grace(std::time::Duration::from_secs(60))
+                .unwrap(),
+        )
+    });
+    let rooms = &world.rooms;
+    let (absorbed, survivor, meta) = merged_with_a_document(&world).await;
 
     rooms.erase_room(&agent(), absorbed).await.unwrap();
     world.clock.advance(DAY);
@@ -392,16 +400,7 @@ async fn retention_purges_a_merged_room_and_leaves_the_survivor_its_documents() 
             .config(RoomsConfig::default().with_retention(DAY).unwrap())
     });
     let rooms = &world.rooms;
-    let (absorbed, customer, _) = world.room_with_customer().await;
-    let shared = rooms
-        .share_document(&customer, absorbed, upload("kept.txt", b"kept\n"))
-        .await
-        .unwrap();
-    let EventData::DocumentShared(meta) = shared.data else {
-        panic!("a document event");
-    };
-    let survivor = second_room(rooms, "Welcome back").await;
-    rooms.merge_rooms(&agent(), absorbed, survivor).await.unwrap();
+    let (absorbed, survivor, meta) = merged_with_a_document(&world).await;
 
     world.clock.advance(2 * DAY);
     let sweep = rooms.sweep_retention().await.unwrap();
