@@ -35,16 +35,6 @@ async fn timeline(rooms: &rooms::Rooms, actor: &Actor, room: RoomId) -> Vec<Even
         .unwrap()
 }
 
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match &e.data {
-            EventData::MessagePosted { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Another room for Grace (the common room's customer), by the same address in another case,
 /// with a message of its own.
 async fn second_room(rooms: &rooms::Rooms, text: &str) -> RoomId {
@@ -86,7 +76,7 @@ async fn the_survivor_holds_the_absorbed_timeline_and_its_links_and_sessions_lea
 
     // The survivor: its own events, then the absorbed room's, in their order, then the record.
     let events = timeline(rooms, &agent(), survivor).await;
-    assert_eq!(texts(&events), ["Welcome back", "first", "second", "third"]);
+    assert_eq!(message_texts(&events), ["Welcome back", "first", "second", "third"]);
     let Some(EventData::RoomMerged {
         absorbed: from,
         copied,
@@ -162,7 +152,7 @@ async fn the_survivor_holds_the_absorbed_timeline_and_its_links_and_sessions_lea
     );
     rooms.post_message(&moved, survivor, "found you", None).await.unwrap();
     assert_eq!(
-        texts(&timeline(rooms, &moved, survivor).await)
+        message_texts(&timeline(rooms, &moved, survivor).await)
             .last()
             .map(String::as_str),
         Some("found you")
@@ -328,7 +318,7 @@ async fn a_merged_room_merged_again_leads_links_through_both() {
         "{moved:?}"
     );
     // The third room holds all three rooms' messages.
-    let all = texts(&timeline(rooms, &agent(), third).await);
+    let all = message_texts(&timeline(rooms, &agent(), third).await);
     assert_eq!(all, ["in the third", "in the second"]);
 }
 

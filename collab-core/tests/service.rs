@@ -669,13 +669,7 @@ async fn posted_texts(store: &Interleaving, room: RoomId) -> Vec<String> {
     let events = store.read_events(room, Seq::ZERO, 1_000).await.unwrap();
     let seqs: Vec<u64> = events.iter().map(|e| e.seq.get()).collect();
     assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>(), "gapless");
-    events
-        .iter()
-        .filter_map(|e| match &e.data {
-            EventData::MessagePosted { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
+    message_texts(&events)
 }
 
 #[tokio::test]

@@ -174,6 +174,17 @@ impl Room {
     }
 }
 
+/// The texts of the chat messages among `events`, in order.
+pub fn message_texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::MessagePosted { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The name of an error's variant, as the transition table writes it.
 pub fn kind(error: &Error) -> String {
     format!("{error:?}")

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use collab_core::Error;
 use collab_core::guard::{InviteAttempt, InviteGuard};
-use common::{ORIGIN, Server, TWILIO_TOKEN, VONAGE_SIGNATURE_SECRET, agents};
+use common::{ORIGIN, Server, TWILIO_TOKEN, VONAGE_SIGNATURE_SECRET, agents, eventually};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -618,11 +618,7 @@ async fn vonage_receipts_are_verified_then_recorded() {
         (count, events)
     };
     // The dispatcher records the email as sent; wait for it, so the count below is the receipt's.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while deliveries().await.0 == 0 {
-        assert!(std::time::Instant::now() < deadline, "the invite was never sent");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the invite's sending", async || deliveries().await.0 > 0).await;
     let receipts = collab_notify::VonageReceipts::new(
         collab_notify::SecretString::from(VONAGE_SIGNATURE_SECRET),
         collab_notify::vonage::SignatureMethod::Sha256Hmac,
@@ -973,11 +969,7 @@ async fn an_admin_s_settings_time_rooms_out_tell_the_customer_and_word_the_next_
     // The next invite is worded the tenant's way.
     let sent_before = server.inbox.sent().len();
     server.invite(&ada, &room, json!({"channel": "email"})).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while server.inbox.sent().len() == sent_before {
-        assert!(std::time::Instant::now() < deadline, "the invite was never sent");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the invite's sending", async || server.inbox.sent().len() > sent_before).await;
     let text = server.inbox.sent().last().unwrap().text.clone();
     assert!(text.starts_with("Dear Grace, your Acme room: http"), "{text}");
 

@@ -566,6 +566,21 @@ async fn doc_shot(client: &Client, name: &str) {
 }
 
 /// The development agent signs in through the HTTP API; its cookie.
+/// Opens a new room in the console and invites Ada Lovelace to it by email, which the console
+/// answers by naming the room she has: the new room's `location.hash`.
+async fn invite_ada_in_a_new_room(agent: &Client) -> serde_json::Value {
+    click(agent, "#new-room").await;
+    wait_text(agent, "#room-name", |t| t == "Collaboration Room").await;
+    let room = js(agent, "return location.hash").await;
+    click(agent, "#invite-button").await;
+    type_into(agent, "#first-name", "Ada").await;
+    type_into(agent, "#last-name", "Lovelace").await;
+    type_into(agent, "#identifier", "ada@example.com").await;
+    click(agent, "#invite-send").await;
+    wait_text(agent, "#invite-message", |t| t.contains("already has a room")).await;
+    room
+}
+
 async fn api_agent(server: &ServerProcess) -> String {
     server.http().sign_in("agent@example.com", "dev").await
 }
@@ -1298,17 +1313,7 @@ async fn inviting_a_customer_who_has_a_room_shows_that_room_first() {
     sign_in(&agent).await;
 
     // A new room, and Ada invited to it: the console shows her room first.
-    let invite_ada = async || {
-        click(&agent, "#new-room").await;
-        wait_text(&agent, "#room-name", |t| t == "Collaboration Room").await;
-        click(&agent, "#invite-button").await;
-        type_into(&agent, "#first-name", "Ada").await;
-        type_into(&agent, "#last-name", "Lovelace").await;
-        type_into(&agent, "#identifier", "ada@example.com").await;
-        click(&agent, "#invite-send").await;
-        wait_text(&agent, "#invite-message", |t| t.contains("already has a room")).await;
-    };
-    invite_ada().await;
+    invite_ada_in_a_new_room(&agent).await;
     axe(&agent, "the invite dialog naming the customer's room").await;
     shot(&agent, "agent-customer-has-a-room").await;
     // Sending again invites her here too, as the agent chose.
@@ -1317,8 +1322,7 @@ async fn inviting_a_customer_who_has_a_room_shows_that_room_first() {
     press(&agent, ESCAPE).await;
 
     // Or the agent opens a room she has (the newest), instead of a third.
-    invite_ada().await;
-    let new_room = js(&agent, "return location.hash").await;
+    let new_room = invite_ada_in_a_new_room(&agent).await;
     click(&agent, "#invite-message a").await;
     wait_text(&agent, "#room-name", |t| t == "Ada Lovelace").await;
     let opened = js(&agent, "return location.hash").await;
@@ -1362,15 +1366,9 @@ async fn an_agent_merges_a_customer_s_rooms_and_her_phone_follows_to_the_survivo
     let agent = desktop(&rig.driver_url, &rig.dir.path().join("agent"), 1280, 800).await;
     agent.goto(&format!("{base}/")).await.unwrap();
     sign_in(&agent).await;
-    click(&agent, "#new-room").await;
-    wait_text(&agent, "#room-name", |t| t == "Collaboration Room").await;
-    let second = js(&agent, "return location.hash").await;
-    click(&agent, "#invite-button").await;
-    type_into(&agent, "#first-name", "Ada").await;
-    type_into(&agent, "#last-name", "Lovelace").await;
-    type_into(&agent, "#identifier", "ada@example.com").await;
-    click(&agent, "#invite-send").await;
-    wait_text(&agent, "#invite-message", |t| t.contains("already has a room")).await;
+    let second = invite_ada_in_a_new_room(&agent).await;
+    axe(&agent, "the invite dialog offering to merge").await;
+    shot(&agent, "agent-invite-and-merge").await;
     click(&agent, "#invite-and-merge").await;
     // The console shows the room that took the first in: its history is there, with the record.
     wait_text(&agent, "#content", |t| {

@@ -50,6 +50,16 @@ pub fn agents() -> Agents {
         .with_admin(tenant, "ada")
 }
 
+/// Waits until `done` answers true, asking every 20 ms for up to 10 s; panics saying `what`
+/// never happened.
+pub async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The server and what a test may reach behind it.
 pub struct Server {
     pub app: Router,
