@@ -8,7 +8,11 @@
 //! left to gain is the gap between it and ours); then append latency p50/p99 at that load.
 //! The same store told not to notify (`PostgresConfig::with_notify(false)`, for a deployment
 //! whose wake-ups go through NATS after the commit) is measured beside (c) without its
-//! `pg_notify`: that design's floor.
+//! `pg_notify`: that design's floor. Last, (d) the store's own group statement
+//! (`testing::PLAIN_APPEND_STATEMENT`: (c) plus the rooms locked in id order and each checked
+//! against its expected seq) run raw from rows encoded beforehand, 64 rooms per statement: the
+//! floor of the design the store ships, so that ours against (d) is the cost of the store's own
+//! work around the statement (encoding, forming groups, answering the callers).
 //!
 //! The machine is shared, and the database's own background work (autovacuum of the rooms
 //! tables, checkpoints) comes and goes: two criterion measurements taken a minute apart can
@@ -26,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use collab_benches::{AppendLoad, fixture, full_run, median, runtime, sample_event_row, sample_summary_row};
 use collab_core::Error;
-use collab_store_postgres::testing::TestSchema;
+use collab_store_postgres::testing::{PLAIN_APPEND_STATEMENT, TestSchema};
 use criterion::{Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use uuid::Uuid;
 
@@ -167,6 +171,65 @@ async fn raw_same_writes(
     started.elapsed()
 }
 
+/// The same appends as the store's own group statement
+/// ([`PLAIN_APPEND_STATEMENT`]: rooms locked in id order, checked against their expected seq,
+/// updated, their events inserted, one wake-up), run raw on one connection, 64 rooms per
+/// statement, from rows encoded beforehand: the floor of the design the store ships, so that
+/// ours against it is the cost of the store's own work (encoding, forming groups, answering).
+/// `client` has the schema of a store whose rooms 1 to [`ROOMS`] exist.
+async fn raw_store_statement(
+    client: &tokio_postgres::Client,
+    next_seq: &mut [i64],
+    (row, summary): (&str, &str),
+    count: usize,
+) -> Duration {
+    let statement = pg(client.prepare(PLAIN_APPEND_STATEMENT).await);
+    let started = Instant::now();
+    let mut done = 0;
+    while done < count {
+        let n = 64.min(count - done);
+        let (rooms, seqs) = next_rows(done, n, next_seq);
+        let expected: Vec<i64> = seqs.iter().map(|seq| seq - 1).collect();
+        let wake_ups: Vec<String> = rooms
+            .iter()
+            .zip(&seqs)
+            .map(|(room, seq)| format!("{room}:{seq}"))
+            .collect();
+        let now = vec![collab_core::Clock::now(&collab_core::SystemClock).unix_millis(); n];
+        let (tenant, agent, status) = (vec!["bench"; n], vec!["agent"; n], vec!["active"; n]);
+        let no_text: Vec<Option<&str>> = vec![None; n];
+        let no_time: Vec<Option<i64>> = vec![None; n];
+        let (summaries, data) = (vec![summary; n], vec![row; n]);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 20] = [
+            &"raw_bench",
+            &rooms,
+            &tenant,
+            &agent,
+            &status,
+            &seqs,
+            &now,
+            &now,
+            &no_text,
+            &no_text,
+            &no_text,
+            &no_text,
+            &no_text,
+            &summaries,
+            &no_time,
+            &expected,
+            &wake_ups,
+            &rooms,
+            &seqs,
+            &data,
+        ];
+        let answers = pg(client.query(&statement, &params).await);
+        let written = answers.iter().filter(|answer| answer.get::<_, bool>(2)).count();
+        assert_eq!(written, n, "the raw statement wrote every room");
+        done += n;
+    }
+    started.elapsed()
+}
+
 /// Times `run`, one call per iteration.
 fn timed(b: &mut Bencher<'_>, mut run: impl FnMut() -> Duration) {
     b.iter_custom(|iters| (0..iters).map(|_| run()).sum())
@@ -193,6 +256,18 @@ fn append_throughput(c: &mut Criterion) {
     let mut raw_same = rt.block_on(raw_tables(&schema, "raw_same_events", "raw_same_rooms"));
     let mut raw_quiet = rt.block_on(raw_tables(&schema, "raw_quiet_events", "raw_quiet_rooms"));
     let summary = sample_summary_row();
+    // The store's own statement, raw, on rooms a store created in a schema of their own.
+    let Some(statement_schema) = rt.block_on(TestSchema::create("postgres_append bench, raw statement")) else {
+        return;
+    };
+    rt.block_on(AppendLoad::new(
+        rt.block_on(statement_schema.store()),
+        ROOMS,
+        WRITERS,
+        PER_WRITER,
+    ));
+    let raw_statement = rt.block_on(statement_schema.client());
+    let mut statement_seq = vec![1i64; ROOMS];
     let mut single_seq = vec![1i64; ROOMS];
     let mut batched_seq = vec![1i64; ROOMS];
     let mut same_seq = vec![1i64; ROOMS];
@@ -239,6 +314,14 @@ fn append_throughput(c: &mut Criterion) {
             false,
         ))
     };
+    let mut store_statement = || {
+        rt.block_on(raw_store_statement(
+            &raw_statement,
+            &mut statement_seq,
+            (&row, &summary),
+            total,
+        ))
+    };
     let ours = || load.run(&rt).0;
     let ours_quiet = || quiet_load.run(&rt).0;
 
@@ -250,6 +333,9 @@ fn append_throughput(c: &mut Criterion) {
     group.throughput(Throughput::Elements(total as u64));
     group.bench_function("raw_64_rows_per_transaction", |b| timed(b, &mut batched));
     group.bench_function("raw_same_writes_64_per_transaction", |b| timed(b, &mut same));
+    group.bench_function("raw_store_statement_64_per_statement", |b| {
+        timed(b, &mut store_statement)
+    });
     group.bench_function("store_64_writers", |b| timed(b, ours));
     group.bench_function("raw_same_writes_no_notify", |b| timed(b, &mut same_quiet));
     group.bench_function("store_64_writers_no_notify", |b| timed(b, ours_quiet));
@@ -261,19 +347,20 @@ fn append_throughput(c: &mut Criterion) {
     if !full_run() {
         return;
     }
-    // Paired rounds: (b), (c), ours, and (c) and ours without NOTIFY, one iteration each, in an
-    // order that rotates.
+    // Paired rounds: (b), (c), ours, (c) and ours without NOTIFY, and the store's statement raw,
+    // one iteration each, in an order that rotates.
     let rounds = 15;
-    let mut times: [Vec<f64>; 5] = Default::default();
+    let mut times: [Vec<f64>; 6] = Default::default();
     for round in 0..rounds {
-        for i in 0..5 {
-            let kind = (round + i) % 5;
+        for i in 0..6 {
+            let kind = (round + i) % 6;
             let took = match kind {
                 0 => batched(),
                 1 => same(),
                 2 => ours(),
                 3 => same_quiet(),
-                _ => ours_quiet(),
+                4 => ours_quiet(),
+                _ => store_statement(),
             };
             times[kind].push(took.as_secs_f64());
         }
@@ -301,6 +388,13 @@ fn append_throughput(c: &mut Criterion) {
         ratio(0, 4),
         ratio(3, 4),
         ratio(0, 3),
+    );
+    println!(
+        "paired, the store's statement raw: raw_store_statement {:.0} rows/s; store/raw_store_statement {:.2}x; \
+         raw_store_statement/raw_64_rows {:.2}x",
+        rate(&times[5]),
+        ratio(5, 2),
+        ratio(0, 5),
     );
 }
 

@@ -6,7 +6,9 @@
 //!
 //! Then the same A -> B delivery while 64 writers post on A in rooms of their own, with the
 //! wake-ups through PostgreSQL's NOTIFY and through NATS (stores that do not notify, and
-//! `collab-transport-nats` on 127.0.0.1:4222; skipped with a message without it).
+//! `collab-transport-nats` on 127.0.0.1:4222; skipped with a message without it): from the call,
+//! and split into the post's own append at that load (until acknowledged) and what the wake-up
+//! path adds after it.
 //!
 //! Needs the test database (`COLLAB_TEST_DATABASE_URL`, default 127.0.0.1:5432/test); works in
 //! a schema of its own, dropped afterwards.
@@ -142,9 +144,12 @@ async fn under_load(a: &Rooms, b: &Rooms, name: &str) {
         }));
     }
     let started = Instant::now();
-    let mut delivered = Vec::new();
+    let (mut delivered, mut acknowledged, mut after_ack) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..500 {
-        delivered.push(deliver(a, room, &mut on_b).await.0);
+        let (total, ack) = deliver(a, room, &mut on_b).await;
+        delivered.push(total);
+        acknowledged.push(ack);
+        after_ack.push(total.saturating_sub(ack));
     }
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
@@ -152,12 +157,19 @@ async fn under_load(a: &Rooms, b: &Rooms, name: &str) {
     for writer in writers {
         posts += fixture(writer.await.map_err(|e| Error::backend("writer", e)));
     }
-    delivered.sort();
+    for list in [&mut delivered, &mut acknowledged, &mut after_ack] {
+        list.sort();
+    }
     println!(
-        "{name}, {WRITERS} writers posting on A ({:.0} posts/s): post on A -> subscriber on B p50 {:?}, p99 {:?}",
+        "{name}, {WRITERS} writers posting on A ({:.0} posts/s): post on A -> subscriber on B p50 {:?}, p99 {:?} \
+         from the call; the post acknowledged p50 {:?}, p99 {:?}; then on B p50 {:?}, p99 {:?}",
         posts as f64 / elapsed.as_secs_f64(),
         percentile(&delivered, 50),
         percentile(&delivered, 99),
+        percentile(&acknowledged, 50),
+        percentile(&acknowledged, 99),
+        percentile(&after_ack, 50),
+        percentile(&after_ack, 99),
     );
 }
 

@@ -19,6 +19,17 @@ use tokio_postgres::NoTls;
 
 use crate::{PostgresConfig, PostgresRoomStore, PostgresTransport};
 
+/// The one statement in which the store writes a group of appends that only add events to
+/// existing rooms (one append per room): the rooms locked in id order, each checked against its
+/// expected seq, updated, its events inserted, and the wake-ups sent. For benchmarks that
+/// measure the store against this statement run raw. Its parameters, each an array with one
+/// element per room unless said: `$1` the notification channel (a text; empty: no NOTIFY), `$2`
+/// to `$15` the rooms' columns (room, tenant, agent, status, seq, created_at, last_activity,
+/// first_lc, last_lc, full_lc, phone, email, summary, ended_at), `$16` the expected seqs, `$17`
+/// the wake-ups (`room:seq`), and `$18` to `$20` the events' room, seq and data, one element per
+/// event.
+pub const PLAIN_APPEND_STATEMENT: &str = crate::write::WRITE_PLAIN;
+
 /// The variable that names the test database.
 pub const DATABASE_URL_VAR: &str = "COLLAB_TEST_DATABASE_URL";
 

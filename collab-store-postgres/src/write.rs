@@ -19,7 +19,33 @@ use crate::{PostgresError, postgres};
 /// An append waiting for the writer, and where its answer goes.
 struct Job {
     append: Append,
+    /// A plain append's values (see [`is_plain`]), encoded by its caller.
+    plain: Option<PlainRows>,
     reply: oneshot::Sender<Result<(), Error>>,
+}
+
+/// A plain append's values as [`WRITE_PLAIN`] takes them. Each caller encodes its own append
+/// before it joins a group, so that the JSON and the columns are made by the callers in
+/// parallel rather than by the writer while the database waits for the group, and so that an
+/// append that cannot be encoded fails alone.
+struct PlainRows {
+    room: RoomRow,
+    expected: i64,
+    wake_up: String,
+    events: EventColumns,
+}
+
+impl PlainRows {
+    fn of(append: &Append) -> Result<Self, Error> {
+        let mut events = EventColumns::default();
+        events.push(append)?;
+        Ok(Self {
+            room: RoomRow::of(&append.summary)?,
+            expected: seq_value(append.expected)?,
+            wake_up: wake_up(&append.summary),
+            events,
+        })
+    }
 }
 
 /// The handle to the writer task. When the last one is dropped, the task ends after the queued
@@ -38,9 +64,13 @@ impl Writer {
 
     /// Writes `append` in the next group commit.
     pub(crate) async fn append(&self, append: Append) -> Result<(), Error> {
+        let plain = match is_plain(&append) {
+            true => Some(PlainRows::of(&append)?),
+            false => None,
+        };
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { append, reply })
+            .send(Job { append, plain, reply })
             .map_err(|_| Error::from(PostgresError::WriterGone))?;
         answer.await.map_err(|_| Error::from(PostgresError::WriterGone))?
     }
@@ -147,7 +177,7 @@ fn split(batch: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
     }
     batch
         .into_iter()
-        .partition(|job| is_plain(&job.append) && appends_per_room.get(&job.append.room) == Some(&1))
+        .partition(|job| job.plain.is_some() && appends_per_room.get(&job.append.room) == Some(&1))
 }
 
 /// Whether `append` only adds events to an existing room: no room creation, outbox row,
@@ -163,9 +193,14 @@ fn is_plain(append: &Append) -> bool {
 /// group, each append is tried again in a transaction of its own, so that only the appends at
 /// fault fail.
 async fn commit_group(client: &mut Client, channel: &str, jobs: Vec<Job>, path: Path) {
-    let (appends, replies): (Vec<Append>, Vec<_>) = jobs.into_iter().map(|job| (job.append, job.reply)).unzip();
+    let (mut appends, mut plain, mut replies) = (Vec::new(), Vec::new(), Vec::new());
+    for job in jobs {
+        appends.push(job.append);
+        plain.extend(job.plain);
+        replies.push(job.reply);
+    }
     let written = match path {
-        Path::Plain => write_plain(client, channel, &appends).await,
+        Path::Plain => write_plain(client, channel, &appends, plain).await,
         Path::General => write_group(client, channel, &appends).await,
     };
     let results = match written {
@@ -243,23 +278,24 @@ fn seq_conflict(append: &Append, seq: Seq) -> Error {
     Error::conflict(format!("room {} is at seq {seq}, not {}", append.room, append.expected))
 }
 
-/// Writes plain appends of distinct rooms (see [`split`]) in one autocommitted statement,
-/// [`WRITE_PLAIN`]: no `BEGIN` or `COMMIT` round trips, and no wait for a check in Rust.
-/// Returns each append's result.
+/// Writes plain appends of distinct rooms (see [`split`]), whose values are `rows`, in one
+/// autocommitted statement, [`WRITE_PLAIN`]: no `BEGIN` or `COMMIT` round trips, and no wait
+/// for a check in Rust. Returns each append's result.
 async fn write_plain(
     client: &mut Client,
     channel: &str,
     appends: &[Append],
+    rows: Vec<PlainRows>,
 ) -> Result<Vec<Result<(), Error>>, GroupFailure> {
     let mut rooms = RoomColumns::default();
-    let mut expected = Vec::with_capacity(appends.len());
-    let mut wake_ups = Vec::with_capacity(appends.len());
+    let mut expected = Vec::with_capacity(rows.len());
+    let mut wake_ups = Vec::with_capacity(rows.len());
     let mut events = EventColumns::default();
-    for append in appends {
-        rooms.push(&append.summary).map_err(unusable)?;
-        expected.push(seq_value(append.expected).map_err(unusable)?);
-        wake_ups.push(wake_up(&append.summary));
-        events.push(append).map_err(unusable)?;
+    for row in rows {
+        rooms.push(row.room);
+        expected.push(row.expected);
+        wake_ups.push(row.wake_up);
+        events.extend(row.events);
     }
     let statement = client.prepare_cached(WRITE_PLAIN).await.map_err(refused)?;
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&channel];
@@ -293,7 +329,7 @@ async fn write_plain(
 /// does (none with an empty channel: the store was told not to notify); the final `SELECT`
 /// answers for every locked room. A room missing from the answer does
 /// not exist.
-const WRITE_PLAIN: &str = "WITH input AS ( \
+pub(crate) const WRITE_PLAIN: &str = "WITH input AS ( \
          SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], \
                               $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
                               $14::text[], $15::bigint[], $16::bigint[], $17::text[]) \
@@ -352,6 +388,12 @@ impl EventColumns {
                 .push(serde_json::to_string(event).map_err(|e| Error::backend("postgres", e))?);
         }
         Ok(())
+    }
+
+    fn extend(&mut self, other: Self) {
+        self.room.extend(other.room);
+        self.seq.extend(other.seq);
+        self.data.extend(other.data);
     }
 
     fn params(&self) -> [&(dyn ToSql + Sync); 3] {
@@ -476,28 +518,62 @@ struct RoomColumns {
     ended_at: Vec<Option<i64>>,
 }
 
-impl RoomColumns {
-    fn push(&mut self, summary: &RoomSummary) -> Result<(), Error> {
+/// One room's columns (see [`RoomColumns`]).
+struct RoomRow {
+    room: Uuid,
+    tenant: String,
+    agent: String,
+    status: &'static str,
+    seq: i64,
+    created_at: i64,
+    last_activity: i64,
+    first_lc: Option<String>,
+    last_lc: Option<String>,
+    full_lc: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    summary: String,
+    ended_at: Option<i64>,
+}
+
+impl RoomRow {
+    fn of(summary: &RoomSummary) -> Result<Self, Error> {
         let customer = summary.customer.as_ref();
-        self.room.push(uuid(summary.room.as_u128()));
-        self.tenant.push(summary.tenant.as_str().to_owned());
-        self.agent.push(summary.agent.as_str().to_owned());
-        self.status.push(summary.status.as_str());
-        self.seq.push(seq_value(summary.seq)?);
-        self.created_at.push(summary.created_at.unix_millis());
-        self.last_activity.push(summary.last_activity.unix_millis());
-        self.first_lc
-            .push(customer.map(|c| c.first_name.as_str().to_lowercase()));
-        self.last_lc.push(customer.map(|c| c.last_name.as_str().to_lowercase()));
-        self.full_lc.push(customer.map(|c| c.full_name().to_lowercase()));
-        self.phone
-            .push(customer.and_then(|c| c.phone.as_ref()).map(|p| p.as_str().to_owned()));
-        self.email
-            .push(customer.and_then(|c| c.email.as_ref()).map(|e| e.match_key()));
-        self.summary
-            .push(serde_json::to_string(summary).map_err(|e| Error::backend("postgres", e))?);
-        self.ended_at.push(summary.ended_at.map(Timestamp::unix_millis));
-        Ok(())
+        Ok(Self {
+            room: uuid(summary.room.as_u128()),
+            tenant: summary.tenant.as_str().to_owned(),
+            agent: summary.agent.as_str().to_owned(),
+            status: summary.status.as_str(),
+            seq: seq_value(summary.seq)?,
+            created_at: summary.created_at.unix_millis(),
+            last_activity: summary.last_activity.unix_millis(),
+            first_lc: customer.map(|c| c.first_name.as_str().to_lowercase()),
+            last_lc: customer.map(|c| c.last_name.as_str().to_lowercase()),
+            full_lc: customer.map(|c| c.full_name().to_lowercase()),
+            phone: customer.and_then(|c| c.phone.as_ref()).map(|p| p.as_str().to_owned()),
+            email: customer.and_then(|c| c.email.as_ref()).map(|e| e.match_key()),
+            summary: serde_json::to_string(summary).map_err(|e| Error::backend("postgres", e))?,
+            ended_at: summary.ended_at.map(Timestamp::unix_millis),
+        })
+    }
+}
+
+impl RoomColumns {
+    fn push(&mut self, row: RoomRow) {
+        self.room.push(row.room);
+        self.tenant.push(row.tenant);
+        self.agent.push(row.agent);
+        self.status.push(row.status);
+        self.seq.push(row.seq);
+        self.created_at.push(row.created_at);
+        self.last_activity.push(row.last_activity);
+        self.first_lc.push(row.first_lc);
+        self.last_lc.push(row.last_lc);
+        self.full_lc.push(row.full_lc);
+        self.phone.push(row.phone);
+        self.email.push(row.email);
+        self.summary.push(row.summary);
+        self.ended_at.push(row.ended_at);
     }
 
     fn params(&self) -> [&(dyn ToSql + Sync); 14] {
@@ -549,9 +625,9 @@ async fn write_accepted(tx: &Transaction<'_>, channel: &str, accepted: &[&Append
     let mut wake_ups = Vec::with_capacity(last.len());
     for (summary, created) in last.values() {
         if *created {
-            new_rooms.push(summary).map_err(unusable)?;
+            new_rooms.push(RoomRow::of(summary).map_err(unusable)?);
         } else {
-            changed_rooms.push(summary).map_err(unusable)?;
+            changed_rooms.push(RoomRow::of(summary).map_err(unusable)?);
         }
         wake_ups.push(wake_up(summary));
     }

@@ -226,6 +226,43 @@ async fn a_refused_group_of_plain_appends_fails_only_the_append_at_fault() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_the_database_cannot_take_fails_alone() {
+    let Some(schema) = TestSchema::create("an_append_the_database_cannot_take_fails_alone").await else {
+        return;
+    };
+    let store = schema.store().await;
+    let rooms = rooms_at_seq_2(&store, 12).await;
+    let mut appends: Vec<Append> = rooms
+        .iter()
+        .enumerate()
+        .map(|(i, state)| post(state, &format!("post {i}"), T0).1)
+        .collect();
+    // A well-formed append whose new seq is beyond PostgreSQL's bigint, sent with the others.
+    let beyond = &mut appends[0];
+    beyond.expected = Seq::new(i64::MAX as u64);
+    beyond.events[0].seq = beyond.expected.next();
+    beyond.summary.seq = beyond.expected.next();
+    let results = join_all(appends.iter().map(|a| store.append(a.clone()))).await;
+    assert!(
+        matches!(&results[0], Err(Error::Invalid { field, .. }) if *field == "seq"),
+        "{:?}",
+        results[0]
+    );
+    assert_eq!(
+        stored_seqs(&store, rooms[0].room()).await,
+        [1, 2],
+        "nothing of it written"
+    );
+    for (i, append) in appends.iter().enumerate().skip(1) {
+        assert!(results[i].is_ok(), "room {i}: {:?}", results[i]);
+        assert_eq!(
+            store.room_summary(append.room).await.unwrap().as_ref(),
+            Some(&append.summary)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stores_racing_on_the_same_rooms_keep_each_room_gapless() {
     let Some(schema) = TestSchema::create("two_stores_racing_on_the_same_rooms_keep_each_room_gapless").await else {
         return;
