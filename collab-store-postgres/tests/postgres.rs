@@ -83,6 +83,17 @@ async fn rooms_at_seq_2(store: &PostgresRoomStore, count: usize) -> Vec<RoomStat
     rooms
 }
 
+/// That every append of `appends` but the first was answered Ok and written.
+async fn assert_written_but_the_first(store: &PostgresRoomStore, appends: &[Append], results: &[Result<(), Error>]) {
+    for (i, append) in appends.iter().enumerate().skip(1) {
+        assert!(results[i].is_ok(), "room {i}: {:?}", results[i]);
+        assert_eq!(
+            store.room_summary(append.room).await.unwrap().as_ref(),
+            Some(&append.summary)
+        );
+    }
+}
+
 /// The seqs of the events `store` holds for `room`, in order.
 async fn stored_seqs(store: &PostgresRoomStore, room: RoomId) -> Vec<u64> {
     let events = store.read_events(room, Seq::ZERO, usize::MAX).await.unwrap();
@@ -216,13 +227,7 @@ async fn a_refused_group_of_plain_appends_fails_only_the_append_at_fault() {
         Some(rooms[0].summary()),
         "nothing of it written"
     );
-    for (i, append) in appends.iter().enumerate().skip(1) {
-        assert!(results[i].is_ok(), "room {i}: {:?}", results[i]);
-        assert_eq!(
-            store.room_summary(append.room).await.unwrap().as_ref(),
-            Some(&append.summary)
-        );
-    }
+    assert_written_but_the_first(&store, &appends, &results).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,13 +258,7 @@ async fn an_append_the_database_cannot_take_fails_alone() {
         [1, 2],
         "nothing of it written"
     );
-    for (i, append) in appends.iter().enumerate().skip(1) {
-        assert!(results[i].is_ok(), "room {i}: {:?}", results[i]);
-        assert_eq!(
-            store.room_summary(append.room).await.unwrap().as_ref(),
-            Some(&append.summary)
-        );
-    }
+    assert_written_but_the_first(&store, &appends, &results).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
