@@ -95,70 +95,67 @@ async fn bad_settings_name_their_field_and_change_nothing() {
         }
     };
     let base = TenantSettings::default;
-    assert_eq!(
-        field(TenantSettings {
-            timeout_days: Some(2),
-            ..base()
-        })
-        .await,
-        "timeout_days"
-    );
-    assert_eq!(
-        field(TenantSettings {
-            timeout_days: Some(4_000),
-            ..base()
-        })
-        .await,
-        "timeout_days"
-    );
-    assert_eq!(
-        field(TenantSettings {
-            timed_out_message: Some("  ".into()),
-            ..base()
-        })
-        .await,
-        "timed_out_message"
-    );
-    assert_eq!(
-        field(TenantSettings {
-            timed_out_message: Some("x".repeat(501)),
-            ..base()
-        })
-        .await,
-        "timed_out_message"
-    );
-    assert_eq!(
-        field(TenantSettings {
-            timed_out_message: Some("bell\u{7}".into()),
-            ..base()
-        })
-        .await,
-        "timed_out_message"
-    );
-    assert_eq!(
-        field(TenantSettings {
-            sms_template: Some("x".repeat(1_001)),
-            ..base()
-        })
-        .await,
-        "sms_template"
-    );
-    assert_eq!(
-        field(TenantSettings {
-            sms_template: Some(String::new()),
-            ..base()
-        })
-        .await,
-        "sms_template"
-    );
-    assert_eq!(
-        field(TenantSettings {
-            email_template: Some("x".repeat(3_001)),
-            ..base()
-        })
-        .await,
-        "email_template"
-    );
+    let bad = [
+        (
+            TenantSettings {
+                timeout_days: Some(2),
+                ..base()
+            },
+            "timeout_days",
+        ),
+        (
+            TenantSettings {
+                timeout_days: Some(4_000),
+                ..base()
+            },
+            "timeout_days",
+        ),
+        (
+            TenantSettings {
+                timed_out_message: Some("  ".into()),
+                ..base()
+            },
+            "timed_out_message",
+        ),
+        (
+            TenantSettings {
+                timed_out_message: Some("x".repeat(501)),
+                ..base()
+            },
+            "timed_out_message",
+        ),
+        (
+            TenantSettings {
+                timed_out_message: Some("bell\u{7}".into()),
+                ..base()
+            },
+            "timed_out_message",
+        ),
+        (
+            TenantSettings {
+                sms_template: Some("x".repeat(1_001)),
+                ..base()
+            },
+            "sms_template",
+        ),
+        (
+            TenantSettings {
+                sms_template: Some(String::new()),
+                ..base()
+            },
+            "sms_template",
+        ),
+        (
+            TenantSettings {
+                email_template: Some("x".repeat(3_001)),
+                ..base()
+            },
+            "email_template",
+        ),
+    ];
+    for (settings, named) in bad {
+        assert_eq!(field(settings).await, named);
+    }
     assert_eq!(rooms.settings(&agent()).await.unwrap(), None);
     assert!(rooms.settings_history(&agent(), 10).await.unwrap().is_empty());
     // Only agents; customers and the library change nothing.

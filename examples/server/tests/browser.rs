@@ -465,6 +465,18 @@ async fn wait_drawn(client: &Client, page: u32) -> DrawnPage {
     }
 }
 
+/// That the customer page offers no way to write (message box, send, share), in `room`.
+async fn assert_writing_disabled(customer: &Client, room: &str) {
+    for control in ["#chat-input", "#send", "#upload-button"] {
+        let disabled = js(
+            customer,
+            &format!("return document.querySelector('{control}').disabled"),
+        )
+        .await;
+        assert_eq!(disabled, true, "{control} is still enabled in {room}");
+    }
+}
+
 async fn js(client: &Client, script: &str) -> serde_json::Value {
     client.execute(script, vec![]).await.unwrap()
 }
@@ -1082,14 +1094,7 @@ async fn a_closed_room_stays_readable_for_the_customer_on_a_phone() {
     assert!(reply.status.is_success(), "{:?}", reply.json());
     // The page hears the room close: it says so and stops offering to write, and the history stays.
     wait_text(&customer, "#readonly-notice", |t| t.contains("closed")).await;
-    for control in ["#chat-input", "#send", "#upload-button"] {
-        let disabled = js(
-            &customer,
-            &format!("return document.querySelector('{control}').disabled"),
-        )
-        .await;
-        assert_eq!(disabled, true, "{control} is still enabled in a closed room");
-    }
+    assert_writing_disabled(&customer, "a closed room").await;
     // A fresh load of the page shows the same: the customer is not locked out of the history.
     customer.refresh().await.unwrap();
     wait_text(&customer, "#content", |t| t.contains("Your contract is signed.")).await;
@@ -1482,14 +1487,7 @@ async fn a_customer_s_phone_shows_the_tenant_s_words_in_a_room_its_timeout_ended
     server.clock.advance(Duration::from_secs(4 * 24 * 3600));
     customer.refresh().await.unwrap();
     wait_text(&customer, "#readonly-notice", |t| t == words).await;
-    for control in ["#chat-input", "#send", "#upload-button"] {
-        let disabled = js(
-            &customer,
-            &format!("return document.querySelector('{control}').disabled"),
-        )
-        .await;
-        assert_eq!(disabled, true, "{control} is still enabled in a timed-out room");
-    }
+    assert_writing_disabled(&customer, "a timed-out room").await;
     axe(&customer, "the customer page of a room the tenant's timeout ended").await;
     shot(&customer, "customer-tenant-timed-out").await;
     customer.close().await.unwrap();
