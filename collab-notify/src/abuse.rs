@@ -476,10 +476,11 @@ impl InviteGuard for SmsAbuseGuard {
     async fn admit(&self, attempt: &InviteAttempt<'_>) -> Result<(), Error> {
         let now = attempt.now;
         let limits = &self.limits;
-        let recipient = attempt.recipient.to_string();
-        let number = match attempt.recipient {
-            Recipient::Phone(number) => Some(number),
-            Recipient::Email(_) => None,
+        // One key per mailbox: `Victim@x.com` and `vIctim@x.com` share a cool-down and a count.
+        // Numbers are E.164 already.
+        let (recipient, number) = match attempt.recipient {
+            Recipient::Phone(number) => (number.to_string(), Some(number)),
+            Recipient::Email(address) => (address.match_key(), None),
         };
         if let Some(number) = number {
             self.check_number(number)?;

@@ -160,6 +160,44 @@ async fn re_invites_to_one_number_cool_down_exponentially_and_stop_at_three_an_h
     assert_eq!(sms.attempts(), 4, "refused invites never reach the provider");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_mailbox_in_other_letter_cases_shares_the_cool_down_and_the_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let counters = SqliteRoomStore::open(dir.path().join("counters.db")).await.unwrap();
+    let guard = SmsAbuseGuard::new(counters).with_clock(clock.clone());
+    let email = Arc::new(RecordingNotifier::new());
+    let rooms = builder(&clock).email(email.clone()).invite_guard(guard).build();
+    let invite_new_room = async |address: &str| {
+        let room = rooms.create_room(&agent()).await?.room;
+        rooms
+            .invite(&agent(), room, InviteRequest::email("Grace", "Hopper", address))
+            .await
+    };
+
+    invite_new_room("Victim@x.com").await.expect("the first invite");
+    clock.advance(Duration::from_secs(30));
+    let refused = invite_new_room("vIctim@x.com").await;
+    assert!(
+        matches!(refused, Err(Error::RateLimited { retry_after }) if retry_after == Duration::from_secs(30)),
+        "the same mailbox, within its cool-down: {refused:?}"
+    );
+    // Past each cool-down (one minute, then two), the per-recipient count of three an hour.
+    clock.advance(Duration::from_secs(30));
+    invite_new_room("VICTIM@X.COM").await.expect("after a minute");
+    clock.advance(Duration::from_secs(120));
+    invite_new_room("victim@x.com").await.expect("after two more");
+    clock.advance(Duration::from_secs(240));
+    let refused = invite_new_room("ViCtIm@x.com").await;
+    let first_leaves = HOUR - Duration::from_secs(30 + 30 + 120 + 240);
+    assert!(
+        matches!(refused, Err(Error::RateLimited { retry_after }) if retry_after == first_leaves),
+        "the fourth within the hour: {refused:?}"
+    );
+    assert_eq!(rooms.dispatch_due().await.unwrap().sent, 3);
+    assert_eq!(email.attempts(), 3, "refused invites are not sent");
+}
+
 #[tokio::test]
 async fn countries_outside_the_allow_list_are_not_allowed_and_nothing_is_recorded() {
     let clock = clock();
