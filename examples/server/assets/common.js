@@ -307,19 +307,49 @@ function trackTyping(roomId, other, label) {
   return tracker;
 }
 
-// Loads the timeline, then follows it live; calls `onEvent` once per event, in order, `onFail`
-// when the room cannot be read any more (signed out, closed, revoked), and `onTyping` for each
-// typing signal from the other side.
-async function follow(roomId, onEvent, onFail, onTyping) {
+// Whether `error` (from `api`) says the room is out of reach for good: signed out, no access,
+// gone. Anything else (no network, a proxy's 502 during a deploy, 5xx, 429) passes: try again.
+function refused(error) {
+  return [401, 403, 404, 410].includes(error.status);
+}
+
+// Loads the timeline, then follows it live: calls `onEvent` once per event, in order;
+// `onFail` when the room cannot be read any more (signed out, revoked, gone); `onTyping` for
+// each typing signal from the other side; and `onConnection(false)` while the server cannot be
+// reached (it keeps trying, sooner when the device comes back online), `onConnection(true)`
+// once it can again.
+async function follow(roomId, { onEvent, onFail, onTyping, onConnection }) {
   let last = 0;
   let source = null;
   let stopped = false;
+  let retry = null;
+  let delay = 1000;
+  let connected = true;
+  const connection = (up) => {
+    if (up === connected) return;
+    connected = up;
+    if (onConnection) onConnection(up);
+  };
   const deliver = (event) => {
     if (stopped || event.seq <= last) return;
     last = event.seq;
     onEvent(event);
   };
+  const again = () => {
+    if (stopped || retry) return;
+    retry = setTimeout(() => { retry = null; connect(); }, delay);
+    delay = Math.min(delay * 2, 10000);
+  };
+  const online = () => {
+    if (!retry) return;
+    clearTimeout(retry);
+    retry = null;
+    connect();
+  };
+  window.addEventListener("online", online);
   async function connect() {
+    if (source) source.close();
+    source = null;
     try {
       for (;;) {
         const page = await api("GET", `/api/rooms/${roomId}/events?after=${last}&limit=1000`);
@@ -327,24 +357,61 @@ async function follow(roomId, onEvent, onFail, onTyping) {
         if (page.length < 1000) break;
       }
     } catch (error) {
-      if (!stopped && onFail) onFail(error);
+      if (stopped) return;
+      if (refused(error)) {
+        if (onFail) onFail(error);
+      } else {
+        connection(false);
+        again();
+      }
       return;
     }
     if (stopped) return;
+    delay = 1000;
+    connection(true);
     // EventSource reconnects by itself after a network error, resuming with Last-Event-ID;
     // an error answer closes it for good: then read the timeline again and start over.
     source = new EventSource(`/api/rooms/${roomId}/live?after=${last}${asCustomer() ? "&as=customer" : ""}`);
     source.addEventListener("timeline", (message) => deliver(JSON.parse(message.data)));
     source.addEventListener("typing", (message) => { if (!stopped && onTyping) onTyping(JSON.parse(message.data)); });
+    source.onopen = () => connection(true);
     source.onerror = () => {
-      if (source.readyState === EventSource.CLOSED && !stopped) setTimeout(connect, 2000);
+      if (stopped) return;
+      connection(false);
+      if (source.readyState === EventSource.CLOSED) again();
     };
   }
   await connect();
-  return { close() { stopped = true; if (source) source.close(); } };
+  return {
+    close() {
+      stopped = true;
+      clearTimeout(retry);
+      window.removeEventListener("online", online);
+      if (source) source.close();
+    },
+  };
 }
 
-// Uploads `file` with a progress bar; resolves with the event or rejects with the API error.
+// A key for a message, kept while its text is retried, so that a send whose answer was lost
+// and is sent again is recorded once. crypto.randomUUID exists only on secure origins (and
+// Safari 15.4+): a phone trying the server over the LAN has getRandomValues only.
+function newClientKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// Appends `item` to the content area, and scrolls to it if the reader was at the end already
+// (or it is their own): someone reading back is not pulled down by each new item.
+function showItem(item, mine) {
+  const content = $("content");
+  const atEnd = content.scrollHeight - content.scrollTop - content.clientHeight < 80;
+  content.append(item);
+  if (atEnd || mine) content.scrollTop = content.scrollHeight;
+}
+
+// Uploads `file` with a progress bar; resolves with the event or rejects with the API error (or
+// an error without a code when the connection failed, or when no byte went out for a minute:
+// a phone that moved from Wi-Fi to mobile data can leave an upload hanging for good).
 function uploadFile(roomId, file, progress) {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
@@ -353,19 +420,33 @@ function uploadFile(roomId, file, progress) {
     if (asCustomer()) request.setRequestHeader("x-collab-as", "customer");
     progress.classList.remove("hidden");
     progress.value = 0;
-    request.upload.onprogress = (e) => { if (e.lengthComputable) progress.value = e.loaded / e.total; };
-    request.onload = () => {
+    let stalled = null;
+    const watch = () => {
+      clearTimeout(stalled);
+      stalled = setTimeout(() => request.abort(), 60000);
+    };
+    const done = () => {
+      clearTimeout(stalled);
       progress.classList.add("hidden");
+    };
+    request.upload.onprogress = (e) => {
+      watch();
+      if (e.lengthComputable) progress.value = e.loaded / e.total;
+    };
+    request.onload = () => {
+      done();
       let data = null;
       try { data = JSON.parse(request.responseText || "null"); } catch (_) { /* not JSON */ }
       if (request.status >= 200 && request.status < 300) resolve(data);
       else {
         const error = new Error((data && data.error && data.error.message) || request.statusText || "the upload failed");
         error.code = data && data.error && data.error.code;
+        error.status = request.status;
         reject(error);
       }
     };
-    request.onerror = () => { progress.classList.add("hidden"); reject(new Error("the upload failed")); };
+    request.onerror = request.onabort = () => { done(); reject(new Error("the upload failed")); };
+    watch();
     request.send(file);
   });
 }

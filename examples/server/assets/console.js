@@ -9,6 +9,7 @@ let typing = null;        // the customer's typing indicator
 let reads = null;        // the open room's read horizons
 let inviteChannel = "email";
 let inviteAnyway = null;  // the number or address the agent chose to invite here though it has a room
+const drafts = new Map(); // what was typed in each room and not sent, by room id
 
 async function start() {
   // The console stays in English; the timeline's shared parts read the English strings file.
@@ -92,6 +93,13 @@ async function loadRooms() {
   }
 }
 
+// Other rooms' unread counts and new rooms, while the console is in view; not while the agent
+// moves through the list by keyboard (redrawing it would take the focus away).
+setInterval(() => {
+  if (document.visibilityState === "visible" && !$("console").classList.contains("hidden")
+    && !$("rooms").contains(document.activeElement)) loadRooms();
+}, 30000);
+
 let searchTimer = null;
 $("search").addEventListener("input", () => {
   clearTimeout(searchTimer);
@@ -134,6 +142,10 @@ async function openRoom(id) {
   const mine = ++opening;
   if (source) source.close();
   source = null;
+  // A reply typed for one customer must not go to the next: each room keeps its own draft.
+  if (current) drafts.set(current.id, $("chat-input").value);
+  $("chat-input").value = drafts.get(id) || "";
+  $("connection").textContent = "";
   // Set before the answer, so that the hashchange it causes finds this room already current.
   current = { id, customer: null, channels_used: [] };
   location.hash = `room=${id}`;
@@ -155,13 +167,10 @@ async function openRoom(id) {
     return;
   }
   loadRooms();
-  const followed = await follow(id, async (event) => {
+  const followed = await follow(id, { onEvent: async (event) => {
     if (mine !== opening) return;
     const item = renderEvent(event, "agent");
-    if (item) {
-      $("content").append(item);
-      $("content").scrollTop = $("content").scrollHeight;
-    }
+    if (item) showItem(item, event.by === "agent");
     reads.onEvent(event);
     typing.onEvent(event);
     if (ACCESS_EVENTS.includes(event.type)) loadAccess();
@@ -173,23 +182,35 @@ async function openRoom(id) {
       showRoom(await api("GET", `/api/rooms/${id}`));
       loadRooms();
     }
-  }, (error) => {
+  },
+  onFail: (error) => {
     if (error.status === 401) signedOut();
-  }, (signal) => { if (mine === opening) typing.onTyping(signal); });
+    else if (mine === opening) $("content").append(el("div", { class: "item system error" }, error.message));
+  },
+  onTyping: (signal) => { if (mine === opening) typing.onTyping(signal); },
+  onConnection: (up) => {
+    if (mine === opening) $("connection").textContent = up ? "" : "Reconnecting… new messages will appear when the server is back.";
+  } });
   // A later click opened another room meanwhile: this one is not shown any more.
   if (mine === opening) source = followed;
   else followed.close();
 }
 
+let sending = { text: null, key: null }; // the message being sent and its key
+
 $("chat").addEventListener("submit", async (e) => {
   e.preventDefault();
   const text = $("chat-input").value;
   if (!text.trim() || !current) return;
-  $("chat-input").value = "";
+  // Sent again unchanged after a failure, a message keeps its key: recorded once.
+  if (sending.text !== text) sending = { text, key: newClientKey() };
+  const input = $("chat-input");
+  input.value = "";
   try {
-    await api("POST", `/api/rooms/${current.id}/messages`, { text, client_key: crypto.randomUUID() });
+    await api("POST", `/api/rooms/${current.id}/messages`, { text, client_key: sending.key });
+    sending = { text: null, key: null };
   } catch (error) {
-    $("chat-input").value = text;
+    input.value = input.value ? `${text} ${input.value}` : text;
     alert(error.message);
   }
 });

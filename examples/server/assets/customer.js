@@ -8,6 +8,7 @@ let roomId = null;
 let left = false;
 let typing = null; // the agents' typing indicator
 let reads = null;  // read horizons: this page's, and the agents' "Seen"
+let following = null; // the live timeline, once caught up
 
 // The strings of the first language that has a file: the one the server chose for this customer
 // (the tenant's, or the browser's where allowed), else, before any room is known (a link that
@@ -51,12 +52,11 @@ async function start() {
   reads = trackReads(roomId, "customer", t("item.seen"));
   typing = trackTyping(roomId, "agent", t("chat.agent_typing"));
   await refresh();
-  await follow(roomId, async (event) => {
+  // The history arrives in one go: a screen reader announces what comes after it, not all of it.
+  $("content").setAttribute("aria-busy", "true");
+  following = await follow(roomId, { onEvent: async (event) => {
     const item = renderEvent(event, "customer");
-    if (item) {
-      $("content").append(item);
-      $("content").scrollTop = $("content").scrollHeight;
-    }
+    if (item) showItem(item, event.by === "customer");
     reads.onEvent(event);
     typing.onEvent(event);
     // This room became part of another: the session leads there now.
@@ -66,7 +66,7 @@ async function start() {
     }
     // The room's content and this session are gone from the server: say so, keep nothing shown.
     if (event.type === "room_erased") {
-      $("content").replaceChildren();
+      wipe();
       $("room-name").textContent = t("page.title");
       document.title = t("page.title");
       $("room-status").textContent = t("status.erased");
@@ -75,7 +75,30 @@ async function start() {
       return;
     }
     if (["room_renamed", "timed_out", "reactivated", "closed", "session_revoked"].includes(event.type)) refresh();
-  }, () => refresh(), (signal) => typing.onTyping(signal));
+  },
+  onFail: () => refresh(),
+  onTyping: (signal) => typing.onTyping(signal),
+  onConnection: (up) => {
+    if (!left) $("connection").textContent = up ? "" : t("connection.lost");
+    if (up) refresh();
+  } });
+  $("content").removeAttribute("aria-busy");
+}
+
+// Takes off the page everything the room showed (an erased room, or a device the customer
+// left): the conversation, an open picture or PDF, the last file name.
+function wipe() {
+  while (dialogs.length) closeDialog(dialogs[dialogs.length - 1].dialog);
+  const picture = document.getElementById("lightbox-image");
+  if (picture) picture.removeAttribute("src");
+  for (const id of ["lightbox-name", "pdf-name"]) {
+    if (document.getElementById(id)) document.getElementById(id).textContent = "";
+  }
+  $("content").replaceChildren();
+  $("typing").textContent = "";
+  $("connection").textContent = "";
+  status("", "");
+  if (following) following.close();
 }
 
 function noAccess(message) {
@@ -84,21 +107,28 @@ function noAccess(message) {
   for (const id of ["chat-input", "send", "upload-button"]) $(id).disabled = true;
 }
 
+// Reads the room again and shows what it allows. A failure that is not a refusal (no network,
+// a server restarting) changes nothing: the page reads the room again once the live stream is
+// back.
 async function refresh() {
   if (left) return;
   let room;
   try {
     room = await api("GET", `/api/rooms/${roomId}`);
   } catch (error) {
+    // Left meanwhile (ending the session is what refused this): the page says so already.
+    if (left || !refused(error)) return;
     // Merged into another room meanwhile: the session leads there now.
     const me = await api("GET", "/api/me").catch(() => null);
     if (me && me.room && me.room !== roomId) {
       location.reload();
       return;
     }
+    if (left) return;
     noAccess(error.code === "room_closed" ? t("room.closed") : t("room.unreachable"));
     return;
   }
+  if (left) return;
   $("room-name").textContent = room.name;
   document.title = room.name;
   reads.seenUpTo(room.seen_by_agents);
@@ -114,19 +144,32 @@ async function refresh() {
 
 // What went wrong, in the page's language when its file names the error, else the server's words.
 function problem(error) {
-  const key = `error.${error.code}`;
+  // No answer, or not the server's (a proxy's 502): the connection.
+  if (!error.code) return t("error.network");
+  const key = error.code === "invalid" && error.field === "text" ? "error.invalid_text" : `error.${error.code}`;
   return t(key) !== key ? t(key) : t("chat.failed", { message: error.message });
 }
 
+// The message being sent and its key: sent again unchanged after a failure, it keeps the key,
+// so that the server records it once even if the first attempt got through.
+let sending = { text: null, key: null };
+
 $("chat").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const text = $("chat-input").value;
+  const input = $("chat-input");
+  const text = input.value;
   if (!text.trim()) return;
-  $("chat-input").value = "";
+  if (sending.text !== text) sending = { text, key: newClientKey() };
+  input.value = "";
+  // Tapping Send moves the focus to it, which closes a phone's keyboard after every message.
+  input.focus();
   try {
-    await api("POST", `/api/rooms/${roomId}/messages`, { text, client_key: crypto.randomUUID() });
+    await api("POST", `/api/rooms/${roomId}/messages`, { text, client_key: sending.key });
+    sending = { text: null, key: null };
+    status("", "");
   } catch (error) {
-    $("chat-input").value = text;
+    // Give the text back, before anything typed since.
+    input.value = input.value ? `${text} ${input.value}` : text;
     status("error", problem(error));
     if (error.code === "room_timed_out" || error.code === "room_closed") refresh();
   }
@@ -143,19 +186,25 @@ $("file-input").addEventListener("change", async () => {
   const file = $("file-input").files[0];
   $("file-input").value = "";
   if (!file) return;
+  // One upload at a time: they share the progress bar and the line under it.
+  $("upload-button").disabled = true;
   status("", t("chat.uploading", { name: file.name }));
   try {
     await uploadFile(roomId, file, $("upload-progress"));
     status("notice", t("chat.shared", { name: file.name }));
   } catch (error) {
     status("error", error.code ? problem(error) : t("error.upload_failed"));
-    if (error.code === "room_timed_out" || error.code === "room_closed") refresh();
   }
+  if (left) return;
+  // As the room allows now (it may have timed out meanwhile).
+  $("upload-button").disabled = false;
+  await refresh();
 });
 
 // Leaving ends this device's session on the server (a shared phone keeps no way in); the
 // invite link opens the room again.
 $("leave").addEventListener("click", async () => {
+  if (!confirm(t("page.leave_confirm"))) return;
   try {
     await api("DELETE", "/api/session");
   } catch (error) {
@@ -163,6 +212,7 @@ $("leave").addEventListener("click", async () => {
     return;
   }
   left = true;
+  wipe();
   $("leave").classList.add("hidden");
   noAccess(t("room.left"));
 });

@@ -72,6 +72,8 @@ const openPdf = (() => {
     document.getElementById("pdf-page").max = doc.pages;
     document.getElementById("pdf-page").value = 1;
     document.getElementById("pdf-scroll").replaceChildren();
+    document.getElementById("pdf-zoom-in").disabled = false;
+    document.getElementById("pdf-zoom-out").disabled = false;
     pdfMessage(t("pdf.opening"));
     openDialog(dialog, document.getElementById("pdf-done"), releaseViewer);
     try {
@@ -93,7 +95,12 @@ const openPdf = (() => {
       layout(mine);
       pdfMessage("");
     } catch (error) {
-      if (viewer === mine) pdfMessage(t("pdf.cannot_show", { message: error.message }), true);
+      // This browser cannot draw it (an older one, say): the file itself still opens.
+      if (viewer === mine) {
+        pdfMessage(t("pdf.cannot_show", { message: error.message }), true);
+        document.getElementById("pdf-message").append(" ",
+          el("a", { href: doc.url, target: "_blank", rel: "noopener" }, t("pdf.open_file")));
+      }
     }
   }
 

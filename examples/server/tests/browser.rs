@@ -477,6 +477,20 @@ async fn assert_writing_disabled(customer: &Client, room: &str) {
     }
 }
 
+/// Accepts the browser's own confirmation dialog, once it shows.
+async fn accept_confirmation(client: &Client) {
+    let started = Instant::now();
+    loop {
+        match client.accept_alert().await {
+            Ok(()) => return,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("no confirmation came: {e}"),
+        }
+    }
+}
+
 async fn js(client: &Client, script: &str) -> serde_json::Value {
     client.execute(script, vec![]).await.unwrap()
 }
@@ -1216,6 +1230,110 @@ async fn the_customer_page_in_hebrew_is_laid_out_right_to_left() {
     customer.close().await.unwrap();
 }
 
+/// A reverse proxy in front of the server, as a host runs one, that can be switched to answer
+/// every request with its own 502 and drop the connections it holds, as during a deploy.
+struct Proxy {
+    port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(backend: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (up, _) = tokio::sync::watch::channel(true);
+        let switch = up.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut state = switch.subscribe();
+                tokio::spawn(async move {
+                    if !*state.borrow_and_update() {
+                        let mut head = [0u8; 4096];
+                        let _ = tokio::io::AsyncReadExt::read(&mut client, &mut head).await;
+                        let answer = "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/html\r\n\
+                                      content-length: 11\r\nconnection: close\r\n\r\nBad Gateway";
+                        let _ = tokio::io::AsyncWriteExt::write_all(&mut client, answer.as_bytes()).await;
+                        return;
+                    }
+                    let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await else {
+                        return;
+                    };
+                    // Until the switch goes down: then the connection is dropped mid-stream.
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = state.wait_for(|up| !up) => {}
+                    }
+                });
+            }
+        });
+        Self { port, up }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_s_phone_rides_out_a_proxy_s_502s_and_sends_what_was_kept() {
+    let server_port = free_port();
+    let proxy = Proxy::start(server_port).await;
+    let Some(rig) = rig_with(|command| {
+        command
+            .args(["--addr", &format!("127.0.0.1:{server_port}")])
+            .args(["--base-url", &format!("http://127.0.0.1:{}", proxy.port)]);
+    }) else {
+        return;
+    };
+    let agent_cookie = api_agent(&rig.server).await;
+    let (room, link) = api_room(&rig.server, &agent_cookie).await;
+    assert!(link.contains(&proxy.port.to_string()), "{link}");
+    api_message(&rig.server, &agent_cookie, &room, "Here is your room.").await;
+    let customer = phone(&rig.driver_url, &rig.dir.path().join("customer"), 390, 844).await;
+    customer.goto(&link).await.unwrap();
+    wait_text(&customer, "#content", |t| t.contains("Here is your room.")).await;
+
+    // The deploy: the live stream is cut and every request meets the proxy's 502 page.
+    proxy.set_up(false);
+    wait_text(&customer, "#connection", |t| t.contains("Reconnecting")).await;
+    type_into(&customer, "#chat-input", "Are you still there?").await;
+    click(&customer, "#send").await;
+    wait_text(&customer, "#upload-message", |t| t.contains("cannot be reached")).await;
+    let kept = js(&customer, "return document.getElementById('chat-input').value").await;
+    assert_eq!(kept, "Are you still there?", "the unsent message was not given back");
+    // Long enough for the page to have retried (and, before this was fixed, given up on the room).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        !is_shown(&customer, "#join-error").await,
+        "the page gave up on the room during the outage"
+    );
+    shot(&customer, "customer-reconnecting").await;
+
+    proxy.set_up(true);
+    api_message(&rig.server, &agent_cookie, &room, "Sorry, we were updating.").await;
+    wait_text(&customer, "#content", |t| t.contains("Sorry, we were updating.")).await;
+    wait_text(&customer, "#connection", str::is_empty).await;
+    // The kept text, sent again as it is, arrives once.
+    click(&customer, "#send").await;
+    wait_text(&customer, "#content", |t| t.contains("Are you still there?")).await;
+    wait_text(&customer, "#upload-message", str::is_empty).await;
+    let events = rig
+        .server
+        .http()
+        .call("GET", &format!("/api/rooms/{room}/events"), Some(&agent_cookie), None)
+        .await
+        .json();
+    let sent = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["text"] == "Are you still there?")
+        .count();
+    assert_eq!(sent, 1, "{events}");
+    assert!(!is_shown(&customer, "#join-error").await);
+    customer.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_who_leaves_on_a_phone_ends_the_session_on_the_server() {
     let Some(rig) = rig() else { return };
@@ -1231,7 +1349,11 @@ async fn a_customer_who_leaves_on_a_phone_ends_the_session_on_the_server() {
     assert_eq!(me.status, StatusCode::OK, "the session works before leaving");
 
     click(&customer, "#leave").await;
+    accept_confirmation(&customer).await;
     wait_text(&customer, "#join-error", |t| t.contains("You left this room")).await;
+    // A shared phone shows nothing of the room after its customer left.
+    let shown = js(&customer, "return document.getElementById('content').textContent").await;
+    assert_eq!(shown, "", "the conversation stays on screen after leaving");
     assert!(!is_shown(&customer, "#leave").await, "Leave is still offered");
     // The cookie the phone held no longer opens the room: the server ended the session.
     let me = rig.server.http().call("GET", "/api/me", Some(&cookie), None).await;
@@ -1257,17 +1379,7 @@ async fn an_agent_erases_a_room_and_the_customer_s_phone_shows_it_gone() {
     sign_in(&agent).await;
     wait_text(&agent, "#content", |t| t.contains("account number is 4417")).await;
     click(&agent, "#erase-button").await;
-    // The confirmation is the browser's own dialog.
-    let started = Instant::now();
-    loop {
-        match agent.accept_alert().await {
-            Ok(()) => break,
-            Err(_) if started.elapsed() < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("no confirmation came: {e}"),
-        }
-    }
+    accept_confirmation(&agent).await;
     // The console shows the room as it is now: erased, its content gone, nothing to write with.
     wait_text(&agent, "#room-status", |t| t.contains("erased")).await;
     wait_text(&agent, "#content", |t| {
