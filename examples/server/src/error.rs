@@ -2,6 +2,7 @@
 //! status a client can act on.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -141,6 +142,8 @@ fn core_response(e: Error) -> Response {
         Error::Invalid { field, .. } => (Some(Cow::Borrowed(*field)), None),
         Error::TooLarge { limit } => (Some(Cow::Borrowed("body")), Some(*limit)),
         Error::QuotaExceeded { available, .. } => (Some(Cow::Borrowed("body")), Some(*available)),
+        // The file's sniffed type: the upload's body as a whole is at fault.
+        Error::UnsupportedMediaType { .. } => (Some(Cow::Borrowed("body")), None),
         _ => (None, None),
     };
     let room = match &e {
@@ -163,13 +166,18 @@ fn core_response(e: Error) -> Response {
             }
         }
         Error::RateLimited { retry_after } => {
-            if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
-                headers.insert(header::RETRY_AFTER, value);
-            }
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds(retry_after)));
         }
         _ => {}
     }
     response
+}
+
+/// A wait as `Retry-After` seconds: rounded up, so that a client that waits as told is not
+/// refused again (59.6 s is 60, not 59), and at least 1.
+fn retry_after_seconds(wait: Duration) -> u64 {
+    let seconds = wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0));
+    seconds.max(1)
 }
 
 fn body(
@@ -243,6 +251,26 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn retry_after_is_rounded_up_to_whole_seconds() {
+        let cases = [
+            (Duration::from_millis(59_600), "60"),
+            (Duration::from_secs(59), "59"),
+            (Duration::from_nanos(60_000_000_001), "61"),
+            (Duration::from_millis(300), "1"),
+            (Duration::ZERO, "1"),
+        ];
+        for (wait, header) in cases {
+            let response = ApiError::Core(Error::RateLimited { retry_after: wait }).into_response();
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            let sent = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok());
+            assert_eq!(sent, Some(header), "{wait:?}");
+        }
+    }
 
     #[test]
     fn every_kind_has_its_status() {

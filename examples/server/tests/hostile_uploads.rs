@@ -177,11 +177,12 @@ fn rss_kib() -> u64 {
 /// The answer to a refused upload: status, error code, field, words the message must hold.
 struct Refusal(StatusCode, &'static str, Option<&'static str>, &'static str);
 
+/// A type the server does not take: the body as a whole is at fault, as for `invalid_file`.
 fn unsupported(words: &'static str) -> Refusal {
     Refusal(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
-        None,
+        Some("body"),
         words,
     )
 }
