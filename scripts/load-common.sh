@@ -36,9 +36,11 @@ DATA=""
 start_server() {
   DATA="$(mktemp -d)"
   # Each agent posts in many rooms, faster than one session may by default, and invites a room
-  # of customers each: lift the message rate and the invite guard's per-agent limit.
+  # of customers each, who all join from this one address: lift the message rate, the invite
+  # guard's per-agent limit and the joins per address.
   RUST_LOG="${RUST_LOG:-warn}" "$SERVER" --addr "127.0.0.1:$PORT" --data "$DATA" \
-    --message-burst 1000000 --message-rate 1000000 --invite-limits off >"$OUT/server.log" 2>&1 &
+    --message-burst 1000000 --message-rate 1000000 --invite-limits off --join-burst 1000000 \
+    >"$OUT/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi

@@ -32,6 +32,7 @@ password="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 # 429s (documented, so allowed) instead of the routes' logic.
 COLLAB_AGENTS="schema@example.com:$password" "$server" --addr "127.0.0.1:$port" --data "$work/data" \
   --message-burst 1000000 --upload-burst 1000000 --invite-limits off --sign-in-failures 1000000,1000000 \
+  --join-burst 1000000 \
   >"$work/server.log" 2>&1 &
 server_pid=$!
 stop() {

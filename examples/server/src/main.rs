@@ -101,6 +101,11 @@ Abuse limits (flags or environment); refusals answer 429 with Retry-After:
   --upload-burst N   documents one session may upload at once (COLLAB_UPLOAD_BURST), default 10
   --upload-rate N    documents a minute one session may upload, sustained
                      (COLLAB_UPLOAD_RATE), default 10
+  --join-burst N     invite links one client address may open at once (POST /api/join;
+                     an IPv6 address counts by its /64) (COLLAB_JOIN_BURST), default 20
+  --join-rate N      invite links a minute one client address may open, sustained
+                     (COLLAB_JOIN_RATE), default 20; behind a proxy every client has its
+                     address: raise both there
   --room-quota-mib N the most MiB of documents one room keeps (COLLAB_ROOM_QUOTA_MIB),
                      default 1024; an upload past it is refused (413 quota_exceeded)
   --invite-limits on|off

@@ -2,6 +2,7 @@
 //! session cookies), the status of every error code, and the limits of the bodies, as this
 //! server is configured.
 
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
@@ -23,6 +24,8 @@ pub fn complete(openapi: &mut OpenApi, state: &AppState) {
     statuses(openapi);
     limits(openapi, state);
     live_stream_caps(openapi, state);
+    retry_after(openapi);
+    exactly_one(openapi);
 }
 
 fn operations(openapi: &mut OpenApi) -> impl Iterator<Item = (&String, &mut Operation)> {
@@ -40,8 +43,10 @@ fn operations(openapi: &mut OpenApi) -> impl Iterator<Item = (&String, &mut Oper
     })
 }
 
-/// The cookies as security schemes; every operation that takes a caller (the ones with the
-/// `x-collab-as` header) accepts either.
+/// The cookies as security schemes. Every operation that takes a caller (the ones with the
+/// `x-collab-as` header) accepts either, unless its annotation says which it accepts: the
+/// agents-only ones declare `agent_session` alone, as a customer's session is refused there
+/// (403) whatever the request.
 fn sessions(openapi: &mut OpenApi) {
     let components = openapi.components.get_or_insert_with(Default::default);
     for (scheme, cookie, who) in [
@@ -60,7 +65,7 @@ fn sessions(openapi: &mut OpenApi) {
             .iter()
             .flatten()
             .any(|parameter| parameter.name == AS_CUSTOMER_HEADER);
-        if takes_caller {
+        if takes_caller && operation.security.is_none() {
             operation.security = Some(vec![
                 SecurityRequirement::new(AGENT_SESSION, Vec::<String>::new()),
                 SecurityRequirement::new(CUSTOMER_SESSION, Vec::<String>::new()),
@@ -132,6 +137,40 @@ fn limits(openapi: &mut OpenApi, state: &AppState) {
             .responses
             .entry("413".to_owned())
             .or_insert_with(|| too_large.into());
+    }
+}
+
+/// The `Retry-After` header of every 429: whichever limit refused the request, it says when the
+/// same request may pass.
+fn retry_after(openapi: &mut OpenApi) {
+    for (_, operation) in operations(openapi) {
+        if let Some(RefOr::T(response)) = operation.responses.responses.get_mut("429") {
+            let seconds = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1));
+            let header = HeaderBuilder::new()
+                .schema(seconds)
+                .description(Some(
+                    "Whole seconds to wait before trying again, rounded up (at least 1).",
+                ))
+                .build();
+            response.headers.insert("Retry-After".to_owned(), header);
+        }
+    }
+}
+
+/// The bodies that take exactly one of their fields: `minProperties` and `maxProperties` 1.
+/// (Not `#[schema(min_properties = 1)]`: utoipa-gen 5.5 writes that as `maxProperties`.)
+fn exactly_one(openapi: &mut OpenApi) {
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    for name in ["EraseCustomerBody"] {
+        if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut(name) {
+            body.min_properties = Some(1);
+            body.max_properties = Some(1);
+        }
     }
 }
 

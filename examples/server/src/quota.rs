@@ -1,17 +1,19 @@
-//! The host's limits on abuse: how fast one session may post messages and upload documents
-//! ([`Quotas`], token buckets per participant or agent), and the settings of every limit the
-//! host applies ([`HostLimits`]: these rates, each room's storage quota, the SMS abuse guard),
-//! from flags or the environment.
+//! The host's limits on abuse: how fast one agent or customer may post messages and upload
+//! documents, and one client address may join rooms ([`Quotas`], token buckets per agent, per
+//! room's customer and per address), and the settings of every limit the host applies
+//! ([`HostLimits`]: these rates, each room's storage quota, the SMS abuse guard), from flags or
+//! the environment.
 //!
 //! A refusal is the core's [`Error::RateLimited`]: 429 `rate_limited` with `Retry-After`.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use collab_core::guard::CounterStore;
-use collab_core::{Actor, AgentId, Error, ParticipantId, TenantId};
+use collab_core::{Actor, AgentId, Error, RoomId, TenantId};
 use collab_notify::abuse::{AbuseLimits, Limit, SmsAbuseGuard};
 
 /// A token bucket's shape: up to `burst` at once, then `per_second` on average.
@@ -49,18 +51,21 @@ impl Rate {
     }
 }
 
-/// How fast one session may act. The defaults:
+/// How fast one agent or customer may act, and one client address may join. The defaults:
 ///
-/// | what | burst | sustained |
-/// |---|---|---|
-/// | chat messages | 30 | 2 a second |
-/// | uploads | 10 | 10 a minute |
+/// | what | per | burst | sustained |
+/// |---|---|---|---|
+/// | chat messages | agent or customer | 30 | 2 a second |
+/// | uploads | agent or customer | 10 | 10 a minute |
+/// | joins (`POST /api/join`) | client address | 20 | 20 a minute |
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct QuotaSettings {
     /// Chat messages.
     pub messages: Rate,
     /// Document uploads.
     pub uploads: Rate,
+    /// Joins through an invite link, per client address (an IPv6 address by its /64).
+    pub joins: Rate,
 }
 
 impl Default for QuotaSettings {
@@ -74,25 +79,36 @@ impl Default for QuotaSettings {
                 burst: 10,
                 per_second: 10.0 / 60.0,
             },
+            joins: Rate {
+                burst: 20,
+                per_second: 20.0 / 60.0,
+            },
         }
     }
 }
 
-/// Rate limits per session: each customer participation and each agent has its own buckets, so
-/// that one noisy session slows no other (keyed by who acts, not by address: customers behind
-/// one carrier NAT share addresses).
+/// Rate limits per agent and per customer: each agent has its own buckets, and each room's
+/// customer one, so that one noisy sender slows no other (keyed by who acts, not by address:
+/// customers behind one carrier NAT share addresses).
+///
+/// A customer is counted by their room, not by their session: a room has one customer, and
+/// each join opens a new session (a new participant), so buckets per session would start full
+/// again at every re-join of the invite link. Joins themselves are counted per client address,
+/// so that replaying a link cannot mint sessions (and grow the room's state) without end; a
+/// request without a known address (an app driven in process) is not counted there.
 ///
 /// Memory stays bounded: a bucket that has filled up again is the same as none and is dropped
-/// (every minute, or when the table is full), and at most [`Quotas::MAX_SESSIONS`] sessions
-/// are tracked; past that, sessions not yet tracked are refused until buckets drain.
+/// (every minute, or when the table is full), and at most [`Quotas::MAX_SESSIONS`] senders or
+/// addresses are tracked; past that, ones not yet tracked are refused until buckets drain.
 #[derive(Debug)]
 pub struct Quotas {
     messages: Limiter,
     uploads: Limiter,
+    joins: Limiter,
 }
 
 impl Quotas {
-    /// The most sessions tracked at once, per kind of action.
+    /// The most senders (or addresses) tracked at once, per kind of action.
     pub const MAX_SESSIONS: usize = 100_000;
 
     /// Quotas with these settings.
@@ -100,6 +116,7 @@ impl Quotas {
         Self {
             messages: Limiter::new(settings.messages),
             uploads: Limiter::new(settings.uploads),
+            joins: Limiter::new(settings.joins),
         }
     }
 
@@ -112,17 +129,33 @@ impl Quotas {
         Self::new(QuotaSettings {
             messages: huge,
             uploads: huge,
+            joins: huge,
         })
     }
 
     /// Takes one chat message from `actor`'s bucket, or says when to try again.
     pub fn message(&self, actor: &Actor) -> Result<(), Error> {
-        self.messages.take(actor, Instant::now())
+        match Key::of(actor) {
+            Some(key) => self.messages.take(key, Instant::now()),
+            None => Ok(()),
+        }
     }
 
     /// Takes one upload from `actor`'s bucket, or says when to try again.
     pub fn upload(&self, actor: &Actor) -> Result<(), Error> {
-        self.uploads.take(actor, Instant::now())
+        match Key::of(actor) {
+            Some(key) => self.uploads.take(key, Instant::now()),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes one join from the bucket of the client address `peer`, or says when to try again;
+    /// without a known address, nothing is counted.
+    pub fn join(&self, peer: Option<IpAddr>) -> Result<(), Error> {
+        match peer {
+            Some(peer) => self.joins.take(Key::Address(client(peer)), Instant::now()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -130,7 +163,33 @@ impl Quotas {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
     Agent(TenantId, AgentId),
-    Customer(ParticipantId),
+    /// A room's customer, through whichever session (each join is a new participant).
+    Customer(RoomId),
+    /// A client address.
+    Address(IpAddr),
+}
+
+impl Key {
+    /// The bucket of `actor`; none for the library's own work, which is not rated.
+    fn of(actor: &Actor) -> Option<Self> {
+        match actor {
+            Actor::Agent { tenant, agent } => Some(Key::Agent(tenant.clone(), agent.clone())),
+            Actor::Customer { room, .. } => Some(Key::Customer(*room)),
+            _ => None,
+        }
+    }
+}
+
+/// The address a join counts against: an IPv6 address by its /64, which one client usually
+/// holds whole (as the sign-in guard counts it), an IPv4-mapped one as its IPv4 address.
+fn client(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -186,13 +245,7 @@ impl Limiter {
         (bucket.tokens + elapsed * self.rate.per_second).min(f64::from(self.rate.burst))
     }
 
-    fn take(&self, actor: &Actor, now: Instant) -> Result<(), Error> {
-        let key = match actor {
-            Actor::Agent { tenant, agent } => Key::Agent(tenant.clone(), agent.clone()),
-            Actor::Customer { participant, .. } => Key::Customer(*participant),
-            // The library's own work is not rated.
-            _ => return Ok(()),
-        };
+    fn take(&self, key: Key, now: Instant) -> Result<(), Error> {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let full = state.map.len() >= self.max_keys && !state.map.contains_key(&key);
         if full || now.saturating_duration_since(state.swept) >= SWEEP_EVERY {
@@ -203,15 +256,18 @@ impl Limiter {
         }
         if state.map.len() >= self.max_keys && !state.map.contains_key(&key) {
             tracing::warn!(
-                sessions = state.map.len(),
-                "rate limits: too many sessions tracked; refusing new ones"
+                tracked = state.map.len(),
+                "rate limits: too many senders or addresses tracked; refusing new ones"
             );
             return Err(Error::RateLimited {
                 retry_after: Duration::from_secs(1),
             });
         }
         let burst = f64::from(self.rate.burst);
-        let bucket = state.map.entry(key).or_insert(Bucket { tokens: burst, at: now });
+        let bucket = state
+            .map
+            .entry(key.clone())
+            .or_insert(Bucket { tokens: burst, at: now });
         let tokens = self.refilled(bucket, now);
         bucket.at = now;
         if tokens >= 1.0 {
@@ -221,7 +277,7 @@ impl Limiter {
             bucket.tokens = tokens;
             // Whole seconds, rounded up: a client that waits as told finds a token.
             let wait = ((1.0 - tokens) / self.rate.per_second).ceil().max(1.0);
-            tracing::debug!(?actor, wait, "rate limited");
+            tracing::debug!(?key, wait, "rate limited");
             Err(Error::RateLimited {
                 retry_after: Duration::from_secs_f64(wait.min(86_400.0)),
             })
@@ -233,7 +289,7 @@ impl Limiter {
 /// ([`HostLimits::FLAGS`]); [`Default`] is the host's defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostLimits {
-    /// Messages and uploads per session.
+    /// Messages and uploads per agent or customer, joins per client address.
     pub quotas: QuotaSettings,
     /// The most bytes of documents a room keeps (`RoomsConfig::with_max_room_bytes`).
     pub room_bytes: u64,
@@ -289,6 +345,8 @@ impl HostLimits {
         ("--message-rate", "COLLAB_MESSAGE_RATE"),
         ("--upload-burst", "COLLAB_UPLOAD_BURST"),
         ("--upload-rate", "COLLAB_UPLOAD_RATE"),
+        ("--join-burst", "COLLAB_JOIN_BURST"),
+        ("--join-rate", "COLLAB_JOIN_RATE"),
         ("--room-quota-mib", "COLLAB_ROOM_QUOTA_MIB"),
         ("--invite-limits", "COLLAB_INVITE_LIMITS"),
         ("--invites-per-recipient", "COLLAB_INVITES_PER_RECIPIENT"),
@@ -308,6 +366,7 @@ impl HostLimits {
         let mut quotas = (
             (limits.quotas.messages.burst, limits.quotas.messages.per_second),
             (limits.quotas.uploads.burst, limits.quotas.uploads.per_second * 60.0),
+            (limits.quotas.joins.burst, limits.quotas.joins.per_second * 60.0),
         );
         let mut invites = AbuseLimits::default();
         let mut guard = true;
@@ -318,6 +377,8 @@ impl HostLimits {
                 "--message-rate" => quotas.0.1 = rate(flag, value)?,
                 "--upload-burst" => quotas.1.0 = burst(flag, value)?,
                 "--upload-rate" => quotas.1.1 = rate(flag, value)?,
+                "--join-burst" => quotas.2.0 = burst(flag, value)?,
+                "--join-rate" => quotas.2.1 = rate(flag, value)?,
                 "--room-quota-mib" => {
                     let mib: u64 = number(flag, value)?;
                     if mib == 0 {
@@ -352,6 +413,7 @@ impl HostLimits {
         limits.quotas = QuotaSettings {
             messages: Rate::new(quotas.0.0, quotas.0.1).map_err(fail("messages"))?,
             uploads: Rate::per_minute(quotas.1.0, quotas.1.1).map_err(fail("uploads"))?,
+            joins: Rate::per_minute(quotas.2.0, quotas.2.1).map_err(fail("joins"))?,
         };
         limits.invites = guard.then_some(invites);
         Ok(limits)
@@ -370,11 +432,9 @@ impl HostLimits {
 mod tests {
     use super::*;
 
-    fn customer(n: u128) -> Actor {
-        Actor::Customer {
-            room: collab_core::RoomId::from_u128(1),
-            participant: ParticipantId::from_u128(n),
-        }
+    /// The customer of room `n`.
+    fn customer(n: u128) -> Key {
+        Key::Customer(RoomId::from_u128(n))
     }
 
     #[test]
@@ -383,19 +443,19 @@ mod tests {
         let start = Instant::now();
         let ada = customer(1);
         for _ in 0..3 {
-            limiter.take(&ada, start).unwrap();
+            limiter.take(ada.clone(), start).unwrap();
         }
-        let refused = limiter.take(&ada, start);
+        let refused = limiter.take(ada.clone(), start);
         assert!(
             matches!(refused, Err(Error::RateLimited { retry_after }) if retry_after == Duration::from_secs(1)),
             "{refused:?}"
         );
-        // Another session has its own bucket.
-        limiter.take(&customer(2), start).unwrap();
+        // Another room's customer has their own bucket.
+        limiter.take(customer(2), start).unwrap();
         // Half a second later, one token is back, not two.
         let later = start + Duration::from_millis(500);
-        limiter.take(&ada, later).unwrap();
-        assert!(limiter.take(&ada, later).is_err());
+        limiter.take(ada.clone(), later).unwrap();
+        assert!(limiter.take(ada, later).is_err());
     }
 
     #[test]
@@ -404,18 +464,55 @@ mod tests {
         limiter.max_keys = 3;
         let start = Instant::now();
         for n in 0..3 {
-            limiter.take(&customer(n), start).unwrap();
+            limiter.take(customer(n), start).unwrap();
         }
-        // The table is full of buckets still filling: a new session waits.
-        assert!(limiter.take(&customer(9), start).is_err());
+        // The table is full of buckets still filling: a new sender waits.
+        assert!(limiter.take(customer(9), start).is_err());
         // Once they have filled up again they are dropped, and room is made.
         let later = start + Duration::from_secs(2);
-        limiter.take(&customer(9), later).unwrap();
+        limiter.take(customer(9), later).unwrap();
         assert_eq!(limiter.state.lock().unwrap().map.len(), 1);
         // After a minute, the sweep drops idle buckets however few there are.
         let much_later = later + SWEEP_EVERY;
-        limiter.take(&customer(10), much_later).unwrap();
+        limiter.take(customer(10), much_later).unwrap();
         assert_eq!(limiter.state.lock().unwrap().map.len(), 1);
+    }
+
+    #[test]
+    fn a_customer_is_counted_by_room_whichever_session_acts() {
+        let quotas = Quotas::new(QuotaSettings {
+            messages: Rate::new(2, 0.001).unwrap(),
+            ..QuotaSettings::default()
+        });
+        let session = |room: u128, participant: u128| Actor::Customer {
+            room: RoomId::from_u128(room),
+            participant: collab_core::ParticipantId::from_u128(participant),
+        };
+        quotas.message(&session(1, 1)).unwrap();
+        quotas.message(&session(1, 1)).unwrap();
+        // A re-join is a new participant of the same room: the same, empty, bucket.
+        assert!(matches!(quotas.message(&session(1, 2)), Err(Error::RateLimited { .. })));
+        // Another room's customer, and the library itself, are not held back.
+        quotas.message(&session(2, 3)).unwrap();
+        quotas.message(&Actor::System).unwrap();
+    }
+
+    #[test]
+    fn joins_are_counted_per_address_an_ipv6_one_by_its_64() {
+        let quotas = Quotas::new(QuotaSettings {
+            joins: Rate::new(1, 0.001).unwrap(),
+            ..QuotaSettings::default()
+        });
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        quotas.join(ip("2001:db8:1:2::1")).unwrap();
+        let refused = quotas.join(ip("2001:db8:1:2:ffff::9"));
+        assert!(matches!(refused, Err(Error::RateLimited { .. })), "{refused:?}");
+        quotas.join(ip("2001:db8:1:3::1")).unwrap();
+        quotas.join(ip("192.0.2.1")).unwrap();
+        assert!(quotas.join(ip("::ffff:192.0.2.1")).is_err(), "the same IPv4 address");
+        // No address known (an app driven in process): not counted.
+        quotas.join(None).unwrap();
+        quotas.join(None).unwrap();
     }
 
     #[test]
@@ -428,12 +525,15 @@ mod tests {
             ("--message-burst", "5"),
             ("--message-rate", "0.5"),
             ("--upload-rate", "30"),
+            ("--join-burst", "3"),
+            ("--join-rate", "6"),
             ("--room-quota-mib", "2"),
             ("--invite-limits", "off"),
         ]))
         .unwrap();
         assert_eq!(limits.quotas.messages, Rate::new(5, 0.5).unwrap());
         assert_eq!(limits.quotas.uploads, Rate::new(10, 0.5).unwrap());
+        assert_eq!(limits.quotas.joins, Rate::new(3, 0.1).unwrap());
         assert_eq!(limits.room_bytes, 2 << 20);
         assert!(limits.invites.is_none());
         // The later value wins: the command line over the environment.
@@ -443,6 +543,8 @@ mod tests {
             ("--message-burst", "0"),
             ("--message-rate", "fast"),
             ("--upload-rate", "0"),
+            ("--join-burst", "0"),
+            ("--join-rate", "-1"),
             ("--room-quota-mib", "0"),
             ("--invite-limits", "maybe"),
             ("--invites-per-recipient", "0"),

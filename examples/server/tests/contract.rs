@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::StatusCode;
 use collab_server::error::status_table;
+use common::matrix::{self, Caller};
 use common::process::ServerProcess;
 use common::{Reply, Server};
 use serde_json::{Value, json};
@@ -324,13 +325,31 @@ async fn the_document_lists_what_a_client_sends_and_every_limit() {
                 let in_path = path.contains(&format!("{{{}}}", parameter["name"].as_str().unwrap()));
                 assert_eq!(parameter["in"] == "path", in_path, "{method} {path}: {parameter}");
             }
-            // Whoever the server signs in by cookie may be the customer: both go together.
-            let secured = operation["security"].as_array().is_some_and(|s| {
-                s.iter().any(|r| r.get("agent_session").is_some())
-                    && s.iter().any(|r| r.get("customer_session").is_some())
-            });
-            assert_eq!(secured, header("x-collab-as"), "{method} {path}");
-            with_caller += usize::from(secured);
+            // The sessions it declares are the ones the server takes, as the access matrix has
+            // them (access_matrix.rs checks the server against the same table).
+            let name = format!("{} {path}", method.to_uppercase());
+            let statuses =
+                matrix::statuses(&name).unwrap_or_else(|| panic!("{name}: not in tests/common/matrix.rs; add its row"));
+            let requirements = operation["security"].as_array().cloned().unwrap_or_default();
+            let declares = |scheme: &str| requirements.iter().any(|r| r.get(scheme).is_some());
+            let anonymous = requirements.iter().any(|r| r.as_object().is_some_and(|o| o.is_empty()));
+            // A session is required where a caller without one gets 401 and an agent does not (a
+            // wrong password at sign-in is 401 for everyone): no anonymous alternative, and the
+            // header that picks the customer's session is listed.
+            let required =
+                matrix::status(statuses, Caller::Nobody) == 401 && matrix::status(statuses, Caller::Agent) != 401;
+            let secured = declares("agent_session") || declares("customer_session");
+            assert_eq!(required, secured && !anonymous, "{name}: {requirements:?}");
+            assert_eq!(required, header("x-collab-as"), "{name}");
+            with_caller += usize::from(required);
+            // The customer's session where a customer can succeed (403 for them elsewhere, or
+            // 404 for a room they may not know); the agent's where an agent is not refused.
+            if secured {
+                let customer = (200..300).contains(&matrix::status(statuses, Caller::Customer));
+                assert_eq!(declares("customer_session"), customer, "{name}: {requirements:?}");
+                let agent = !matches!(matrix::status(statuses, Caller::Agent), 401 | 403);
+                assert_eq!(declares("agent_session"), agent, "{name}: {requirements:?}");
+            }
             if path.ends_with("/live") {
                 assert!(header("last-event-id"), "{method} {path}");
             }
@@ -347,6 +366,90 @@ async fn the_document_lists_what_a_client_sends_and_every_limit() {
     assert!(upload.as_str().unwrap().contains(&limit.to_string()), "{upload}");
     let message = &document["paths"]["/api/rooms/{room}/messages"]["post"]["requestBody"]["description"];
     assert!(message.as_str().unwrap().contains("4000 characters"), "{message}");
+}
+
+#[tokio::test]
+async fn the_document_declares_the_headers_the_server_reads_and_sends() {
+    let server = Server::start().await;
+    let document = server.call("GET", "/api/openapi.json", None, None).await.json();
+
+    // Every 429 says when to try again, in whole seconds.
+    let mut refusals = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if let Some(response) = operation["responses"].get("429") {
+                let header = &response["headers"]["Retry-After"];
+                assert_eq!(header["schema"]["type"], "integer", "{method} {path}: {response}");
+                refusals += 1;
+            }
+        }
+    }
+    assert!(refusals >= 5, "{refusals} operations document a 429");
+
+    // A document's download: the `Range` it reads, and the headers of each answer as sent.
+    let agent = server.agent("ada", "secret").await;
+    let room = server.create_room(&agent).await;
+    let uploaded = server.upload(&room, &agent, "notes.txt", b"hello world".to_vec()).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{:?}", uploaded.json());
+    let url = uploaded.json()["document"]["url"].as_str().unwrap().to_owned();
+    let download = &document["paths"]["/api/rooms/{room}/documents/{document}"]["get"];
+    let range = download["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["in"] == "header" && p["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("range")));
+    assert!(range.is_some_and(|r| r["required"] != true), "{download}");
+    let cases = [
+        (None, StatusCode::OK, &["accept-ranges"][..]),
+        (
+            Some("bytes=0-4"),
+            StatusCode::PARTIAL_CONTENT,
+            &["content-range", "accept-ranges"],
+        ),
+        (
+            Some("bytes=6-"),
+            StatusCode::PARTIAL_CONTENT,
+            &["content-range", "accept-ranges"],
+        ),
+        (
+            Some("bytes=100-"),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            &["content-range"],
+        ),
+    ];
+    for (range, status, sent) in cases {
+        let mut headers = vec![("cookie", agent.as_str())];
+        headers.extend(range.map(|r| ("range", r)));
+        let reply = server.send_with("GET", &url, &headers, Body::empty()).await;
+        assert_eq!(reply.status, status, "{range:?}");
+        let declared = download["responses"][status.as_str()]["headers"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for name in sent {
+            assert!(!reply.header(name).is_empty(), "{range:?}: no {name}");
+            assert!(
+                declared.keys().any(|d| d.eq_ignore_ascii_case(name)),
+                "{range:?}: {status} does not declare {name}: {declared:?}"
+            );
+        }
+    }
+
+    // The live stream: its type, and its two kinds of event.
+    let live = &document["paths"]["/api/rooms/{room}/live"]["get"]["responses"]["200"];
+    assert!(live["content"]["text/event-stream"].is_object(), "{live}");
+    let description = live["description"].as_str().unwrap_or_default();
+    for word in ["`timeline`", "`typing`", "EventView", "TypingView", "Last-Event-ID"] {
+        assert!(description.contains(word), "{word}: {description}");
+    }
+
+    // A customer's erasure names exactly one identifier.
+    let erase = &document["components"]["schemas"]["EraseCustomerBody"];
+    assert_eq!(
+        (&erase["minProperties"], &erase["maxProperties"]),
+        (&json!(1), &json!(1)),
+        "{erase}"
+    );
 }
 
 /// The raw answer to `request` on a fresh connection, read until the server closes it (within

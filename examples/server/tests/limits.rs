@@ -189,6 +189,120 @@ async fn messages_past_the_burst_are_refused_and_other_sessions_are_not() {
 }
 
 #[tokio::test]
+async fn joining_again_does_not_give_a_customer_a_fresh_message_allowance() {
+    let server = Server::start().await;
+    let agent = server.agent("ada", "secret").await;
+    let room = server.create_room(&agent).await;
+    let grace = json!({"channel": "email", "first_name": "Grace", "last_name": "Hopper",
+        "identifier": "grace@example.com"});
+    server.invite(&agent, &room, grace).await;
+    let token = server.link_token(&agent, &room).await;
+    let path = format!("/api/rooms/{room}/messages");
+    let post = |cookie: String, n: usize| {
+        let server = &server;
+        let path = &path;
+        async move {
+            server
+                .call("POST", path, Some(&cookie), Some(json!({"text": format!("spam {n}")})))
+                .await
+        }
+    };
+    let first = server.join(&token).await;
+    let mut posted = 0;
+    while post(first.clone(), posted).await.status == StatusCode::CREATED {
+        posted += 1;
+        assert!(posted < 300, "300 messages at once all passed");
+    }
+    // The burst is spent. Opening the link again is a new session of the same customer: the
+    // same allowance, not a fresh one (the clock of the limits is the wall's: no refill to
+    // speak of in between).
+    for round in 0..3 {
+        let again = server.join(&token).await;
+        let reply = post(again, 1000 + round).await;
+        retry_after(&reply);
+    }
+    let events = server
+        .call(
+            "GET",
+            &format!("/api/rooms/{room}/events?limit=1000"),
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(of_type(&events.json(), "message_posted"), posted);
+    // The agent still posts: their bucket is their own.
+    let reply = server
+        .call("POST", &path, Some(&agent), Some(json!({"text": "hello"})))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
+}
+
+#[tokio::test]
+async fn joins_from_one_address_past_their_limit_are_refused() {
+    // The binary as run: the address is the connection's, and the flags are main.rs's.
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(|command| {
+        command
+            .args(["--agents", "ada:secret", "--join-burst", "3", "--data"])
+            .arg(dir.path())
+            .env("COLLAB_JOIN_RATE", "1");
+    });
+    let http = server.http();
+    let agent = http.sign_in("ada", "secret").await;
+    let room = http.call("POST", "/api/rooms", Some(&agent), None).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let invites = format!("/api/rooms/{room}/invites");
+    let grace = json!({"channel": "email", "first_name": "Grace", "last_name": "Hopper",
+        "identifier": "grace@example.com"});
+    let invited = http.call("POST", &invites, Some(&agent), Some(grace)).await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{:?}", invited.json());
+    let link = http
+        .call("POST", &invites, Some(&agent), Some(json!({"channel": "link"})))
+        .await
+        .json()["link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = link.rsplit('/').next().unwrap().to_owned();
+    let join = |token: String| {
+        let http = http.clone();
+        async move {
+            http.call("POST", "/api/join", None, Some(json!({"token": token})))
+                .await
+        }
+    };
+    for n in 0..3 {
+        let reply = join(token.clone()).await;
+        assert_eq!(reply.status, StatusCode::OK, "join {n}: {:?}", reply.json());
+    }
+    // The burst of 3 is spent; at 1 a minute, the next comes in a minute at most.
+    let refused = join(token.clone()).await;
+    let wait = retry_after(&refused);
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(
+        refused.cookie_named("collab_customer").is_none(),
+        "no session for a refused join"
+    );
+    // Another link, or a token that opens nothing, from the same address: refused alike, before
+    // any lookup.
+    for token in ["0".repeat(64), "f".repeat(64)] {
+        retry_after(&join(token).await);
+    }
+    // The room gained the three sessions only.
+    let events = http
+        .call(
+            "GET",
+            &format!("/api/rooms/{room}/events?limit=1000"),
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(of_type(&events.json(), "customer_joined"), 3, "{}", events.json());
+}
+
+#[tokio::test]
 async fn parallel_uploads_past_the_rate_are_refused_before_storing() {
     let server = Server::start().await;
     let agent = server.agent("ada", "secret").await;

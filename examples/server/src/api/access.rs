@@ -104,7 +104,7 @@ impl AccessView {
 
 /// The room's invites and live sessions. Agents only: its customer gets 403.
 #[utoipa::path(get, path = "/api/rooms/{room}/access", params(("room" = String, Path), Caller), tag = "rooms",
-    responses((status = 200, body = AccessView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    security(("agent_session" = [])), responses((status = 200, body = AccessView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn access(
     State(state): State<AppState>,
     Path(room): Path<String>,
@@ -122,7 +122,7 @@ pub async fn access(
 /// Revokes a customer's session: its cookie stops working and its live stream ends. The link
 /// that opened it is revoked too, so that it cannot simply open a new one (send a new invite to
 /// let the customer back in). Agents only.
-#[utoipa::path(delete, path = "/api/rooms/{room}/sessions/{participant}", tag = "rooms",
+#[utoipa::path(delete, path = "/api/rooms/{room}/sessions/{participant}", tag = "rooms", security(("agent_session" = [])),
     params(("room" = String, Path), ("participant" = String, Path, description = "A session's `participant` from `GET /api/rooms/{room}/access`"), Caller),
     responses((status = 204, description = "revoked (or revoked already)"), (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody, description = "no such room or session")))]
@@ -142,7 +142,7 @@ pub async fn revoke_session(
 
 /// Revokes an invite: its link stops opening the room, and the sessions it opened end. Agents
 /// only.
-#[utoipa::path(delete, path = "/api/rooms/{room}/invites/{invite}", tag = "rooms",
+#[utoipa::path(delete, path = "/api/rooms/{room}/invites/{invite}", tag = "rooms", security(("agent_session" = [])),
     params(("room" = String, Path), ("invite" = String, Path, description = "An invite's `id` from `GET /api/rooms/{room}/access`"), Caller),
     responses((status = 204, description = "revoked (or revoked already)"), (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody, description = "no such room or invite")))]

@@ -70,7 +70,7 @@ impl Inbox for RecordingNotifier {
 }
 
 /// What the development notifiers "sent" for the agent's tenant (signed-in agents only).
-#[utoipa::path(get, path = "/api/dev/inbox", tag = "dev", params(Caller),
+#[utoipa::path(get, path = "/api/dev/inbox", tag = "dev", params(Caller), security(("agent_session" = [])),
     responses((status = 200, body = Vec<InboxMessage>), (status = 401, body = ErrorBody)))]
 pub async fn dev_inbox(State(state): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<Vec<InboxMessage>>> {
     if !matches!(actor, Actor::Agent { .. }) {

@@ -124,9 +124,19 @@ fn insert_headers(response: &mut Response, safe_headers: &[(&'static str, String
 
 /// Opens a document, or a byte range of it, with safe headers.
 #[utoipa::path(get, path = "/api/rooms/{room}/documents/{document}",
-    params(("room" = String, Path), ("document" = String, Path), Caller), tag = "rooms",
-    responses((status = 200, description = "the bytes"), (status = 206, description = "a range of the bytes"),
-    (status = 404, body = ErrorBody), (status = 416, body = ErrorBody)))]
+    params(("room" = String, Path), ("document" = String, Path),
+        ("Range" = Option<String>, Header, description = "One byte range: `bytes=a-b` (bytes a to b, both \
+        included, counted from 0) or `bytes=a-` (from a to the end). Anything else (several ranges, b before a, \
+        another unit) is ignored: the whole document is sent (200)."),
+        Caller), tag = "rooms",
+    responses((status = 200, description = "the bytes",
+        headers(("Accept-Ranges" = String, description = "`bytes`: a `Range` may ask for part of the document"))),
+    (status = 206, description = "the range of the bytes the `Range` header asked for (up to the document's end)",
+        headers(("Content-Range" = String, description = "`bytes a-b/size`: the bytes sent, both included, and \
+        the document's size"), ("Accept-Ranges" = String, description = "`bytes`"))),
+    (status = 404, body = ErrorBody),
+    (status = 416, body = ErrorBody, description = "`range_not_satisfiable`: the range starts at or past the \
+        document's end", headers(("Content-Range" = String, description = "`bytes */size`: the document's size")))))]
 pub async fn download(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -185,7 +195,7 @@ pub async fn thumbnail(
 /// the download early (the archive then has no directory, and no reader takes it for whole).
 /// Agents of the room's tenant only.
 #[utoipa::path(get, path = "/api/rooms/{room}/export", params(("room" = String, Path), Caller), tag = "rooms",
-    responses((status = 200, description = "the archive, `application/zip`"), (status = 403, body = ErrorBody),
+    security(("agent_session" = [])), responses((status = 200, description = "the archive, `application/zip`"), (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,

@@ -51,7 +51,7 @@ pub struct RoomList {
 }
 
 /// Lists and searches the tenant's rooms, newest first.
-#[utoipa::path(get, path = "/api/rooms", params(ListQuery, Caller), tag = "rooms",
+#[utoipa::path(get, path = "/api/rooms", params(ListQuery, Caller), tag = "rooms", security(("agent_session" = [])),
     responses((status = 200, body = RoomList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_rooms(
     State(state): State<AppState>,
@@ -96,7 +96,7 @@ async fn room_view(state: &AppState, actor: &Actor, room: RoomId) -> ApiResult<R
 }
 
 /// Opens a room: a draft named "Collaboration Room".
-#[utoipa::path(post, path = "/api/rooms", tag = "rooms", params(Caller),
+#[utoipa::path(post, path = "/api/rooms", tag = "rooms", params(Caller), security(("agent_session" = [])),
     responses((status = 201, body = RoomView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create_room(
     State(state): State<AppState>,
@@ -121,16 +121,23 @@ pub async fn get_room(
 }
 
 /// An invite from the invite frame.
+///
+/// A room's first invite goes by SMS or email (a link needs one of those sent first: 409
+/// `not_allowed`) and gives `first_name`, `last_name` and `identifier`; without one of them it is
+/// refused with 422 `invalid` naming it in `field`. Later invites may leave the names out, and
+/// `identifier` too on a channel used before.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct InviteBody {
     /// `sms`, `email` or `link`.
     #[schema(pattern = "^(sms|email|link)$")]
     pub channel: String,
-    /// First name (locked once invited: leave out or repeat).
+    /// First name: required on the room's first invite, then locked (leave out or repeat).
     pub first_name: Option<String>,
-    /// Last name (locked likewise).
+    /// Last name: required on the room's first invite, then locked likewise.
     pub last_name: Option<String>,
-    /// Mobile number or email address for a channel not used before.
+    /// The mobile number (`sms`, international form) or email address (`email`): required the
+    /// first time the room is invited through that channel, then locked (leave out or repeat).
+    /// None with `link`.
     pub identifier: Option<String>,
     /// The language of the invite's text (`es`, `he`, `pt-BR`…); without one, the tenant's.
     #[schema(max_length = 35, pattern = "^[A-Za-z0-9-]*$")]
@@ -159,7 +166,7 @@ pub struct InviteAnswer {
 /// configured) answered 409 `customer_has_room` naming that room in the error's `room`, or
 /// invited here with that room merged into this one (`merged`).
 #[utoipa::path(post, path = "/api/rooms/{room}/invites", params(("room" = String, Path), Caller), request_body = InviteBody,
-    tag = "rooms", responses((status = 201, body = InviteAnswer), (status = 409, body = ErrorBody),
+    tag = "rooms", security(("agent_session" = [])), responses((status = 201, body = InviteAnswer), (status = 409, body = ErrorBody),
     (status = 422, body = ErrorBody), (status = 429, body = ErrorBody, description = "`rate_limited`: an abuse \
     limit on invites; `Retry-After` says when the same invite would pass")))]
 pub async fn invite(
@@ -204,7 +211,7 @@ pub async fn invite(
 
 /// Closes a room for good.
 #[utoipa::path(post, path = "/api/rooms/{room}/close", params(("room" = String, Path), Caller), tag = "rooms",
-    responses((status = 204, description = "closed"), (status = 409, body = ErrorBody)))]
+    security(("agent_session" = [])), responses((status = 204, description = "closed"), (status = 409, body = ErrorBody)))]
 pub async fn close_room(
     State(state): State<AppState>,
     Path(room): Path<String>,
@@ -231,7 +238,7 @@ pub struct MergeBody {
 /// Both rooms change in one transaction, or neither. Agents of its tenant only. Answers the
 /// room that took it in.
 #[utoipa::path(post, path = "/api/rooms/{room}/merge", params(("room" = String, Path), Caller),
-    request_body = MergeBody, tag = "rooms",
+    request_body = MergeBody, tag = "rooms", security(("agent_session" = [])),
     responses((status = 200, body = RoomView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn merge_room(
@@ -256,7 +263,7 @@ pub async fn merge_room(
 /// 410 `room_erased` to anything but reading it. Agents of its tenant only; repeating it is no
 /// error.
 #[utoipa::path(post, path = "/api/rooms/{room}/erase", params(("room" = String, Path), Caller), tag = "rooms",
-    responses((status = 204, description = "erased (or erased already)"), (status = 403, body = ErrorBody),
+    security(("agent_session" = [])), responses((status = 204, description = "erased (or erased already)"), (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody)))]
 pub async fn erase_room(
     State(state): State<AppState>,
@@ -267,14 +274,25 @@ pub async fn erase_room(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Whose personal data to erase: one mobile number or one email address.
+/// Whose personal data to erase: exactly one of `phone` and `email`, e.g. `{"phone": "+44…"}` or
+/// `{"email": "…"}`. Both, neither, or the one given empty is refused with 422 `invalid`.
 #[derive(Debug, Deserialize, ToSchema)]
+// `minProperties` and `maxProperties` 1 in the document: set by `openapi::exactly_one`.
 #[serde(deny_unknown_fields)]
 pub struct EraseCustomerBody {
     /// The customer's mobile number, international form.
-    pub phone: Option<String>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
     /// The customer's email address (any case).
-    pub email: Option<String>,
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+}
+
+/// A field that is there, even as `null`: `Some`, so that "exactly one" counts what was sent.
+fn given<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 /// The rooms an erasure covered.
@@ -285,19 +303,25 @@ pub struct ErasedRooms {
 }
 
 /// Erases a customer from every room of the agent's tenant: each room whose customer has this
-/// mobile number or email address is erased as `POST /api/rooms/{room}/erase` erases one.
-/// Agents only.
+/// mobile number or email address (exactly one of the two) is erased as
+/// `POST /api/rooms/{room}/erase` erases one. Agents only.
 #[utoipa::path(post, path = "/api/customers/erase", params(Caller), request_body = EraseCustomerBody, tag = "rooms",
-    responses((status = 200, body = ErasedRooms), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    security(("agent_session" = [])), responses((status = 200, body = ErasedRooms), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn erase_customer(
     State(state): State<AppState>,
     Caller(actor): Caller,
     JsonBody(body): JsonBody<EraseCustomerBody>,
 ) -> ApiResult<Json<ErasedRooms>> {
-    let customer = match (blank(&body.phone), blank(&body.email)) {
-        (Some(phone), None) => Recipient::Phone(PhoneNumber::parse(&phone)?),
-        (None, Some(email)) => Recipient::Email(EmailAddress::parse(&email)?),
-        _ => return Err(Error::invalid("phone", "give either a phone or an email, not both").into()),
+    let customer = match (body.phone, body.email) {
+        (Some(phone), None) => match blank(&phone) {
+            Some(phone) => Recipient::Phone(PhoneNumber::parse(&phone)?),
+            None => return Err(Error::invalid("phone", "must not be empty").into()),
+        },
+        (None, Some(email)) => match blank(&email) {
+            Some(email) => Recipient::Email(EmailAddress::parse(&email)?),
+            None => return Err(Error::invalid("email", "must not be empty").into()),
+        },
+        _ => return Err(Error::invalid("phone", "give exactly one of phone and email").into()),
     };
     let rooms = state.rooms.erase_customer(&actor, &customer).await?;
     Ok(Json(ErasedRooms {
@@ -388,7 +412,12 @@ fn resume_point(headers: &HeaderMap, after: Option<i64>) -> ApiResult<(Seq, &'st
         ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received \
         (a sequence number, as `after`; it wins over `after`). A reconnecting `EventSource` sends it."),
         LiveCaller),
-    responses((status = 200, description = "text/event-stream of EventView"),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+        description = "Server-sent events (`text/event-stream`), each a `timeline` or a `typing` event, and now \
+        and then a comment line (`:`) that keeps the connection open:\n\n\
+        - `event: timeline`: `id` is the event's sequence number (`seq`), `data` an `EventView` as JSON; send \
+        the last `id` as `Last-Event-ID` (or `after`) to resume without gap or duplicate.\n\
+        - `event: typing`: no `id`, `data` a `TypingView` as JSON: someone else in the room is typing."),
     (status = 400, body = ErrorBody, description = "`Last-Event-ID` is not a sequence number"),
     (status = 404, body = ErrorBody),
     (status = 422, body = ErrorBody, description = "the resume point is negative, or beyond the room's last event"),

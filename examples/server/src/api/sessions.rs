@@ -79,7 +79,7 @@ fn locked(retry_after: Duration) -> Response {
 /// customer's session of the `collab_customer` cookie on the server (the cookie stops working
 /// even if kept; the customer's invite link still opens the room again), and removes both
 /// cookies. Without a sign-in there is nothing to end: still 204.
-#[utoipa::path(delete, path = "/api/session", tag = "agents", security((), ("agent_session" = [])),
+#[utoipa::path(delete, path = "/api/session", tag = "agents", security((), ("agent_session" = []), ("customer_session" = [])),
     responses((status = 204, description = "signed out"),
     (status = 503, body = ErrorBody, description = "the customer's session could not be ended; try again")))]
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
@@ -171,7 +171,14 @@ pub struct Joined {
 /// A customer opens an invite link: a session cookie for the room.
 #[utoipa::path(post, path = "/api/join", request_body = JoinBody, tag = "customers",
     responses((status = 200, body = Joined), (status = 404, body = ErrorBody)))]
-pub async fn join(State(state): State<AppState>, JsonBody(body): JsonBody<JoinBody>) -> ApiResult<Response> {
+pub async fn join(
+    State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
+    JsonBody(body): JsonBody<JoinBody>,
+) -> ApiResult<Response> {
+    // Each join opens a session and adds a participant to the room: limited per address, so
+    // that replaying a link cannot mint them without end (429 `rate_limited`, `Retry-After`).
+    state.quotas.join(peer.map(|peer| peer.ip()))?;
     let session = state.rooms.join(&body.token).await?;
     let cookie = session_cookie(CUSTOMER_COOKIE, session.token.expose(), state.secure_cookies);
     let response = Json(Joined {

@@ -140,7 +140,7 @@ async fn view(state: &AppState, actor: &Actor, latest: Option<SettingsChange>) -
 }
 
 /// The tenant's settings. Its agents.
-#[utoipa::path(get, path = "/api/settings", params(Caller), tag = "settings",
+#[utoipa::path(get, path = "/api/settings", params(Caller), tag = "settings", security(("agent_session" = [])),
     responses((status = 200, body = SettingsView), (status = 403, body = ErrorBody)))]
 pub async fn get_settings(State(state): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<SettingsView>> {
     let latest = state.rooms.settings(&actor).await?;
@@ -152,6 +152,7 @@ pub async fn get_settings(State(state): State<AppState>, Caller(actor): Caller) 
 /// at once to every active room of the tenant, the message to the customer pages, the templates
 /// and the language to the next invites.
 #[utoipa::path(put, path = "/api/settings", params(Caller), request_body = SettingsBody, tag = "settings",
+    security(("agent_session" = [])),
     responses((status = 200, body = SettingsView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
     (status = 422, body = ErrorBody)))]
 pub async fn change_settings(
@@ -166,6 +167,7 @@ pub async fn change_settings(
 
 /// The changes of the tenant's settings, newest first: who changed what, and when. Its agents.
 #[utoipa::path(get, path = "/api/settings/history", params(Caller, HistoryQuery), tag = "settings",
+    security(("agent_session" = [])),
     responses((status = 200, body = SettingsHistory), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn settings_history(
     State(state): State<AppState>,

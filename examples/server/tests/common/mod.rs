@@ -26,6 +26,7 @@ use tower::ServiceExt;
 
 pub mod http;
 pub mod process;
+pub mod matrix;
 
 /// The origin the test server believes it has.
 pub const ORIGIN: &str = "http://127.0.0.1:8080";
