@@ -364,6 +364,25 @@ impl Agents {
         Some(session.actor.clone())
     }
 
+    /// Whether `token` is still a live sign-in of `actor`, without counting as a request (its
+    /// idle time goes on): what an open live stream checks. An expired one is ended.
+    fn still_signed_in(&self, token: &str, actor: &Actor) -> bool {
+        let Ok(token) = Token::parse(token) else {
+            return false;
+        };
+        let hash = token.hash();
+        let now = self.clock.now();
+        let mut sessions = self.lock();
+        let Some(session) = sessions.get(&hash) else {
+            return false;
+        };
+        if !self.is_live(session, now) {
+            sessions.remove(&hash);
+            return false;
+        }
+        session.actor == *actor
+    }
+
     fn is_live(&self, session: &Session, now: Timestamp) -> bool {
         now < session.last_seen.saturating_add(self.idle) && now < session.signed_in.saturating_add(self.absolute)
     }
@@ -415,6 +434,74 @@ pub async fn actor(agents: &Agents, rooms: &Rooms, headers: &HeaderMap, as_custo
     match cookie(headers, CUSTOMER_COOKIE) {
         Some(token) => Ok(rooms.customer_session(token).await?),
         None => Err(ApiError::Unauthenticated),
+    }
+}
+
+/// The session a request's caller acted through, kept to check again later: a live stream is
+/// checked for as long as it is open ([`SignedIn::ended`]), so that a sign-out, a revocation or
+/// an expiry ends it too, not only the requests that come after.
+///
+/// It holds the session's cookie value: its `Debug` shows only who the caller is.
+pub struct SignedIn {
+    actor: Actor,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignedIn {
+    /// The session of `actor` (as [`actor`] found it in `headers`): the agent cookie's sign-in
+    /// for an agent, the customer cookie's session for a customer.
+    pub fn of(headers: &HeaderMap, actor: &Actor) -> Self {
+        let name = match actor {
+            Actor::Agent { .. } => AGENT_COOKIE,
+            _ => CUSTOMER_COOKIE,
+        };
+        Self {
+            actor: actor.clone(),
+            token: cookie(headers, name).map(str::to_owned),
+        }
+    }
+
+    /// Whether the session is still live, as the same caller: an agent's sign-in not signed out
+    /// nor expired (the check is no request: the idle time goes on), a customer's session not
+    /// ended, revoked nor expired. When the rooms cannot say now (the database is down), it is
+    /// taken as live: the next check tells.
+    pub async fn is_live(&self, agents: &Agents, rooms: &Rooms) -> bool {
+        let Some(token) = &self.token else {
+            return false;
+        };
+        match &self.actor {
+            Actor::Agent { .. } => agents.still_signed_in(token, &self.actor),
+            Actor::Customer { .. } => match rooms.customer_session(token).await {
+                Ok(actor) => actor == self.actor,
+                Err(Error::Forbidden | Error::NotFound { .. }) => false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "live stream: could not check the customer's session; kept open");
+                    true
+                }
+            },
+            Actor::System => false,
+        }
+    }
+
+    /// Completes once a check, every `every` (the first one `every` from now), finds the session
+    /// no longer live ([`SignedIn::is_live`]).
+    pub async fn ended(self, state: AppState, every: Duration) {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if !self.is_live(&state.agents, &state.rooms).await {
+                return;
+            }
+        }
     }
 }
 

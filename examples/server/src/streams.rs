@@ -3,6 +3,9 @@
 //! them without end would exhaust the server (issue 21). Past either cap the answer is 429
 //! `rate_limited` with `Retry-After`; a stream's slot is released when the stream is dropped
 //! (the client went away, or the server shut the connection).
+//!
+//! An open stream also checks, every [`StreamLimits::session_check`], that its caller is still
+//! signed in: a sign-out or an expired session ends it, as a revoked customer session does.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -20,20 +23,23 @@ use futures_util::{Stream, StreamExt};
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// How many live streams may be open at once: per session (an agent, or a customer's
-/// participation) and per client address. Each is at least 1.
+/// participation) and per client address, each at least 1; and how often an open stream
+/// checks that its caller is still signed in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamLimits {
     per_session: usize,
     per_address: usize,
+    session_check: Duration,
 }
 
 impl Default for StreamLimits {
     /// 8 per session (an agent watching several rooms in several tabs), 64 per address (an
-    /// office behind one NAT address).
+    /// office behind one NAT address); the caller checked every 15 s (the keep-alive's period).
     fn default() -> Self {
         Self {
             per_session: 8,
             per_address: 64,
+            session_check: Duration::from_secs(15),
         }
     }
 }
@@ -56,6 +62,21 @@ impl StreamLimits {
         }
         self.per_address = max;
         Ok(self)
+    }
+
+    /// An open stream checks every `every` (more than 0; 15 s by default) that its caller's
+    /// session is still live, and ends when it is not (signed out, revoked or expired).
+    pub fn with_session_check(mut self, every: Duration) -> Result<Self, Error> {
+        if every.is_zero() {
+            return Err(Error::invalid("live_session_check", "must be more than 0"));
+        }
+        self.session_check = every;
+        Ok(self)
+    }
+
+    /// How often an open stream checks its caller's session.
+    pub fn session_check(&self) -> Duration {
+        self.session_check
     }
 
     /// The most streams open per session.
@@ -264,6 +285,14 @@ mod tests {
             refused,
             Err(Error::Invalid {
                 field: "live_streams_per_address",
+                ..
+            })
+        ));
+        let refused = StreamLimits::default().with_session_check(Duration::ZERO);
+        assert!(matches!(
+            refused,
+            Err(Error::Invalid {
+                field: "live_session_check",
                 ..
             })
         ));

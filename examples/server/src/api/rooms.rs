@@ -443,6 +443,14 @@ pub async fn live(
     // Held by the stream: its slot frees when the client goes away.
     let slot = state.live_streams.open(&actor, peer.map(|p| p.ip()))?;
     let stream = state.rooms.follow(&actor, room, resume).await?;
+    // Checked again while open: a sign-out or an expired session ends the stream (the core ends
+    // it on a revocation), not only the requests that come after.
+    let every = state.live_streams.limits().session_check();
+    let signed_out = crate::auth::SignedIn::of(&headers, &actor).ended(state.clone(), every);
+    let stream = stream.take_until(async move {
+        signed_out.await;
+        tracing::info!(%room, "live stream ended: the caller's session ended");
+    });
     let events = stream
         .inspect(move |item| {
             if let Err(e) = item {

@@ -17,6 +17,7 @@ use collab_core::time::ManualClock;
 use collab_core::{TenantId, Timestamp};
 use collab_server::auth::{Agents, PasswordCost};
 use collab_server::quota::Quotas;
+use collab_server::streams::StreamLimits;
 use collab_server::{AppState, Shared, app};
 use collab_store_s3::{Durability, ObjectBlobStore};
 use collab_store_sqlite::SqliteRoomStore;
@@ -25,8 +26,8 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 pub mod http;
-pub mod process;
 pub mod matrix;
+pub mod process;
 
 /// The origin the test server believes it has.
 pub const ORIGIN: &str = "http://127.0.0.1:8080";
@@ -124,7 +125,17 @@ impl Server {
         quotas: Quotas,
         customize: impl FnOnce(RoomsBuilder) -> RoomsBuilder,
     ) -> Server {
-        Self::build(agents, quotas, customize, "127.0.0.1:8080").await
+        Self::build(agents, quotas, StreamLimits::default(), customize, "127.0.0.1:8080").await
+    }
+
+    /// As [`Server::start_with`], with these live-stream limits (how often an open stream
+    /// checks its caller's session, among them).
+    pub async fn start_with_streams(
+        agents: Agents,
+        streams: StreamLimits,
+        customize: impl FnOnce(RoomsBuilder) -> RoomsBuilder,
+    ) -> Server {
+        Self::build(agents, Quotas::default(), streams, customize, "127.0.0.1:8080").await
     }
 
     /// The server with [`agents`], served on a loopback port as well, for a browser (its host
@@ -133,7 +144,14 @@ impl Server {
     pub async fn start_listening() -> (Server, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();
-        let server = Self::build(agents(), Quotas::default(), |builder| builder, &host).await;
+        let server = Self::build(
+            agents(),
+            Quotas::default(),
+            StreamLimits::default(),
+            |builder| builder,
+            &host,
+        )
+        .await;
         tokio::spawn(collab_server::serve::serve(
             listener,
             server.app.clone(),
@@ -146,6 +164,7 @@ impl Server {
     async fn build(
         agents: Agents,
         quotas: Quotas,
+        streams: StreamLimits,
         customize: impl FnOnce(RoomsBuilder) -> RoomsBuilder,
         host: &str,
     ) -> Server {
@@ -179,7 +198,7 @@ impl Server {
                 collab_notify::vonage::SignatureMethod::Sha256Hmac,
             )),
             allowed_hosts: vec![host.to_owned()],
-            live_streams: collab_server::streams::LiveStreams::default(),
+            live_streams: collab_server::streams::LiveStreams::new(streams),
             quotas,
         });
         tokio::spawn({
