@@ -1,7 +1,9 @@
 //! What the API sends: the core's types, shaped for a browser and for the reader's role.
 
 use collab_core::transport::{Typing, Typist};
-use collab_core::{Customer, DocumentKind, Event, EventActor, EventData, RoomId, RoomState, RoomStatus, RoomSummary};
+use collab_core::{
+    Customer, DeliveryStatus, DocumentKind, Event, EventActor, EventData, RoomId, RoomState, RoomStatus, RoomSummary,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -142,6 +144,13 @@ pub struct EventView {
     /// For `room_merged`: the room that was merged into this one; for `merged_into`: the room
     /// that holds this one's content now.
     pub room: Option<String>,
+    /// For `customer_invited` and `invite_delivery`, to agents: the invite's id (as
+    /// `GET /api/rooms/{room}/access` lists it).
+    pub invite: Option<String>,
+    /// For `invite_delivery`: how far the invite got, as its provider reports it: `sent`, then
+    /// `delivered` or `failed`.
+    #[schema(pattern = "^(sent|delivered|failed)$")]
+    pub delivery: Option<&'static str>,
 }
 
 /// Someone else in the room is typing (the live stream's `typing` event, which has no `id`):
@@ -283,6 +292,22 @@ impl EventView {
             room: match &event.data {
                 EventData::RoomMerged { absorbed, .. } => Some(absorbed.to_string()),
                 EventData::MergedInto { survivor } => Some(survivor.to_string()),
+                _ => None,
+            },
+            invite: match &event.data {
+                EventData::CustomerInvited { invite, .. } | EventData::InviteDelivery { invite, .. }
+                    if reader == Reader::Agent =>
+                {
+                    Some(invite.to_string())
+                }
+                _ => None,
+            },
+            delivery: match &event.data {
+                EventData::InviteDelivery { status, .. } => Some(match status {
+                    DeliveryStatus::Sent { .. } => "sent",
+                    DeliveryStatus::Delivered => "delivered",
+                    DeliveryStatus::Failed { .. } => "failed",
+                }),
                 _ => None,
             },
         }

@@ -597,6 +597,14 @@ async fn twilio_callbacks_are_verified_then_recorded() {
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert!(types.contains(&"invite_delivery"), "{types:?}");
+    // The report says how far the invite got, and (to the agent) which invite it was.
+    let delivered = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "invite_delivery" && e["delivery"] == "delivered")
+        .unwrap_or_else(|| panic!("no delivered report: {events}"));
+    assert_eq!(delivered["invite"], invite.as_str(), "{delivered}");
 }
 
 #[tokio::test]
