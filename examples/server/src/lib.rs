@@ -108,10 +108,12 @@ impl AppState {
 )]
 struct ApiDoc;
 
-/// Adds the answers every route can give (a malformed request, no sign-in, a refused host or
-/// origin, a closed, timed-out or erased room, a server or backend failure) to each operation that does not list
-/// them, with the error body; and to each operation with a body, the answers to a body of
-/// another type or shape.
+/// Adds the answers every route can give (a malformed request, a refused host or origin, a
+/// server or backend failure) to each operation that does not list them, with the error body;
+/// the answers only some can give where they can: no sign-in (401) where one is required (the
+/// operations that take a caller, with the `x-collab-as` header), a closed, timed-out, merged or
+/// erased room, or one that changed meanwhile (409, 410), where a room is read or written; and
+/// to each operation with a body, the answers to a body of another type or shape.
 fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let error = |description: &str| {
@@ -130,7 +132,6 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         ("401", "not signed in"),
         ("403", "refused: another host or origin, or not allowed"),
         ("404", "not found"),
-        // A customer's cookie counts on every route, and their room may have closed.
         ("409", "the room is closed or timed out, or changed meanwhile"),
         ("410", "the room's personal data was erased: it accepts no change"),
         ("500", "the server failed"),
@@ -140,22 +141,45 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         ("415", "the body is not of the documented type"),
         ("422", "the body does not fit the schema, or a field breaks a rule"),
     ];
-    for item in openapi.paths.paths.values_mut() {
+    for (path, item) in openapi.paths.paths.iter_mut() {
         let operations = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.delete,
-            &mut item.patch,
+            ("GET", &mut item.get),
+            ("POST", &mut item.post),
+            ("PUT", &mut item.put),
+            ("DELETE", &mut item.delete),
+            ("PATCH", &mut item.patch),
         ];
-        for operation in operations.into_iter().flatten() {
+        for (method, operation) in operations {
+            let Some(operation) = operation else {
+                continue;
+            };
+            // A room's routes meet its state, and so do joining one (its link) and signing out
+            // (ending the customer's session in it); erasing a customer erases rooms, which may
+            // change meanwhile, but takes an erased one as done.
+            let room = path.starts_with("/api/rooms/{room}")
+                || matches!((method, path.as_str()), ("POST", "/api/join") | ("DELETE", "/api/session"));
+            let changes_rooms = room || (method, path.as_str()) == ("POST", "/api/customers/erase");
+            let signed_in = operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|parameter| parameter.name == auth::AS_CUSTOMER_HEADER);
             let body = operation
                 .request_body
                 .is_some()
                 .then_some(with_body)
                 .into_iter()
                 .flatten();
+            let applies = |status: &str| match status {
+                "401" => signed_in,
+                "409" => changes_rooms,
+                "410" => room,
+                _ => true,
+            };
             for (status, description) in common.into_iter().chain(body) {
+                if !applies(status) {
+                    continue;
+                }
                 operation
                     .responses
                     .responses

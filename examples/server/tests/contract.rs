@@ -350,6 +350,15 @@ async fn the_document_lists_what_a_client_sends_and_every_limit() {
                 let agent = !matches!(matrix::status(statuses, Caller::Agent), 401 | 403);
                 assert_eq!(declares("agent_session"), agent, "{name}: {requirements:?}");
             }
+            // 401 is listed where some caller gets it, and nowhere else.
+            let responses = &operation["responses"];
+            assert_eq!(responses["401"].is_object(), statuses.contains(&401), "{name}");
+            // The platform's probes meet no room.
+            if !path.starts_with("/api/") {
+                for status in ["409", "410"] {
+                    assert!(responses[status].is_null(), "{name} lists {status}");
+                }
+            }
             if path.ends_with("/live") {
                 assert!(header("last-event-id"), "{method} {path}");
             }
