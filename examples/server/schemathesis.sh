@@ -67,29 +67,51 @@ post -D "$work/customer.h" -o /dev/null -d "{\"token\":\"${link##*/}\"}" "$base/
 customer="$(cookie "$work/customer.h" collab_customer)"
 [ -n "$agent" ] && [ -n "$customer" ] || { echo "could not sign in or join" >&2; exit 1; }
 
-# The settings, and the real room most of the time, so that the operations on a room reach its
-# logic instead of answering 404 to a random id.
-config="$work/schemathesis.toml"
-cat examples/server/schemathesis.toml - >"$config" <<EOF
+# The settings, the real room most of the time (so that the operations on a room reach its
+# logic instead of answering 404 to a random id), and the session a run acts with, given as the
+# document's security scheme: schemathesis then knows it for a credential, and leaves it out of
+# the cases that test a missing one (a cookie given as a header would be sent with those too).
+config() {
+  cat examples/server/schemathesis.toml - <<EOF
 
 [dictionaries.rooms]
 values = ["$room"]
 
 [parameters]
 "path.room" = { dictionary = "rooms", probability = 0.8 }
+
+[auth.openapi.$1]
+api_key = "${2#*=}"
 EOF
+}
+config agent_session "$agent" >"$work/agent.toml"
+config customer_session "$customer" >"$work/customer.toml"
 
 total=0
 run() {
-  local who="$1"
-  shift
-  # Not the arguments: they hold the session cookie.
+  local who="$1" as="$2"
+  shift 2
   echo "--- schemathesis as $who"
   # From the temp folder: schemathesis keeps a cache of crashes in the current one.
-  (cd "$work" && "$VENV/bin/schemathesis" --config-file "$config" --no-color \
+  (cd "$work" && "$VENV/bin/schemathesis" --config-file "$work/$as.toml" --no-color \
     run "$base/api/openapi.json" \
-    --checks all --max-examples "$MAX_EXAMPLES" --seed 1 --workers 2 --generation-database none \
-    --exclude-path '/api/rooms/{room}/live' -H "origin: $base" "$@") | tee "$work/$who.out"
+    --checks all --max-examples "$MAX_EXAMPLES" --seed 1 --workers 1 --generation-database none \
+    --exclude-path '/api/rooms/{room}/live' -H "origin: $base" --report har --report-har-path "$work/$who.har" \
+    "$@") | tee "$work/$who.out"
+}
+# Fails unless run $1 was answered as role $2 by `GET /api/me` at least once: a run whose session
+# was not sent would pass unnoticed otherwise (401 is a documented answer).
+acted_as() {
+  python3 - "$work/$1.har" "$2" <<'EOF' || { echo "schemathesis as $1 never acted as the $2" >&2; exit 1; }
+import json, sys
+entries = json.load(open(sys.argv[1]))["log"]["entries"]
+def me(entry):
+    try:
+        return json.loads(entry["response"]["content"]["text"]).get("role")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+sys.exit(0 if any(e["request"]["url"].endswith("/api/me") and me(e) == sys.argv[2] for e in entries) else 1)
+EOF
 }
 count() {
   # Test cases run, from the summary: "Test cases:" then "  N generated, N passed".
@@ -99,14 +121,14 @@ count() {
 # Live events are an endless stream (server-sent events): a request-response check would only
 # time out on it; tests/api.rs checks the stream. Erasing the room (or its customer) ends it for
 # the operations after, and signing out ends the agent's session: those run last, in that order.
-run agent -H "cookie: $agent" --exclude-method DELETE --exclude-path-regex '/erase$'
-# The customer with both cookies, as a browser that opened an invite from the console holds
-# them: `x-collab-as` picks the customer. Both session cookies are security schemes of the
-# document: given one only, schemathesis would invent the other and take the answer for one to
-# an invented credential.
-run customer -H "cookie: $agent; $customer" -H "x-collab-as: customer" --exclude-method DELETE
-run agent-erase -H "cookie: $agent" --include-path-regex '/erase$'
-run agent-sign-out -H "cookie: $agent" --include-method DELETE
+run agent agent --exclude-method DELETE --exclude-path-regex '/erase$'
+# The customer's session, and `x-collab-as` as the customer page sends it (it picks the customer
+# in a browser that holds an agent's session too).
+run customer customer -H "x-collab-as: customer" --exclude-method DELETE
+acted_as agent agent
+acted_as customer customer
+run agent-erase agent --include-path-regex '/erase$'
+run agent-sign-out agent --include-method DELETE
 for who in agent customer agent-erase agent-sign-out; do
   total=$((total + $(count "$who" || true)))
 done
