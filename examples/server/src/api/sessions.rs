@@ -170,7 +170,9 @@ pub struct Joined {
 
 /// A customer opens an invite link: a session cookie for the room.
 #[utoipa::path(post, path = "/api/join", request_body = JoinBody, tag = "customers",
-    responses((status = 200, body = Joined), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Joined), (status = 404, body = ErrorBody),
+    (status = 429, body = ErrorBody, description = "`rate_limited`: too many links opened from this client address; \
+        `Retry-After` says when the next may be")))]
 pub async fn join(
     State(state): State<AppState>,
     PeerAddr(peer): PeerAddr,
