@@ -7,7 +7,8 @@
 //!    bytes and call [`inspect`]: it sniffs the media type, refuses what the
 //!    [`DocumentPolicy`] does not allow, and reads image dimensions from the header.
 //! 2. For a PDF, read the stored bytes back and call [`pdf_page_count`].
-//! 3. Name it with [`display_name`]; serve it with [`disposition`] and
+//! 3. Name it with [`display_name_for`] (the client's name, with the sniffed type's extension
+//!    when its own is not one of that type's); serve it with [`disposition`] and
 //!    [`content_disposition_header`].
 //!
 //! ```
@@ -20,10 +21,10 @@
 //! assert_eq!(inspection.kind, DocumentKind::Other);
 //! assert!(inspect(b"<html><script>alert(1)</script>", &policy).is_err());
 //!
-//! let name = display_name("C:\\Users\\ada\\..\\notes\u{202E}txt.exe", &policy);
-//! assert_eq!(name, "notestxt.exe");
+//! let name = display_name_for("C:\\Users\\ada\\..\\notes\u{202E}txt.exe", &inspection.media_type, &policy);
+//! assert_eq!(name, "notestxt.exe.txt");
 //! let header = content_disposition_header(disposition(&inspection.media_type), &name);
-//! assert_eq!(header, "inline; filename=\"notestxt.exe\"; filename*=UTF-8''notestxt.exe");
+//! assert_eq!(header, "inline; filename=\"notestxt.exe.txt\"; filename*=UTF-8''notestxt.exe.txt");
 //! assert_eq!(disposition("application/zip"), Disposition::Attachment);
 //! # Ok::<(), collab_core::Error>(())
 //! ```
@@ -256,7 +257,9 @@ fn is_plain_media_type(media_type: &str) -> bool {
 /// extension), are trimmed. A name longer than the policy's limit is shortened, keeping its
 /// extension when it has a short one. An empty result becomes [`FALLBACK_NAME`].
 ///
-/// The name is for display only: blob keys never derive from it.
+/// The name is for display only: blob keys never derive from it. It keeps the client's
+/// extension, whatever the bytes are: once they are inspected, name the document with
+/// [`display_name_for`].
 pub fn display_name(raw: &str, policy: &DocumentPolicy) -> String {
     let visible: String = raw.chars().filter(|&c| !is_invisible(c)).collect();
     let last = visible
@@ -270,6 +273,72 @@ pub fn display_name(raw: &str, policy: &DocumentPolicy) -> String {
     } else {
         bounded
     }
+}
+
+/// The display name of an upload whose bytes are of `media_type` (as [`inspect`] found them):
+/// [`display_name`], then [`typed_name`], within the policy's length (keeping the extension).
+///
+/// Use this once the type is known; the name is then safe to save under whatever it is
+/// served as.
+pub fn display_name_for(raw: &str, media_type: &str, policy: &DocumentPolicy) -> String {
+    let typed = typed_name(&display_name(raw, policy), media_type);
+    bound_name(&typed, policy.max_name_chars)
+}
+
+/// `name` with the usual extension of `media_type` appended when its own is not one of that
+/// type's (or it has none): a text upload named `invoice.html` becomes `invoice.html.txt`, a
+/// PNG named `page.html` becomes `page.html.png`. Otherwise a browser's "Save as", or a file
+/// taken from an export, would carry the client's extension and open as an active file (a web
+/// page, a script, an HTML application) rather than as what was checked.
+///
+/// The extensions are compared ignoring ASCII case. Types outside
+/// [`DocumentPolicy::DEFAULT_MEDIA_TYPES`] have no extensions here, so their names are kept as
+/// they are: a host that allows such a type takes its names as given. The name is not
+/// shortened; it grows by at most five characters.
+///
+/// ```
+/// use collab_core::document::typed_name;
+///
+/// assert_eq!(typed_name("invoice.html", "text/plain"), "invoice.html.txt");
+/// assert_eq!(typed_name("Holiday.JPEG", "image/jpeg"), "Holiday.JPEG");
+/// assert_eq!(typed_name("scan", "application/pdf"), "scan.pdf");
+/// ```
+pub fn typed_name(name: &str, media_type: &str) -> String {
+    let Some(extensions) = extensions_of(media_type) else {
+        return name.to_owned();
+    };
+    let own = name
+        .rsplit_once('.')
+        .filter(|(stem, _)| !stem.is_empty())
+        .map(|(_, extension)| extension);
+    match own {
+        Some(own) if extensions.iter().any(|e| own.eq_ignore_ascii_case(e)) => name.to_owned(),
+        _ => format!("{name}.{}", extensions[0]),
+    }
+}
+
+/// The extensions a file of `media_type` may carry, the usual one first; `None` for a type
+/// outside the default allow-list.
+fn extensions_of(media_type: &str) -> Option<&'static [&'static str]> {
+    Some(match media_type {
+        "image/png" => &["png"],
+        "image/jpeg" => &["jpg", "jpeg", "jpe", "jfif"],
+        "image/gif" => &["gif"],
+        "image/webp" => &["webp"],
+        "application/pdf" => &["pdf"],
+        "application/msword" => &["doc"],
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => &["docx"],
+        "application/vnd.ms-excel" => &["xls"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => &["xlsx"],
+        "application/vnd.ms-powerpoint" => &["ppt"],
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => &["pptx"],
+        "application/vnd.oasis.opendocument.text" => &["odt"],
+        "application/vnd.oasis.opendocument.spreadsheet" => &["ods"],
+        "application/vnd.oasis.opendocument.presentation" => &["odp"],
+        // Text that no common program runs by its extension.
+        "text/plain" => &["txt", "text", "log", "md", "csv"],
+        _ => return None,
+    })
 }
 
 /// Trims whitespace and dots at both ends.
@@ -888,4 +957,82 @@ pub fn content_disposition_header(disposition: Disposition, name: &str) -> Strin
         }
     }
     header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_named_as_an_active_file_gets_the_text_extension() {
+        for name in [
+            "invoice.html",
+            "x.svg",
+            "a.js",
+            "a.hta",
+            "a.cmd",
+            "b.HTM",
+            "c.exe",
+            "d.txt.lnk",
+        ] {
+            assert_eq!(typed_name(name, "text/plain"), format!("{name}.txt"), "{name}");
+        }
+        for name in ["notes.txt", "NOTES.TXT", "server.log", "README.md", "figures.csv"] {
+            assert_eq!(typed_name(name, "text/plain"), name, "{name}");
+        }
+        assert_eq!(typed_name("notes", "text/plain"), "notes.txt", "no extension");
+        assert_eq!(typed_name("v1.2 final", "text/plain"), "v1.2 final.txt");
+    }
+
+    #[test]
+    fn images_pdfs_and_office_files_get_their_own_extensions() {
+        let cases = [
+            ("page.html", "image/png", "page.html.png"),
+            ("Photo.JPEG", "image/jpeg", "Photo.JPEG"),
+            ("photo.png", "image/jpeg", "photo.png.jpg"),
+            ("run.exe", "application/pdf", "run.exe.pdf"),
+            ("Report.PDF", "application/pdf", "Report.PDF"),
+            ("macro.docm", OFFICE_ZIP_TYPES[0], "macro.docm.docx"),
+            ("old.xls", "application/vnd.ms-excel", "old.xls"),
+            (
+                "sheet.ods",
+                "application/vnd.oasis.opendocument.spreadsheet",
+                "sheet.ods",
+            ),
+        ];
+        for (name, media_type, typed) in cases {
+            assert_eq!(typed_name(name, media_type), typed, "{name} as {media_type}");
+        }
+        // A type the host allowed beyond the defaults: its names are taken as given.
+        assert_eq!(typed_name("page.html", "text/html"), "page.html");
+    }
+
+    #[test]
+    fn every_default_type_has_extensions() {
+        for media_type in DocumentPolicy::DEFAULT_MEDIA_TYPES {
+            let extensions = extensions_of(media_type).unwrap_or_default();
+            assert!(!extensions.is_empty(), "{media_type}");
+            let usual = format!("name.{}", extensions[0]);
+            assert_eq!(typed_name(&usual, media_type), usual, "{media_type}");
+        }
+    }
+
+    #[test]
+    fn typed_display_names_stay_within_the_limit_and_are_stable() {
+        let policy = DocumentPolicy::default();
+        assert_eq!(
+            display_name_for("../../invoice.html\u{202E}", "text/plain", &policy),
+            "invoice.html.txt"
+        );
+        let long = format!("{}.html", "n".repeat(300));
+        // Shortened to 255 with ".html" kept, then ".txt" added, then the stem cut (and the dot
+        // it now ends with trimmed).
+        let name = display_name_for(&long, "text/plain", &policy);
+        assert_eq!(name, format!("{}.txt", "n".repeat(250)));
+        for raw in ["invoice.html", "notes.txt", "", long.as_str(), "a.....html"] {
+            let once = display_name_for(raw, "text/plain", &policy);
+            assert_eq!(display_name_for(&once, "text/plain", &policy), once, "{raw:?}");
+        }
+        assert_eq!(display_name_for("", "text/plain", &policy), "document.txt");
+    }
 }

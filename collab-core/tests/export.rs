@@ -219,3 +219,69 @@ async fn an_export_is_made_as_it_is_read_a_few_chunks_ahead() {
     assert!(read > size, "the whole archive came: {read} bytes");
     assert_eq!(taken.load(Ordering::SeqCst), pieces);
 }
+
+#[tokio::test]
+async fn a_document_is_downloaded_and_exported_under_its_type_s_extension() {
+    let world = World::with(|builder| builder.blob_store(MemoryBlobStore::new()));
+    let rooms = &world.rooms;
+    let (room, customer, _) = world.room_with_customer().await;
+    let words = b"just words, <b>no</b> markup to run".to_vec();
+    let shared = rooms
+        .share_document(&customer, room, upload("invoice.html", words.clone()))
+        .await
+        .unwrap();
+    let EventData::DocumentShared(meta) = &shared.data else {
+        panic!("{shared:?}")
+    };
+    assert_eq!(meta.media_type, "text/plain");
+    assert_eq!(meta.name, "invoice.html.txt", "named as what it is when shared");
+
+    // A document shared before names were given their type's extension: the stored event says
+    // `old.hta`. It still replays as stored, and is served and exported as text.
+    let state = rooms.room(&agent(), room).await.unwrap();
+    let old = DocumentMeta {
+        id: DocumentId::from_u128(0x01d),
+        name: "old.hta".to_owned(),
+        ..meta.clone()
+    };
+    let event = Event {
+        room,
+        seq: state.seq().next(),
+        at: shared.at,
+        actor: shared.actor.clone(),
+        data: EventData::DocumentShared(old.clone()),
+    };
+    world
+        .store
+        .append(store::Append::new(Some(&state), vec![event.clone()]).unwrap())
+        .await
+        .unwrap();
+    let state = rooms.room(&agent(), room).await.unwrap();
+    assert_eq!(state.document(old.id).map(|d| d.name.as_str()), Some("old.hta"));
+
+    for (id, name) in [(meta.id, "invoice.html.txt"), (old.id, "old.hta.txt")] {
+        let download = rooms.open_document(&customer, room, id, None).await.unwrap();
+        assert_eq!(
+            download.content_disposition,
+            format!("inline; filename=\"{name}\"; filename*=UTF-8''{name}")
+        );
+    }
+    let entries = read_zip_with_python(&read_all(rooms.export_room(&agent(), room).await.unwrap()).await);
+    let documents: Vec<&str> = entries
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| name.starts_with("documents/"))
+        .collect();
+    assert_eq!(
+        documents,
+        [
+            format!("documents/{}-invoice.html.txt", shared.seq),
+            format!("documents/{}-old.hta.txt", event.seq),
+        ]
+    );
+    let transcript = String::from_utf8(entries[1].1.clone()).unwrap();
+    assert!(
+        transcript.contains(&format!("href=\"documents/{}-old.hta.txt\"", event.seq)),
+        "{transcript}"
+    );
+}

@@ -236,9 +236,10 @@ async fn file_names_are_display_names_only() {
     let (room, customer, _) = world.room_with_customer().await;
     let long = format!("{}.txt", "n".repeat(5_000));
     for (raw, check) in [
-        ("../../etc/passwd", "passwd"),
-        ("..\\..\\boot.ini", "boot.ini"),
-        ("evil\u{202E}txt.exe", "eviltxt.exe"),
+        // Text gets its extension unless it has one of text's.
+        ("../../etc/passwd", "passwd.txt"),
+        ("..\\..\\boot.ini", "boot.ini.txt"),
+        ("evil\u{202E}txt.exe", "eviltxt.exe.txt"),
         ("a\u{0}b\r\nc.txt", "abc.txt"),
         (long.as_str(), ".txt"),
     ] {

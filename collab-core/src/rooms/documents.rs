@@ -180,7 +180,11 @@ impl Rooms {
 
         let shared = async {
             let inspection = self.inspect_stored(&blob, &head, &info).await?;
+            // The name gets the type's extension when the client's is another type's.
+            let name =
+                document::display_name_for(&placeholder.name, &inspection.media_type, &self.inner.config.documents);
             let meta = DocumentMeta {
+                name,
                 media_type: inspection.media_type,
                 size: info.size,
                 sha256: info.sha256,
@@ -386,7 +390,11 @@ impl Rooms {
             .ok_or(Error::NotFound { what: Entity::Document })?;
         let disposition = document::disposition(&meta.media_type);
         Ok(DocumentDownload {
-            content_disposition: document::content_disposition_header(disposition, &meta.name),
+            // Names stored before they were given their type's extension get it here.
+            content_disposition: document::content_disposition_header(
+                disposition,
+                &document::typed_name(&meta.name, &meta.media_type),
+            ),
             disposition,
             range: download.range,
             stream: download.stream,

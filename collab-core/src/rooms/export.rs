@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 use super::{Operation, Rooms};
 use crate::blob::DownloadStream;
 use crate::decide::Actor;
-use crate::document::escape_html;
+use crate::document::{self, escape_html};
 use crate::error::Error;
-use crate::event::{Event, EventActor, EventData, Seq};
+use crate::event::{DocumentMeta, Event, EventActor, EventData, Seq};
 use crate::id::RoomId;
 use crate::zip::ZipWriter;
 
@@ -127,7 +127,7 @@ impl Rooms {
                 let Some(download) = self.inner.blobs.get(&meta.blob, None).await? else {
                     continue;
                 };
-                out.put(zip.start_entry(&document_path(event.seq, &meta.name))).await?;
+                out.put(zip.start_entry(&document_path(event.seq, meta))).await?;
                 let mut bytes = download.stream;
                 while let Some(chunk) = bytes.next().await {
                     let chunk = chunk?;
@@ -211,9 +211,11 @@ impl Output {
     }
 }
 
-/// The archive path of the document shared at `seq`: no directory, no control character.
-fn document_path(seq: Seq, name: &str) -> String {
-    let name: String = name
+/// The archive path of the document `meta` shared at `seq`: no directory, no control
+/// character, and the extension of its type (names stored before they were given it get it
+/// here).
+fn document_path(seq: Seq, meta: &DocumentMeta) -> String {
+    let name: String = document::typed_name(&meta.name, &meta.media_type)
         .chars()
         .map(|c| {
             if c == '/' || c == '\\' || c.is_control() {
@@ -246,7 +248,7 @@ fn transcript_line(html: &mut String, event: &Event) {
             let _ = write!(
                 html,
                 "shared <a href=\"{}\">{}</a>",
-                escape_html(&document_path(event.seq, &meta.name)),
+                escape_html(&document_path(event.seq, meta)),
                 escape_html(&meta.name)
             );
         }

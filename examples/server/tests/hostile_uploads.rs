@@ -306,28 +306,32 @@ async fn the_declared_type_is_never_trusted() {
     let server = server().await;
     let agent = server.agent("ada", "secret").await;
     let (room, customer) = server.room_with_customer(&agent).await;
-    // (name, declared type, bytes, the type it is served as)
-    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
-        ("page.html", "text/html", png(4, 3), "image/png"),
+    // (name, declared type, bytes, the type it is served as, the name it is served under: the
+    // type's extension is added, so that "Save as" cannot make an active file of it)
+    let cases: Vec<(&str, &str, Vec<u8>, &str, &str)> = vec![
+        ("page.html", "text/html", png(4, 3), "image/png", "page.html.png"),
         (
             "page.html",
             "text/html",
             b"just words, <b>no</b> markup to run".to_vec(),
             "text/plain",
+            "page.html.txt",
         ),
         (
             "run.exe",
             "application/x-msdownload",
             pdf_with_pages(2),
             "application/pdf",
+            "run.exe.pdf",
         ),
     ];
-    for (name, declared, bytes, served_as) in cases {
+    for (name, declared, bytes, served_as, served_name) in cases {
         // Images, PDFs and plain text open in the browser (text as text: nosniff, sandboxed).
         let reply = upload_declared(&server, &room, &customer, name, declared, bytes.clone()).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{name}: {}", reply.json());
         let document = &reply.json()["document"];
         assert_eq!(document["media_type"], served_as, "{name}");
+        assert_eq!(document["name"], served_name, "{name}");
         let served = server
             .call("GET", document["url"].as_str().unwrap(), Some(&customer), None)
             .await;
@@ -343,7 +347,7 @@ async fn the_declared_type_is_never_trusted() {
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         let header = served.header("content-disposition");
         assert!(header.starts_with("inline"), "{name}: {header}");
-        assert!(header.contains(&format!("filename=\"{name}\"")), "{header}");
+        assert!(header.contains(&format!("filename=\"{served_name}\"")), "{header}");
     }
 }
 
