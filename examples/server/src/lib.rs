@@ -129,8 +129,15 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
     };
     let common = [
         ("400", "malformed request"),
-        ("401", "not signed in"),
-        ("403", "refused: another host or origin, or not allowed"),
+        (
+            "401",
+            "not signed in (no session cookie, or an agent's sign-in that ended)",
+        ),
+        (
+            "403",
+            "refused: another host or origin, not allowed, or a customer's session that ended \
+             (expired, revoked, left): open the invite link again",
+        ),
         ("404", "not found"),
         ("409", "the room is closed or timed out, or changed meanwhile"),
         ("410", "the room's personal data was erased: it accepts no change"),
@@ -157,7 +164,10 @@ fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
             // (ending the customer's session in it); erasing a customer erases rooms, which may
             // change meanwhile, but takes an erased one as done.
             let room = path.starts_with("/api/rooms/{room}")
-                || matches!((method, path.as_str()), ("POST", "/api/join") | ("DELETE", "/api/session"));
+                || matches!(
+                    (method, path.as_str()),
+                    ("POST", "/api/join") | ("DELETE", "/api/session")
+                );
             let changes_rooms = room || (method, path.as_str()) == ("POST", "/api/customers/erase");
             let signed_in = operation
                 .parameters
