@@ -294,10 +294,11 @@ impl Agents {
             .accounts
             .get(agent)
             .filter(|account| tenant.is_none_or(|tenant| account.tenant.as_str() == tenant));
-        // The account counts as itself however it is named; an unknown one as named.
-        let key: [u8; 32] = match account {
-            Some(account) => Sha256::digest(format!("{}/{agent}", account.tenant)).into(),
-            None => Sha256::digest(format!("unknown:{agent}")).into(),
+        // The account counts as itself however it is named; an unknown one as named, apart, so
+        // that trying many unknown names cannot make the guard forget an account's failures.
+        let key = match account {
+            Some(account) => guard::Account::Known(Sha256::digest(format!("{}/{agent}", account.tenant)).into()),
+            None => guard::Account::Unknown(Sha256::digest(format!("unknown:{agent}")).into()),
         };
         let from = from.map(guard::client);
         self.guard

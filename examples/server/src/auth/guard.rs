@@ -68,8 +68,10 @@ impl SignInLimits {
         self.lockout
     }
 
-    /// Tracks at most `entries` accounts and as many addresses (at least 1); past that, the
-    /// stale ones are forgotten first, then the oldest.
+    /// Tracks at most `entries` unknown agent names and as many addresses (at least 1); past
+    /// that, the stale ones are forgotten first, then the oldest. Configured accounts are
+    /// always tracked, however many unknown names are tried: there are only as many as the
+    /// configuration lists, and forgetting one would forget how near its lock it is.
     pub fn with_tracked(mut self, entries: usize) -> Result<Self, Error> {
         if entries == 0 {
             return Err(invalid("tracked", "at least 1"));
@@ -96,9 +98,32 @@ pub(super) struct Guard {
 
 #[derive(Debug, Default)]
 struct Tracked {
-    /// By a digest of the account's name: a bounded key, whatever name a client sends.
+    /// Configured accounts: never forgotten to make room.
     accounts: HashMap<[u8; 32], Entry>,
+    /// Names no account has, counted as an account would be (so that a lock does not tell
+    /// which names exist), within the limit on tracked entries.
+    unknown: HashMap<[u8; 32], Entry>,
     addresses: HashMap<IpAddr, Entry>,
+}
+
+/// The account a sign-in names, by a digest of its name: a bounded key, whatever name a client
+/// sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Account {
+    /// A configured account.
+    Known([u8; 32]),
+    /// A name no account has.
+    Unknown([u8; 32]),
+}
+
+impl Tracked {
+    /// The entry of `account`, if tracked.
+    fn account(&mut self, account: Account) -> Option<&mut Entry> {
+        match account {
+            Account::Known(key) => self.accounts.get_mut(&key),
+            Account::Unknown(key) => self.unknown.get_mut(&key),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -163,12 +188,12 @@ impl Guard {
 
     /// Starts an attempt on `account` from `address`, counted as a failure until
     /// [`Guard::succeeded`]; refused while either is locked.
-    pub(super) fn begin(&self, account: [u8; 32], address: Option<IpAddr>, now: Timestamp) -> Result<(), Refused> {
+    pub(super) fn begin(&self, account: Account, address: Option<IpAddr>, now: Timestamp) -> Result<(), Refused> {
         let limits = self.limits;
         let mut tracked = self.lock();
         let tracked = &mut *tracked;
         let mut wait = None;
-        if let Some(entry) = tracked.accounts.get_mut(&account) {
+        if let Some(entry) = tracked.account(account) {
             entry.refresh(now, limits.window);
             wait = entry.refusal(now, limits.account_failures);
         }
@@ -181,7 +206,11 @@ impl Guard {
                 retry_after: wait.max(Duration::from_secs(1)),
             });
         }
-        entry(&mut tracked.accounts, account, now, limits).failures += 1;
+        let entry_of_account = match account {
+            Account::Known(key) => tracked.accounts.entry(key).or_insert_with(|| Entry::new(now)),
+            Account::Unknown(key) => entry(&mut tracked.unknown, key, now, limits),
+        };
+        entry_of_account.failures += 1;
         if let Some(address) = address {
             entry(&mut tracked.addresses, address, now, limits).failures += 1;
         }
@@ -190,7 +219,7 @@ impl Guard {
 
     /// The attempt failed: locks what reached its limit. Returns whether the account locked
     /// now (the caller logs it), and whether the address did.
-    pub(super) fn failed(&self, account: [u8; 32], address: Option<IpAddr>, now: Timestamp) -> (bool, bool) {
+    pub(super) fn failed(&self, account: Account, address: Option<IpAddr>, now: Timestamp) -> (bool, bool) {
         let limits = self.limits;
         let lock = |entry: Option<&mut Entry>, max: u32| match entry {
             Some(entry) if entry.locked_until.is_none() && entry.failures >= max => {
@@ -201,7 +230,7 @@ impl Guard {
             _ => false,
         };
         let mut tracked = self.lock();
-        let account = lock(tracked.accounts.get_mut(&account), limits.account_failures);
+        let account = lock(tracked.account(account), limits.account_failures);
         let address = lock(
             address.and_then(|a| tracked.addresses.get_mut(&a)),
             limits.address_failures,
@@ -211,9 +240,12 @@ impl Guard {
 
     /// The attempt succeeded: the account's failures are forgotten, and this attempt no longer
     /// counts against the address.
-    pub(super) fn succeeded(&self, account: [u8; 32], address: Option<IpAddr>) {
+    pub(super) fn succeeded(&self, account: Account, address: Option<IpAddr>) {
         let mut tracked = self.lock();
-        tracked.accounts.remove(&account);
+        match account {
+            Account::Known(key) => tracked.accounts.remove(&key),
+            Account::Unknown(key) => tracked.unknown.remove(&key),
+        };
         if let Some(entry) = address.and_then(|a| tracked.addresses.get_mut(&a)) {
             entry.failures = entry.failures.saturating_sub(1);
         }
@@ -272,9 +304,17 @@ mod tests {
             .expect("limits")
     }
 
+    fn known(account: u8) -> Account {
+        Account::Known([account; 32])
+    }
+
     fn fail(guard: &Guard, account: u8, address: Option<IpAddr>, now: Timestamp) -> (bool, bool) {
-        guard.begin([account; 32], address, now).expect("not refused yet");
-        guard.failed([account; 32], address, now)
+        fail_as(guard, known(account), address, now)
+    }
+
+    fn fail_as(guard: &Guard, account: Account, address: Option<IpAddr>, now: Timestamp) -> (bool, bool) {
+        guard.begin(account, address, now).expect("not refused yet");
+        guard.failed(account, address, now)
     }
 
     #[test]
@@ -285,27 +325,27 @@ mod tests {
         assert_eq!(fail(&guard, 1, None, T0), (true, false));
         let later = T0.saturating_add(Duration::from_secs(20));
         assert_eq!(
-            guard.begin([1; 32], None, later),
+            guard.begin(known(1), None, later),
             Err(Refused {
                 retry_after: Duration::from_secs(100)
             })
         );
         // Another account is not concerned.
-        assert!(guard.begin([2; 32], None, later).is_ok());
+        assert!(guard.begin(known(2), None, later).is_ok());
         let unlocked = T0.saturating_add(Duration::from_secs(120));
-        assert!(guard.begin([1; 32], None, unlocked).is_ok());
+        assert!(guard.begin(known(1), None, unlocked).is_ok());
     }
 
     #[test]
     fn attempts_in_progress_count_and_a_success_clears_the_account() {
         let guard = Guard::new(limits());
         for _ in 0..3 {
-            guard.begin([1; 32], None, T0).expect("within the limit");
+            guard.begin(known(1), None, T0).expect("within the limit");
         }
         // Three guesses being checked: a fourth waits, whatever they turn out to be.
-        assert!(guard.begin([1; 32], None, T0).is_err());
-        guard.succeeded([1; 32], None);
-        assert!(guard.begin([1; 32], None, T0).is_ok());
+        assert!(guard.begin(known(1), None, T0).is_err());
+        guard.succeeded(known(1), None);
+        assert!(guard.begin(known(1), None, T0).is_ok());
     }
 
     #[test]
@@ -325,22 +365,48 @@ mod tests {
             assert_eq!(fail(&guard, account, home, T0), (false, false));
         }
         assert_eq!(fail(&guard, 5, home, T0), (false, true));
-        assert!(guard.begin([6; 32], home, T0).is_err());
-        assert!(guard.begin([6; 32], "192.0.2.2".parse().ok(), T0).is_ok());
+        assert!(guard.begin(known(6), home, T0).is_err());
+        assert!(guard.begin(known(6), "192.0.2.2".parse().ok(), T0).is_ok());
     }
 
     #[test]
     fn memory_is_bounded_and_a_lock_outlives_unlocked_entries() {
         let guard = Guard::new(limits());
         for _ in 0..3 {
-            fail(&guard, 0, None, T0);
+            fail_as(&guard, Account::Unknown([0; 32]), None, T0);
         }
-        for account in 1..50 {
-            fail(&guard, account, None, T0.saturating_add(Duration::from_secs(1)));
+        for name in 1..50 {
+            fail_as(
+                &guard,
+                Account::Unknown([name; 32]),
+                None,
+                T0.saturating_add(Duration::from_secs(1)),
+            );
         }
         let tracked = guard.lock();
-        assert!(tracked.accounts.len() <= 4);
-        assert!(tracked.accounts.get(&[0; 32]).is_some_and(|e| e.locked_until.is_some()));
+        assert!(tracked.unknown.len() <= 4);
+        assert!(tracked.unknown.get(&[0; 32]).is_some_and(|e| e.locked_until.is_some()));
+    }
+
+    #[test]
+    fn unknown_names_cannot_push_out_an_account_near_its_lock() {
+        let guard = Guard::new(limits());
+        fail(&guard, 1, None, T0);
+        fail(&guard, 1, None, T0);
+        // Far more unknown names than are tracked, tried after the account's failures: each
+        // would push out the oldest unlocked entry, were the account's among them.
+        for name in 0..=u8::MAX {
+            fail_as(
+                &guard,
+                Account::Unknown([name; 32]),
+                None,
+                T0.saturating_add(Duration::from_secs(1)),
+            );
+        }
+        assert!(guard.lock().unknown.len() <= 4);
+        let later = T0.saturating_add(Duration::from_secs(2));
+        assert_eq!(fail(&guard, 1, None, later), (true, false), "the third failure locks");
+        assert!(guard.begin(known(1), None, later).is_err());
     }
 
     #[test]
