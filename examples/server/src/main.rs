@@ -4,6 +4,7 @@
 //! environment; `--help` lists them.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +53,8 @@ Flags (or environment variables):
                      (settings from AWS_* variables), memory://; default DIR/documents
   --agents LIST      agents as [tenant/]id:password,... (COLLAB_AGENTS); an agent sees
                      only its tenant's rooms (without one: tenant example);
-                     default one dev agent: agent@example.com:dev
+                     default one dev agent: agent@example.com:dev, only on a loopback
+                     address and with a loopback --base-url
   --admins LIST      the agents who may change their tenant's settings, as [tenant/]id,...
                      (COLLAB_ADMINS); default none, or the dev agent with the dev default
   --lease SECONDS    how long a dispatcher holds an invite it is sending before another
@@ -461,6 +463,20 @@ struct Notifiers {
     alerts: Option<SmtpAgentAlerts>,
 }
 
+/// Whether the host of `url` is a loopback one: `localhost` (or a name under it, which
+/// resolves to loopback by RFC 6761) or a loopback IP address. Any other name may be public.
+fn has_loopback_host(url: &str) -> bool {
+    let origin = collab_server::origin_of(url);
+    let authority = origin.split_once("://").map_or(origin.as_str(), |(_, rest)| rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split_once(']').map_or(bracketed, |(host, _)| host),
+        None => authority.split_once(':').map_or(authority, |(host, _)| host),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn notifiers(base_url: &str, inbox: &DevInbox) -> Result<Notifiers, String> {
     fn fail(what: &'static str) -> impl Fn(Error) -> String {
         move |e| format!("{what}: {e}")
@@ -700,6 +716,14 @@ async fn run() -> Result<(), String> {
             "the dev agent (agent@example.com:dev) may only sign in on a loopback address: set --agents".into(),
         );
     }
+    // Behind a reverse proxy the server listens on loopback, yet the public reaches it: the base
+    // URL says so.
+    if dev_agent && !has_loopback_host(&base_url) {
+        return Err(format!(
+            "the dev agent (agent@example.com:dev) may only sign in on a loopback address, and the \
+             base URL {base_url} is not one: set --agents"
+        ));
+    }
     let state = AppState::new(Shared {
         rooms: rooms.clone(),
         agents,
@@ -761,4 +785,34 @@ async fn run() -> Result<(), String> {
     })
     .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_loopback_host;
+
+    #[test]
+    fn only_loopback_hosts_are_loopback() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:8080/",
+            "http://localhost",
+            "https://LocalHost.:8443/collab",
+            "http://app.localhost:8080",
+        ] {
+            assert!(has_loopback_host(url), "{url}");
+        }
+        for url in [
+            "https://collab.example.com",
+            "http://0.0.0.0:8080",
+            "http://10.0.0.5",
+            "http://[2001:db8::1]:8080",
+            "http://localhost@collab.example.com",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+        ] {
+            assert!(!has_loopback_host(url), "{url}");
+        }
+    }
 }

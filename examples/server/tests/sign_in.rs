@@ -6,10 +6,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -17,7 +18,7 @@ use collab_core::time::ManualClock;
 use collab_core::{TenantId, Timestamp};
 use collab_server::auth::{Agents, PasswordCost, SignInLimits};
 use collab_server::serve::{ConnectionLimits, serve};
-use common::process::ServerProcess;
+use common::process::{KillOnDrop, ServerProcess};
 use common::{ORIGIN, Reply, Server};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -344,4 +345,71 @@ async fn the_server_hashes_its_agents_at_start_and_takes_its_limits_from_the_com
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--sign-in-failures is ACCOUNT,ADDRESS"), "{stderr}");
+}
+
+#[test]
+fn the_dev_agent_is_refused_unless_both_the_address_and_the_base_url_are_loopback() {
+    // (flags, what stderr must say): the server stops before it serves.
+    let public_base_url = "the dev agent (agent@example.com:dev) may only sign in on a loopback address, and the \
+                           base URL https://collab.example.com is not one: set --agents";
+    let cases = [
+        (
+            vec!["--addr", "127.0.0.1:0", "--base-url", "https://collab.example.com/"],
+            public_base_url,
+        ),
+        (
+            vec![
+                "--addr",
+                "127.0.0.1:0",
+                "--base-url",
+                "http://localhost@collab.example.com",
+            ],
+            "base URL http://localhost@collab.example.com is not one: set --agents",
+        ),
+        (
+            vec!["--addr", "0.0.0.0:0"],
+            "the dev agent (agent@example.com:dev) may only sign in on a loopback address: set --agents",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let data = tempfile::tempdir().unwrap();
+        let mut server = KillOnDrop(
+            std::process::Command::new(env!("CARGO_BIN_EXE_collab-server"))
+                .env_clear()
+                .args(&flags)
+                .arg("--data")
+                .arg(data.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        // A server that does start would serve until killed: it gets 30 s to stop by itself.
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = server.0.try_wait().unwrap() {
+                break Some(status);
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let _ = server.0.kill();
+        let mut stderr = String::new();
+        server.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert!(status.is_some_and(|s| !s.success()), "{flags:?} started: {stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+    }
+    // The public base URL with agents of its own, and the dev agent linked from loopback: both
+    // start.
+    let configured = ServerProcess::start(|command| {
+        command.args(["--agents", "ada:secret", "--base-url", "https://collab.example.com"]);
+    });
+    drop(configured);
+    let local = ServerProcess::start(|command| {
+        command.args(["--base-url", "http://localhost:8080"]);
+    });
+    drop(local);
 }
