@@ -409,11 +409,23 @@ function showItem(item, mine) {
   if (atEnd || mine) content.scrollTop = content.scrollHeight;
 }
 
+// The largest document the server takes, in bytes (from `/api/me`; 0 until known).
+let maxDocumentBytes = 0;
+
 // Uploads `file` with a progress bar; resolves with the event or rejects with the API error (or
 // an error without a code when the connection failed, or when no byte went out for a minute:
 // a phone that moved from Wi-Fi to mobile data can leave an upload hanging for good).
 function uploadFile(roomId, file, progress) {
   return new Promise((resolve, reject) => {
+    // A server refuses a larger body before reading it, which a browser may report as a broken
+    // connection: say what it is instead, before sending anything.
+    if (maxDocumentBytes && file.size > maxDocumentBytes) {
+      const error = new Error(`${file.name} is larger than the ${Math.floor(maxDocumentBytes / 1048576)} MiB limit`);
+      error.code = "too_large";
+      error.limit = maxDocumentBytes;
+      reject(error);
+      return;
+    }
     const request = new XMLHttpRequest();
     request.open("POST", `/api/rooms/${roomId}/documents?name=${encodeURIComponent(file.name)}`);
     request.setRequestHeader("Content-Type", "application/octet-stream");
@@ -441,6 +453,7 @@ function uploadFile(roomId, file, progress) {
       else {
         const error = new Error((data && data.error && data.error.message) || request.statusText || "the upload failed");
         error.code = data && data.error && data.error.code;
+        error.limit = data && data.error && data.error.limit;
         error.status = request.status;
         reject(error);
       }

@@ -47,6 +47,7 @@ function showConsole(agent) {
   openRoomOfHash();
   // The invite's languages: those the customer page has (the server lists them).
   api("GET", "/api/me").then((me) => {
+    maxDocumentBytes = me.max_document_bytes || 0;
     const names = new Intl.DisplayNames(["en"], { type: "language" });
     languages = me.languages || [];
     for (const tag of languages) $("invite-locale").append(el("option", { value: tag }, `In ${names.of(tag)}`));

@@ -36,6 +36,7 @@ async function start() {
     me = await api("GET", "/api/me");
     if (!me.room) throw new Error("not a customer");
     roomId = me.room;
+    maxDocumentBytes = me.max_document_bytes || 0;
   } catch (_) {
     me = null;
   }
@@ -147,7 +148,8 @@ function problem(error) {
   // No answer, or not the server's (a proxy's 502): the connection.
   if (!error.code) return t("error.network");
   const key = error.code === "invalid" && error.field === "text" ? "error.invalid_text" : `error.${error.code}`;
-  return t(key) !== key ? t(key) : t("chat.failed", { message: error.message });
+  const mib = Math.floor((error.limit || maxDocumentBytes) / 1048576);
+  return t(key) !== key ? t(key, { mib }) : t("chat.failed", { message: error.message });
 }
 
 // The message being sent and its key: sent again unchanged after a failure, it keeps the key,

@@ -276,7 +276,16 @@ async fn the_product_end_to_end_in_chromium() {
     wait_text(&agent, "#content", |t| t.contains("I have a photo of the damage.")).await;
     shot(&customer, "05-customer-chat").await;
 
-    // 5. The customer uploads an image; the agent sees it inline and enlarges it.
+    // 5. A file over the server's limit is refused on the phone, before a byte is sent, in
+    // words that say the limit (the server's 413 can reach a browser as a dropped connection).
+    let video = dir.path().join("video.mp4");
+    std::fs::File::create(&video)
+        .unwrap()
+        .set_len(collab_core::RoomsConfig::DEFAULT_MAX_DOCUMENT_BYTES + 1)
+        .unwrap();
+    choose_file(&customer, &video).await;
+    wait_text(&customer, "#upload-message", |t| t.contains("the limit is 25 MiB")).await;
+    // The customer uploads an image; the agent sees it inline and enlarges it.
     let photo = dir.path().join("damage.png");
     std::fs::write(&photo, png(64, 48)).unwrap();
     choose_file(&customer, &photo).await;

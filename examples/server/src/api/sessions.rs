@@ -114,6 +114,9 @@ pub struct Me {
     pub languages: Option<Vec<String>>,
     /// For an agent: whether they may change the tenant's settings.
     pub admin: Option<bool>,
+    /// The largest document an upload may carry, in bytes: a page checks a file against it
+    /// before sending it (the 413 for a larger one can reach a browser as a dropped connection).
+    pub max_document_bytes: u64,
 }
 
 /// Who is signed in.
@@ -129,6 +132,7 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap, Caller(actor)
             locale: None,
             languages: Some(i18n::shipped().iter().map(ToString::to_string).collect()),
             admin: Some(state.agents.is_admin(tenant, agent)),
+            max_document_bytes: state.rooms.config().max_document_bytes(),
         },
         Actor::Customer { room, .. } => {
             let config = state.rooms.config();
@@ -147,6 +151,7 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap, Caller(actor)
                 locale: Some(locale.to_string()),
                 languages: None,
                 admin: None,
+                max_document_bytes: config.max_document_bytes(),
             }
         }
         Actor::System => return Err(ApiError::Unauthenticated),
