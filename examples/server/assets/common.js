@@ -367,14 +367,16 @@ async function follow(roomId, { onEvent, onFail, onTyping, onConnection }) {
       return;
     }
     if (stopped) return;
-    delay = 1000;
     connection(true);
     // EventSource reconnects by itself after a network error, resuming with Last-Event-ID;
     // an error answer closes it for good: then read the timeline again and start over.
     source = new EventSource(`/api/rooms/${roomId}/live?after=${last}${asCustomer() ? "&as=customer" : ""}`);
     source.addEventListener("timeline", (message) => deliver(JSON.parse(message.data)));
     source.addEventListener("typing", (message) => { if (!stopped && onTyping) onTyping(JSON.parse(message.data)); });
-    source.onopen = () => connection(true);
+    source.onopen = () => {
+      delay = 1000;
+      connection(true);
+    };
     source.onerror = () => {
       if (stopped) return;
       connection(false);
@@ -392,12 +394,29 @@ async function follow(roomId, { onEvent, onFail, onTyping, onConnection }) {
   };
 }
 
-// A key for a message, kept while its text is retried, so that a send whose answer was lost
-// and is sent again is recorded once. crypto.randomUUID exists only on secure origins (and
-// Safari 15.4+): a phone trying the server over the LAN has getRandomValues only.
+// A message's `client_key`. crypto.randomUUID exists only on secure origins (and Safari 15.4+):
+// a phone trying the server over the LAN has getRandomValues only.
 function newClientKey() {
   if (crypto.randomUUID) return crypto.randomUUID();
   return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// The last send that failed: its room, text and key.
+let unsent = null;
+
+// Posts `text` to `room`; rejects as `api` does. A text whose send failed keeps its key when it
+// is sent again unchanged, so that a send whose answer was lost is recorded once; any other
+// send (the same words sent again on purpose too) gets a new key.
+async function postMessage(room, text) {
+  const retry = unsent && unsent.room === room && unsent.text === text;
+  const key = retry ? unsent.key : newClientKey();
+  try {
+    await api("POST", `/api/rooms/${room}/messages`, { text, client_key: key });
+    if (retry) unsent = null;
+  } catch (error) {
+    unsent = { room, text, key };
+    throw error;
+  }
 }
 
 // Appends `item` to the content area, and scrolls to it if the reader was at the end already
@@ -441,6 +460,8 @@ function uploadFile(roomId, file, progress) {
       clearTimeout(stalled);
       progress.classList.add("hidden");
     };
+    // Sent whole: the answer may take a while (a large PDF read back, a store completing it).
+    request.upload.onload = () => clearTimeout(stalled);
     request.upload.onprogress = (e) => {
       watch();
       if (e.lengthComputable) progress.value = e.loaded / e.total;

@@ -94,11 +94,15 @@ async function loadRooms() {
   }
 }
 
-// Other rooms' unread counts and new rooms, while the console is in view; not while the agent
-// moves through the list by keyboard (redrawing it would take the focus away).
+// Other rooms' unread counts and new rooms, while the console is in view and the agent at it:
+// every request counts as activity, so polling an unattended screen would keep its sign-in from
+// ever going idle. Not while the agent moves through the list by keyboard (redrawing it would
+// take the focus away).
+let lastActive = Date.now();
+for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, () => { lastActive = Date.now(); });
 setInterval(() => {
   if (document.visibilityState === "visible" && !$("console").classList.contains("hidden")
-    && !$("rooms").contains(document.activeElement)) loadRooms();
+    && Date.now() - lastActive < 10 * 60000 && !$("rooms").contains(document.activeElement)) loadRooms();
 }, 30000);
 
 let searchTimer = null;
@@ -185,6 +189,7 @@ async function openRoom(id) {
     }
   },
   onFail: (error) => {
+    if (mine === opening) $("connection").textContent = "";
     if (error.status === 401) signedOut();
     else if (mine === opening) $("content").append(el("div", { class: "item system error" }, error.message));
   },
@@ -197,21 +202,20 @@ async function openRoom(id) {
   else followed.close();
 }
 
-let sending = { text: null, key: null }; // the message being sent and its key
-
 $("chat").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const text = $("chat-input").value;
-  if (!text.trim() || !current) return;
-  // Sent again unchanged after a failure, a message keeps its key: recorded once.
-  if (sending.text !== text) sending = { text, key: newClientKey() };
   const input = $("chat-input");
+  const text = input.value;
+  if (!text.trim() || !current) return;
+  const room = current.id;
   input.value = "";
   try {
-    await api("POST", `/api/rooms/${current.id}/messages`, { text, client_key: sending.key });
-    sending = { text: null, key: null };
+    await postMessage(room, text);
   } catch (error) {
-    input.value = input.value ? `${text} ${input.value}` : text;
+    // Back where it was typed: the box, or that room's draft if another room is open now.
+    const restore = (typed) => (typed ? `${text} ${typed}` : text);
+    if (current && current.id === room) input.value = restore(input.value);
+    else drafts.set(room, restore(drafts.get(room)));
     alert(error.message);
   }
 });

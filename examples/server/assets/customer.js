@@ -56,6 +56,7 @@ async function start() {
   // The history arrives in one go: a screen reader announces what comes after it, not all of it.
   $("content").setAttribute("aria-busy", "true");
   following = await follow(roomId, { onEvent: async (event) => {
+    if (left) return;
     const item = renderEvent(event, "customer");
     if (item) showItem(item, event.by === "customer");
     reads.onEvent(event);
@@ -84,6 +85,8 @@ async function start() {
     if (up) refresh();
   } });
   $("content").removeAttribute("aria-busy");
+  // Left while the history was loading: nothing more is shown.
+  if (left) following.close();
 }
 
 // Takes off the page everything the room showed (an erased room, or a device the customer
@@ -103,6 +106,7 @@ function wipe() {
 }
 
 function noAccess(message) {
+  $("connection").textContent = "";
   $("join-error").textContent = message;
   $("join-error").classList.remove("hidden");
   for (const id of ["chat-input", "send", "upload-button"]) $(id).disabled = true;
@@ -152,22 +156,16 @@ function problem(error) {
   return t(key) !== key ? t(key, { mib }) : t("chat.failed", { message: error.message });
 }
 
-// The message being sent and its key: sent again unchanged after a failure, it keeps the key,
-// so that the server records it once even if the first attempt got through.
-let sending = { text: null, key: null };
-
 $("chat").addEventListener("submit", async (e) => {
   e.preventDefault();
   const input = $("chat-input");
   const text = input.value;
   if (!text.trim()) return;
-  if (sending.text !== text) sending = { text, key: newClientKey() };
   input.value = "";
   // Tapping Send moves the focus to it, which closes a phone's keyboard after every message.
   input.focus();
   try {
-    await api("POST", `/api/rooms/${roomId}/messages`, { text, client_key: sending.key });
-    sending = { text: null, key: null };
+    await postMessage(roomId, text);
     status("", "");
   } catch (error) {
     // Give the text back, before anything typed since.

@@ -96,12 +96,13 @@ Connection limits (flags or environment; times in whole seconds, each at least 1
                      client has its address: raise it there
 
 Abuse limits (flags or environment); refusals answer 429 with Retry-After:
-  --message-burst N  chat messages one session (agent or customer) may post at once
-                     (COLLAB_MESSAGE_BURST), default 30
-  --message-rate N   chat messages a second one session may post, sustained
+  --message-burst N  chat messages one agent, or a room's customer (all their sessions), may
+                     post at once (COLLAB_MESSAGE_BURST), default 30
+  --message-rate N   chat messages a second one agent or customer may post, sustained
                      (COLLAB_MESSAGE_RATE), default 2
-  --upload-burst N   documents one session may upload at once (COLLAB_UPLOAD_BURST), default 10
-  --upload-rate N    documents a minute one session may upload, sustained
+  --upload-burst N   documents one agent or customer may upload at once
+                     (COLLAB_UPLOAD_BURST), default 10
+  --upload-rate N    documents a minute one agent or customer may upload, sustained
                      (COLLAB_UPLOAD_RATE), default 10
   --join-burst N     invite links one client address may open at once (POST /api/join;
                      an IPv6 address counts by its /64) (COLLAB_JOIN_BURST), default 20

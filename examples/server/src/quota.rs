@@ -98,7 +98,7 @@ impl Default for QuotaSettings {
 /// request without a known address (an app driven in process) is not counted there.
 ///
 /// Memory stays bounded: a bucket that has filled up again is the same as none and is dropped
-/// (every minute, or when the table is full), and at most [`Quotas::MAX_SESSIONS`] senders or
+/// (every minute, or when the table is full), and at most [`Quotas::MAX_TRACKED`] senders or
 /// addresses are tracked; past that, ones not yet tracked are refused until buckets drain.
 #[derive(Debug)]
 pub struct Quotas {
@@ -109,7 +109,7 @@ pub struct Quotas {
 
 impl Quotas {
     /// The most senders (or addresses) tracked at once, per kind of action.
-    pub const MAX_SESSIONS: usize = 100_000;
+    pub const MAX_TRACKED: usize = 100_000;
 
     /// Quotas with these settings.
     pub fn new(settings: QuotaSettings) -> Self {
@@ -231,7 +231,7 @@ impl Limiter {
     fn new(rate: Rate) -> Self {
         Self {
             rate,
-            max_keys: Quotas::MAX_SESSIONS,
+            max_keys: Quotas::MAX_TRACKED,
             state: Mutex::new(Buckets {
                 map: HashMap::new(),
                 swept: Instant::now(),

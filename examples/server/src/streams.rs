@@ -112,8 +112,8 @@ struct Open {
     addresses: HashMap<IpAddr, usize>,
 }
 
-/// The session a stream counts against: an agent, or a customer's participation (all the
-/// sessions of one invite's customer).
+/// The session a stream counts against: an agent (all their sign-ins), or one customer session
+/// (a participant: each opening of the link makes another, which the per-address cap bounds).
 fn session_of(actor: &Actor) -> Option<String> {
     match actor {
         Actor::Agent { tenant, agent } => Some(format!("agent {tenant}/{agent}")),
