@@ -37,6 +37,19 @@ fn of_type(events: &Value, kind: &str) -> usize {
     events.as_array().unwrap().iter().filter(|e| e["type"] == kind).count()
 }
 
+/// How many messages `room`'s timeline holds, as `agent` reads it.
+async fn messages_in(server: &Server, agent: &str, room: &str) -> usize {
+    let events = server
+        .call(
+            "GET",
+            &format!("/api/rooms/{room}/events?limit=1000"),
+            Some(agent),
+            None,
+        )
+        .await;
+    of_type(&events.json(), "message_posted")
+}
+
 /// The files under `dir`, recursively.
 fn files_under(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| {
@@ -154,15 +167,7 @@ async fn messages_past_the_burst_are_refused_and_other_sessions_are_not() {
     // The whole burst passes (30 by default), then messages come only as fast as the rate.
     assert!(n >= 30, "refused after {n}");
     assert!(posted < 300);
-    let events = server
-        .call(
-            "GET",
-            &format!("/api/rooms/{room}/events?limit=1000"),
-            Some(&agent),
-            None,
-        )
-        .await;
-    assert_eq!(of_type(&events.json(), "message_posted"), posted);
+    assert_eq!(messages_in(&server, &agent, &room).await, posted);
 
     // The agent in the same room, and another room's customer, have their own buckets.
     let reply = server
@@ -221,15 +226,7 @@ async fn joining_again_does_not_give_a_customer_a_fresh_message_allowance() {
         let reply = post(again, 1000 + round).await;
         retry_after(&reply);
     }
-    let events = server
-        .call(
-            "GET",
-            &format!("/api/rooms/{room}/events?limit=1000"),
-            Some(&agent),
-            None,
-        )
-        .await;
-    assert_eq!(of_type(&events.json(), "message_posted"), posted);
+    assert_eq!(messages_in(&server, &agent, &room).await, posted);
     // The agent still posts: their bucket is their own.
     let reply = server
         .call("POST", &path, Some(&agent), Some(json!({"text": "hello"})))
