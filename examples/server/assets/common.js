@@ -407,7 +407,7 @@ let unsent = null;
 // Posts `text` to `room`; rejects as `api` does. A text whose send failed keeps its key when it
 // is sent again unchanged, so that a send whose answer was lost is recorded once; any other
 // send (the same words sent again on purpose too) gets a new key.
-async function postMessage(room, text) {
+async function postChatMessage(room, text) {
   const retry = unsent && unsent.room === room && unsent.text === text;
   const key = retry ? unsent.key : newClientKey();
   try {

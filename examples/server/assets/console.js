@@ -210,7 +210,7 @@ $("chat").addEventListener("submit", async (e) => {
   const room = current.id;
   input.value = "";
   try {
-    await postMessage(room, text);
+    await postChatMessage(room, text);
   } catch (error) {
     // Back where it was typed: the box, or that room's draft if another room is open now.
     const restore = (typed) => (typed ? `${text} ${typed}` : text);

@@ -165,7 +165,7 @@ $("chat").addEventListener("submit", async (e) => {
   // Tapping Send moves the focus to it, which closes a phone's keyboard after every message.
   input.focus();
   try {
-    await postMessage(roomId, text);
+    await postChatMessage(roomId, text);
     status("", "");
   } catch (error) {
     // Give the text back, before anything typed since.
